@@ -1,0 +1,96 @@
+"""`gpubt` command line: subcommands forward to plain functions through Hydra (configs/ is the config)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HELP = """usage: gpubt <command> [key=value ...]
+
+GPU-accelerated MEV backtesting on Uniswap pools (CUDA GPU, or the CPU fallback).
+
+commands:
+  run        backtest a strategy over a dataset and write a results folder
+             (default: the embedded synthetic market, small preset; `gpubt run --help` lists every option)
+  generate   write a seeded synthetic market as a parquet dataset
+             (e.g. gpubt generate data.preset=mainnet-month data.path=data/month)
+  backends   say which compute backends are usable on this machine
+
+Options are Hydra overrides: key=value (backend=cpu, data.preset=tiny, thresholds.min_profit_eth=0.01).
+"""
+
+
+def _config_dir() -> str:
+    import gpubt.configs
+
+    return str(Path(gpubt.configs.__file__).parent)
+
+
+def _fail_cleanly(fn):
+    """Run fn(cfg); known input errors exit with status 2 and one line naming the problem (no traceback)."""
+    from gpubt.backend import BackendUnavailable
+    from gpubt.schema import SchemaError
+
+    def task(cfg):
+        try:
+            fn(cfg)
+        except (SchemaError, BackendUnavailable, FileExistsError, ValueError) as exc:
+            print(f"gpubt: error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    return task
+
+
+def _run(cfg) -> None:
+    from gpubt.engine.controller import run
+
+    run(cfg)
+
+
+def _generate(cfg) -> None:
+    from gpubt.data import synthetic
+
+    data = cfg.data
+    path = Path(data.path or Path(data.cache_dir) / f"synthetic-{data.preset}-seed{data.seed}")
+    out = synthetic.generate(path, preset=data.preset, seed=int(data.seed), progress=bool(cfg.progress))
+    print(f"gpubt: wrote dataset {out}")
+
+
+def _hydra(command: str, task, argv: list[str]) -> int:
+    import hydra
+
+    sys.argv = [f"gpubt {command}", *argv]
+    main = hydra.main(version_base="1.3", config_path=_config_dir(), config_name="config")(_fail_cleanly(task))
+    main()
+    return 0
+
+
+def _backends() -> int:
+    from gpubt.backend import NAMES, BackendUnavailable, resolve_backend
+
+    for name in NAMES:
+        try:
+            backend = resolve_backend(name)
+            print(f"{name:8s} usable: {backend.name} ({backend.reason})")
+        except BackendUnavailable as exc:
+            print(f"{name:8s} unavailable: {exc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(HELP)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        return _hydra("run", _run, rest)
+    if command == "generate":
+        return _hydra("generate", _generate, rest)
+    if command == "backends":
+        return _backends()
+    print(f"gpubt: unknown command {command!r}\n\n{HELP}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The on-disk columnar store: a parquet dataset partitioned by block range.
+
+Layout of a dataset folder:
+
+    manifest.json                 source, parameters, block range, partitions [[first, last], ...]
+    tokens.parquet  pools.parquet static tables
+    <table>/<first>-<last>.parquet one file per partition for blocks, events, snapshots, victims, labels, prices
+
+Every file is written to a temporary name and renamed, and the manifest is rewritten (atomically) after each
+partition, so an interrupted writer leaves a readable dataset that ends at its last complete partition.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gpubt import schema
+
+PARTITIONED = ("blocks", "events", "snapshots", "victims", "labels", "prices")
+FORMAT = "gpubt-dataset"
+VERSION = 1
+
+
+def partition_name(first: int, last: int) -> str:
+    return f"{first:010d}-{last:010d}.parquet"
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write parquet to `path` via a temp file + rename (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@dataclass
+class DatasetWriter:
+    """Writes a dataset partition by partition; `manifest` keeps what is complete."""
+
+    root: Path
+    source: str
+    params: dict = field(default_factory=dict)
+    partitions: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def write_static(self, tokens: pa.Table, pools: pa.Table) -> None:
+        write_table_atomic(schema.conform(tokens, "tokens", "tokens"), self.root / "tokens.parquet")
+        write_table_atomic(schema.conform(pools, "pools", "pools"), self.root / "pools.parquet")
+
+    def write_partition(self, first: int, last: int, tables: dict) -> None:
+        """`tables` maps each name of PARTITIONED to its Arrow table for blocks first..last (inclusive)."""
+        for name in PARTITIONED:
+            table = schema.conform(tables[name], name, f"{name} partition {first}-{last}")
+            write_table_atomic(table, self.root / name / partition_name(first, last))
+        self.partitions.append([int(first), int(last)])
+        self._write_manifest()
+
+    def finish(self) -> None:
+        """Mark the dataset complete (a reader can tell a finished dataset from an interrupted one)."""
+        self.complete = True
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        write_json_atomic({
+            "format": FORMAT, "version": VERSION, "source": self.source, "params": self.params,
+            "complete": bool(getattr(self, "complete", False)),
+            "first_block": self.partitions[0][0] if self.partitions else None,
+            "last_block": self.partitions[-1][1] if self.partitions else None,
+            "partitions": self.partitions,
+        }, self.root / "manifest.json")
+
+
+class Dataset:
+    """Read side of the store; every table is validated against gpubt.schema as it is loaded."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        manifest_path = self.root / "manifest.json"
+        if not manifest_path.is_file():
+            raise schema.SchemaError(f"{manifest_path}: not found (is {self.root} a gpubt dataset? "
+                                     "create one with `gpubt generate` or point data.path at one)")
+        self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise schema.SchemaError(f"{manifest_path}: format {self.manifest.get('format')!r} is not {FORMAT!r}")
+        self.partitions = [tuple(p) for p in self.manifest["partitions"]]
+        if not self.partitions:
+            raise schema.SchemaError(f"{manifest_path}: the dataset has no complete partition")
+        self.tokens = schema.validate_tokens(self._read_file(self.root / "tokens.parquet"),
+                                             str(self.root / "tokens.parquet"))
+        self.pools = schema.validate_pools(self._read_file(self.root / "pools.parquet"), self.tokens,
+                                           str(self.root / "pools.parquet"))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def first_block(self) -> int:
+        return self.partitions[0][0]
+
+    @property
+    def last_block(self) -> int:
+        return self.partitions[-1][1]
+
+    def path(self, name: str, part) -> Path:
+        return self.root / name / partition_name(*part)
+
+    @staticmethod
+    def _read_file(path: Path) -> pa.Table:
+        if not path.is_file():
+            raise schema.SchemaError(f"{path}: file not found (the dataset is incomplete)")
+        try:
+            return pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise schema.SchemaError(f"{path}: unreadable parquet ({exc})") from None
+
+    def read_partition(self, name: str, part) -> pa.Table:
+        """One partition of a partitioned table, validated."""
+        path = self.path(name, part)
+        table = self._read_file(path)
+        if name == "events":
+            return schema.validate_events(table, self.pools, str(path))
+        if name == "blocks":
+            return schema.validate_blocks(table, str(path))
+        if name == "snapshots":
+            table = schema.conform(table, name, str(path))
+            schema.validate_events_like_reserves(table, str(path))
+            return table
+        return schema.conform(table, name, str(path))
+
+    def read(self, name: str) -> pa.Table:
+        """A whole partitioned table (small datasets and tests; the controller reads partition by partition)."""
+        return pa.concat_tables([self.read_partition(name, p) for p in self.partitions])

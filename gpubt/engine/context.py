@@ -1,0 +1,28 @@
+"""ContextPool: device buffers preallocated once and reused by every batch (no per-block or per-batch rebuild)."""
+from __future__ import annotations
+
+
+class ContextPool:
+    """Named buffers on a backend; `get(name, n, dtype)` returns a length-n view, growing the buffer ×1.5 only
+    when a batch needs more than any batch before it."""
+
+    def __init__(self, backend, growth: float = 1.5):
+        self.backend = backend
+        self.growth = growth
+        self._buffers: dict[str, object] = {}
+        self.allocations = 0  # how many device allocations happened (tests check reuse)
+
+    def get(self, name: str, n: int, dtype):
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] < n or buf.dtype != dtype:
+            capacity = max(n, int(buf.shape[0] * self.growth) if buf is not None else n, 1)
+            buf = self.backend.xp.empty(capacity, dtype=dtype)
+            self._buffers[name] = buf
+            self.allocations += 1
+        return buf[:n]
+
+    def upload(self, name: str, host_array):
+        """Copy a host array into the named reusable buffer; returns the device view."""
+        view = self.get(name, host_array.shape[0], host_array.dtype)
+        view[...] = host_array  # cupy copies a numpy source host → device
+        return view

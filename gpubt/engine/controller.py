@@ -1,0 +1,290 @@
+"""The host controller: the batch loop from a parquet dataset to a results folder.
+
+    dataset partition ─► pack (Batch of flat arrays) ─► upload into reused ContextPool buffers
+      ─► screen every (point × path) pair on the backend ─► threshold ─► select per point
+      ─► exact re-pricing (Python ints) ─► trades / opportunities ─► metrics ─► summary.json + parquet
+
+The controller owns IO and progress; the backend owns device arrays (ARCHITECTURE principle 8).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from gpubt import schema
+from gpubt.backend import Backend, resolve_backend
+from gpubt.data.store import Dataset, write_table_atomic
+from gpubt.engine.context import ContextPool
+from gpubt.engine.metrics import summarize_trades
+from gpubt.engine.verify import GasModel, reprice, select
+from gpubt.kernels.cycles import KEY_TX_BITS
+from gpubt.pack import MarketState, pack_batch
+from gpubt.paths import Paths, enumerate_cycles
+
+GWEI = 10**9
+WEI_PER_ETH = 10**18
+
+
+def open_dataset(data_cfg, progress: bool = True) -> Dataset:
+    """The dataset the config names; the synthetic source generates (once, then reuses) a seeded dataset."""
+    if data_cfg.source == "synthetic":
+        from gpubt.data import synthetic
+
+        path = Path(data_cfg.path or Path(data_cfg.cache_dir) / f"synthetic-{data_cfg.preset}-seed{data_cfg.seed}")
+        params = {"preset": data_cfg.preset, "seed": int(data_cfg.seed)}
+        if (path / "manifest.json").is_file():
+            existing = Dataset(path)
+            if existing.complete and all(existing.manifest["params"].get(k) == v for k, v in params.items()):
+                return existing
+        synthetic.generate(path, preset=data_cfg.preset, seed=int(data_cfg.seed), progress=progress,
+                           overwrite=True)
+        return Dataset(path)
+    if data_cfg.source == "parquet":
+        if not data_cfg.path:
+            raise schema.SchemaError("data=parquet needs data.path=<a gpubt dataset folder>")
+        return Dataset(data_cfg.path)
+    raise schema.SchemaError(f"data.source={data_cfg.source!r} is unknown (synthetic or parquet)")
+
+
+def resolve_tokens(dataset: Dataset, names) -> np.ndarray:
+    """Token ids for a list of symbols or ids; unknown names raise with the known symbols."""
+    symbols = dataset.tokens.column("symbol").to_pylist()
+    ids = dataset.tokens.column("token_id").to_pylist()
+    by_symbol = dict(zip(symbols, ids))
+    out = []
+    for name in names:
+        if isinstance(name, int) or str(name).isdigit():
+            if int(name) not in ids:
+                raise schema.SchemaError(f"strategy.start_tokens: token id {name} is not in the dataset")
+            out.append(int(name))
+        elif name in by_symbol:
+            out.append(by_symbol[name])
+        else:
+            raise schema.SchemaError(f"strategy.start_tokens: unknown token {name!r} "
+                                     f"(known hubs: {', '.join(s for s in symbols[:8])}, ...)")
+    return np.asarray(out, np.int32)
+
+
+@dataclass
+class DevicePaths:
+    """The path arrays, uploaded to the backend once per run."""
+
+    pools: object
+    zero_for_one: object
+    gamma: object
+    gas_units: object
+    start_slot: object
+    start_slot_host: np.ndarray = field(repr=False, default=None)
+
+    @classmethod
+    def upload(cls, backend: Backend, paths: Paths, start_tokens: np.ndarray, gas: GasModel) -> "DevicePaths":
+        slot_of = {int(t): i for i, t in enumerate(start_tokens.tolist())}
+        start_slot = np.asarray([slot_of[int(t)] for t in paths.start_token.tolist()], np.int32)
+        gas_units = gas.units(paths.hops).astype(np.float64)
+        up = backend.to_device
+        return cls(up(paths.pools), up(paths.zero_for_one), up(paths.gamma), up(gas_units), up(start_slot),
+                   start_slot)
+
+
+class Backtest:
+    """One backtest run over a dataset: call `run()`, then read `trades`, `opportunities`, `stats`."""
+
+    def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
+                 gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
+                 progress: bool = True):
+        self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
+        self.start_tokens = start_tokens
+        self.min_profit_wei = int(min_profit_wei)
+        self.batch_blocks = int(batch_blocks)
+        if self.batch_blocks < 1:
+            raise ValueError(f"batch_blocks = {batch_blocks}: must be >= 1")
+        self.first_block = dataset.first_block if first_block is None else int(first_block)
+        self.last_block = dataset.last_block if last_block is None else int(last_block)
+        if not dataset.first_block <= self.first_block <= self.last_block <= dataset.last_block:
+            raise schema.SchemaError(
+                f"block range {self.first_block}..{self.last_block} is outside the dataset's "
+                f"{dataset.first_block}..{dataset.last_block}")
+        self.progress = progress
+        self.context = ContextPool(backend)
+        self.trade_rows: list[dict] = []
+        self.opportunity_cols: dict[str, list] = {f.name: [] for f in schema.OPPORTUNITIES}
+        self.stats = {"pairs_evaluated": 0, "screen_seconds": 0.0, "verify_seconds": 0.0, "batches": 0}
+
+    def run(self) -> "Backtest":
+        n_tokens = int(self.dataset.tokens.column("token_id").to_numpy().max()) + 1
+        n_pools = int(self.dataset.pools.column("pool_id").to_numpy().max()) + 1
+        decimals = np.zeros(n_tokens, np.int64)
+        decimals[self.dataset.tokens.column("token_id").to_numpy()] = self.dataset.tokens.column("decimals").to_numpy()
+        self.token_decimals = decimals
+        state = MarketState(n_pools, n_tokens)
+        self.device_paths = DevicePaths.upload(self.backend, self.paths, self.start_tokens, self.gas)
+        parts = [p for p in self.dataset.partitions if p[1] >= self.first_block and p[0] <= self.last_block]
+        t0 = time.perf_counter()
+        with tqdm(total=self.last_block - self.first_block + 1, unit="blk", desc=f"backtest [{self.backend.name}]",
+                  disable=not self.progress, dynamic_ncols=True) as bar:
+            for n, part in enumerate(parts):
+                blocks = self.dataset.read_partition("blocks", part)
+                events = self.dataset.read_partition("events", part)
+                prices = self.dataset.read_partition("prices", part)
+                if n == 0:  # start from the partition's snapshot, then catch up to first_block
+                    state.load_snapshot(self.dataset.read_partition("snapshots", part))
+                    state.apply_events(_rows_in(events, part[0], self.first_block - 1))
+                    state.apply_prices(_rows_in(prices, part[0], self.first_block - 1))
+                lo, hi = max(part[0], self.first_block), min(part[1], self.last_block)
+                for first in range(lo, hi + 1, self.batch_blocks):
+                    last = min(first + self.batch_blocks - 1, hi)
+                    batch = pack_batch(first, last, _rows_in(blocks, first, last), _rows_in(events, first, last),
+                                       _rows_in(prices, first, last), state, self.paths, self.start_tokens,
+                                       decimals, self.gas.priority_fee_wei,
+                                       evaluate_top=first == self.first_block)
+                    self._evaluate(batch)
+                    bar.update(last - first + 1)
+                    bar.set_postfix(opps=len(self.opportunity_cols["path_id"]), trades=len(self.trade_rows),
+                                    profit_eth=f"{sum(r['net_profit_wei'] for r in self.trade_rows) / 1e18:.3f}")
+        self.stats["wall_seconds"] = time.perf_counter() - t0
+        return self
+
+    def _evaluate(self, batch) -> None:
+        ctx, be, dp = self.context, self.backend, self.device_paths
+        n = batch.n_pairs
+        self.stats["pairs_evaluated"] += n
+        self.stats["batches"] += 1
+        if n == 0:
+            return
+        t0 = time.perf_counter()
+        out_x = ctx.get("out_amount_in", n, np.float64)
+        out_gross = ctx.get("out_gross_raw", n, np.float64)
+        out_net = ctx.get("out_net_wei", n, np.float64)
+        be.screen_pairs(
+            ctx.upload("pair_key", batch.pair_key), ctx.upload("pair_path", batch.pair_path),
+            ctx.upload("pair_block", batch.pair_block), dp.pools, dp.zero_for_one, dp.gamma, dp.gas_units,
+            dp.start_slot, ctx.upload("log_offsets", batch.log_offsets), ctx.upload("log_key", batch.log_key),
+            ctx.upload("log_reserve0", batch.log_reserve0), ctx.upload("log_reserve1", batch.log_reserve1),
+            be.to_device(batch.wei_per_raw), be.to_device(batch.gas_price_wei), out_x, out_gross, out_net)
+        net = be.to_host(out_net)
+        candidates = np.flatnonzero(net > self.min_profit_wei)
+        x = be.to_host(out_x)[candidates]
+        gross = be.to_host(out_gross)[candidates]
+        net = net[candidates]
+        self.stats["screen_seconds"] += time.perf_counter() - t0
+        if len(candidates) == 0:
+            return
+        t1 = time.perf_counter()
+        key, path = batch.pair_key[candidates], batch.pair_path[candidates]
+        block_offset = (key + 1) >> KEY_TX_BITS
+        cols = self.opportunity_cols
+        cols["block_number"].extend((batch.first_block + block_offset).tolist())
+        cols["tx_index"].extend((key - (block_offset << KEY_TX_BITS)).tolist())
+        cols["path_id"].extend(path.tolist())
+        cols["start_token"].extend(self.paths.start_token[path].tolist())
+        cols["hops"].extend(self.paths.hops[path].tolist())
+        cols["screen_amount_in"].extend(x.tolist())
+        cols["screen_gross_profit_raw"].extend(gross.tolist())
+        cols["screen_net_profit_wei"].extend(net.tolist())
+        for i in select(key, path, net, self.paths).tolist():
+            trade = reprice(batch, self.paths, int(path[i]), int(key[i]), float(x[i]), self.gas,
+                            int(self.device_paths.start_slot_host[path[i]]))
+            trade["screen_net_profit_wei"] = float(net[i])
+            self.trade_rows.append(trade)
+        self.stats["verify_seconds"] += time.perf_counter() - t1
+
+    def trades(self) -> pa.Table:
+        cols = {f.name: [r[f.name] for r in self.trade_rows] for f in schema.TRADES}
+        return pa.Table.from_pydict(cols, schema=schema.TRADES)
+
+    def opportunities(self) -> pa.Table:
+        return pa.Table.from_pydict(self.opportunity_cols, schema=schema.OPPORTUNITIES)
+
+
+def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
+    """Rows of a block-sorted table with first <= block_number <= last."""
+    blocks = table.column("block_number").to_numpy()
+    lo = int(np.searchsorted(blocks, first, side="left"))
+    hi = int(np.searchsorted(blocks, last, side="right"))
+    return table.slice(lo, hi - lo)
+
+
+def run(cfg) -> Path:
+    """Run the backtest `cfg` describes and write its results folder; returns the folder.
+
+    Results are written into a hidden temporary folder renamed into place at the end, so a failed run leaves
+    no partial results behind.
+    """
+    from omegaconf import OmegaConf
+
+    progress = bool(cfg.progress)
+    backend = resolve_backend(cfg.backend.name)
+    print(f"gpubt: backend {backend.name} ({backend.reason})", flush=True)
+    out_dir = Path(cfg.out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"out_dir {out_dir} already exists; choose another out_dir (results are never "
+                              "overwritten)")
+    dataset = open_dataset(cfg.data, progress)
+    start_tokens = resolve_tokens(dataset, list(cfg.strategy.start_tokens))
+    paths = enumerate_cycles(dataset.pools, start_tokens, int(cfg.strategy.max_hops), int(cfg.strategy.min_hops))
+    gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units), int(round(cfg.gas.priority_fee_gwei * GWEI)))
+    min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
+    backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
+                        cfg.data.get("first_block"), cfg.data.get("last_block"), progress).run()
+
+    trades = backtest.trades()
+    opportunities = backtest.opportunities()
+    stats = backtest.stats
+    n_blocks = backtest.last_block - backtest.first_block + 1
+    summary = {
+        "metrics": summarize_trades(trades, opportunities.num_rows, stats["pairs_evaluated"], n_blocks),
+        "run": {
+            "backend": backend.name, "backend_reason": backend.reason,
+            "dataset": str(dataset.root), "dataset_params": dataset.manifest.get("params", {}),
+            "first_block": backtest.first_block, "last_block": backtest.last_block,
+            "paths": len(paths), "start_tokens": start_tokens.tolist(),
+            "min_profit_wei": str(min_profit_wei),
+            "gas_model": {"base_units": gas.base_units, "per_hop_units": gas.per_hop_units,
+                          "priority_fee_wei": gas.priority_fee_wei},
+        },
+        "timing": {
+            "wall_seconds": stats["wall_seconds"],
+            "blocks_per_second": n_blocks / stats["wall_seconds"] if stats["wall_seconds"] else None,
+            "screen_seconds": stats["screen_seconds"],
+            "pairs_per_second": stats["pairs_evaluated"] / stats["screen_seconds"] if stats["screen_seconds"] else None,
+            "verify_seconds": stats["verify_seconds"],
+            "batches": stats["batches"],
+            "buffer_allocations": backtest.context.allocations,
+        },
+    }
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True)
+        write_table_atomic(trades, tmp / "trades.parquet")
+        write_table_atomic(opportunities, tmp / "opportunities.parquet")
+        (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_summary(summary, out_dir)
+    return out_dir
+
+
+def print_summary(summary: dict, out_dir: Path) -> None:
+    m, t = summary["metrics"], summary["timing"]
+    lines = [
+        f"blocks              {m['blocks']:>14,}   ({t['blocks_per_second']:,.0f} blocks/s)",
+        f"pairs screened      {m['pairs_evaluated']:>14,}   ({(t['pairs_per_second'] or 0):,.0f} pairs/s)",
+        f"opportunities       {m['opportunities']:>14,}",
+        f"trades              {m['trades']:>14,}   win rate {m['win_rate']:.1%}",
+        f"net profit          {m['net_profit_eth']:>14.6f} ETH   ${m['net_profit_usd']:,.2f}",
+        f"gas spent           {int(m['gas_cost_wei']) / 1e18:>14.6f} ETH   ({m['gas_units']:,} gas)",
+        f"per trade (mean)    {m['mean_profit_per_trade_eth']:>14.6f} ETH   median {m['median_profit_per_trade_eth']:.6f}",
+        f"results             {out_dir}",
+    ]
+    print("\n".join(lines), flush=True)

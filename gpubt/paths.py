@@ -1,0 +1,110 @@
+"""Candidate cycle enumeration on the token graph, as flat int32 pool-index / direction arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Paths:
+    """P cycles of at most H hops; ragged paths are padded with pool -1.
+
+    pools[p, h]        pool_id of hop h
+    zero_for_one[p, h] hop h sells token0 for token1
+    gamma[p, h]        kept fraction of the input (1 − fee)
+    hops[p]            number of hops; start_token[p] the token the cycle starts and ends in
+    pool_offsets / pool_paths: CSR index pool_id → ids of the paths through it
+    """
+
+    pools: np.ndarray
+    zero_for_one: np.ndarray
+    gamma: np.ndarray
+    fee_ppm: np.ndarray
+    hops: np.ndarray
+    start_token: np.ndarray
+    pool_offsets: np.ndarray
+    pool_paths: np.ndarray
+
+    def __len__(self) -> int:
+        return self.pools.shape[0]
+
+    def through(self, pool_ids: np.ndarray) -> np.ndarray:
+        """Concatenated ids of the paths through each of `pool_ids` (with repeats, one run per pool)."""
+        starts = self.pool_offsets[pool_ids]
+        counts = self.pool_offsets[pool_ids + 1] - starts
+        total = int(counts.sum())
+        if total == 0:
+            return np.empty(0, np.int32)
+        # ranges [start, start+count) concatenated, without a Python loop
+        run_starts = np.repeat(starts - np.cumsum(counts) + counts, counts)
+        return self.pool_paths[np.arange(total) + run_starts]
+
+
+def enumerate_cycles(pools: pa.Table, start_tokens, max_hops: int = 3, min_hops: int = 2) -> Paths:
+    """Every simple cycle of min_hops..max_hops pools that starts and ends in one of `start_tokens`.
+
+    A cycle never reuses a pool and visits each intermediate token once; both directions of a cycle are kept
+    (at most one of them can be profitable at a time).
+    """
+    if max_hops < 2:
+        raise ValueError(f"max_hops = {max_hops}: a cycle needs at least 2 hops")
+    pool_id = pools.column("pool_id").to_numpy()
+    token0 = pools.column("token0").to_numpy()
+    token1 = pools.column("token1").to_numpy()
+    fee_ppm = pools.column("fee_ppm").to_numpy()
+    n_pools = int(pool_id.max()) + 1 if len(pool_id) else 0
+
+    adjacency: dict[int, list[tuple[int, int, bool]]] = {}
+    for pid, t0, t1 in zip(pool_id.tolist(), token0.tolist(), token1.tolist()):
+        adjacency.setdefault(t0, []).append((pid, t1, True))
+        adjacency.setdefault(t1, []).append((pid, t0, False))
+
+    found: list[tuple[int, list[int], list[bool]]] = []
+
+    def extend(start, token, used_pools, used_tokens, hops_pools, hops_dir):
+        for pid, nxt, zfo in adjacency.get(token, ()):
+            if pid in used_pools:
+                continue
+            if nxt == start:
+                if len(hops_pools) + 1 >= min_hops:
+                    found.append((start, hops_pools + [pid], hops_dir + [zfo]))
+                continue
+            if nxt in used_tokens or len(hops_pools) + 1 >= max_hops:
+                continue
+            used_pools.add(pid)
+            used_tokens.add(nxt)
+            extend(start, nxt, used_pools, used_tokens, hops_pools + [pid], hops_dir + [zfo])
+            used_pools.discard(pid)
+            used_tokens.discard(nxt)
+
+    for start in start_tokens:
+        extend(int(start), int(start), set(), {int(start)}, [], [])
+
+    n = len(found)
+    out_pools = np.full((n, max_hops), -1, np.int32)
+    out_zfo = np.zeros((n, max_hops), np.bool_)
+    out_fee = np.zeros((n, max_hops), np.int32)
+    hops = np.zeros(n, np.int32)
+    start_token = np.zeros(n, np.int32)
+    fee_by_pool = np.zeros(n_pools, np.int32)
+    fee_by_pool[pool_id] = fee_ppm
+    for p, (start, hop_pools, hop_dir) in enumerate(found):
+        h = len(hop_pools)
+        out_pools[p, :h] = hop_pools
+        out_zfo[p, :h] = hop_dir
+        out_fee[p, :h] = fee_by_pool[hop_pools]
+        hops[p] = h
+        start_token[p] = start
+    gamma = np.where(out_pools >= 0, 1.0 - out_fee / 1e6, 0.0)
+
+    flat_pool = out_pools.ravel()
+    flat_path = np.repeat(np.arange(n, dtype=np.int32), max_hops)
+    keep = flat_pool >= 0
+    order = np.argsort(flat_pool[keep], kind="stable")
+    pool_paths = flat_path[keep][order].astype(np.int32)
+    counts = np.bincount(flat_pool[keep], minlength=n_pools)
+    pool_offsets = np.zeros(n_pools + 1, np.int64)
+    np.cumsum(counts, out=pool_offsets[1:])
+    return Paths(out_pools, out_zfo, gamma, out_fee, hops, start_token, pool_offsets, pool_paths)

@@ -1,0 +1,266 @@
+"""The Arrow schema of every gpubt table, and validation of inputs at the boundary.
+
+Token amounts and reserves are raw integer units (wei) stored as decimal128(38, 0): V2 reserves are uint112
+(< 5.2e33), well inside 38 digits, and Python `int(Decimal)` is exact. Events carry the pool's reserves *after*
+the event, so the state of a pool at any (block, tx index) is a lookup (see gpubt/pack.py).
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+AMOUNT = pa.decimal128(38, 0)
+
+TOKENS = pa.schema([
+    ("token_id", pa.int32()),
+    ("address", pa.string()),
+    ("symbol", pa.string()),
+    ("decimals", pa.int32()),
+    ("is_hub", pa.bool_()),
+])
+
+POOLS = pa.schema([
+    ("pool_id", pa.int32()),
+    ("address", pa.string()),
+    ("venue", pa.string()),          # "uniswap_v2", "sushiswap", ...
+    ("protocol", pa.string()),       # "v2" (V3 arrives with issue 3)
+    ("token0", pa.int32()),
+    ("token1", pa.int32()),
+    ("fee_ppm", pa.int32()),         # fee in millionths: 3000 = 0.30 %
+    ("created_block", pa.int64()),
+])
+
+BLOCKS = pa.schema([
+    ("block_number", pa.int64()),
+    ("timestamp", pa.int64()),
+    ("base_fee_wei", pa.int64()),
+    ("gas_used", pa.int64()),
+    ("gas_limit", pa.int64()),
+])
+
+# kind: "sync" (a state snapshot, e.g. pool creation or a partition boundary), "swap", "mint", "burn".
+# swap: amount*_in/out as in the V2 Swap log; mint: amount*_in deposited; burn: amount*_out withdrawn.
+EVENTS = pa.schema([
+    ("block_number", pa.int64()),
+    ("tx_index", pa.int32()),
+    ("log_index", pa.int32()),
+    ("pool_id", pa.int32()),
+    ("kind", pa.string()),
+    ("amount0_in", AMOUNT),
+    ("amount1_in", AMOUNT),
+    ("amount0_out", AMOUNT),
+    ("amount1_out", AMOUNT),
+    ("reserve0", AMOUNT),
+    ("reserve1", AMOUNT),
+    ("tx_hash", pa.string()),
+    ("sender", pa.string()),
+])
+EVENT_KINDS = ("sync", "swap", "mint", "burn")
+
+# Pool state at the first block of a partition (before its events), so a run can start at any partition.
+SNAPSHOTS = pa.schema([
+    ("block_number", pa.int64()),
+    ("pool_id", pa.int32()),
+    ("reserve0", AMOUNT),
+    ("reserve1", AMOUNT),
+])
+
+# Pending user swaps (a router call's amountIn / amountOutMin): the sandwich strategy's victims.
+VICTIMS = pa.schema([
+    ("block_number", pa.int64()),
+    ("tx_index", pa.int32()),
+    ("tx_hash", pa.string()),
+    ("pool_id", pa.int32()),
+    ("zero_for_one", pa.bool_()),
+    ("amount_in", AMOUNT),
+    ("amount_out_min", AMOUNT),
+])
+
+# Executed MEV (planted by the synthetic market's searchers, or found by the labeler in ingested logs).
+LABELS = pa.schema([
+    ("block_number", pa.int64()),
+    ("tx_index", pa.int32()),
+    ("tx_hash", pa.string()),
+    ("kind", pa.string()),           # "arbitrage", "cexdex"
+    ("searcher", pa.string()),
+    ("pools", pa.list_(pa.int32())),
+    ("profit_token", pa.int32()),
+    ("profit_raw", AMOUNT),          # may be negative: a searcher can lose
+    ("gas_used", pa.int64()),
+])
+
+# Reference (off-chain) USD prices, sampled every `price_interval` blocks; used for USD at reporting only.
+PRICES = pa.schema([
+    ("block_number", pa.int64()),
+    ("token_id", pa.int32()),
+    ("price_usd", pa.float64()),
+])
+
+# Every (evaluation point, path) whose float64 screen passed the threshold.
+OPPORTUNITIES = pa.schema([
+    ("block_number", pa.int64()),
+    ("tx_index", pa.int32()),        # the state is after this tx; -1 = top of block
+    ("path_id", pa.int32()),
+    ("start_token", pa.int32()),
+    ("hops", pa.int32()),
+    ("screen_amount_in", pa.float64()),
+    ("screen_gross_profit_raw", pa.float64()),
+    ("screen_net_profit_wei", pa.float64()),
+])
+
+# Opportunities re-priced with exact integer Uniswap math and taken. gross_profit_wei is exact when the start
+# token is WETH; otherwise it is gross_profit_raw converted at the block's reference price (float, rounded).
+TRADES = pa.schema([
+    ("block_number", pa.int64()),
+    ("tx_index", pa.int32()),
+    ("path_id", pa.int32()),
+    ("start_token", pa.int32()),
+    ("pools", pa.list_(pa.int32())),
+    ("zero_for_one", pa.list_(pa.bool_())),
+    ("amount_in", AMOUNT),
+    ("amount_out", AMOUNT),
+    ("gross_profit_raw", AMOUNT),
+    ("gross_profit_wei", AMOUNT),
+    ("gas_units", pa.int64()),
+    ("gas_price_wei", pa.int64()),
+    ("gas_cost_wei", AMOUNT),
+    ("net_profit_wei", AMOUNT),
+    ("net_profit_usd", pa.float64()),
+    ("screen_net_profit_wei", pa.float64()),
+])
+
+SCHEMAS = {
+    "tokens": TOKENS, "pools": POOLS, "blocks": BLOCKS, "events": EVENTS, "snapshots": SNAPSHOTS,
+    "victims": VICTIMS,
+    "labels": LABELS, "prices": PRICES, "opportunities": OPPORTUNITIES, "trades": TRADES,
+}
+
+
+class SchemaError(ValueError):
+    """An input table breaks the contract; the message names the file, column and row and the fix."""
+
+
+def conform(table: pa.Table, name: str, source: str) -> pa.Table:
+    """Select and cast `table` to the `name` schema; missing columns or impossible casts raise SchemaError."""
+    schema = SCHEMAS[name]
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {', '.join(missing)} "
+                          f"(a {name} table needs {', '.join(schema.names)})")
+    columns = []
+    for field in schema:
+        col = table.column(field.name)
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(f"{source}: column {field.name} has type {col.type}, "
+                                  f"expected {field.type} ({exc})") from None
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _first_row(mask) -> int:
+    """Index of the first true value of a boolean Arrow array (callers know there is one)."""
+    return int(pc.index(mask, True).as_py())
+
+
+def _fail_where(mask, source: str, message) -> None:
+    if pc.any(mask).as_py():
+        row = _first_row(mask)
+        raise SchemaError(f"{source} row {row}: {message(row)}")
+
+
+def validate_tokens(tokens: pa.Table, source: str = "tokens") -> pa.Table:
+    tokens = conform(tokens, "tokens", source)
+    ids = tokens.column("token_id")
+    _fail_where(pc.less(ids, 0), source, lambda r: f"token_id = {ids[r]} (ids are >= 0)")
+    _check_unique(ids, source, "token_id")
+    return tokens
+
+
+def validate_pools(pools: pa.Table, tokens: pa.Table, source: str = "pools") -> pa.Table:
+    pools = conform(pools, "pools", source)
+    _check_unique(pools.column("pool_id"), source, "pool_id")
+    token_ids = tokens.column("token_id")
+    for side in ("token0", "token1"):
+        col = pools.column(side)
+        unknown = pc.invert(pc.is_in(col, value_set=token_ids))
+        _fail_where(unknown, source, lambda r, c=col, s=side: f"{s} = {c[r]} is not a token_id of the tokens table")
+    same = pc.equal(pools.column("token0"), pools.column("token1"))
+    _fail_where(same, source, lambda r: "token0 == token1 (a pool joins two different tokens)")
+    fee = pools.column("fee_ppm")
+    bad_fee = pc.or_(pc.less(fee, 0), pc.greater_equal(fee, 1_000_000))
+    _fail_where(bad_fee, source, lambda r: f"fee_ppm = {fee[r]} (must be in [0, 1000000))")
+    return pools
+
+
+def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
+    blocks = conform(blocks, "blocks", source)
+    num = blocks.column("block_number").to_numpy()
+    if len(num) > 1:
+        import numpy as np
+        bad = np.flatnonzero(np.diff(num) <= 0)
+        if len(bad):
+            r = int(bad[0]) + 1
+            raise SchemaError(f"{source} row {r}: block_number {num[r]} after {num[r - 1]} "
+                              "(blocks must be strictly increasing)")
+    fee = blocks.column("base_fee_wei")
+    _fail_where(pc.less(fee, 0), source, lambda r: f"base_fee_wei = {fee[r]} (must be >= 0)")
+    return blocks
+
+
+def validate_events(events: pa.Table, pools: pa.Table, source: str = "events") -> pa.Table:
+    """Checks kinds, known pools, positive reserves, and strict (block, tx, log) order (no duplicates)."""
+    import numpy as np
+
+    events = conform(events, "events", source)
+    kind = events.column("kind")
+    bad_kind = pc.invert(pc.is_in(kind, value_set=pa.array(EVENT_KINDS)))
+    _fail_where(bad_kind, source, lambda r: f"kind = {kind[r]!r} (expected one of {', '.join(EVENT_KINDS)})")
+    pool_id = events.column("pool_id")
+    unknown = pc.invert(pc.is_in(pool_id, value_set=pools.column("pool_id")))
+    _fail_where(unknown, source, lambda r: f"pool_id = {pool_id[r]} is not in the pools table")
+    validate_events_like_reserves(events, source)
+    for col_name in ("amount0_in", "amount1_in", "amount0_out", "amount1_out"):
+        col = events.column(col_name)
+        _fail_where(pc.less(col, pa.scalar(0, AMOUNT)), source,
+                    lambda r, c=col, n=col_name: f"{n} = {c[r]} (amounts are unsigned)")
+    if events.num_rows > 1:
+        b = events.column("block_number").to_numpy()
+        t = events.column("tx_index").to_numpy().astype(np.int64)
+        g = events.column("log_index").to_numpy().astype(np.int64)
+        db, dt, dg = np.diff(b), np.diff(t), np.diff(g)
+        order = np.where(db != 0, np.sign(db), np.where(dt != 0, np.sign(dt), np.sign(dg)))
+        bad = np.flatnonzero(order <= 0)
+        if len(bad):
+            r = int(bad[0]) + 1
+            what = "duplicate event" if order[r - 1] == 0 else "events out of order"
+            raise SchemaError(f"{source} row {r}: {what} at (block {b[r]}, tx {t[r]}, log {g[r]}) after "
+                              f"(block {b[r - 1]}, tx {t[r - 1]}, log {g[r - 1]}); events must be sorted by "
+                              "(block_number, tx_index, log_index) without repeats")
+    return events
+
+
+def validate_events_like_reserves(table: pa.Table, source: str) -> None:
+    """Reserves of an events or snapshots table must be > 0."""
+    for col_name in ("reserve0", "reserve1"):
+        col = table.column(col_name)
+        _fail_where(pc.less_equal(col, pa.scalar(0, AMOUNT)), source,
+                    lambda r, c=col, n=col_name: f"{n} = {c[r]} (a pool must have liquidity: reserves > 0)")
+
+
+def _check_unique(col, source: str, name: str) -> None:
+    import numpy as np
+
+    values = col.to_numpy()
+    uniq, first, counts = np.unique(values, return_index=True, return_counts=True)
+    if len(uniq) != len(values):
+        dup = uniq[counts > 1][0]
+        rows = np.flatnonzero(values == dup)
+        raise SchemaError(f"{source} row {rows[1]}: duplicate {name} = {dup} (first at row {rows[0]})")
+
+
+def amounts_to_float(col) -> "np.ndarray":
+    """decimal128 raw amounts → float64 numpy (screening precision)."""
+    return pc.cast(col, pa.float64()).to_numpy()

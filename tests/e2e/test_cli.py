@@ -1,0 +1,181 @@
+"""The real `gpubt` command line, end to end, and its failures on bad input."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from gpubt.backend import cuda_unavailable_reason
+
+from ..conftest import hand_market, write_market
+
+GPUBT = [sys.executable, "-m", "gpubt.cli"]
+
+
+def gpubt(*args, cwd=None, timeout=600):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([*GPUBT, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+
+def test_help():
+    top = gpubt("--help")
+    assert top.returncode == 0 and "run" in top.stdout and "generate" in top.stdout
+    run_help = gpubt("run", "--help")
+    assert run_help.returncode == 0
+    for text in ("backtest", "backend: auto, cpu, cuda, cudasim", "min_profit_eth", "preset"):
+        assert text in run_help.stdout, text
+    bad = gpubt("frobnicate")
+    assert bad.returncode == 2 and "unknown command" in bad.stderr
+
+
+def _get_amount_out(x, r_in, r_out):
+    """Independent of gpubt.exact: UniswapV2Library.getAmountOut as written in Solidity."""
+    x_fee = x * 997
+    return x_fee * r_out // (r_in * 1000 + x_fee)
+
+
+def _replayed_state(events_rows, snapshots_rows):
+    """{pool: [(block, tx, r0, r1), ...]} from the raw parquet rows, to look states up without gpubt.pack."""
+    states = {}
+    for s in snapshots_rows:
+        states.setdefault(s["pool_id"], []).append((-1, -1, int(s["reserve0"]), int(s["reserve1"])))
+    for e in events_rows:
+        states.setdefault(e["pool_id"], []).append((e["block_number"], e["tx_index"], int(e["reserve0"]),
+                                                    int(e["reserve1"])))
+    return states
+
+
+def _state_at(states, pool, block, tx):
+    """Last state with (block, tx) <= the point; top of block (tx −1) = after every tx of block − 1."""
+    point = (block - 1, 10**9) if tx < 0 else (block, tx)
+    best = None
+    for b, t, r0, r1 in states[pool]:
+        if (b, t) <= point:
+            best = (r0, r1)
+    return best
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    out = work / "results" / "tiny"
+    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={out}",
+                 "progress=false", "thresholds.min_profit_eth=0.0001")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, out, proc
+
+
+def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
+    work, out, proc = tiny_run
+    assert "backend cpu" in proc.stdout and "net profit" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    trades = pq.read_table(out / "trades.parquet").to_pylist()
+    m = summary["metrics"]
+    assert m["trades"] == len(trades) > 0, "the tiny market must leave arbitrage for the backtester"
+    assert m["opportunities"] >= m["trades"]
+    assert (out / "config.yaml").is_file() and "preset: tiny" in (out / "config.yaml").read_text()
+
+    dataset = Path(summary["run"]["dataset"])
+    events = [row for f in sorted((dataset / "events").glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+    first_snap = sorted((dataset / "snapshots").glob("*.parquet"))[0]
+    states = _replayed_state(events, pq.read_table(first_snap).to_pylist())
+    pools = {p["pool_id"]: p for p in pq.read_table(dataset / "pools.parquet").to_pylist()}
+    base_fee = {b["block_number"]: b["base_fee_wei"] for f in sorted((dataset / "blocks").glob("*.parquet"))
+                for b in pq.read_table(f).to_pylist()}
+    gas_cfg = summary["run"]["gas_model"]
+
+    total_net = total_gas = 0
+    for t in trades:
+        amount = int(t["amount_in"])
+        for pool, zfo in zip(t["pools"], t["zero_for_one"]):
+            assert pools[pool]["fee_ppm"] == 3000
+            r0, r1 = _state_at(states, pool, t["block_number"], t["tx_index"])
+            amount = _get_amount_out(amount, r0, r1) if zfo else _get_amount_out(amount, r1, r0)
+        assert amount == int(t["amount_out"])
+        gross = amount - int(t["amount_in"])
+        assert gross == int(t["gross_profit_wei"])  # WETH start: raw units are wei
+        gas_price = base_fee[t["block_number"]] + gas_cfg["priority_fee_wei"]
+        gas_cost = (gas_cfg["base_units"] + gas_cfg["per_hop_units"] * len(t["pools"])) * gas_price
+        assert gas_cost == int(t["gas_cost_wei"])
+        total_net += gross - gas_cost
+        total_gas += gas_cost
+    assert int(m["net_profit_wei"]) == total_net
+    assert int(m["gas_cost_wei"]) == total_gas
+    assert m["win_rate"] == sum(1 for t in trades if int(t["net_profit_wei"]) > 0) / len(trades)
+
+
+def test_rerun_reuses_the_dataset_and_is_deterministic(tiny_run):
+    work, out, _ = tiny_run
+    again = work / "results" / "again"
+    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={again}",
+                 "progress=false", "thresholds.min_profit_eth=0.0001")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert pq.read_table(again / "trades.parquet").equals(pq.read_table(out / "trades.parquet"))
+    # an existing results folder is never overwritten
+    clash = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={again}",
+                  "progress=false")
+    assert clash.returncode == 2 and "already exists" in clash.stderr
+
+
+def _corrupt(tmp_path, how):
+    tables = hand_market()
+    root = write_market(tmp_path / "bad", tables)
+    part = next((root / "events").glob("*.parquet"))
+    events = pq.read_table(part)
+    if how == "missing_column":
+        events = events.drop_columns(["reserve1"])
+    elif how == "negative_reserve":
+        rows = events.to_pylist()
+        rows[3]["reserve0"] = -5
+        events = events.from_pylist(rows, schema=events.schema)
+    elif how == "duplicate_event":
+        rows = events.to_pylist()
+        rows.insert(2, dict(rows[1]))
+        events = events.from_pylist(rows, schema=events.schema)
+    elif how == "unknown_pool":
+        rows = events.to_pylist()
+        rows[4]["pool_id"] = 99
+        events = events.from_pylist(rows, schema=events.schema)
+    pq.write_table(events, part)
+    return root, part
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing_column", "missing column(s) reserve1"),
+    ("negative_reserve", "row 3: reserve0 = -5"),
+    ("duplicate_event", "row 2: duplicate event"),
+    ("unknown_pool", "row 4: pool_id = 99 is not in the pools table"),
+])
+def test_bad_input_fails_cleanly(tmp_path, how, message):
+    root, part = _corrupt(tmp_path, how)
+    out = tmp_path / "results" / "bad"
+    proc = gpubt("run", "backend=cpu", "data=parquet", f"data.path={root}", f"out_dir={out}", "progress=false")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr and str(part) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+@pytest.mark.skipif(cuda_unavailable_reason() is None, reason="a GPU is usable here")
+def test_cuda_backend_without_gpu_says_why(hand_dataset, tmp_path):
+    proc = gpubt("run", "backend=cuda", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'r'}")
+    assert proc.returncode == 2 and "backend=cuda is not usable here" in proc.stderr
+    auto = gpubt("run", "backend=auto", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'a'}",
+                 "progress=false")
+    assert auto.returncode == 0, auto.stderr
+    assert "backend cpu (auto: cuda unavailable" in auto.stdout
+    listing = gpubt("backends")
+    assert listing.returncode == 0 and "cpu" in listing.stdout and "cuda" in listing.stdout
+
+
+def test_cudasim_backend_through_the_cli(hand_dataset, tmp_path):
+    sim = gpubt("run", "backend=cudasim", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 's'}",
+                "progress=false", "thresholds.min_profit_eth=0")
+    cpu = gpubt("run", "backend=cpu", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'c'}",
+                "progress=false", "thresholds.min_profit_eth=0")
+    assert sim.returncode == 0 and cpu.returncode == 0, sim.stderr + cpu.stderr
+    assert pq.read_table(tmp_path / "s" / "trades.parquet").equals(pq.read_table(tmp_path / "c" / "trades.parquet"))

@@ -1,0 +1,124 @@
+"""The pair-screening kernel: CPU build (prange) vs CUDA build under the simulator vs the pure-Python source,
+and every device function and kernel compiled to sm_90 PTX (proof that the GPU build compiles, no GPU needed)."""
+import numpy as np
+import pytest
+
+from gpubt.backend import Backend
+
+
+def random_batch(seed=0, n_pools=12, n_paths=40, n_pairs=300, max_hops=3, n_blocks=5):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 6, n_pools)
+    counts[0] = 0  # a pool with no state: its paths screen to zero
+    log_offsets = np.zeros(n_pools + 1, np.int64)
+    np.cumsum(counts, out=log_offsets[1:])
+    n_log = int(log_offsets[-1])
+    log_key = np.concatenate([np.sort(rng.integers(-1, n_blocks << 20, c)) for c in counts]).astype(np.int64)
+    base = 10 ** rng.uniform(18, 23, n_pools)
+    pool_of = np.repeat(np.arange(n_pools), counts)
+    log_reserve0 = base[pool_of] * rng.uniform(0.95, 1.05, n_log)
+    log_reserve1 = base[pool_of] * rng.uniform(0.95, 1.05, n_log)
+    hops = rng.integers(2, max_hops + 1, n_paths)
+    path_pools = np.full((n_paths, max_hops), -1, np.int32)
+    for p, h in enumerate(hops):
+        path_pools[p, :h] = rng.choice(n_pools, h, replace=False)
+    path_zfo = rng.random((n_paths, max_hops)) < 0.5
+    path_gamma = np.where(path_pools >= 0, 0.997, 0.0)
+    path_gas_units = (50_000 + 60_000 * hops).astype(np.float64)
+    path_start_slot = rng.integers(0, 2, n_paths).astype(np.int32)
+    pair_block = rng.integers(0, n_blocks, n_pairs).astype(np.int32)
+    pair_key = ((pair_block.astype(np.int64) << 20) + rng.integers(-1, 40, n_pairs)).astype(np.int64)
+    pair_path = rng.integers(0, n_paths, n_pairs).astype(np.int32)
+    wei_per_raw = np.stack([np.ones(n_blocks), rng.uniform(1e6, 1e7, n_blocks)], axis=1)
+    gas_price_wei = rng.uniform(1e9, 1e11, n_blocks)
+    args = (pair_key, pair_path, pair_block, path_pools, path_zfo, path_gamma, path_gas_units, path_start_slot,
+            log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei)
+    outs = tuple(np.full(n_pairs, np.nan) for _ in range(3))
+    return args, outs
+
+
+def run_reference(ref_kernels, args, outs):
+    for i in range(args[0].shape[0]):
+        ref_kernels.screen_pair(i, *args, *outs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cpu_equals_python_reference(cpu_kernels, ref_kernels, seed):
+    args, outs_cpu = random_batch(seed)
+    _, outs_ref = random_batch(seed)
+    cpu_kernels.screen_pairs_cpu(*args, *outs_cpu)
+    run_reference(ref_kernels, args, outs_ref)
+    for a, b in zip(outs_cpu, outs_ref):
+        np.testing.assert_array_equal(a, b)
+    assert (outs_cpu[1] > 0).any() and (outs_cpu[1] == 0).any()  # the batch exercises both outcomes
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_cudasim_equals_cpu(seed):
+    """The CUDA kernel (cuda.grid, one thread per pair) under the simulator equals the CPU build.
+
+    CPU and simulator both evaluate in IEEE float64 without FMA, so equality is exact here; on a real GPU
+    a·b+c may fuse into one FMA: tests/kernels/test_gpu.py compares with rtol 1e-12 there.
+    """
+    args, outs_cpu = random_batch(seed, n_pairs=200)
+    _, outs_sim = random_batch(seed, n_pairs=200)
+    Backend("cpu").screen_pairs(*args, *outs_cpu)
+    Backend("cudasim").screen_pairs(*args, *outs_sim)  # 200 pairs → 2 blocks of 128 threads, tail masked
+    for a, b in zip(outs_cpu, outs_sim):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_find_state_matches_searchsorted(cpu_kernels):
+    args, _ = random_batch(5)
+    log_offsets, log_key = args[8], args[9]
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        pool = int(rng.integers(0, len(log_offsets) - 1))
+        key = int(rng.integers(-2, 6 << 20))
+        lo, hi = log_offsets[pool], log_offsets[pool + 1]
+        expect = lo + np.searchsorted(log_key[lo:hi], key, side="right") - 1
+        expect = -1 if expect < lo else expect
+        assert cpu_kernels.find_state(log_offsets, log_key, pool, key) == expect
+
+
+@pytest.fixture
+def ptx_without_gpu(monkeypatch):
+    """compile_ptx of a kernel that calls device functions asks the current device for its compute capability;
+    with no GPU we answer for it (sm_90, the H100/H200 target)."""
+    import numba.cuda.dispatcher as dispatcher
+
+    class _Device:
+        compute_capability = (9, 0)
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device())
+
+
+def test_every_device_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
+    from numba import cuda, float64, int32, int64, boolean
+    from numba.types import Array
+
+    from gpubt.kernels import compile as kc
+
+    a1 = lambda t: Array(t, 1, "C")  # noqa: E731
+    a2 = lambda t: Array(t, 2, "C")  # noqa: E731
+    f8, i4, i8 = float64, int32, int64
+    signatures = {
+        "v2_amount_out": (f8, f8, f8, f8),
+        "compose_hop": (f8, f8, f8, f8, f8, f8),
+        "cycle_out": (f8, f8, f8, f8),
+        "optimal_input": (f8, f8, f8),
+        "find_state": (a1(i8), a1(i8), i4, i8),
+        "screen_cycle": (i4, i8, a2(i4), a2(boolean), a2(f8), a1(i8), a1(i8), a1(f8), a1(f8)),
+    }
+    screen_args = (a1(i8), a1(i4), a1(i4), a2(i4), a2(boolean), a2(f8), a1(f8), a1(i4), a1(i8), a1(i8),
+                   a1(f8), a1(f8), a2(f8), a1(f8), a1(f8), a1(f8), a1(f8))
+    signatures["screen_pair"] = (int64, *screen_args)
+    cuda_fns = kc.build_cuda()
+    for fn in kc.DEVICE_FUNCTIONS:
+        deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
+        ptx, _ = cuda.compile_ptx(kc.rebind(fn, deps), signatures[fn.__name__], device=True, cc=(9, 0))
+        assert ".target sm_90" in ptx and ".func" in ptx, fn.__name__
+    deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
+    deps["cuda"] = cuda
+    ptx, _ = cuda.compile_ptx(kc.rebind(kc.cycles.screen_pairs_cuda, deps), screen_args, cc=(9, 0))
+    assert ".entry" in ptx and ".target sm_90" in ptx
