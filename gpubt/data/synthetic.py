@@ -778,6 +778,7 @@ def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = Tru
             last = min(first + step, first_block + n_blocks) - 1
             writer.write_partition(first, last, sim.partition(part_index, first, last))
             bar.update(last - first + 1)
+    writer.finish()
     return out_dir
 
 

@@ -109,11 +109,15 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
 
 def test_rerun_reuses_the_dataset_and_is_deterministic(tiny_run):
     work, out, _ = tiny_run
+    manifest = Path(json.loads((out / "summary.json").read_text())["run"]["dataset"]) / "manifest.json"
+    assert json.loads(manifest.read_text())["complete"] is True
+    written = manifest.stat().st_mtime_ns
     again = work / "results" / "again"
     proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={again}",
                  "progress=false", "thresholds.min_profit_eth=0.0001")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert pq.read_table(again / "trades.parquet").equals(pq.read_table(out / "trades.parquet"))
+    assert manifest.stat().st_mtime_ns == written  # the complete cached dataset was reused, not regenerated
     # an existing results folder is never overwritten
     clash = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={again}",
                   "progress=false")
