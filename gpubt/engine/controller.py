@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from gpubt import schema
 from gpubt.backend import Backend, resolve_backend
 from gpubt.data.store import Dataset, write_table_atomic
+from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
 from gpubt.engine.metrics import summarize_trades
 from gpubt.engine.verify import GasModel, reprice, select
@@ -99,7 +101,7 @@ class Backtest:
 
     def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
                  gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
-                 progress: bool = True):
+                 progress: bool = True, checkpointer: Checkpointer | None = None):
         self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
         self.start_tokens = start_tokens
         self.min_profit_wei = int(min_profit_wei)
@@ -117,6 +119,11 @@ class Backtest:
         self.trade_rows: list[dict] = []
         self.opportunity_cols: dict[str, list] = {f.name: [] for f in schema.OPPORTUNITIES}
         self.stats = {"pairs_evaluated": 0, "screen_seconds": 0.0, "verify_seconds": 0.0, "batches": 0}
+        self.checkpointer = checkpointer
+        self.resumed_from = None
+        self._prior = ([], [])            # result tables restored from a checkpoint
+        self._since_checkpoint = (0, 0)   # trade rows / opportunity rows already checkpointed
+        self._net_profit_wei = 0
 
     def run(self) -> "Backtest":
         n_tokens = int(self.dataset.tokens.column("token_id").to_numpy().max()) + 1
@@ -126,19 +133,27 @@ class Backtest:
         self.token_decimals = decimals
         state = MarketState(n_pools, n_tokens)
         self.device_paths = DevicePaths.upload(self.backend, self.paths, self.start_tokens, self.gas)
-        parts = [p for p in self.dataset.partitions if p[1] >= self.first_block and p[0] <= self.last_block]
+        start = self.first_block
+        restored = self.checkpointer.load(state) if self.checkpointer else None
+        if restored:
+            start, counters, trades, opportunities = restored
+            self.resumed_from = start
+            self._prior = ([trades], [opportunities])
+            self._net_profit_wei = int(counters.pop("net_profit_wei"))
+            self.stats.update(counters)
+        parts = [p for p in self.dataset.partitions if p[1] >= start and p[0] <= self.last_block]
         t0 = time.perf_counter()
-        with tqdm(total=self.last_block - self.first_block + 1, unit="blk", desc=f"backtest [{self.backend.name}]",
-                  disable=not self.progress, dynamic_ncols=True) as bar:
+        with tqdm(total=self.last_block - self.first_block + 1, initial=start - self.first_block, unit="blk",
+                  desc=f"backtest [{self.backend.name}]", disable=not self.progress, dynamic_ncols=True) as bar:
             for n, part in enumerate(parts):
                 blocks = self.dataset.read_partition("blocks", part)
                 events = self.dataset.read_partition("events", part)
                 prices = self.dataset.read_partition("prices", part)
-                if n == 0:  # start from the partition's snapshot, then catch up to first_block
+                if n == 0 and not restored:  # start from the partition's snapshot, then catch up to first_block
                     state.load_snapshot(self.dataset.read_partition("snapshots", part))
-                    state.apply_events(_rows_in(events, part[0], self.first_block - 1))
-                    state.apply_prices(_rows_in(prices, part[0], self.first_block - 1))
-                lo, hi = max(part[0], self.first_block), min(part[1], self.last_block)
+                    state.apply_events(_rows_in(events, part[0], start - 1))
+                    state.apply_prices(_rows_in(prices, part[0], start - 1))
+                lo, hi = max(part[0], start), min(part[1], self.last_block)
                 for first in range(lo, hi + 1, self.batch_blocks):
                     last = min(first + self.batch_blocks - 1, hi)
                     batch = pack_batch(first, last, _rows_in(blocks, first, last), _rows_in(events, first, last),
@@ -147,15 +162,34 @@ class Backtest:
                                        evaluate_top=first == self.first_block)
                     self._evaluate(batch)
                     bar.update(last - first + 1)
-                    bar.set_postfix(opps=len(self.opportunity_cols["path_id"]), trades=len(self.trade_rows),
-                                    profit_eth=f"{sum(r['net_profit_wei'] for r in self.trade_rows) / 1e18:.3f}")
+                    bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
+                                    profit_eth=f"{self._net_profit_wei / 1e18:.3f}")
+                    if self.checkpointer and last < self.last_block and self.checkpointer.due(last, self.first_block):
+                        self._checkpoint(last + 1, state)
         self.stats["wall_seconds"] = time.perf_counter() - t0
         return self
+
+    @property
+    def n_trades(self) -> int:
+        return sum(t.num_rows for t in self._prior[0]) + len(self.trade_rows)
+
+    @property
+    def n_opportunities(self) -> int:
+        return sum(t.num_rows for t in self._prior[1]) + len(self.opportunity_cols["path_id"])
+
+    def _checkpoint(self, next_block: int, state) -> None:
+        t_from, o_from = self._since_checkpoint
+        counters = {k: self.stats[k] for k in ("pairs_evaluated", "batches")}
+        counters["net_profit_wei"] = str(self._net_profit_wei)
+        self.checkpointer.write(next_block, state, counters, self._trades_table(self.trade_rows[t_from:]),
+                                self._opportunities_table(o_from))
+        self._since_checkpoint = (len(self.trade_rows), len(self.opportunity_cols["path_id"]))
 
     def _evaluate(self, batch) -> None:
         ctx, be, dp = self.context, self.backend, self.device_paths
         n = batch.n_pairs
         self.stats["pairs_evaluated"] += n
+        self.stats["pairs_screened_here"] = self.stats.get("pairs_screened_here", 0) + n
         self.stats["batches"] += 1
         if n == 0:
             return
@@ -199,14 +233,23 @@ class Backtest:
                             int(self.device_paths.start_slot_host[path[i]]))
             trade["screen_net_profit_wei"] = float(net[i])
             self.trade_rows.append(trade)
+            self._net_profit_wei += trade["net_profit_wei"]
         self.stats["verify_seconds"] += time.perf_counter() - t1
 
+    @staticmethod
+    def _trades_table(rows) -> pa.Table:
+        return pa.Table.from_pydict({f.name: [r[f.name] for r in rows] for f in schema.TRADES}, schema=schema.TRADES)
+
+    def _opportunities_table(self, start: int = 0) -> pa.Table:
+        return pa.Table.from_pydict({k: v[start:] for k, v in self.opportunity_cols.items()},
+                                    schema=schema.OPPORTUNITIES)
+
     def trades(self) -> pa.Table:
-        cols = {f.name: [r[f.name] for r in self.trade_rows] for f in schema.TRADES}
-        return pa.Table.from_pydict(cols, schema=schema.TRADES)
+        """Every trade of the run (restored from a checkpoint, then this process's)."""
+        return pa.concat_tables([*self._prior[0], self._trades_table(self.trade_rows)]).combine_chunks()
 
     def opportunities(self) -> pa.Table:
-        return pa.Table.from_pydict(self.opportunity_cols, schema=schema.OPPORTUNITIES)
+        return pa.concat_tables([*self._prior[1], self._opportunities_table()]).combine_chunks()
 
 
 def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
@@ -217,66 +260,94 @@ def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
     return table.slice(lo, hi - lo)
 
 
+RUN_ONLY_KEYS = ("progress", "resume", "checkpoint_every_blocks", "out_dir")  # keys that never change results
+
+
 def run(cfg) -> Path:
     """Run the backtest `cfg` describes and write its results folder; returns the folder.
 
-    Results are written into a hidden temporary folder renamed into place at the end, so a failed run leaves
-    no partial results behind.
+    The run works in a hidden `.<out_dir>.partial` folder renamed into place at the end, so a failed run
+    leaves no partial results folder. With `checkpoint_every_blocks` > 0 it checkpoints there, and
+    `resume=true` (same config and out_dir) continues an interrupted run to identical results.
     """
     from omegaconf import OmegaConf
 
     progress = bool(cfg.progress)
+    resume = bool(cfg.get("resume", False))
     backend = resolve_backend(cfg.backend.name)
     print(f"gpubt: backend {backend.name} ({backend.reason})", flush=True)
     out_dir = Path(cfg.out_dir)
+    work = out_dir.parent / f".{out_dir.name}.partial"
     if out_dir.exists():
         raise FileExistsError(f"out_dir {out_dir} already exists; choose another out_dir (results are never "
                               "overwritten)")
+    if work.exists() and not resume:
+        raise FileExistsError(f"{work} holds an interrupted run of out_dir={out_dir}: add resume=true to continue "
+                              "it, or delete that folder to start over")
+    if resume and not (work / "checkpoint.json").is_file():
+        raise FileExistsError(f"resume=true: no checkpoint at {work} (pass the interrupted run's out_dir; a run "
+                              "checkpoints only with checkpoint_every_blocks > 0)")
     dataset = open_dataset(cfg.data, progress)
     start_tokens = resolve_tokens(dataset, list(cfg.strategy.start_tokens))
     paths = enumerate_cycles(dataset.pools, start_tokens, int(cfg.strategy.max_hops), int(cfg.strategy.min_hops))
     gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units), int(round(cfg.gas.priority_fee_gwei * GWEI)))
     min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
-    backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
-                        cfg.data.get("first_block"), cfg.data.get("last_block"), progress).run()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
+    every = int(cfg.get("checkpoint_every_blocks", 0))
+    checkpointer = Checkpointer(work, every, fingerprint) if every > 0 or resume else None
+    try:
+        backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
+                            cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer).run()
+    except BaseException:
+        if checkpointer is None or not (work / "checkpoint.json").is_file():
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"gpubt: the run stopped; its last checkpoint is in {work} (resume=true continues it)",
+                  file=sys.stderr, flush=True)
+        raise
 
     trades = backtest.trades()
     opportunities = backtest.opportunities()
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
+    blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
         "metrics": summarize_trades(trades, opportunities.num_rows, stats["pairs_evaluated"], n_blocks),
         "run": {
             "backend": backend.name, "backend_reason": backend.reason,
             "dataset": str(dataset.root), "dataset_params": dataset.manifest.get("params", {}),
             "first_block": backtest.first_block, "last_block": backtest.last_block,
+            "resumed_from_block": backtest.resumed_from,
             "paths": len(paths), "start_tokens": start_tokens.tolist(),
             "min_profit_wei": str(min_profit_wei),
             "gas_model": {"base_units": gas.base_units, "per_hop_units": gas.per_hop_units,
                           "priority_fee_wei": gas.priority_fee_wei},
         },
-        "timing": {
+        "timing": {  # this process's work (a resumed run times only what it did itself)
             "wall_seconds": stats["wall_seconds"],
-            "blocks_per_second": n_blocks / stats["wall_seconds"] if stats["wall_seconds"] else None,
+            "blocks_per_second": blocks_here / stats["wall_seconds"] if stats["wall_seconds"] else None,
             "compile_seconds": stats.get("compile_seconds", 0.0),
             "screen_seconds": stats["screen_seconds"],
-            "pairs_per_second": stats["pairs_evaluated"] / stats["screen_seconds"] if stats["screen_seconds"] else None,
+            "pairs_per_second": stats.get("pairs_screened_here", 0) / stats["screen_seconds"]
+            if stats["screen_seconds"] else None,
             "verify_seconds": stats["verify_seconds"],
             "batches": stats["batches"],
             "buffer_allocations": backtest.context.allocations,
         },
     }
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
-        tmp.mkdir(parents=True)
-        write_table_atomic(trades, tmp / "trades.parquet")
-        write_table_atomic(opportunities, tmp / "opportunities.parquet")
-        (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, out_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        write_table_atomic(trades, work / "trades.parquet")
+        write_table_atomic(opportunities, work / "opportunities.parquet")
+        (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (work / "summary.json").write_text(json.dumps(summary, indent=2))
+        if checkpointer:
+            checkpointer.remove_parts()
+        os.replace(work, out_dir)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if work.exists() and not (work / "checkpoint.json").is_file():
+            shutil.rmtree(work, ignore_errors=True)
     print_summary(summary, out_dir)
     return out_dir
 

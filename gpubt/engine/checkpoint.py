@@ -1,0 +1,99 @@
+"""Checkpoint / resume: the controller's position, market state and results so far, written atomically.
+
+Layout of a work folder (the results folder's hidden `.partial` twin until the run completes):
+
+    checkpoint.json          position (next block), market state, counters, and how many parts are valid
+    trades-00000.parquet ... rows added since the previous checkpoint, one file per checkpoint
+    opportunities-00000.parquet ...
+
+Parts are written before checkpoint.json, which is replaced atomically last: a crash at any point leaves
+either the old checkpoint (and maybe an orphan part, ignored and overwritten) or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gpubt.data.store import write_json_atomic, write_table_atomic
+
+FAILPOINT_ENV = "GPUBT_FAILPOINT"  # fault injection for tests: "after-checkpoint:N" or "after-parts:N"
+
+
+def _failpoint(stage: str, n: int) -> None:
+    """SIGKILL this process at a named point (set by the kill/resume tests; a no-op otherwise)."""
+    if os.environ.get(FAILPOINT_ENV) == f"{stage}:{n}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Checkpointer:
+    """Writes a checkpoint every `every_blocks` blocks into `folder`; `load()` returns the last one or None."""
+
+    def __init__(self, folder: Path, every_blocks: int, fingerprint: dict):
+        self.folder = Path(folder)
+        self.every_blocks = int(every_blocks)
+        self.fingerprint = fingerprint  # what must match for a resume to be valid (config that changes results)
+        self.parts = 0
+        self.last_block_written = None
+
+    @property
+    def path(self) -> Path:
+        return self.folder / "checkpoint.json"
+
+    def due(self, block: int, first_block: int) -> bool:
+        if self.every_blocks <= 0:
+            return False
+        since = block - (self.last_block_written if self.last_block_written is not None else first_block - 1)
+        return since >= self.every_blocks
+
+    def write(self, next_block: int, state, counters: dict, trades: pa.Table, opportunities: pa.Table) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_table_atomic(trades, self.folder / f"trades-{self.parts:05d}.parquet")
+        write_table_atomic(opportunities, self.folder / f"opportunities-{self.parts:05d}.parquet")
+        _failpoint("after-parts", self.parts + 1)
+        self.parts += 1
+        write_json_atomic({
+            "fingerprint": self.fingerprint,
+            "next_block": int(next_block),
+            "parts": self.parts,
+            "counters": counters,
+            "state": {
+                "reserve0": [str(r) for r in state.reserve0],
+                "reserve1": [str(r) for r in state.reserve1],
+                "known": state.known.tolist(),
+                "price_usd": [None if np.isnan(p) else float(p) for p in state.price_usd],
+            },
+        }, self.path)
+        self.last_block_written = next_block - 1
+        _failpoint("after-checkpoint", self.parts)
+
+    def load(self, state):
+        """Restore `state` from the checkpoint; returns (next_block, counters, trades, opportunities) or None."""
+        if not self.path.is_file():
+            return None
+        data = json.loads(self.path.read_text())
+        if data["fingerprint"] != self.fingerprint:
+            changed = sorted(k for k in set(data["fingerprint"]) | set(self.fingerprint)
+                             if data["fingerprint"].get(k) != self.fingerprint.get(k))
+            raise ValueError(f"{self.path}: the interrupted run had different settings ({', '.join(changed)}); "
+                             "resume with the same config, or delete the folder to start over")
+        s = data["state"]
+        state.reserve0 = [int(r) for r in s["reserve0"]]
+        state.reserve1 = [int(r) for r in s["reserve1"]]
+        state.known = np.asarray(s["known"], np.bool_)
+        state.price_usd = np.asarray([np.nan if p is None else p for p in s["price_usd"]], np.float64)
+        self.parts = data["parts"]
+        self.last_block_written = data["next_block"] - 1
+        trades = [pq.read_table(self.folder / f"trades-{i:05d}.parquet") for i in range(self.parts)]
+        opps = [pq.read_table(self.folder / f"opportunities-{i:05d}.parquet") for i in range(self.parts)]
+        return data["next_block"], data["counters"], pa.concat_tables(trades), pa.concat_tables(opps)
+
+    def remove_parts(self) -> None:
+        for f in self.folder.glob("*-[0-9][0-9][0-9][0-9][0-9].parquet"):
+            f.unlink()
+        self.path.unlink(missing_ok=True)
