@@ -228,12 +228,13 @@ class Backtest:
         cols["screen_amount_in"].extend(x.tolist())
         cols["screen_gross_profit_raw"].extend(gross.tolist())
         cols["screen_net_profit_wei"].extend(net.tolist())
-        for i in select(key, path, net, self.paths).tolist():
-            trade = reprice(batch, self.paths, int(path[i]), int(key[i]), float(x[i]), self.gas,
-                            int(self.device_paths.start_slot_host[path[i]]))
-            trade["screen_net_profit_wei"] = float(net[i])
-            self.trade_rows.append(trade)
+        chosen = select(key, path, net, self.paths)
+        trades = reprice(batch, self.paths, path[chosen], key[chosen], x[chosen], self.gas,
+                         self.device_paths.start_slot_host)
+        for trade, screened in zip(trades, net[chosen].tolist()):
+            trade["screen_net_profit_wei"] = screened
             self._net_profit_wei += trade["net_profit_wei"]
+        self.trade_rows.extend(trades)
         self.stats["verify_seconds"] += time.perf_counter() - t1
 
     @staticmethod

@@ -42,18 +42,28 @@ def path_profit(amount_in: int, reserves_in, reserves_out, fees_ppm) -> int:
     return path_amount_out(amount_in, reserves_in, reserves_out, fees_ppm) - amount_in
 
 
-def refine_optimal_input(x_float: float, reserves_in, reserves_out, fees_ppm, window: int = 8) -> tuple[int, int]:
-    """Integer input maximizing the exact cycle profit near the float optimum `x_float`: a scan of ±`window`.
+def refine_optimal_input(x_float: float, reserves_in, reserves_out, fees_ppm, window: int = 16) -> tuple[int, int]:
+    """Integer input maximizing the exact cycle profit near the float optimum `x_float`, by hill climbing.
 
     The exact profit is the concave real profit minus each hop's floor rounding (< 1 raw unit per hop), so
     near its peak it is a plateau whose values differ from the maximum by at most that rounding; x_float lies on
-    it (tests/kernels/test_amm_v2.py checks this against brute force), so a local scan is enough.
+    it (tests/kernels/test_amm_v2.py checks this against brute force), so unit steps from int(x_float) while the
+    profit improves (at most `window` of them) reach the plateau's local top.
     Returns (amount_in, profit); when no input near x_float is profitable, (max(1, int(x_float)), its loss).
     """
-    x0 = max(1, int(x_float))
-    best_x, best_p = x0, path_profit(x0, reserves_in, reserves_out, fees_ppm)
-    for x in range(max(1, x0 - window), x0 + window + 1):
-        p = path_profit(x, reserves_in, reserves_out, fees_ppm)
-        if p > best_p:
+    def profit(x: int) -> int:
+        return path_profit(x, reserves_in, reserves_out, fees_ppm)
+
+    best_x = max(1, int(x_float))
+    best_p = profit(best_x)
+    for step in (1, -1):
+        x = best_x + step
+        moved = 0
+        while x >= 1 and moved < window:
+            p = profit(x)
+            if p <= best_p:
+                break
             best_x, best_p = x, p
+            x += step
+            moved += 1
     return best_x, best_p

@@ -67,12 +67,18 @@ def test_state_lookup_equals_replay(hand_dataset):
     ds = Dataset(hand_dataset)
     paths = enumerate_cycles(ds.pools, [0])
     batch = _pack_all(ds, paths, 100, 105)
-    for block in range(100, 106):
-        for tx in (-1, 0, 1, 2, 3, 4, 7):
-            key = int(point_key(block - 100, tx))
-            for pool in range(4):
-                assert batch.exact_reserves(pool, key) == _naive_state(ds, pool, block if tx >= 0 else block - 1,
-                                                                       tx if tx >= 0 else 10**6)
+    points = [(block, tx, pool) for block in range(100, 106) for tx in (-1, 0, 1, 2, 3, 4, 7) for pool in range(4)]
+    pools = np.array([p for _, _, p in points])
+    keys = np.array([int(point_key(b - 100, t)) for b, t, _ in points])
+    r0, r1 = batch.exact_reserves(pools, keys)
+    for (block, tx, pool), a, b in zip(points, r0, r1):
+        want = _naive_state(ds, pool, block if tx >= 0 else block - 1, tx if tx >= 0 else 10**6)
+        assert (a, b) == want
+        # the kernel's find_state picks the same log entry
+    idx = batch.log_index(pools, keys)
+    from gpubt.kernels.compile import python_functions
+    find_state = python_functions().find_state
+    assert idx.tolist() == [find_state(batch.log_offsets, batch.log_key, int(p), int(k)) for p, k in zip(pools, keys)]
 
 
 def test_pairs(hand_dataset):
