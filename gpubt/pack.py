@@ -54,6 +54,11 @@ class MarketState:
             self.reserve0[pid], self.reserve1[pid] = int(a), int(b)
         self.known[rev_unique] = True
 
+    def advance(self, events: pa.Table, batch: "Batch") -> None:
+        """Move to the end of a packed batch: its events applied, its last prices kept."""
+        self.apply_events(events)
+        self.price_usd = batch.end_price_usd.copy()
+
     def apply_prices(self, prices: pa.Table) -> None:
         if prices.num_rows:
             self.price_usd[prices.column("token_id").to_numpy()] = prices.column("price_usd").to_numpy()
@@ -81,6 +86,12 @@ class Batch:
     gas_price_wei: np.ndarray    # float64 (n_blocks): base fee + priority fee
     wei_per_raw: np.ndarray      # float64 (n_blocks, n_start_slots): value of one raw unit of a start token in wei
     eth_usd: np.ndarray          # float64 (n_blocks)
+    end_price_usd: np.ndarray    # float64 (n_tokens): last reference prices at the batch end (for MarketState)
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes this batch occupies on the backend: pair inputs and outputs plus the state log."""
+        return self.n_pairs * (8 + 4 + 4 + 3 * 8) + len(self.log_key) * (8 + 8 + 8) + self.log_offsets.nbytes
 
     @property
     def n_pairs(self) -> int:
@@ -111,7 +122,8 @@ class Batch:
 def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.Table, prices: pa.Table,
                state: MarketState, paths: Paths, start_slots: np.ndarray, token_decimals: np.ndarray,
                priority_fee_wei: int, evaluate_top: bool) -> Batch:
-    """Pack blocks first..last (tables already sliced to that range, events sorted) and advance `state`.
+    """Pack blocks first..last (tables already sliced to that range, events sorted); `state` is only read:
+    after evaluating, `state.advance(events, batch)` moves it to the batch end.
 
     Evaluation points: after every tx that changes a pool's state, for the paths through that pool, and (if
     `evaluate_top`) the top of `first_block` for every path. A later top-of-block would repeat the state of the
@@ -174,12 +186,13 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
     price_token = prices.column("token_id").to_numpy()
     price_usd = prices.column("price_usd").to_numpy()
     per_block = np.empty((n_blocks, len(state.price_usd)))
+    current = state.price_usd.copy()
     cursor = 0
     for b in range(n_blocks):  # forward-fill the sparse price samples
         while cursor < len(price_block) and price_block[cursor] <= b:
-            state.price_usd[price_token[cursor]] = price_usd[cursor]
+            current[price_token[cursor]] = price_usd[cursor]
             cursor += 1
-        per_block[b] = state.price_usd
+        per_block[b] = current
     eth_usd = per_block[:, WETH]
     if np.isnan(eth_usd).any():
         b = int(np.flatnonzero(np.isnan(eth_usd))[0])
@@ -189,6 +202,6 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
     wei_per_raw = per_block[:, start_slots] / eth_usd[:, None] * scale[None, :]
     wei_per_raw[:, start_slots == WETH] = 1.0  # exact: profits in WETH are wei
 
-    state.apply_events(events)
     return Batch(first_block, n_blocks, log_offsets, log_key, log_reserve0, log_reserve1, log_exact0, log_exact1,
-                 pair_key.astype(np.int64), pair_path, pair_block, base_fee_wei, gas_price_wei, wei_per_raw, eth_usd)
+                 pair_key.astype(np.int64), pair_path, pair_block, base_fee_wei, gas_price_wei, wei_per_raw, eth_usd,
+                 current)

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import logging
+
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
@@ -31,6 +33,7 @@ from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import MarketState, pack_batch
 from gpubt.paths import Paths, enumerate_cycles
 
+log = logging.getLogger("gpubt")
 GWEI = 10**9
 WEI_PER_ETH = 10**18
 
@@ -101,7 +104,8 @@ class Backtest:
 
     def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
                  gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
-                 progress: bool = True, checkpointer: Checkpointer | None = None):
+                 progress: bool = True, checkpointer: Checkpointer | None = None,
+                 memory_budget_mb: float = 2048):
         self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
         self.start_tokens = start_tokens
         self.min_profit_wei = int(min_profit_wei)
@@ -115,6 +119,7 @@ class Backtest:
                 f"block range {self.first_block}..{self.last_block} is outside the dataset's "
                 f"{dataset.first_block}..{dataset.last_block}")
         self.progress = progress
+        self.memory_budget_bytes = float(memory_budget_mb) * 2**20
         self.context = ContextPool(backend)
         self.trade_rows: list[dict] = []
         self.opportunity_cols: dict[str, list] = {f.name: [] for f in schema.OPPORTUNITIES}
@@ -154,18 +159,28 @@ class Backtest:
                     state.apply_events(_rows_in(events, part[0], start - 1))
                     state.apply_prices(_rows_in(prices, part[0], start - 1))
                 lo, hi = max(part[0], start), min(part[1], self.last_block)
-                for first in range(lo, hi + 1, self.batch_blocks):
+                first = lo
+                while first <= hi:
                     last = min(first + self.batch_blocks - 1, hi)
-                    batch = pack_batch(first, last, _rows_in(blocks, first, last), _rows_in(events, first, last),
+                    batch_events = _rows_in(events, first, last)
+                    batch = pack_batch(first, last, _rows_in(blocks, first, last), batch_events,
                                        _rows_in(prices, first, last), state, self.paths, self.start_tokens,
                                        decimals, self.gas.priority_fee_wei,
                                        evaluate_top=first == self.first_block)
+                    if batch.device_bytes > self.memory_budget_bytes and last > first:
+                        self.batch_blocks = max(1, (last - first + 1) // 2)
+                        log.warning("batch %d..%d needs %.0f MB (> memory budget %.0f MB): batch_blocks shrinks "
+                                    "to %d", first, last, batch.device_bytes / 2**20,
+                                    self.memory_budget_bytes / 2**20, self.batch_blocks)
+                        continue
                     self._evaluate(batch)
+                    state.advance(batch_events, batch)
                     bar.update(last - first + 1)
                     bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
                                     profit_eth=f"{self._net_profit_wei / 1e18:.3f}")
                     if self.checkpointer and last < self.last_block and self.checkpointer.due(last, self.first_block):
                         self._checkpoint(last + 1, state)
+                    first = last + 1
         self.stats["wall_seconds"] = time.perf_counter() - t0
         return self
 
@@ -299,7 +314,8 @@ def run(cfg) -> Path:
     checkpointer = Checkpointer(work, every, fingerprint) if every > 0 or resume else None
     try:
         backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
-                            cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer).run()
+                            cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer,
+                            float(cfg.get("memory_budget_mb", 2048))).run()
     except BaseException:
         if checkpointer is None or not (work / "checkpoint.json").is_file():
             shutil.rmtree(work, ignore_errors=True)
@@ -334,7 +350,10 @@ def run(cfg) -> Path:
             if stats["screen_seconds"] else None,
             "verify_seconds": stats["verify_seconds"],
             "batches": stats["batches"],
+            "final_batch_blocks": backtest.batch_blocks,
             "buffer_allocations": backtest.context.allocations,
+            "context_seconds": backtest.context.seconds,
+            "context_us_per_block": 1e6 * backtest.context.seconds / blocks_here,
         },
     }
     try:

@@ -134,3 +134,15 @@ def test_threshold_filters(hand_dataset):
     strict = _backtest(ds, 6, threshold=10**18).opportunities()
     net = loose.column("screen_net_profit_wei").to_numpy()
     assert strict.num_rows == int((net > 10**18).sum()) < loose.num_rows
+
+
+def test_batches_shrink_under_the_memory_budget(hand_dataset, caplog):
+    ds = Dataset(hand_dataset)
+    paths = enumerate_cycles(ds.pools, [0])
+    roomy = _backtest(ds, 6)
+    with caplog.at_level("WARNING", logger="gpubt"):
+        tight = Backtest(ds, Backend("cpu"), paths, np.array([0], np.int32), GasModel(50_000, 60_000, 10**9), 0, 6,
+                         progress=False, memory_budget_mb=1500 / 2**20).run()
+    assert tight.batch_blocks < 6 and tight.stats["batches"] > 1
+    assert "memory budget" in caplog.text and "batch_blocks shrinks" in caplog.text
+    assert tight.trades().equals(roomy.trades())
