@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 AMOUNT = pa.decimal128(38, 0)
+# V3 quantities: sqrtPriceX96 is a uint160 and liquidity a uint128, beyond decimal128's 38 digits.
+BIG = pa.decimal256(76, 0)
 
 TOKENS = pa.schema([
     ("token_id", pa.int32()),
@@ -26,8 +28,9 @@ POOLS = pa.schema([
     ("protocol", pa.string()),       # "v2" (V3 arrives with issue 3)
     ("token0", pa.int32()),
     ("token1", pa.int32()),
-    ("fee_ppm", pa.int32()),         # fee in millionths: 3000 = 0.30 %
+    ("fee_ppm", pa.int32()),         # fee in millionths: 3000 = 0.30 % (V3: the pool's fee in pips)
     ("created_block", pa.int64()),
+    ("tick_spacing", pa.int32()),    # V3 only (0 for V2)
 ])
 
 BLOCKS = pa.schema([
@@ -38,8 +41,11 @@ BLOCKS = pa.schema([
     ("gas_limit", pa.int64()),
 ])
 
-# kind: "sync" (a state snapshot, e.g. pool creation or a partition boundary), "swap", "mint", "burn".
-# swap: amount*_in/out as in the V2 Swap log; mint: amount*_in deposited; burn: amount*_out withdrawn.
+# kind: "sync" (a state snapshot, e.g. pool creation or a partition boundary), "swap", "mint", "burn", and for
+# V3 "initialize". swap: amount*_in/out as in the V2 Swap log (V3: the signed amounts split into in/out);
+# mint: amount*_in deposited; burn: amount*_out withdrawn. V2 rows carry reserves after the event; V3 rows
+# carry the pool's token balances there, and its state after the event in sqrt_price_x96 / liquidity / tick,
+# with tick_lower / tick_upper / liquidity_delta (signed) on mint and burn rows.
 EVENTS = pa.schema([
     ("block_number", pa.int64()),
     ("tx_index", pa.int32()),
@@ -54,8 +60,14 @@ EVENTS = pa.schema([
     ("reserve1", AMOUNT),
     ("tx_hash", pa.string()),
     ("sender", pa.string()),
+    ("sqrt_price_x96", BIG),
+    ("liquidity", BIG),
+    ("tick", pa.int32()),
+    ("tick_lower", pa.int32()),
+    ("tick_upper", pa.int32()),
+    ("liquidity_delta", BIG),
 ])
-EVENT_KINDS = ("sync", "swap", "mint", "burn")
+EVENT_KINDS = ("sync", "swap", "mint", "burn", "initialize")
 
 # Pool state at the first block of a partition (before its events), so a run can start at any partition.
 SNAPSHOTS = pa.schema([
@@ -63,6 +75,18 @@ SNAPSHOTS = pa.schema([
     ("pool_id", pa.int32()),
     ("reserve0", AMOUNT),
     ("reserve1", AMOUNT),
+    ("sqrt_price_x96", BIG),         # V3 only, as in EVENTS
+    ("liquidity", BIG),
+    ("tick", pa.int32()),
+])
+
+# The initialized ticks of every V3 pool at the first block of a partition (with SNAPSHOTS: its full state).
+TICKS = pa.schema([
+    ("block_number", pa.int64()),
+    ("pool_id", pa.int32()),
+    ("tick", pa.int32()),
+    ("liquidity_net", BIG),          # signed
+    ("liquidity_gross", BIG),
 ])
 
 # Pending user swaps (a router call's amountIn / amountOutMin): the sandwich strategy's victims.
@@ -131,7 +155,7 @@ TRADES = pa.schema([
 
 SCHEMAS = {
     "tokens": TOKENS, "pools": POOLS, "blocks": BLOCKS, "events": EVENTS, "snapshots": SNAPSHOTS,
-    "victims": VICTIMS,
+    "ticks": TICKS, "victims": VICTIMS,
     "labels": LABELS, "prices": PRICES, "opportunities": OPPORTUNITIES, "trades": TRADES,
 }
 
@@ -140,9 +164,28 @@ class SchemaError(ValueError):
     """An input table breaks the contract; the message names the file, column and row and the fix."""
 
 
+# Columns a producer may omit (V2-only data): they are filled with nulls (tick_spacing with 0).
+OPTIONAL = {
+    "pools": ("tick_spacing",),
+    "events": ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta"),
+    "snapshots": ("sqrt_price_x96", "liquidity", "tick"),
+}
+
+
+def required_names(name: str) -> list[str]:
+    """Column names of the `name` schema without its optional (V3-only) columns."""
+    return [n for n in SCHEMAS[name].names if n not in OPTIONAL.get(name, ())]
+
+
 def conform(table: pa.Table, name: str, source: str) -> pa.Table:
     """Select and cast `table` to the `name` schema; missing columns or impossible casts raise SchemaError."""
     schema = SCHEMAS[name]
+    for col in OPTIONAL.get(name, ()):
+        if col not in table.column_names:
+            field = schema.field(col)
+            fill = pa.array([0] * table.num_rows, field.type) if col == "tick_spacing" else pa.nulls(
+                table.num_rows, field.type)
+            table = table.append_column(col, fill)
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise SchemaError(f"{source}: missing column(s) {', '.join(missing)} "
@@ -243,11 +286,15 @@ def validate_events(events: pa.Table, pools: pa.Table, source: str = "events") -
 
 
 def validate_events_like_reserves(table: pa.Table, source: str) -> None:
-    """Reserves of an events or snapshots table must be > 0."""
+    """V2 reserves (rows without sqrt_price_x96) must be > 0; V3 balances >= 0."""
+    is_v3 = pc.is_valid(table.column("sqrt_price_x96"))
     for col_name in ("reserve0", "reserve1"):
         col = table.column(col_name)
-        _fail_where(pc.less_equal(col, pa.scalar(0, AMOUNT)), source,
+        bad_v2 = pc.and_(pc.invert(is_v3), pc.less_equal(col, pa.scalar(0, AMOUNT)))
+        _fail_where(bad_v2, source,
                     lambda r, c=col, n=col_name: f"{n} = {c[r]} (a pool must have liquidity: reserves > 0)")
+        _fail_where(pc.and_(is_v3, pc.less(col, pa.scalar(0, AMOUNT))), source,
+                    lambda r, c=col, n=col_name: f"{n} = {c[r]} (a V3 pool's token balance cannot be negative)")
 
 
 def _check_unique(col, source: str, name: str) -> None:

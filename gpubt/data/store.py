@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from gpubt import schema
 
-PARTITIONED = ("blocks", "events", "snapshots", "victims", "labels", "prices")
+PARTITIONED = ("blocks", "events", "snapshots", "ticks", "victims", "labels", "prices")
+OPTIONAL_TABLES = ("ticks",)  # V2-only producers may omit them: written (and read) as empty
 FORMAT = "gpubt-dataset"
 VERSION = 1
 
@@ -64,7 +65,12 @@ class DatasetWriter:
     def write_partition(self, first: int, last: int, tables: dict) -> None:
         """`tables` maps each name of PARTITIONED to its Arrow table for blocks first..last (inclusive)."""
         for name in PARTITIONED:
-            table = schema.conform(tables[name], name, f"{name} partition {first}-{last}")
+            given = tables.get(name)
+            if given is None and name in OPTIONAL_TABLES:
+                given = schema.SCHEMAS[name].empty_table()
+            elif given is None:
+                raise KeyError(f"write_partition {first}-{last}: table {name!r} missing")
+            table = schema.conform(given, name, f"{name} partition {first}-{last}")
             write_table_atomic(table, self.root / name / partition_name(first, last))
         self.partitions.append([int(first), int(last)])
         self._write_manifest()
@@ -131,6 +137,8 @@ class Dataset:
     def read_partition(self, name: str, part) -> pa.Table:
         """One partition of a partitioned table, validated."""
         path = self.path(name, part)
+        if name in OPTIONAL_TABLES and not path.is_file():
+            return schema.SCHEMAS[name].empty_table()
         table = self._read_file(path)
         if name == "events":
             return schema.validate_events(table, self.pools, str(path))

@@ -465,7 +465,7 @@ def _build_market(params: dict, seed: int) -> dict:
         pa.array(pool_t0.astype(np.int32)), pa.array(pool_t1.astype(np.int32)),
         pa.array(np.full(n_p, FEE_PPM, dtype=np.int32)),
         pa.array(np.full(n_p, params["first_block"], dtype=np.int64)),
-    ], schema=schema.POOLS)
+    ], names=schema.required_names("pools"))
     return dict(tokens=tokens, pools=pools, token_scale=scale, token_class=token_class, token_beta=beta,
                 token_idio_vol=idio_vol, log_price=np.log(price0), pool_t0=pool_t0, pool_t1=pool_t1,
                 pool_cum_weight=np.cumsum(tvl_usd ** 0.7), reserve0=reserve0, reserve1=reserve1,
@@ -669,7 +669,7 @@ class _Simulator:
         snapshots = pa.Table.from_arrays([
             pa.array(np.full(self.n_pools, first, dtype=np.int64)), pa.array(np.arange(self.n_pools, dtype=np.int32)),
             pa.array(snap_r0, type=schema.AMOUNT), pa.array(snap_r1, type=schema.AMOUNT),
-        ], schema=schema.SNAPSHOTS)
+        ], names=schema.required_names("snapshots"))
 
         ev_block = acts["block"] + first
         ev_tx, ev_log, ev_pool, ev_kind, ev_actor = acts["tx"], acts["log"], acts["pool"], acts["kind"], acts["actor"]
@@ -697,7 +697,7 @@ class _Simulator:
                                                                   "amount1_out")],
             pa.array(res0, type=schema.AMOUNT), pa.array(res1, type=schema.AMOUNT),
             tx_hash, self.actor_addr.take(pa.array(ev_actor)),
-        ], schema=schema.EVENTS)
+        ], names=schema.required_names("events"))
 
         noise = np.flatnonzero(acts["kind"] == NOISE)
         victims = pa.Table.from_arrays([
