@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench clean setup
+.PHONY: run test bench bench-peer clean setup
 
 setup: $(STAMP)
 
@@ -21,11 +21,24 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gpubt run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) node_modules/.stamp
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# tests/evm/: Uniswap V2/V3 artifacts + solc from npm (package-lock.json), then the test contracts compiled
+node_modules/.stamp: package.json package-lock.json tests/evm/build_contracts.js $(wildcard tests/evm/contracts/*.sol)
+	npm ci --no-audit --no-fund
+	node tests/evm/build_contracts.js
+	touch $@
 
 bench: $(STAMP)
 	$(BIN)/python bench/screen_throughput.py $(ARGS)
 
+# degenbot (the `bench` extra) pins scipy<1.15, which brings numpy down to 2.2.x: it gets its own venv, never .venv
+BENCH_VENV := .venv-bench
+bench-peer:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
+	$(BENCH_VENV)/bin/python bench/peer_degenbot.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) results data_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) results data_cache .pytest_cache

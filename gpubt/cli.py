@@ -13,6 +13,8 @@ commands:
              (default: the embedded synthetic market, small preset; `gpubt run --help` lists every option)
   generate   write a seeded synthetic market as a parquet dataset
              (e.g. gpubt generate data.preset=mainnet-month data.path=data/month)
+  sweep      evaluate K threshold configs over a finished run in one pass
+             (e.g. gpubt sweep sweep.run_dir=results/RUN sweep.grid=linear; writes sweep.parquet)
   backends   say which compute backends are usable on this machine
 
 Options are Hydra overrides: key=value (backend=cpu, data.preset=tiny, thresholds.min_profit_eth=0.01).
@@ -44,6 +46,12 @@ def _run(cfg) -> None:
     from gpubt.engine.controller import run
 
     run(cfg)
+
+
+def _sweep(cfg) -> None:
+    from gpubt.engine.sweep import run_sweep
+
+    run_sweep(cfg)
 
 
 def _generate(cfg) -> None:
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return _hydra("run", _run, rest)
     if command == "generate":
         return _hydra("generate", _generate, rest)
+    if command == "sweep":
+        return _hydra("sweep", _sweep, rest)
     if command == "backends":
         return _backends()
     print(f"gpubt: unknown command {command!r}\n\n{HELP}", file=sys.stderr)

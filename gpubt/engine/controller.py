@@ -27,7 +27,7 @@ from gpubt.backend import Backend, resolve_backend
 from gpubt.data.store import Dataset, write_table_atomic
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
-from gpubt.engine.metrics import summarize_trades
+from gpubt.engine.metrics import daily_pnl, format_summary, json_safe, summarize_trades
 from gpubt.engine.verify import GasModel, reprice, select
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import MarketState, pack_batch
@@ -105,7 +105,7 @@ class Backtest:
     def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
                  gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
                  progress: bool = True, checkpointer: Checkpointer | None = None,
-                 memory_budget_mb: float = 2048):
+                 memory_budget_mb: float = 2048, monitor=None):
         self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
         self.start_tokens = start_tokens
         self.min_profit_wei = int(min_profit_wei)
@@ -120,6 +120,7 @@ class Backtest:
                 f"{dataset.first_block}..{dataset.last_block}")
         self.progress = progress
         self.memory_budget_bytes = float(memory_budget_mb) * 2**20
+        self.monitor = monitor
         self.context = ContextPool(backend)
         self.trade_rows: list[dict] = []
         self.opportunity_cols: dict[str, list] = {f.name: [] for f in schema.OPPORTUNITIES}
@@ -173,8 +174,16 @@ class Backtest:
                                     "to %d", first, last, batch.device_bytes / 2**20,
                                     self.memory_budget_bytes / 2**20, self.batch_blocks)
                         continue
+                    counts_before = (self.n_opportunities, len(self.trade_rows), self._net_profit_wei)
+                    t_batch = time.perf_counter()
                     self._evaluate(batch)
                     state.advance(batch_events, batch)
+                    if self.monitor is not None:
+                        self.monitor.observe_batch(
+                            last - first + 1, time.perf_counter() - t_batch,
+                            {"arbitrage": self.n_opportunities - counts_before[0]},
+                            {"arbitrage": len(self.trade_rows) - counts_before[1]},
+                            (self._net_profit_wei - counts_before[2]) / WEI_PER_ETH, first_block=first, last_block=last)
                     bar.update(last - first + 1)
                     bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
                                     profit_eth=f"{self._net_profit_wei / 1e18:.3f}")
@@ -276,7 +285,7 @@ def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
     return table.slice(lo, hi - lo)
 
 
-RUN_ONLY_KEYS = ("progress", "resume", "checkpoint_every_blocks", "out_dir")  # keys that never change results
+RUN_ONLY_KEYS = ("progress", "resume", "checkpoint_every_blocks", "out_dir", "monitor", "report", "sweep")
 
 
 def run(cfg) -> Path:
@@ -287,6 +296,10 @@ def run(cfg) -> Path:
     `resume=true` (same config and out_dir) continues an interrupted run to identical results.
     """
     from omegaconf import OmegaConf
+
+    from gpubt.engine.monitor import Monitor
+    from gpubt.engine.thresholds import apply_config
+    from gpubt.engine.validate import format_scores, load_labels, validate
 
     progress = bool(cfg.progress)
     resume = bool(cfg.get("resume", False))
@@ -312,10 +325,15 @@ def run(cfg) -> Path:
     fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
     every = int(cfg.get("checkpoint_every_blocks", 0))
     checkpointer = Checkpointer(work, every, fingerprint) if every > 0 or resume else None
+    m = cfg.monitor
+    monitor = Monitor(int(m.port), anomaly_k=float(m.anomaly_k), anomaly_alpha=float(m.anomaly_alpha),
+                      anomaly_warmup=int(m.anomaly_warmup), anomaly_min_std=float(m.anomaly_min_std)).start()
+    if monitor.url:
+        print(f"gpubt: Prometheus metrics at {monitor.url}", flush=True)
     try:
         backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
                             cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer,
-                            float(cfg.get("memory_budget_mb", 2048))).run()
+                            float(cfg.get("memory_budget_mb", 2048)), monitor).run()
     except BaseException:
         if checkpointer is None or not (work / "checkpoint.json").is_file():
             shutil.rmtree(work, ignore_errors=True)
@@ -323,14 +341,59 @@ def run(cfg) -> Path:
             print(f"gpubt: the run stopped; its last checkpoint is in {work} (resume=true continues it)",
                   file=sys.stderr, flush=True)
         raise
+    finally:
+        monitor.stop()
 
-    trades = backtest.trades()
+    first, last = backtest.first_block, backtest.last_block
+    blocks = _rows_in(dataset.read("blocks"), first, last)
+    labels = load_labels(dataset, first, last)
+    trades, threshold, threshold_info = apply_config(cfg.thresholds, backtest.trades(), labels, blocks,
+                                                     dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
     opportunities = backtest.opportunities()
+    validation = None
+    if cfg.validation.enabled and labels.num_rows:
+        validation = validate(trades, labels, min_gap=int(cfg.validation.min_gap),
+                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last)
+    summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
+                       opportunities, blocks, threshold_info, validation)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        write_table_atomic(trades, work / "trades.parquet")
+        write_table_atomic(opportunities, work / "opportunities.parquet")
+        write_table_atomic(daily_pnl(trades, blocks, float(cfg.metrics.initial_capital_eth), first, last),
+                           work / "daily_pnl.parquet")
+        threshold.save(work / "thresholds.json")
+        if validation is not None:
+            validation.write(work)
+        (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+        if cfg.report.enabled:
+            from gpubt.report.html import write_report
+
+            write_report(work, display_dir=out_dir)
+        if checkpointer:
+            checkpointer.remove_parts()
+        os.replace(work, out_dir)
+    finally:
+        if work.exists() and not (work / "checkpoint.json").is_file():
+            shutil.rmtree(work, ignore_errors=True)
+    print(format_summary(summary))
+    if validation is not None:
+        print(format_scores(validation.scores))
+    print(f"results  {out_dir}", flush=True)
+    return out_dir
+
+
+def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades, opportunities,
+             blocks, threshold_info, validation) -> dict:
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
-        "metrics": summarize_trades(trades, opportunities.num_rows, stats["pairs_evaluated"], n_blocks),
+        "metrics": summarize_trades(trades, opportunities.num_rows, stats["pairs_evaluated"], n_blocks,
+                                    blocks=blocks, first_block=backtest.first_block, last_block=backtest.last_block,
+                                    initial_capital_eth=float(cfg.metrics.initial_capital_eth),
+                                    bootstrap_samples=int(cfg.metrics.bootstrap_samples), seed=int(cfg.metrics.seed)),
         "run": {
             "backend": backend.name, "backend_reason": backend.reason,
             "dataset": str(dataset.root), "dataset_params": dataset.manifest.get("params", {}),
@@ -338,6 +401,7 @@ def run(cfg) -> Path:
             "resumed_from_block": backtest.resumed_from,
             "paths": len(paths), "start_tokens": start_tokens.tolist(),
             "min_profit_wei": str(min_profit_wei),
+            "threshold": threshold_info,
             "gas_model": {"base_units": gas.base_units, "per_hop_units": gas.per_hop_units,
                           "priority_fee_wei": gas.priority_fee_wei},
         },
@@ -356,32 +420,6 @@ def run(cfg) -> Path:
             "context_us_per_block": 1e6 * backtest.context.seconds / blocks_here,
         },
     }
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        write_table_atomic(trades, work / "trades.parquet")
-        write_table_atomic(opportunities, work / "opportunities.parquet")
-        (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (work / "summary.json").write_text(json.dumps(summary, indent=2))
-        if checkpointer:
-            checkpointer.remove_parts()
-        os.replace(work, out_dir)
-    finally:
-        if work.exists() and not (work / "checkpoint.json").is_file():
-            shutil.rmtree(work, ignore_errors=True)
-    print_summary(summary, out_dir)
-    return out_dir
-
-
-def print_summary(summary: dict, out_dir: Path) -> None:
-    m, t = summary["metrics"], summary["timing"]
-    lines = [
-        f"blocks              {m['blocks']:>14,}   ({t['blocks_per_second']:,.0f} blocks/s)",
-        f"pairs screened      {m['pairs_evaluated']:>14,}   ({(t['pairs_per_second'] or 0):,.0f} pairs/s)",
-        f"opportunities       {m['opportunities']:>14,}",
-        f"trades              {m['trades']:>14,}   win rate {m['win_rate']:.1%}",
-        f"net profit          {m['net_profit_eth']:>14.6f} ETH   ${m['net_profit_usd']:,.2f}",
-        f"gas spent           {int(m['gas_cost_wei']) / 1e18:>14.6f} ETH   ({m['gas_units']:,} gas)",
-        f"per trade (mean)    {m['mean_profit_per_trade_eth']:>14.6f} ETH   median {m['median_profit_per_trade_eth']:.6f}",
-        f"results             {out_dir}",
-    ]
-    print("\n".join(lines), flush=True)
+    if validation is not None:
+        summary["validation"] = validation.scores
+    return json_safe(summary)

@@ -1,34 +1,354 @@
-"""Trading metrics reduced from the trades table; every figure is computed here from exact amounts."""
+"""Trading metrics reduced from the trades table; every figure is computed here from exact amounts.
+
+Formulas (README "Metrics" repeats them in words):
+
+- equity: `initial_capital_eth` + cumulative net PnL, after each trade (trades in (block, tx) order) or each day.
+- daily return r_d = PnL_d / equity at the end of day d−1 (the first day divides by the initial capital);
+  every UTC day the run's blocks cover counts, days without trades have r_d = 0.
+- Sharpe = mean(r) / std(r, ddof=1) × √365 (risk-free rate 0); null with fewer than 2 days or std = 0.
+- max drawdown: the largest fall of the per-trade equity below its running peak (the peak starts at the
+  initial capital), in ETH, and separately the largest fall as a fraction of that peak.
+- profit factor = Σ winning net profits / |Σ losing net profits|; null when there is no losing trade.
+- expected value per trade = win rate × mean win + loss rate × mean loss (= the mean net profit per trade);
+  per attempt = Σ net profit ÷ attempted.
+- survival rate = trades landed ÷ attempted (attempted defaults to the trades: no competition yet).
+- gas efficiency = Σ gross profit ÷ Σ gas cost.
+- 95 % confidence intervals: percentile bootstrap (seeded, `bootstrap_samples` resamples with replacement) of
+  the daily returns (Sharpe) and of the per-trade net profits (mean profit per trade).
+
+Everything returned is JSON-safe: NaN and ±inf become None (null).
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyarrow as pa
 
 WEI_PER_ETH = 10**18
+SECONDS_PER_DAY = 86_400
+DAYS_PER_YEAR = 365
+DEFAULT_INITIAL_CAPITAL_ETH = 100.0
+
+DAILY_PNL = pa.schema([
+    ("day", pa.date32()),            # UTC calendar day of the block timestamps
+    ("trades", pa.int64()),
+    ("pnl_eth", pa.float64()),
+    ("pnl_usd", pa.float64()),
+    ("equity_eth", pa.float64()),    # initial capital + cumulative PnL at the end of the day
+    ("return_frac", pa.float64()),   # pnl_eth / equity at the end of the previous day
+])
 
 
-def summarize_trades(trades: pa.Table, n_opportunities: int, n_pairs: int, n_blocks: int) -> dict:
-    """Counts, exact profit totals (wei as decimal strings, ETH as floats) and per-trade statistics."""
+def summarize_trades(trades: pa.Table, n_opportunities: int, n_pairs: int, n_blocks: int, *,
+                     blocks=None, first_block: int | None = None, last_block: int | None = None,
+                     initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH, attempted: int | None = None,
+                     bootstrap_samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """Counts, exact profit totals (wei as decimal strings, ETH as floats), per-trade and risk statistics.
+
+    `blocks`: the blocks table (block_number, timestamp) covering the run, or a (block_numbers, timestamps)
+    pair of arrays; without it the daily figures (days, Sharpe and its interval) are None. `first_block` /
+    `last_block` restrict the days to the run's range. JSON-safe (NaN/inf → None).
+    """
     net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
     gross = [int(v) for v in trades.column("gross_profit_wei").to_pylist()]
     gas = [int(v) for v in trades.column("gas_cost_wei").to_pylist()]
     usd = trades.column("net_profit_usd").to_numpy() if trades.num_rows else np.zeros(0)
     n = len(net)
-    net_total = sum(net)
-    wins = sum(1 for v in net if v > 0)
-    net_eth = np.asarray(net, dtype=np.float64) / WEI_PER_ETH
-    return {
+    net_total, gross_total, gas_total = sum(net), sum(gross), sum(gas)
+    wins_wei = [v for v in net if v > 0]
+    losses_wei = [v for v in net if v < 0]
+    order = _trade_order(trades)
+    net_eth = (np.asarray(net, dtype=np.float64) / WEI_PER_ETH)[order]
+    capital = float(initial_capital_eth)
+    if not capital > 0:
+        raise ValueError(f"metrics.initial_capital_eth = {initial_capital_eth}: must be > 0")
+    attempted = n if attempted is None else int(attempted)
+    if attempted < n:
+        raise ValueError(f"attempted = {attempted} < trades = {n}: every landed trade was attempted")
+
+    equity = capital + np.cumsum(net_eth)
+    dd_eth, dd_frac = max_drawdown(net_eth, capital)
+    win_rate = len(wins_wei) / n if n else 0.0
+    loss_rate = len(losses_wei) / n if n else 0.0
+    mean_win = sum(wins_wei) / len(wins_wei) / WEI_PER_ETH if wins_wei else 0.0
+    mean_loss = sum(losses_wei) / len(losses_wei) / WEI_PER_ETH if losses_wei else 0.0
+    gross_wins, gross_losses = sum(wins_wei), -sum(losses_wei)
+
+    rng = np.random.default_rng(seed)
+    mean_ci = bootstrap_ci(net_eth, _mean_rows, bootstrap_samples, rng, confidence)
+
+    daily = None
+    if blocks is not None:
+        daily = daily_pnl(trades, blocks, capital, first_block, last_block)
+    if daily is not None and daily.num_rows:
+        returns = daily.column("return_frac").to_numpy()
+        daily_eth = daily.column("pnl_eth").to_numpy()
+        daily_usd = daily.column("pnl_usd").to_numpy()
+        sharpe = sharpe_ratio(returns)
+        sharpe_ci = bootstrap_ci(returns, _sharpe_rows, bootstrap_samples, rng, confidence)
+        days = daily.num_rows
+    else:
+        daily_eth = daily_usd = returns = np.zeros(0)
+        sharpe, sharpe_ci, days = None, [None, None], None
+
+    out = {
         "blocks": n_blocks,
         "pairs_evaluated": n_pairs,
         "opportunities": n_opportunities,
         "trades": n,
         "net_profit_wei": str(net_total),
-        "gross_profit_wei": str(sum(gross)),
-        "gas_cost_wei": str(sum(gas)),
+        "gross_profit_wei": str(gross_total),
+        "gas_cost_wei": str(gas_total),
         "net_profit_eth": net_total / WEI_PER_ETH,
         "net_profit_usd": float(usd.sum()),
         "mean_profit_per_trade_eth": float(net_eth.mean()) if n else 0.0,
         "median_profit_per_trade_eth": float(np.median(net_eth)) if n else 0.0,
-        "win_rate": wins / n if n else 0.0,
+        "win_rate": win_rate,
         "gas_units": int(trades.column("gas_units").to_numpy().sum()) if n else 0,
+        # per trade
+        "mean_profit_per_trade_usd": float(usd.mean()) if n else 0.0,
+        "std_profit_per_trade_eth": float(net_eth.std(ddof=1)) if n > 1 else None,
+        "best_trade_eth": float(net_eth.max()) if n else None,
+        "worst_trade_eth": float(net_eth.min()) if n else None,
+        "mean_profit_per_trade_ci95_eth": mean_ci,
+        "winning_trades": len(wins_wei),
+        "losing_trades": len(losses_wei),
+        "mean_win_eth": mean_win,
+        "mean_loss_eth": mean_loss,
+        "profit_factor": gross_wins / gross_losses if gross_losses else None,
+        "expected_value_per_trade_eth": win_rate * mean_win + loss_rate * mean_loss,
+        "attempted": attempted,
+        "survival_rate": n / attempted if attempted else None,
+        "expected_value_per_attempt_eth": net_total / WEI_PER_ETH / attempted if attempted else None,
+        "trades_per_block": n / n_blocks if n_blocks else None,
+        "gas_efficiency": gross_total / gas_total if gas_total else None,
+        # capital and risk
+        "initial_capital_eth": capital,
+        "final_equity_eth": float(equity[-1]) if n else capital,
+        "return_on_capital": net_total / WEI_PER_ETH / capital,
+        "max_drawdown_eth": dd_eth,
+        "max_drawdown_pct": 100.0 * dd_frac,
+        # per day
+        "days": days,
+        "mean_daily_pnl_eth": float(daily_eth.mean()) if len(daily_eth) else None,
+        "mean_daily_pnl_usd": float(daily_usd.mean()) if len(daily_usd) else None,
+        "std_daily_return": float(returns.std(ddof=1)) if len(returns) > 1 else None,
+        "sharpe_annualized": sharpe,
+        "sharpe_ci95": sharpe_ci,
+        "bootstrap": {"samples": int(bootstrap_samples), "seed": int(seed), "confidence": float(confidence),
+                      "method": "percentile, resampling trades (mean) and days (Sharpe) with replacement"},
     }
+    return json_safe(out)
+
+
+def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH,
+              first_block: int | None = None, last_block: int | None = None) -> pa.Table:
+    """One row per UTC day the blocks cover (DAILY_PNL schema): trades, PnL in ETH and USD, equity, return.
+
+    `blocks` is the blocks table or a (block_numbers, timestamps) pair, sorted by block; days with no trade
+    are rows with zero PnL (they count in Sharpe). A trade whose block is not in `blocks` raises.
+    """
+    block_numbers, timestamps = _block_clock(blocks)
+    keep = np.ones(len(block_numbers), bool)
+    if first_block is not None:
+        keep &= block_numbers >= first_block
+    if last_block is not None:
+        keep &= block_numbers <= last_block
+    if not keep.any():
+        return DAILY_PNL.empty_table()
+    day_lo = int(timestamps[keep].min()) // SECONDS_PER_DAY
+    day_hi = int(timestamps[keep].max()) // SECONDS_PER_DAY
+    n_days = day_hi - day_lo + 1
+
+    trade_day = trade_days(trades, (block_numbers, timestamps)) - day_lo
+    if len(trade_day) and (trade_day.min() < 0 or trade_day.max() >= n_days):
+        raise ValueError("daily_pnl: trades outside the block range of first_block..last_block")
+    net_eth = np.asarray([int(v) for v in trades.column("net_profit_wei").to_pylist()], np.float64) / WEI_PER_ETH
+    usd = trades.column("net_profit_usd").to_numpy() if trades.num_rows else np.zeros(0)
+    counts = np.bincount(trade_day, minlength=n_days).astype(np.int64)
+    pnl_eth = np.bincount(trade_day, weights=net_eth, minlength=n_days)
+    pnl_usd = np.bincount(trade_day, weights=usd, minlength=n_days)
+    equity = float(initial_capital_eth) + np.cumsum(pnl_eth)
+    prev_equity = np.concatenate([[float(initial_capital_eth)], equity[:-1]])
+    days = np.arange(day_lo, day_hi + 1).astype("datetime64[D]")
+    return pa.Table.from_arrays([pa.array(days, pa.date32()), counts, pnl_eth, pnl_usd, equity,
+                                 pnl_eth / prev_equity], schema=DAILY_PNL)
+
+
+def trade_days(trades: pa.Table, blocks) -> np.ndarray:
+    """The UTC day number (days since 1970-01-01) of each trade, from its block's timestamp."""
+    block_numbers, timestamps = _block_clock(blocks)
+    trade_blocks = trades.column("block_number").to_numpy() if trades.num_rows else np.zeros(0, np.int64)
+    idx = np.searchsorted(block_numbers, trade_blocks)
+    found = idx < len(block_numbers)
+    found[found] = block_numbers[idx[found]] == trade_blocks[found]
+    if not found.all():
+        missing = int(trade_blocks[np.flatnonzero(~found)[0]])
+        raise ValueError(f"trades: block {missing} is not in the blocks table (pass the blocks the run covered)")
+    return (timestamps[idx] // SECONDS_PER_DAY).astype(np.int64)
+
+
+def equity_curve(net_eth: np.ndarray, initial_capital_eth: float) -> np.ndarray:
+    """Equity before the first trade and after each trade: shape (n + 1,), ETH."""
+    return float(initial_capital_eth) + np.concatenate([[0.0], np.cumsum(net_eth)])
+
+
+def drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[np.ndarray, np.ndarray]:
+    """(drawdown in ETH, drawdown as a fraction of the running peak), shape (n + 1,), from equity_curve."""
+    equity = equity_curve(net_eth, initial_capital_eth)
+    peak = np.maximum.accumulate(equity)
+    return peak - equity, (peak - equity) / peak
+
+
+def max_drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[float, float]:
+    """(largest drawdown in ETH, largest drawdown as a fraction of its peak) of the per-trade equity."""
+    dd_eth, dd_frac = drawdown(net_eth, initial_capital_eth)
+    return float(dd_eth.max()), float(dd_frac.max())
+
+
+def sharpe_ratio(daily_returns: np.ndarray) -> float | None:
+    """mean / std(ddof=1) × √365 of daily returns; None with < 2 days or zero volatility."""
+    value = _sharpe_rows(np.asarray(daily_returns, np.float64)[None, :])[0]
+    return float(value) if math.isfinite(value) else None
+
+
+def bootstrap_ci(values: np.ndarray, statistic, samples: int, rng: np.random.Generator,
+                 confidence: float = 0.95) -> list:
+    """Percentile bootstrap interval [low, high] of `statistic` (rows → one value per row), vectorized.
+
+    Resamples whose statistic is undefined (NaN) are dropped; [None, None] when fewer than 2 values or
+    no resample is defined.
+    """
+    values = np.asarray(values, np.float64)
+    if len(values) < 2 or samples < 1:
+        return [None, None]
+    idx = rng.integers(0, len(values), size=(int(samples), len(values)))
+    stats = statistic(values[idx])
+    stats = stats[np.isfinite(stats)]
+    if len(stats) == 0:
+        return [None, None]
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(stats, [tail, 100.0 - tail])
+    return [float(low), float(high)]
+
+
+def _mean_rows(rows: np.ndarray) -> np.ndarray:
+    return rows.mean(axis=1)
+
+
+def _sharpe_rows(rows: np.ndarray) -> np.ndarray:
+    if rows.shape[1] < 2:
+        return np.full(rows.shape[0], np.nan)
+    std = rows.std(axis=1, ddof=1)
+    mean = rows.mean(axis=1)
+    # a constant resample has no volatility: Sharpe is undefined, not infinite (relative test: float noise)
+    flat = std <= 1e-12 * np.maximum(np.abs(mean), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = mean / std * math.sqrt(DAYS_PER_YEAR)
+    out[flat] = np.nan
+    return out
+
+
+def _trade_order(trades: pa.Table) -> np.ndarray:
+    """Indices sorting the trades by (block, tx), stable (the controller's selection order within a tx)."""
+    if not trades.num_rows:
+        return np.zeros(0, np.int64)
+    block = trades.column("block_number").to_numpy()
+    tx = trades.column("tx_index").to_numpy()
+    return np.lexsort((tx, block))
+
+
+def _block_clock(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """(block_numbers int64, timestamps int64) from a blocks table or a pair of arrays."""
+    if isinstance(blocks, pa.Table):
+        numbers, stamps = blocks.column("block_number").to_numpy(), blocks.column("timestamp").to_numpy()
+    else:
+        numbers, stamps = blocks
+    numbers = np.asarray(numbers, np.int64)
+    stamps = np.asarray(stamps, np.int64)
+    if len(numbers) != len(stamps):
+        raise ValueError(f"blocks: {len(numbers)} block numbers but {len(stamps)} timestamps")
+    if len(numbers) > 1 and np.any(np.diff(numbers) <= 0):
+        order = np.argsort(numbers, kind="stable")
+        numbers, stamps = numbers[order], stamps[order]
+    return numbers, stamps
+
+
+def json_safe(obj):
+    """Recursively replace NaN/±inf by None and numpy scalars by Python ones (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def _fmt(value, spec: str, unit: str = "", none: str = "n/a") -> str:
+    if value is None:
+        return none
+    return f"{format(value, spec)}{unit}"
+
+
+def _fmt_ci(ci, spec: str, unit: str = "") -> str:
+    if not ci or ci[0] is None:
+        return ""
+    return f"   95% CI [{format(ci[0], spec)}, {format(ci[1], spec)}]{unit}"
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
+    """(label, value with unit, note) rows of the headline metrics, shared by the console and the HTML report."""
+    m = summary.get("metrics", summary)
+    t = summary.get("timing", {})
+    gas_eth = int(m.get("gas_cost_wei", 0)) / WEI_PER_ETH
+    rows = [
+        ("blocks", f"{m['blocks']:,}",
+         f"{t['blocks_per_second']:,.0f} blocks/s" if t.get("blocks_per_second") else ""),
+        ("pairs screened", f"{m['pairs_evaluated']:,}",
+         f"{t['pairs_per_second']:,.0f} pairs/s" if t.get("pairs_per_second") else ""),
+        ("opportunities", f"{m['opportunities']:,}", ""),
+        ("trades", f"{m['trades']:,}", f"{_fmt(m.get('trades_per_block'), '.3f')} per block"),
+        ("net profit", f"{m['net_profit_eth']:.6f} ETH", f"${m['net_profit_usd']:,.2f}"),
+        ("gas spent", f"{gas_eth:.6f} ETH", f"{m.get('gas_units', 0):,} gas"),
+        ("profit per trade (mean)", f"{m['mean_profit_per_trade_eth']:.6f} ETH",
+         f"median {m['median_profit_per_trade_eth']:.6f} ETH"
+         + _fmt_ci(m.get("mean_profit_per_trade_ci95_eth"), ".6f", " ETH")),
+        ("win rate", f"{m['win_rate']:.1%}",
+         f"{m.get('winning_trades', 0):,} won, {m.get('losing_trades', 0):,} lost"),
+    ]
+    if "profit_factor" in m:
+        pf = m["profit_factor"]
+        rows += [
+            ("profit factor", _fmt(pf, ".2f", "×", "∞ (no losing trade)" if m.get("trades") else "n/a"),
+             "gross wins ÷ gross losses"),
+            ("expected value / trade", f"{m['expected_value_per_trade_eth']:.6f} ETH",
+             f"per attempt {_fmt(m.get('expected_value_per_attempt_eth'), '.6f', ' ETH')}"),
+            ("survival rate", _fmt(m.get("survival_rate"), ".1%"), f"{m['trades']:,} of {m['attempted']:,} attempted"),
+            ("gas efficiency", _fmt(m.get("gas_efficiency"), ".2f", "×"), "gross profit ÷ gas cost"),
+            ("initial capital", f"{m['initial_capital_eth']:,.2f} ETH",
+             f"final {m['final_equity_eth']:,.6f} ETH ({m['return_on_capital']:+.4%})"),
+            ("max drawdown", f"{m['max_drawdown_eth']:.6f} ETH", f"{m['max_drawdown_pct']:.4f} % of peak equity"),
+            ("days", _fmt(m.get("days"), ",d"),
+             f"mean {_fmt(m.get('mean_daily_pnl_eth'), '.6f', ' ETH')}/day, "
+             f"{_fmt(m.get('mean_daily_pnl_usd'), ',.2f', ' USD')}/day" if m.get("days") else "no block timestamps"),
+            ("Sharpe (annualized)", _fmt(m.get("sharpe_annualized"), ".2f", none="n/a (needs ≥ 2 days)"),
+             _fmt_ci(m.get("sharpe_ci95"), ".2f").strip() or "daily returns × √365"),
+        ]
+    return rows
+
+
+def format_summary(summary: dict) -> str:
+    """A short aligned console table of the headline metrics (a summary.json dict or its "metrics")."""
+    rows = summary_rows(summary)
+    width = max(len(label) for label, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value:>{value_width}}   {note}".rstrip() for label, value, note in rows)

@@ -183,3 +183,84 @@ def test_cudasim_backend_through_the_cli(hand_dataset, tmp_path):
                 "progress=false", "thresholds.min_profit_eth=0")
     assert sim.returncode == 0 and cpu.returncode == 0, sim.stderr + cpu.stderr
     assert pq.read_table(tmp_path / "s" / "trades.parquet").equals(pq.read_table(tmp_path / "c" / "trades.parquet"))
+
+
+def test_run_writes_report_validation_and_daily_pnl(tiny_run):
+    _, out, proc = tiny_run
+    for name in ("report.html", "daily_pnl.parquet", "thresholds.json", "validation.json",
+                 "validation_matches.parquet"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    arb = summary["validation"]["kinds"]["arbitrage"]
+    assert arb["labels"] > 0 and 0 < arb["recall"] <= 1 and 0 < arb["precision"] <= 1
+    assert "recall" in proc.stdout and "Sharpe" in proc.stdout
+    assert "<img" in (out / "report.html").read_text()
+
+
+def test_sweep_command(tiny_run, tmp_path):
+    work, out, _ = tiny_run
+    run_copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(out, run_copy)
+    proc = gpubt("sweep", f"sweep.run_dir={run_copy}", "sweep.grid=static",
+                 "sweep.min_profit_eth=[0.0001,0.001,0.01,1.0]")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = pq.read_table(run_copy / "sweep.parquet").to_pylist()
+    assert [round(r["min_profit_eth"], 6) for r in table] == [0.0001, 0.001, 0.01, 1.0]
+    trades = pq.read_table(out / "trades.parquet").to_pylist()
+    for row in table:  # each config = the run's trades above its threshold, exactly
+        kept = [t for t in trades if t["screen_net_profit_wei"] > row["min_profit_eth"] * 1e18]
+        assert row["trades"] == len(kept)
+        assert int(row["net_profit_wei"]) == sum(int(t["net_profit_wei"]) for t in kept)
+    best = json.loads((run_copy / "sweep_best.json").read_text())
+    assert best["configs"] == 4 and best["best"]["config"] == 0
+    bad = gpubt("sweep", f"sweep.run_dir={tmp_path / 'nope'}")
+    assert bad.returncode == 2 and "no summary.json" in bad.stderr
+
+
+def test_dynamic_threshold_run(tiny_run, tmp_path):
+    work, out, _ = tiny_run
+    dyn = tmp_path / "dynamic"
+    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={dyn}",
+                 "progress=false", "thresholds=dynamic", "thresholds.min_profit_eth=0.0001", "report.enabled=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = json.loads((dyn / "thresholds.json").read_text())
+    assert model["kind"] == "dynamic" and len(model["weights"]) == 5
+    summary = json.loads((dyn / "summary.json").read_text())
+    info = summary["run"]["threshold"]
+    static_trades = pq.read_table(out / "trades.parquet").num_rows
+    assert info["trades_before"] == static_trades >= info["trades_kept"] == summary["metrics"]["trades"]
+    assert info["fit_blocks"][1] < summary["run"]["last_block"]  # the second half is out of sample
+
+
+def test_prometheus_endpoint_during_a_real_run(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    proc = subprocess.Popen([*GPUBT, "run", "backend=cpu", "data.preset=small", f"data.cache_dir={tmp_path / 'c'}",
+                             f"out_dir={tmp_path / 'r'}", "progress=false", "batch_blocks=25", f"monitor.port={port}",
+                             "report.enabled=false"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    seen = []
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        for line in body.splitlines():
+            if line.startswith("gpubt_blocks_processed_total "):
+                seen.append(float(line.split()[1]))
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert seen and max(seen) > 0, "never scraped a block count during the run"
+    assert any(0 < v < 2000 for v in seen) or max(seen) == 2000
+    assert seen == sorted(seen)  # counters only grow

@@ -1,0 +1,285 @@
+"""Validation against labeled MEV: which labeled transactions did the backtest find, and how exact were its profits.
+
+Matching rule (one-to-one): a trade of ours and a label match when they are in the same block, of the same kind
+(our cycles are kind "arbitrage"), share at least one pool, and our evaluation point is just before the label:
+`min_gap <= label.tx_index − our.tx_index <= max_gap` (default 1..1: our state is "after tx t", the labeled
+back-run is tx t + 1; the top of a block is tx −1, so it matches a label at tx 0). Where several pairs qualify,
+the greedy assignment prefers the larger pool overlap (Jaccard), then the smaller gap, then the closer profit.
+
+Scores per label kind: precision = matched trades ÷ our trades of that kind, recall = matched labels ÷ labels,
+F1 = their harmonic mean. Profit error on matched pairs compares our exact gross profit (amount out − amount in,
+before gas, `gross_profit_raw`) with the label's realized `profit_raw` (also before gas), both in raw units of
+the profit token (wei when it is WETH); pairs whose start token differs from the label's profit token are
+matched but left out of the error statistics.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from gpubt import schema
+
+WEI_PER_ETH = 10**18
+POINT_TX_BITS = 21   # point code = block << 21 | (tx_index + 1): tx −1 (top of block) stays non-negative
+
+MATCHES = pa.schema([
+    ("block_number", pa.int64()),
+    ("kind", pa.string()),
+    ("our_tx_index", pa.int32()),
+    ("label_tx_index", pa.int32()),
+    ("path_id", pa.int32()),
+    ("our_pools", pa.list_(pa.int32())),
+    ("label_pools", pa.list_(pa.int32())),
+    ("jaccard", pa.float64()),
+    ("searcher", pa.string()),
+    ("tx_hash", pa.string()),
+    ("profit_token", pa.int32()),
+    ("estimated_profit_wei", schema.AMOUNT),   # our exact gross profit (raw units of profit_token)
+    ("realized_profit_wei", schema.AMOUNT),    # the label's profit_raw
+    ("estimated_profit_eth", pa.float64()),    # the same ÷ 1e18 (null when the tokens differ), for plots
+    ("realized_profit_eth", pa.float64()),
+    ("our_net_profit_wei", schema.AMOUNT),
+])
+
+
+def pools_matrix(pools_col) -> np.ndarray:
+    """A list<int32> column → int32 (n, max_len) matrix padded with −1."""
+    arr = pools_col.combine_chunks() if isinstance(pools_col, pa.ChunkedArray) else pools_col
+    n = len(arr)
+    if n == 0:
+        return np.full((0, 1), -1, np.int32)
+    offsets = arr.offsets.to_numpy()
+    values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.int32)
+    lengths = np.diff(offsets)
+    width = max(int(lengths.max()), 1)
+    out = np.full((n, width), -1, np.int32)
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(len(values)) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    out[rows, cols] = values
+    return out
+
+
+def point_code(block_number, tx_index) -> np.ndarray:
+    return (np.asarray(block_number, np.int64) << POINT_TX_BITS) + (np.asarray(tx_index, np.int64) + 1)
+
+
+def candidate_pairs(our_block, our_tx, our_pools, label_block, label_tx, label_pools, min_gap: int = 1,
+                    max_gap: int = 1):
+    """All (ours i, label j) pairs in the same block with min_gap <= label tx − our tx <= max_gap sharing a pool.
+
+    our_pools / label_pools: int32 matrices padded with −1 (`pools_matrix`). Returns (i, j, overlap, jaccard)
+    arrays; no (ours × labels) matrix is built: labels look their window up in the sorted points.
+    """
+    our_code = point_code(our_block, our_tx)
+    order = np.argsort(our_code, kind="stable")
+    sorted_code = our_code[order]
+    label_block = np.asarray(label_block, np.int64)
+    label_tx = np.asarray(label_tx, np.int64)
+    lo = np.searchsorted(sorted_code, point_code(label_block, label_tx - max_gap), side="left")
+    hi = np.searchsorted(sorted_code, point_code(label_block, label_tx - min_gap), side="right")
+    # a window must not leak into the previous block (tx −1 is the lowest point of a block)
+    lo = np.maximum(lo, np.searchsorted(sorted_code, point_code(label_block, -1), side="left"))
+    counts = np.maximum(hi - lo, 0)
+    j = np.repeat(np.arange(len(label_block)), counts)
+    starts = np.repeat(lo, counts)
+    within = np.arange(len(j)) - np.repeat(np.cumsum(counts) - counts, counts)
+    i = order[starts + within]
+    a, b = our_pools[i], label_pools[j]
+    overlap = np.zeros(len(i), np.int64)
+    for ha in range(a.shape[1]):
+        for hb in range(b.shape[1]):
+            overlap += (a[:, ha] == b[:, hb]) & (a[:, ha] >= 0)
+    size_a = (a >= 0).sum(axis=1)
+    size_b = (b >= 0).sum(axis=1)
+    keep = overlap > 0
+    jaccard = overlap / np.maximum(size_a + size_b - overlap, 1)
+    return i[keep], j[keep], overlap[keep], jaccard[keep]
+
+
+def _amounts(col) -> list[int]:
+    return [int(v) for v in col.to_pylist()]
+
+
+def _profit_stats(est: np.ndarray, real: np.ndarray) -> dict:
+    """MAE, median relative error, R² (estimate as a predictor of realized) and Pearson r, in wei and ETH."""
+    n = len(est)
+    if n == 0:
+        return {"n": 0, "mae_wei": None, "mae_eth": None, "median_rel_error": None, "r2": None, "pearson": None}
+    err = est - real
+    nonzero = real != 0
+    ss_res = float(np.sum(err ** 2))
+    ss_tot = float(np.sum((real - real.mean()) ** 2))
+    pearson = None
+    if n > 1 and est.std() > 0 and real.std() > 0:
+        pearson = float(np.corrcoef(est, real)[0, 1])
+    return {
+        "n": n,
+        "mae_wei": float(np.mean(np.abs(err))),
+        "mae_eth": float(np.mean(np.abs(err))) / WEI_PER_ETH,
+        "median_rel_error": float(np.median(np.abs(err[nonzero]) / np.abs(real[nonzero]))) if nonzero.any() else None,
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else None,
+        "pearson": pearson,
+    }
+
+
+@dataclass
+class Validation:
+    """Matched pairs, misses (labels we did not find), false positives (our trades with no label), scores."""
+
+    matches: pa.Table
+    misses: pa.Table
+    false_positives: pa.Table
+    scores: dict = field(default_factory=dict)
+
+    def write(self, out_dir) -> None:
+        """validation_matches.parquet, validation_misses.parquet, validation_false_positives.parquet,
+        validation.json (scores) into `out_dir`."""
+        from gpubt.data.store import write_json_atomic, write_table_atomic
+
+        out_dir = Path(out_dir)
+        write_table_atomic(self.matches, out_dir / "validation_matches.parquet")
+        write_table_atomic(self.misses, out_dir / "validation_misses.parquet")
+        write_table_atomic(self.false_positives, out_dir / "validation_false_positives.parquet")
+        write_json_atomic(self.scores, out_dir / "validation.json")
+
+
+def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", min_gap: int = 1, max_gap: int = 1,
+             first_block: int | None = None, last_block: int | None = None) -> Validation:
+    """Match our `trades` (TRADES schema) against `labels` (LABELS schema) and score detection and profits.
+
+    Labels are restricted to first_block..last_block (default: the whole labels table). Every trade is of
+    `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0, precision null).
+    """
+    trades = schema.conform(trades, "trades", "trades")
+    labels = schema.conform(labels, "labels", "labels")
+    lb = labels.column("block_number").to_numpy()
+    keep = np.ones(len(lb), bool)
+    if first_block is not None:
+        keep &= lb >= first_block
+    if last_block is not None:
+        keep &= lb <= last_block
+    if not keep.all():
+        labels = labels.filter(pa.array(keep))
+    kinds = labels.column("kind").to_pylist()
+    is_ours = np.asarray([k == our_kind for k in kinds], bool)
+
+    our_pools = pools_matrix(trades.column("pools"))
+    label_pools = pools_matrix(labels.column("pools"))
+    i, j, _, jaccard = candidate_pairs(
+        trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(), our_pools,
+        labels.column("block_number").to_numpy()[is_ours], labels.column("tx_index").to_numpy()[is_ours],
+        label_pools[is_ours], min_gap, max_gap)
+    label_rows = np.flatnonzero(is_ours)
+    j = label_rows[j]
+
+    est_raw = _amounts(trades.column("gross_profit_raw"))
+    real_raw = _amounts(labels.column("profit_raw"))
+    start_token = trades.column("start_token").to_numpy()
+    profit_token = labels.column("profit_token").to_numpy()
+    gap = labels.column("tx_index").to_numpy()[j].astype(np.int64) - trades.column("tx_index").to_numpy()[i]
+    closeness = np.asarray([abs(est_raw[a] - real_raw[b]) for a, b in zip(i.tolist(), j.tolist())], np.float64)
+    order = np.lexsort((closeness, gap, -jaccard))
+    our_taken = np.zeros(trades.num_rows, bool)
+    label_taken = np.zeros(labels.num_rows, bool)
+    pairs = []
+    for p in order.tolist():
+        a, b = int(i[p]), int(j[p])
+        if not our_taken[a] and not label_taken[b]:
+            our_taken[a] = label_taken[b] = True
+            pairs.append((a, b, float(jaccard[p])))
+    pairs.sort()
+
+    rows_a = [a for a, _, _ in pairs]
+    rows_b = [b for _, b, _ in pairs]
+    same_token = [int(start_token[a]) == int(profit_token[b]) for a, b in zip(rows_a, rows_b)]
+    est = [est_raw[a] for a in rows_a]
+    real = [real_raw[b] for b in rows_b]
+    net = _amounts(trades.column("net_profit_wei").take(pa.array(rows_a, pa.int64())))
+    matches = pa.Table.from_pydict({
+        "block_number": trades.column("block_number").take(pa.array(rows_a, pa.int64())),
+        "kind": [kinds[b] for b in rows_b],
+        "our_tx_index": trades.column("tx_index").take(pa.array(rows_a, pa.int64())),
+        "label_tx_index": labels.column("tx_index").take(pa.array(rows_b, pa.int64())),
+        "path_id": trades.column("path_id").take(pa.array(rows_a, pa.int64())),
+        "our_pools": trades.column("pools").take(pa.array(rows_a, pa.int64())),
+        "label_pools": labels.column("pools").take(pa.array(rows_b, pa.int64())),
+        "jaccard": [jc for _, _, jc in pairs],
+        "searcher": labels.column("searcher").take(pa.array(rows_b, pa.int64())),
+        "tx_hash": labels.column("tx_hash").take(pa.array(rows_b, pa.int64())),
+        "profit_token": labels.column("profit_token").take(pa.array(rows_b, pa.int64())),
+        "estimated_profit_wei": est,
+        "realized_profit_wei": real,
+        "estimated_profit_eth": [e / WEI_PER_ETH if s else None for e, s in zip(est, same_token)],
+        "realized_profit_eth": [r / WEI_PER_ETH if s else None for r, s in zip(real, same_token)],
+        "our_net_profit_wei": net,
+    }, schema=MATCHES)
+
+    scores = {"rule": {"our_kind": our_kind, "min_gap": min_gap, "max_gap": max_gap,
+                       "estimated": "our exact gross_profit_raw (before gas)",
+                       "realized": "label profit_raw (before gas)"},
+              "kinds": {}}
+    for kind in sorted(set(kinds) | {our_kind}):
+        n_labels = int(sum(1 for k in kinds if k == kind))
+        n_ours = trades.num_rows if kind == our_kind else 0
+        matched = int(sum(1 for b in rows_b if kinds[b] == kind))
+        precision = matched / n_ours if n_ours else None
+        recall = matched / n_labels if n_labels else None
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision is not None and recall is not None and precision + recall > 0 else
+              (0.0 if precision is not None and recall is not None else None))
+        sel = [k for k, b in enumerate(rows_b) if kinds[b] == kind and same_token[k]]
+        stats = _profit_stats(np.asarray([float(est[k]) for k in sel], np.float64),
+                              np.asarray([float(real[k]) for k in sel], np.float64))
+        scores["kinds"][kind] = {"labels": n_labels, "ours": n_ours, "matched": matched, "precision": precision,
+                                 "recall": recall, "f1": f1, "profit": stats}
+    return Validation(matches=matches, misses=labels.filter(pa.array(~label_taken)),
+                      false_positives=trades.filter(pa.array(~our_taken)), scores=_finite(scores))
+
+
+def _finite(obj):
+    """NaN/inf → None so validation.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def load_labels(dataset, first_block: int | None = None, last_block: int | None = None) -> pa.Table:
+    """The labels of a gpubt dataset (all partitions), restricted to first_block..last_block."""
+    labels = dataset.read("labels")
+    b = labels.column("block_number").to_numpy()
+    lo = -np.inf if first_block is None else first_block
+    hi = np.inf if last_block is None else last_block
+    return labels.filter(pa.array((b >= lo) & (b <= hi)))
+
+
+def format_scores(scores: dict) -> str:
+    lines = []
+    for kind, s in scores["kinds"].items():
+        p = s["profit"]
+        fmt = lambda v, f="{:.3f}": "n/a" if v is None else f.format(v)  # noqa: E731
+        lines.append(f"{kind:<10} labels {s['labels']:>6}  ours {s['ours']:>6}  matched {s['matched']:>6}  "
+                     f"precision {fmt(s['precision'])}  recall {fmt(s['recall'])}  F1 {fmt(s['f1'])}  "
+                     f"profit MAE {fmt(p['mae_eth'], '{:.6f}')} ETH  med rel err {fmt(p['median_rel_error'], '{:.2e}')}  "
+                     f"R² {fmt(p['r2'], '{:.4f}')}  r {fmt(p['pearson'], '{:.4f}')}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual inspection: python -m gpubt.engine.validate RUN DATASET
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from gpubt.data.store import Dataset
+
+    run_dir, ds = Path(sys.argv[1]), Dataset(sys.argv[2])
+    trades_t = pq.read_table(run_dir / "trades.parquet")
+    result = validate(trades_t, load_labels(ds), first_block=ds.first_block, last_block=ds.last_block)
+    print(format_scores(result.scores))
+    print(json.dumps(result.scores, indent=1)[:2000])

@@ -1,0 +1,536 @@
+"""A self-contained HTML report of a results folder: the summary table and matplotlib plots as inline PNGs.
+
+    write_report("results/synthetic-20250101-120000")   # → <folder>/report.html (no external resources)
+
+Reads summary.json, trades.parquet and opportunities.parquet; optional inputs, each plotted only when the
+file is in the folder:
+  daily_pnl.parquet            gpubt.engine.metrics.DAILY_PNL (else computed from the dataset's blocks table
+                               when summary.json's run.dataset can still be opened)
+  sweep.parquet                one row per threshold config: parameter columns + a metric column
+                               (net_profit_eth, else net_profit_wei, profit_eth, trades): a heatmap of the
+                               first two parameters (best over the others), a line for one parameter
+  validation_matches.parquet   one row per matched trade: an estimated and a realized profit column
+                               (names containing "estimated"/"screen"/"predicted" and "realized"/"actual"/
+                               "label"/"observed"; ETH or wei by name): a scatter with the y = x line
+Trades without a `strategy` column are "arbitrage".
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gpubt.engine import metrics as M
+
+WEI_PER_ETH = M.WEI_PER_ETH
+DEFAULT_STRATEGY = "arbitrage"
+MAX_BARS = 400           # opportunities per block: more blocks than this are averaged into bins
+COLORS = ("#1f5fa8", "#d9731a", "#2a9d4b", "#b5302a", "#7b4fa6", "#7f7f7f")
+
+
+def write_report(results_dir, out_name: str = "report.html", display_dir=None) -> Path:
+    """Write `<results_dir>/report.html` (self-contained) and return its path.
+
+    `display_dir`: the folder name the page shows, when the report is written into a temporary folder that is
+    renamed into place afterwards (the controller's atomic results folder).
+    """
+    folder = Path(results_dir)
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: not found (is {folder} a gpubt results folder?)")
+    summary = json.loads(summary_path.read_text())
+    trades = _read(folder / "trades.parquet", required=True)
+    opportunities = _read(folder / "opportunities.parquet", required=True)
+    run = summary.get("run", {})
+    capital = _initial_capital(summary, folder)
+    daily = _read(folder / "daily_pnl.parquet") or _daily_from_dataset(trades, run, capital)
+
+    metrics = summary.get("metrics", {})
+    recomputed = False
+    if "max_drawdown_eth" not in metrics:  # summary.json from before the extended metrics: fill them in
+        blocks = _blocks_from_dataset(run)
+        metrics = M.summarize_trades(trades, metrics.get("opportunities", opportunities.num_rows),
+                                     metrics.get("pairs_evaluated", 0), metrics.get("blocks", 0),
+                                     blocks=blocks, first_block=run.get("first_block"),
+                                     last_block=run.get("last_block"), initial_capital_eth=capital)
+        recomputed = True
+    summary = dict(summary, metrics=metrics)
+
+    figures = []
+    trades = _sorted_trades(trades)
+    net_eth = _eth(trades, "net_profit_wei")
+    figures.append(("Equity", _plot_equity(trades, net_eth, capital, run),
+                    f"Equity = initial capital ({capital:,.2f} ETH) + cumulative net profit, after each trade "
+                    "(trades in block, transaction order)."))
+    figures.append(("Drawdown", _plot_drawdown(trades, net_eth, capital, run),
+                    "Drawdown = running peak of equity − equity (ETH), and as % of the running peak."))
+    if daily is not None and daily.num_rows:
+        figures.append(("Daily PnL", _plot_daily(daily),
+                        "Net profit per UTC day of the block timestamps (ETH, bars) and equity at day end."))
+    figures.append(("Profit distribution per strategy", _plot_profit_distribution(trades, net_eth),
+                    "Histogram of the exact net profit per trade (ETH, after gas), one series per strategy."))
+    figures.append(("Cumulative gas", _plot_gas(trades, run),
+                    "Σ gas cost (gas units × gas price, ETH) of the trades taken, against Σ gross profit."))
+    figures.append(("Opportunities per block", _plot_opportunities(opportunities, run),
+                    "Pairs over the threshold per block, by strategy (mean per block over bins when the run "
+                    f"has more than {MAX_BARS} blocks)."))
+    sweep = _read(folder / "sweep.parquet")
+    if sweep is not None and sweep.num_rows:
+        fig = _plot_sweep(sweep)
+        if fig is not None:
+            figures.append(("Threshold sweep", fig[0], fig[1]))
+    validation = _read(folder / "validation_matches.parquet")
+    if validation is not None and validation.num_rows:
+        fig = _plot_validation(validation)
+        if fig is not None:
+            figures.append(("Validation: estimated vs realized profit", fig[0], fig[1]))
+
+    page = _page(Path(display_dir) if display_dir is not None else folder, summary, figures, recomputed)
+    out = folder / out_name
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+# ---------------------------------------------------------------- inputs
+
+def _read(path: Path, required: bool = False) -> pa.Table | None:
+    if not path.is_file():
+        if required:
+            raise FileNotFoundError(f"{path}: not found (the results folder is incomplete)")
+        return None
+    return pq.read_table(path)
+
+
+def _initial_capital(summary: dict, folder: Path) -> float:
+    value = summary.get("metrics", {}).get("initial_capital_eth")
+    if value is None and (folder / "config.yaml").is_file():
+        try:
+            from omegaconf import OmegaConf
+
+            value = OmegaConf.select(OmegaConf.load(folder / "config.yaml"), "metrics.initial_capital_eth")
+        except Exception:  # an unreadable config only loses the configured capital, not the report
+            value = None
+    return float(value) if value is not None else M.DEFAULT_INITIAL_CAPITAL_ETH
+
+
+def _blocks_from_dataset(run: dict):
+    """(block_numbers, timestamps) of the run's dataset, or None when it cannot be opened any more."""
+    path = run.get("dataset")
+    if not path or not Path(path).is_dir():
+        return None
+    try:
+        from gpubt.data.store import Dataset
+
+        blocks = Dataset(path).read("blocks")
+    except Exception:  # moved or partial dataset: the report goes on without daily figures
+        return None
+    return blocks.column("block_number").to_numpy(), blocks.column("timestamp").to_numpy()
+
+
+def _daily_from_dataset(trades: pa.Table, run: dict, capital: float) -> pa.Table | None:
+    clock = _blocks_from_dataset(run)
+    if clock is None:
+        return None
+    try:
+        return M.daily_pnl(trades, clock, capital, run.get("first_block"), run.get("last_block"))
+    except ValueError:
+        return None
+
+
+def _sorted_trades(trades: pa.Table) -> pa.Table:
+    if not trades.num_rows:
+        return trades
+    order = np.lexsort((trades.column("tx_index").to_numpy(), trades.column("block_number").to_numpy()))
+    return trades.take(pa.array(order))
+
+
+def _eth(table: pa.Table, column: str) -> np.ndarray:
+    return np.asarray([int(v) for v in table.column(column).to_pylist()], np.float64) / WEI_PER_ETH
+
+
+def _strategies(table: pa.Table) -> np.ndarray:
+    if "strategy" in table.column_names:
+        return np.asarray(table.column("strategy").fill_null(DEFAULT_STRATEGY).to_pylist(), dtype=object)
+    return np.full(table.num_rows, DEFAULT_STRATEGY, dtype=object)
+
+
+# ---------------------------------------------------------------- plots
+
+def _figure(height: float = 3.2):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9.0, height), dpi=110, layout="constrained")
+    ax.grid(True, alpha=0.3, linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
+
+
+def _block_axis(ax) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xlabel("block number")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
+def _step_x(trades: pa.Table, run: dict) -> np.ndarray:
+    """x for a per-trade step series that starts before the first trade: the run's first block, then trades."""
+    blocks = trades.column("block_number").to_numpy().astype(np.float64)
+    start = run.get("first_block", blocks[0] if len(blocks) else 0)
+    return np.concatenate([[float(start)], blocks])
+
+
+def _extend_to_end(x: np.ndarray, y: np.ndarray, run: dict) -> tuple[np.ndarray, np.ndarray]:
+    end = run.get("last_block")
+    if end is not None and len(x) and end > x[-1]:
+        return np.append(x, float(end)), np.append(y, y[-1])
+    return x, y
+
+
+def _plot_equity(trades, net_eth, capital, run) -> str:
+    fig, ax = _figure()
+    x, y = _extend_to_end(_step_x(trades, run), M.equity_curve(net_eth, capital), run)
+    ax.step(x, y, where="post", color=COLORS[0], linewidth=1.4)
+    ax.axhline(capital, color="#999", linewidth=0.8, linestyle="--", label=f"initial capital {capital:,.2f} ETH")
+    ax.set_ylabel("equity (ETH)")
+    ax.set_title("Equity curve")
+    ax.legend(loc="upper left", frameon=False)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    _block_axis(ax)
+    return _png(fig)
+
+
+def _plot_drawdown(trades, net_eth, capital, run) -> str:
+    fig, ax = _figure(2.8)
+    dd_eth, dd_frac = M.drawdown(net_eth, capital)
+    x, y = _extend_to_end(_step_x(trades, run), -dd_eth, run)
+    ax.fill_between(x, y, 0, step="post", color=COLORS[3], alpha=0.35, linewidth=0)
+    ax.step(x, y, where="post", color=COLORS[3], linewidth=1.0)
+    ax.set_ylabel("drawdown (ETH)")
+    worst = float(dd_eth.max()) if len(dd_eth) else 0.0
+    ax.set_title(f"Drawdown (max {worst:.6f} ETH, {100 * float(dd_frac.max()):.4f} % of peak)")
+    if worst == 0:
+        ax.set_ylim(-1e-3 * capital, 1e-4 * capital)
+        _empty(ax, "no drawdown: equity never fell below its running peak")
+    _block_axis(ax)
+    return _png(fig)
+
+
+def _plot_daily(daily: pa.Table) -> str:
+    fig, ax = _figure()
+    days = [str(d) for d in daily.column("day").to_pylist()]
+    pnl = daily.column("pnl_eth").to_numpy()
+    x = np.arange(len(days))
+    ax.bar(x, pnl, color=np.where(pnl >= 0, COLORS[2], COLORS[3]), width=0.6 if len(days) > 3 else 0.3)
+    ax.axhline(0, color="#999", linewidth=0.8)
+    ax.set_ylabel("net PnL per day (ETH)")
+    ax2 = ax.twinx()
+    ax2.plot(x, daily.column("equity_eth").to_numpy(), color=COLORS[0], marker="o", markersize=3)
+    ax2.set_ylabel("equity at day end (ETH)", color=COLORS[0])
+    ax2.ticklabel_format(axis="y", style="plain", useOffset=False)
+    ax2.spines[["top"]].set_visible(False)
+    step = max(1, math.ceil(len(days) / 12))
+    ax.set_xticks(x[::step], days[::step], rotation=30 if len(days) > 6 else 0)
+    ax.set_xlim(-0.75, len(days) - 0.25)
+    ax.set_title(f"Daily PnL ({len(days)} day{'s' if len(days) != 1 else ''}, UTC)")
+    return _png(fig)
+
+
+def _plot_profit_distribution(trades, net_eth) -> str:
+    fig, ax = _figure()
+    if not len(net_eth):
+        _empty(ax, "no trades")
+        return _png(fig)
+    strategies = _strategies(trades)
+    names = sorted(set(strategies.tolist()))
+    positive = bool((net_eth > 0).all())
+    if positive:  # heavy-tailed: log-spaced bins on a log axis
+        bins = np.logspace(np.log10(net_eth.min()), np.log10(net_eth.max()) + 1e-9, 30)
+        ax.set_xscale("log")
+    else:
+        bins = np.histogram_bin_edges(net_eth, bins=30)
+        ax.axvline(0, color="#999", linewidth=0.8)
+    for i, name in enumerate(names):
+        values = net_eth[strategies == name]
+        ax.hist(values, bins=bins, alpha=0.6 if len(names) > 1 else 0.85, color=COLORS[i % len(COLORS)],
+                label=f"{name}: {len(values):,} trades, mean {values.mean():.6f} ETH")
+    ax.set_xlabel("net profit per trade (ETH" + (", log scale)" if positive else ")"))
+    ax.set_ylabel("trades")
+    ax.set_title("Profit distribution per strategy")
+    ax.legend(frameon=False)
+    return _png(fig)
+
+
+def _plot_gas(trades, run) -> str:
+    fig, ax = _figure()
+    if not trades.num_rows:
+        _empty(ax, "no trades")
+        return _png(fig)
+    x = _step_x(trades, run)
+    gas = np.concatenate([[0.0], np.cumsum(_eth(trades, "gas_cost_wei"))])
+    gross = np.concatenate([[0.0], np.cumsum(_eth(trades, "gross_profit_wei"))])
+    xg, gas = _extend_to_end(x, gas, run)
+    xp, gross = _extend_to_end(x, gross, run)
+    ax.step(xg, gas, where="post", color=COLORS[1], linewidth=1.4, label=f"Σ gas cost ({gas[-1]:.6f} ETH)")
+    ax.step(xp, gross, where="post", color=COLORS[2], linewidth=1.0, linestyle="--",
+            label=f"Σ gross profit ({gross[-1]:.6f} ETH)")
+    ax.set_ylabel("cumulative (ETH)")
+    ax.set_title(f"Cumulative gas ({int(trades.column('gas_units').to_numpy().sum()):,} gas units)")
+    ax.legend(loc="upper left", frameon=False)
+    _block_axis(ax)
+    return _png(fig)
+
+
+def _plot_opportunities(opportunities, run) -> str:
+    fig, ax = _figure()
+    blocks = opportunities.column("block_number").to_numpy()
+    first = int(run.get("first_block", blocks.min() if len(blocks) else 0))
+    last = int(run.get("last_block", blocks.max() if len(blocks) else first))
+    n_blocks = last - first + 1
+    strategies = _strategies(opportunities)
+    names = sorted(set(strategies.tolist())) or [DEFAULT_STRATEGY]
+    bin_blocks = max(1, math.ceil(n_blocks / MAX_BARS))
+    n_bins = math.ceil(n_blocks / bin_blocks)
+    left = first + np.arange(n_bins) * bin_blocks
+    bottom = np.zeros(n_bins)
+    for i, name in enumerate(names):
+        sel = blocks[strategies == name] - first
+        counts = np.bincount(sel // bin_blocks, minlength=n_bins)[:n_bins] / bin_blocks
+        ax.bar(left, counts, width=bin_blocks, bottom=bottom, align="edge", color=COLORS[i % len(COLORS)],
+               label=f"{name}: {len(sel):,} opportunities", linewidth=0)
+        bottom += counts
+    ax.set_ylabel("opportunities per block" if bin_blocks == 1 else f"opportunities per block\n(mean of {bin_blocks})")
+    ax.set_title(f"Opportunities per block ({len(blocks):,} over {n_blocks:,} blocks, "
+                 f"{len(blocks) / n_blocks:.3f} per block)")
+    ax.set_xlim(first, last + 1)
+    ax.legend(loc="upper right", frameon=False)
+    _block_axis(ax)
+    return _png(fig)
+
+
+SWEEP_VALUES = ("net_profit_eth", "net_profit_wei", "profit_eth", "trades")   # the plotted metric, first found
+# per-config results of gpubt.engine.sweep (and the usual id columns): never threshold parameters
+SWEEP_RESULT_COLUMNS = {"config", "config_id", "sweep_id", "index", "trades", "wins", "win_rate",
+                        "net_profit_wei", "net_profit_eth", "profit_eth", "profit_factor", "max_drawdown_eth",
+                        "sharpe", "blocks_below_run_threshold", "exact"}
+MAX_HEATMAP_CELLS = 25   # per axis; more distinct values (random search) → scatter coloured by the metric
+
+
+def _plot_sweep(sweep: pa.Table):
+    metric = next((c for c in SWEEP_VALUES if c in sweep.column_names), None)
+    if metric is None:
+        return None
+    values = np.asarray([np.nan if v is None else float(v) for v in sweep.column(metric).to_pylist()])
+    if metric == "net_profit_wei":
+        values, metric = values / WEI_PER_ETH, "net_profit_eth"
+    inexact = 0
+    if "exact" in sweep.column_names:  # configs below the run's own threshold are not measured exactly
+        exact = np.asarray(sweep.column("exact").fill_null(False).to_pylist(), bool)
+        inexact = int((~exact).sum())
+        values = np.where(exact, values, np.nan)
+    params = [f.name for f in sweep.schema if f.name not in SWEEP_RESULT_COLUMNS
+              and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+              and len(set(sweep.column(f.name).to_pylist())) > 1]
+    unit = " (ETH)" if metric.endswith("_eth") else ""
+    note = f"; {inexact} config(s) below the run's threshold left blank (not measured exactly)" if inexact else ""
+    if not params or not np.isfinite(values).any():
+        return None
+    if len(params) == 1:
+        fig, ax = _figure()
+        x = np.asarray(sweep.column(params[0]).to_pylist(), np.float64)
+        order = np.argsort(x)
+        ax.plot(x[order], values[order], marker="o", color=COLORS[0])
+        ax.set_xlabel(params[0])
+        ax.set_ylabel(metric + unit)
+        ax.set_title(f"Threshold sweep: {metric} by {params[0]}")
+        return _png(fig), f"{metric}{unit} for each value of {params[0]} ({sweep.num_rows} configs{note})."
+    px, py = params[0], params[1]
+    x_all = np.asarray(sweep.column(px).to_pylist(), np.float64)
+    y_all = np.asarray(sweep.column(py).to_pylist(), np.float64)
+    xs, ys = sorted(set(x_all.tolist())), sorted(set(y_all.tolist()))
+    rest = f"; best over {', '.join(params[2:])}" if len(params) > 2 else ""
+    best_row = int(np.nanargmax(values))
+    title = (f"Threshold sweep: {metric} by {px} × {py}\nbest {values[best_row]:.4g}{unit.replace(' (', ' ').rstrip(')')} at {px} = "
+             f"{x_all[best_row]:g}, {py} = {y_all[best_row]:g}")
+    if len(xs) > MAX_HEATMAP_CELLS or len(ys) > MAX_HEATMAP_CELLS:
+        fig, ax = _figure(4.2)
+        ok = np.isfinite(values)
+        points = ax.scatter(x_all[ok], y_all[ok], c=values[ok], cmap="viridis", s=18)
+        ax.set_xlabel(px)
+        ax.set_ylabel(py)
+        fig.colorbar(points, ax=ax, label=metric + unit)
+        ax.set_title(title)
+        return _png(fig), (f"{metric}{unit} of each threshold config by {px} × {py} "
+                              f"({sweep.num_rows} configs{rest}{note}).")
+    grid = np.full((len(ys), len(xs)), np.nan)
+    xi = {v: i for i, v in enumerate(xs)}
+    yi = {v: i for i, v in enumerate(ys)}
+    for a, b, v in zip(x_all.tolist(), y_all.tolist(), values):
+        cell = (yi[b], xi[a])
+        if np.isfinite(v) and not grid[cell] >= v:
+            grid[cell] = v
+    fig, ax = _figure(max(2.8, 0.45 * len(ys) + 1.6))
+    ax.grid(False)
+    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", origin="lower", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], rotation=45 if len(xs) > 8 else 0)
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(px)
+    ax.set_ylabel(py)
+    fig.colorbar(image, ax=ax, label=metric + unit)
+    if grid.size <= 120:
+        finite = grid[np.isfinite(grid)]
+        mid = (finite.min() + finite.max()) / 2
+        for (r, c), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=7,
+                        color="black" if v > mid else "white")
+    ax.set_title(title)
+    return _png(fig), (f"{metric}{unit} of each threshold config by {px} × {py} "
+                              f"({sweep.num_rows} configs{rest}{note}).")
+
+
+def _find_column(names, keys, exclude=()):
+    """The first profit column whose name contains one of `keys` (in order), ETH columns before wei ones."""
+    ranked = sorted(names, key=lambda n: not n.lower().endswith("_eth"))
+    for key in keys:
+        for name in ranked:
+            low = name.lower()
+            if key in low and "profit" in low and not any(e in low for e in exclude):
+                return name
+    return None
+
+
+def _plot_validation(validation: pa.Table):
+    names = validation.column_names
+    est = _find_column(names, ("estimated", "screen", "predicted", "backtest"))
+    real = _find_column(names, ("realized", "actual", "label", "observed"), exclude=("estimated",))
+    if est is None or real is None:
+        return None
+
+    def as_eth(name):
+        v = np.asarray([np.nan if x is None else float(x) for x in validation.column(name).to_pylist()])
+        return v / WEI_PER_ETH if name.lower().endswith("_wei") else v
+
+    x, y = as_eth(est), as_eth(real)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if not len(x):
+        return None
+    fig, ax = _figure(4.2)
+    ax.scatter(x, y, s=12, alpha=0.7, color=COLORS[0], linewidths=0)
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    ax.plot([lo, hi], [lo, hi], color="#999", linewidth=0.8, linestyle="--", label="y = x")
+    corr = float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 and x.std() > 0 and y.std() > 0 else float("nan")
+    mae = float(np.abs(x - y).mean())
+    ax.set_xlabel(f"estimated profit (ETH, {est})")
+    ax.set_ylabel(f"realized profit (ETH, {real})")
+    ax.set_title(f"Validation: {len(x):,} matches, mean |error| {mae:.6f} ETH"
+                 + (f", Pearson r {corr:.3f}" if math.isfinite(corr) else ""))
+    ax.legend(loc="upper left", frameon=False)
+    return _png(fig), ("Each point is a matched trade: the backtest's estimated profit against the profit "
+                       "realized on chain (ETH); points on the dashed line agree exactly.")
+
+
+# ---------------------------------------------------------------- page
+
+CSS = """
+body { font: 14px/1.45 -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif; color: #1d2330;
+       max-width: 1040px; margin: 24px auto; padding: 0 16px; background: #fafbfc; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 6px; }
+.sub { color: #5a6272; margin: 0 0 18px; }
+table { border-collapse: collapse; background: #fff; box-shadow: 0 1px 2px rgba(0,0,0,.08); width: 100%; }
+th { width: 14em; font-weight: 600; }
+td, th { padding: 4px 12px; border-bottom: 1px solid #e6e9ee; text-align: left; vertical-align: top; }
+td.num { width: 14em; text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; font-weight: 600; }
+td.note { color: #5a6272; }
+figure { margin: 0 0 8px; background: #fff; padding: 8px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+figure img { width: 100%; height: auto; display: block; }
+figcaption { color: #5a6272; font-size: 12.5px; margin-top: 4px; }
+.warn { color: #8a5300; }
+"""
+
+
+def _run_rows(summary: dict) -> list[tuple[str, str, str]]:
+    run, timing = summary.get("run", {}), summary.get("timing", {})
+    rows = []
+    if run.get("backend"):
+        rows.append(("backend", run["backend"], run.get("backend_reason", "")))
+    if run.get("first_block") is not None:
+        rows.append(("blocks", f"{run['first_block']:,} … {run['last_block']:,}",
+                     f"{run['last_block'] - run['first_block'] + 1:,} blocks"))
+    if run.get("dataset"):
+        params = run.get("dataset_params", {})
+        note = ", ".join(f"{k} {params[k]}" for k in ("preset", "seed") if k in params)
+        rows.append(("dataset", run["dataset"], note))
+    if run.get("paths") is not None:
+        rows.append(("paths", f"{run['paths']:,}", f"start tokens {run.get('start_tokens')}"))
+    if run.get("min_profit_wei") is not None:
+        rows.append(("threshold", f"{int(run['min_profit_wei']) / WEI_PER_ETH:g} ETH", "min net profit (float screen)"))
+    if run.get("gas_model"):
+        g = run["gas_model"]
+        rows.append(("gas model", f"{g['base_units']:,} + {g['per_hop_units']:,} × hops gas",
+                     f"priority fee {g['priority_fee_wei'] / 1e9:g} gwei"))
+    if timing.get("wall_seconds") is not None:
+        rows.append(("wall time", f"{timing['wall_seconds']:,.2f} s",
+                     f"compile {timing.get('compile_seconds', 0):,.2f} s, screen "
+                     f"{timing.get('screen_seconds', 0):,.3f} s, verify {timing.get('verify_seconds', 0):,.3f} s"))
+    return rows
+
+
+def _table(rows) -> str:
+    body = "\n".join(f"<tr><th>{html.escape(str(a))}</th><td class=num>{html.escape(str(b))}</td>"
+                     f"<td class=note>{html.escape(str(c))}</td></tr>" for a, b, c in rows)
+    return f"<table>\n{body}\n</table>"
+
+
+def _page(folder: Path, summary: dict, figures, recomputed: bool) -> str:
+    title = f"gpubt report: {folder.name}"
+    parts = [f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+             f"<style>{CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p class=sub>{html.escape(str(folder.resolve()))} · profits are exact net of gas "
+             "(wei → ETH); USD at the block's reference ETH/USD price</p>",
+             "<h2>Metrics</h2>", _table(M.summary_rows(summary))]
+    if recomputed:
+        parts.append("<p class=warn>summary.json predates the extended metrics: they were computed by the "
+                     "report from trades.parquet.</p>")
+    parts += ["<h2>Run</h2>", _table(_run_rows(summary))]
+    for name, png, caption in figures:
+        parts.append(f"<h2>{html.escape(name)}</h2><figure><img alt=\"{html.escape(name)}\" "
+                     f"src=\"data:image/png;base64,{png}\"><figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append("<p class=sub>Sharpe = mean(daily return) ÷ std(daily return) × √365, daily return = day's PnL ÷ "
+                 "equity at the previous day's end; 95 % intervals by seeded percentile bootstrap.</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":  # python -m gpubt.report.html RESULTS_DIR
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m gpubt.report.html RESULTS_DIR")
+    print(write_report(sys.argv[1]))

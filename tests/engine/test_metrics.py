@@ -1,0 +1,189 @@
+"""Trading metrics against values computed by hand on tiny hand-built trade tables."""
+import datetime
+import json
+import math
+import statistics
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from gpubt import schema
+from gpubt.engine import metrics as M
+
+E18 = 10**18
+DAY = 86_400
+T0 = 1_700_006_400  # 2023-11-15 00:00:00 UTC, a day boundary
+
+
+def trades_table(rows):
+    """rows: (block, net_eth, gross_eth, gas_eth[, usd]) → a TRADES table (tx_index = row order)."""
+    out = []
+    for i, row in enumerate(rows):
+        block, net, gross, gas = row[:4]
+        usd = row[4] if len(row) > 4 else net * 2000.0
+        out.append({"block_number": block, "tx_index": i, "path_id": 0, "start_token": 0, "pools": [0, 1],
+                    "zero_for_one": [True, False], "amount_in": E18, "amount_out": E18,
+                    "gross_profit_raw": round(gross * E18), "gross_profit_wei": round(gross * E18),
+                    "gas_units": 170_000, "gas_price_wei": 20 * 10**9, "gas_cost_wei": round(gas * E18),
+                    "net_profit_wei": round(net * E18), "net_profit_usd": usd, "screen_net_profit_wei": net * 1e18})
+    return pa.Table.from_pylist(out, schema=schema.TRADES)
+
+
+def blocks_table(first, n, seconds_per_block):
+    return pa.Table.from_pydict({
+        "block_number": np.arange(first, first + n, dtype=np.int64),
+        "timestamp": T0 + np.arange(n, dtype=np.int64) * seconds_per_block,
+        "base_fee_wei": np.full(n, 10**10), "gas_used": np.zeros(n, np.int64), "gas_limit": np.zeros(n, np.int64),
+    }, schema=schema.BLOCKS)
+
+
+def strict_json(obj):
+    return json.loads(json.dumps(obj, allow_nan=False))
+
+
+# five trades on one day: equity 10 → 12 → 11 → 8 → 13 → 12
+DD_ROWS = [(100, 2.0, 2.1, 0.1), (101, -1.0, 0.0, 1.0), (102, -3.0, -2.5, 0.5), (103, 5.0, 5.2, 0.2),
+           (104, -1.0, -0.9, 0.1)]
+
+
+def test_drawdown_profit_factor_win_rate_by_hand():
+    t = trades_table(DD_ROWS)
+    m = M.summarize_trades(t, 9, 100, 10, initial_capital_eth=10.0)
+    assert m["max_drawdown_eth"] == pytest.approx(4.0)          # peak 12, trough 8
+    assert m["max_drawdown_pct"] == pytest.approx(100 * 4 / 12)
+    assert m["profit_factor"] == pytest.approx(7.0 / 5.0)      # wins 2 + 5, losses 1 + 3 + 1
+    assert m["win_rate"] == pytest.approx(2 / 5)
+    assert (m["winning_trades"], m["losing_trades"]) == (2, 3)
+    assert m["mean_win_eth"] == pytest.approx(3.5) and m["mean_loss_eth"] == pytest.approx(-5 / 3)
+    assert m["expected_value_per_trade_eth"] == pytest.approx(0.4)   # 2/5 × 3.5 − 3/5 × 5/3 = the mean
+    assert m["mean_profit_per_trade_eth"] == pytest.approx(0.4)
+    assert m["net_profit_eth"] == pytest.approx(2.0) and m["final_equity_eth"] == pytest.approx(12.0)
+    assert m["return_on_capital"] == pytest.approx(0.2)
+    assert m["trades_per_block"] == pytest.approx(0.5)
+    assert m["gas_efficiency"] == pytest.approx((2.1 + 0 - 2.5 + 5.2 - 0.9) / (0.1 + 1.0 + 0.5 + 0.2 + 0.1))
+    assert m["best_trade_eth"] == pytest.approx(5.0) and m["worst_trade_eth"] == pytest.approx(-3.0)
+    assert m["std_profit_per_trade_eth"] == pytest.approx(statistics.stdev([2, -1, -3, 5, -1]))
+    # existing keys keep their meaning
+    assert (m["blocks"], m["pairs_evaluated"], m["opportunities"], m["trades"]) == (10, 100, 9, 5)
+    assert m["net_profit_wei"] == str(2 * E18)
+    assert m["days"] is None and m["sharpe_annualized"] is None   # no block timestamps given
+
+
+def test_drawdown_follows_block_order_not_row_order():
+    rows = list(reversed(DD_ROWS))
+    m = M.summarize_trades(trades_table(rows), 0, 0, 10, initial_capital_eth=10.0)
+    assert m["max_drawdown_eth"] == pytest.approx(4.0)
+
+
+def test_profit_factor_without_losses_is_null_and_json_safe():
+    m = M.summarize_trades(trades_table([(100, 1.0, 1.1, 0.1), (101, 0.5, 0.6, 0.1)]), 2, 10, 2)
+    assert m["profit_factor"] is None and m["losing_trades"] == 0
+    assert m["max_drawdown_eth"] == 0.0 and m["max_drawdown_pct"] == 0.0
+    assert strict_json(m) == m
+    assert "∞ (no losing trade)" in M.format_summary(m)
+
+
+def test_no_trades_is_json_safe():
+    empty = schema.TRADES.empty_table()
+    m = M.summarize_trades(empty, 0, 1000, 50, blocks=blocks_table(1, 50, 12))
+    assert strict_json(m) == m
+    assert m["trades"] == 0 and m["win_rate"] == 0.0 and m["profit_factor"] is None
+    assert m["gas_efficiency"] is None and m["survival_rate"] is None
+    assert m["mean_profit_per_trade_ci95_eth"] == [None, None]
+    assert m["days"] == 1 and m["sharpe_annualized"] is None      # one day: no volatility to divide by
+    assert "n/a" in M.format_summary({"metrics": m})
+
+
+def test_sharpe_daily_returns_on_equity_by_hand():
+    # 4 days of blocks (one every 6 h); day 2 has no trade and counts as a zero return
+    blocks = blocks_table(1000, 16, DAY // 4)
+    rows = [(1000, 0.6, 0.7, 0.1, 1200.0), (1002, 0.4, 0.5, 0.1, 800.0),   # day 0: +1.0
+            (1005, -0.5, -0.4, 0.1, -1000.0),                              # day 1: −0.5
+            (1013, 2.0, 2.1, 0.1, 4000.0)]                                 # day 3: +2.0
+    t = trades_table(rows)
+    m = M.summarize_trades(t, 4, 40, 16, blocks=blocks, initial_capital_eth=100.0, bootstrap_samples=2000)
+    returns = [1.0 / 100.0, -0.5 / 101.0, 0.0 / 100.5, 2.0 / 100.5]
+    expected = statistics.mean(returns) / statistics.stdev(returns) * math.sqrt(365)
+    assert m["days"] == 4
+    assert m["sharpe_annualized"] == pytest.approx(expected, rel=1e-12)
+    assert m["std_daily_return"] == pytest.approx(statistics.stdev(returns), rel=1e-12)
+    assert m["mean_daily_pnl_eth"] == pytest.approx(2.5 / 4)
+    assert m["mean_daily_pnl_usd"] == pytest.approx(5000.0 / 4)
+    lo, hi = m["sharpe_ci95"]
+    assert lo <= m["sharpe_annualized"] <= hi
+
+    daily = M.daily_pnl(t, blocks, 100.0)
+    assert daily.schema == M.DAILY_PNL
+    assert daily.column("day").to_pylist() == [datetime.date(2023, 11, 15) + datetime.timedelta(days=d)
+                                               for d in range(4)]
+    assert daily.column("trades").to_pylist() == [2, 1, 0, 1]
+    assert daily.column("pnl_eth").to_pylist() == pytest.approx([1.0, -0.5, 0.0, 2.0])
+    assert daily.column("pnl_usd").to_pylist() == pytest.approx([2000.0, -1000.0, 0.0, 4000.0])
+    assert daily.column("equity_eth").to_pylist() == pytest.approx([101.0, 100.5, 100.5, 102.5])
+    assert daily.column("return_frac").to_pylist() == pytest.approx(returns)
+    # the same from a (block_numbers, timestamps) pair, and restricted to the run's blocks
+    pair = (blocks.column("block_number").to_numpy(), blocks.column("timestamp").to_numpy())
+    assert M.daily_pnl(t, pair, 100.0).equals(daily)
+    assert M.daily_pnl(t, pair, 100.0, first_block=1000, last_block=1015).equals(daily)
+
+
+def test_bootstrap_intervals_contain_point_estimates_and_are_seeded():
+    rng = np.random.default_rng(7)
+    n_days, per_day = 60, 6
+    blocks = blocks_table(1, n_days * per_day, DAY // per_day)
+    pnl = rng.normal(0.05, 0.2, n_days * per_day)
+    rows = [(1 + i, float(p), float(p) + 0.01, 0.01) for i, p in enumerate(pnl)]
+    t = trades_table(rows)
+    a = M.summarize_trades(t, 0, 0, n_days * per_day, blocks=blocks, seed=3)
+    b = M.summarize_trades(t, 0, 0, n_days * per_day, blocks=blocks, seed=3)
+    assert a == b
+    lo, hi = a["mean_profit_per_trade_ci95_eth"]
+    assert lo < a["mean_profit_per_trade_eth"] < hi
+    # the interval's width matches the normal approximation 2 × 1.96 σ/√n to within sampling error
+    assert (hi - lo) == pytest.approx(2 * 1.96 * pnl.std(ddof=1) / math.sqrt(len(pnl)), rel=0.2)
+    lo, hi = a["sharpe_ci95"]
+    assert lo < a["sharpe_annualized"] < hi
+    assert a["days"] == n_days
+    c = M.summarize_trades(t, 0, 0, n_days * per_day, blocks=blocks, seed=4)
+    assert c["sharpe_ci95"] != a["sharpe_ci95"]
+    assert strict_json(a) == a
+
+
+def test_sharpe_is_null_for_flat_returns():
+    assert M.sharpe_ratio(np.zeros(10)) is None
+    assert M.sharpe_ratio(np.array([0.01])) is None
+    assert M.sharpe_ratio(np.array([0.01, 0.03])) == pytest.approx(0.02 / statistics.stdev([0.01, 0.03])
+                                                                   * math.sqrt(365))
+
+
+def test_survival_rate_and_expected_value_per_attempt():
+    t = trades_table(DD_ROWS)
+    m = M.summarize_trades(t, 9, 100, 10, attempted=8)
+    assert m["survival_rate"] == pytest.approx(5 / 8)
+    assert m["expected_value_per_attempt_eth"] == pytest.approx(2.0 / 8)
+    assert M.summarize_trades(t, 9, 100, 10)["survival_rate"] == 1.0
+    with pytest.raises(ValueError, match="attempted = 3 < trades = 5"):
+        M.summarize_trades(t, 9, 100, 10, attempted=3)
+    with pytest.raises(ValueError, match="initial_capital_eth"):
+        M.summarize_trades(t, 9, 100, 10, initial_capital_eth=0)
+
+
+def test_trade_outside_blocks_table_names_the_block():
+    with pytest.raises(ValueError, match="block 999 is not in the blocks table"):
+        M.summarize_trades(trades_table([(999, 1.0, 1.0, 0.0)]), 1, 1, 1, blocks=blocks_table(1000, 4, 12))
+
+
+def test_json_safe_and_format_summary():
+    assert M.json_safe({"a": float("nan"), "b": [np.float64(np.inf), np.int64(3)], "c": np.bool_(True)}) == \
+        {"a": None, "b": [None, 3], "c": True}
+    m = M.summarize_trades(trades_table(DD_ROWS), 9, 100, 10, initial_capital_eth=10.0)
+    text = M.format_summary({"metrics": m, "timing": {"blocks_per_second": 50.0, "pairs_per_second": 1e6}})
+    for needle in ("profit factor", "1.40×", "max drawdown", "4.000000 ETH", "33.3333 % of peak equity",
+                   "win rate", "40.0%", "Sharpe (annualized)", "50 blocks/s"):
+        assert needle in text, needle
+    # the old summary.json layout (no extended keys) still formats
+    old = {k: m[k] for k in ("blocks", "pairs_evaluated", "opportunities", "trades", "net_profit_eth",
+                             "net_profit_usd", "gas_cost_wei", "gas_units", "mean_profit_per_trade_eth",
+                             "median_profit_per_trade_eth", "win_rate")}
+    assert "net profit" in M.format_summary(old)

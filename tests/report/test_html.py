@@ -1,0 +1,142 @@
+"""report.html from a real results folder (the CLI on the tiny preset), checked as data and in headless Chromium."""
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from gpubt.report.html import write_report
+
+BASE_PLOTS = ["Equity", "Drawdown", "Daily PnL", "Profit distribution per strategy", "Cumulative gas",
+              "Opportunities per block"]
+IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]*)"')
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """A results folder written by the real `gpubt run` on the tiny synthetic preset."""
+    tmp = tmp_path_factory.mktemp("report")
+    cmd = [sys.executable, "-m", "gpubt.cli", "run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={tmp}",
+           f"out_dir={tmp}/r", "progress=false"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp / "r"
+
+
+def images(page: str) -> dict:
+    found = IMG.findall(page)
+    assert len(found) == page.count("<img"), "every <img> is an inline base64 PNG"
+    return dict(found)
+
+
+def test_report_is_self_contained_with_every_plot(results):
+    out = write_report(results)
+    assert out == results / "report.html"
+    page = out.read_text(encoding="utf-8")
+    assert not re.search(r'(src|href)="(?!data:)', page), "no external resources"
+    imgs = images(page)
+    assert list(imgs) == BASE_PLOTS                      # no sweep / validation inputs in a plain run
+    for name, b64 in imgs.items():
+        raw = base64.b64decode(b64, validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n", name
+        with Image.open(io.BytesIO(raw)) as im:
+            im.load()
+            assert im.width >= 600 and im.height >= 200, (name, im.size)
+            pixels = np.asarray(im.convert("L"))
+            assert pixels.std() > 5, f"{name}: the plot is blank"
+    metrics = json.loads((results / "summary.json").read_text())["metrics"]
+    assert f"{metrics['trades']:,}" in page and f"{metrics['net_profit_eth']:.6f} ETH" in page
+    for label in ("net profit", "max drawdown", "profit factor", "Sharpe (annualized)", "gas efficiency",
+                  "survival rate", "win rate", "initial capital"):
+        assert f"<th>{label}</th>" in page, label
+
+
+def test_sweep_and_validation_plots_only_when_present(results, tmp_path):
+    folder = tmp_path / "with-extras"
+    shutil.copytree(results, folder)
+    # the shape gpubt.engine.sweep writes: parameter columns + per-config results (not parameters)
+    rows = []
+    for i, (a, h) in enumerate((a, h) for a in (0.0005, 0.001, 0.01) for h in (2, 3)):
+        net = 1.0 - a * 10 + h * 0.1
+        rows.append({"min_profit_eth": a, "max_hops": h, "config": i, "trades": 10 + i, "wins": 9,
+                     "win_rate": 0.9 - i / 100, "net_profit_eth": net, "profit_factor": 3.0 + i,
+                     "max_drawdown_eth": 0.01 * i, "sharpe": 1.0 + i, "blocks_below_run_threshold": int(i == 0),
+                     "exact": i != 0})
+    pq.write_table(pa.Table.from_pylist(rows), folder / "sweep.parquet")
+    # the shape gpubt.engine.validate writes: exact wei (decimal) and ETH (null across tokens) columns
+    est = [10**15 * (k + 1) for k in range(20)]
+    real = [e * 9 // 10 for e in est]
+    pq.write_table(pa.table({
+        "estimated_profit_wei": pa.array(est, pa.decimal128(38, 0)),
+        "realized_profit_wei": pa.array(real, pa.decimal128(38, 0)),
+        "estimated_profit_eth": [None if k == 3 else e / 1e18 for k, e in enumerate(est)],
+        "realized_profit_eth": [None if k == 3 else r / 1e18 for k, r in enumerate(real)]}),
+        folder / "validation_matches.parquet")
+    # trades gain a strategy column later: the distribution groups by it
+    trades = pq.read_table(folder / "trades.parquet")
+    kinds = ["arbitrage" if i % 2 else "sandwich" for i in range(trades.num_rows)]
+    pq.write_table(trades.append_column("strategy", pa.array(kinds)), folder / "trades.parquet")
+    page = write_report(folder).read_text(encoding="utf-8")
+    imgs = images(page)
+    assert list(imgs) == BASE_PLOTS + ["Threshold sweep", "Validation: estimated vs realized profit"]
+    assert "6 configs; 1 config(s) below the run&#x27;s threshold left blank" in page
+    assert "max_hops" in page and "win_rate" not in page   # result columns are not taken for parameters
+    for b64 in imgs.values():
+        with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+            im.load()
+
+
+def test_missing_summary_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="summary.json: not found"):
+        write_report(tmp_path)
+
+
+def _chromium(*args, user_data_dir: Path, timeout=120):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+             f"--user-data-dir={user_data_dir}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it: apt-get install chromium)")
+def test_report_renders_in_headless_chromium(results, tmp_path):
+    page = write_report(results).read_text(encoding="utf-8")
+    n_images = page.count("<img")
+    # a copy with a probe: after load, record how many images decoded and their natural sizes on <html>
+    probe = ('<script>addEventListener("load", () => { const imgs = [...document.images];'
+             'document.documentElement.setAttribute("data-probe", imgs.length + ";" + imgs.filter('
+             'i => i.complete && i.naturalWidth > 0).length + ";" + imgs.map(i => i.naturalWidth + "x" + '
+             'i.naturalHeight).join(",")); });</script></body>')
+    check = tmp_path / "check.html"
+    check.write_text(page.replace("</body>", probe), encoding="utf-8")
+    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", check.as_uri(), user_data_dir=tmp_path / "u1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'data-probe="(\d+);(\d+);([^"]*)"', dom.stdout)
+    assert found, "the page did not finish loading:\n" + dom.stdout[:500]
+    total, loaded, sizes = int(found[1]), int(found[2]), found[3].split(",")
+    assert total == loaded == n_images == len(BASE_PLOTS)
+    assert all(int(s.split("x")[0]) >= 600 for s in sizes), sizes
+
+    shot = tmp_path / "report.png"
+    run = _chromium("--hide-scrollbars", "--window-size=1200,2400", f"--screenshot={shot}",
+                    (results / "report.html").as_uri(), user_data_dir=tmp_path / "u2")
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    with Image.open(shot) as im:
+        pixels = np.asarray(im.convert("L"), dtype=np.float64)
+    assert pixels.shape == (2400, 1200)
+    assert pixels.std() > 20, "the screenshot is blank"
+    # the top of the page is the metrics table: dark text on the light background
+    assert (pixels[:600] < 100).mean() > 0.01
