@@ -1,13 +1,32 @@
-"""Gas of one Uniswap swap, measured in the EVM on the real v2-core / v3-core bytecode (not wired into configs yet).
+"""Gas of Uniswap swaps and V2 arbitrage cycles: COLD, per-transaction figures, measured in the EVM on the real
+v2-core / v3-core bytecode by `python bench/evm_gas.py` (table + fits; writes bench_results/evm_gas.json).
 
-Re-derive with `python bench/evm_gas.py` (prints the table, writes bench_results/evm_gas.json). Measured: the
-pair/pool `swap` call itself plus the ERC20 transfers it entails (V2: transfer in + pair.swap; V3: pool.swap with
-its callback's transfer), via gasleft() in tests/evm/contracts/GpubtCallee.sol; excluded: the 21,000 intrinsic
-gas, calldata, and any router overhead (a swap through a router costs more). V3 = base + per tick crossed,
-a Theil-Sen line over the per-bucket medians.
-Caveat: pyrevm keeps storage warm across calls (one open journal), so these are warm-storage figures, lower
-than a transaction that touches the pool first in its block (each cold slot/account adds 2,000-2,500).
+Method: each measured swap is one transaction in a fresh pyrevm EVM (Cancun) built from a state snapshot
+(tests/evm/txchain.py), in a block of its own: every account and slot starts cold (EIP-2929) and SSTORE's
+original value is the pre-transaction one (EIP-2200/3529), as for the first swap of a pool in a mainnet block.
+tests/evm/test_gas_per_tx.py checks those semantics and that these constants are within ±5 % of a fresh
+measurement. `*_TX_*` and the cycle figures are receipt gasUsed (21,000 intrinsic + calldata + execution - refund);
+the others are the swap call alone (gasleft() in tests/evm/contracts/GpubtCallee.sol; no intrinsic, no calldata,
+before refunds). V2 pairs seeded with non-zero price accumulators; V3 pools with ticks crossed before (steady state).
+
+Superseded: the earlier warm figures (V2 38,021; V3 29,260 + 7,678/tick) came from pyrevm calls sharing one open
+journal (storage warm, dirty-slot SSTOREs at 100): too low for a real transaction by ~30,000 (V2) and
+~16,000 per V3 tick crossed.
 """
-V2_SWAP_GAS = 38_021  # median of 400 swaps; pair already touched (warm), price accumulators updated
-V3_SWAP_BASE_GAS = 29_260  # Theil-Sen line over the medians of 0..13 ticks crossed (4 fee tiers)
-V3_GAS_PER_TICK_CROSSED = 7_678
+# A V2 cycle run by an arbitrage executor contract in one transaction (GpubtCycleExecutor: first hop paid from
+# its balance, getReserves + amount out per hop, each output sent to the next pair, a final profit check):
+# gas = CYCLE_BASE_GAS + V2_HOP_GAS × hops; least squares over 2/3/4 hops (136,067 / 187,621 / 239,181 median,
+# max residual 2). These are what configs' gas.base_units / gas.per_hop_units should be.
+CYCLE_BASE_GAS = 32_952  # 21,000 intrinsic + calldata + the executor's own work (owner check, balanceOf ×2)
+V2_HOP_GAS = 51_557  # one more V2 hop: a cold pair + getReserves + swap (its token transfer, reserve/oracle writes)
+
+# One V2 swap as its own transaction: GpubtCallee.v2Swap (transfer the input to the pair, then pair.swap).
+V2_SWAP_TX_GAS = 87_984  # receipt gasUsed, median of 400
+V2_SWAP_GAS = 68_021  # the transfer + pair.swap call alone (gasleft), cold
+
+# One V3 swap as its own transaction: GpubtCallee.v3Swap (pool.swap + the callback's transfer), by initialized
+# ticks crossed (0..13, 4 fee tiers); Theil-Sen line over the per-bucket medians (0 ticks: median 96,474 tx).
+V3_SWAP_TX_BASE_GAS = 99_427  # receipt gasUsed
+V3_SWAP_TX_GAS_PER_TICK = 23_703
+V3_SWAP_BASE_GAS = 76_952  # the pool.swap call alone (gasleft), cold
+V3_GAS_PER_TICK_CROSSED = 23_702

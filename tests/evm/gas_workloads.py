@@ -54,6 +54,12 @@ class V2Workloads:
                 pairs.append(pair)
             self.cycles[hops] = (tokens[0], pairs, zfo_bits)
         self.chain = TxChain.from_chain(c)
+        # one unmeasured transaction per pair: a pair's first swap after its seeding sets price0/1CumulativeLast
+        # from 0 (20,000 more per slot), which an active mainnet pair never pays again
+        rng = random.Random(0)
+        self.direct_swap(rng)
+        for hops in cycle_hops:
+            self.cycle(hops, rng)
 
     def _pair(self, a: str, b: str, reserves: dict[str, int], factory: str) -> str:
         c = self.setup

@@ -82,17 +82,18 @@ class TxChain:
         from pyrevm import EVM, AccountInfo, BlockEnv
 
         evm = EVM(spec_id="CANCUN")
-        # pyrevm's insert_account_storage writes the slot to the database but also loads the account into the
-        # journal (warm: a CALL to it would cost 100, not 2,600): the loads are undone by reverting to a
-        # checkpoint taken before, which leaves the database as written and the journal empty. Balances are not
-        # loaded at all (set_balance writes the journal): the transactions here move no ether and pay gas price 0.
-        checkpoint = evm.snapshot()
+        # pyrevm's insert_account_storage writes the slot to the database only while the account is not in the
+        # journal, and then loads it there (warm: a CALL to it would cost 100, not 2,600; a second slot would be
+        # written into the journal, not the database): so each insert is undone from the journal by reverting to a
+        # checkpoint taken just before it, which leaves the database as written and the journal empty. Balances
+        # are not loaded at all (set_balance writes the journal): these transactions move no ether, gas price 0.
         for addr, acc in self.accounts.items():
             evm.insert_account_info(addr, AccountInfo(nonce=acc.nonce, code=acc.code or None))
             for slot, value in acc.storage.items():
                 if value:
+                    checkpoint = evm.snapshot()
                     evm.insert_account_storage(addr, slot, value)
-        evm.revert(checkpoint)
+                    evm.revert(checkpoint)
         evm.set_block_env(BlockEnv(number=self.block_number, timestamp=self.timestamp))
         return evm
 

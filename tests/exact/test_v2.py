@@ -1,11 +1,14 @@
 """Exact V2 math: properties (hypothesis), known values, and the real USDC/WETH pair's reserve history."""
 import csv
+import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpubt.exact.v2 import get_amount_in, get_amount_out, path_amount_out, refine_optimal_input
+from gpubt.exact.v2 import (get_amount_in, get_amount_out, optimal_input_search, path_amount_out, path_profit,
+                             refine_optimal_input)
 
 from ..conftest import SHARED_DATA
 
@@ -109,3 +112,82 @@ def test_real_usdc_weth_pair_obeys_v2_math():
         exact += out == quote
     assert swaps > 10_000
     assert exact / swaps > 0.75, (exact, swaps)
+
+
+def _brute_force_max(r_in, r_out):
+    """max over every integer input of the exact profit (numpy int64; None if a product could overflow).
+
+    Every profitable input lies below (K − M)/N, where the real (unfloored) path x·K/(M + N·x) crosses x."""
+    k, m, n = 1, 1, 0
+    for a, b in zip(r_in, r_out):
+        k, m, n = 997 * b * k, 1000 * a * m, 1000 * a * n + 997 * k
+    if k <= m:
+        return 0
+    xs = np.arange(1, (k - m) // n + 2, dtype=np.int64)
+    amount, bound = xs, float(xs[-1])
+    for a, b in zip(r_in, r_out):
+        if bound * 997 * b > 2**62 or a * 1000 + bound * 997 > 2**62:
+            return None
+        with_fee = amount * 997
+        amount = with_fee * b // (a * 1000 + with_fee)
+        bound = float(amount.max())
+    return max(0, int((amount - xs).max()))
+
+
+@pytest.mark.parametrize("n_hops", [2, 3])
+def test_refine_equals_brute_force_through_a_coarse_token(cpu_kernels, n_hops):
+    """A start token with 1e7–1e8-unit reserves and one intermediate token with 1e4–1e6 (each raw unit worth
+    ~10–1e4 start units: the shape of a 6-decimal stable in a WETH cycle, scaled down so that every integer
+    input can be tried): the refined profit is the exact integer maximum, to the unit."""
+    rng = np.random.default_rng(100 + n_hops)
+    checked = coarse_cycles = 0
+    while checked < 40:
+        coarse_at = int(rng.integers(1, n_hops))  # token index on the route 0 → 1 → ... → 0
+        depth = [10 ** rng.uniform(4, 6) if t == coarse_at else 10 ** rng.uniform(7, 8) for t in range(n_hops)]
+        depth.append(depth[0])
+        edge = 1 + rng.choice([-1, 1]) * 10 ** rng.uniform(-3, math.log10(0.03))
+        distortion = (edge / 0.997**n_hops) ** rng.dirichlet(np.ones(n_hops))
+        scale = 10 ** rng.uniform(-0.3, 0.3, n_hops)
+        r_in = [int(depth[h] * scale[h]) for h in range(n_hops)]
+        r_out = [int(depth[h + 1] * scale[h] * distortion[h]) for h in range(n_hops)]
+        best = _brute_force_max(r_in, r_out)
+        if best is None:
+            continue
+        k, m, n = 1.0, 1.0, 0.0
+        for a, b in zip(r_in, r_out):
+            k, m, n = cpu_kernels.compose_hop(k, m, n, float(a), float(b), 0.997)
+        x_float = cpu_kernels.optimal_input(k, m, n)
+        if best <= 0:
+            continue
+        checked += 1
+        x, profit, proven, _ = optimal_input_search(x_float, r_in, r_out, [3000] * n_hops)
+        assert profit == path_profit(x, r_in, r_out, [3000] * n_hops)
+        assert (x, profit) == refine_optimal_input(x_float, r_in, r_out, [3000] * n_hops)
+        assert profit == best, (r_in, r_out, x_float, x, profit, best)
+        assert proven
+        coarse_cycles += path_amount_out(x, r_in[:coarse_at], r_out[:coarse_at], [3000] * coarse_at) * 10 < x
+    assert coarse_cycles > 30  # the intermediate really was coarse (>= 10 start units per raw unit) on most
+
+
+def test_refine_finds_the_step_start_on_a_usdc_route():
+    """WETH → USDC → WETH at mainnet scale: one raw USDC is ~3.3e8 wei, so the profit is flat over steps ~3e8 wei
+    wide. The refined profit equals the best of every step start within ±2,000 USDC units of it (the least input
+    buying each USDC amount: getAmountIn, lowered by one where that one still buys it)."""
+    rng = np.random.default_rng(7)
+    fees = [3000, 3000]
+    for _ in range(30):
+        weth = [int(10 ** rng.uniform(20, 23)) for _ in range(2)]
+        usdc = [int(w / 10**18 * 3000 * 10**6 * (1 + rng.uniform(-0.02, 0.02))) for w in weth]
+        r_in, r_out = [weth[0], usdc[1]], [usdc[0], weth[1]]
+        x_float = float(max(1, refine_optimal_input(1e15, r_in, r_out, fees)[0]))
+        x, profit = refine_optimal_input(x_float, r_in, r_out, fees)
+        if profit <= 0:
+            continue
+        u0 = get_amount_out(x, r_in[0], r_out[0])
+        best = profit
+        for u in range(max(1, u0 - 2000), u0 + 2001):
+            x_u = get_amount_in(u, r_in[0], r_out[0])
+            if x_u > 1 and get_amount_out(x_u - 1, r_in[0], r_out[0]) >= u:
+                x_u -= 1
+            best = max(best, path_amount_out(x_u, r_in, r_out, fees) - x_u)
+        assert profit == best

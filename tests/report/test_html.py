@@ -19,6 +19,8 @@ from gpubt.report.html import write_report
 
 BASE_PLOTS = ["Equity", "Drawdown", "Daily PnL", "Profit distribution per strategy", "Cumulative gas",
               "Opportunities per block"]
+# a default `gpubt run` on a labeled dataset also validates, so its folder holds validation_matches.parquet
+RUN_PLOTS = BASE_PLOTS + ["Validation: estimated vs realized profit"]
 IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]*)"')
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -47,7 +49,7 @@ def test_report_is_self_contained_with_every_plot(results):
     page = out.read_text(encoding="utf-8")
     assert not re.search(r'(src|href)="(?!data:)', page), "no external resources"
     imgs = images(page)
-    assert list(imgs) == BASE_PLOTS                      # no sweep / validation inputs in a plain run
+    assert list(imgs) == RUN_PLOTS                       # no sweep input in a plain run
     for name, b64 in imgs.items():
         raw = base64.b64decode(b64, validate=True)
         assert raw[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -127,7 +129,7 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     found = re.search(r'data-probe="(\d+);(\d+);([^"]*)"', dom.stdout)
     assert found, "the page did not finish loading:\n" + dom.stdout[:500]
     total, loaded, sizes = int(found[1]), int(found[2]), found[3].split(",")
-    assert total == loaded == n_images == len(BASE_PLOTS)
+    assert total == loaded == n_images == len(RUN_PLOTS)
     assert all(int(s.split("x")[0]) >= 600 for s in sizes), sizes
 
     shot = tmp_path / "report.png"

@@ -1,0 +1,22 @@
+"""The Hydra config: defaults compose, and the gas model defaults are the EVM-measured constants."""
+from hydra import compose, initialize_config_dir
+
+from gpubt.cli import _config_dir
+from gpubt.exact import gas
+
+
+def _cfg(*overrides):
+    with initialize_config_dir(config_dir=_config_dir(), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_gas_defaults_are_the_measured_constants():
+    cfg = _cfg()
+    assert cfg.gas.base_units == gas.CYCLE_BASE_GAS
+    assert cfg.gas.per_hop_units == gas.V2_HOP_GAS
+
+
+def test_groups_compose():
+    cfg = _cfg("backend=cpu", "data=parquet", "data.path=/x", "thresholds=dynamic")
+    assert cfg.backend.name == "cpu" and cfg.data.source == "parquet" and cfg.thresholds.kind == "dynamic"
+    assert _cfg().data.preset == "small" and _cfg().strategy.max_hops == 3
