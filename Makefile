@@ -21,13 +21,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gpubt run $(ARGS)
 
-test: $(STAMP) node_modules/.stamp
+test: $(STAMP) node_modules/.stamp tests/ingest/node/node_modules/.stamp
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # tests/evm/: Uniswap V2/V3 artifacts + solc from npm (package-lock.json), then the test contracts compiled
 node_modules/.stamp: package.json package-lock.json tests/evm/build_contracts.js $(wildcard tests/evm/contracts/*.sol)
 	npm ci --no-audit --no-fund
 	node tests/evm/build_contracts.js
+	touch $@
+
+# tests/ingest/: ganache and the Uniswap V2/V3 artifacts (tests/ingest/node/package-lock.json)
+tests/ingest/node/node_modules/.stamp: tests/ingest/node/package.json tests/ingest/node/package-lock.json
+	npm ci --prefix tests/ingest/node --no-audit --no-fund --ignore-scripts
 	touch $@
 
 bench: $(STAMP)

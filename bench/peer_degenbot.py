@@ -19,14 +19,12 @@ import argparse
 import json
 import math
 import os
-import platform
-import statistics
-import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from common import kernel_args, machine, median_seconds  # bench/common.py (scripts run from bench/)
 
 from gpubt.backend import Backend, cuda_unavailable_reason
 from gpubt.exact.v2 import FEE_DENOMINATOR, get_amount_out, optimal_input_search, path_profit, refine_optimal_input
@@ -286,34 +284,6 @@ def route_of(market: Market, c: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------------- driver
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for name in ("gpubt", "degenbot", "numpy", "numba", "scipy", "web3"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "packages": versions}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=2000)
@@ -332,14 +302,14 @@ def main(argv=None):
     market = generate_market(opts.cycles, opts.seed)
     n = len(market.cycle_pools)
     hop_reserves = [market.hop_reserves(c) for c in range(n)]
-    info = machine()
+    info = machine(("gpubt", "degenbot", "numpy", "numba", "scipy", "web3"))
     print(f"{n:,} cycles ({sum(len(p) == 2 for p in market.cycle_pools):,} 2-hop), {len(market.pool_token0):,} pools, "
           f"seed {opts.seed}; {info['cpu']}, {info['cores']} cores, Python {info['python']}")
     rows = []
 
     cycles = degenbot_cycles(market)
     degen = [None]
-    t_degen = timed(lambda: degen.__setitem__(0, degenbot_calculate(cycles)), opts.repeats)
+    t_degen = median_seconds(lambda: degen.__setitem__(0, degenbot_calculate(cycles)), opts.repeats)
     degen = degen[0]
     rows.append({"workload": f"degenbot {info['packages']['degenbot']} calculate() (1 core)", "cycles": n,
                  "seconds": t_degen})
@@ -347,14 +317,14 @@ def main(argv=None):
     args = screen_args(market)
     outs = tuple(np.zeros(n) for _ in range(3))
     cpu = Backend("cpu")
-    cpu.screen_pairs(*args, *outs)  # compile outside the timing
-    t_screen = timed(lambda: cpu.screen_pairs(*args, *outs), opts.repeats)
+    cpu.screen_pairs(*kernel_args(*args), *outs)  # compile outside the timing
+    t_screen = median_seconds(lambda: cpu.screen_pairs(*kernel_args(*args), *outs), opts.repeats)
     rows.append({"workload": f"gpubt float screen, cpu ({os.cpu_count()} cores)", "cycles": n, "seconds": t_screen})
     amount_in_float, gross_float = outs[0].copy(), outs[1].copy()
     flagged = gross_float > 0.0
 
     refined = [None]
-    t_exact = timed(lambda: refined.__setitem__(0, exact_refine(market, hop_reserves, amount_in_float, flagged)),
+    t_exact = median_seconds(lambda: refined.__setitem__(0, exact_refine(market, hop_reserves, amount_in_float, flagged)),
                     opts.repeats)
     refined = refined[0]
     rows.append({"workload": "gpubt exact refine (flagged cycles, 1 core)", "cycles": int(flagged.sum()),
@@ -364,10 +334,10 @@ def main(argv=None):
     why_not = cuda_unavailable_reason()
     if why_not is None:
         gpu = Backend("cuda")
-        dev_args = [gpu.to_device(a) for a in args]
+        dev_args = [gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in kernel_args(*args)]
         dev_outs = [gpu.to_device(np.zeros(n)) for _ in range(3)]
         gpu.screen_pairs(*dev_args, *dev_outs)
-        t_gpu = timed(lambda: gpu.screen_pairs(*dev_args, *dev_outs), opts.repeats)
+        t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev_args, *dev_outs), opts.repeats)
         rows.append({"workload": "gpubt float screen, cuda (arrays resident)", "cycles": n, "seconds": t_gpu})
     else:
         print(f"(cuda not measured: {why_not})")

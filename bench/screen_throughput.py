@@ -10,26 +10,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
+from common import kernel_args, median_seconds  # bench/common.py (scripts run from bench/)
+
 from gpubt.backend import Backend, cuda_unavailable_reason
 from gpubt.data.store import Dataset
-from gpubt.engine.controller import open_dataset
+from gpubt.data import synthetic
 from gpubt.kernels.compile import python_functions
-from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import MarketState, pack_batch
 from gpubt.paths import enumerate_cycles
 
 
 def load_batch(preset: str, blocks: int, cache_dir: str, max_hops: int):
-    from omegaconf import OmegaConf
 
-    ds: Dataset = open_dataset(OmegaConf.create({"source": "synthetic", "preset": preset, "seed": 0, "path": None,
-                                                 "cache_dir": cache_dir}))
+    # a V2-only market: the NumPy baseline knows V2 hops only
+    path = Path(cache_dir) / f"synthetic-{preset}-seed0-v2only"
+    if not (path / "manifest.json").is_file() or not Dataset(path).complete:
+        synthetic.generate(path, preset=preset, seed=0, progress=False, overwrite=True, v3_pools=0)
+    ds = Dataset(path)
     part = ds.partitions[0]
     last = min(part[0] + blocks - 1, part[1])
     paths = enumerate_cycles(ds.pools, [0], max_hops=max_hops)
@@ -44,11 +45,11 @@ def load_batch(preset: str, blocks: int, cache_dir: str, max_hops: int):
 
     batch = pack_batch(part[0], last, upto(ds.read_partition("blocks", part)), upto(ds.read_partition("events", part)),
                        upto(ds.read_partition("prices", part)), state, paths, np.array([0], np.int32), decimals,
-                       10**9, evaluate_top=True)
+                       10**9, evaluate_top=True, dataset=ds)
     gas_units = (50_000 + 60_000 * paths.hops).astype(np.float64)
     args = (batch.pair_key, batch.pair_path, batch.pair_block, paths.pools, paths.zero_for_one, paths.gamma, gas_units,
             np.zeros(len(paths), np.int32), batch.log_offsets, batch.log_key, batch.log_reserve0, batch.log_reserve1,
-            batch.wei_per_raw, batch.gas_price_wei)
+            batch.wei_per_raw, batch.gas_price_wei)  # V2 pools only (the NumPy baseline has no V3 hop)
     return batch, paths, args
 
 
@@ -84,15 +85,6 @@ def screen_numpy(pair_key, pair_path, pair_block, path_pools, path_zfo, path_gam
     return x, gross, net
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small")
@@ -115,25 +107,25 @@ def main(argv=None):
     ref = python_functions()
     sample = min(opts.python_sample, n)
     ref_out = outs(n)
-    t_py = timed(lambda: [ref.screen_pair(i, *args, *ref_out) for i in range(sample)], 1)
+    t_py = median_seconds(lambda: [ref.screen_pair(i, *kernel_args(*args), *ref_out) for i in range(sample)], 1)
     rows.append({"workload": "pure Python (same source, unjitted)", "pairs": sample, "seconds": t_py})
 
     np_out = [None]
-    t_np = timed(lambda: np_out.__setitem__(0, screen_numpy(*args)), opts.repeats)
+    t_np = median_seconds(lambda: np_out.__setitem__(0, screen_numpy(*args)), opts.repeats)
     rows.append({"workload": "NumPy (vectorized)", "pairs": n, "seconds": t_np})
 
     cpu = Backend("cpu")
     cpu_out = outs(n)
-    cpu.screen_pairs(*args, *cpu_out)  # compile outside the timing
-    t_cpu = timed(lambda: cpu.screen_pairs(*args, *cpu_out), opts.repeats)
+    cpu.screen_pairs(*kernel_args(*args), *cpu_out)  # compile outside the timing
+    t_cpu = median_seconds(lambda: cpu.screen_pairs(*kernel_args(*args), *cpu_out), opts.repeats)
     rows.append({"workload": f"gpubt cpu (numba prange, {os.cpu_count()} cores)", "pairs": n, "seconds": t_cpu})
 
     if cuda_unavailable_reason() is None:
         gpu = Backend("cuda")
-        dev_args = [gpu.to_device(a) for a in args]
+        dev_args = [gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in kernel_args(*args)]
         dev_out = [gpu.to_device(o) for o in outs(n)]
         gpu.screen_pairs(*dev_args, *dev_out)
-        t_gpu = timed(lambda: gpu.screen_pairs(*dev_args, *dev_out), opts.repeats)
+        t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev_args, *dev_out), opts.repeats)
         rows.append({"workload": "gpubt cuda (kernel, arrays resident)", "pairs": n, "seconds": t_gpu})
     else:
         print(f"(cuda not measured: {cuda_unavailable_reason()})")

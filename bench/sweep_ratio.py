@@ -13,30 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
+from common import median_seconds  # bench/common.py (scripts run from bench/)
+
 from gpubt.data.store import Dataset
 from gpubt.engine.sweep import (PARALLEL_MIN_WORK, SweepInput, ThresholdGrid, linear_grid, static_grid, sweep,
                                 sweep_nb, sweep_serial_nb)
 from gpubt.engine.thresholds import block_features
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _kernel(inp, grid):
@@ -89,10 +80,10 @@ def main() -> None:
     rows = []
     for name, make in grids.items():
         one, many = make(1), make(k)
-        t1 = _median_seconds(lambda: sweep(SweepInput.from_trades(trades, first, last, run_min), one), opts.repeats)
-        tk = _median_seconds(lambda: sweep(SweepInput.from_trades(trades, first, last, run_min), many), opts.repeats)
-        k1 = _median_seconds(lambda: _kernel(inp, one), opts.repeats)
-        kk = _median_seconds(lambda: _kernel(inp, many), opts.repeats)
+        t1 = median_seconds(lambda: sweep(SweepInput.from_trades(trades, first, last, run_min), one), opts.repeats)
+        tk = median_seconds(lambda: sweep(SweepInput.from_trades(trades, first, last, run_min), many), opts.repeats)
+        k1 = median_seconds(lambda: _kernel(inp, one), opts.repeats)
+        kk = median_seconds(lambda: _kernel(inp, many), opts.repeats)
         rows.append({"grid": name, "configs": k, "trades": inp.block_idx.shape[0], "blocks": inp.n_blocks,
                      "seconds_1": t1, "seconds_k": tk, "ratio": tk / t1,
                      "kernel_seconds_1": k1, "kernel_seconds_k": kk, "kernel_ratio": kk / k1,

@@ -15,6 +15,9 @@ commands:
              (e.g. gpubt generate data.preset=mainnet-month data.path=data/month)
   sweep      evaluate K threshold configs over a finished run in one pass
              (e.g. gpubt sweep sweep.run_dir=results/RUN sweep.grid=linear; writes sweep.parquet)
+  ingest     read Uniswap pools' history from a JSON-RPC node into a parquet dataset
+             (e.g. gpubt ingest rpc_url=URL first_block=N last_block=M pools='[0x...]' out=data/x)
+  bench      the benchmark suite (bench/suite.py; --full for the long workloads, --smoke for seconds)
   backends   say which compute backends are usable on this machine
 
 Options are Hydra overrides: key=value (backend=cpu, data.preset=tiny, thresholds.min_profit_eth=0.01).
@@ -63,12 +66,43 @@ def _generate(cfg) -> None:
     print(f"gpubt: wrote dataset {out}")
 
 
-def _hydra(command: str, task, argv: list[str]) -> int:
-    import hydra
+def _ingest(cfg) -> None:
+    from gpubt.data.rpc import run_from_hydra
 
+    run_from_hydra(cfg)
+
+
+def _job_suffix() -> str:
+    """'-N' for job N of a Hydra multirun (`gpubt run -m ...`), '' for a single run: keeps out_dirs apart."""
+    from hydra.core.hydra_config import HydraConfig
+
+    num = HydraConfig.get().job.num if HydraConfig.initialized() else None
+    return "" if num is None else f"-{num}"
+
+
+def _hydra(command: str, task, argv: list[str], config_name: str = "config") -> int:
+    import hydra
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("job_suffix"):
+        OmegaConf.register_new_resolver("job_suffix", _job_suffix)
     sys.argv = [f"gpubt {command}", *argv]
-    main = hydra.main(version_base="1.3", config_path=_config_dir(), config_name="config")(_fail_cleanly(task))
+    main = hydra.main(version_base="1.3", config_path=_config_dir(), config_name=config_name)(_fail_cleanly(task))
     main()
+    return 0
+
+
+def _bench(argv: list[str]) -> int:
+    """Run bench/suite.py of the source checkout gpubt is installed from (benchmarks are not packaged)."""
+    import runpy
+
+    suite = Path(__file__).resolve().parents[1] / "bench" / "suite.py"
+    if not suite.is_file():
+        print(f"gpubt: error: {suite} not found: `gpubt bench` needs a source checkout (pip install -e .)",
+              file=sys.stderr)
+        return 2
+    sys.argv = [str(suite), *argv]
+    runpy.run_path(str(suite), run_name="__main__")
     return 0
 
 
@@ -96,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         return _hydra("generate", _generate, rest)
     if command == "sweep":
         return _hydra("sweep", _sweep, rest)
+    if command == "ingest":
+        return _hydra("ingest", _ingest, rest, config_name="ingest")
+    if command == "bench":
+        return _bench(rest)
     if command == "backends":
         return _backends()
     print(f"gpubt: unknown command {command!r}\n\n{HELP}", file=sys.stderr)

@@ -3,9 +3,15 @@
 Versioned pool state (ARCHITECTURE principle 4): the batch holds, per pool, the state at the batch start
 (from `MarketState`) followed by every event of the batch, sorted by key; the state at any evaluation point is
 a binary search in that log (kernels/cycles.py: find_state), so evaluation points are independent.
+
+V3 pools: a log entry carries (sqrt price, liquidity, tick) after its event and the version of the pool's
+initialized-tick table it sees. The table changes only on mint and burn, so each V3 pool has one table version
+at the batch start plus one per mint/burn of the batch; the tables are concatenated (tick_offsets slices them)
+and the state at any point is still one binary search plus one index.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpubt import schema
+from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.paths import Paths
 
@@ -24,14 +31,108 @@ def point_key(block_offset, tx_index):
     return (np.asarray(block_offset, np.int64) << KEY_TX_BITS) + np.asarray(tx_index, np.int64)
 
 
+class V3State:
+    """Exact state of one V3 pool: slot0 sqrt price and tick, in-range liquidity, initialized ticks
+    {tick: [liquidity_gross, liquidity_net]} (Python ints)."""
+
+    __slots__ = ("sqrt_price_x96", "liquidity", "tick", "ticks")
+
+    def __init__(self, sqrt_price_x96: int, liquidity: int, tick: int, ticks: dict | None = None):
+        self.sqrt_price_x96, self.liquidity, self.tick = sqrt_price_x96, liquidity, tick
+        self.ticks = ticks if ticks is not None else {}
+
+    def modify(self, tick_lower: int, tick_upper: int, liquidity_delta: int) -> None:
+        """A mint (delta > 0) or burn (delta < 0) of [tick_lower, tick_upper): Tick.update on both ends."""
+        for t, sign in ((tick_lower, 1), (tick_upper, -1)):
+            gross, net = self.ticks.get(t, (0, 0))
+            gross += liquidity_delta
+            if gross < 0:
+                raise schema.SchemaError(f"V3 tick {t}: liquidity_gross would be {gross} < 0 (a burn without "
+                                         "its mint: the events and snapshot/ticks tables disagree)")
+            if gross == 0:
+                self.ticks.pop(t, None)
+            else:
+                self.ticks[t] = (gross, net + sign * liquidity_delta)
+
+    def table(self) -> tuple:
+        """(ticks, liquidity_nets, liquidity_grosses) sorted by tick: an immutable tick-table version."""
+        ticks = sorted(self.ticks)
+        return (tuple(ticks), tuple(self.ticks[t][1] for t in ticks), tuple(self.ticks[t][0] for t in ticks))
+
+
+def apply_v3_events(v3: dict, events: pa.Table, pool_is_v3: np.ndarray, on_table=None) -> None:
+    """Advance the exact V3 states `v3` {pool: V3State} through `events` (sorted); rows of V2 pools are skipped.
+    `on_table(row, pool)` is called after every mint/burn row (pack uses it to record tick-table versions)."""
+    if events.num_rows == 0 or not pool_is_v3.any():
+        return
+    pool = events.column("pool_id").to_numpy()
+    rows = np.flatnonzero(pool_is_v3[pool])
+    if len(rows) == 0:
+        return
+    sub = events.take(pa.array(rows))
+    cols = {c: sub.column(c).to_pylist() for c in ("kind", "sqrt_price_x96", "liquidity", "tick", "tick_lower",
+                                                   "tick_upper", "liquidity_delta")}
+    for j, (row, pid) in enumerate(zip(rows.tolist(), pool[rows].tolist())):
+        sqrt_price, liquidity, tick = cols["sqrt_price_x96"][j], cols["liquidity"][j], cols["tick"][j]
+        if sqrt_price is None or liquidity is None or tick is None:
+            raise schema.SchemaError(f"events row {row}: V3 pool {pid} without sqrt_price_x96 / liquidity / tick "
+                                     "(V3 rows carry the pool's state after the event)")
+        state = v3.get(pid)
+        if state is None:
+            state = v3[pid] = V3State(int(sqrt_price), int(liquidity), int(tick))
+        kind = cols["kind"][j]
+        if kind in ("mint", "burn"):
+            state.modify(int(cols["tick_lower"][j]), int(cols["tick_upper"][j]), int(cols["liquidity_delta"][j]))
+        state.sqrt_price_x96, state.liquidity, state.tick = int(sqrt_price), int(liquidity), int(tick)
+        if on_table is not None and kind in ("mint", "burn"):
+            on_table(row, pid)
+
+
 class MarketState:
-    """Exact pool reserves and last reference prices at the current batch boundary, carried batch to batch."""
+    """Exact pool reserves and last reference prices at the current batch boundary, carried batch to batch.
+
+    V3 pools: `v3` {pool_id: V3State} holds the exact state after every event before block `v3_block`. It is
+    loaded on demand (`load_v3`: the partition's SNAPSHOTS + TICKS, then its events up to the block), so a run
+    that starts or resumes anywhere gets it, and `advance` carries it from batch to batch.
+    """
 
     def __init__(self, n_pools: int, n_tokens: int):
         self.reserve0 = [0] * n_pools
         self.reserve1 = [0] * n_pools
         self.known = np.zeros(n_pools, np.bool_)
         self.price_usd = np.full(n_tokens, np.nan)
+        self.v3: dict[int, V3State] = {}
+        self.v3_block = None  # the V3 state is at the top of this block (None: not loaded)
+        self.pool_is_v3 = None
+
+    def load_v3(self, dataset, block: int, pool_is_v3: np.ndarray) -> None:
+        """Exact V3 states at the top of `block`: the partition's snapshot and tick tables, then its events."""
+        part = next((p for p in dataset.partitions if p[0] <= block <= p[1]), None)
+        if part is None:
+            raise schema.SchemaError(f"block {block} is in no partition of {dataset.root}")
+        self.v3 = {}
+        self.pool_is_v3 = pool_is_v3
+        snaps = dataset.read_partition("snapshots", part)
+        pools = snaps.column("pool_id").to_numpy()
+        rows = np.flatnonzero(pool_is_v3[pools] & pc.is_valid(snaps.column("sqrt_price_x96")).to_numpy(
+            zero_copy_only=False))
+        sub = snaps.take(pa.array(rows))
+        columns = (sub.column(name).to_pylist() for name in ("sqrt_price_x96", "liquidity", "tick"))
+        for pid, sqrt_price, liquidity, tick in zip(pools[rows].tolist(), *columns):
+            if int(sqrt_price) > 0:
+                self.v3[pid] = V3State(int(sqrt_price), int(liquidity), int(tick))
+        ticks = dataset.read_partition("ticks", part)
+        for pid, t, net, gross in zip(ticks.column("pool_id").to_pylist(), ticks.column("tick").to_pylist(),
+                                      ticks.column("liquidity_net").to_pylist(),
+                                      ticks.column("liquidity_gross").to_pylist()):
+            if pid not in self.v3:
+                raise schema.SchemaError(f"{dataset.path('ticks', part)}: ticks of pool {pid}, which has no V3 "
+                                         "snapshot row (sqrt_price_x96) in that partition")
+            self.v3[pid].ticks[int(t)] = (int(gross), int(net))
+        events = dataset.read_partition("events", part)
+        before = events.slice(0, int(np.searchsorted(events.column("block_number").to_numpy(), block, side="left")))
+        apply_v3_events(self.v3, before, pool_is_v3)
+        self.v3_block = block
 
     def load_snapshot(self, snapshots: pa.Table) -> None:
         pools = snapshots.column("pool_id").to_numpy()
@@ -57,6 +158,9 @@ class MarketState:
     def advance(self, events: pa.Table, batch: "Batch") -> None:
         """Move to the end of a packed batch: its events applied, its last prices kept."""
         self.apply_events(events)
+        if self.v3_block is not None:
+            apply_v3_events(self.v3, events, self.pool_is_v3)
+            self.v3_block = batch.first_block + batch.n_blocks
         self.price_usd = batch.end_price_usd.copy()
 
     def apply_prices(self, prices: pa.Table) -> None:
@@ -87,11 +191,31 @@ class Batch:
     wei_per_raw: np.ndarray      # float64 (n_blocks, n_start_slots): value of one raw unit of a start token in wei
     eth_usd: np.ndarray          # float64 (n_blocks)
     end_price_usd: np.ndarray    # float64 (n_tokens): last reference prices at the batch end (for MarketState)
+    # V3 entries of the log (empty arrays when the log has no V3 entry; V2 entries hold 0 / version −1)
+    log_sqrt_price: np.ndarray   # float64: sqrtPriceX96 / 2**96
+    log_liquidity: np.ndarray    # float64
+    log_tick: np.ndarray         # int32
+    log_tick_version: np.ndarray  # int32: tick-table version (tick_offsets[v] .. tick_offsets[v+1])
+    tick_offsets: np.ndarray     # int64 (n_versions + 1)
+    tick_index: np.ndarray       # int32, sorted within a version
+    tick_sqrt_price: np.ndarray  # float64: TickMath sqrt ratio / 2**96
+    tick_liquidity_net: np.ndarray  # float64
+    log_exact_sqrt_price: list   # Python ints (None for V2 entries), same order as the log
+    log_exact_liquidity: list
+    tick_versions: list          # per version: (ticks, liquidity_nets, liquidity_grosses), Python ints
 
     @property
     def device_bytes(self) -> int:
         """Bytes this batch occupies on the backend: pair inputs and outputs plus the state log."""
-        return self.n_pairs * (8 + 4 + 4 + 3 * 8) + len(self.log_key) * (8 + 8 + 8) + self.log_offsets.nbytes
+        return (self.n_pairs * (8 + 4 + 4 + 3 * 8) + len(self.log_key) * (8 + 8 + 8) + self.log_offsets.nbytes
+                + len(self.log_sqrt_price) * (8 + 8 + 4 + 4) + self.tick_offsets.nbytes
+                + len(self.tick_index) * (4 + 8 + 8))
+
+    def kernel_state(self) -> tuple:
+        """The state-log arrays in the order the screening kernel takes them (kernels/cycles.py: screen_pair)."""
+        return (self.log_offsets, self.log_key, self.log_reserve0, self.log_reserve1, self.log_sqrt_price,
+                self.log_liquidity, self.log_tick, self.log_tick_version, self.tick_offsets, self.tick_index,
+                self.tick_sqrt_price, self.tick_liquidity_net)
 
     @property
     def n_pairs(self) -> int:
@@ -108,9 +232,9 @@ class Batch:
         idx = np.searchsorted(composite, pools * span + keys + 1, side="right") - 1
         return np.where((idx >= lo) & (idx < hi), idx, -1)
 
-    def exact_reserves(self, pools, keys) -> tuple[list[int], list[int]]:
-        """Exact reserve0s and reserve1s (Python ints) of each (pool, key)."""
-        idx = self.log_index(pools, keys).ravel()
+    def exact_reserves(self, pools, keys, idx=None) -> tuple[list[int], list[int]]:
+        """Exact reserve0s and reserve1s (Python ints) of each (pool, key) (or of the log entries `idx`)."""
+        idx = self.log_index(pools, keys).ravel() if idx is None else idx
         if (idx < 0).any():
             bad = int(np.flatnonzero(idx < 0)[0])
             raise KeyError(f"pool {np.ravel(pools)[bad]} has no state at key {np.ravel(keys)[bad]}")
@@ -118,12 +242,24 @@ class Batch:
         return ([int(v) for v in self.log_exact0.take(take).to_pylist()],
                 [int(v) for v in self.log_exact1.take(take).to_pylist()])
 
+    def exact_v3_state(self, pool: int, key: int) -> tuple[int, int, int, tuple]:
+        """(sqrtPriceX96, liquidity, tick, tick table) of V3 pool `pool` at `key`, exact."""
+        return self.exact_v3_at(int(self.log_index(np.array([pool]), np.array([key]))[0]), pool, key)
+
+    def exact_v3_at(self, i: int, pool=None, key=None) -> tuple[int, int, int, tuple]:
+        """exact_v3_state of log entry i (from log_index)."""
+        if i < 0 or self.log_exact_sqrt_price[i] is None:
+            raise KeyError(f"V3 pool {pool} has no state at key {key}")
+        return (self.log_exact_sqrt_price[i], self.log_exact_liquidity[i], int(self.log_tick[i]),
+                self.tick_versions[int(self.log_tick_version[i])])
+
 
 def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.Table, prices: pa.Table,
                state: MarketState, paths: Paths, start_slots: np.ndarray, token_decimals: np.ndarray,
-               priority_fee_wei: int, evaluate_top: bool) -> Batch:
+               priority_fee_wei: int, evaluate_top: bool, dataset=None) -> Batch:
     """Pack blocks first..last (tables already sliced to that range, events sorted); `state` is only read:
-    after evaluating, `state.advance(events, batch)` moves it to the batch end.
+    after evaluating, `state.advance(events, batch)` moves it to the batch end. With V3 pools `dataset` is where
+    the state loads its exact V3 state from when it has none at `first_block` (the run's start, or a resume).
 
     Evaluation points: after every tx that changes a pool's state, for the paths through that pool, and (if
     `evaluate_top`) the top of `first_block` for every path. A later top-of-block would repeat the state of the
@@ -138,7 +274,13 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
                                  f"{n_blocks} consecutive blocks (the dataset has a gap)")
 
     # --- versioned state log: the batch-start snapshot (key −1) then the batch's events
-    snap_pools = np.flatnonzero(state.known).astype(np.int32)
+    if paths.has_v3 and state.v3_block != first_block:
+        if dataset is None:
+            raise ValueError("pack_batch: the market has V3 pools; pass dataset= to load their exact state")
+        state.load_v3(dataset, first_block, paths.pool_is_v3)
+    snap_pools = np.flatnonzero(state.known & ~paths.pool_is_v3[:len(state.known)]).astype(np.int32)
+    v3_snap_pools = np.asarray(sorted(state.v3), np.int32) if paths.has_v3 else np.empty(0, np.int32)
+    snap_pools = np.concatenate([snap_pools, v3_snap_pools])
     ev_pool = events.column("pool_id").to_numpy().astype(np.int32)
     ev_key = point_key(events.column("block_number").to_numpy() - first_block,
                        events.column("tx_index").to_numpy())
@@ -157,11 +299,16 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
     log_reserve1 = schema.amounts_to_float(log_exact1)
     log_offsets = np.zeros(n_pools + 1, np.int64)
     np.cumsum(np.bincount(log_pool, minlength=n_pools), out=log_offsets[1:])
+    v3_log = _v3_log(state, events, paths.pool_is_v3, v3_snap_pools, len(snap_pools), order)
 
     # --- evaluation pairs: events that change a pool's state trigger the paths through that pool
     changed = np.ones(len(log_pool), np.bool_)
     same_pool = log_pool[1:] == log_pool[:-1]
-    changed[1:] = ~(same_pool & (log_reserve0[1:] == log_reserve0[:-1]) & (log_reserve1[1:] == log_reserve1[:-1]))
+    same_state = same_pool & (log_reserve0[1:] == log_reserve0[:-1]) & (log_reserve1[1:] == log_reserve1[:-1])
+    if len(v3_log["log_sqrt_price"]):
+        for name in ("log_sqrt_price", "log_liquidity", "log_tick_version"):
+            same_state &= v3_log[name][1:] == v3_log[name][:-1]
+    changed[1:] = ~same_state
     trigger = changed & (log_key >= 0)
     trig_pool, trig_key = log_pool[trigger], log_key[trigger]
     counts = paths.pool_offsets[trig_pool + 1] - paths.pool_offsets[trig_pool]
@@ -204,4 +351,90 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
 
     return Batch(first_block, n_blocks, log_offsets, log_key, log_reserve0, log_reserve1, log_exact0, log_exact1,
                  pair_key.astype(np.int64), pair_path, pair_block, base_fee_wei, gas_price_wei, wei_per_raw, eth_usd,
-                 current)
+                 current, **v3_log)
+
+
+Q96 = float(2**96)
+
+
+@functools.lru_cache(maxsize=None)
+def tick_sqrt_price(tick: int) -> float:
+    """TickMath.getSqrtRatioAtTick(tick) / 2**96 as a float (what the kernel compares a price against)."""
+    return exact_v3.get_sqrt_ratio_at_tick(tick) / Q96
+
+
+def _v3_log(state: MarketState, events: pa.Table, pool_is_v3: np.ndarray, v3_snap_pools: np.ndarray,
+            n_snap: int, order: np.ndarray) -> dict:
+    """The V3 columns of the state log (in log order) and the tick-table versions of the batch.
+
+    Snapshot entries (the last len(v3_snap_pools) of the n_snap snapshot entries) see their pool's batch-start
+    table; an event sees its pool's table after every mint/burn up to and including it."""
+    n_log = len(order)
+    n_events = events.num_rows
+    ev_pool = events.column("pool_id").to_numpy()
+    ev_v3 = pool_is_v3[ev_pool] if n_events else np.zeros(0, np.bool_)
+    if len(v3_snap_pools) == 0 and not ev_v3.any():
+        empty_f, empty_i = np.empty(0, np.float64), np.empty(0, np.int32)
+        return dict(log_sqrt_price=empty_f, log_liquidity=empty_f, log_tick=empty_i, log_tick_version=empty_i,
+                    tick_offsets=np.zeros(1, np.int64), tick_index=empty_i, tick_sqrt_price=empty_f,
+                    tick_liquidity_net=empty_f, log_exact_sqrt_price=[None] * n_log,
+                    log_exact_liquidity=[None] * n_log, tick_versions=[])
+    versions: list = []
+    current = {}  # pool → V3State copy walked through the batch's mint/burns
+    version_of_pool = {}
+    for pid in v3_snap_pools.tolist():
+        st = state.v3[pid]
+        current[pid] = V3State(st.sqrt_price_x96, st.liquidity, st.tick, dict(st.ticks))
+        version_of_pool[pid] = len(versions)
+        versions.append(current[pid].table())
+    # the V3 rows of the events: their exact state columns, and the table version each one sees
+    sqrt_col = events.column("sqrt_price_x96").to_pylist()
+    liq_col = events.column("liquidity").to_pylist()
+    tick_col = events.column("tick").fill_null(0).to_numpy() if n_events else np.zeros(0, np.int32)
+    ev_version = np.full(n_events, -1, np.int32)
+    kinds = events.column("kind").to_pylist()
+    lower = events.column("tick_lower").to_pylist()
+    upper = events.column("tick_upper").to_pylist()
+    delta = events.column("liquidity_delta").to_pylist()
+    for row in np.flatnonzero(ev_v3).tolist():
+        pid = int(ev_pool[row])
+        if sqrt_col[row] is None or liq_col[row] is None:
+            raise schema.SchemaError(f"events row {row}: V3 pool {pid} without sqrt_price_x96 / liquidity")
+        st = current.get(pid)
+        if st is None:  # the pool's first state (its initialize) is in this batch
+            st = current[pid] = V3State(0, 0, 0)
+            version_of_pool[pid] = len(versions)
+            versions.append(st.table())
+        if kinds[row] in ("mint", "burn"):
+            st.modify(int(lower[row]), int(upper[row]), int(delta[row]))
+            version_of_pool[pid] = len(versions)
+            versions.append(st.table())
+        ev_version[row] = version_of_pool[pid]
+
+    snap_sqrt = [None] * (n_snap - len(v3_snap_pools)) + [state.v3[p].sqrt_price_x96 for p in v3_snap_pools.tolist()]
+    snap_liq = [None] * (n_snap - len(v3_snap_pools)) + [state.v3[p].liquidity for p in v3_snap_pools.tolist()]
+    snap_tick = np.zeros(n_snap, np.int32)
+    snap_tick[n_snap - len(v3_snap_pools):] = [state.v3[p].tick for p in v3_snap_pools.tolist()]
+    snap_version = np.full(n_snap, -1, np.int32)
+    snap_version[n_snap - len(v3_snap_pools):] = np.arange(len(v3_snap_pools), dtype=np.int32)  # created first
+    all_sqrt = snap_sqrt + [None if v is None else int(v) for v in sqrt_col]
+    all_liq = snap_liq + [None if v is None else int(v) for v in liq_col]
+    order_list = order.tolist()
+    log_exact_sqrt = [all_sqrt[j] for j in order_list]
+    log_exact_liq = [all_liq[j] for j in order_list]
+    log_sqrt_price = np.array([0.0 if v is None else v / Q96 for v in log_exact_sqrt], np.float64)
+    log_liquidity = np.array([0.0 if v is None else float(v) for v in log_exact_liq], np.float64)
+    log_tick = np.concatenate([snap_tick, tick_col.astype(np.int32)])[order]
+    log_tick_version = np.concatenate([snap_version, ev_version])[order]
+
+    sizes = np.array([len(v[0]) for v in versions], np.int64)
+    tick_offsets = np.zeros(len(versions) + 1, np.int64)
+    np.cumsum(sizes, out=tick_offsets[1:])
+    flat_ticks = [t for v in versions for t in v[0]]
+    return dict(
+        log_sqrt_price=log_sqrt_price, log_liquidity=log_liquidity, log_tick=log_tick.astype(np.int32),
+        log_tick_version=log_tick_version.astype(np.int32), tick_offsets=tick_offsets,
+        tick_index=np.array(flat_ticks, np.int32),
+        tick_sqrt_price=np.array([tick_sqrt_price(t) for t in flat_ticks], np.float64),
+        tick_liquidity_net=np.array([float(n) for v in versions for n in v[1]], np.float64),
+        log_exact_sqrt_price=log_exact_sqrt, log_exact_liquidity=log_exact_liq, tick_versions=versions)

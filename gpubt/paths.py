@@ -13,9 +13,12 @@ class Paths:
 
     pools[p, h]        pool_id of hop h
     zero_for_one[p, h] hop h sells token0 for token1
-    gamma[p, h]        kept fraction of the input (1 − fee)
+    gamma[p, h]        kept fraction of the input (1 − fee_ppm/1e6, V2 and V3 alike)
+    fee_ppm[p, h]      the hop's pool fee in millionths (V3: pips)
+    is_v3[p, h]        hop h is a Uniswap V3 pool (protocol "v3")
     hops[p]            number of hops; start_token[p] the token the cycle starts and ends in
     pool_offsets / pool_paths: CSR index pool_id → ids of the paths through it
+    pool_is_v3 / pool_tick_spacing / pool_fee_ppm: per pool_id (n_pools)
     """
 
     pools: np.ndarray
@@ -26,6 +29,15 @@ class Paths:
     start_token: np.ndarray
     pool_offsets: np.ndarray
     pool_paths: np.ndarray
+    is_v3: np.ndarray
+    pool_is_v3: np.ndarray
+    pool_tick_spacing: np.ndarray
+    pool_fee_ppm: np.ndarray
+
+    @property
+    def has_v3(self) -> bool:
+        """Some pool of the market is V3 (its state log then carries V3 entries)."""
+        return bool(self.pool_is_v3.any())
 
     def __len__(self) -> int:
         return self.pools.shape[0]
@@ -46,7 +58,7 @@ def enumerate_cycles(pools: pa.Table, start_tokens, max_hops: int = 3, min_hops:
     """Every simple cycle of min_hops..max_hops pools that starts and ends in one of `start_tokens`.
 
     A cycle never reuses a pool and visits each intermediate token once; both directions of a cycle are kept
-    (at most one of them can be profitable at a time).
+    (at most one of them can be profitable at a time). V2 and V3 pools (the `protocol` column) mix freely.
     """
     if max_hops < 2:
         raise ValueError(f"max_hops = {max_hops}: a cycle needs at least 2 hops")
@@ -54,6 +66,10 @@ def enumerate_cycles(pools: pa.Table, start_tokens, max_hops: int = 3, min_hops:
     token0 = pools.column("token0").to_numpy()
     token1 = pools.column("token1").to_numpy()
     fee_ppm = pools.column("fee_ppm").to_numpy()
+    protocol = np.asarray(pools.column("protocol").to_pylist(), dtype=object)
+    unknown = sorted(set(protocol.tolist()) - {"v2", "v3"})
+    if unknown:
+        raise ValueError(f"pools: protocol {unknown[0]!r} is not supported (v2 or v3)")
     n_pools = int(pool_id.max()) + 1 if len(pool_id) else 0
 
     adjacency: dict[int, list[tuple[int, int, bool]]] = {}
@@ -90,6 +106,11 @@ def enumerate_cycles(pools: pa.Table, start_tokens, max_hops: int = 3, min_hops:
     start_token = np.zeros(n, np.int32)
     fee_by_pool = np.zeros(n_pools, np.int32)
     fee_by_pool[pool_id] = fee_ppm
+    pool_is_v3 = np.zeros(n_pools, np.bool_)
+    pool_is_v3[pool_id] = protocol == "v3"
+    pool_tick_spacing = np.zeros(n_pools, np.int32)
+    if "tick_spacing" in pools.column_names:
+        pool_tick_spacing[pool_id] = pools.column("tick_spacing").fill_null(0).to_numpy()
     for p, (start, hop_pools, hop_dir) in enumerate(found):
         h = len(hop_pools)
         out_pools[p, :h] = hop_pools
@@ -98,6 +119,7 @@ def enumerate_cycles(pools: pa.Table, start_tokens, max_hops: int = 3, min_hops:
         hops[p] = h
         start_token[p] = start
     gamma = np.where(out_pools >= 0, 1.0 - out_fee / 1e6, 0.0)
+    is_v3 = (out_pools >= 0) & pool_is_v3[np.maximum(out_pools, 0)]
 
     flat_pool = out_pools.ravel()
     flat_path = np.repeat(np.arange(n, dtype=np.int32), max_hops)
@@ -107,4 +129,5 @@ def enumerate_cycles(pools: pa.Table, start_tokens, max_hops: int = 3, min_hops:
     counts = np.bincount(flat_pool[keep], minlength=n_pools)
     pool_offsets = np.zeros(n_pools + 1, np.int64)
     np.cumsum(counts, out=pool_offsets[1:])
-    return Paths(out_pools, out_zfo, gamma, out_fee, hops, start_token, pool_offsets, pool_paths)
+    return Paths(out_pools, out_zfo, gamma, out_fee, hops, start_token, pool_offsets, pool_paths, is_v3, pool_is_v3,
+                 pool_tick_spacing, fee_by_pool)

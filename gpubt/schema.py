@@ -6,6 +6,7 @@ the event, so the state of a pool at any (block, tx index) is a lookup (see gpub
 """
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -105,7 +106,7 @@ LABELS = pa.schema([
     ("block_number", pa.int64()),
     ("tx_index", pa.int32()),
     ("tx_hash", pa.string()),
-    ("kind", pa.string()),           # "arbitrage", "cexdex"
+    ("kind", pa.string()),           # "arbitrage", "sandwich", "jit", "cexdex", "liquidation"
     ("searcher", pa.string()),
     ("pools", pa.list_(pa.int32())),
     ("profit_token", pa.int32()),
@@ -122,6 +123,7 @@ PRICES = pa.schema([
 
 # Every (evaluation point, path) whose float64 screen passed the threshold.
 OPPORTUNITIES = pa.schema([
+    ("strategy", pa.string()),       # "arbitrage", "sandwich", "jit", "liquidation", "cexdex"
     ("block_number", pa.int64()),
     ("tx_index", pa.int32()),        # the state is after this tx; -1 = top of block
     ("path_id", pa.int32()),
@@ -135,6 +137,7 @@ OPPORTUNITIES = pa.schema([
 # Opportunities re-priced with exact integer Uniswap math and taken. gross_profit_wei is exact when the start
 # token is WETH; otherwise it is gross_profit_raw converted at the block's reference price (float, rounded).
 TRADES = pa.schema([
+    ("strategy", pa.string()),
     ("block_number", pa.int64()),
     ("tx_index", pa.int32()),
     ("path_id", pa.int32()),
@@ -151,6 +154,7 @@ TRADES = pa.schema([
     ("net_profit_wei", AMOUNT),
     ("net_profit_usd", pa.float64()),
     ("screen_net_profit_wei", pa.float64()),
+    ("detail", pa.string()),         # JSON: what a reader needs to re-check a non-arbitrage trade
 ])
 
 SCHEMAS = {
@@ -169,6 +173,8 @@ OPTIONAL = {
     "pools": ("tick_spacing",),
     "events": ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta"),
     "snapshots": ("sqrt_price_x96", "liquidity", "tick"),
+    "opportunities": ("strategy",),
+    "trades": ("strategy", "detail"),
 }
 
 
@@ -183,8 +189,12 @@ def conform(table: pa.Table, name: str, source: str) -> pa.Table:
     for col in OPTIONAL.get(name, ()):
         if col not in table.column_names:
             field = schema.field(col)
-            fill = pa.array([0] * table.num_rows, field.type) if col == "tick_spacing" else pa.nulls(
-                table.num_rows, field.type)
+            if col == "tick_spacing":
+                fill = pa.array([0] * table.num_rows, field.type)
+            elif col == "strategy":
+                fill = pa.array(["arbitrage"] * table.num_rows, field.type)  # tables written before strategies
+            else:
+                fill = pa.nulls(table.num_rows, field.type)
             table = table.append_column(col, fill)
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
@@ -242,7 +252,6 @@ def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
     blocks = conform(blocks, "blocks", source)
     num = blocks.column("block_number").to_numpy()
     if len(num) > 1:
-        import numpy as np
         bad = np.flatnonzero(np.diff(num) <= 0)
         if len(bad):
             r = int(bad[0]) + 1
@@ -255,8 +264,6 @@ def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
 
 def validate_events(events: pa.Table, pools: pa.Table, source: str = "events") -> pa.Table:
     """Checks kinds, known pools, positive reserves, and strict (block, tx, log) order (no duplicates)."""
-    import numpy as np
-
     events = conform(events, "events", source)
     kind = events.column("kind")
     bad_kind = pc.invert(pc.is_in(kind, value_set=pa.array(EVENT_KINDS)))
@@ -298,8 +305,6 @@ def validate_events_like_reserves(table: pa.Table, source: str) -> None:
 
 
 def _check_unique(col, source: str, name: str) -> None:
-    import numpy as np
-
     values = col.to_numpy()
     uniq, first, counts = np.unique(values, return_index=True, return_counts=True)
     if len(uniq) != len(values):
@@ -308,6 +313,6 @@ def _check_unique(col, source: str, name: str) -> None:
         raise SchemaError(f"{source} row {rows[1]}: duplicate {name} = {dup} (first at row {rows[0]})")
 
 
-def amounts_to_float(col) -> "np.ndarray":
+def amounts_to_float(col) -> np.ndarray:
     """decimal128 raw amounts → float64 numpy (screening precision)."""
     return pc.cast(col, pa.float64()).to_numpy()

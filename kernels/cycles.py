@@ -1,17 +1,39 @@
 """Cyclic-arbitrage screening: every (evaluation point × candidate path) pair of a batch, in float64.
 
 State is versioned (ARCHITECTURE principle 4): each pool's states in the batch form a sorted log
-(`log_key`, `log_reserve0`, `log_reserve1`, sliced per pool by `log_offsets`); the state at an evaluation point
-is the last entry whose key is <= the point's key, found by binary search. So every pair is independent.
+(`log_key`, sliced per pool by `log_offsets`); the state at an evaluation point is the last entry whose key is
+<= the point's key, found by binary search. So every pair is independent. A V2 entry holds the reserves
+(`log_reserve0/1`); a V3 entry holds the sqrt price, liquidity and tick after its event and the version of the
+pool's initialized-tick table it sees (`log_tick_version`: the table is the slice tick_offsets[v]..[v+1] of
+`tick_index` / `tick_sqrt_price` / `tick_liquidity_net`; a new version starts at every mint or burn).
 
 Keys: block_offset · 2**20 + tx_index, block_offset relative to the batch's first block; a point's key means
 "after every tx with a key <= it" (top of a block = key of its previous block's tx 2**20 − 1).
+
+Optimal input. A pure-V2 cycle composes into one Möbius map out(x) = K·x/(M + N·x) with the closed-form optimum
+x* = (√(K·M) − M)/N. A V3 hop is a Möbius map only inside one tick range, so a cycle with a V3 hop:
+1. composes the closed form with each V3 hop replaced by its current range's virtual reserves (L/s, L·s);
+   it is unprofitable iff that form is (the marginal rate at x = 0 is the same), else gives x_v;
+2. evaluates the real cycle at x_v: if no V3 hop crosses an initialized tick there, the cycle *is* that Möbius
+   map on [0, x_v] and x_v is the exact float optimum (the common case: most back-runs stay in range);
+3. otherwise bisects on the marginal rate d out/dx = Π (hop marginal rates), which is continuous and decreasing
+   (every hop's output is concave in its input, so is their composition, so the profit out(x) − x is concave):
+   the bracket [0, x_v] is doubled until the rate is < 1, then halved at most V3_BISECTIONS times (to 1e-10
+   relative). Bisection was chosen over golden-section (same bracket, 1 evaluation per step, but the rate
+   halves the bracket where golden section shrinks it by 0.618) and over piecewise closed forms per tick
+   range (exact, but they can oscillate at a range boundary, where the optimum often sits, and need a
+   fallback anyway). The iteration count is fixed, so the work per pair is bounded on the GPU.
 """
 from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.py rebinds the names below)
 
-from .amm_v2 import compose_hop, cycle_out, optimal_input  # noqa: F401  (rebound per target)
+from .amm_v2 import compose_hop, cycle_out, optimal_input, v2_amount_out  # noqa: F401  (rebound per target)
+from .amm_v3 import V3_OK, v3_marginal_rate, v3_swap_exact_in, v3_virtual_reserves  # noqa: F401
 
 KEY_TX_BITS = 20  # tx_index < 2**20 (a block holds at most ~1,500 txs at 30M gas)
+V3_BISECTIONS = 64   # upper bound on bisection steps of a cycle with a V3 hop
+V3_BRACKET_DOUBLINGS = 64
+V3_REL_TOL = 1e-10   # bisection stops when the bracket is this small relative to its upper end
+V3_MAX_STEPS = 64    # initialized ticks one V3 hop may cross (the backend passes it; kept here as the default)
 
 
 def find_state(log_offsets, log_key, pool, point_key):
@@ -30,12 +52,56 @@ def find_state(log_offsets, log_key, pool, point_key):
     return lo - 1
 
 
-def screen_cycle(path, point_key, path_pools, path_zero_for_one, path_gamma,
-                 log_offsets, log_key, log_reserve0, log_reserve1):
+def cycle_eval(x, path, point_key, path_pools, path_zero_for_one, path_gamma, path_is_v3, log_offsets, log_key,
+               log_reserve0, log_reserve1, log_sqrt_price, log_liquidity, log_tick, log_tick_version,
+               tick_offsets, tick_index, tick_sqrt_price, tick_liquidity_net, max_steps):
+    """(amount out, d out/dx, initialized ticks crossed) of the cycle for input x, hop by hop (V2 and V3).
+
+    A V3 hop that stops early (max_steps or the price range's end) makes the rate 0 and the crossings count
+    max_steps + 1: the cycle's output does not grow past that input."""
+    amount = x
+    rate = 1.0
+    crossed = 0
+    for h in range(path_pools.shape[1]):
+        pool = path_pools[path, h]
+        if pool < 0:
+            break
+        i = find_state(log_offsets, log_key, pool, point_key)
+        gamma = path_gamma[path, h]
+        zfo = path_zero_for_one[path, h]
+        if path_is_v3[path, h]:
+            v = log_tick_version[i]
+            out, s, liq, t, c, status = v3_swap_exact_in(
+                amount, zfo, gamma, log_sqrt_price[i], log_liquidity[i], log_tick[i], tick_index, tick_sqrt_price,
+                tick_liquidity_net, tick_offsets[v], tick_offsets[v + 1], max_steps)
+            if status == V3_OK:
+                crossed += c
+                rate *= v3_marginal_rate(zfo, gamma, s)
+            else:
+                crossed += max_steps + 1
+                rate = 0.0
+        else:
+            if zfo:
+                r_in = log_reserve0[i]
+                r_out = log_reserve1[i]
+            else:
+                r_in = log_reserve1[i]
+                r_out = log_reserve0[i]
+            out = v2_amount_out(amount, r_in, r_out, gamma)
+            d = r_in + gamma * amount
+            rate *= gamma * r_in * r_out / (d * d)
+        amount = out
+    return amount, rate, crossed
+
+
+def screen_cycle(path, point_key, path_pools, path_zero_for_one, path_gamma, path_is_v3, log_offsets, log_key,
+                 log_reserve0, log_reserve1, log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets,
+                 tick_index, tick_sqrt_price, tick_liquidity_net, max_steps):
     """(optimal input, gross profit) of one cycle at one point, raw units of its start token; (0, 0) if none."""
     k = 1.0
     m = 1.0
     n = 0.0
+    any_v3 = False
     for h in range(path_pools.shape[1]):
         pool = path_pools[path, h]
         if pool < 0:
@@ -43,45 +109,102 @@ def screen_cycle(path, point_key, path_pools, path_zero_for_one, path_gamma,
         i = find_state(log_offsets, log_key, pool, point_key)
         if i < 0:
             return 0.0, 0.0
-        if path_zero_for_one[path, h]:
-            k, m, n = compose_hop(k, m, n, log_reserve0[i], log_reserve1[i], path_gamma[path, h])
+        zfo = path_zero_for_one[path, h]
+        if path_is_v3[path, h]:
+            if log_liquidity[i] <= 0.0 or log_sqrt_price[i] <= 0.0:
+                return 0.0, 0.0  # no in-range liquidity: screened as unprofitable (conservative)
+            r_in, r_out = v3_virtual_reserves(zfo, log_sqrt_price[i], log_liquidity[i])
+            any_v3 = True
+        elif zfo:
+            r_in = log_reserve0[i]
+            r_out = log_reserve1[i]
         else:
-            k, m, n = compose_hop(k, m, n, log_reserve1[i], log_reserve0[i], path_gamma[path, h])
+            r_in = log_reserve1[i]
+            r_out = log_reserve0[i]
+        k, m, n = compose_hop(k, m, n, r_in, r_out, path_gamma[path, h])
     x = optimal_input(k, m, n)
     if x <= 0.0:
         return 0.0, 0.0
-    return x, cycle_out(x, k, m, n) - x
+    if not any_v3:
+        return x, cycle_out(x, k, m, n) - x
+    out, rate, crossed = cycle_eval(x, path, point_key, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                                    log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity,
+                                    log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price,
+                                    tick_liquidity_net, max_steps)
+    if crossed > 0:
+        lo = 0.0
+        hi = x
+        for _ in range(V3_BRACKET_DOUBLINGS):  # grow until the marginal rate at hi is < 1
+            if rate <= 1.0:
+                break
+            lo = hi
+            hi = 2.0 * hi
+            out, rate, crossed = cycle_eval(hi, path, point_key, path_pools, path_zero_for_one, path_gamma,
+                                            path_is_v3, log_offsets, log_key, log_reserve0, log_reserve1,
+                                            log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets,
+                                            tick_index, tick_sqrt_price, tick_liquidity_net, max_steps)
+        for _ in range(V3_BISECTIONS):
+            if hi - lo <= V3_REL_TOL * hi:
+                break
+            mid = 0.5 * (lo + hi)
+            out, rate, crossed = cycle_eval(mid, path, point_key, path_pools, path_zero_for_one, path_gamma,
+                                            path_is_v3, log_offsets, log_key, log_reserve0, log_reserve1,
+                                            log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets,
+                                            tick_index, tick_sqrt_price, tick_liquidity_net, max_steps)
+            if rate > 1.0:
+                lo = mid
+            else:
+                hi = mid
+        x = 0.5 * (lo + hi)
+        out, rate, crossed = cycle_eval(x, path, point_key, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                                        log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price,
+                                        log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                                        tick_sqrt_price, tick_liquidity_net, max_steps)
+    if out <= x:
+        return 0.0, 0.0
+    return x, out - x
 
 
-def screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_gas_units,
-                path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei,
-                out_amount_in, out_gross_raw, out_net_wei):
+def screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price,
+                log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price,
+                tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei, out_amount_in, out_gross_raw, out_net_wei):
     """Screen pair i; net profit in wei = gross · (wei per raw unit of the start token) − gas units · gas price."""
     path = pair_path[i]
-    x, gross = screen_cycle(path, pair_key[i], path_pools, path_zero_for_one, path_gamma,
-                            log_offsets, log_key, log_reserve0, log_reserve1)
+    x, gross = screen_cycle(path, pair_key[i], path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                            log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity,
+                            log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price,
+                            tick_liquidity_net, max_steps)
     b = pair_block[i]
     out_amount_in[i] = x
     out_gross_raw[i] = gross
     out_net_wei[i] = gross * wei_per_raw[b, path_start_slot[path]] - path_gas_units[path] * gas_price_wei[b]
 
 
-def screen_pairs_cpu(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_gas_units,
-                     path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei,
+def screen_pairs_cpu(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                     path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1,
+                     log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                     tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
                      out_amount_in, out_gross_raw, out_net_wei):
     """CPU driver: a parallel loop over pairs."""
     for i in prange(pair_key.shape[0]):
-        screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_gas_units,
-                    path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei,
+        screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                    path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1,
+                    log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                    tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
                     out_amount_in, out_gross_raw, out_net_wei)
 
 
-def screen_pairs_cuda(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_gas_units,
-                      path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei,
+def screen_pairs_cuda(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                      path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1,
+                      log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                      tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
                       out_amount_in, out_gross_raw, out_net_wei):
     """CUDA driver: one thread per pair (`cuda` is bound by kernels/compile.py)."""
     i = cuda.grid(1)  # noqa: F821
     if i < pair_key.shape[0]:
-        screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_gas_units,
-                    path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei,
+        screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                    path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1,
+                    log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                    tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
                     out_amount_in, out_gross_raw, out_net_wei)

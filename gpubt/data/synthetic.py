@@ -1,4 +1,4 @@
-"""A seeded, mainnet-like synthetic Uniswap V2 market, written as a gpubt dataset (see gpubt/data/store.py).
+"""A seeded, mainnet-like synthetic Uniswap V2 + V3 market, written as a gpubt dataset (see gpubt/data/store.py).
 
 What it simulates, per block of 12 s:
 - reference USD prices: GBM with a calm/volatile Markov regime and a market (ETH) factor; stablecoins pinned;
@@ -7,12 +7,20 @@ What it simulates, per block of 12 s:
   its edge when that beats gas (LABELS kind "cexdex");
 - noise traders (Poisson count, pools ∝ TVL^0.7, lognormal USD size), each also a pending router swap (VICTIMS);
 - cyclic-arbitrage searchers back-running noise swaps with the best 2- or 3-hop WETH cycle (LABELS "arbitrage");
-- occasional LP mints and burns proportional to the reserves.
+- occasional LP mints and burns: V2 proportional to the reserves; V3 new positions concentrated around the price
+  (and some wide ones) and burns of existing positions (whole or in part).
+
+V3 pools (`v3_pools` of them, 0 gives the V2-only market): fee tiers 100/500/3000/10000 pips (tick spacings
+1/10/60/200) on WETH/stables, WETH/WBTC, stable/stable and WETH/tail pairs; each starts (genesis tx 0: Initialize
+then Mints) with a protected full-range position, two wide ones and several concentrated around the price.
+Noise traders, CEX-DEX arbitrageurs and the searchers (V3 legs in their cycles) trade them; the searchers pick
+their cycle and input with the backtester's own float kernels (kernels/cycles.py: screen_cycle).
 
 How, per partition of blocks: a numba float64 pass decides every action (`_simulate_partition_nb`), then a
-Python-int pass replays the actions with Uniswap's exact integer math (`_replay_exact`), so every event, reserve
-and profit in the dataset is exact; the float reserves are re-synced from the exact ones at every partition.
-Only one partition's rows are in memory at a time.
+Python-int pass replays the actions with Uniswap's exact integer math (`_replay_exact`: V2 getAmountOut, V3 the
+exact V3Pool of gpubt.exact.v3), so every event, reserve, V3 state and profit in the dataset is exact; the float
+state is re-synced from the exact one at every partition, whose SNAPSHOTS (and TICKS: the initialized ticks of
+every V3 pool) it writes. Only one partition's rows are in memory at a time.
 
 Label profits: "arbitrage" profit_raw is exact WETH wei (last hop's output − first hop's input);
 "cexdex" profit_raw is in raw units of the token the arbitrageur received (profit_token):
@@ -31,7 +39,9 @@ from numba import njit
 
 from gpubt import schema
 from gpubt.data.store import PARTITIONED, DatasetWriter
-from gpubt.kernels import amm_v2
+from gpubt.exact import v3 as exact_v3
+from gpubt.kernels import amm_v2, amm_v3
+from gpubt.kernels.compile import build_cpu
 
 FIRST_BLOCK = 18_000_000
 FIRST_TIMESTAMP = 1_693_066_895   # mainnet block 18,000,000 (2023-08-26)
@@ -43,7 +53,7 @@ WETH = 0
 HUBS = (("WETH", 18), ("USDC", 6), ("USDT", 6), ("DAI", 18), ("WBTC", 8))
 STABLES = (1, 2, 3)
 WBTC = 4
-VENUES = ("uniswap_v2", "sushiswap")
+VENUES = ("uniswap_v2", "sushiswap", "uniswap_v3")
 SLIPPAGES_BPS = (10, 50, 100, 300)
 N_CEXDEX = 3                      # distinct CEX-DEX arbitrageur addresses
 
@@ -67,19 +77,35 @@ _COMMON = dict(
     searcher_margin_eth=0.0005,   # searcher i demands (i + 1) × this net of gas
     cexdex_activity=0.7,          # probability that an out-of-band pool is arbitraged at the top of a block
     cexdex_margin_usd=10.0,       # net of gas
+    v3_pools=0,                   # Uniswap V3 pools on top of the n_pools V2 ones (0: the V2-only market)
+    v3_concentrated_positions=6,  # initial concentrated LP positions per V3 pool (plus 1 full-range, 2 wide)
 )
 
 PRESETS: dict[str, dict] = {
-    "tiny": dict(_COMMON, n_blocks=200, n_tokens=12, n_pools=30, swaps_per_block=8.0, partition_blocks=100),
-    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=250, swaps_per_block=20.0, partition_blocks=500),
+    "tiny": dict(_COMMON, n_blocks=200, n_tokens=12, n_pools=30, swaps_per_block=8.0, partition_blocks=100,
+                 v3_pools=8),
+    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=250, swaps_per_block=20.0, partition_blocks=500,
+                  v3_pools=40),
     "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=40.0,
-                          partition_blocks=7_200),
+                          partition_blocks=7_200, v3_pools=100),
 }
 
-# action kinds of the float pass (swaps first: kind <= ARB_HOP is a swap)
-NOISE, CEXDEX, ARB_HOP, MINT, BURN = 0, 1, 2, 3, 4
-_KIND_NAMES = ("swap", "swap", "swap", "mint", "burn")
+# action kinds of the float pass (swaps first: kind <= ARB_HOP is a swap); INITIALIZE only in genesis rows
+NOISE, CEXDEX, ARB_HOP, MINT, BURN, INITIALIZE = 0, 1, 2, 3, 4, 5
+_KIND_NAMES = ("swap", "swap", "swap", "mint", "burn", "initialize")
 _STATUS_OK, _STATUS_FULL = 0, 1
+
+# V3 float state of the float pass, per pool (V2 pools: version −1) and per V3 pool j in fixed-capacity rows:
+# initialized ticks at [tick_offsets[2j], tick_offsets[2j+1]) of the flat tick arrays (row j starts at j·TICK_CAP,
+# so version 2j is pool j's table as kernels/cycles.py reads it), LP position slots at [j·POS_CAP, (j+1)·POS_CAP).
+V3Float = namedtuple("V3Float", [
+    "sqrt_price", "liquidity", "tick", "version", "gamma", "spacing", "tvl_usd", "tick_offsets", "ticks",
+    "tick_sqrt", "tick_net", "tick_refs", "pos_lower", "pos_upper", "pos_liq", "pos_active",
+])
+TICK_CAP = 64        # initialized ticks a V3 pool may hold in the float pass (a mint that would exceed it is skipped)
+POS_CAP = 30         # LP position slots per V3 pool; slot 0 (full range) is never burned
+SIM_MAX_STEPS = 1000 # the float pass follows a V3 swap through every tick it crosses
+V3_FEE_TIERS = ((100, 1), (500, 10), (3000, 60), (10000, 200))  # (fee pips, tick spacing)
 
 Knobs = namedtuple("Knobs", [
     "dt_years", "eth_vol", "vol_regime_mult", "calm_to_volatile", "volatile_to_calm", "base_fee_wei0",
@@ -92,8 +118,111 @@ Knobs = namedtuple("Knobs", [
 # float pass (numba)
 
 _amount_out_nb = njit(cache=True)(amm_v2.v2_amount_out)
-_compose_hop_nb = njit(cache=True)(amm_v2.compose_hop)
-_optimal_input_nb = njit(cache=True)(amm_v2.optimal_input)
+_kernels = build_cpu(cache=True)  # the backtester's device functions: searchers screen cycles as it does
+_screen_cycle_nb = _kernels.screen_cycle
+_v3_swap_nb = _kernels.v3_swap_exact_in
+_v3_next_nb = _kernels.v3_next_tick_position
+
+
+@njit(cache=True)
+def _v3_swap_commit_nb(v3, p, amount_in, zfo):
+    """Float V3 swap on pool p; updates its price, liquidity and tick; returns the output."""
+    v = v3.version[p]
+    out, s, liq, t, crossed, status = _v3_swap_nb(
+        amount_in, zfo, v3.gamma[p], v3.sqrt_price[p], v3.liquidity[p], v3.tick[p], v3.ticks, v3.tick_sqrt,
+        v3.tick_net, v3.tick_offsets[v], v3.tick_offsets[v + 1], SIM_MAX_STEPS)
+    v3.sqrt_price[p] = s
+    v3.liquidity[p] = liq
+    v3.tick[p] = t
+    return out
+
+
+@njit(cache=True)
+def _v3_input_to_price_nb(v3, p, target_sqrt, zfo):
+    """Input (after the fee) that moves V3 pool p's sqrt price to target_sqrt, walking its tick ranges."""
+    v = v3.version[p]
+    lo = v3.tick_offsets[v]
+    hi = v3.tick_offsets[v + 1]
+    s = v3.sqrt_price[p]
+    liq = v3.liquidity[p]
+    pos = _v3_next_nb(v3.tick[p], zfo, v3.ticks, lo, hi)
+    need = 0.0
+    for _ in range(hi - lo + 2):
+        if zfo:
+            s_next = v3.tick_sqrt[pos] if pos >= lo else amm_v3.MIN_SQRT_PRICE
+            if target_sqrt >= s_next:
+                return need + liq * (s - target_sqrt) / (s * target_sqrt)
+            need += liq * (s - s_next) / (s * s_next)
+            if pos < lo:
+                return need
+            liq -= v3.tick_net[pos]
+            pos -= 1
+        else:
+            s_next = v3.tick_sqrt[pos] if pos < hi else amm_v3.MAX_SQRT_PRICE
+            if target_sqrt <= s_next:
+                return need + liq * (target_sqrt - s)
+            need += liq * (s_next - s)
+            if pos >= hi:
+                return need
+            liq += v3.tick_net[pos]
+            pos += 1
+        s = s_next
+        liq = max(liq, 0.0)
+    return need
+
+
+@njit(cache=True)
+def _v3_tick_update_nb(v3, j, tick, net_delta, ref_delta):
+    """Add net_delta to initialized tick `tick` of V3 pool j (inserting it, or removing it when its last
+    position goes: ref_delta counts the live positions using the tick). False when the row is full."""
+    lo = v3.tick_offsets[2 * j]
+    n = v3.tick_offsets[2 * j + 1] - lo
+    i = lo
+    while i < lo + n and v3.ticks[i] < tick:
+        i += 1
+    if i < lo + n and v3.ticks[i] == tick:
+        v3.tick_net[i] += net_delta
+        v3.tick_refs[i] += ref_delta
+        if v3.tick_refs[i] == 0:
+            for k in range(i, lo + n - 1):
+                v3.ticks[k] = v3.ticks[k + 1]
+                v3.tick_sqrt[k] = v3.tick_sqrt[k + 1]
+                v3.tick_net[k] = v3.tick_net[k + 1]
+                v3.tick_refs[k] = v3.tick_refs[k + 1]
+            v3.tick_offsets[2 * j + 1] -= 1
+        return True
+    if n >= TICK_CAP:
+        return False
+    for k in range(lo + n, i, -1):
+        v3.ticks[k] = v3.ticks[k - 1]
+        v3.tick_sqrt[k] = v3.tick_sqrt[k - 1]
+        v3.tick_net[k] = v3.tick_net[k - 1]
+        v3.tick_refs[k] = v3.tick_refs[k - 1]
+    v3.ticks[i] = tick
+    v3.tick_sqrt[i] = math.exp(tick * amm_v3.LOG_SQRT_TICK)
+    v3.tick_net[i] = net_delta
+    v3.tick_refs[i] = ref_delta
+    v3.tick_offsets[2 * j + 1] += 1
+    return True
+
+
+@njit(cache=True)
+def _v3_modify_nb(v3, p, slot, lower, upper, liquidity_delta, ref_delta):
+    """Float mint (delta > 0) or burn (delta < 0) of [lower, upper) on V3 pool p, position slot `slot`."""
+    j = v3.version[p] // 2
+    _v3_tick_update_nb(v3, j, lower, liquidity_delta, ref_delta)
+    _v3_tick_update_nb(v3, j, upper, -liquidity_delta, ref_delta)
+    if lower <= v3.tick[p] < upper:
+        v3.liquidity[p] = max(v3.liquidity[p] + liquidity_delta, 0.0)
+    k = j * POS_CAP + slot
+    v3.pos_liq[k] += liquidity_delta
+    if ref_delta > 0:
+        v3.pos_lower[k] = lower
+        v3.pos_upper[k] = upper
+        v3.pos_active[k] = True
+    elif ref_delta < 0:
+        v3.pos_active[k] = False
+        v3.pos_liq[k] = 0.0
 
 
 @njit(cache=True)
@@ -129,20 +258,94 @@ def _push(cap, n, out_block, out_tx, out_log, out_pool, out_kind, out_zfo, out_a
 
 
 @njit(cache=True)
+def _v3_lp_action_nb(cap, n, b, tx, log, p, kind, frac_ppm, trader, v3, price_usd, token_scale, pool_t1,
+                     a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
+                     a_tick_lower, a_tick_upper):
+    """An LP mint (a new position around the price: 80 % concentrated over 1..20 spacings, else 50..400, worth
+    frac_ppm of the pool's TVL) or burn (a random live position, whole or 1..50 %) on V3 pool p; the float state
+    follows. Returns the new action count (unchanged when there is nothing to do, -1 when the buffers are full)."""
+    j = v3.version[p] // 2
+    base_slot = j * POS_CAP
+    if kind == MINT:
+        slot = -1
+        for k in range(1, POS_CAP):
+            if not v3.pos_active[base_slot + k]:
+                slot = k
+                break
+        n_ticks = v3.tick_offsets[2 * j + 1] - v3.tick_offsets[2 * j]
+        if slot < 0 or n_ticks + 2 > TICK_CAP:
+            kind = BURN
+    if kind == MINT:
+        sp = v3.spacing[p]
+        width = np.random.randint(1, 21) if np.random.random() < 0.8 else np.random.randint(50, 401)
+        below = np.random.randint(0, width)
+        centre = v3.tick[p] // sp
+        lower = max((centre - below) * sp, -(amm_v3.MAX_TICK // sp) * sp)
+        upper = min((centre - below + width) * sp, (amm_v3.MAX_TICK // sp) * sp)
+        s = v3.sqrt_price[p]
+        sa = math.exp(lower * amm_v3.LOG_SQRT_TICK)
+        sb = math.exp(upper * amm_v3.LOG_SQRT_TICK)
+        value1_per_liquidity = max(2.0 * s - sa - s * s / sb, 1e-300)   # token1 raw units per unit of liquidity
+        usd = v3.tvl_usd[p] * frac_ppm * 1e-6
+        t1 = pool_t1[p]
+        liquidity = math.floor(usd / (price_usd[t1] / token_scale[t1] * value1_per_liquidity))
+        if liquidity < 1.0 or liquidity > 1e30:
+            return n
+        n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
+                  b, tx, log, p, MINT, False, liquidity, trader, float(slot), 0, 0)
+        if n < 0:
+            return n
+        a_tick_lower[n - 1] = lower
+        a_tick_upper[n - 1] = upper
+        _v3_modify_nb(v3, p, slot, lower, upper, liquidity, 1)
+        return n
+    live = 0
+    for k in range(1, POS_CAP):
+        if v3.pos_active[base_slot + k]:
+            live += 1
+    if live == 0:
+        return n
+    pick = np.random.randint(0, live)
+    slot = 0
+    for k in range(1, POS_CAP):
+        if v3.pos_active[base_slot + k]:
+            if pick == 0:
+                slot = k
+                break
+            pick -= 1
+    whole = np.random.random() < 0.5
+    frac = 1e6 if whole else frac_ppm * 10.0
+    k = base_slot + slot
+    lower = v3.pos_lower[k]
+    upper = v3.pos_upper[k]
+    n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
+              b, tx, log, p, BURN, False, frac, trader, float(slot), 0, 0)
+    if n < 0:
+        return n
+    a_tick_lower[n - 1] = lower
+    a_tick_upper[n - 1] = upper
+    _v3_modify_nb(v3, p, slot, lower, upper, -v3.pos_liq[k] * frac * 1e-6, -1 if whole else 0)
+    return n
+
+
+@njit(cache=True)
 def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                            log_price, regime, congestion, base_fee, rf0, rf1,
                            token_scale, token_class, token_beta, token_idio_vol,
-                           pool_t0, pool_t1, pool_cum_weight,
-                           cyc_pools, cyc_zfo, cyc_len, pool_cyc_ptr, pool_cyc_idx,
+                           pool_t0, pool_t1, pool_cum_weight, n_v2, v3, genesis_logs,
+                           cyc_pools, cyc_zfo, cyc_len, cyc_gamma, cyc_is_v3, pool_cyc_ptr, pool_cyc_idx,
                            searcher_margin_wei, searcher_prio_wei,
                            out_base_fee, out_gas_used, out_prices,
-                           a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop):
+                           a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
+                           a_tick_lower, a_tick_upper):
     """Decide every action of `n_blocks` blocks in float64; state arrays are updated in place.
 
     token_class: 0 WETH, 1 stablecoin, 2 market-loaded. Actions (a_*): block offset, tx_index, log_index, pool,
     kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
-    tx), hop (index within its tx). Returns (status, n_actions).
+    tx), hop (index within its tx). Pools >= n_v2 are V3 (state in `v3`, a V3Float): their mint amount is the
+    liquidity and burn amount the fraction in ppm (1e6: the whole position), aux the position slot, and
+    a_tick_lower/a_tick_upper the position's ticks. Returns (status, n_actions).
     """
     np.random.seed(rng_seed)
     cap = a_block.shape[0]
@@ -153,6 +356,8 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
     slippages = np.array(SLIPPAGES_BPS)
     price_usd = np.empty(n_tokens)
     total_weight = pool_cum_weight[-1]
+    state_offsets = np.arange(n_pools + 1)   # one float state per pool: a one-entry "log" for screen_cycle
+    state_key = np.zeros(n_pools, np.int64)
     n = 0
     for b in range(n_blocks):
         # reference prices (the genesis block keeps the initial ones)
@@ -190,7 +395,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
         eth_usd = price_usd[WETH]
 
         tx = 1 if (genesis and b == 0) else 0       # genesis tx 0 holds the pool-creation syncs
-        log = n_pools if (genesis and b == 0) else 0
+        log = genesis_logs if (genesis and b == 0) else 0
 
         # CEX-DEX arbitrage at the top of the block: push out-of-band pools back to the band edge
         for p in range(n_pools):
@@ -199,14 +404,34 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             r0 = rf0[p]
             r1 = rf1[p]
             ref01 = price_usd[t0] / price_usd[t1] * token_scale[t1] / token_scale[t0]  # token1 raw per token0 raw
-            rho = r1 / (r0 * ref01)
-            if rho < GAMMA:      # token0 cheap on the pool: sell token1 for it
+            if p >= n_v2:   # V3: the input that moves the price to the band edge, across tick ranges
+                g = v3.gamma[p]
+                s = v3.sqrt_price[p]
+                if v3.liquidity[p] <= 0.0:
+                    continue
+                rho = s * s / ref01
+                if rho < g:
+                    zfo = False
+                    x = _v3_input_to_price_nb(v3, p, math.sqrt(ref01 * g), zfo) / g
+                    rate = 1.0 / ref01
+                elif rho * g > 1.0:
+                    zfo = True
+                    x = _v3_input_to_price_nb(v3, p, math.sqrt(ref01 / g), zfo) / g
+                    rate = ref01
+                else:
+                    continue
+                vv = v3.version[p]
+                out = _v3_swap_nb(x, zfo, g, s, v3.liquidity[p], v3.tick[p], v3.ticks, v3.tick_sqrt, v3.tick_net,
+                                  v3.tick_offsets[vv], v3.tick_offsets[vv + 1], SIM_MAX_STEPS)[0]
+                t_out = t0 if not zfo else t1
+                profit_usd = (out - x * rate) / token_scale[t_out] * price_usd[t_out]
+            elif r1 / (r0 * ref01) < GAMMA:      # token0 cheap on the pool: sell token1 for it
                 zfo = False
                 x = (math.sqrt(GAMMA * r0 * r1 * ref01) - r1) / GAMMA
                 out = _amount_out_nb(x, r1, r0, GAMMA)
                 rate = 1.0 / ref01
                 profit_usd = (out - x * rate) / token_scale[t0] * price_usd[t0]
-            elif rho * GAMMA > 1.0:
+            elif r1 / (r0 * ref01) * GAMMA > 1.0:
                 zfo = True
                 x = (math.sqrt(GAMMA * r0 * r1 / ref01) - r0) / GAMMA
                 out = _amount_out_nb(x, r0, r1, GAMMA)
@@ -223,7 +448,9 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                       b, tx, log, p, CEXDEX, zfo, x, actor, rate, gas, 0)
             if n < 0:
                 return _STATUS_FULL, 0
-            if zfo:
+            if p >= n_v2:
+                _v3_swap_commit_nb(v3, p, x, zfo)
+            elif zfo:
                 rf0[p] = r0 + x
                 rf1[p] = r1 - out
             else:
@@ -242,6 +469,17 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             if np.random.random() < knobs.lp_event_share:
                 kind = MINT if np.random.random() < 0.5 else BURN
                 frac_ppm = float(np.random.randint(1_000, 50_000))
+                if p >= n_v2:
+                    n_before = n
+                    n = _v3_lp_action_nb(cap, n, b, tx, log, p, kind, frac_ppm, trader, v3, price_usd, token_scale,
+                                         pool_t1, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor,
+                                         a_aux, a_gas, a_hop, a_tick_lower, a_tick_upper)
+                    if n < 0:
+                        return _STATUS_FULL, 0
+                    if n > n_before:
+                        tx += 1
+                        log += 1
+                    continue
                 n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas,
                           a_hop, b, tx, log, p, kind, False, frac_ppm, trader, 0.0, 0, 0)
                 if n < 0:
@@ -260,20 +498,26 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             size_usd = max(math.exp(knobs.noise_log_median_usd + knobs.noise_sigma * np.random.standard_normal()),
                            1.0)
             amount_in = size_usd / price_usd[t_in] * token_scale[t_in]
-            # TVL ≈ 2 × reserve_in in value
-            amount_in = max(min(amount_in, 2.0 * knobs.noise_max_tvl_frac * r_in), 1.0)
+            if p >= n_v2:   # at most noise_max_tvl_frac of the pool's TVL
+                amount_in = max(min(amount_in, knobs.noise_max_tvl_frac * v3.tvl_usd[p] / price_usd[t_in]
+                                    * token_scale[t_in]), 1.0)
+            else:           # TVL ≈ 2 × reserve_in in value
+                amount_in = max(min(amount_in, 2.0 * knobs.noise_max_tvl_frac * r_in), 1.0)
             slip_bps = slippages[np.random.randint(0, slippages.shape[0])]
             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
                       b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0, 0)
             if n < 0:
                 return _STATUS_FULL, 0
-            out = _amount_out_nb(amount_in, r_in, r_out, GAMMA)
-            if zfo:
-                rf0[p] = r_in + amount_in
-                rf1[p] = r_out - out
+            if p >= n_v2:
+                _v3_swap_commit_nb(v3, p, amount_in, zfo)
             else:
-                rf1[p] = r_in + amount_in
-                rf0[p] = r_out - out
+                out = _amount_out_nb(amount_in, r_in, r_out, GAMMA)
+                if zfo:
+                    rf0[p] = r_in + amount_in
+                    rf1[p] = r_out - out
+                else:
+                    rf1[p] = r_in + amount_in
+                    rf0[p] = r_out - out
             tx += 1
             log += 1
 
@@ -287,19 +531,11 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             best_x = 0.0
             for j in range(pool_cyc_ptr[p], pool_cyc_ptr[p + 1]):
                 c = pool_cyc_idx[j]
-                k = 1.0
-                m = 1.0
-                nn = 0.0
-                for h in range(cyc_len[c]):
-                    q = cyc_pools[c, h]
-                    if cyc_zfo[c, h]:
-                        k, m, nn = _compose_hop_nb(k, m, nn, rf0[q], rf1[q], GAMMA)
-                    else:
-                        k, m, nn = _compose_hop_nb(k, m, nn, rf1[q], rf0[q], GAMMA)
-                x = _optimal_input_nb(k, m, nn)
+                x, gross = _screen_cycle_nb(c, 0, cyc_pools, cyc_zfo, cyc_gamma, cyc_is_v3, state_offsets, state_key,
+                                            rf0, rf1, v3.sqrt_price, v3.liquidity, v3.tick, v3.version,
+                                            v3.tick_offsets, v3.ticks, v3.tick_sqrt, v3.tick_net, SIM_MAX_STEPS)
                 if x <= 0.0:
                     continue
-                gross = k * x / (m + nn * x) - x
                 gas = 140_000.0 + 30_000.0 * gas_jitter if cyc_len[c] == 2 else 200_000.0 + 40_000.0 * gas_jitter
                 net = gross - gas * gas_price
                 if net > best_net:
@@ -319,7 +555,9 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                           knobs.n_traders + s, float(hops), gas if h == 0 else 0, h)
                 if n < 0:
                     return _STATUS_FULL, 0
-                if zfo_h:
+                if q >= n_v2:
+                    out = _v3_swap_commit_nb(v3, q, amount, zfo_h)
+                elif zfo_h:
                     out = _amount_out_nb(amount, rf0[q], rf1[q], GAMMA)
                     rf0[q] += amount
                     rf1[q] -= out
@@ -445,7 +683,19 @@ def _build_market(params: dict, seed: int) -> dict:
     reserve0 = [max(int(v / 2 / price0[t] * scale[t]), 1) for v, t in zip(tvl_usd, pool_t0)]
     reserve1 = [max(int(v / 2 / price0[t] * scale[t]), 1) for v, t in zip(tvl_usd, pool_t1)]
 
+    n_v2 = len(pool_t0)
+    v3 = _v3_market(params, seed, tails, price0, scale, addr_py)
+    pool_t0 = np.concatenate([pool_t0, np.array(v3["t0"], np.int64)])
+    pool_t1 = np.concatenate([pool_t1, np.array(v3["t1"], np.int64)])
+    tvl_usd = np.concatenate([tvl_usd, np.array(v3["tvl_usd"])])
+    reserve0 += [0] * len(v3["t0"])   # V3 pools: token balances, none before genesis
+    reserve1 += [0] * len(v3["t0"])
+    pool_venue += [VENUES.index("uniswap_v3")] * len(v3["t0"])
+
     cyc_pools, cyc_zfo, cyc_len = _weth_cycles(pool_t0, pool_t1)
+    fee_of = np.concatenate([np.full(n_v2, FEE_PPM), np.array(v3["fee"], np.int64)])
+    cyc_is_v3 = (cyc_pools >= n_v2)
+    cyc_gamma = np.where(cyc_pools < 0, 0.0, np.where(cyc_is_v3, 1.0 - fee_of[np.maximum(cyc_pools, 0)] / 1e6, GAMMA))
     n_p = len(pool_t0)
     members = [[] for _ in range(n_p)]
     for c in range(len(cyc_len)):
@@ -461,15 +711,88 @@ def _build_market(params: dict, seed: int) -> dict:
     ], schema=schema.TOKENS)
     pools = pa.Table.from_arrays([
         pa.array(np.arange(n_p, dtype=np.int32)), _fake_hex(seed, 2, np.arange(n_p), 20),
-        pa.array([VENUES[v] for v in pool_venue]), pa.array(["v2"] * n_p),
+        pa.array([VENUES[v] for v in pool_venue]), pa.array(["v2"] * n_v2 + ["v3"] * (n_p - n_v2)),
         pa.array(pool_t0.astype(np.int32)), pa.array(pool_t1.astype(np.int32)),
-        pa.array(np.full(n_p, FEE_PPM, dtype=np.int32)),
+        pa.array(fee_of.astype(np.int32)),
         pa.array(np.full(n_p, params["first_block"], dtype=np.int64)),
-    ], names=schema.required_names("pools"))
+        pa.array(np.concatenate([np.zeros(n_v2, np.int32), np.array(v3["spacing"], np.int32)])),
+    ], names=schema.POOLS.names)
     return dict(tokens=tokens, pools=pools, token_scale=scale, token_class=token_class, token_beta=beta,
                 token_idio_vol=idio_vol, log_price=np.log(price0), pool_t0=pool_t0, pool_t1=pool_t1,
                 pool_cum_weight=np.cumsum(tvl_usd ** 0.7), reserve0=reserve0, reserve1=reserve1,
-                cyc_pools=cyc_pools, cyc_zfo=cyc_zfo, cyc_len=cyc_len, pool_cyc_ptr=ptr, pool_cyc_idx=idx)
+                cyc_pools=cyc_pools, cyc_zfo=cyc_zfo, cyc_len=cyc_len, cyc_gamma=cyc_gamma, cyc_is_v3=cyc_is_v3,
+                pool_cyc_ptr=ptr, pool_cyc_idx=idx, n_v2=n_v2, v3=v3, tvl_usd=tvl_usd)
+
+
+def _value1_per_liquidity(sqrt_price: float, tick_lower: int, tick_upper: int) -> float:
+    """Token1 raw units a position [tick_lower, tick_upper) holding the price is worth per unit of liquidity:
+    L·(s − s_a) of token1 plus L·(1/s − 1/s_b) of token0 at price s²."""
+    return (2.0 * sqrt_price - math.exp(tick_lower * amm_v3.LOG_SQRT_TICK)
+            - sqrt_price * sqrt_price / math.exp(tick_upper * amm_v3.LOG_SQRT_TICK))
+
+
+def _v3_market(params: dict, seed: int, tails: list, price0: np.ndarray, scale: np.ndarray, addr_py: list) -> dict:
+    """The V3 pools (tokens sorted by address, fee tier, TVL) and their initial positions (tick_lower,
+    tick_upper, liquidity) as Python ints, from their own random stream (the V2 market does not change)."""
+    rng = np.random.default_rng([seed, 0x5EED, 3])
+    usdc, usdt, dai = STABLES
+    wanted = [(WETH, usdc, 500), (WETH, usdt, 500), (WETH, WBTC, 500), (usdc, usdt, 100)]
+    tail_order = [int(t) for t in rng.permutation(tails)]
+    if tail_order:
+        wanted.append((WETH, tail_order[0], 3000))
+    wanted += [(WETH, usdc, 3000), (WETH, dai, 500), (WETH, WBTC, 3000)]
+    if len(tail_order) > 1:
+        wanted.append((WETH, tail_order[1], 10000))
+    wanted += [(WETH, usdt, 3000), (usdc, dai, 100), (WBTC, usdc, 3000), (WETH, dai, 3000), (usdt, dai, 100),
+               (WETH, usdc, 10000), (WETH, usdc, 100)]
+    for t in tail_order[2:]:
+        wanted.append((WETH, t, 3000 if rng.random() < 0.6 else 10000))
+    for t in tail_order:
+        if rng.random() < 0.3:
+            wanted.append((usdc, t, 10000))
+        if rng.random() < 0.3:
+            wanted.append((WETH, t, 10000 if wanted[-1][2] == 3000 else 3000))
+    seen, unique = set(), []
+    for w in wanted:
+        if w not in seen:
+            seen.add(w)
+            unique.append(w)
+    n_v3 = int(params["v3_pools"])
+    if n_v3 > len(unique):
+        raise ValueError(f"v3_pools = {n_v3}: this market has {len(unique)} V3 pool candidates; lower v3_pools "
+                         "or raise n_tokens")
+    spacing_of = dict(V3_FEE_TIERS)
+    out = dict(t0=[], t1=[], fee=[], spacing=[], tvl_usd=[], sqrt_price_x96=[], positions=[])
+    for a, b, fee in unique[:n_v3]:
+        t0, t1 = (a, b) if addr_py[a] < addr_py[b] else (b, a)
+        hub = a < len(HUBS) and b < len(HUBS)
+        tvl = float(np.clip(np.exp(rng.normal(math.log(60e6 if hub else 300e3), 0.8)),
+                            10e6 if hub else 30e3, 300e6 if hub else 5e6))
+        sp = spacing_of[fee]
+        price = price0[t0] / price0[t1] * scale[t1] / scale[t0]           # token1 raw per token0 raw
+        sqrt_x96 = int(math.sqrt(price) * 2**96)
+        tick = exact_v3.get_tick_at_sqrt_ratio(sqrt_x96)
+        s = sqrt_x96 / 2**96
+        full = (-(exact_v3.MAX_TICK // sp) * sp, (exact_v3.MAX_TICK // sp) * sp)
+        shares = [rng.uniform(0.15, 0.3), rng.uniform(0.05, 0.15), rng.uniform(0.05, 0.15)]
+        n_conc = int(params["v3_concentrated_positions"])
+        shares += list((1.0 - sum(shares)) * rng.dirichlet(np.ones(n_conc))) if n_conc else []
+        ranges = [full]
+        for _ in range(2):  # wide: ±10..50 % in price
+            half = max(1, int(math.log(1 + rng.uniform(0.1, 0.5)) / math.log(1.0001) / sp))
+            ranges.append(((tick // sp - half) * sp, (tick // sp + half) * sp))
+        for _ in range(n_conc):  # concentrated: ±0.05..2 % around the price, off-centre
+            half = max(1, int(math.log(1 + rng.uniform(0.0005, 0.02)) / math.log(1.0001) / sp))
+            shift = int(rng.integers(-half // 2, half // 2 + 1))
+            lo, hi = (tick // sp + shift - half) * sp, (tick // sp + shift + half) * sp
+            lo, hi = min(lo, (tick // sp) * sp), max(hi, (tick // sp + 1) * sp)   # the price stays inside
+            ranges.append((max(lo, full[0]), min(hi, full[1])))
+        positions = [(lo, hi, max(1, int(share * tvl / (_value1_per_liquidity(s, lo, hi) * price0[t1] / scale[t1]))))
+                     for (lo, hi), share in zip(ranges, shares)]
+        for key, value in (("t0", t0), ("t1", t1), ("fee", fee), ("spacing", sp), ("tvl_usd", tvl),
+                           ("sqrt_price_x96", sqrt_x96), ("positions", positions)):
+            out[key].append(value)
+    return out
 
 
 def _weth_cycles(pool_t0: np.ndarray, pool_t1: np.ndarray):
@@ -506,19 +829,26 @@ def _weth_cycles(pool_t0: np.ndarray, pool_t1: np.ndarray):
 # ---------------------------------------------------------------------------------------------------------------
 # exact pass (host, Python ints)
 
-def _replay_exact(actions: dict, reserve0: list, reserve1: list) -> dict:
+def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_v2: int | None = None) -> dict:
     """Replay the float pass's actions with Uniswap's integer math; `reserve0/1` (Python ints) are updated.
 
-    Swap outputs are getAmountOut at fee_ppm 3000 (inlined: the hot loop of the generator).
+    V2 swap outputs are getAmountOut at fee_ppm 3000 (inlined: the hot loop of the generator). Pools >= n_v2 are
+    the exact V3Pools `v3_pools` (updated in place; reserve0/1 hold their token balances); their rows also get
+    the state after the event and, for mints and burns, the position's ticks and signed liquidity delta.
     """
     fee_keep = 1_000_000 - FEE_PPM
+    n_v2 = len(reserve0) if n_v2 is None else n_v2
     kinds = actions["kind"].tolist()
     pools = actions["pool"].tolist()
     zfos = actions["zfo"].tolist()
     amounts = actions["amount"].tolist()
     auxs = actions["aux"].tolist()
     hops = actions["hop"].tolist()
+    lowers = actions["tick_lower"].tolist() if "tick_lower" in actions else None
+    uppers = actions["tick_upper"].tolist() if "tick_upper" in actions else None
     a0i, a1i, a0o, a1o, res0, res1 = [], [], [], [], [], []
+    v3_cols = {k: [] for k in ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta")}
+    any_v3 = False
     victim_min, label_profit, label_pools, label_row = [], [], [], []
     last_out = first_in = 0
     arb_pools = []
@@ -526,7 +856,12 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list) -> dict:
         p = pools[i]
         r0 = reserve0[p]
         r1 = reserve1[p]
-        if kind <= ARB_HOP:
+        if p >= n_v2:
+            any_v3 = True
+            r0, r1, out, amount_in = _replay_v3_row(v3_pools[p - n_v2], kind, zfos[i], amounts[i], auxs[i],
+                                                    lowers[i], uppers[i], hops[i], last_out, r0, r1, a0i, a1i, a0o,
+                                                    a1o, v3_cols)
+        elif kind <= ARB_HOP:
             amount_in = last_out if (kind == ARB_HOP and hops[i] > 0) else int(amounts[i])
             if amount_in < 1:
                 amount_in = 1
@@ -541,6 +876,21 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list) -> dict:
                 r1 += amount_in
                 r0 -= out
                 a0i.append(0), a1i.append(amount_in), a0o.append(out), a1o.append(0)
+        else:
+            d0 = r0 * int(amounts[i]) // 1_000_000
+            d1 = r1 * int(amounts[i]) // 1_000_000
+            if kind == MINT:
+                r0 += d0
+                r1 += d1
+                a0i.append(d0), a1i.append(d1), a0o.append(0), a1o.append(0)
+            else:
+                r0 -= d0
+                r1 -= d1
+                a0i.append(0), a1i.append(0), a0o.append(d0), a1o.append(d1)
+        if p < n_v2:
+            for col in v3_cols.values():
+                col.append(None)
+        if kind <= ARB_HOP:
             last_out = out
             if kind == NOISE:
                 # the router's quote is taken on this same state, so amount_out_min <= out
@@ -558,24 +908,54 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list) -> dict:
                     label_profit.append(out - first_in)
                     label_pools.append(arb_pools)
                     label_row.append(i - hops[i])
-        else:
-            d0 = r0 * int(amounts[i]) // 1_000_000
-            d1 = r1 * int(amounts[i]) // 1_000_000
-            if kind == MINT:
-                r0 += d0
-                r1 += d1
-                a0i.append(d0), a1i.append(d1), a0o.append(0), a1o.append(0)
-            else:
-                r0 -= d0
-                r1 -= d1
-                a0i.append(0), a1i.append(0), a0o.append(d0), a1o.append(d1)
         reserve0[p] = r0
         reserve1[p] = r1
         res0.append(r0)
         res1.append(r1)
     return dict(amount0_in=a0i, amount1_in=a1i, amount0_out=a0o, amount1_out=a1o, reserve0=res0, reserve1=res1,
                 victim_min=victim_min, label_profit=label_profit, label_pools=label_pools,
-                label_row=np.array(label_row, dtype=np.int64))
+                label_row=np.array(label_row, dtype=np.int64), v3=v3_cols if any_v3 else None)
+
+
+def _replay_v3_row(pool, kind, zfo, amount, aux, lower, upper, hop, last_out, r0, r1, a0i, a1i, a0o, a1o, cols):
+    """One action on an exact V3Pool: appends its amounts and state columns; returns (balance0, balance1, amount
+    out, amount in) (out and in are 0 for mints and burns)."""
+    out = amount_in = 0
+    lower_col = upper_col = delta = None
+    if kind <= ARB_HOP:
+        amount_in = last_out if (kind == ARB_HOP and hop > 0) else int(amount)
+        amount_in = max(amount_in, 1)
+        limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
+        amount0, amount1 = pool.swap(zfo, amount_in, limit)
+        if (amount0 if zfo else amount1) != amount_in:
+            raise RuntimeError(f"synthetic V3 swap of {amount_in} reached the price limit (the float pass and the "
+                               "exact pool disagree: a full-range position should prevent this)")
+        out = -amount1 if zfo else -amount0
+        if zfo:
+            a0i.append(amount_in), a1i.append(0), a0o.append(0), a1o.append(out)
+        else:
+            a0i.append(0), a1i.append(amount_in), a0o.append(out), a1o.append(0)
+        r0, r1 = r0 + amount0, r1 + amount1
+    elif kind == MINT:
+        delta = int(amount)
+        amount0, amount1 = pool.mint(lower, upper, delta, owner=int(aux))
+        a0i.append(amount0), a1i.append(amount1), a0o.append(0), a1o.append(0)
+        r0, r1 = r0 + amount0, r1 + amount1
+        lower_col, upper_col = lower, upper
+    else:
+        held = pool.positions[(int(aux), lower, upper)]
+        burned = held if amount >= 1e6 else max(1, held * int(amount) // 1_000_000)
+        amount0, amount1 = pool.burn(lower, upper, burned, owner=int(aux))
+        a0i.append(0), a1i.append(0), a0o.append(amount0), a1o.append(amount1)
+        r0, r1 = r0 - amount0, r1 - amount1
+        lower_col, upper_col, delta = lower, upper, -burned
+    cols["sqrt_price_x96"].append(pool.sqrt_price_x96)
+    cols["liquidity"].append(pool.liquidity)
+    cols["tick"].append(pool.tick)
+    cols["tick_lower"].append(lower_col)
+    cols["tick_upper"].append(upper_col)
+    cols["liquidity_delta"].append(delta)
+    return r0, r1, out, amount_in
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -611,6 +991,61 @@ class _Simulator:
         self.actor_addr = _fake_hex(seed, 3, np.arange(n_actors + len(VENUES)), 20)   # + one factory per venue
         self.actor_names = pa.array([f"searcher_{i}" for i in range(n_s)] + [f"cexdex_{i}" for i in range(N_CEXDEX)])
         self.capacity = 1024
+        self.n_v2 = m["n_v2"]
+        self.v3_exact, self.genesis_v3 = self._create_v3_pools()
+
+    def _create_v3_pools(self):
+        """The exact V3 pools after their genesis Initialize and Mints, and those events' rows."""
+        v3 = self.market["v3"]
+        pools, rows = [], []
+        for j in range(len(v3["t0"])):
+            pid = self.n_v2 + j
+            pool = exact_v3.V3Pool(fee=v3["fee"][j], tick_spacing=v3["spacing"][j])
+            pool.initialize(v3["sqrt_price_x96"][j])
+            bal0 = bal1 = 0
+            rows.append(dict(pool=pid, kind=INITIALIZE, a0=0, a1=0, r0=0, r1=0, sqrt=pool.sqrt_price_x96,
+                             liquidity=0, tick=pool.tick, lower=None, upper=None, delta=None))
+            for slot, (lower, upper, liquidity) in enumerate(v3["positions"][j]):
+                a0, a1 = pool.mint(lower, upper, liquidity, owner=slot)
+                bal0, bal1 = bal0 + a0, bal1 + a1
+                rows.append(dict(pool=pid, kind=MINT, a0=a0, a1=a1, r0=bal0, r1=bal1, sqrt=pool.sqrt_price_x96,
+                                 liquidity=pool.liquidity, tick=pool.tick, lower=lower, upper=upper, delta=liquidity))
+            self.reserve0[pid], self.reserve1[pid] = bal0, bal1
+            pools.append(pool)
+        return pools, rows
+
+    def _v3_float(self) -> V3Float:
+        """The float pass's V3 state, synced from the exact pools (see V3Float)."""
+        n_p, n_v3 = self.n_pools, len(self.v3_exact)
+        version = np.full(n_p, -1, np.int64)
+        sqrt_price, liquidity, gamma = np.zeros(n_p), np.zeros(n_p), np.zeros(n_p)
+        tick, spacing = np.zeros(n_p, np.int64), np.ones(n_p, np.int64)
+        tick_offsets = np.zeros(2 * n_v3 + 1, np.int64)
+        tick_offsets[-1] = n_v3 * TICK_CAP
+        ticks, tick_refs = np.zeros(n_v3 * TICK_CAP, np.int64), np.zeros(n_v3 * TICK_CAP, np.int64)
+        tick_sqrt, tick_net = np.zeros(n_v3 * TICK_CAP), np.zeros(n_v3 * TICK_CAP)
+        pos_lower, pos_upper = np.zeros(n_v3 * POS_CAP, np.int64), np.zeros(n_v3 * POS_CAP, np.int64)
+        pos_liq, pos_active = np.zeros(n_v3 * POS_CAP), np.zeros(n_v3 * POS_CAP, np.bool_)
+        for j, pool in enumerate(self.v3_exact):
+            p = self.n_v2 + j
+            version[p] = 2 * j
+            sqrt_price[p], liquidity[p], tick[p] = pool.sqrt_price_x96 / 2**96, float(pool.liquidity), pool.tick
+            gamma[p], spacing[p] = 1.0 - pool.fee / 1e6, pool.tick_spacing
+            refs = {}
+            for (owner, lower, upper), held in pool.positions.items():
+                k = j * POS_CAP + owner
+                pos_lower[k], pos_upper[k], pos_liq[k], pos_active[k] = lower, upper, float(held), True
+                refs[lower] = refs.get(lower, 0) + 1
+                refs[upper] = refs.get(upper, 0) + 1
+            sorted_ticks = sorted(pool.ticks)
+            base = j * TICK_CAP
+            tick_offsets[2 * j], tick_offsets[2 * j + 1] = base, base + len(sorted_ticks)
+            for i, t in enumerate(sorted_ticks):
+                ticks[base + i], tick_refs[base + i] = t, refs[t]
+                tick_sqrt[base + i] = exact_v3.get_sqrt_ratio_at_tick(t) / 2**96
+                tick_net[base + i] = float(pool.ticks[t].liquidity_net)
+        return V3Float(sqrt_price, liquidity, tick, version, gamma, spacing, self.market["tvl_usd"], tick_offsets,
+                       ticks, tick_sqrt, tick_net, tick_refs, pos_lower, pos_upper, pos_liq, pos_active)
 
     def _simulate(self, part_index: int, n_blocks: int, genesis: bool):
         """Float pass with retries on a full action buffer; the state is only committed on success."""
@@ -624,18 +1059,20 @@ class _Simulator:
             acts = dict(block=np.empty(cap, np.int64), tx=np.empty(cap, np.int64), log=np.empty(cap, np.int64),
                         pool=np.empty(cap, np.int64), kind=np.empty(cap, np.int64), zfo=np.empty(cap, np.bool_),
                         amount=np.empty(cap), actor=np.empty(cap, np.int64), aux=np.empty(cap),
-                        gas=np.empty(cap, np.int64), hop=np.empty(cap, np.int64))
+                        gas=np.empty(cap, np.int64), hop=np.empty(cap, np.int64),
+                        tick_lower=np.zeros(cap, np.int64), tick_upper=np.zeros(cap, np.int64))
             base_fee = np.empty(n_blocks, np.int64)
             gas_used = np.empty(n_blocks, np.int64)
             prices = np.empty((n_blocks, len(self.log_price)))
             status, n = _simulate_partition_nb(
                 rng_seed, n_blocks, genesis, self.knobs, *state,
                 m["token_scale"], m["token_class"], m["token_beta"], m["token_idio_vol"],
-                m["pool_t0"], m["pool_t1"], m["pool_cum_weight"],
-                m["cyc_pools"], m["cyc_zfo"], m["cyc_len"], m["pool_cyc_ptr"], m["pool_cyc_idx"],
-                self.searcher_margin_wei, self.searcher_prio_wei, base_fee, gas_used, prices,
+                m["pool_t0"], m["pool_t1"], m["pool_cum_weight"], self.n_v2, self._v3_float(),
+                self.n_v2 + len(self.genesis_v3),
+                m["cyc_pools"], m["cyc_zfo"], m["cyc_len"], m["cyc_gamma"], m["cyc_is_v3"], m["pool_cyc_ptr"],
+                m["pool_cyc_idx"], self.searcher_margin_wei, self.searcher_prio_wei, base_fee, gas_used, prices,
                 acts["block"], acts["tx"], acts["log"], acts["pool"], acts["kind"], acts["zfo"], acts["amount"],
-                acts["actor"], acts["aux"], acts["gas"], acts["hop"])
+                acts["actor"], acts["aux"], acts["gas"], acts["hop"], acts["tick_lower"], acts["tick_upper"])
             if status == _STATUS_OK:
                 break
             self.capacity *= 2
@@ -648,8 +1085,11 @@ class _Simulator:
         n_blocks = last - first + 1
         genesis = first == p["first_block"]
         snap_r0, snap_r1 = list(self.reserve0), list(self.reserve1)
+        snap_v3 = [(pool.sqrt_price_x96, pool.liquidity, pool.tick) for pool in self.v3_exact]
+        tick_rows = [(self.n_v2 + j, t, pool.ticks[t].liquidity_net, pool.ticks[t].liquidity_gross)
+                     for j, pool in enumerate(self.v3_exact) for t in sorted(pool.ticks)]
         acts, base_fee, gas_used, prices = self._simulate(part_index, n_blocks, genesis)
-        exact = _replay_exact(acts, self.reserve0, self.reserve1)
+        exact = _replay_exact(acts, self.reserve0, self.reserve1, self.v3_exact, self.n_v2)
 
         block_numbers = np.arange(first, last + 1, dtype=np.int64)
         blocks = pa.Table.from_arrays([
@@ -666,28 +1106,56 @@ class _Simulator:
             pa.array(prices[sampled].ravel()),
         ], schema=schema.PRICES)
 
+        # the state before the partition's events: V3 pools are created in genesis tx 0, so they have no row there
+        n_snap = self.n_v2 if genesis else self.n_pools
+        n_none = self.n_v2
         snapshots = pa.Table.from_arrays([
-            pa.array(np.full(self.n_pools, first, dtype=np.int64)), pa.array(np.arange(self.n_pools, dtype=np.int32)),
-            pa.array(snap_r0, type=schema.AMOUNT), pa.array(snap_r1, type=schema.AMOUNT),
-        ], names=schema.required_names("snapshots"))
+            pa.array(np.full(n_snap, first, dtype=np.int64)), pa.array(np.arange(n_snap, dtype=np.int32)),
+            pa.array(snap_r0[:n_snap], type=schema.AMOUNT), pa.array(snap_r1[:n_snap], type=schema.AMOUNT),
+            pa.array([None] * n_none + [v[0] for v in snap_v3][:n_snap - n_none], type=schema.BIG),
+            pa.array([None] * n_none + [v[1] for v in snap_v3][:n_snap - n_none], type=schema.BIG),
+            pa.array([None] * n_none + [v[2] for v in snap_v3][:n_snap - n_none], type=pa.int32()),
+        ], schema=schema.SNAPSHOTS)
+        tick_rows = [] if genesis else tick_rows
+        ticks = pa.Table.from_arrays([
+            pa.array(np.full(len(tick_rows), first, dtype=np.int64)),
+            pa.array([r[0] for r in tick_rows], type=pa.int32()), pa.array([r[1] for r in tick_rows], type=pa.int32()),
+            pa.array([r[2] for r in tick_rows], type=schema.BIG), pa.array([r[3] for r in tick_rows], type=schema.BIG),
+        ], schema=schema.TICKS)
 
         ev_block = acts["block"] + first
         ev_tx, ev_log, ev_pool, ev_kind, ev_actor = acts["tx"], acts["log"], acts["pool"], acts["kind"], acts["actor"]
         amounts = {k: exact[k] for k in ("amount0_in", "amount1_in", "amount0_out", "amount1_out")}
         res0, res1 = exact["reserve0"], exact["reserve1"]
+        v3_names = ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta")
+        v3_cols = exact["v3"] or {k: [None] * len(res0) for k in v3_names}
         if genesis:
-            # pool creation: one sync per pool in tx 0 of the first block, carrying the initial reserves
-            n_p = self.n_pools
-            ev_block = np.concatenate([np.full(n_p, first, dtype=np.int64), ev_block])
-            ev_tx = np.concatenate([np.zeros(n_p, dtype=np.int64), ev_tx])
-            ev_log = np.concatenate([np.arange(n_p, dtype=np.int64), ev_log])
-            ev_pool = np.concatenate([np.arange(n_p, dtype=np.int64), ev_pool])
-            ev_kind = np.concatenate([np.full(n_p, -1, dtype=np.int64), ev_kind])
+            # pool creation in tx 0 of the first block: one sync per V2 pool carrying the initial reserves, then
+            # each V3 pool's Initialize and Mints
+            n_p, g = self.n_v2, self.genesis_v3
+            n_g = n_p + len(g)
+            ev_block = np.concatenate([np.full(n_g, first, dtype=np.int64), ev_block])
+            ev_tx = np.concatenate([np.zeros(n_g, dtype=np.int64), ev_tx])
+            ev_log = np.concatenate([np.arange(n_g, dtype=np.int64), ev_log])
+            ev_pool = np.concatenate([np.arange(n_p, dtype=np.int64), np.array([r["pool"] for r in g], np.int64),
+                                      ev_pool])
+            ev_kind = np.concatenate([np.full(n_p, -1, dtype=np.int64), np.array([r["kind"] for r in g], np.int64),
+                                      ev_kind])
             venue_of = np.array([VENUES.index(v) for v in
                                  self.market["pools"].column("venue").to_pylist()], dtype=np.int64)
-            ev_actor = np.concatenate([len(self.actor_addr) - len(VENUES) + venue_of, ev_actor])
-            amounts = {k: [0] * n_p + v for k, v in amounts.items()}
-            res0, res1 = snap_r0 + res0, snap_r1 + res1
+            ev_actor = np.concatenate([len(self.actor_addr) - len(VENUES) + venue_of[:n_p],
+                                       np.full(len(g), len(self.actor_addr) - len(VENUES) + VENUES.index("uniswap_v3"),
+                                               np.int64), ev_actor])
+            zeros = [0] * n_p
+            amounts = {"amount0_in": zeros + [r["a0"] for r in g] + amounts["amount0_in"],
+                       "amount1_in": zeros + [r["a1"] for r in g] + amounts["amount1_in"],
+                       "amount0_out": zeros + [0] * len(g) + amounts["amount0_out"],
+                       "amount1_out": zeros + [0] * len(g) + amounts["amount1_out"]}
+            res0 = snap_r0[:n_p] + [r["r0"] for r in g] + res0
+            res1 = snap_r1[:n_p] + [r["r1"] for r in g] + res1
+            genesis_cols = dict(sqrt_price_x96="sqrt", liquidity="liquidity", tick="tick", tick_lower="lower",
+                                tick_upper="upper", liquidity_delta="delta")
+            v3_cols = {k: [None] * n_p + [r[genesis_cols[k]] for r in g] + v3_cols[k] for k in v3_names}
         kind_names = pa.array(("sync",) + _KIND_NAMES)
         tx_hash = self._tx_hashes(ev_block, ev_tx)
         events = pa.Table.from_arrays([
@@ -697,7 +1165,8 @@ class _Simulator:
                                                                   "amount1_out")],
             pa.array(res0, type=schema.AMOUNT), pa.array(res1, type=schema.AMOUNT),
             tx_hash, self.actor_addr.take(pa.array(ev_actor)),
-        ], names=schema.required_names("events"))
+            *[pa.array(v3_cols[k], type=schema.EVENTS.field(k).type) for k in v3_names],
+        ], schema=schema.EVENTS)
 
         noise = np.flatnonzero(acts["kind"] == NOISE)
         victims = pa.Table.from_arrays([
@@ -726,7 +1195,7 @@ class _Simulator:
             pa.array(exact["label_profit"], type=schema.AMOUNT),
             pa.array(acts["gas"][rows]),
         ], schema=schema.LABELS)
-        return dict(blocks=blocks, events=events, snapshots=snapshots, victims=victims, labels=labels,
+        return dict(blocks=blocks, events=events, snapshots=snapshots, ticks=ticks, victims=victims, labels=labels,
                     prices=price_table)
 
     def _tx_hashes(self, block: np.ndarray, tx: np.ndarray) -> pa.Array:

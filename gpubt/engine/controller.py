@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from gpubt import schema
@@ -28,9 +29,10 @@ from gpubt.data.store import Dataset, write_table_atomic
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
 from gpubt.engine.metrics import daily_pnl, format_summary, json_safe, summarize_trades
-from gpubt.engine.verify import GasModel, reprice, select
+from gpubt.engine.verify import GasModel, reprice, screen_floor, select
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import MarketState, pack_batch
+from gpubt.strategies.base import BatchTables
 from gpubt.paths import Paths, enumerate_cycles
 
 log = logging.getLogger("gpubt")
@@ -56,7 +58,27 @@ def open_dataset(data_cfg, progress: bool = True) -> Dataset:
         if not data_cfg.path:
             raise schema.SchemaError("data=parquet needs data.path=<a gpubt dataset folder>")
         return Dataset(data_cfg.path)
-    raise schema.SchemaError(f"data.source={data_cfg.source!r} is unknown (synthetic or parquet)")
+    if data_cfg.source == "cryo":  # cryo parquet → a gpubt dataset (converted once, cached), see gpubt/data/cryo.py
+        from gpubt.data import cryo
+
+        return cryo.open_cached(data_cfg)
+    raise schema.SchemaError(f"data.source={data_cfg.source!r} is unknown (synthetic, parquet or cryo)")
+
+
+def load_strategy(name: str):
+    """The Strategy subclass of gpubt/strategies/<name>.py (its `name` attribute equals `name`)."""
+    import importlib
+
+    from gpubt.strategies.base import Strategy
+
+    try:
+        module = importlib.import_module(f"gpubt.strategies.{name}")
+    except ModuleNotFoundError:
+        raise ValueError(f"strategy {name!r} is unknown (configs/strategy/ lists the strategies)") from None
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, Strategy) and value is not Strategy and value.name == name:
+            return value
+    raise ValueError(f"gpubt/strategies/{name}.py defines no Strategy named {name!r}")
 
 
 def resolve_tokens(dataset: Dataset, names) -> np.ndarray:
@@ -68,12 +90,12 @@ def resolve_tokens(dataset: Dataset, names) -> np.ndarray:
     for name in names:
         if isinstance(name, int) or str(name).isdigit():
             if int(name) not in ids:
-                raise schema.SchemaError(f"strategy.start_tokens: token id {name} is not in the dataset")
+                raise schema.SchemaError(f"strategy.arbitrage.start_tokens: token id {name} is not in the dataset")
             out.append(int(name))
         elif name in by_symbol:
             out.append(by_symbol[name])
         else:
-            raise schema.SchemaError(f"strategy.start_tokens: unknown token {name!r} "
+            raise schema.SchemaError(f"strategy.arbitrage.start_tokens: unknown token {name!r} "
                                      f"(known hubs: {', '.join(s for s in symbols[:8])}, ...)")
     return np.asarray(out, np.int32)
 
@@ -85,18 +107,22 @@ class DevicePaths:
     pools: object
     zero_for_one: object
     gamma: object
+    is_v3: object
     gas_units: object
     start_slot: object
     start_slot_host: np.ndarray = field(repr=False, default=None)
+    v3_max_steps: int = 0  # initialized ticks one V3 hop may cross in the screen (upload: V3_MAX_STEPS)
 
     @classmethod
     def upload(cls, backend: Backend, paths: Paths, start_tokens: np.ndarray, gas: GasModel) -> "DevicePaths":
+        from gpubt.kernels.cycles import V3_MAX_STEPS
+
         slot_of = {int(t): i for i, t in enumerate(start_tokens.tolist())}
         start_slot = np.asarray([slot_of[int(t)] for t in paths.start_token.tolist()], np.int32)
         gas_units = gas.units(paths.hops).astype(np.float64)
         up = backend.to_device
-        return cls(up(paths.pools), up(paths.zero_for_one), up(paths.gamma), up(gas_units), up(start_slot),
-                   start_slot)
+        return cls(up(paths.pools), up(paths.zero_for_one), up(paths.gamma), up(paths.is_v3), up(gas_units),
+                   up(start_slot), start_slot, V3_MAX_STEPS)
 
 
 class Backtest:
@@ -105,7 +131,7 @@ class Backtest:
     def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
                  gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
                  progress: bool = True, checkpointer: Checkpointer | None = None,
-                 memory_budget_mb: float = 2048, monitor=None):
+                 memory_budget_mb: float = 2048, monitor=None, strategies=()):
         self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
         self.start_tokens = start_tokens
         self.min_profit_wei = int(min_profit_wei)
@@ -128,7 +154,9 @@ class Backtest:
         self.checkpointer = checkpointer
         self.resumed_from = None
         self._prior = ([], [])            # result tables restored from a checkpoint
-        self._since_checkpoint = (0, 0)   # trade rows / opportunity rows already checkpointed
+        self.strategies = list(strategies)  # gpubt.strategies.base.Strategy instances besides the cycles
+        self._strategy_opportunities: list[pa.Table] = []
+        self._since_checkpoint = (0, 0, 0)  # trade rows / cycle opportunity rows / strategy tables checkpointed
         self._net_profit_wei = 0
 
     def run(self) -> "Backtest":
@@ -155,6 +183,7 @@ class Backtest:
                 blocks = self.dataset.read_partition("blocks", part)
                 events = self.dataset.read_partition("events", part)
                 prices = self.dataset.read_partition("prices", part)
+                victims = self.dataset.read_partition("victims", part) if self.strategies else None
                 if n == 0 and not restored:  # start from the partition's snapshot, then catch up to first_block
                     state.load_snapshot(self.dataset.read_partition("snapshots", part))
                     state.apply_events(_rows_in(events, part[0], start - 1))
@@ -167,22 +196,32 @@ class Backtest:
                     batch = pack_batch(first, last, _rows_in(blocks, first, last), batch_events,
                                        _rows_in(prices, first, last), state, self.paths, self.start_tokens,
                                        decimals, self.gas.priority_fee_wei,
-                                       evaluate_top=first == self.first_block)
+                                       evaluate_top=first == self.first_block, dataset=self.dataset)
                     if batch.device_bytes > self.memory_budget_bytes and last > first:
                         self.batch_blocks = max(1, (last - first + 1) // 2)
                         log.warning("batch %d..%d needs %.0f MB (> memory budget %.0f MB): batch_blocks shrinks "
                                     "to %d", first, last, batch.device_bytes / 2**20,
                                     self.memory_budget_bytes / 2**20, self.batch_blocks)
                         continue
-                    counts_before = (self.n_opportunities, len(self.trade_rows), self._net_profit_wei)
+                    counts_before = (self._counts_by_strategy(), len(self.trade_rows), self._net_profit_wei)
                     t_batch = time.perf_counter()
                     self._evaluate(batch)
+                    if self.strategies:
+                        tables = BatchTables(_rows_in(blocks, first, last), batch_events,
+                                             _rows_in(victims, first, last), _rows_in(prices, first, last),
+                                             state.price_usd.copy())
+                        for strategy in self.strategies:
+                            self._evaluate_strategy(strategy, batch, tables)
                     state.advance(batch_events, batch)
                     if self.monitor is not None:
+                        opps_now = self._counts_by_strategy()
+                        trades_by = {}
+                        for trade in self.trade_rows[counts_before[1]:]:
+                            name = trade.get("strategy", "arbitrage")
+                            trades_by[name] = trades_by.get(name, 0) + 1
                         self.monitor.observe_batch(
                             last - first + 1, time.perf_counter() - t_batch,
-                            {"arbitrage": self.n_opportunities - counts_before[0]},
-                            {"arbitrage": len(self.trade_rows) - counts_before[1]},
+                            {k: v - counts_before[0].get(k, 0) for k, v in opps_now.items()}, trades_by,
                             (self._net_profit_wei - counts_before[2]) / WEI_PER_ETH, first_block=first, last_block=last)
                     bar.update(last - first + 1)
                     bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
@@ -199,15 +238,38 @@ class Backtest:
 
     @property
     def n_opportunities(self) -> int:
-        return sum(t.num_rows for t in self._prior[1]) + len(self.opportunity_cols["path_id"])
+        return (sum(t.num_rows for t in self._prior[1]) + len(self.opportunity_cols["path_id"])
+                + sum(t.num_rows for t in self._strategy_opportunities))
+
+    def _counts_by_strategy(self) -> dict:
+        """Opportunities found so far in this process, by strategy (for the monitor)."""
+        counts = {"arbitrage": len(self.opportunity_cols["path_id"])}
+        for table in self._strategy_opportunities:
+            name = table.column("strategy")[0].as_py()
+            counts[name] = counts.get(name, 0) + table.num_rows
+        return counts
+
+    def _evaluate_strategy(self, strategy, batch, tables) -> None:
+        t0 = time.perf_counter()
+        result = strategy.evaluate(batch, tables)
+        if result.opportunities.num_rows:
+            self._strategy_opportunities.append(schema.conform(result.opportunities, "opportunities", strategy.name))
+        for trade in result.trades:
+            trade["strategy"] = strategy.name
+            self._net_profit_wei += trade["net_profit_wei"]
+        self.trade_rows.extend(result.trades)
+        key = f"{strategy.name}_seconds"
+        self.stats[key] = self.stats.get(key, 0.0) + time.perf_counter() - t0
 
     def _checkpoint(self, next_block: int, state) -> None:
-        t_from, o_from = self._since_checkpoint
+        t_from, o_from, s_from = self._since_checkpoint
         counters = {k: self.stats[k] for k in ("pairs_evaluated", "batches")}
         counters["net_profit_wei"] = str(self._net_profit_wei)
+        opportunities = pa.concat_tables([self._opportunities_table(o_from), *self._strategy_opportunities[s_from:]])
         self.checkpointer.write(next_block, state, counters, self._trades_table(self.trade_rows[t_from:]),
-                                self._opportunities_table(o_from))
-        self._since_checkpoint = (len(self.trade_rows), len(self.opportunity_cols["path_id"]))
+                                opportunities)
+        self._since_checkpoint = (len(self.trade_rows), len(self.opportunity_cols["path_id"]),
+                                  len(self._strategy_opportunities))
 
     def _evaluate(self, batch) -> None:
         ctx, be, dp = self.context, self.backend, self.device_paths
@@ -223,9 +285,11 @@ class Backtest:
         out_net = ctx.get("out_net_wei", n, np.float64)
         pairs = (ctx.upload("pair_key", batch.pair_key), ctx.upload("pair_path", batch.pair_path),
                  ctx.upload("pair_block", batch.pair_block))
-        rest = (dp.pools, dp.zero_for_one, dp.gamma, dp.gas_units, dp.start_slot,
-                ctx.upload("log_offsets", batch.log_offsets), ctx.upload("log_key", batch.log_key),
-                ctx.upload("log_reserve0", batch.log_reserve0), ctx.upload("log_reserve1", batch.log_reserve1),
+        state = tuple(ctx.upload(name, array) for name, array in zip(
+            ("log_offsets", "log_key", "log_reserve0", "log_reserve1", "log_sqrt_price", "log_liquidity", "log_tick",
+             "log_tick_version", "tick_offsets", "tick_index", "tick_sqrt_price", "tick_liquidity_net"),
+            batch.kernel_state()))
+        rest = (dp.pools, dp.zero_for_one, dp.gamma, dp.is_v3, dp.gas_units, dp.start_slot, *state, dp.v3_max_steps,
                 be.to_device(batch.wei_per_raw), be.to_device(batch.gas_price_wei))
         if "compile_seconds" not in self.stats:  # JIT-compile on one pair, so throughput excludes compilation
             be.screen_pairs(*(a[:1] for a in pairs), *rest, out_x[:1], out_gross[:1], out_net[:1])
@@ -233,9 +297,11 @@ class Backtest:
             t0 = time.perf_counter()
         be.screen_pairs(*pairs, *rest, out_x, out_gross, out_net)
         net = be.to_host(out_net)
-        candidates = np.flatnonzero(net > self.min_profit_wei)
+        gross_all = be.to_host(out_gross)
+        gross_wei = gross_all * batch.wei_per_raw[batch.pair_block, self.device_paths.start_slot_host[batch.pair_path]]
+        candidates = np.flatnonzero(net > screen_floor(self.min_profit_wei, gross_wei))
         x = be.to_host(out_x)[candidates]
-        gross = be.to_host(out_gross)[candidates]
+        gross = gross_all[candidates]
         net = net[candidates]
         self.stats["screen_seconds"] += time.perf_counter() - t0
         if len(candidates) == 0:
@@ -244,6 +310,7 @@ class Backtest:
         key, path = batch.pair_key[candidates], batch.pair_path[candidates]
         block_offset = (key + 1) >> KEY_TX_BITS
         cols = self.opportunity_cols
+        cols["strategy"].extend(["arbitrage"] * len(candidates))
         cols["block_number"].extend((batch.first_block + block_offset).tolist())
         cols["tx_index"].extend((key - (block_offset << KEY_TX_BITS)).tolist())
         cols["path_id"].extend(path.tolist())
@@ -255,26 +322,53 @@ class Backtest:
         chosen = select(key, path, net, self.paths)
         trades = reprice(batch, self.paths, path[chosen], key[chosen], x[chosen], self.gas,
                          self.device_paths.start_slot_host)
+        taken = []
         for trade, screened in zip(trades, net[chosen].tolist()):
             trade["screen_net_profit_wei"] = screened
-            self._net_profit_wei += trade["net_profit_wei"]
-        self.trade_rows.extend(trades)
+            if trade["net_profit_wei"] > self.min_profit_wei:  # the exact figure decides
+                taken.append(trade)
+                self._net_profit_wei += trade["net_profit_wei"]
+        self.stats["exact_rejected"] = self.stats.get("exact_rejected", 0) + len(trades) - len(taken)
+        self.trade_rows.extend(taken)
         self.stats["verify_seconds"] += time.perf_counter() - t1
 
     @staticmethod
     def _trades_table(rows) -> pa.Table:
-        return pa.Table.from_pydict({f.name: [r[f.name] for r in rows] for f in schema.TRADES}, schema=schema.TRADES)
+        defaults = {"strategy": "arbitrage", "detail": None}  # cycle trades carry their legs in their own columns
+        return pa.Table.from_pydict({f.name: [r.get(f.name, defaults.get(f.name)) for r in rows]
+                                     for f in schema.TRADES}, schema=schema.TRADES)
 
     def _opportunities_table(self, start: int = 0) -> pa.Table:
         return pa.Table.from_pydict({k: v[start:] for k, v in self.opportunity_cols.items()},
                                     schema=schema.OPPORTUNITIES)
 
     def trades(self) -> pa.Table:
-        """Every trade of the run (restored from a checkpoint, then this process's)."""
-        return pa.concat_tables([*self._prior[0], self._trades_table(self.trade_rows)]).combine_chunks()
+        """Every trade of the run (restored from a checkpoint, then this process's), in (block, tx) order."""
+        return _in_point_order(pa.concat_tables([*self._prior[0], self._trades_table(self.trade_rows)]))
 
     def opportunities(self) -> pa.Table:
-        return pa.concat_tables([*self._prior[1], self._opportunities_table()]).combine_chunks()
+        return _in_point_order(pa.concat_tables([*self._prior[1], self._opportunities_table(),
+                                                 *self._strategy_opportunities]))
+
+
+def _in_point_order(table: pa.Table) -> pa.Table:
+    """Stable sort by (block, tx): the same order whether or not the run was checkpointed and resumed."""
+    order = pc.sort_indices(table, sort_keys=[("block_number", "ascending"), ("tx_index", "ascending")])
+    return table.take(order).combine_chunks()
+
+
+def _by_strategy(landed: pa.Table, opportunities: pa.Table) -> dict:
+    """Per strategy: opportunities, trades landed, exact net profit (wei string and ETH), win rate."""
+    out = {}
+    opp_names = opportunities.column("strategy").to_pylist()
+    names = landed.column("strategy").to_pylist()
+    nets = [int(v) for v in landed.column("net_profit_wei").to_pylist()]
+    for name in sorted(set(opp_names) | set(names)):
+        net = [v for n, v in zip(names, nets) if n == name]
+        out[name] = {"opportunities": opp_names.count(name), "trades": len(net), "net_profit_wei": str(sum(net)),
+                     "net_profit_eth": sum(net) / WEI_PER_ETH,
+                     "win_rate": sum(1 for v in net if v > 0) / len(net) if net else None}
+    return out
 
 
 def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
@@ -297,6 +391,7 @@ def run(cfg) -> Path:
     """
     from omegaconf import OmegaConf
 
+    from gpubt.engine import competition
     from gpubt.engine.monitor import Monitor
     from gpubt.engine.thresholds import apply_config
     from gpubt.engine.validate import format_scores, load_labels, validate
@@ -317,10 +412,14 @@ def run(cfg) -> Path:
         raise FileExistsError(f"resume=true: no checkpoint at {work} (pass the interrupted run's out_dir; a run "
                               "checkpoints only with checkpoint_every_blocks > 0)")
     dataset = open_dataset(cfg.data, progress)
-    start_tokens = resolve_tokens(dataset, list(cfg.strategy.start_tokens))
-    paths = enumerate_cycles(dataset.pools, start_tokens, int(cfg.strategy.max_hops), int(cfg.strategy.min_hops))
+    arbitrage = cfg.strategy.get("arbitrage")
+    start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
+    paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [], int(arbitrage.max_hops) if arbitrage
+                             else 2, int(arbitrage.min_hops) if arbitrage else 2)
     gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units), int(round(cfg.gas.priority_fee_gwei * GWEI)))
     min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
+    strategies = [load_strategy(name)(cfg.strategy[name], dataset, backend, gas, min_profit_wei)
+                  for name in cfg.strategy if name != "arbitrage"]
     resolved = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
     every = int(cfg.get("checkpoint_every_blocks", 0))
@@ -333,7 +432,7 @@ def run(cfg) -> Path:
     try:
         backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
                             cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer,
-                            float(cfg.get("memory_budget_mb", 2048)), monitor).run()
+                            float(cfg.get("memory_budget_mb", 2048)), monitor, strategies).run()
     except BaseException:
         if checkpointer is None or not (work / "checkpoint.json").is_file():
             shutil.rmtree(work, ignore_errors=True)
@@ -349,13 +448,14 @@ def run(cfg) -> Path:
     labels = load_labels(dataset, first, last)
     trades, threshold, threshold_info = apply_config(cfg.thresholds, backtest.trades(), labels, blocks,
                                                      dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
+    trades, competition_summary = competition.apply(trades, cfg.get("competition"), backend.name)
     opportunities = backtest.opportunities()
     validation = None
     if cfg.validation.enabled and labels.num_rows:
         validation = validate(trades, labels, min_gap=int(cfg.validation.min_gap),
                               max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last)
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
-                       opportunities, blocks, threshold_info, validation)
+                       opportunities, blocks, threshold_info, validation, competition_summary)
     try:
         work.mkdir(parents=True, exist_ok=True)
         write_table_atomic(trades, work / "trades.parquet")
@@ -385,12 +485,16 @@ def run(cfg) -> Path:
 
 
 def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades, opportunities,
-             blocks, threshold_info, validation) -> dict:
+             blocks, threshold_info, validation, competition_summary) -> dict:
+    """summary.json: metrics of the trades that landed (after the builder bid), run facts, timing."""
+    from gpubt.engine import competition
+
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
-        "metrics": summarize_trades(trades, opportunities.num_rows, stats["pairs_evaluated"], n_blocks,
+        "metrics": summarize_trades(competition.landed(trades), opportunities.num_rows, stats["pairs_evaluated"],
+                                    n_blocks, attempted=competition_summary["attempted"],
                                     blocks=blocks, first_block=backtest.first_block, last_block=backtest.last_block,
                                     initial_capital_eth=float(cfg.metrics.initial_capital_eth),
                                     bootstrap_samples=int(cfg.metrics.bootstrap_samples), seed=int(cfg.metrics.seed)),
@@ -399,6 +503,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "dataset": str(dataset.root), "dataset_params": dataset.manifest.get("params", {}),
             "first_block": backtest.first_block, "last_block": backtest.last_block,
             "resumed_from_block": backtest.resumed_from,
+            "strategies": list(cfg.strategy),
             "paths": len(paths), "start_tokens": start_tokens.tolist(),
             "min_profit_wei": str(min_profit_wei),
             "threshold": threshold_info,
@@ -413,6 +518,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "pairs_per_second": stats.get("pairs_screened_here", 0) / stats["screen_seconds"]
             if stats["screen_seconds"] else None,
             "verify_seconds": stats["verify_seconds"],
+            "exact_rejected": stats.get("exact_rejected", 0),
             "batches": stats["batches"],
             "final_batch_blocks": backtest.batch_blocks,
             "buffer_allocations": backtest.context.allocations,
@@ -420,6 +526,8 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "context_us_per_block": 1e6 * backtest.context.seconds / blocks_here,
         },
     }
+    summary["competition"] = competition_summary
+    summary["by_strategy"] = _by_strategy(competition.landed(trades), opportunities)
     if validation is not None:
         summary["validation"] = validation.scores
     return json_safe(summary)

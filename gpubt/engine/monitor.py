@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import resource
-import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 

@@ -357,7 +357,8 @@ def apply_config(cfg, trades: pa.Table, labels: pa.Table, blocks: pa.Table, pric
                               windows=windows, priority_fee_wei=priority_fee_wei, competition=competition)
     threshold = np.maximum(model.threshold_wei(features), float(run_min_profit_wei))
     offset = trades.column("block_number").to_numpy() - first
-    keep = trades.column("screen_net_profit_wei").to_numpy() > threshold[offset]
+    exact_net = np.asarray([float(v) for v in trades.column("net_profit_wei").to_pylist()], np.float64)
+    keep = exact_net > threshold[offset]  # trades are taken on their exact net profit (engine/verify.py)
     info.update({"trades_before": trades.num_rows, "trades_kept": int(keep.sum()),
                  "threshold_eth_median": float(np.median(threshold) / 1e18)})
     return trades.filter(pa.array(keep)), model, info

@@ -148,8 +148,40 @@ class Validation:
         write_json_atomic(self.scores, out_dir / "validation.json")
 
 
+# Where a label sits relative to our point (label tx − our tx) for strategies whose trade sits just before a
+# victim: our point is "after the tx before the victim", the attacker's front-run/mint is that tx itself.
+KIND_GAPS = {"sandwich": (-1, 1), "jit": (-1, 1)}
+
+
 def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", min_gap: int = 1, max_gap: int = 1,
              first_block: int | None = None, last_block: int | None = None) -> Validation:
+    """Match trades of every strategy (their `strategy` column, else `our_kind`) against labels of the same
+    kind; arbitrage uses min_gap..max_gap, victim-based strategies KIND_GAPS. Scores per kind, merged."""
+    trades = schema.conform(trades, "trades", "trades")
+    strategy = [k or our_kind for k in trades.column("strategy").to_pylist()]  # null: written before strategies
+    ours = sorted(set(strategy)) or [our_kind]
+    parts = []
+    for kind in ours:
+        sub = trades.filter(pa.array([k == kind for k in strategy]))
+        gaps = KIND_GAPS.get(kind, (min_gap, max_gap))
+        parts.append(_validate_kind(sub, labels, kind, gaps[0], gaps[1], first_block, last_block))
+    if len(parts) == 1:
+        return parts[0]
+    matched = {(r["tx_hash"], r["kind"]) for p in parts for r in p.matches.select(["tx_hash", "kind"]).to_pylist()}
+    base = parts[0]
+    misses = base.misses.filter(pa.array([(h, k) not in matched for h, k in zip(
+        base.misses.column("tx_hash").to_pylist(), base.misses.column("kind").to_pylist())]))
+    scores = {"rule": {"kinds": {p.scores["rule"]["our_kind"]: p.scores["rule"] for p in parts}}, "kinds": {}}
+    for p in parts:
+        for kind, entry in p.scores["kinds"].items():
+            if kind == p.scores["rule"]["our_kind"] or kind not in scores["kinds"]:
+                scores["kinds"][kind] = entry
+    return Validation(matches=pa.concat_tables([p.matches for p in parts]), misses=misses,
+                      false_positives=pa.concat_tables([p.false_positives for p in parts]), scores=scores)
+
+
+def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", min_gap: int = 1,
+                   max_gap: int = 1, first_block: int | None = None, last_block: int | None = None) -> Validation:
     """Match our `trades` (TRADES schema) against `labels` (LABELS schema) and score detection and profits.
 
     Labels are restricted to first_block..last_block (default: the whole labels table). Every trade is of

@@ -1,4 +1,12 @@
-"""From screened pairs to trades: pick non-conflicting candidates per evaluation point, re-price them exactly."""
+"""From screened pairs to trades: pick non-conflicting candidates per evaluation point, re-price them exactly.
+
+V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.refine_optimal_input.
+Cycles with a V3 hop: each V3 hop is an exact V3Pool rebuilt at the point's exact state (sqrt price, liquidity,
+tick and initialized-tick table from the batch's versioned log) and quoted with swap_outcome(commit=False);
+the integer input is a bracketed golden-section search around the float optimum, then moved to the start of its
+plateau (`refine_mixed_input`). The profit reported is exact to the wei for the input chosen; that input is a best
+effort (measured within 2 wei of a 10,000× wider search), not a proven maximum as the V2 search's is.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpubt.exact import v2 as exact_v2
+from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import WETH, Batch
 from gpubt.paths import Paths
@@ -21,6 +30,19 @@ class GasModel:
 
     def units(self, hops):
         return self.base_units + self.per_hop_units * hops
+
+
+# The float64 screen must never drop an opportunity whose exact profit clears the threshold. Float-vs-exact error
+# measured on the small preset (README "Fidelity"): relative to profit, max 1e-8 for V2 cycles and 3.6e-5 for mixed
+# V2/V3 ones (integer rounding of coarse tokens: one raw WBTC unit is ~1.1e11 wei). The screen keeps a candidate
+# when its float net profit exceeds threshold − margin; the exact net profit then decides.
+SCREEN_MARGIN_REL = 1e-4      # of the screened gross profit (≈ 3× the worst error measured)
+SCREEN_MARGIN_WEI = 10**12    # absolute floor, 1e-6 ETH (≈ 10 raw WBTC units)
+
+
+def screen_floor(min_profit_wei: int, gross_wei):
+    """Per candidate: the float net profit a candidate needs to reach exact re-pricing."""
+    return float(min_profit_wei) - (SCREEN_MARGIN_REL * np.abs(gross_wei) + SCREEN_MARGIN_WEI)
 
 
 def select(pair_key: np.ndarray, pair_path: np.ndarray, net_wei: np.ndarray, paths: Paths) -> np.ndarray:
@@ -39,19 +61,194 @@ def select(pair_key: np.ndarray, pair_path: np.ndarray, net_wei: np.ndarray, pat
     return np.asarray(chosen, np.int64)
 
 
+def v3_quote_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidity: int, tick: int, table: tuple,
+                  cache: dict | None = None) -> exact_v3.V3Pool:
+    """An exact V3Pool at the given state; `table` = (ticks, liquidity_nets, liquidity_grosses). Pools built
+    from one table share its tick dict (swap_outcome(commit=False) never writes it); `cache` keeps them."""
+    key = id(table)
+    built = cache.get(key) if cache is not None else None
+    if built is None:
+        spacing = tick_spacing or exact_v3.TICK_SPACINGS[fee_ppm]
+        ticks = {t: exact_v3.TickInfo(g, n) for t, n, g in zip(*table)}
+        built = (ticks, [t // spacing for t in table[0]], spacing, table)  # keep `table` alive: its id is the key
+        if cache is not None:
+            cache[key] = built
+    pool = exact_v3.V3Pool(fee=fee_ppm, tick_spacing=built[2])
+    pool.sqrt_price_x96, pool.liquidity, pool.tick = sqrt_price_x96, liquidity, tick
+    pool.ticks, pool.initialized = built[0], built[1]
+    return pool
+
+
+class V3Hop:
+    """An exact V3 hop: call it with amount_in for the exact-input output (None when the pool cannot take the whole
+    input); `least_input(amount_out)` quotes the exact-output swap (the input a router pays for that output)."""
+
+    def __init__(self, pool: exact_v3.V3Pool, zero_for_one: bool):
+        self.pool, self.zero_for_one = pool, zero_for_one
+        self.limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+
+    def _quote(self, amount_specified: int):
+        try:
+            o = self.pool.swap_outcome(self.zero_for_one, amount_specified, self.limit, commit=False)
+        except exact_v3.V3Revert:
+            return None
+        return (o.amount0, -o.amount1) if self.zero_for_one else (o.amount1, -o.amount0)
+
+    def __call__(self, amount_in: int):
+        quote = self._quote(amount_in)
+        return quote[1] if quote is not None and quote[0] == amount_in else None
+
+    def least_input(self, amount_out: int):
+        quote = self._quote(-amount_out)
+        return quote[0] if quote is not None and quote[1] >= amount_out else None
+
+
+class V2Hop:
+    """An exact V2 hop: getAmountOut, and getAmountIn as `least_input` (the least input giving that output)."""
+
+    def __init__(self, reserve_in: int, reserve_out: int, fee_ppm: int):
+        self.reserve_in, self.reserve_out, self.fee_ppm = reserve_in, reserve_out, fee_ppm
+
+    def __call__(self, amount_in: int):
+        return exact_v2.get_amount_out(amount_in, self.reserve_in, self.reserve_out, self.fee_ppm)
+
+    def least_input(self, amount_out: int):
+        if not 0 < amount_out < self.reserve_out:
+            return None
+        return exact_v2.get_amount_in(amount_out, self.reserve_in, self.reserve_out, self.fee_ppm)
+
+
+def v3_hop(pool: exact_v3.V3Pool, zero_for_one: bool) -> V3Hop:
+    """amount_in → exact amount out of an exact-input swap on `pool` (None when it cannot take the whole input)."""
+    return V3Hop(pool, zero_for_one)
+
+
+def v2_hop(reserve_in: int, reserve_out: int, fee_ppm: int) -> V2Hop:
+    """amount_in → exact V2 getAmountOut."""
+    return V2Hop(reserve_in, reserve_out, fee_ppm)
+
+
+def mixed_profit(amount_in: int, hops) -> int | None:
+    """Exact gross profit of a cycle of hop functions, or None when a hop cannot take its input."""
+    amount = amount_in
+    for hop in hops:
+        if amount is None or amount <= 0:
+            return None
+        amount = hop(amount)
+    return None if amount is None else amount - amount_in
+
+
+GOLDEN = (5 ** 0.5 - 1) / 2
+
+
+def refine_mixed_input(x_float: float, hops, rel_window: float = 1e-8, iterations: int = 18) -> tuple[int, int]:
+    """(amount_in, exact profit) maximizing the exact profit near x_float: golden section over the integers of
+    [x·(1 − w), x·(1 + w)], ~20 exact evaluations. The float optimum is within ~1e-10 relative of the real one
+    (bisection tolerance and the float model's ~1e-11 error, tests/kernels/test_amm_v3.py) and the exact profit is
+    concave up to integer rounding (plateaus one unit of the coarsest token wide, ~4e-10 of a 1-ETH input for a
+    6-decimal stable), so w = 1e-8 brackets the integer optimum with room to spare. The best input evaluated wins
+    (ties: the smaller). When no input near x_float can be swapped through every hop, the input halves until one
+    can."""
+    x0 = max(1, int(x_float))
+    seen: dict[int, int | None] = {}
+
+    def profit(x: int):
+        if x not in seen:
+            seen[x] = mixed_profit(x, hops)
+        return seen[x]
+
+    while profit(x0) is None and x0 > 1:
+        x0 //= 2
+    lo, hi = max(1, int(x0 * (1 - rel_window))), int(x0 * (1 + rel_window)) + 1
+    key = lambda x: -np.inf if profit(x) is None else profit(x)  # noqa: E731
+    c, d = hi - int((hi - lo) * GOLDEN), lo + int((hi - lo) * GOLDEN)
+    for _ in range(iterations):
+        if hi - lo <= 3:
+            break
+        if key(c) >= key(d):
+            hi = d
+        else:
+            lo = c
+        c, d = hi - int((hi - lo) * GOLDEN), lo + int((hi - lo) * GOLDEN)
+    for x in (range(lo, hi + 1) if hi - lo <= 3 else (c, d)):
+        key(x)
+    valid = [(p, -x) for x, p in seen.items() if p is not None]
+    if not valid:
+        return x0, -x0  # nothing goes through: the whole input is at risk (never screened profitable)
+    p, neg_x = max(valid)
+    x_trim = _plateau_start(-neg_x, hops)
+    if x_trim < -neg_x:
+        p_trim = profit(x_trim)
+        if p_trim is not None and p_trim >= p:
+            return x_trim, p_trim
+    return -neg_x, p
+
+
+def _plateau_start(x: int, hops) -> int:
+    """The least input whose coarsest intermediate output equals x's: every later hop sees the same amount, so the
+    cycle's output is the same and the profit larger by the input saved. The coarsest hop is the one whose raw
+    unit is worth most start-token units at x (a WBTC unit is ~1e11 wei: a golden-section input wastes up to that
+    much). A guess from the hops' inverses (getAmountIn, V3 exact-output quotes) is checked and corrected by a
+    galloping then binary search on the hops up to it (their outputs never fall as the input grows)."""
+    amounts, amount = [], x
+    for hop in hops[:-1]:
+        amount = hop(amount) if amount and amount > 0 else None
+        if amount is None:
+            return x
+        amounts.append(amount)
+    if not amounts:
+        return x
+    c = max(range(len(amounts)), key=lambda h: x / amounts[h])
+    if x / amounts[c] <= 1.0:
+        return x  # every intermediate is finer than the start token
+    target = amounts[c]
+
+    def reaches(y: int) -> bool:
+        a = y
+        for hop in hops[:c + 1]:
+            if a is None or a <= 0:
+                return False
+            a = hop(a)
+        return a is not None and a >= target
+
+    guess = target
+    for hop in reversed(hops[:c + 1]):
+        guess = hop.least_input(guess) if guess is not None else None
+    guess = x if guess is None or not 0 < guess <= x else guess
+    step = 1
+    if reaches(guess):  # gallop down to an input that does not reach the level
+        hi, lo = guess, guess - 1
+        while lo > 0 and reaches(lo):
+            hi, lo, step = lo, max(0, guess - 2 * step), 2 * step
+    else:               # gallop up to one that does (x does)
+        lo, hi = guess, min(x, guess + 1)
+        while hi < x and not reaches(hi):
+            lo, hi, step = hi, min(x, guess + 2 * step), 2 * step
+    while hi - lo > 1:  # reaches(hi), not reaches(lo)
+        mid = (lo + hi) // 2
+        if reaches(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, x_float: np.ndarray,
             gas: GasModel, start_slots: np.ndarray) -> list[dict]:
-    """Trades re-priced with exact V2 math at each point's exact reserves; every amount a Python int.
+    """Trades re-priced with exact V2 / V3 math at each point's exact state; every amount a Python int.
 
-    The exact reserves of every hop of every trade are gathered in one vectorized lookup.
+    The exact V2 reserves of every hop of every trade are gathered in one vectorized lookup; V3 hops rebuild an
+    exact V3Pool from the point's exact state (see the module docstring).
     """
     if len(path_ids) == 0:
         return []
     hop_pools = paths.pools[path_ids]                                      # (S, H), −1 padded
     hop_keys = np.broadcast_to(keys[:, None], hop_pools.shape)
     valid = hop_pools >= 0
-    r0_flat, r1_flat = batch.exact_reserves(hop_pools[valid], hop_keys[valid])
+    log_idx = batch.log_index(hop_pools[valid], hop_keys[valid]).ravel()
+    r0_flat, r1_flat = batch.exact_reserves(hop_pools[valid], hop_keys[valid], log_idx)
     offsets = np.concatenate(([0], np.cumsum(valid.sum(axis=1))))
+    v3_cache: dict = {}
     trades = []
     for t, (path, key) in enumerate(zip(path_ids.tolist(), keys.tolist())):
         hops = int(paths.hops[path])
@@ -61,7 +258,19 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         r0, r1 = r0_flat[offsets[t]:offsets[t + 1]], r1_flat[offsets[t]:offsets[t + 1]]
         reserves_in = [a if z else b for a, b, z in zip(r0, r1, zfo)]
         reserves_out = [b if z else a for a, b, z in zip(r0, r1, zfo)]
-        amount_in, gross_raw = exact_v2.refine_optimal_input(float(x_float[t]), reserves_in, reserves_out, fees)
+        if paths.is_v3[path, :hops].any():
+            hop_fns = []
+            for h, pool in enumerate(pools):
+                if paths.is_v3[path, h]:
+                    sqrt_price, liquidity, tick, table = batch.exact_v3_at(int(log_idx[offsets[t] + h]), pool, key)
+                    quote = v3_quote_pool(fees[h], int(paths.pool_tick_spacing[pool]), sqrt_price, liquidity, tick,
+                                          table, v3_cache)
+                    hop_fns.append(v3_hop(quote, zfo[h]))
+                else:
+                    hop_fns.append(v2_hop(reserves_in[h], reserves_out[h], fees[h]))
+            amount_in, gross_raw = refine_mixed_input(float(x_float[t]), hop_fns)
+        else:
+            amount_in, gross_raw = exact_v2.refine_optimal_input(float(x_float[t]), reserves_in, reserves_out, fees)
         block = (key + 1) >> KEY_TX_BITS
         start_token = int(paths.start_token[path])
         if start_token == WETH:

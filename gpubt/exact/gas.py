@@ -1,4 +1,4 @@
-"""Gas of Uniswap swaps and V2 arbitrage cycles: COLD, per-transaction figures, measured in the EVM on the real
+"""Gas of Uniswap swaps, V2 arbitrage cycles and V3 JIT liquidity (mint; burn + collect): COLD, per-transaction figures, measured in the EVM on the real
 v2-core / v3-core bytecode by `python bench/evm_gas.py` (table + fits; writes bench_results/evm_gas.json).
 
 Method: each measured swap is one transaction in a fresh pyrevm EVM (Cancun) built from a state snapshot
@@ -30,3 +30,24 @@ V3_SWAP_TX_BASE_GAS = 99_427  # receipt gasUsed
 V3_SWAP_TX_GAS_PER_TICK = 23_703
 V3_SWAP_BASE_GAS = 76_952  # the pool.swap call alone (gasleft), cold
 V3_GAS_PER_TICK_CROSSED = 23_702
+
+# V3 JIT liquidity, two transactions of a searcher contract owning the position (GpubtJitCallee): in a block of its
+# own, pool.mint of a new position of 1..3 tick spacings around the current tick ([base − (k−1)·s, base + k·s),
+# base = the current spacing; configs/strategy/jit.yaml), its mint callback transferring both tokens; then, same
+# block, after a victim swap inside the range (the position earned fees), pool.burn of the whole position +
+# pool.collect of principal and fees, in one transaction. Receipt gasUsed, medians of 200 cases each over the 4 fee
+# tiers (per tier within ±0.2 %; p10-p90 within ±0.2 %), same cold per-transaction method as above; price
+# mid-TickBitmap-word (a range straddling a word boundary costs ~5,000 more to mint).
+# Ticks NOT initialized before the mint (no other LP bounds a position at either tick): the mint writes both
+# Tick.Infos from 0 (lower: liquidity, both feeGrowthOutside, cumulatives; upper: liquidity, cumulatives) and
+# flips two TickBitmap bits; the burn clears them again (its refund, capped at gasUsed/5, binds). This is the JIT
+# default (jit.yaml mint_gas / burn_gas): a JIT range is fresh, its bounds picked per victim next to the current
+# tick (the cheap case needs another LP's position bounded at exactly both), and the searcher's own ticks never
+# persist (its burn clears them); it is also the dearer case, so a JIT profit is never overstated for want of gas.
+# Each case's position is new to its owner (a range the owner held before mints cheaper). Tokens: v2-core's plain
+# ERC20 (as for the swaps above); real tokens' transfers (proxies, e.g. USDC) cost more.
+V3_MINT_TX_GAS = 270_468  # receipt gasUsed, p10-p90 270,153-270,579 (pool.mint call + callback: 250,918)
+V3_BURN_COLLECT_TX_GAS = 152_704  # after the refund; p10-p90 152,452-152,792 (burn + collect calls: 168,536)
+# Both ticks already initialized by other LPs' positions (the mint/burn only change their liquidity):
+V3_MINT_TX_GAS_TICKS_INITIALIZED = 185_225  # p10-p90 184,839-185,347
+V3_BURN_COLLECT_TX_GAS_TICKS_INITIALIZED = 121_006  # p10-p90 120,743-121,139

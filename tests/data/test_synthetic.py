@@ -7,6 +7,7 @@ import pytest
 from gpubt import schema
 from gpubt.data import synthetic
 from gpubt.data.store import PARTITIONED, Dataset
+from gpubt.exact import v3 as exact_v3
 from gpubt.exact.v2 import get_amount_out
 
 TABLES = PARTITIONED + ("tokens", "pools")
@@ -25,11 +26,46 @@ def tiny(tmp_path_factory):
     return path, _read_all(path)
 
 
-def _replay(events, pools):
-    """Walk the events in order from the sync rows; yields (row, reserves before) and checks every row."""
+def _replay_v3_row(i, row, pool, balances):
+    """Check one V3 row against an exact V3Pool (updated): amounts, balances and the state after the event."""
+    a0i, a1i = int(row["amount0_in"]), int(row["amount1_in"])
+    a0o, a1o = int(row["amount0_out"]), int(row["amount1_out"])
+    if row["kind"] == "swap":
+        assert (a0i > 0) != (a1i > 0), f"row {i}: a swap pays in exactly one token"
+        zfo = a0i > 0
+        limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
+        amount0, amount1 = pool.swap(zfo, a0i or a1i, limit)
+        assert (amount0, amount1) == ((a0i, -a1o) if zfo else (-a0o, a1i)), f"row {i}"
+    elif row["kind"] == "mint":
+        assert int(row["liquidity_delta"]) > 0
+        assert pool.mint(row["tick_lower"], row["tick_upper"], int(row["liquidity_delta"])) == (a0i, a1i), f"row {i}"
+    elif row["kind"] == "burn":
+        assert int(row["liquidity_delta"]) < 0
+        assert pool.burn(row["tick_lower"], row["tick_upper"], -int(row["liquidity_delta"])) == (a0o, a1o), f"row {i}"
+    after = (balances[0] + a0i - a0o, balances[1] + a1i - a1o)
+    assert after == (int(row["reserve0"]), int(row["reserve1"])) and min(after) >= 0, f"row {i}: balances"
+    assert (pool.sqrt_price_x96, pool.liquidity, pool.tick) == (
+        int(row["sqrt_price_x96"]), int(row["liquidity"]), row["tick"]), f"row {i}: V3 state after the event"
+    return after
+
+
+def _replay(events, pools, v3_pools=None, every_pool=True):
+    """Walk the events in order from the sync (V2) and initialize (V3) rows; yields (row index, row) and checks
+    every row: V2 by getAmountOut, V3 through an exact V3Pool (kept in `v3_pools` if given)."""
     reserves = {}
+    protocol = {p["pool_id"]: p for p in pools.to_pylist()}
+    v3_pools = {} if v3_pools is None else v3_pools
     for i, row in enumerate(events.to_pylist()):
         p = row["pool_id"]
+        if protocol[p]["protocol"] == "v3":
+            if row["kind"] == "initialize":
+                assert p not in v3_pools, f"row {i}: second initialize of pool {p}"
+                v3_pools[p] = exact_v3.V3Pool(fee=protocol[p]["fee_ppm"], tick_spacing=protocol[p]["tick_spacing"])
+                v3_pools[p].initialize(int(row["sqrt_price_x96"]))
+                reserves[p] = (0, 0)
+            reserves[p] = _replay_v3_row(i, row, v3_pools[p], reserves[p])
+            yield i, row
+            continue
         after = (int(row["reserve0"]), int(row["reserve1"]))
         a0i, a1i = int(row["amount0_in"]), int(row["amount1_in"])
         a0o, a1o = int(row["amount0_out"]), int(row["amount1_out"])
@@ -49,7 +85,8 @@ def _replay(events, pools):
         assert after[0] > 0 and after[1] > 0
         reserves[p] = after
         yield i, row
-    assert set(reserves) == set(pools.column("pool_id").to_pylist())
+    if every_pool:
+        assert set(reserves) == set(pools.column("pool_id").to_pylist())
 
 
 def test_same_seed_same_tables_other_seed_other_events(tmp_path, tiny):
@@ -101,9 +138,60 @@ def test_cross_venue_pairs_exist(tiny):
 
 
 def test_events_replay_exactly(tiny):
+    """Every V2 row by getAmountOut and every V3 row (swap, mint, burn, initialize) through gpubt.exact.v3's
+    V3Pool: amounts, balances and the recorded sqrt price / liquidity / tick after every event."""
     _, tables = tiny
-    kinds = {row["kind"] for _, row in _replay(tables["events"], tables["pools"])}
-    assert {"swap"} <= kinds
+    protocol = {p["pool_id"]: p["protocol"] for p in tables["pools"].to_pylist()}
+    kinds = {(protocol[row["pool_id"]], row["kind"]) for _, row in _replay(tables["events"], tables["pools"])}
+    assert {("v2", "swap"), ("v3", "swap"), ("v3", "mint"), ("v3", "initialize")} <= kinds
+
+
+def test_v3_market_shape(tiny):
+    _, tables = tiny
+    v3 = [p for p in tables["pools"].to_pylist() if p["protocol"] == "v3"]
+    assert len(v3) == synthetic.PRESETS["tiny"]["v3_pools"]
+    assert {p["fee_ppm"] for p in v3} >= {100, 500, 3000}
+    assert all(p["tick_spacing"] == exact_v3.TICK_SPACINGS[p["fee_ppm"]] for p in v3)
+    assert any(0 in (p["token0"], p["token1"]) and max(p["token0"], p["token1"]) >= len(synthetic.HUBS) for p in v3)
+    ids = {p["pool_id"] for p in v3}
+    labels = tables["labels"].to_pylist()
+    mixed = [lb for lb in labels if lb["kind"] == "arbitrage" and ids & set(lb["pools"])
+             and not ids >= set(lb["pools"])]
+    assert mixed, "the searchers trade mixed V2/V3 cycles"
+    # several positions per pool: more initialized ticks than the full range's two
+    ticks = tables["ticks"].to_pylist()
+    assert all(sum(1 for t in ticks if t["pool_id"] == pid) >= 6 for pid in ids)
+
+
+def test_v3_snapshots_and_ticks_equal_replayed_state(tiny):
+    path, tables = tiny
+    ds = Dataset(path)
+    pools, events = {}, tables["events"]
+    blocks = events.column("block_number").to_numpy()
+    for first, last in ds.partitions:
+        before = events.slice(0, int((blocks < first).sum()))
+        pools.clear()
+        for _row in _replay(before, tables["pools"], pools, every_pool=False):
+            pass
+        snaps = [s for s in ds.read_partition("snapshots", (first, last)).to_pylist()
+                 if s["sqrt_price_x96"] is not None]
+        ticks = ds.read_partition("ticks", (first, last)).to_pylist()
+        assert {s["pool_id"]: (int(s["sqrt_price_x96"]), int(s["liquidity"]), s["tick"]) for s in snaps} == {
+            p: (q.sqrt_price_x96, q.liquidity, q.tick) for p, q in pools.items()}
+        assert {(t["pool_id"], t["tick"]): (int(t["liquidity_net"]), int(t["liquidity_gross"])) for t in ticks} == {
+            (p, t): (info.liquidity_net, info.liquidity_gross) for p, q in pools.items() for t, info in q.ticks.items()}
+        assert first == ds.first_block or len(ticks) > 0
+
+
+def test_v2_only_market(tmp_path):
+    path = synthetic.generate(tmp_path / "v2", preset="tiny", seed=7, progress=False, v3_pools=0, n_blocks=40,
+                              partition_blocks=20)
+    tables = _read_all(path)
+    assert set(tables["pools"].column("protocol").to_pylist()) == {"v2"}
+    assert tables["events"].column("sqrt_price_x96").null_count == tables["events"].num_rows
+    assert tables["ticks"].num_rows == 0
+    for _ in _replay(tables["events"], tables["pools"]):
+        pass
 
 
 def test_snapshots_equal_replayed_state(tiny):

@@ -48,6 +48,30 @@ def _replayed_state(events_rows, snapshots_rows):
     return states
 
 
+def _v3_amount_out(events_rows, info, amount, zero_for_one, block, tx):
+    """Exact V3 output (gpubt.exact.v3) of the pool's state after every event <= the point, replayed from its
+    Initialize: price, liquidity and tick from the last event, initialized ticks from its mints and burns."""
+    from gpubt.exact import v3 as exact_v3
+
+    point = (block - 1, 10**9) if tx < 0 else (block, tx)
+    pool = exact_v3.V3Pool(fee=info["fee_ppm"], tick_spacing=info["tick_spacing"])
+    ticks = {}
+    for e in events_rows:
+        if e["pool_id"] != info["pool_id"] or (e["block_number"], e["tx_index"]) > point:
+            continue
+        if e["kind"] in ("mint", "burn"):
+            for t, sign in ((e["tick_lower"], 1), (e["tick_upper"], -1)):
+                gross, net = ticks.get(t, (0, 0))
+                ticks[t] = (gross + int(e["liquidity_delta"]), net + sign * int(e["liquidity_delta"]))
+        pool.sqrt_price_x96, pool.liquidity, pool.tick = int(e["sqrt_price_x96"]), int(e["liquidity"]), e["tick"]
+    pool.ticks = {t: exact_v3.TickInfo(g, n) for t, (g, n) in ticks.items() if g}
+    pool.initialized = sorted(t // pool.tick_spacing for t in pool.ticks)
+    limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+    amount0, amount1 = pool.swap(zero_for_one, amount, limit)
+    assert (amount0 if zero_for_one else amount1) == amount
+    return -(amount1 if zero_for_one else amount0)
+
+
 def _state_at(states, pool, block, tx):
     """Last state with (block, tx) <= the point; top of block (tx −1) = after every tx of block − 1."""
     point = (block - 1, 10**9) if tx < 0 else (block, tx)
@@ -91,6 +115,9 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
     for t in trades:
         amount = int(t["amount_in"])
         for pool, zfo in zip(t["pools"], t["zero_for_one"]):
+            if pools[pool]["protocol"] == "v3":  # V3 hops: gpubt.exact.v3 on the replayed events
+                amount = _v3_amount_out(events, pools[pool], amount, zfo, t["block_number"], t["tx_index"])
+                continue
             assert pools[pool]["fee_ppm"] == 3000
             r0, r1 = _state_at(states, pool, t["block_number"], t["tx_index"])
             amount = _get_amount_out(amount, r0, r1) if zfo else _get_amount_out(amount, r1, r0)
@@ -105,6 +132,8 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
     assert int(m["net_profit_wei"]) == total_net
     assert int(m["gas_cost_wei"]) == total_gas
     assert m["win_rate"] == sum(1 for t in trades if int(t["net_profit_wei"]) > 0) / len(trades)
+    protocols = [{pools[p]["protocol"] for p in t["pools"]} for t in trades]
+    assert any(s == {"v2", "v3"} for s in protocols), "the tiny market's trades include mixed V2/V3 cycles"
 
 
 def test_rerun_reuses_the_dataset_and_is_deterministic(tiny_run):
@@ -210,7 +239,7 @@ def test_sweep_command(tiny_run, tmp_path):
     assert [round(r["min_profit_eth"], 6) for r in table] == [0.0001, 0.001, 0.01, 1.0]
     trades = pq.read_table(out / "trades.parquet").to_pylist()
     for row in table:  # each config = the run's trades above its threshold, exactly
-        kept = [t for t in trades if t["screen_net_profit_wei"] > row["min_profit_eth"] * 1e18]
+        kept = [t for t in trades if float(t["net_profit_wei"]) > row["min_profit_eth"] * 1e18]
         assert row["trades"] == len(kept)
         assert int(row["net_profit_wei"]) == sum(int(t["net_profit_wei"]) for t in kept)
     best = json.loads((run_copy / "sweep_best.json").read_text())
@@ -264,3 +293,42 @@ def test_prometheus_endpoint_during_a_real_run(tmp_path):
     assert seen and max(seen) > 0, "never scraped a block count during the run"
     assert any(0 < v < 2000 for v in seen) or max(seen) == 2000
     assert seen == sorted(seen)  # counters only grow
+
+
+def test_hydra_multirun_gives_each_job_its_own_results(tiny_run, tmp_path):
+    work, _, _ = tiny_run
+    proc = gpubt("run", "-m", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}",
+                 "progress=false", "report.enabled=false", "strategy.arbitrage.max_hops=2,3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = sorted((tmp_path / "results").iterdir())
+    assert [r.name[-2:] for r in runs] == ["-0", "-1"]
+    hops = [json.loads((r / "summary.json").read_text())["run"]["paths"] for r in runs]
+    assert hops[0] < hops[1]  # max_hops=2 enumerates fewer cycles than 3
+
+
+def test_all_strategies_with_competition(tiny_run, tmp_path):
+    """strategy=all through the real CLI: every strategy runs, trades carry their strategy, the summary's exact
+    totals are the landed trades' sums, and the auction decides which trades land."""
+    work, _, _ = tiny_run
+    out = tmp_path / "all"
+    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={out}",
+                 "progress=false", "report.enabled=false", "strategy=all", "competition=default",
+                 "thresholds.min_profit_eth=0.0001")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["strategies"] == ["arbitrage", "sandwich", "jit", "liquidation", "cexdex"]
+    trades = pq.read_table(out / "trades.parquet").to_pylist()
+    kinds = {t["strategy"] for t in trades}
+    assert {"arbitrage", "sandwich"} <= kinds <= set(summary["run"]["strategies"])
+    for t in trades:
+        if t["strategy"] != "arbitrage":
+            assert json.loads(t["detail"]), t["strategy"]  # enough to re-check the trade
+    comp = summary["competition"]
+    landed = [t for t in trades if t["won"]]
+    assert comp["attempted"] == len(trades) and comp["won"] == len(landed) < len(trades)
+    m = summary["metrics"]
+    assert m["trades"] == len(landed)
+    assert int(m["net_profit_wei"]) == sum(int(t["net_after_bid_wei"]) for t in landed)
+    assert abs(m["survival_rate"] - len(landed) / len(trades)) < 1e-12
+    by = summary["by_strategy"]
+    assert sum(v["trades"] for v in by.values()) == len(landed)

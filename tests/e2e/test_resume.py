@@ -56,7 +56,7 @@ def test_resume_refuses_a_changed_config(reference, tmp_path):
     out = tmp_path / "run"
     killed = run_cli(reference / "cache", out, "checkpoint_every_blocks=40", failpoint="after-checkpoint:2")
     assert killed.returncode == -signal.SIGKILL
-    changed = run_cli(reference / "cache", out, "checkpoint_every_blocks=40", "resume=true", "strategy.max_hops=2")
+    changed = run_cli(reference / "cache", out, "checkpoint_every_blocks=40", "resume=true", "strategy.arbitrage.max_hops=2")
     assert changed.returncode == 2 and "different settings (strategy)" in changed.stderr
 
 

@@ -19,4 +19,4 @@ def test_gas_defaults_are_the_measured_constants():
 def test_groups_compose():
     cfg = _cfg("backend=cpu", "data=parquet", "data.path=/x", "thresholds=dynamic")
     assert cfg.backend.name == "cpu" and cfg.data.source == "parquet" and cfg.thresholds.kind == "dynamic"
-    assert _cfg().data.preset == "small" and _cfg().strategy.max_hops == 3
+    assert _cfg().data.preset == "small" and _cfg().strategy.arbitrage.max_hops == 3

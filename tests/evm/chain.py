@@ -25,8 +25,9 @@ ARTIFACTS = {
     "GpubtCallee": ".gpubt/GpubtCallee.json",
     "GpubtV3MathHarness": ".gpubt/GpubtV3MathHarness.json",
     "GpubtCycleExecutor": ".gpubt/GpubtCycleExecutor.json",
+    "GpubtJitCallee": ".gpubt/GpubtJitCallee.json",
 }
-BUILT = ("GpubtCallee", "GpubtV3MathHarness", "GpubtCycleExecutor")
+BUILT = ("GpubtCallee", "GpubtV3MathHarness", "GpubtCycleExecutor", "GpubtJitCallee")
 DEPLOYER = "0x" + "d0" * 20
 MAX_UINT256 = 2**256 - 1
 

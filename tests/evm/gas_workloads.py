@@ -164,3 +164,117 @@ def measure_v3(work: V3Workloads, n: int, rng: random.Random) -> dict[int, list[
         if got:
             by_crossed[got[0]].append(got[1:])
     return dict(by_crossed)
+
+
+class V3JitWorkloads:
+    """JIT liquidity, mint and burn + collect as two cold transactions of GpubtJitCallee (the position's owner):
+    in a block of its own, the mint of a position of 1..3 tick spacings around the current tick,
+    [base − (k−1)·spacing, base + k·spacing) with base = the current spacing (configs/strategy/jit.yaml); then,
+    same block, an unmeasured victim swap through it (price kept inside the range, so the position earns fees);
+    then, same block, burn of the whole position + collect of principal and fees to the owner.
+
+    `ticks_initialized=False`: the position's two ticks are not initialized before its mint (other LPs' ticks only
+    ≥ 20 spacings away, in the same TickBitmap word, so flipping a bit never writes a word from 0); the mint
+    initializes both (Tick.Info from 0), the burn clears them again (refunds). True: other LPs' positions bound
+    every spacing near the price, so the mint and burn only update the ticks' liquidity. Each case's position is
+    new to its owner (8 owner contracts, the first that never held that range), as a JIT searcher's position is.
+    4 fee tiers, full-range liquidity + the positions above, warmed up (fee growth and oracle accumulators,
+    ticks' outside values non-zero) like a used mainnet pool."""
+
+    MINT = "jitMint(address,int24,int24,uint128)"
+    BURN_COLLECT = "jitBurnCollect(address,int24,int24,uint128)"
+    MID_WORD = 128  # the pools' initial price: tick 128 spacings, mid-word of TickBitmap word 0
+
+    def __init__(self, ticks_initialized: bool, fees=(100, 500, 3000, 10000), rng: random.Random | None = None,
+                 owners: int = 8):
+        from tests.evm.test_v3_pool import V3Market
+
+        rng = rng or random.Random(0)
+        self.ticks_initialized = ticks_initialized
+        market = V3Market()
+        c = market.chain
+        self.victim = market.callee  # GpubtCallee: swaps, and mints the other LPs' positions
+        self.owners = [c.deploy("GpubtJitCallee") for _ in range(owners)]
+        self.pools, self.used = [], set()
+        for fee in fees:
+            tokens = [_erc20(c, 2**250) for _ in range(2)]
+            for tok in tokens:
+                c.call(tok, "transfer(address,uint256)", self.victim, 2**249)
+                for owner in self.owners:  # inventory: paying the pool never empties an owner's balance
+                    c.call(tok, "transfer(address,uint256)", owner, 2**240)
+            address = c.call(market.factory, "createPool(address,address,uint24)", *tokens, fee, returns=["address"])
+            pool = v3.V3Pool(fee)
+            s = pool.tick_spacing
+            # the price in the middle of a TickBitmap word (256 spacings), as nearly always on mainnet: a JIT
+            # range then flips bits of one word, not of two (a cold word more: +5,000 at a word boundary)
+            mid = self.MID_WORD * s
+            sqrt_price = v3.get_sqrt_ratio_at_tick(mid)
+            c.call(address, "initialize(uint160)", sqrt_price)
+            pool.initialize(sqrt_price)
+            positions = [(-887272 // s * s + s if -887272 % s else -887272, 887272 // s * s, 10**22)]
+            if ticks_initialized:
+                positions += [(mid + k * s, mid + (k + 1) * s, 10**21) for k in range(-16, 16)]
+            else:
+                positions += [(mid - 60 * s, mid - 20 * s, 10**21), (mid + 20 * s, mid + 60 * s, 10**21)]
+            for lower, upper, amount in positions:
+                market.mint(address, lower, upper, amount)
+                pool.mint(lower, upper, amount, owner=self.victim)
+            centre = mid + rng.randint(-2, 2) * s  # the warm-up ends strictly inside a spacing (both tokens owed)
+            centre = (v3.get_sqrt_ratio_at_tick(centre) + v3.get_sqrt_ratio_at_tick(centre + s)) // 2
+            for limit in (v3.get_sqrt_ratio_at_tick(mid - 17 * s), v3.get_sqrt_ratio_at_tick(mid + 17 * s), centre):
+                c.next_block()  # warm-up swaps, blocks apart
+                zero_for_one = limit < pool.sqrt_price_x96
+                market.swap(address, zero_for_one, 10**30, limit)
+                pool.swap(zero_for_one, 10**30, limit)
+            self.pools.append((address, pool))
+        self.chain = TxChain.from_chain(c)
+
+    def case(self, rng: random.Random, spacings: int | None = None) -> tuple[int, int, int, int, int, int] | None:
+        """One JIT round trip on a random pool: (fee, spacings, mint tx gasUsed, its pool.mint call gas (the
+        callback's transfers included), burn + collect tx gasUsed, its pool.burn + pool.collect calls' gas), or
+        None when all owners already held that range."""
+        address, pool = rng.choice(self.pools)
+        s = pool.tick_spacing
+        k = spacings or rng.choice((1, 2, 3))
+        base = pool.tick // s * s
+        lower, upper = base - (k - 1) * s, base + k * s
+        owner = next((o for o in self.owners if (o, address, lower, upper) not in self.used), None)
+        if owner is None:
+            return None
+        self.used.add((owner, address, lower, upper))
+        assert all((t in pool.ticks) == self.ticks_initialized for t in (lower, upper))
+        liquidity = int(10 ** rng.uniform(21, 24))
+        self.chain.next_block()
+        (m0, m1, mint_call), mint_gas = self.chain.transact(owner, self.MINT, address, lower, upper, liquidity,
+                                                            returns=["uint256", "uint256", "uint256"])
+        assert (m0, m1) == pool.mint(lower, upper, liquidity, owner=owner) and m0 > 0 and m1 > 0
+        # the victim's swap, same block, unmeasured: to a random price inside the range (towards the middle of
+        # the pools' liquidity when the price has wandered off), so it pays fees to the position
+        sqrt_lo, sqrt_hi = v3.get_sqrt_ratio_at_tick(lower) + 1, v3.get_sqrt_ratio_at_tick(upper) - 1
+        if pool.tick > (self.MID_WORD + 4) * s:
+            sqrt_hi = pool.sqrt_price_x96 - 1
+        elif pool.tick < (self.MID_WORD - 4) * s:
+            sqrt_lo = pool.sqrt_price_x96 + 1
+        limit = rng.randint(sqrt_lo, sqrt_hi)
+        if limit != pool.sqrt_price_x96:
+            zero_for_one = limit < pool.sqrt_price_x96
+            outcome = pool.swap_outcome(zero_for_one, 10**30, limit, commit=False)
+            (a0, a1, _), _ = self.chain.transact(self.victim, "v3Swap(address,bool,int256,uint160)", address,
+                                                 zero_for_one, 10**30, limit, returns=["int256", "int256", "uint256"])
+            pool.swap(zero_for_one, 10**30, limit)
+            assert (a0, a1) == tuple(outcome[:2])
+        (c0, c1, burn_call), burn_gas = self.chain.transact(owner, self.BURN_COLLECT, address, lower, upper,
+                                                            liquidity, returns=["uint128", "uint128", "uint256"])
+        b0, b1 = pool.burn(lower, upper, liquidity, owner=owner)
+        assert c0 >= b0 and c1 >= b1 and (c0, c1) != (b0, b1)  # principal + the swap's fees
+        assert all((t in pool.ticks) == self.ticks_initialized for t in (lower, upper))
+        return pool.fee, k, mint_gas, mint_call, burn_gas, burn_call
+
+
+def measure_jit(work: V3JitWorkloads, n: int, rng: random.Random) -> list[tuple[int, int, int, int, int, int]]:
+    out = []
+    while len(out) < n:
+        got = work.case(rng)
+        if got:
+            out.append(got)
+    return out

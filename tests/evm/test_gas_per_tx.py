@@ -112,3 +112,17 @@ def test_v3_constants_match_a_fresh_measurement():
         _close(slope, per_tick, f"{what} gas per tick crossed")
         for ticks in (1, 4, 8):
             _close(intercept + slope * ticks, base + per_tick * ticks, f"{what} gas at {ticks} ticks crossed")
+
+
+@pytest.mark.parametrize("ticks_initialized", [False, True], ids=["new-ticks", "ticks-initialized"])
+def test_v3_jit_constants_match_a_fresh_measurement(ticks_initialized):
+    from tests.evm.gas_workloads import V3JitWorkloads, measure_jit
+
+    rng = random.Random(13)
+    cases = measure_jit(V3JitWorkloads(ticks_initialized, rng=rng), 24, rng)
+    assert {fee for fee, *_ in cases} == {100, 500, 3000, 10000} and {k for _, k, *_ in cases} == {1, 2, 3}
+    mint, burn = (gas.V3_MINT_TX_GAS_TICKS_INITIALIZED, gas.V3_BURN_COLLECT_TX_GAS_TICKS_INITIALIZED) \
+        if ticks_initialized else (gas.V3_MINT_TX_GAS, gas.V3_BURN_COLLECT_TX_GAS)
+    what = "ticks initialized" if ticks_initialized else "new ticks"
+    _close(statistics.median(c[2] for c in cases), mint, f"V3 JIT mint tx, {what}")
+    _close(statistics.median(c[4] for c in cases), burn, f"V3 JIT burn + collect tx, {what}")

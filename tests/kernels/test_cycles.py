@@ -5,35 +5,12 @@ import pytest
 
 from gpubt.backend import Backend
 
+from . import v3_market
 
-def random_batch(seed=0, n_pools=12, n_paths=40, n_pairs=300, max_hops=3, n_blocks=5):
-    rng = np.random.default_rng(seed)
-    counts = rng.integers(0, 6, n_pools)
-    counts[0] = 0  # a pool with no state: its paths screen to zero
-    log_offsets = np.zeros(n_pools + 1, np.int64)
-    np.cumsum(counts, out=log_offsets[1:])
-    n_log = int(log_offsets[-1])
-    log_key = np.concatenate([np.sort(rng.integers(-1, n_blocks << 20, c)) for c in counts]).astype(np.int64)
-    base = 10 ** rng.uniform(18, 23, n_pools)
-    pool_of = np.repeat(np.arange(n_pools), counts)
-    log_reserve0 = base[pool_of] * rng.uniform(0.95, 1.05, n_log)
-    log_reserve1 = base[pool_of] * rng.uniform(0.95, 1.05, n_log)
-    hops = rng.integers(2, max_hops + 1, n_paths)
-    path_pools = np.full((n_paths, max_hops), -1, np.int32)
-    for p, h in enumerate(hops):
-        path_pools[p, :h] = rng.choice(n_pools, h, replace=False)
-    path_zfo = rng.random((n_paths, max_hops)) < 0.5
-    path_gamma = np.where(path_pools >= 0, 0.997, 0.0)
-    path_gas_units = (50_000 + 60_000 * hops).astype(np.float64)
-    path_start_slot = rng.integers(0, 2, n_paths).astype(np.int32)
-    pair_block = rng.integers(0, n_blocks, n_pairs).astype(np.int32)
-    pair_key = ((pair_block.astype(np.int64) << 20) + rng.integers(-1, 40, n_pairs)).astype(np.int64)
-    pair_path = rng.integers(0, n_paths, n_pairs).astype(np.int32)
-    wei_per_raw = np.stack([np.ones(n_blocks), rng.uniform(1e6, 1e7, n_blocks)], axis=1)
-    gas_price_wei = rng.uniform(1e9, 1e11, n_blocks)
-    args = (pair_key, pair_path, pair_block, path_pools, path_zfo, path_gamma, path_gas_units, path_start_slot,
-            log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei)
-    outs = tuple(np.full(n_pairs, np.nan) for _ in range(3))
+
+def random_batch(seed=0, n_pools=12, n_paths=40, n_pairs=300, max_hops=3, n_blocks=5, v3_share=0.0):
+    """(kernel args, outputs) of a random batch; v3_share > 0 makes that share of the pools V3 (mixed cycles)."""
+    args, outs, _ = v3_market.random_batch(seed, n_pools, n_paths, n_pairs, max_hops, n_blocks, v3_share)
     return args, outs
 
 
@@ -42,10 +19,10 @@ def run_reference(ref_kernels, args, outs):
         ref_kernels.screen_pair(i, *args, *outs)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_cpu_equals_python_reference(cpu_kernels, ref_kernels, seed):
-    args, outs_cpu = random_batch(seed)
-    _, outs_ref = random_batch(seed)
+@pytest.mark.parametrize("seed, v3_share", [(0, 0.0), (1, 0.0), (2, 0.0), (0, 0.5), (4, 0.7)])
+def test_cpu_equals_python_reference(cpu_kernels, ref_kernels, seed, v3_share):
+    args, outs_cpu = random_batch(seed, v3_share=v3_share)
+    _, outs_ref = random_batch(seed, v3_share=v3_share)
     cpu_kernels.screen_pairs_cpu(*args, *outs_cpu)
     run_reference(ref_kernels, args, outs_ref)
     for a, b in zip(outs_cpu, outs_ref):
@@ -53,15 +30,15 @@ def test_cpu_equals_python_reference(cpu_kernels, ref_kernels, seed):
     assert (outs_cpu[1] > 0).any() and (outs_cpu[1] == 0).any()  # the batch exercises both outcomes
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_cudasim_equals_cpu(seed):
+@pytest.mark.parametrize("seed, v3_share", [(0, 0.0), (3, 0.0), (5, 0.6)])
+def test_cudasim_equals_cpu(seed, v3_share):
     """The CUDA kernel (cuda.grid, one thread per pair) under the simulator equals the CPU build.
 
     CPU and simulator both evaluate in IEEE float64 without FMA, so equality is exact here; on a real GPU
     a·b+c may fuse into one FMA: tests/kernels/test_gpu.py compares with rtol 1e-12 there.
     """
-    args, outs_cpu = random_batch(seed, n_pairs=200)
-    _, outs_sim = random_batch(seed, n_pairs=200)
+    args, outs_cpu = random_batch(seed, n_pairs=200, v3_share=v3_share)
+    _, outs_sim = random_batch(seed, n_pairs=200, v3_share=v3_share)
     Backend("cpu").screen_pairs(*args, *outs_cpu)
     Backend("cudasim").screen_pairs(*args, *outs_sim)  # 200 pairs → 2 blocks of 128 threads, tail masked
     for a, b in zip(outs_cpu, outs_sim):
@@ -70,7 +47,7 @@ def test_cudasim_equals_cpu(seed):
 
 def test_find_state_matches_searchsorted(cpu_kernels):
     args, _ = random_batch(5)
-    log_offsets, log_key = args[8], args[9]
+    log_offsets, log_key = args[9], args[10]
     rng = np.random.default_rng(5)
     for _ in range(500):
         pool = int(rng.integers(0, len(log_offsets) - 1))
@@ -107,11 +84,18 @@ def test_every_device_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
         "compose_hop": (f8, f8, f8, f8, f8, f8),
         "cycle_out": (f8, f8, f8, f8),
         "optimal_input": (f8, f8, f8),
+        "v3_next_tick_position": (i8, boolean, a1(i4), i8, i8),
+        "v3_tick_at_sqrt_price": (f8, i8, i8),
+        "v3_swap_exact_in": (f8, boolean, f8, f8, f8, i4, a1(i4), a1(f8), a1(f8), i8, i8, i8),
+        "v3_marginal_rate": (boolean, f8, f8),
+        "v3_virtual_reserves": (boolean, f8, f8),
         "find_state": (a1(i8), a1(i8), i4, i8),
-        "screen_cycle": (i4, i8, a2(i4), a2(boolean), a2(f8), a1(i8), a1(i8), a1(f8), a1(f8)),
     }
-    screen_args = (a1(i8), a1(i4), a1(i4), a2(i4), a2(boolean), a2(f8), a1(f8), a1(i4), a1(i8), a1(i8),
-                   a1(f8), a1(f8), a2(f8), a1(f8), a1(f8), a1(f8), a1(f8))
+    state = (a1(i8), a1(i8), a1(f8), a1(f8), a1(f8), a1(f8), a1(i4), a1(i4), a1(i8), a1(i4), a1(f8), a1(f8))
+    signatures["cycle_eval"] = (f8, i4, i8, a2(i4), a2(boolean), a2(f8), a2(boolean), *state, i8)
+    signatures["screen_cycle"] = (i4, i8, a2(i4), a2(boolean), a2(f8), a2(boolean), *state, i8)
+    screen_args = (a1(i8), a1(i4), a1(i4), a2(i4), a2(boolean), a2(f8), a2(boolean), a1(f8), a1(i4), *state, i8,
+                   a2(f8), a1(f8), a1(f8), a1(f8), a1(f8))
     signatures["screen_pair"] = (int64, *screen_args)
     cuda_fns = kc.build_cuda()
     for fn in kc.DEVICE_FUNCTIONS:

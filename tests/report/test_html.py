@@ -86,10 +86,11 @@ def test_sweep_and_validation_plots_only_when_present(results, tmp_path):
         "estimated_profit_eth": [None if k == 3 else e / 1e18 for k, e in enumerate(est)],
         "realized_profit_eth": [None if k == 3 else r / 1e18 for k, r in enumerate(real)]}),
         folder / "validation_matches.parquet")
-    # trades gain a strategy column later: the distribution groups by it
+    # the distribution groups by the trades' strategy column
     trades = pq.read_table(folder / "trades.parquet")
     kinds = ["arbitrage" if i % 2 else "sandwich" for i in range(trades.num_rows)]
-    pq.write_table(trades.append_column("strategy", pa.array(kinds)), folder / "trades.parquet")
+    trades = trades.set_column(trades.schema.get_field_index("strategy"), "strategy", pa.array(kinds))
+    pq.write_table(trades, folder / "trades.parquet")
     page = write_report(folder).read_text(encoding="utf-8")
     imgs = images(page)
     assert list(imgs) == BASE_PLOTS + ["Threshold sweep", "Validation: estimated vs realized profit"]

@@ -1,0 +1,54 @@
+"""What every benchmark script shares: median timing and the machine's description for the JSON."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from importlib import metadata
+from pathlib import Path
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of `repeats` calls of fn() (machines are noisy: medians, never single runs)."""
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine(packages=("gpubt", "numpy", "numba", "pyarrow")) -> dict:
+    """CPU model, cores, Python, platform, GPU availability and package versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    from gpubt.backend import cuda_unavailable_reason
+
+    why_not = cuda_unavailable_reason()
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "gpu": "usable" if why_not is None else f"none ({why_not})", "packages": versions}
+
+
+def kernel_args(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_gas_units,
+                path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei):
+    """The cycle-screening kernel's arguments (kernels/cycles.py: screen_pairs_*) for a V2-only workload: the V3
+    state arrays empty, no path has a V3 hop."""
+    import numpy as np
+
+    return (pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma,
+            np.zeros(path_pools.shape, np.bool_), path_gas_units, path_start_slot, log_offsets, log_key,
+            log_reserve0, log_reserve1, np.zeros(0), np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int32),
+            np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), 0, wei_per_raw, gas_price_wei)

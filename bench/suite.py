@@ -1,0 +1,251 @@
+"""The gpubt benchmark suite: every figure against a baseline measured in the same run, as medians and ratios.
+
+    gpubt bench                 # quick subset (~1 min): kernel, small end to end, sweep, context cost
+    gpubt bench --full          # + 1M-path kernel, mainnet-month end to end, memory scaling (long)
+    gpubt bench --smoke         # seconds: what the test suite runs so the suite cannot rot
+
+Prints a table (workload, baseline, ours, ratio, target, met?) and writes JSON with the machine's description.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench/common.py, also when run through `gpubt bench`
+
+from common import kernel_args, machine, median_seconds  # noqa: E402
+
+
+# ---------------------------------------------------------------- kernel: 3-hop V2 cycles over a pool table
+def random_cycles(n_paths: int, n_pools: int = 2000, seed: int = 0):
+    """3-hop cycles over a pool table (one state per pool): the kernel's arguments with one pair per path."""
+    rng = np.random.default_rng(seed)
+    reserve0 = 10 ** rng.uniform(20, 24, n_pools)
+    reserve1 = reserve0 * rng.uniform(0.97, 1.03, n_pools)
+    path_pools = rng.integers(0, n_pools, (n_paths, 3)).astype(np.int32)
+    path_zfo = rng.random((n_paths, 3)) < 0.5
+    path_gamma = np.full((n_paths, 3), 0.997)
+    gas_units = np.full(n_paths, 32_952 + 3 * 51_557.0)
+    start_slot = np.zeros(n_paths, np.int32)
+    log_offsets = np.arange(n_pools + 1, dtype=np.int64)   # one state-log entry per pool
+    log_key = np.full(n_pools, -1, np.int64)
+    pair_key = np.zeros(n_paths, np.int64)
+    pair_path = np.arange(n_paths, dtype=np.int32)
+    pair_block = np.zeros(n_paths, np.int32)
+    wei_per_raw = np.ones((1, 1))
+    gas_price = np.full(1, 20e9)
+    return (pair_key, pair_path, pair_block, path_pools, path_zfo, path_gamma, gas_units, start_slot, log_offsets,
+            log_key, reserve0, reserve1, wei_per_raw, gas_price)
+
+
+def numpy_reference(pair_key, pair_path, pair_block, path_pools, path_zfo, path_gamma, gas_units, start_slot,
+                    log_offsets, log_key, reserve0, reserve1, wei_per_raw, gas_price):
+    """The same evaluation vectorized with NumPy (gather per hop, compose, closed-form optimum)."""
+    k = np.ones(len(pair_path))
+    m = np.ones(len(pair_path))
+    n = np.zeros(len(pair_path))
+    for h in range(path_pools.shape[1]):
+        idx = log_offsets[path_pools[pair_path, h]]
+        zfo = path_zfo[pair_path, h]
+        r_in = np.where(zfo, reserve0[idx], reserve1[idx])
+        r_out = np.where(zfo, reserve1[idx], reserve0[idx])
+        g = path_gamma[pair_path, h]
+        k, m, n = g * r_out * k, r_in * m, r_in * n + g * k
+    ok = k > m
+    x = np.where(ok, (np.sqrt(k) * np.sqrt(m) - m) / np.where(ok, n, 1.0), 0.0)
+    gross = np.where(ok, k * x / (m + n * x) - x, 0.0)
+    return x, gross, gross * wei_per_raw[pair_block, start_slot[pair_path]] - gas_units[pair_path] * gas_price[pair_block]
+
+
+def gather_only(pair_key, pair_path, pair_block, path_pools, path_zfo, path_gamma, gas_units, start_slot,
+                log_offsets, log_key, reserve0, reserve1, wei_per_raw, gas_price, out_x, out_gross, out_net):
+    """Roofline: reads every input the real kernel reads (same gathers), no AMM math."""
+    for i in prange(pair_key.shape[0]):  # noqa: F821 (numba prange, bound below)
+        p = pair_path[i]
+        s = 0.0
+        for h in range(path_pools.shape[1]):
+            j = log_offsets[path_pools[p, h]]
+            s += reserve0[j] + reserve1[j] + path_gamma[p, h] + (1.0 if path_zfo[p, h] else 0.0) + log_key[j]
+        b = pair_block[i]
+        out_x[i] = s
+        out_gross[i] = gas_units[p] * gas_price[b]
+        out_net[i] = wei_per_raw[b, start_slot[p]] + pair_key[i]
+
+
+def bench_kernel(n_paths: int, repeats: int, python_sample: int) -> list[dict]:
+    import numba
+
+    from gpubt.backend import Backend, cuda_unavailable_reason
+    from gpubt.kernels.compile import python_functions, rebind
+
+    args = random_cycles(n_paths)           # V2 workload: what the NumPy reference and the roofline take
+    kargs = kernel_args(*args)              # the kernel's full argument list (empty V3 state)
+    outs = [np.zeros(n_paths) for _ in range(3)]
+    cpu = Backend("cpu")
+    cpu.screen_pairs(*kargs, *outs)  # compile outside timing
+    t_cpu = median_seconds(lambda: cpu.screen_pairs(*kargs, *outs), repeats)
+    t_np = median_seconds(lambda: numpy_reference(*args), repeats)
+    ref = python_functions()
+    sample = min(python_sample, n_paths)
+    ref_outs = [np.zeros(n_paths) for _ in range(3)]
+    t_py = median_seconds(lambda: [ref.screen_pair(i, *kargs, *ref_outs) for i in range(sample)], 1) * n_paths / sample
+    roof = numba.njit(rebind(gather_only, {"prange": numba.prange}), parallel=True)
+    roof_outs = [np.zeros(n_paths) for _ in range(3)]
+    roof(*args, *roof_outs)
+    t_roof = median_seconds(lambda: roof(*args, *roof_outs), repeats)
+    # parity: the NumPy reference and the kernel agree (same float64 formula)
+    np.testing.assert_allclose(numpy_reference(*args)[2], outs[2], rtol=1e-9, atol=1e-3)
+    rows = [
+        row(f"kernel: {n_paths:,} 3-hop V2 cycles", "NumPy vectorized", t_np, "gpubt cpu", t_cpu, ">= 50x", 50),
+        row(f"kernel: {n_paths:,} 3-hop V2 cycles", f"pure Python ({sample:,}-path sample, scaled)", t_py,
+            "gpubt cpu", t_cpu, ">= 300x", 300),
+        row(f"kernel: {n_paths:,} 3-hop V2 cycles", "gather-only roofline", t_roof, "gpubt cpu", t_cpu,
+            ">= 0.7x of roofline", 0.7),
+    ]
+    rows[0]["paths_per_second"] = n_paths / t_cpu
+    if cuda_unavailable_reason() is None:
+        gpu = Backend("cuda")
+        dev = [gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in kargs]
+        dev_out = [gpu.to_device(o) for o in outs]
+        gpu.screen_pairs(*dev, *dev_out)
+        t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev, *dev_out), repeats)
+        rows.append(row(f"kernel: {n_paths:,} 3-hop V2 cycles", "gpubt cpu", t_cpu, "gpubt cuda", t_gpu, "", None))
+    return rows
+
+
+def row(workload, baseline, t_base, ours, t_ours, target, want) -> dict:
+    ratio = t_base / t_ours if t_ours > 0 else float("inf")
+    return {"workload": workload, "baseline": baseline, "baseline_seconds": t_base, "ours": ours,
+            "ours_seconds": t_ours, "ratio": ratio, "target": target,
+            "met": None if want is None else bool(ratio >= want)}
+
+
+# ---------------------------------------------------------------- end to end, sweep, context cost, memory
+def backtest_once(preset: str, cache_dir: str, last_block=None) -> dict:
+    """One backtest in a child process (a clean RSS figure): blocks/s, context µs/block, peak RSS."""
+    code = f"""
+import json, resource, time
+from omegaconf import OmegaConf
+import numpy as np
+from gpubt.backend import Backend
+from gpubt.engine.controller import Backtest, open_dataset
+from gpubt.engine.verify import GasModel
+from gpubt.paths import enumerate_cycles
+from gpubt.exact import gas
+ds = open_dataset(OmegaConf.create({{"source": "synthetic", "preset": "{preset}", "seed": 0, "path": None,
+                                     "cache_dir": "{cache_dir}"}}), progress=False)
+paths = enumerate_cycles(ds.pools, [0], 3)
+t0 = time.perf_counter()
+bt = Backtest(ds, Backend("cpu"), paths, np.array([0], np.int32), GasModel(gas.CYCLE_BASE_GAS, gas.V2_HOP_GAS, 10**9),
+              5 * 10**14, 250, last_block={last_block!r}, progress=False).run()
+wall = time.perf_counter() - t0
+n = bt.last_block - bt.first_block + 1
+wall -= bt.stats.get("compile_seconds", 0.0)  # JIT compilation happens once per process, not per block
+print(json.dumps({{"blocks": n, "wall_seconds": wall, "blocks_per_second": n / wall, "paths": len(paths),
+                  "pairs": bt.stats["pairs_evaluated"], "trades": bt.n_trades, "stats": bt.stats,
+                  "context_us_per_block": 1e6 * bt.context.seconds / n,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]:
+    r = backtest_once(preset, cache_dir, last_block)
+    # baseline: the seed system's published 1-month figure (28.6 blocks/s), not measured here: said so
+    rows = [{"workload": f"end to end: {preset} ({r['blocks']:,} blocks, {r['paths']:,} paths, {r['trades']:,} trades)",
+             "baseline": "target 3,600 blocks/s", "baseline_seconds": None, "ours": "gpubt cpu",
+             "ours_seconds": r["wall_seconds"], "ratio": r["blocks_per_second"] / 3600, "target": ">= 3,600 blocks/s",
+             "met": r["blocks_per_second"] >= 3600, "detail": r},
+            {"workload": f"context cost per block ({preset})", "baseline": "target 10 µs", "baseline_seconds": None,
+             "ours": "ContextPool", "ours_seconds": r["context_us_per_block"] * 1e-6,
+             "ratio": 10 / max(r["context_us_per_block"], 1e-9), "target": "<= 10 µs/block",
+             "met": r["context_us_per_block"] <= 10},
+            {"workload": f"peak RSS ({preset})", "baseline": "target 2 GB", "baseline_seconds": None,
+             "ours": f"{r['peak_rss_mb']:,.0f} MB", "ours_seconds": None, "ratio": 2048 / r["peak_rss_mb"],
+             "target": "<= 2 GB", "met": r["peak_rss_mb"] <= 2048}]
+    return rows
+
+
+def bench_sweep(preset: str, cache_dir: str, repeats: int, k: int = 1000) -> list[dict]:
+    """1 vs k static threshold configs over a small run's trades (the vectorized sweep)."""
+    from omegaconf import OmegaConf
+
+    from gpubt.backend import Backend
+    from gpubt.engine.controller import Backtest, open_dataset
+    from gpubt.engine.sweep import SweepInput, static_grid, sweep
+    from gpubt.engine.verify import GasModel
+    from gpubt.exact import gas
+    from gpubt.paths import enumerate_cycles
+
+    ds = open_dataset(OmegaConf.create({"source": "synthetic", "preset": preset, "seed": 0, "path": None,
+                                        "cache_dir": cache_dir}), progress=False)
+    paths = enumerate_cycles(ds.pools, [0], 3)
+    bt = Backtest(ds, Backend("cpu"), paths, np.array([0], np.int32),
+                  GasModel(gas.CYCLE_BASE_GAS, gas.V2_HOP_GAS, 10**9), 10**14, 250, progress=False).run()
+    inp = SweepInput.from_trades(bt.trades(), bt.first_block, bt.last_block, 10**14)
+    one = static_grid(inp.n_blocks, [0.001])
+    many = static_grid(inp.n_blocks, list(np.linspace(0.0001, 0.05, k)))
+    sweep(inp, one)
+    sweep(inp, many)  # compile both kernels outside the timing
+    t1 = median_seconds(lambda: sweep(inp, one), repeats)
+    tk = median_seconds(lambda: sweep(inp, many), repeats)
+    return [{"workload": f"threshold sweep over {len(inp.block_idx):,} trades", "baseline": f"{k:,} configs",
+             "baseline_seconds": tk, "ours": "1 config", "ours_seconds": t1, "ratio": tk / t1,
+             "target": "<= 2x (k configs / 1 config)", "met": tk / t1 <= 2}]
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'workload':58s} {'baseline':34s} {'base s':>9s} {'ours':22s} {'ours s':>9s} {'ratio':>9s} "
+          f"{'target':>22s} met?")
+    for r in rows:
+        fmt = lambda v: "" if v is None else f"{v:9.4f}"  # noqa: E731
+        met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
+        print(f"{r['workload'][:58]:58s} {r['baseline'][:34]:34s} {fmt(r['baseline_seconds']):>9s} "
+              f"{str(r['ours'])[:22]:22s} {fmt(r['ours_seconds']):>9s} {r['ratio']:9.2f} {r['target']:>22s} {met}")
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="1M-path kernel, mainnet-month, memory scaling")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's check)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cache-dir", default="data_cache")
+    parser.add_argument("--json", default="bench_results/suite.json")
+    opts = parser.parse_args(argv)
+
+    rows = []
+    if opts.smoke:
+        rows += bench_kernel(20_000, 2, 500)
+        rows += bench_end_to_end("tiny", opts.cache_dir)
+        rows += bench_sweep("tiny", opts.cache_dir, 2, k=100)
+    else:
+        rows += bench_kernel(1_000_000 if opts.full else 200_000, opts.repeats, 20_000)
+        rows += bench_end_to_end("small", opts.cache_dir)
+        rows += bench_sweep("small", opts.cache_dir, opts.repeats)
+        if opts.full:
+            half = bench_end_to_end("mainnet-month", opts.cache_dir, last_block=18_000_000 + 108_000 - 1)
+            month = bench_end_to_end("mainnet-month", opts.cache_dir)
+            rows += month
+            grow = month[2]["ratio"] and half[2]["ratio"] / month[2]["ratio"]  # = RSS(month) / RSS(half month)
+            rows.append({"workload": "peak RSS as the block count doubles", "baseline": "half month (108,000)",
+                         "baseline_seconds": None, "ours": "month (216,000)", "ours_seconds": None, "ratio": grow,
+                         "target": "flat (<= 1.2x)", "met": grow <= 1.2})
+    print_table(rows)
+    out = Path(opts.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "mode": "full" if opts.full else "smoke" if opts.smoke else "quick",
+                               "rows": rows}, indent=2, default=str))
+    print(f"wrote {out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

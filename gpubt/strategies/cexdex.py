@@ -1,0 +1,350 @@
+"""CEX-DEX and cross-domain arbitrage: trade each pool back to the reference price, hedge at the reference.
+
+Reference series (`ReferencePrices`): the dataset's PRICES (synthetic: the market's own GBM reference; ingested:
+a PRICES-schema table the user supplies, `prices_path`), forward-filled per block, times exp(σ·z) with
+σ = `reference_noise_bps` and z a counter-based normal of (seed, block, token), so the series does not depend
+on batching. Evaluation points: the top of every block for every pool, and (`after_swaps`) after every event.
+
+Screen (kernels/cexdex.py): the optimal DEX leg against the reference at the point (V2 closed form; V3 exact
+range walk to the target price) and its profit at that reference, minus the CEX venue fee (cross-domain: and a
+bridge fee in bps and a fixed bridge cost in USD) and gas: the decision uses only what is known at the point.
+A trade taken is then marked out on the reference `markout_seconds` later (cross-domain variant:
+`bridge_latency_seconds` later): TRADES profits are realized P&L and can be negative (adverse selection). Selection: one trade per pool state (after a trade the pool is assumed back at the band
+edge until its next event), so a pool left off-reference for many blocks counts once. The DEX leg of every
+trade taken is re-priced with exact V2 / V3 integer math.
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gpubt import schema
+from gpubt.backend import THREADS_PER_BLOCK
+from gpubt.data.lending import price_matrix
+from gpubt.engine.verify import v3_quote_pool
+from gpubt.exact import gas as exact_gas
+from gpubt.exact import v2 as exact_v2
+from gpubt.exact import v3 as exact_v3
+from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
+from gpubt.pack import WETH
+from gpubt.strategies.base import Strategy, StrategyResult
+
+BLOCK_SECONDS = 12
+
+
+# ------------------------------------------------------------------------------------------ shared with liquidation
+@functools.cache
+def strategy_kernels(module_name: str, target: str):
+    """The compiled device functions and drivers of kernels/<module_name>.py for `target` (cached)."""
+    import importlib
+
+    from gpubt.kernels import compile as kc
+
+    module = importlib.import_module(f"gpubt.kernels.{module_name}")
+    return kc.build(target, module.device_functions(), module.CPU_DRIVERS, module.CUDA_DRIVERS)
+
+
+def launch(backend, module_name: str, driver: str, n: int, args: tuple) -> None:
+    """Run `<driver>_cpu` (prange) or `<driver>_cuda` (one thread per item) of a strategy kernel on `backend`."""
+    if n == 0:
+        return
+    kernels = strategy_kernels(module_name, backend.name)
+    if backend.name == "cpu":
+        getattr(kernels, f"{driver}_cpu")(*args)
+    else:
+        blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+        getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
+        if backend.name == "cuda":
+            backend.xp.cuda.runtime.deviceSynchronize()
+
+
+def device_array(backend, array):
+    """`array` on the backend; the simulator gets a writable copy (it copies every argument back after a launch,
+    and Arrow-backed arrays are read-only)."""
+    if backend.name == "cudasim":
+        return np.array(array)
+    return backend.to_device(array)
+
+
+def _normal(seed: int, blocks: np.ndarray, n_tokens: int) -> np.ndarray:
+    """Standard normals z(seed, block, token), (len(blocks), n_tokens): splitmix64 hashes → Box-Muller."""
+    def mix(x):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    with np.errstate(over="ignore"):
+        base = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+                + np.asarray(blocks, np.uint64)[:, None] * np.uint64(0xD1B54A32D192ED03)
+                + np.arange(n_tokens, dtype=np.uint64)[None, :] * np.uint64(0x8CB92BA72F3D8DD7))
+        h1, h2 = mix(base), mix(base ^ np.uint64(0x632BE59BD9B4E019))
+    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    u2 = ((h2 >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+class ReferencePrices:
+    """A per-block USD reference price per token: PRICES samples forward-filled (NaN before a token's first
+    sample), times exp(noise_bps/1e4 · z(seed, block, token)). Blocks past the last sample keep its prices."""
+
+    def __init__(self, prices: pa.Table, n_tokens: int, noise_bps: float = 0.0, seed: int = 0):
+        self.sample_blocks, self.dense = price_matrix(prices, n_tokens)
+        self.n_tokens, self.noise_bps, self.seed = n_tokens, float(noise_bps), int(seed)
+
+    def at(self, blocks) -> np.ndarray:
+        """(len(blocks), n_tokens) float64 USD per whole token."""
+        blocks = np.asarray(blocks, np.int64)
+        idx = np.searchsorted(self.sample_blocks, blocks, side="right") - 1
+        out = np.where((idx >= 0)[:, None], self.dense[np.maximum(idx, 0)], np.nan)
+        if self.noise_bps > 0.0:
+            out = out * np.exp(self.noise_bps / 1e4 * _normal(self.seed, blocks, self.n_tokens))
+        return np.ascontiguousarray(out)
+
+
+def load_reference_table(path) -> pa.Table:
+    """A user-supplied reference price table (parquet, PRICES schema), validated and sorted by block."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise schema.SchemaError(f"{path}: unreadable reference prices ({exc})") from None
+    table = schema.conform(table, "prices", str(path))
+    bad = np.flatnonzero(~(table.column("price_usd").to_numpy() > 0))
+    if len(bad):
+        raise schema.SchemaError(f"{path} row {int(bad[0])}: price_usd = {table.column('price_usd')[int(bad[0])]} "
+                                 "(reference prices are > 0 USD)")
+    return table.sort_by([("block_number", "ascending"), ("token_id", "ascending")])
+
+
+class PoolInfo:
+    """Per pool_id arrays of a dataset's pools table."""
+
+    def __init__(self, pools: pa.Table):
+        ids = pools.column("pool_id").to_numpy()
+        n = int(ids.max()) + 1
+        self.n = n
+        self.token0 = np.zeros(n, np.int32)
+        self.token1 = np.zeros(n, np.int32)
+        self.fee_ppm = np.zeros(n, np.int64)
+        self.tick_spacing = np.zeros(n, np.int64)
+        self.is_v3 = np.zeros(n, np.bool_)
+        self.token0[ids] = pools.column("token0").to_numpy()
+        self.token1[ids] = pools.column("token1").to_numpy()
+        self.fee_ppm[ids] = pools.column("fee_ppm").to_numpy()
+        self.tick_spacing[ids] = pools.column("tick_spacing").fill_null(0).to_numpy()
+        self.is_v3[ids] = np.asarray(pools.column("protocol").to_pylist()) == "v3"
+        self.gamma = 1.0 - self.fee_ppm / 1e6
+
+
+def token_scale(dataset) -> np.ndarray:
+    """10**decimals per token_id (float64)."""
+    tokens = dataset.tokens
+    n = int(tokens.column("token_id").to_numpy().max()) + 1
+    decimals = np.zeros(n, np.int64)
+    decimals[tokens.column("token_id").to_numpy()] = tokens.column("decimals").to_numpy()
+    return 10.0 ** decimals
+
+
+def opportunities_table(rows: dict) -> pa.Table:
+    return pa.Table.from_pydict(rows, schema=schema.OPPORTUNITIES)
+
+
+def _big(value: int) -> str:
+    """Raw amounts in `detail` JSON as decimal strings (readers in other languages keep every digit)."""
+    return str(int(value))
+
+
+# ---------------------------------------------------------------------------------------------------- the strategy
+class CexDexStrategy(Strategy):
+    """See the module docstring. Config: configs/strategy/cexdex.yaml."""
+
+    name = "cexdex"
+
+    def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
+        super().__init__(cfg, dataset, backend, gas, min_profit_wei)
+        get = (cfg or {}).get
+        self.pools = PoolInfo(dataset.pools)
+        self.scale = token_scale(dataset)
+        self.n_tokens = len(self.scale)
+        table = load_reference_table(get("prices_path")) if get("prices_path") else dataset.read("prices")
+        self.reference = ReferencePrices(table, self.n_tokens, float(get("reference_noise_bps", 0.0)),
+                                         int(get("seed", 0)))
+        self.variant = str(get("variant", "cex"))
+        if self.variant not in ("cex", "cross_domain"):
+            raise ValueError(f"strategy.cexdex.variant = {self.variant!r} (cex or cross_domain)")
+        cross = self.variant == "cross_domain"
+        horizon = float(get("bridge_latency_seconds", 0.0) if cross else get("markout_seconds", 12.0))
+        self.markout_blocks = int(round(horizon / BLOCK_SECONDS))
+        self.cex_fee_bps = float(get("cex_fee_bps", 5.0))
+        self.bridge_fee_bps = float(get("bridge_fee_bps", 0.0)) if cross else 0.0
+        self.bridge_cost_usd = float(get("bridge_cost_usd", 0.0)) if cross else 0.0
+        self.keep = 1.0 - (self.cex_fee_bps + self.bridge_fee_bps) / 1e4
+        self.after_swaps = bool(get("after_swaps", True))
+        self.gas_v2 = int(get("gas_units_v2", exact_gas.V2_SWAP_TX_GAS))
+        self.gas_v3 = int(get("gas_units_v3", exact_gas.V3_SWAP_TX_BASE_GAS))
+        self.gas_per_tick = int(get("gas_units_per_tick", exact_gas.V3_SWAP_TX_GAS_PER_TICK))
+        self.last_block = int(dataset.last_block)
+        self.arbed = np.zeros(self.pools.n, np.bool_)  # we traded on the pool's current state (no event since)
+
+    # -- points and screen ----------------------------------------------------------------------------------------
+    def points(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, key) of every evaluation point: each pool with state at the top of every block, and after every
+        event of the batch (`after_swaps`); sorted by pool then key, without repeats."""
+        n_pools = len(batch.log_offsets) - 1
+        has_state = np.flatnonzero(np.diff(batch.log_offsets) > 0)
+        tops = (np.arange(batch.n_blocks, dtype=np.int64) << KEY_TX_BITS) - 1
+        pool = np.repeat(has_state, len(tops))
+        key = np.tile(tops, len(has_state))
+        if self.after_swaps:
+            log_pool = np.repeat(np.arange(n_pools, dtype=np.int64), np.diff(batch.log_offsets))
+            ev = batch.log_key >= 0
+            pool = np.concatenate([pool, log_pool[ev]])
+            key = np.concatenate([key, batch.log_key[ev]])
+        code = np.unique(pool.astype(np.int64) * (np.int64(1) << 44) + key + 1)
+        return (code >> 44).astype(np.int32), (code & ((np.int64(1) << 44) - 1)) - 1
+
+    def screen(self, batch, pair_pool, pair_key):
+        """Run the kernel (marked at the current reference); returns (zero_for_one, amount in, amount out,
+        crossed, gross usd, net wei, ref, mark), mark = the reference `markout_blocks` later."""
+        n = len(pair_pool)
+        blocks = batch.first_block + np.arange(batch.n_blocks)
+        ref = self.reference.at(blocks)
+        mark = self.reference.at(np.minimum(blocks + self.markout_blocks, self.last_block))
+        # select on what is known at the point: the screen marks at the current reference (no look-ahead);
+        # the marked-out profit of a trade taken is its exact re-pricing's (reprice, with `mark`)
+        wei_per_usd = 1e18 / ref[:, WETH]
+        pair_block = ((pair_key + 1) >> KEY_TX_BITS).astype(np.int32)
+        be = self.backend
+        up = functools.partial(device_array, be)
+        outs = (be.xp.zeros(n, np.bool_), be.xp.zeros(n), be.xp.zeros(n), be.xp.zeros(n, np.int64),
+                be.xp.zeros(n), be.xp.zeros(n))
+        p = self.pools
+        args = (up(pair_pool), up(pair_key.astype(np.int64)), up(pair_block), up(p.token0), up(p.token1),
+                up(p.gamma), up(p.is_v3), *(up(a) for a in batch.kernel_state()), V3_MAX_STEPS, up(ref), up(ref),
+                up(self.scale), up(wei_per_usd), up(batch.gas_price_wei), self.keep, self.bridge_cost_usd,
+                float(self.gas_v2), float(self.gas_v3), float(self.gas_per_tick), *outs)
+        launch(be, "cexdex", "cexdex_pairs", n, args)
+        return (*(be.to_host(o) for o in outs), ref, mark)
+
+    # -- evaluate -------------------------------------------------------------------------------------------------
+    def evaluate(self, batch, tables=None) -> StrategyResult:
+        pair_pool, pair_key = self.points(batch)
+        zfo, x, out, crossed, gross_usd, net, ref, mark = self.screen(batch, pair_pool, pair_key)
+        cand = np.flatnonzero(net > self.min_profit_wei)
+        entry = batch.log_index(pair_pool[cand], pair_key[cand])
+        # one trade per pool state: the first point (pairs are sorted by pool, key) of each log entry
+        first = np.concatenate(([True], entry[1:] != entry[:-1])) if len(cand) else np.zeros(0, np.bool_)
+        at_snapshot = batch.log_key[entry] < 0
+        keep = first & ~(at_snapshot & self.arbed[pair_pool[cand]])
+        chosen = cand[keep]
+        chosen_entry = entry[keep]
+        opp = {f.name: [] for f in schema.OPPORTUNITIES}
+        trades = []
+        cache: dict = {}
+        for i, e in zip(chosen.tolist(), chosen_entry.tolist()):
+            pool, key = int(pair_pool[i]), int(pair_key[i])
+            block = (key + 1) >> KEY_TX_BITS
+            t_in = int(self.pools.token0[pool] if zfo[i] else self.pools.token1[pool])
+            t_out = int(self.pools.token1[pool] if zfo[i] else self.pools.token0[pool])
+            opp["strategy"].append(self.name)
+            opp["block_number"].append(batch.first_block + block)
+            opp["tx_index"].append(key - (block << KEY_TX_BITS))
+            opp["path_id"].append(pool)
+            opp["start_token"].append(t_in)
+            opp["hops"].append(1)
+            opp["screen_amount_in"].append(float(x[i]))
+            opp["screen_gross_profit_raw"].append(float(gross_usd[i] / (ref[block, t_in] / self.scale[t_in])))
+            opp["screen_net_profit_wei"].append(float(net[i]))
+            trade = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block], mark[block], cache)
+            if trade is not None:
+                trade["screen_net_profit_wei"] = float(net[i])
+                trades.append(trade)
+        # which pools end the batch on a state we traded (their last log entry)
+        ends = batch.log_offsets[1:] - 1
+        has = np.diff(batch.log_offsets) > 0
+        traded_entry = np.zeros(len(batch.log_key) + 1, np.bool_)
+        traded_entry[chosen_entry] = True
+        no_events = np.zeros(self.pools.n, np.bool_)
+        no_events[:len(has)] = has & (batch.log_key[np.maximum(ends, 0)] < 0)
+        ended_on_trade = np.zeros(self.pools.n, np.bool_)
+        ended_on_trade[:len(has)] = has & traded_entry[np.maximum(ends, 0)]
+        self.arbed = ended_on_trade | (self.arbed & no_events)
+        return StrategyResult(opportunities_table(opp), trades)
+
+    def reprice(self, batch, pool: int, key: int, zero_for_one: bool, x_float: float, ref_usd: np.ndarray,
+                mark_usd: np.ndarray, cache: dict) -> dict | None:
+        """The DEX leg at integer input floor(x) with exact V2 / V3 math, marked out like the screen: a TRADES row
+        (None when the exact pool cannot take the input)."""
+        p = self.pools
+        fee = int(p.fee_ppm[pool])
+        amount_in = int(x_float)
+        if amount_in <= 0:
+            return None
+        crossed = 0
+        if p.is_v3[pool]:
+            sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+            quote = v3_quote_pool(fee, int(p.tick_spacing[pool]), sqrt_price, liquidity, tick, table, cache)
+            limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+            try:
+                o = quote.swap_outcome(zero_for_one, amount_in, limit, commit=False)
+            except exact_v3.V3Revert:
+                return None
+            paid, amount_out = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
+            if paid != amount_in or amount_out <= 0:
+                return None
+            crossed = o.ticks_crossed
+            gas_units = self.gas_v3 + self.gas_per_tick * crossed
+            state = {"sqrt_price_x96": _big(sqrt_price), "liquidity": _big(liquidity), "tick": tick}
+        else:
+            (r0,), (r1,) = batch.exact_reserves(np.array([pool]), np.array([key]))
+            r_in, r_out = (r0, r1) if zero_for_one else (r1, r0)
+            amount_out = exact_v2.get_amount_out(amount_in, r_in, r_out, fee)
+            gas_units = self.gas_v2
+            state = {"reserve0": _big(r0), "reserve1": _big(r1)}
+        block = (key + 1) >> KEY_TX_BITS
+        t_in = int(p.token0[pool] if zero_for_one else p.token1[pool])
+        t_out = int(p.token1[pool] if zero_for_one else p.token0[pool])
+        m_in, m_out = mark_usd[t_in] / self.scale[t_in], mark_usd[t_out] / self.scale[t_out]
+        # the hedge: amount_out sold at the markout reference, less the CEX / bridge fees, in raw input token
+        hedge_raw = round(amount_out * self.keep * m_out / m_in - self.bridge_cost_usd / m_in)
+        gross_raw = hedge_raw - amount_in
+        wei_per_usd = 1e18 / float(mark_usd[WETH])
+        gross_wei = gross_raw if t_in == WETH else round(gross_raw * m_in * wei_per_usd)
+        gas_price_wei = int(batch.base_fee_wei[block]) + self.gas.priority_fee_wei
+        gas_cost_wei = gas_units * gas_price_wei
+        net_wei = gross_wei - gas_cost_wei
+        t0, t1 = int(p.token0[pool]), int(p.token1[pool])
+        ref_pool_price = (ref_usd[t0] / self.scale[t0]) / (ref_usd[t1] / self.scale[t1])
+        detail = {
+            "pool": pool, "protocol": "v3" if p.is_v3[pool] else "v2", "fee_ppm": fee, "variant": self.variant,
+            "zero_for_one": zero_for_one, "token_in": t_in, "token_out": t_out,
+            "amount_in": _big(amount_in), "amount_out": _big(amount_out), "ticks_crossed": crossed,
+            "state": state, "reference_price_raw": float(ref_pool_price),  # raw token1 per raw token0
+            "reference_usd": {str(t_in): float(ref_usd[t_in]), str(t_out): float(ref_usd[t_out])},
+            "markout_block": int(min(batch.first_block + block + self.markout_blocks, self.last_block)),
+            "markout_usd": {str(t_in): float(mark_usd[t_in]), str(t_out): float(mark_usd[t_out])},
+            "hedge_raw": _big(hedge_raw), "cex_fee_bps": self.cex_fee_bps, "bridge_fee_bps": self.bridge_fee_bps,
+            "bridge_cost_usd": self.bridge_cost_usd,
+        }
+        return {
+            "strategy": self.name,
+            "block_number": batch.first_block + block,
+            "tx_index": key - (block << KEY_TX_BITS),
+            "path_id": pool,
+            "start_token": t_in,
+            "pools": [pool],
+            "zero_for_one": [zero_for_one],
+            "amount_in": amount_in,
+            "amount_out": amount_out,
+            "gross_profit_raw": gross_raw,
+            "gross_profit_wei": gross_wei,
+            "gas_units": gas_units,
+            "gas_price_wei": gas_price_wei,
+            "gas_cost_wei": gas_cost_wei,
+            "net_profit_wei": net_wei,
+            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block]),
+            "detail": json.dumps(detail, sort_keys=True),
+        }

@@ -1,0 +1,251 @@
+"""JIT liquidity on V3 pools: mint a concentrated position just before a victim's swap, burn it just after.
+
+Screen: kernels/jit.py (float64, one thread per victim on a V3 pool, a grid of ranges × sizes; formulas there).
+Select: per (pool, block) the best victim over min_profit_wei. Verify, exactly (gpubt.exact.v3): the pool is rebuilt
+at the exact state before the victim's tx (its own copy of the tick table), the position is minted (V3Pool.mint:
+the tokens paid, rounded up), the victim's swap runs through `swap_with_fees` — the contract's swap loop (same
+steps as V3Pool.swap_outcome) that also accrues fee growth like UniswapV3Pool: per step
+feeGrowthGlobal += mulDiv(feeAmount, 2**128, liquidity), counted inside the position while the step's starting tick
+is in [tick_lower, tick_upper) — and the position is burned (V3Pool.burn: tokens back, rounded down) and collected:
+fees owed = mulDiv(fee growth inside, ΔL, 2**128), exactly as Position.update.
+
+Profit, raw units of the victim's input token (the fee token): fees + Δin + Δout valued at the pool's exact price
+after the swap (floor(Δout · sqrtP²/2**192), or · 2**192/sqrtP²); every amount in `detail` is exact, the
+valuation of the output-token leg is the only rounding. Gas = mint_gas + burn_gas (config; see the report: not yet
+measured in exact/gas.py).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from gpubt import schema
+from gpubt.exact import gas as exact_gas
+from gpubt.exact import v3 as exact_v3
+from gpubt.pack import WETH, point_key
+from gpubt.strategies.base import Strategy, StrategyResult
+from gpubt.strategies.sandwich import PoolMeta, kernels_for, launch, option, token_wei_per_raw
+
+Q128 = 2**128
+Q192 = 2**192
+
+
+def exact_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidity: int, tick: int,
+               table: tuple) -> exact_v3.V3Pool:
+    """A V3Pool at the given exact state with its own tick table (mint/burn write it): table = (ticks,
+    liquidity_nets, liquidity_grosses) as pack.Batch.exact_v3_state returns it."""
+    pool = exact_v3.V3Pool(fee=fee_ppm, tick_spacing=tick_spacing)
+    pool.sqrt_price_x96, pool.liquidity, pool.tick = sqrt_price_x96, liquidity, tick
+    pool.ticks = {t: exact_v3.TickInfo(g, n) for t, n, g in zip(*table)}
+    pool.initialized = sorted(t // tick_spacing for t in table[0])
+    return pool
+
+
+def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, tick_lower: int, tick_upper: int):
+    """Exact-input swap on `pool` (committed), following V3Pool.swap_outcome step by step, with fee accounting.
+
+    Returns (amount0, amount1, ticks crossed, fee growth inside [tick_lower, tick_upper) as X128, total fee).
+    """
+    limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+    if amount_in <= 0:
+        raise exact_v3.V3Revert("AS", "amount_specified = 0")
+    sqrt_price, tick, liquidity = pool.sqrt_price_x96, pool.tick, pool.liquidity
+    remaining, calculated = amount_in, 0
+    crossed = growth_inside = fee_total = 0
+    while remaining != 0 and sqrt_price != limit:
+        price_start = sqrt_price
+        tick_next, initialized = pool.next_initialized_tick_within_one_word(tick, zero_for_one)
+        tick_next = min(max(tick_next, exact_v3.MIN_TICK), exact_v3.MAX_TICK)
+        price_next = exact_v3.get_sqrt_ratio_at_tick(tick_next)
+        if zero_for_one:
+            target = limit if price_next < limit else price_next
+        else:
+            target = limit if price_next > limit else price_next
+        sqrt_price, step_in, step_out, fee_amount = exact_v3.compute_swap_step(
+            sqrt_price, target, liquidity, remaining, pool.fee)
+        remaining -= step_in + fee_amount
+        calculated -= step_out
+        fee_total += fee_amount
+        if liquidity > 0:
+            growth = exact_v3.mul_div(fee_amount, Q128, liquidity)
+            if tick_lower <= tick < tick_upper:
+                growth_inside += growth
+        if sqrt_price == price_next:
+            if initialized:
+                crossed += 1
+                net = pool.ticks[tick_next].liquidity_net
+                liquidity = exact_v3.add_delta(liquidity, -net if zero_for_one else net)
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif sqrt_price != price_start:
+            tick = exact_v3.get_tick_at_sqrt_ratio(sqrt_price)
+    if zero_for_one:
+        amount0, amount1 = amount_in - remaining, calculated
+    else:
+        amount0, amount1 = calculated, amount_in - remaining
+    pool.sqrt_price_x96, pool.tick, pool.liquidity = sqrt_price, tick, liquidity
+    return amount0, amount1, crossed, growth_inside, fee_total
+
+
+def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lower: int, tick_upper: int,
+              position_liquidity: int) -> dict | None:
+    """mint → victim swap → burn + collect on `pool` (changed in place). Amounts are exact Python ints; None when
+    the mint reverts or the swap cannot take the victim's whole input."""
+    try:
+        minted0, minted1 = pool.mint(tick_lower, tick_upper, position_liquidity, owner="jit")
+        amount0, amount1, crossed, growth, fee_total = swap_with_fees(pool, zero_for_one, victim_in, tick_lower,
+                                                                      tick_upper)
+        burned0, burned1 = pool.burn(tick_lower, tick_upper, position_liquidity, owner="jit")
+    except exact_v3.V3Revert:
+        return None
+    paid, got = (amount0, -amount1) if zero_for_one else (amount1, -amount0)
+    if paid != victim_in:
+        return None
+    fees = growth * position_liquidity // Q128  # Position.update: mulDiv(feeGrowthInside delta, liquidity, Q128)
+    if zero_for_one:  # fees in token0; value the token1 leg in token0 at the price after the swap
+        d_in, d_out = burned0 + fees - minted0, burned1 - minted1
+        out_value = d_out * Q192 // (pool.sqrt_price_x96 ** 2)
+    else:
+        d_in, d_out = burned1 + fees - minted1, burned0 - minted0
+        out_value = d_out * pool.sqrt_price_x96 ** 2 // Q192
+    return dict(minted=(minted0, minted1), burned=(burned0, burned1), fees=fees, fee_total=fee_total,
+                victim_out=got, crossed=crossed, d_in=d_in, d_out=d_out, gross=d_in + out_value,
+                sqrt_price_after=pool.sqrt_price_x96)
+
+
+class JitStrategy(Strategy):
+    name = "jit"
+
+    def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
+        super().__init__(cfg, dataset, backend, gas, min_profit_wei)
+        self.meta = PoolMeta(dataset)
+        self.capital_eth = float(option(cfg, "capital_eth", 100.0))
+        self.range_spacings = np.asarray(list(option(cfg, "range_spacings", [1, 2, 3])), np.int32)
+        self.size_fractions = np.asarray(list(option(cfg, "size_fractions", [0.1, 0.25, 0.5, 1.0])), np.float64)
+        self.min_victim_eth = float(option(cfg, "min_victim_eth", 1.0))
+        self.mint_gas = int(option(cfg, "mint_gas", exact_gas.V3_MINT_TX_GAS))
+        self.burn_gas = int(option(cfg, "burn_gas", exact_gas.V3_BURN_COLLECT_TX_GAS))
+        self.max_steps = int(option(cfg, "v3_max_steps", 64))
+        self.stats = dict(victims=0, screened=0, screened_profitable=0, selected=0, trades=0, rejected_exact=0)
+
+    def evaluate(self, batch, tables) -> StrategyResult:
+        victims = tables.victims
+        empty = StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
+        self.stats["victims"] += victims.num_rows
+        if victims.num_rows == 0 or len(batch.log_sqrt_price) == 0:
+            return empty
+        pool = victims.column("pool_id").to_numpy().astype(np.int32)
+        block = victims.column("block_number").to_numpy().astype(np.int64) - batch.first_block
+        zfo = victims.column("zero_for_one").to_numpy(zero_copy_only=False).astype(np.bool_)
+        amount_in_f = schema.amounts_to_float(victims.column("amount_in"))
+        token_wei = token_wei_per_raw(batch, tables, self.meta.decimals)
+        t0, t1 = self.meta.token0[pool], self.meta.token1[pool]
+        w0, w1 = token_wei[block, t0], token_wei[block, t1]
+        w_in = np.where(zfo, w0, w1)
+        keep = self.meta.is_v3[pool] & np.isfinite(w0) & np.isfinite(w1) & (amount_in_f * np.nan_to_num(w_in)
+                                                                            >= self.min_victim_eth * 1e18)
+        rows = np.flatnonzero(keep)
+        self.stats["screened"] += len(rows)
+        if len(rows) == 0:
+            return empty
+        tx = victims.column("tx_index").to_numpy().astype(np.int64)
+        key = point_key(block, tx) - 1
+        n = len(rows)
+        be = self.backend
+        dev = lambda a: be.to_device(np.require(a, requirements=("C", "W")))  # noqa: E731 (the simulator writes back)
+        k = kernels_for("jit", be.name)
+        outs = ([be.xp.zeros(n, np.int32), be.xp.zeros(n, np.int32)] + [be.xp.zeros(n, np.float64) for _ in range(4)])
+        st = batch.kernel_state()
+        args = (dev(pool[rows]), dev(key[rows]), dev(zfo[rows]), dev(amount_in_f[rows]),
+                dev(schema.amounts_to_float(victims.column("amount_out_min"))[rows]),
+                dev(np.full(n, self.capital_eth * 1e18)), dev(w_in[rows]), dev(w0[rows]), dev(w1[rows]),
+                dev(batch.gas_price_wei[block[rows]]), dev(self.meta.gamma), dev(self.meta.tick_spacing),
+                dev(self.range_spacings), dev(self.size_fractions), dev(st[0]), dev(st[1]), *(dev(a) for a in st[4:]),
+                self.max_steps, float(self.mint_gas + self.burn_gas), *outs)
+        launch(be, k, "screen_jit", n, args)
+        t_lower, t_upper, liq, fees, gross, net = (be.to_host(o) for o in outs)
+
+        passed = np.flatnonzero((net > self.min_profit_wei) & (liq > 0))
+        self.stats["screened_profitable"] += len(passed)
+        vr = rows[passed]
+        opportunities = pa.Table.from_pydict({
+            "strategy": ["jit"] * len(passed),
+            "block_number": (batch.first_block + block[vr]).tolist(),
+            "tx_index": (tx[vr] - 1).tolist(),
+            "path_id": vr.tolist(),
+            "start_token": np.where(zfo[vr], t0[vr], t1[vr]).tolist(),
+            "hops": [1] * len(passed),
+            "screen_amount_in": liq[passed].tolist(),   # the position's liquidity ΔL
+            "screen_gross_profit_raw": gross[passed].tolist(),
+            "screen_net_profit_wei": net[passed].tolist(),
+        }, schema=schema.OPPORTUNITIES)
+
+        best: dict = {}
+        for j in passed[np.argsort(-net[passed], kind="stable")].tolist():
+            best.setdefault((int(pool[rows[j]]), int(block[rows[j]])), j)
+        self.stats["selected"] += len(best)
+        amount_in = victims.column("amount_in").to_pylist()
+        min_out = victims.column("amount_out_min").to_pylist()
+        hashes = victims.column("tx_hash").to_pylist()
+        trades = []
+        for j in sorted(best.values()):
+            r = int(rows[j])
+            p, z = int(pool[r]), bool(zfo[r])
+            sqrt_price, liquidity, tick, table = batch.exact_v3_state(p, int(key[r]))
+            fee, spacing = int(self.meta.fee_ppm[p]), int(self.meta.tick_spacing[p])
+            v_in, v_min = int(amount_in[r]), int(min_out[r])
+            res = exact_jit(exact_pool(fee, spacing, sqrt_price, liquidity, tick, table), z, v_in, int(t_lower[j]),
+                            int(t_upper[j]), int(liq[j]))
+            plain = exact_pool(fee, spacing, sqrt_price, liquidity, tick, table)
+            try:
+                o = plain.swap_outcome(z, v_in, exact_v3.MIN_SQRT_RATIO + 1 if z else exact_v3.MAX_SQRT_RATIO - 1,
+                                       commit=False)
+                victim_plain = -(o.amount1 if z else o.amount0)
+            except exact_v3.V3Revert:
+                victim_plain = None
+            if res is None or res["victim_out"] < v_min:
+                self.stats["rejected_exact"] += 1
+                continue
+            b = int(block[r])
+            token_in = int(t0[r] if z else t1[r])
+            gross_raw = res["gross"]
+            gross_wei = gross_raw if token_in == WETH else round(gross_raw * float(w_in[r]))
+            gas_units = self.mint_gas + self.burn_gas
+            gas_price_wei = int(batch.base_fee_wei[b]) + int(self.gas.priority_fee_wei)
+            net_wei = gross_wei - gas_units * gas_price_wei
+            if net_wei <= self.min_profit_wei:
+                self.stats["rejected_exact"] += 1
+                continue
+            detail = {
+                "pool": p, "tick_lower": int(t_lower[j]), "tick_upper": int(t_upper[j]), "liquidity": str(int(liq[j])),
+                "minted": [str(a) for a in res["minted"]], "burned": [str(a) for a in res["burned"]],
+                "fees": str(res["fees"]), "swap_fee_total": str(res["fee_total"]), "inventory_in": str(res["d_in"]),
+                "inventory_out": str(res["d_out"]), "sqrt_price_after": str(res["sqrt_price_after"]),
+                "victim": {"tx_index": int(tx[r]), "tx_hash": hashes[r], "amount_in": str(v_in),
+                           "amount_out_min": str(v_min), "amount_out": str(res["victim_out"]),
+                           "amount_out_without_jit": None if victim_plain is None else str(victim_plain)},
+                "gas": {"mint": self.mint_gas, "burn": self.burn_gas},
+            }
+            trades.append({
+                "strategy": "jit",
+                "block_number": batch.first_block + b,
+                "tx_index": int(tx[r]) - 1,
+                "path_id": r,
+                "start_token": token_in,
+                "pools": [p],
+                "zero_for_one": [z],
+                "amount_in": res["minted"][0] if z else res["minted"][1],
+                "amount_out": res["burned"][0] + res["fees"] if z else res["burned"][1] + res["fees"],
+                "gross_profit_raw": gross_raw,
+                "gross_profit_wei": gross_wei,
+                "gas_units": gas_units,
+                "gas_price_wei": gas_price_wei,
+                "gas_cost_wei": gas_units * gas_price_wei,
+                "net_profit_wei": net_wei,
+                "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[b]),
+                "screen_net_profit_wei": float(net[j]),
+                "detail": json.dumps(detail),
+            })
+        self.stats["trades"] += len(trades)
+        return StrategyResult(opportunities, trades)

@@ -1,0 +1,263 @@
+"""Liquidation hunting on an Aave-like lending market (positions: gpubt/data/lending.py; oracle: the reference
+PRICES of the dataset, forward-filled per block).
+
+Per batch, the kernel (kernels/liquidation.py) screens every (open position × block) pair at the top of the
+block: health factor, repay = close factor × debt, seized collateral = repay's value × (1 + bonus), and the best
+swap of the seized collateral back into the debt token (a direct pool, or two hops via WETH; V2 and V3), so
+
+    net = swap output − repay − flash-loan fee − gas · gas price          (debt token, then wei)
+
+The host takes, per position, the first block whose screen clears `min_profit_wei`, re-prices it exactly
+(Aave's integer liquidation amounts with 8-decimal oracle prices, the swap with exact V2 / V3 math), and if the
+exact net still clears the threshold liquidates it: collateral and debt shrink, the position's next step can come
+no earlier than the next block. Positions touched are screened again from there (a few rounds per batch), so
+each position is liquidated at most once per close-factor step and the book is carried across batches.
+
+Gas: `gas_units` (default 300,000: Aave v2/v3 liquidationCall with a flash loan, publicly ~250–400k) plus, per
+swap hop, gas.per_hop_units for a V2 hop (51,557: gpubt/exact/gas.py V2_HOP_GAS) or V3_SWAP_BASE_GAS (76,952)
+for a V3 hop; V3 tick crossings are not charged. Flash-loan fee: `flash_loan_fee_bps` of the repaid debt
+(Aave v3: 5 bps; v2: 9), charged when `flash_loan` is true.
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+
+from gpubt import schema
+from gpubt.data import lending
+from gpubt.engine.verify import v2_hop, v3_hop, v3_quote_pool
+from gpubt.exact import gas as exact_gas
+from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
+from gpubt.pack import WETH
+from gpubt.strategies.base import Strategy, StrategyResult
+from gpubt.strategies.cexdex import (
+    PoolInfo,
+    ReferencePrices,
+    _big,
+    device_array,
+    launch,
+    opportunities_table,
+    token_scale,
+)
+
+ROUTE_HOPS = 2
+
+
+def build_routes(pools: PoolInfo, collateral: int, debt: int, max_routes: int):
+    """Candidate routes collateral → debt: every direct pool, then every pool pair via WETH; list of
+    [(pool, zero_for_one), ...] (at most `max_routes`)."""
+    def joining(a, b):
+        return [p for p in range(pools.n) if {int(pools.token0[p]), int(pools.token1[p])} == {a, b}]
+
+    routes = [[(p, int(pools.token0[p]) == collateral)] for p in joining(collateral, debt)]
+    if WETH not in (collateral, debt):
+        for p1 in joining(collateral, WETH):
+            for p2 in joining(WETH, debt):
+                routes.append([(p1, int(pools.token0[p1]) == collateral), (p2, int(pools.token0[p2]) == WETH)])
+    return routes[:max_routes]
+
+
+class LiquidationStrategy(Strategy):
+    """See the module docstring. Config: configs/strategy/liquidation.yaml."""
+
+    name = "liquidation"
+
+    def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
+        super().__init__(cfg, dataset, backend, gas, min_profit_wei)
+        get = (cfg or {}).get
+        self.positions = lending.open_positions(dataset, cfg)
+        self.pools = PoolInfo(dataset.pools)
+        self.scale = token_scale(dataset)
+        self.decimals = np.round(np.log10(self.scale)).astype(np.int64)
+        self.oracle = ReferencePrices(dataset.read("prices"), len(self.scale))
+        self.gas_units = int(get("gas_units", 300_000))
+        self.flash_fee_bps = float(get("flash_loan_fee_bps", 5.0)) if bool(get("flash_loan", True)) else 0.0
+        self.flash_fee_ppm = int(round(self.flash_fee_bps * 100))
+        self.max_rounds = int(get("max_rounds", 16))
+        cols = {c: self.positions.column(c).to_pylist() for c in self.positions.column_names}
+        self.ids = np.asarray(cols["position_id"], np.int64)
+        self.owner = cols["owner"]
+        self.collateral_token = np.asarray(cols["collateral_token"], np.int32)
+        self.debt_token = np.asarray(cols["debt_token"], np.int32)
+        self.threshold_bps = np.asarray(cols["liquidation_threshold_bps"], np.int64)
+        self.bonus_bps = np.asarray(cols["liquidation_bonus_bps"], np.int64)
+        self.close_factor_bps = np.asarray(cols["close_factor_bps"], np.int64)
+        self.rate = np.asarray(cols["borrow_rate_per_block"], np.float64)
+        # the book, carried across batches: exact amounts and the block the debt is measured at
+        self.collateral = [int(v) for v in cols["collateral_amount"]]
+        self.debt = [int(v) for v in cols["debt_amount"]]
+        self.ref_block = np.asarray(cols["opened_block"], np.int64)
+        self.next_block = self.ref_block.copy()
+        self.liquidations = np.zeros(len(self.ids), np.int64)
+        # routes per position (shared by the positions of one collateral/debt pair), CSR
+        max_routes = int(get("max_routes", 12))
+        by_pair: dict = {}
+        flat, offsets = [], [0]
+        for c, d in zip(self.collateral_token.tolist(), self.debt_token.tolist()):
+            if (c, d) not in by_pair:
+                by_pair[(c, d)] = build_routes(self.pools, c, d, max_routes)
+            flat.extend(by_pair[(c, d)])
+            offsets.append(len(flat))
+        self.route_offsets = np.asarray(offsets, np.int64)
+        n_routes = len(flat)
+        self.route_pools = np.full((max(n_routes, 1), ROUTE_HOPS), -1, np.int32)
+        self.route_zfo = np.zeros((max(n_routes, 1), ROUTE_HOPS), np.bool_)
+        self.route_gamma = np.zeros((max(n_routes, 1), ROUTE_HOPS))
+        self.route_is_v3 = np.zeros((max(n_routes, 1), ROUTE_HOPS), np.bool_)
+        self.route_gas = np.zeros(max(n_routes, 1))
+        for r, route in enumerate(flat):
+            gas_units = self.gas_units
+            for h, (pool, zfo) in enumerate(route):
+                self.route_pools[r, h], self.route_zfo[r, h] = pool, zfo
+                self.route_gamma[r, h], self.route_is_v3[r, h] = self.pools.gamma[pool], self.pools.is_v3[pool]
+                gas_units += exact_gas.V3_SWAP_BASE_GAS if self.pools.is_v3[pool] else gas.per_hop_units
+            self.route_gas[r] = gas_units
+        self.routes = flat
+
+    # -- screen ---------------------------------------------------------------------------------------------------
+    def screen(self, batch, positions: np.ndarray, price_usd: np.ndarray):
+        """Kernel over `positions` × their blocks (from next_block) in the batch: (pair position, pair block,
+        health, repay, seized, route, amount out, net wei), host numpy."""
+        first, n_blocks = batch.first_block, batch.n_blocks
+        start = np.maximum(self.next_block[positions] - first, 0)
+        counts = np.maximum(n_blocks - start, 0)
+        pair_position = np.repeat(positions, counts).astype(np.int32)
+        pair_block = (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+                      + np.repeat(start, counts)).astype(np.int32)
+        n = len(pair_position)
+        be = self.backend
+        up = functools.partial(device_array, be)
+        wei_per_usd = 1e18 / price_usd[:, WETH]
+        collateral = np.asarray([float(c) for c in self.collateral])
+        debt = np.asarray([float(d) for d in self.debt])
+        outs = (be.xp.zeros(n), be.xp.zeros(n), be.xp.zeros(n), be.xp.zeros(n, np.int64), be.xp.zeros(n),
+                be.xp.zeros(n))
+        args = (up(pair_position), up(pair_block), up(self.collateral_token), up(self.debt_token), up(collateral),
+                up(debt), up(self.ref_block - first), up(np.log1p(self.rate)), up(self.threshold_bps / 1e4),
+                up(self.bonus_bps / 1e4), up(self.close_factor_bps / 1e4), up(self.route_offsets),
+                up(self.route_pools), up(self.route_zfo), up(self.route_gamma), up(self.route_is_v3),
+                up(self.route_gas), *(up(a) for a in batch.kernel_state()), V3_MAX_STEPS, up(price_usd),
+                up(self.scale), up(wei_per_usd), up(batch.gas_price_wei), self.flash_fee_bps / 1e4, *outs)
+        launch(be, "liquidation", "liquidation_pairs", n, args)
+        return (pair_position, pair_block, *(be.to_host(o) for o in outs))
+
+    # -- exact ----------------------------------------------------------------------------------------------------
+    def exact_terms(self, p: int, block: int, price_usd: np.ndarray):
+        """Aave's integer liquidation at absolute `block` with oracle prices rounded to 8 decimals:
+        (liquidatable, debt, repay, seized, health factor as a float)."""
+        c, d = int(self.collateral_token[p]), int(self.debt_token[p])
+        pc_e8, pd_e8 = int(round(price_usd[c] * 1e8)), int(round(price_usd[d] * 1e8))
+        unit_c, unit_d = 10 ** int(self.decimals[c]), 10 ** int(self.decimals[d])
+        debt = self.debt[p] * lending.debt_growth_wad(float(self.rate[p]), block - int(self.ref_block[p])) // lending.WAD
+        collateral = self.collateral[p]
+        lt, bonus, cf = int(self.threshold_bps[p]), int(self.bonus_bps[p]), int(self.close_factor_bps[p])
+        lhs, rhs = collateral * pc_e8 * unit_d * lt, debt * pd_e8 * unit_c * 10_000
+        health = lhs / rhs if rhs else float("inf")
+        if debt <= 0 or pc_e8 <= 0 or lhs >= rhs:
+            return False, debt, 0, 0, health
+        repay = debt * cf // 10_000
+        seized = repay * pd_e8 * unit_c * (10_000 + bonus) // (pc_e8 * unit_d * 10_000)
+        if seized > collateral:
+            seized = collateral
+            repay = collateral * pc_e8 * unit_d * 10_000 // (pd_e8 * unit_c * (10_000 + bonus))
+        return repay > 0 and seized > 0, debt, repay, seized, health
+
+    def reprice(self, batch, p: int, block_offset: int, route: int, price_usd: np.ndarray, cache: dict):
+        """The liquidation of position p at the top of the block with exact math: (TRADES row, repay, seized) or
+        None when it is not liquidatable exactly or the route cannot take the seized collateral."""
+        block = batch.first_block + block_offset
+        ok, debt, repay, seized, health = self.exact_terms(p, block, price_usd)
+        if not ok:
+            return None
+        key = (block_offset << KEY_TX_BITS) - 1
+        legs, amount = [], seized
+        for pool, zfo in self.routes[route]:
+            fee = int(self.pools.fee_ppm[pool])
+            if self.pools.is_v3[pool]:
+                sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+                hop = v3_hop(v3_quote_pool(fee, int(self.pools.tick_spacing[pool]), sqrt_price, liquidity, tick, table,
+                                           cache), zfo)
+            else:
+                (r0,), (r1,) = batch.exact_reserves(np.array([pool]), np.array([key]))
+                hop = v2_hop(r0 if zfo else r1, r1 if zfo else r0, fee)
+            out = hop(amount) if amount > 0 else None
+            if out is None or out <= 0:
+                return None
+            legs.append({"pool": pool, "zero_for_one": zfo, "amount_in": _big(amount), "amount_out": _big(out)})
+            amount = out
+        flash_fee = -(-repay * self.flash_fee_ppm // 1_000_000)
+        gross_raw = amount - repay - flash_fee
+        d = int(self.debt_token[p])
+        wei_per_raw = price_usd[d] / price_usd[WETH] * 10.0 ** (18 - int(self.decimals[d]))
+        gross_wei = gross_raw if d == WETH else round(gross_raw * wei_per_raw)
+        gas_units = int(self.route_gas[route])
+        gas_price_wei = int(batch.base_fee_wei[block_offset]) + self.gas.priority_fee_wei
+        gas_cost_wei = gas_units * gas_price_wei
+        net_wei = gross_wei - gas_cost_wei
+        detail = {
+            "position_id": int(self.ids[p]), "owner": self.owner[p], "health_factor": health,
+            "collateral_token": int(self.collateral_token[p]), "debt_token": d,
+            "collateral_before": _big(self.collateral[p]), "debt_before": _big(debt),
+            "debt_repaid": _big(repay), "collateral_seized": _big(seized), "flash_loan_fee": _big(flash_fee),
+            "oracle_usd": {str(int(self.collateral_token[p])): float(price_usd[self.collateral_token[p]]),
+                           str(d): float(price_usd[d])},
+            "liquidation_threshold_bps": int(self.threshold_bps[p]), "liquidation_bonus_bps": int(self.bonus_bps[p]),
+            "close_factor_bps": int(self.close_factor_bps[p]), "step": int(self.liquidations[p]) + 1, "legs": legs,
+        }
+        row = {
+            "strategy": self.name, "block_number": block, "tx_index": -1, "path_id": int(self.ids[p]),
+            "start_token": d, "pools": [leg["pool"] for leg in legs],
+            "zero_for_one": [leg["zero_for_one"] for leg in legs], "amount_in": repay, "amount_out": amount,
+            "gross_profit_raw": gross_raw, "gross_profit_wei": gross_wei, "gas_units": gas_units,
+            "gas_price_wei": gas_price_wei, "gas_cost_wei": gas_cost_wei, "net_profit_wei": net_wei,
+            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block_offset]),
+            "detail": json.dumps(detail, sort_keys=True),
+        }
+        return row, debt, repay, seized
+
+    # -- evaluate -------------------------------------------------------------------------------------------------
+    def evaluate(self, batch, tables=None) -> StrategyResult:
+        first, last = batch.first_block, batch.first_block + batch.n_blocks - 1
+        price_usd = self.oracle.at(np.arange(first, last + 1))
+        opp = {f.name: [] for f in schema.OPPORTUNITIES}
+        trades = []
+        cache: dict = {}
+        open_ = np.asarray([c > 0 and d > 0 for c, d in zip(self.collateral, self.debt)], np.bool_)
+        todo = np.flatnonzero(open_ & (self.next_block <= last))
+        for _ in range(self.max_rounds):
+            if len(todo) == 0:
+                break
+            pos, blk, health, repay, seized, route, amount_out, net = self.screen(batch, todo, price_usd)
+            hit = np.flatnonzero((net > self.min_profit_wei) & (route >= 0))
+            if len(hit) == 0:
+                break
+            # the first hit of each position (pairs are sorted by position, then block)
+            hit = hit[np.concatenate(([True], pos[hit][1:] != pos[hit][:-1]))]
+            again = []
+            for i in hit.tolist():
+                p, b, r = int(pos[i]), int(blk[i]), int(route[i])
+                opp["strategy"].append(self.name)
+                opp["block_number"].append(first + b)
+                opp["tx_index"].append(-1)
+                opp["path_id"].append(int(self.ids[p]))
+                opp["start_token"].append(int(self.debt_token[p]))
+                opp["hops"].append(int((self.route_pools[r] >= 0).sum()))
+                opp["screen_amount_in"].append(float(repay[i]))
+                opp["screen_gross_profit_raw"].append(float(amount_out[i] - repay[i] * (1 + self.flash_fee_bps / 1e4)))
+                opp["screen_net_profit_wei"].append(float(net[i]))
+                priced = self.reprice(batch, p, b, r, price_usd[b], cache)
+                if priced is not None and priced[0]["net_profit_wei"] > self.min_profit_wei:
+                    row, debt, repaid, taken = priced
+                    row["screen_net_profit_wei"] = float(net[i])
+                    trades.append(row)
+                    self.collateral[p] -= taken
+                    self.debt[p] = debt - repaid
+                    self.ref_block[p] = first + b
+                    self.liquidations[p] += 1
+                self.next_block[p] = first + b + 1  # the next step (or a retry) comes no earlier
+                if self.next_block[p] <= last and self.collateral[p] > 0 and self.debt[p] > 0:
+                    again.append(p)
+            todo = np.asarray(again, np.int64)
+        return StrategyResult(opportunities_table(opp), trades)

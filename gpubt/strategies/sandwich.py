@@ -1,0 +1,382 @@
+"""Sandwich attacks on pending victim swaps (VICTIMS rows) on V2 and V3 pools.
+
+Screen: kernels/sandwich.py (float64, one thread per scenario: every victim alone, and with `multi_victim` every
+(pool, block, direction) group of >= 2 victims, first `max_victims_per_group` in block order, as one bundle).
+Select: per (pool, block) the best screened scenario over min_profit_wei (one sandwich per pool per block: a second
+one would run on a state the first changed). Verify: the bundle is re-run with exact integer math (gpubt.exact.v2
+getAmountOut / gpubt.exact.v3 V3Pool swaps) on the exact pre-state; the largest front-run is found exactly
+(integer bisection on "every victim's exact output >= amount_out_min", monotone in the front-run); the front-run
+taken is the better (exact profit) of the screen's optimum and that exact maximum. A trade is kept only if every
+victim's exact output is >= its amount_out_min and the exact net profit is > min_profit_wei.
+
+Gross profit is exact in raw units of the front-run's input token; gross_profit_wei is that amount when the token
+is WETH, else it converted at the block's reference price (rounded), as for arbitrage trades.
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from gpubt import schema
+from gpubt.exact import gas as exact_gas
+from gpubt.exact import v2 as exact_v2
+from gpubt.exact import v3 as exact_v3
+from gpubt.kernels.cycles import KEY_TX_BITS
+from gpubt.pack import WETH, point_key
+from gpubt.strategies.base import Strategy, StrategyResult
+
+THREADS_PER_BLOCK = 128
+
+
+def option(cfg, name: str, default):
+    """cfg.name (OmegaConf node, dict or None), `default` when absent."""
+    if cfg is None:
+        return default
+    value = cfg.get(name, None) if hasattr(cfg, "get") else getattr(cfg, name, None)
+    return default if value is None else value
+
+
+@functools.lru_cache(maxsize=None)
+def kernels_for(module: str, target: str):
+    """Compiled kernels of kernels/<module>.py for a backend name (cpu | cuda | cudasim), built once per process."""
+    import importlib
+
+    return importlib.import_module(f"gpubt.kernels.{module}").build(target)
+
+
+def launch(backend, kernels, driver: str, n: int, args) -> None:
+    """Run `<driver>_cpu` over n items on the CPU, or `<driver>_cuda` with one thread per item."""
+    if n == 0:
+        return
+    if backend.name == "cpu":
+        getattr(kernels, f"{driver}_cpu")(*args)
+        return
+    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
+    if backend.name == "cuda":
+        backend.xp.cuda.runtime.deviceSynchronize()
+
+
+class PoolMeta:
+    """Per pool_id arrays of the dataset's pools and the tokens' decimals."""
+
+    def __init__(self, dataset):
+        pools, tokens = dataset.pools, dataset.tokens
+        pid = pools.column("pool_id").to_numpy()
+        n = int(pid.max()) + 1 if len(pid) else 0
+        self.token0 = np.zeros(n, np.int32)
+        self.token1 = np.zeros(n, np.int32)
+        self.fee_ppm = np.zeros(n, np.int32)
+        self.is_v3 = np.zeros(n, np.bool_)
+        self.tick_spacing = np.zeros(n, np.int32)
+        self.token0[pid] = pools.column("token0").to_numpy()
+        self.token1[pid] = pools.column("token1").to_numpy()
+        self.fee_ppm[pid] = pools.column("fee_ppm").to_numpy()
+        self.is_v3[pid] = np.asarray(pools.column("protocol").to_pylist(), dtype=object) == "v3"
+        if "tick_spacing" in pools.column_names:
+            self.tick_spacing[pid] = pools.column("tick_spacing").fill_null(0).to_numpy()
+        for p in np.flatnonzero(self.is_v3 & (self.tick_spacing == 0)).tolist():
+            self.tick_spacing[p] = exact_v3.TICK_SPACINGS.get(int(self.fee_ppm[p]), 1)
+        self.gamma = 1.0 - self.fee_ppm.astype(np.float64) / 1e6
+        tid = tokens.column("token_id").to_numpy()
+        self.decimals = np.zeros(int(tid.max()) + 1 if len(tid) else 0, np.int64)
+        self.decimals[tid] = tokens.column("decimals").to_numpy()
+
+
+def token_wei_per_raw(batch, tables, decimals: np.ndarray) -> np.ndarray:
+    """(n_blocks, n_tokens) float64: wei value of one raw unit of each token at each block of the batch (reference
+    prices forward-filled from the batch start; WETH exactly 1; NaN where a token has no price yet)."""
+    current = np.array(tables.price_usd_start, np.float64, copy=True)
+    if len(current) < len(decimals):
+        current = np.concatenate([current, np.full(len(decimals) - len(current), np.nan)])
+    prices = tables.prices
+    p_block = prices.column("block_number").to_numpy() - batch.first_block
+    p_token = prices.column("token_id").to_numpy()
+    p_usd = prices.column("price_usd").to_numpy()
+    out = np.empty((batch.n_blocks, len(decimals)))
+    cursor = 0
+    for b in range(batch.n_blocks):
+        while cursor < len(p_block) and p_block[cursor] <= b:
+            current[p_token[cursor]] = p_usd[cursor]
+            cursor += 1
+        out[b] = current[:len(decimals)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = out / out[:, WETH:WETH + 1] * 10.0 ** (18 - decimals.astype(np.float64))[None, :]
+    out[:, WETH] = 1.0
+    return out
+
+
+class ExactPool:
+    """An exact pool state that executes exact-input swaps in order: V2 reserves or a V3Pool (quote copy)."""
+
+    def __init__(self, is_v3: bool, fee_ppm: int, reserves=None, v3_pool=None):
+        self.is_v3, self.fee_ppm = is_v3, fee_ppm
+        if is_v3:
+            self.pool = v3_pool
+        else:
+            self.r0, self.r1 = reserves
+
+    def swap(self, zero_for_one: bool, amount_in: int):
+        """(amount out, initialized ticks crossed), or None when the pool cannot take the whole input."""
+        if amount_in <= 0:
+            return 0, 0
+        if self.is_v3:
+            limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+            try:
+                o = self.pool.swap_outcome(zero_for_one, amount_in, limit, commit=False)
+            except exact_v3.V3Revert:
+                return None
+            paid, got = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
+            if paid != amount_in:
+                return None
+            self.pool.swap_outcome(zero_for_one, amount_in, limit, commit=True)
+            return got, o.ticks_crossed
+        try:
+            if zero_for_one:
+                out = exact_v2.get_amount_out(amount_in, self.r0, self.r1, self.fee_ppm)
+                self.r0, self.r1 = self.r0 + amount_in, self.r1 - out
+            else:
+                out = exact_v2.get_amount_out(amount_in, self.r1, self.r0, self.fee_ppm)
+                self.r0, self.r1 = self.r0 - out, self.r1 + amount_in
+        except ValueError:
+            return None
+        return out, 0
+
+
+def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims) -> dict | None:
+    """Run [front-run, victims..., back-run] exactly on a fresh pool from `make_pool()`; victims = [(amount_in,
+    amount_out_min)]. None when a swap cannot go through."""
+    pool = make_pool()
+    crossed = 0
+    bought = 0
+    if front_in > 0:
+        r = pool.swap(zero_for_one, front_in)
+        if r is None:
+            return None
+        bought, c = r
+        crossed += c
+    outs = []
+    for amount_in, _ in victims:
+        r = pool.swap(zero_for_one, amount_in)
+        if r is None:
+            return None
+        outs.append(r[0])
+    back = 0
+    if bought > 0:
+        r = pool.swap(not zero_for_one, bought)
+        if r is None:
+            return None
+        back, c = r
+        crossed += c
+    feasible = all(o >= m for o, (_, m) in zip(outs, victims))
+    return dict(front_out=bought, back_out=back, victim_out=outs, feasible=feasible, crossed=crossed,
+                gross=back - front_in)
+
+
+def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap: int) -> int:
+    """The largest integer front-run <= cap after which every victim still gets its minimum (exact math): the
+    constraint is monotone, so an integer bisection bracketed around the float `hint`. −1 if even 0 fails."""
+    def ok(a):
+        r = exact_bundle(make_pool, zero_for_one, a, victims)
+        return r is not None and r["feasible"]
+
+    if not ok(0):
+        return -1
+    lo = max(0, min(cap, int(hint * (1 - 1e-6))))
+    if not ok(lo):
+        lo = 0
+    hi = min(cap, int(hint * (1 + 1e-6)) + 2)
+    while hi < cap and ok(hi):  # the float hint was low: widen
+        lo, hi = hi, min(cap, 2 * hi + 1)
+    if ok(hi):
+        return hi
+    while hi - lo > 1:  # invariant: ok(lo), not ok(hi)
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class SandwichStrategy(Strategy):
+    name = "sandwich"
+
+    def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
+        super().__init__(cfg, dataset, backend, gas, min_profit_wei)
+        self.meta = PoolMeta(dataset)
+        self.capital_eth = float(option(cfg, "capital_eth", 100.0))
+        self.multi_victim = bool(option(cfg, "multi_victim", True))
+        self.max_group = int(option(cfg, "max_victims_per_group", 8))
+        self.max_steps = int(option(cfg, "v3_max_steps", 64))
+        self.stats = dict(victims=0, scenarios=0, screened_profitable=0, selected=0, trades=0, rejected_exact=0)
+
+    # -- scenarios --------------------------------------------------------------------------------------------
+    def scenarios(self, batch, victims: pa.Table):
+        """(victim columns, scenario arrays): singles first, then multi-victim groups."""
+        n = victims.num_rows
+        block = victims.column("block_number").to_numpy().astype(np.int64) - batch.first_block
+        tx = victims.column("tx_index").to_numpy().astype(np.int64)
+        pool = victims.column("pool_id").to_numpy().astype(np.int32)
+        zfo = victims.column("zero_for_one").to_numpy(zero_copy_only=False).astype(np.bool_)
+        amount_in = [int(v) for v in victims.column("amount_in").to_pylist()]
+        min_out = [int(v) for v in victims.column("amount_out_min").to_pylist()]
+        v = dict(block=block, tx=tx, pool=pool, zfo=zfo, amount_in=amount_in, min_out=min_out,
+                 amount_in_f=schema.amounts_to_float(victims.column("amount_in")),
+                 min_out_f=schema.amounts_to_float(victims.column("amount_out_min")),
+                 tx_hash=victims.column("tx_hash").to_pylist())
+        members = [[i] for i in range(n)]
+        if self.multi_victim and n:
+            order = np.lexsort((tx, zfo, block, pool))
+            groups: dict = {}
+            for i in order.tolist():
+                groups.setdefault((int(pool[i]), int(block[i]), bool(zfo[i])), []).append(i)
+            members += [g[:self.max_group] for g in groups.values() if len(g) >= 2]
+        return v, members
+
+    # -- evaluate ---------------------------------------------------------------------------------------------
+    def evaluate(self, batch, tables) -> StrategyResult:
+        victims = tables.victims
+        empty = StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
+        if victims.num_rows == 0:
+            return empty
+        v, members = self.scenarios(batch, victims)
+        self.stats["victims"] += victims.num_rows
+        n_s = len(members)
+        self.stats["scenarios"] += n_s
+        first = np.array([m[0] for m in members], np.int64)
+        s_pool = v["pool"][first]
+        s_block = v["block"][first]
+        s_zfo = v["zfo"][first]
+        s_key = point_key(s_block, v["tx"][first]) - 1
+        s_count = np.array([len(m) for m in members], np.int32)
+        s_start = np.zeros(n_s, np.int64)
+        np.cumsum(s_count[:-1], out=s_start[1:])
+        s_victims = np.array([i for m in members for i in m], np.int32)
+        token_wei = token_wei_per_raw(batch, tables, self.meta.decimals)
+        token_in = np.where(s_zfo, self.meta.token0[s_pool], self.meta.token1[s_pool])
+        s_wei = token_wei[s_block, token_in]
+        s_capital = np.where(np.isfinite(s_wei) & (s_wei > 0), self.capital_eth * 1e18 / np.where(s_wei > 0, s_wei, 1),
+                             0.0)
+        s_wei = np.nan_to_num(s_wei, nan=0.0)
+        s_gas_price = batch.gas_price_wei[s_block]
+
+        be = self.backend
+        k = kernels_for("sandwich", be.name)
+        dev = lambda a: be.to_device(np.require(a, requirements=("C", "W")))  # noqa: E731 (the simulator writes back)
+        outs = [be.xp.zeros(n_s, np.float64) for _ in range(4)] + [be.xp.zeros(n_s, np.int64)]
+        args = (dev(s_pool), dev(s_key), dev(s_zfo), dev(s_start), dev(s_count), dev(s_capital), dev(s_wei),
+                dev(s_gas_price), dev(s_victims), dev(v["amount_in_f"]), dev(v["min_out_f"]), dev(self.meta.is_v3),
+                dev(self.meta.gamma), *(dev(a) for a in batch.kernel_state()), self.max_steps,
+                float(exact_gas.V2_SWAP_TX_GAS), float(exact_gas.V3_SWAP_TX_BASE_GAS),
+                float(exact_gas.V3_SWAP_TX_GAS_PER_TICK), *outs)
+        launch(be, k, "screen_sandwich", n_s, args)
+        x, a_max, gross, net, crossed = (be.to_host(o) for o in outs)
+
+        passed = np.flatnonzero((net > self.min_profit_wei) & (x > 0))
+        self.stats["screened_profitable"] += len(passed)
+        opportunities = pa.Table.from_pydict({
+            "strategy": ["sandwich"] * len(passed),
+            "block_number": (batch.first_block + s_block[passed]).tolist(),
+            "tx_index": (v["tx"][first[passed]] - 1).tolist(),
+            "path_id": first[passed].tolist(),
+            "start_token": token_in[passed].tolist(),
+            "hops": [2] * len(passed),
+            "screen_amount_in": x[passed].tolist(),
+            "screen_gross_profit_raw": gross[passed].tolist(),
+            "screen_net_profit_wei": net[passed].tolist(),
+        }, schema=schema.OPPORTUNITIES)
+
+        # one sandwich per (pool, block): the best screened scenario
+        best: dict = {}
+        for i in passed[np.argsort(-net[passed], kind="stable")].tolist():
+            best.setdefault((int(s_pool[i]), int(s_block[i])), i)
+        self.stats["selected"] += len(best)
+        trades = []
+        cache: dict = {}
+        for i in sorted(best.values()):
+            trade = self.reprice(batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]),
+                                 float(s_capital[i]), int(token_in[i]), float(s_wei[i]), cache)
+            if trade is None or trade["net_profit_wei"] <= self.min_profit_wei:
+                self.stats["rejected_exact"] += 1
+                continue
+            trade["path_id"] = int(first[i])
+            trade["screen_net_profit_wei"] = float(net[i])
+            trades.append(trade)
+        self.stats["trades"] += len(trades)
+        return StrategyResult(opportunities, trades)
+
+    def make_pool_factory(self, batch, pool: int, key: int, cache: dict):
+        """A function returning a fresh ExactPool at (pool, key)."""
+        fee = int(self.meta.fee_ppm[pool])
+        if self.meta.is_v3[pool]:
+            from gpubt.engine.verify import v3_quote_pool
+
+            sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+            spacing = int(self.meta.tick_spacing[pool])
+            return lambda: ExactPool(True, fee, v3_pool=v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick,
+                                                                      table, cache))
+        r0, r1 = batch.exact_reserves(np.array([pool]), np.array([key]))
+        return lambda: ExactPool(False, fee, reserves=(r0[0], r1[0]))
+
+    def reprice(self, batch, v, member: list, key: int, x_float: float, a_max_float: float, capital_raw: float,
+                token_in: int, wei_per_raw: float, cache: dict) -> dict | None:
+        """The exact trade of one scenario (see the module docstring), or None when no exact front-run works."""
+        pool = int(v["pool"][member[0]])
+        zfo = bool(v["zfo"][member[0]])
+        victims = [(v["amount_in"][j], v["min_out"][j]) for j in member]
+        make_pool = self.make_pool_factory(batch, pool, key, cache)
+        cap = int(capital_raw)
+        a_max = exact_max_frontrun(make_pool, zfo, victims, min(a_max_float, capital_raw), cap)
+        if a_max <= 0:
+            return None
+        best = None
+        for a in sorted({min(max(1, int(x_float)), a_max), a_max}):
+            r = exact_bundle(make_pool, zfo, a, victims)
+            if r is None or not r["feasible"]:
+                continue
+            if best is None or r["gross"] > best[1]["gross"]:
+                best = (a, r)
+        if best is None:
+            return None
+        a, r = best
+        block = (key + 1) >> KEY_TX_BITS
+        gross_raw = r["gross"]
+        gross_wei = gross_raw if token_in == WETH else round(gross_raw * wei_per_raw)
+        if self.meta.is_v3[pool]:
+            gas_units = 2 * exact_gas.V3_SWAP_TX_BASE_GAS + exact_gas.V3_SWAP_TX_GAS_PER_TICK * r["crossed"]
+        else:
+            gas_units = 2 * exact_gas.V2_SWAP_TX_GAS
+        gas_price_wei = int(batch.base_fee_wei[block]) + int(self.gas.priority_fee_wei)
+        gas_cost = gas_units * gas_price_wei
+        net = gross_wei - gas_cost
+        detail = {
+            "kind": "v3" if self.meta.is_v3[pool] else "v2",
+            "pool": pool,
+            "front_run_in": a, "front_run_out": r["front_out"], "back_run_in": r["front_out"],
+            "back_run_out": r["back_out"], "max_front_run": a_max, "ticks_crossed": r["crossed"],
+            "victims": [{"tx_index": int(v["tx"][j]), "tx_hash": v["tx_hash"][j], "amount_in": str(v["amount_in"][j]),
+                         "amount_out_min": str(v["min_out"][j]), "amount_out": str(o)}
+                        for j, o in zip(member, r["victim_out"])],
+        }
+        return {
+            "strategy": "sandwich",
+            "block_number": batch.first_block + block,
+            "tx_index": int(v["tx"][member[0]]) - 1,
+            "start_token": token_in,
+            "pools": [pool, pool],
+            "zero_for_one": [zfo, not zfo],
+            "amount_in": a,
+            "amount_out": r["back_out"],
+            "gross_profit_raw": gross_raw,
+            "gross_profit_wei": gross_wei,
+            "gas_units": gas_units,
+            "gas_price_wei": gas_price_wei,
+            "gas_cost_wei": gas_cost,
+            "net_profit_wei": net,
+            "net_profit_usd": net / 1e18 * float(batch.eth_usd[block]),
+            "detail": json.dumps(detail),
+        }

@@ -1,0 +1,19 @@
+"""`gpubt bench --smoke`: the benchmark suite runs end to end in seconds, so it cannot silently rot."""
+import json
+import subprocess
+import sys
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "suite.json"
+    proc = subprocess.run([sys.executable, "-m", "gpubt.cli", "bench", "--smoke", "--cache-dir", str(tmp_path / "c"),
+                           "--json", str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mode"] == "smoke" and report["machine"]["cores"] >= 1
+    workloads = [r["workload"] for r in report["rows"]]
+    for prefix in ("kernel:", "end to end: tiny", "context cost", "peak RSS", "threshold sweep"):
+        assert any(w.startswith(prefix) for w in workloads), prefix
+    for r in report["rows"]:
+        assert r["ratio"] > 0 and r["target"]
+    assert "met?" in proc.stdout

@@ -1,0 +1,51 @@
+"""The float64 screen never drops an opportunity whose exact profit clears the threshold (engine/verify.py).
+
+On random V2 cycles with mainnet-like reserves, coarse intermediates (6- and 8-decimal tokens) included, the
+float screen's profit never underestimates the exact (integer, refined) profit by more than the screening
+margin, so exact net > threshold implies float net > screen_floor(threshold): the candidate reaches exact
+re-pricing. (Mixed V2/V3 cycles: tests/kernels/test_amm_v3.py bounds their float-vs-exact error.)
+"""
+import numpy as np
+
+from gpubt.engine.verify import SCREEN_MARGIN_REL, SCREEN_MARGIN_WEI, screen_floor
+from gpubt.exact.v2 import refine_optimal_input
+
+
+def test_float_screen_never_underestimates_beyond_the_margin(cpu_kernels):
+    rng = np.random.default_rng(11)
+    worst = 0.0
+    checked = 0
+    for _ in range(400):
+        hops = int(rng.integers(2, 4))
+        # WETH (1e18/unit) → intermediates with 6, 8 or 18 decimals → WETH; prices around 1:2000 etc.
+        decimals = rng.choice([6, 8, 18], hops - 1)
+        depth_eth = 10 ** rng.uniform(1, 4.5, hops)
+        price = 10 ** rng.uniform(-1, 3.5, hops - 1)              # intermediate tokens per ETH
+        units = [1e18] + [10.0 ** d for d in decimals] + [1e18]
+        token_per_eth = [1.0] + list(price) + [1.0]
+        r_in, r_out = [], []
+        for h in range(hops):
+            skew = 1 + rng.normal(0, 0.01)
+            r_in.append(int(depth_eth[h] * token_per_eth[h] * units[h]))
+            r_out.append(int(depth_eth[h] * token_per_eth[h + 1] * units[h + 1] * skew))
+        k, m, n = 1.0, 1.0, 0.0
+        for a, b in zip(r_in, r_out):
+            k, m, n = cpu_kernels.compose_hop(k, m, n, float(a), float(b), 0.997)
+        x = cpu_kernels.optimal_input(k, m, n)
+        if x <= 0:
+            continue
+        float_gross = cpu_kernels.cycle_out(x, k, m, n) - x
+        _, exact_gross = refine_optimal_input(x, r_in, r_out, [3000] * hops)
+        if exact_gross <= 0:
+            continue
+        checked += 1
+        shortfall = exact_gross - float_gross           # how much the float screen underestimates
+        margin = SCREEN_MARGIN_REL * abs(float_gross) + SCREEN_MARGIN_WEI
+        assert shortfall < margin, (r_in, r_out, exact_gross, float_gross)
+        worst = max(worst, shortfall / max(exact_gross, 1))
+        # the property the controller relies on, for a threshold just under the exact profit
+        gas = 3e15
+        threshold = exact_gross - gas - 1
+        assert float_gross - gas > screen_floor(int(threshold), float_gross)
+    assert checked > 100
+    assert worst < SCREEN_MARGIN_REL / 3  # the margin keeps a 3x safety factor over the worst case seen

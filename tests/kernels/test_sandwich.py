@@ -1,0 +1,221 @@
+"""The sandwich kernel: V2 closed-form largest front-run vs exact integer bisection, profit unimodality, CPU build
+vs the CUDA build under the simulator vs the pure-Python source, and sm_90 PTX of every function and kernel."""
+import numpy as np
+import pytest
+
+from gpubt.exact import v2 as exact_v2
+from gpubt.kernels import sandwich as ks
+from gpubt.strategies.sandwich import ExactPool, exact_bundle, exact_max_frontrun, launch
+
+from . import v3_market
+
+GAS = (87_984.0, 99_427.0, 23_703.0)
+
+
+@pytest.fixture(scope="module")
+def py():
+    return ks.build("python")
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return ks.build("cpu")
+
+
+def exact_v2_max_frontrun(r_in, r_out, v, m):
+    """Largest integer a with getAmountOut(v) after front-run a >= m, by plain integer bisection (brute force)."""
+    def ok(a):
+        if a == 0:
+            return exact_v2.get_amount_out(v, r_in, r_out) >= m
+        o = exact_v2.get_amount_out(a, r_in, r_out)
+        return exact_v2.get_amount_out(v, r_in + a, r_out - o) >= m
+    lo, hi = 0, 1
+    while ok(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo, ok
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_v2_closed_form_max_frontrun_vs_exact_bisection(py, seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        r_in = int(10 ** rng.uniform(18, 24))
+        r_out = int(r_in * 10 ** rng.uniform(-12, 3))
+        v = int(r_in * 10 ** rng.uniform(-4, -1))
+        slip = float(rng.choice([0.001, 0.005, 0.01, 0.03, 0.1]))
+        m = int(exact_v2.get_amount_out(v, r_in, r_out) * (1 - slip))
+        a_float = py.sandwich_max_frontrun_v2(float(r_in), float(r_out), 0.997, float(v), float(m))
+        a_exact, ok = exact_v2_max_frontrun(r_in, r_out, v, m)
+        assert ok(a_exact) and not ok(a_exact + 1)  # the victim gets >= m at the max and < m one unit above
+        # floors make the exact boundary move by ~one output unit: relative 1/m of the victim's minimum
+        assert a_float == pytest.approx(a_exact, rel=1e-9 + 100 / m)
+        # the host's bracketed integer search (used by the strategy's exact re-pricing) finds the same boundary
+        make = lambda: ExactPool(False, 3000, reserves=(r_in, r_out))  # noqa: E731
+        assert exact_max_frontrun(make, True, [(v, m)], a_float, 10**40) == a_exact
+    # a victim that fails even unsandwiched has no front-run
+    assert py.sandwich_max_frontrun_v2(1e21, 1e21, 0.997, 1e18, 1e18) < 0
+
+
+def random_scenarios(seed, n=60, v3_share=0.5, multi=True):
+    """Kernel args (without outputs) of random scenarios on the random V2/V3 batch of v3_market, and the exact
+    pool of each scenario's state: (args, exact, victims, scen)."""
+    args, _, info = v3_market.random_batch(seed, n_pools=10, n_blocks=3, v3_share=v3_share)
+    state = args[9:21]
+    log_offsets, log_key = state[0], state[1]
+    rng = np.random.default_rng(seed + 100)
+    py = ks.build("python")
+    pools = [p for p in range(len(log_offsets) - 1) if log_offsets[p + 1] > log_offsets[p]]
+    s_pool, s_key, s_zfo, s_start, s_count, victims_in, victims_min, s_victims, exact = [], [], [], [], [], [], [], [], []
+    capital = []
+    for i in range(n):
+        p = int(rng.choice(pools))
+        j = int(rng.integers(log_offsets[p], log_offsets[p + 1]))
+        zfo = bool(rng.random() < 0.5)
+        is_v3 = bool(info["is_v3_pool"][p])
+        gamma = 1 - info["fee"][p] / 1e6
+        r0, r1, s, L, t = state[2][j], state[3][j], state[4][j], state[5][j], state[6][j]
+        v = state[7][j]
+        lo, hi = (state[8][v], state[8][v + 1]) if is_v3 else (0, 0)
+        size = (L / s if zfo else L * s) if is_v3 else (r0 if zfo else r1)
+        capital.append(10 * size)  # bisection resolution: 2**-64 of the capital
+        count = int(rng.integers(2, 4)) if (multi and rng.random() < 0.3) else 1
+        s_start.append(len(s_victims))
+        for _ in range(count):
+            amount = size * 10 ** rng.uniform(-4, -1.5)
+            out, r0, r1, s, L, t, c, ok = py.pool_swap(amount, zfo, is_v3, gamma, r0, r1, s, L, t, state[9],
+                                                       state[10], state[11], lo, hi, 64)
+            s_victims.append(len(victims_in))
+            victims_in.append(float(int(amount)))
+            victims_min.append(float(int(out * (1 - rng.choice([0.001, 0.005, 0.01, 0.03])))))
+        s_pool.append(p), s_key.append(int(log_key[j])), s_zfo.append(zfo), s_count.append(count)
+        exact.append(info["exact"][j])
+    n = len(s_pool)
+    block = np.zeros(n, np.int64)
+    kargs = (np.array(s_pool, np.int32), np.array(s_key, np.int64), np.array(s_zfo), np.array(s_start, np.int64),
+             np.array(s_count, np.int32), np.array(capital), np.ones(n), np.full(n, 1e9) + block,
+             np.array(s_victims, np.int32), np.array(victims_in), np.array(victims_min),
+             np.asarray(info["is_v3_pool"]), 1 - info["fee"] / 1e6, *state, 64, *GAS)
+    return kargs, exact, info
+
+
+def outputs(n):
+    return [np.zeros(n) for _ in range(4)] + [np.zeros(n, np.int64)]
+
+
+@pytest.mark.parametrize("seed, v3_share", [(0, 0.0), (1, 0.5), (2, 0.8)])
+def test_cpu_equals_python_reference(py, cpu, seed, v3_share):
+    kargs, _, _ = random_scenarios(seed, v3_share=v3_share)
+    n = kargs[0].shape[0]
+    o_cpu, o_py = outputs(n), outputs(n)
+    cpu.screen_sandwich_cpu(*kargs, *o_cpu)
+    for i in range(n):
+        py.screen_sandwich(i, *kargs, *o_py)
+    for a, b in zip(o_cpu, o_py):
+        np.testing.assert_array_equal(a, b)
+    assert (o_cpu[2] > 0).any() and (o_cpu[2] == 0).any()  # profitable and unprofitable scenarios both occur
+
+
+def test_cudasim_equals_cpu(cpu):
+    """One thread per scenario under the simulator == the CPU build (no FMA on either: exact equality)."""
+    from gpubt.backend import Backend
+
+    kargs, _, _ = random_scenarios(3, n=40, v3_share=0.5)
+    n = kargs[0].shape[0]
+    o_cpu, o_sim = outputs(n), outputs(n)
+    cpu.screen_sandwich_cpu(*kargs, *o_cpu)
+    launch(Backend("cudasim"), ks.build("cudasim"), "screen_sandwich", n, kargs + tuple(o_sim))
+    for a, b in zip(o_cpu, o_sim):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_screen_optimum_is_the_max_of_a_profit_scan(py):
+    """P(a) is unimodal on [0, a_hi]: the golden-section optimum beats a 400-point scan (up to float noise)."""
+    kargs, _, _ = random_scenarios(4, n=30, v3_share=0.5)
+    n = kargs[0].shape[0]
+    o = outputs(n)
+    state = kargs[13:25]
+    for i in range(n):
+        py.screen_sandwich(i, *kargs, *o)
+        a_hi = min(o[1][i], kargs[5][i])
+        if a_hi <= 0:
+            continue
+        p = int(kargs[0][i])
+        k = py.find_state(state[0], state[1], p, kargs[1][i])
+        is_v3 = bool(kargs[11][p])
+        v = state[7][k]
+        lo, hi = (state[8][v], state[8][v + 1]) if is_v3 else (0, 0)
+        scan = []
+        for a in np.linspace(0, a_hi, 401)[1:]:
+            g, feasible, c, ok = py.sandwich_eval(a, kargs[3][i], kargs[4][i], kargs[8], kargs[9], kargs[10],
+                                                  bool(kargs[2][i]), is_v3, kargs[12][p], state[2][k], state[3][k],
+                                                  state[4][k], state[5][k], state[6][k], state[9], state[10],
+                                                  state[11], lo, hi, 64)
+            scan.append(g if ok else -np.inf)
+        assert o[2][i] >= max(max(scan), 0.0) * (1 - 1e-9) - 1e-6 * a_hi
+
+
+def test_exact_bundle_round_trip_keeps_every_victim_whole():
+    """Exact re-pricing at the exact largest front-run: every victim gets >= its minimum; one unit more breaks one."""
+    kargs, exact, info = random_scenarios(5, n=40, v3_share=0.5)
+    n = kargs[0].shape[0]
+    o = outputs(n)
+    ks.build("python").screen_sandwich_cpu(*kargs, *o)
+    checked = 0
+    for i in range(n):
+        if o[2][i] <= 0:
+            continue
+        start, count = int(kargs[3][i]), int(kargs[4][i])
+        victims = [(int(kargs[9][kargs[8][start + j]]), int(kargs[10][kargs[8][start + j]])) for j in range(count)]
+        kind = exact[i]
+        p = int(kargs[0][i])
+        if kind[0] == "v2":
+            make = lambda kind=kind, p=p: ExactPool(False, int(info["fee"][p]), reserves=(kind[1], kind[2]))  # noqa
+        else:
+            make = lambda kind=kind, p=p: ExactPool(True, int(info["fee"][p]),  # noqa: E731
+                                                    v3_pool=v3_market.copy_pool(kind[1]))
+        zfo = bool(kargs[2][i])
+        a_max = exact_max_frontrun(make, zfo, victims, float(o[1][i]), 10**40)
+        assert a_max > 0
+        r = exact_bundle(make, zfo, a_max, victims)
+        assert r["feasible"] and all(out >= m for out, (_, m) in zip(r["victim_out"], victims))
+        over = exact_bundle(make, zfo, a_max + 1, victims)
+        assert over is None or not over["feasible"]
+        assert a_max == pytest.approx(o[1][i], rel=1e-6)
+        checked += 1
+    assert checked >= 5
+
+
+@pytest.fixture
+def ptx_without_gpu(monkeypatch):
+    import numba.cuda.dispatcher as dispatcher
+
+    class _Device:
+        compute_capability = (9, 0)
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device())
+
+
+def test_every_device_function_and_kernel_compiles_to_ptx(cpu, ptx_without_gpu):
+    """Signatures are taken from the CPU build after a run (same argument types on both targets)."""
+    from numba import cuda
+
+    from gpubt.kernels import compile as kc
+
+    kargs, _, _ = random_scenarios(6, n=20, v3_share=0.5)
+    cpu.screen_sandwich_cpu(*kargs, *outputs(kargs[0].shape[0]))
+    for fn in (cpu.sandwich_max_frontrun_v2,):
+        fn(1e21, 1e21, 0.997, 1e18, 9e17)
+    cuda_fns = ks.build("cuda")
+    deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
+    for fn in ks.DEVICE_FUNCTIONS:
+        sigs = getattr(cpu, fn.__name__).signatures
+        assert sigs, fn.__name__
+        ptx, _ = cuda.compile_ptx(kc.rebind(fn, deps), sigs[0], device=True, cc=(9, 0))
+        assert ".target sm_90" in ptx and ".func" in ptx, fn.__name__
+    deps["cuda"] = cuda
+    ptx, _ = cuda.compile_ptx(kc.rebind(ks.screen_sandwich_cuda, deps), cpu.screen_sandwich_cpu.signatures[0],
+                              cc=(9, 0))
+    assert ".entry" in ptx and ".target sm_90" in ptx
