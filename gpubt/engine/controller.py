@@ -119,7 +119,7 @@ class DevicePaths:
 
         slot_of = {int(t): i for i, t in enumerate(start_tokens.tolist())}
         start_slot = np.asarray([slot_of[int(t)] for t in paths.start_token.tolist()], np.int32)
-        gas_units = gas.units(paths.hops).astype(np.float64)
+        gas_units = gas.units(paths.hops, paths.is_v3.sum(axis=1)).astype(np.float64)  # ticks: exact re-pricing
         up = backend.to_device
         return cls(up(paths.pools), up(paths.zero_for_one), up(paths.gamma), up(paths.is_v3), up(gas_units),
                    up(start_slot), start_slot, V3_MAX_STEPS)
@@ -357,18 +357,34 @@ def _in_point_order(table: pa.Table) -> pa.Table:
     return table.take(order).combine_chunks()
 
 
-def _by_strategy(landed: pa.Table, opportunities: pa.Table) -> dict:
-    """Per strategy: opportunities, trades landed, exact net profit (wei string and ETH), win rate."""
+def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunities: pa.Table) -> dict:
+    """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win rate."""
     out = {}
     opp_names = opportunities.column("strategy").to_pylist()
+    tried = attempted.column("strategy").to_pylist()
     names = landed.column("strategy").to_pylist()
     nets = [int(v) for v in landed.column("net_profit_wei").to_pylist()]
-    for name in sorted(set(opp_names) | set(names)):
+    gas = [int(v) for v in landed.column("gas_cost_wei").to_pylist()]
+    for name in sorted(set(opp_names) | set(tried)):
         net = [v for n, v in zip(names, nets) if n == name]
-        out[name] = {"opportunities": opp_names.count(name), "trades": len(net), "net_profit_wei": str(sum(net)),
-                     "net_profit_eth": sum(net) / WEI_PER_ETH,
+        n_tried = tried.count(name)
+        out[name] = {"opportunities": opp_names.count(name), "attempted": n_tried, "trades": len(net),
+                     "survival_rate": len(net) / n_tried if n_tried else None,
+                     "net_profit_wei": str(sum(net)), "net_profit_eth": sum(net) / WEI_PER_ETH,
+                     "gas_cost_eth": sum(g for n, g in zip(names, gas) if n == name) / WEI_PER_ETH,
                      "win_rate": sum(1 for v in net if v > 0) / len(net) if net else None}
     return out
+
+
+def format_by_strategy(by: dict) -> str:
+    """The console's per-strategy table."""
+    lines = [f"{'strategy':<12}{'opportunities':>14}{'attempted':>11}{'won':>8}{'survival':>10}"
+             f"{'net profit ETH':>16}{'gas ETH':>12}"]
+    for name, r in by.items():
+        survival = "n/a" if r["survival_rate"] is None else f"{r['survival_rate']:.1%}"
+        lines.append(f"{name:<12}{r['opportunities']:>14,}{r['attempted']:>11,}{r['trades']:>8,}{survival:>10}"
+                     f"{r['net_profit_eth']:>16.6f}{r['gas_cost_eth']:>12.6f}")
+    return "\n".join(lines)
 
 
 def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
@@ -416,7 +432,8 @@ def run(cfg) -> Path:
     start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
     paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [], int(arbitrage.max_hops) if arbitrage
                              else 2, int(arbitrage.min_hops) if arbitrage else 2)
-    gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units), int(round(cfg.gas.priority_fee_gwei * GWEI)))
+    gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units), int(round(cfg.gas.priority_fee_gwei * GWEI)),
+                   int(cfg.gas.v3_hop_units), int(cfg.gas.v3_tick_units))
     min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
     strategies = [load_strategy(name)(cfg.strategy[name], dataset, backend, gas, min_profit_wei)
                   for name in cfg.strategy if name != "arbitrage"]
@@ -478,6 +495,8 @@ def run(cfg) -> Path:
         if work.exists() and not (work / "checkpoint.json").is_file():
             shutil.rmtree(work, ignore_errors=True)
     print(format_summary(summary))
+    if len(summary["by_strategy"]) > 1:
+        print(format_by_strategy(summary["by_strategy"]))
     if validation is not None:
         print(format_scores(validation.scores))
     print(f"results  {out_dir}", flush=True)
@@ -508,6 +527,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "min_profit_wei": str(min_profit_wei),
             "threshold": threshold_info,
             "gas_model": {"base_units": gas.base_units, "per_hop_units": gas.per_hop_units,
+                          "v3_hop_units": gas.v3_hop_units, "v3_tick_units": gas.v3_tick_units,
                           "priority_fee_wei": gas.priority_fee_wei},
         },
         "timing": {  # this process's work (a resumed run times only what it did itself)
@@ -527,7 +547,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
         },
     }
     summary["competition"] = competition_summary
-    summary["by_strategy"] = _by_strategy(competition.landed(trades), opportunities)
+    summary["by_strategy"] = _by_strategy(trades, competition.landed(trades), opportunities)
     if validation is not None:
         summary["validation"] = validation.scores
     return json_safe(summary)

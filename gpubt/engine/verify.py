@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpubt.exact import gas as exact_gas
 from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS
@@ -22,14 +23,19 @@ from gpubt.paths import Paths
 
 @dataclass(frozen=True)
 class GasModel:
-    """gas units of a cycle = base_units + per_hop_units × hops; price = base fee + priority fee (wei/gas)."""
+    """gas units of a cycle = base_units + per_hop_units × V2 hops + Σ over V3 hops (v3_hop_units + v3_tick_units ×
+    initialized ticks crossed); price = base fee + priority fee (wei/gas). The screen knows no tick crossings
+    (it charges v3_hop_units); exact re-pricing counts them. Defaults: gpubt/exact/gas.py."""
 
     base_units: int
     per_hop_units: int
     priority_fee_wei: int
+    v3_hop_units: int = exact_gas.V3_HOP_GAS
+    v3_tick_units: int = exact_gas.V3_GAS_PER_TICK_CROSSED
 
-    def units(self, hops):
-        return self.base_units + self.per_hop_units * hops
+    def units(self, hops, v3_hops=0, ticks_crossed=0):
+        return (self.base_units + self.per_hop_units * (hops - v3_hops) + self.v3_hop_units * v3_hops
+                + self.v3_tick_units * ticks_crossed)
 
 
 # The float64 screen must never drop an opportunity whose exact profit clears the threshold. Float-vs-exact error
@@ -101,6 +107,12 @@ class V3Hop:
     def least_input(self, amount_out: int):
         quote = self._quote(-amount_out)
         return quote[0] if quote is not None and quote[1] >= amount_out else None
+
+    def ticks_crossed(self, amount_in: int) -> int:
+        try:
+            return self.pool.swap_outcome(self.zero_for_one, amount_in, self.limit, commit=False).ticks_crossed
+        except exact_v3.V3Revert:
+            return 0
 
 
 class V2Hop:
@@ -233,6 +245,19 @@ def _plateau_start(x: int, hops) -> int:
     return hi
 
 
+def _ticks_crossed(hops, amount_in: int) -> int:
+    """Initialized ticks the exact V3 hops cross when the cycle runs with `amount_in` (for their gas)."""
+    crossed = 0
+    amount = amount_in
+    for hop in hops:
+        if amount <= 0:
+            break
+        if isinstance(hop, V3Hop):
+            crossed += hop.ticks_crossed(amount)
+        amount = hop(amount)
+    return crossed
+
+
 def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, x_float: np.ndarray,
             gas: GasModel, start_slots: np.ndarray) -> list[dict]:
     """Trades re-priced with exact V2 / V3 math at each point's exact state; every amount a Python int.
@@ -270,6 +295,7 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
                     hop_fns.append(v2_hop(reserves_in[h], reserves_out[h], fees[h]))
             amount_in, gross_raw = refine_mixed_input(float(x_float[t]), hop_fns)
         else:
+            hop_fns = ()
             amount_in, gross_raw = exact_v2.refine_optimal_input(float(x_float[t]), reserves_in, reserves_out, fees)
         block = (key + 1) >> KEY_TX_BITS
         start_token = int(paths.start_token[path])
@@ -277,7 +303,9 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
             gross_wei = gross_raw
         else:  # priced at the block's reference rate: exact in the start token, not in ETH
             gross_wei = round(gross_raw * float(batch.wei_per_raw[block, start_slots[path]]))
-        gas_units = int(gas.units(hops))
+        n_v3 = int(paths.is_v3[path, :hops].sum())
+        ticks = _ticks_crossed(hop_fns, amount_in) if n_v3 else 0
+        gas_units = int(gas.units(hops, n_v3, ticks))
         gas_price_wei = int(batch.base_fee_wei[block]) + gas.priority_fee_wei
         gas_cost_wei = gas_units * gas_price_wei
         net_wei = gross_wei - gas_cost_wei

@@ -51,3 +51,8 @@ V3_BURN_COLLECT_TX_GAS = 152_704  # after the refund; p10-p90 152,452-152,792 (b
 # Both ticks already initialized by other LPs' positions (the mint/burn only change their liquidity):
 V3_MINT_TX_GAS_TICKS_INITIALIZED = 185_225  # p10-p90 184,839-185,347
 V3_BURN_COLLECT_TX_GAS_TICKS_INITIALIZED = 121_006  # p10-p90 120,743-121,139
+
+
+# A V3 hop inside a cycle (not measured in an executor yet): the V2 hop's marginal cost plus the difference
+# between the V3 and V2 swap calls measured alone; + V3_GAS_PER_TICK_CROSSED per initialized tick crossed.
+V3_HOP_GAS = V2_HOP_GAS + (V3_SWAP_BASE_GAS - V2_SWAP_GAS)

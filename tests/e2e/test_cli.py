@@ -67,9 +67,10 @@ def _v3_amount_out(events_rows, info, amount, zero_for_one, block, tx):
     pool.ticks = {t: exact_v3.TickInfo(g, n) for t, (g, n) in ticks.items() if g}
     pool.initialized = sorted(t // pool.tick_spacing for t in pool.ticks)
     limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
-    amount0, amount1 = pool.swap(zero_for_one, amount, limit)
+    outcome = pool.swap_outcome(zero_for_one, amount, limit)
+    amount0, amount1 = outcome.amount0, outcome.amount1
     assert (amount0 if zero_for_one else amount1) == amount
-    return -(amount1 if zero_for_one else amount0)
+    return -(amount1 if zero_for_one else amount0), outcome.ticks_crossed
 
 
 def _state_at(states, pool, block, tx):
@@ -114,9 +115,12 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
     total_net = total_gas = 0
     for t in trades:
         amount = int(t["amount_in"])
+        v3_hops = ticks = 0
         for pool, zfo in zip(t["pools"], t["zero_for_one"]):
             if pools[pool]["protocol"] == "v3":  # V3 hops: gpubt.exact.v3 on the replayed events
-                amount = _v3_amount_out(events, pools[pool], amount, zfo, t["block_number"], t["tx_index"])
+                amount, crossed = _v3_amount_out(events, pools[pool], amount, zfo, t["block_number"], t["tx_index"])
+                v3_hops += 1
+                ticks += crossed
                 continue
             assert pools[pool]["fee_ppm"] == 3000
             r0, r1 = _state_at(states, pool, t["block_number"], t["tx_index"])
@@ -125,7 +129,9 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
         gross = amount - int(t["amount_in"])
         assert gross == int(t["gross_profit_wei"])  # WETH start: raw units are wei
         gas_price = base_fee[t["block_number"]] + gas_cfg["priority_fee_wei"]
-        gas_cost = (gas_cfg["base_units"] + gas_cfg["per_hop_units"] * len(t["pools"])) * gas_price
+        gas_units = (gas_cfg["base_units"] + gas_cfg["per_hop_units"] * (len(t["pools"]) - v3_hops)
+                     + gas_cfg["v3_hop_units"] * v3_hops + gas_cfg["v3_tick_units"] * ticks)
+        gas_cost = gas_units * gas_price
         assert gas_cost == int(t["gas_cost_wei"])
         total_net += gross - gas_cost
         total_gas += gas_cost
@@ -332,3 +338,9 @@ def test_all_strategies_with_competition(tiny_run, tmp_path):
     assert abs(m["survival_rate"] - len(landed) / len(trades)) < 1e-12
     by = summary["by_strategy"]
     assert sum(v["trades"] for v in by.values()) == len(landed)
+    assert sum(v["attempted"] for v in by.values()) == len(trades)
+    for name, row in by.items():
+        won = [t for t in landed if t["strategy"] == name]
+        assert row["trades"] == len(won)
+        assert abs(row["gas_cost_eth"] - sum(int(t["gas_cost_wei"]) for t in won) / 1e18) < 1e-9
+    assert "survival" in proc.stdout  # the per-strategy table

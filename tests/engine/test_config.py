@@ -14,6 +14,7 @@ def test_gas_defaults_are_the_measured_constants():
     cfg = _cfg()
     assert cfg.gas.base_units == gas.CYCLE_BASE_GAS
     assert cfg.gas.per_hop_units == gas.V2_HOP_GAS
+    assert cfg.gas.v3_hop_units == gas.V3_HOP_GAS and cfg.gas.v3_tick_units == gas.V3_GAS_PER_TICK_CROSSED
 
 
 def test_groups_compose():
