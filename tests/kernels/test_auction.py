@@ -54,11 +54,11 @@ def assert_same(a: dict, b: dict):
 
 @pytest.mark.parametrize("policy, failed_cost_wei", [(ka.POLICY_FIXED, 0.0), (ka.POLICY_SHADE, 1e14)])
 def test_cpu_equals_simulator(policy, failed_cost_wei):
-    """12 opportunities × 6 scenarios × 6 searchers (the simulator runs every thread as Python: small on purpose);
+    """12 opportunities × 6 scenarios × 16 searchers (the simulator runs every thread as Python: small on purpose);
     one thread per opportunity (one block of 128, tail masked). Floats within 1e-12 relative (here they are in
     fact equal), integers exactly."""
     value, kind, ids = opportunities(12, seed=1)
-    pop, p = population(6, seed=2), params(policy, failed_cost_wei=failed_cost_wei)
+    pop, p = population(16, seed=2), params(policy, failed_cost_wei=failed_cost_wei)
     cpu = run_auction(value, kind, ids, pop, p, 99, 6, "cpu", record_scenarios=4)
     sim = run_auction(value, kind, ids, pop, p, 99, 6, "cudasim", record_scenarios=4)
     assert_same(cpu, sim)
