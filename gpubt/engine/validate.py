@@ -259,7 +259,7 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
         n_labels = int(sum(1 for k in kinds if k == kind))
         n_ours = trades.num_rows if kind == our_kind else 0
         matched = int(sum(1 for b in rows_b if kinds[b] == kind))
-        precision = matched / n_ours if n_ours else None
+        precision = matched / n_ours if n_ours and n_labels else None  # no label of this kind: unmeasurable
         recall = matched / n_labels if n_labels else None
         f1 = (2 * precision * recall / (precision + recall)
               if precision is not None and recall is not None and precision + recall > 0 else
