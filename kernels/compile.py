@@ -2,6 +2,12 @@
 
 Each function is cloned with its globals rebound to the *compiled* versions (for the same target) of the
 functions it calls, so `screen_cycle` calls the CPU `compose_hop` on the CPU and the CUDA one on the GPU.
+
+On the CPU, device functions are inlined into their callers at numba-IR level (`inline="always"`), except the
+few big ones in NOT_INLINED. Why: a call numba does not inline passes every array argument with an atomic
+reference-count increment and decrement; a screening kernel passes ~20 arrays per call, and that traffic made the
+3-hop cycle kernel 5x slower (103 ms vs 19 ms per 1M paths on 2 cores; bench/suite.py). The big functions stay
+calls because inlining them at each of their call sites multiplies compile time (30 s instead of 4 s).
 """
 import types
 from types import SimpleNamespace
@@ -17,6 +23,14 @@ DEVICE_FUNCTIONS = (
 )
 CPU_DRIVERS = (cycles.screen_pairs_cpu,)
 CUDA_DRIVERS = (cycles.screen_pairs_cuda,)
+
+# Device functions the CPU build calls rather than inlines: loops called from several sites (see above).
+NOT_INLINED = frozenset({
+    "v3_next_tick_position", "v3_tick_at_sqrt_price", "v3_swap_exact_in", "cycle_eval",       # amm_v3, cycles
+    "v3_swap_with_position", "jit_eval",                                                      # jit
+    "pool_swap", "sandwich_eval",                                                             # sandwich
+    "route_amount_out", "v3_input_to_price",                                                  # liquidation, cexdex
+})
 
 
 def rebind(fn, names: dict):
@@ -38,45 +52,27 @@ def _build(device_decorator, driver_decorator, drivers, extra=None, functions=No
     return SimpleNamespace(**{k: v for k, v in compiled.items() if k != "cuda"})
 
 
-def python_functions():
-    """The undecorated device functions with calls resolved to each other (the slow pure-Python reference)."""
-    return _build(lambda f: f, lambda f: f, CPU_DRIVERS, extra={"prange": range})
-
-
-def build_cpu(cache: bool = False):
-    """numba.njit device functions and `prange`-parallel drivers; `cache` caches the device functions on disk
-    (the synthetic market's float pass uses them from its own cached numba code)."""
-    import numba
-
-    return _build(lambda f: numba.njit(f, fastmath=False, cache=cache),
-                  lambda f: numba.njit(f, parallel=True, fastmath=False), CPU_DRIVERS)
-
-
-def build_cuda(simulator: bool = False):
-    """numba.cuda.jit(device=True) functions and `cuda.grid` kernels; `simulator` uses numba's CUDA simulator."""
-    from numba import cuda
-
-    jit = cuda.jit
-    if simulator:
-        import numba.cuda.simulator as sim
-
-        jit = sim.jit
-    # the simulator swaps every global that *is* numba.cuda for its fake module while a kernel runs
-    return _build(lambda f: jit(device=True)(f), lambda f: jit(f), CUDA_DRIVERS, extra={"cuda": cuda})
-
-
-def build(target: str, functions, cpu_drivers=(), cuda_drivers=()):
-    """Compile any device functions (dependency order; include the helpers they call, e.g. amm_v2's) and their
-    drivers for `target`: "python" (the pure-Python reference), "cpu", "cuda" or "cudasim". A strategy's kernel
-    module lists its own functions and calls this (the cycle kernels use build_cpu / build_cuda above)."""
+def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: bool = False, inline: bool = True):
+    """Compile device functions (dependency order; include the helpers they call, e.g. amm_v2's) and their
+    drivers for `target`: "python" (the pure-Python reference), "cpu", "cuda" or "cudasim" (numba's CUDA
+    simulator). No functions: the cycle-screening kernel; a strategy's kernel module passes its own.
+    `cache` caches the CPU build on disk (the synthetic market's float pass); `inline=False` compiles every CPU
+    device function on its own (slower, but each one's typed signatures can be read, e.g. to build it for CUDA)."""
+    if functions is None:
+        functions, cpu_drivers, cuda_drivers = DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS
     functions = tuple(functions)
     if target == "python":
         return _build(lambda f: f, lambda f: f, cpu_drivers, extra={"prange": range}, functions=functions)
     if target == "cpu":
         import numba
 
-        return _build(lambda f: numba.njit(f, fastmath=False), lambda f: numba.njit(f, parallel=True, fastmath=False),
-                      cpu_drivers, functions=functions)
+        def device(f):
+            # CPython compiles a call with more than 30 arguments as f(*args), which numba cannot inline
+            call = not inline or f.__name__ in NOT_INLINED or f.__code__.co_argcount > 30
+            return numba.njit(f, fastmath=False, cache=cache, inline="never" if call else "always")
+
+        return _build(device, lambda f: numba.njit(f, parallel=True, fastmath=False), cpu_drivers,
+                      functions=functions)
     if target in ("cuda", "cudasim"):
         from numba import cuda
 
@@ -85,6 +81,22 @@ def build(target: str, functions, cpu_drivers=(), cuda_drivers=()):
             import numba.cuda.simulator as sim
 
             jit = sim.jit
+        # the simulator swaps every global that *is* numba.cuda for its fake module while a kernel runs
         return _build(lambda f: jit(device=True)(f), lambda f: jit(f), cuda_drivers, extra={"cuda": cuda},
                       functions=functions)
     raise ValueError(f"target = {target!r} (python, cpu, cuda or cudasim)")
+
+
+def python_functions():
+    """The undecorated device functions with calls resolved to each other (the slow pure-Python reference)."""
+    return build("python")
+
+
+def build_cpu(cache: bool = False):
+    """The cycle-screening kernel for numba-CPU (`prange`-parallel driver)."""
+    return build("cpu", cache=cache)
+
+
+def build_cuda(simulator: bool = False):
+    """The cycle-screening kernel for numba-CUDA (`cuda.grid` driver), or for numba's CUDA simulator."""
+    return build("cudasim" if simulator else "cuda")

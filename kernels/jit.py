@@ -267,8 +267,8 @@ CPU_DRIVERS = (screen_jit_cpu,)
 CUDA_DRIVERS = (screen_jit_cuda,)
 
 
-def build(target: str):
+def build(target: str, inline: bool = True):
     """The JIT device functions and drivers compiled for `target` (python | cpu | cuda | cudasim)."""
     from .compile import build as _build
 
-    return _build(target, DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS)
+    return _build(target, DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS, inline=inline)
