@@ -148,15 +148,17 @@ class Backtest:
         self.memory_budget_bytes = float(memory_budget_mb) * 2**20
         self.monitor = monitor
         self.context = ContextPool(backend)
-        self.trade_rows: list[dict] = []
-        self.opportunity_cols: dict[str, list] = {f.name: [] for f in schema.OPPORTUNITIES}
+        # results as Arrow tables, one per batch and strategy (compact: a trade as Python dicts took ~10x the
+        # memory, and a mainnet-month partition holds ~500,000 trades and ~1.4M opportunities)
+        self._trade_tables: list[pa.Table] = []
+        self._opportunity_tables: list[pa.Table] = []
+        self._counts: dict[str, list[int]] = {}  # strategy -> [opportunities, trades] found in this process
         self.stats = {"pairs_evaluated": 0, "screen_seconds": 0.0, "verify_seconds": 0.0, "batches": 0}
         self.checkpointer = checkpointer
         self.resumed_from = None
         self._prior = ([], [])            # result tables restored from a checkpoint
         self.strategies = list(strategies)  # gpubt.strategies.base.Strategy instances besides the cycles
-        self._strategy_opportunities: list[pa.Table] = []
-        self._since_checkpoint = (0, 0, 0)  # trade rows / cycle opportunity rows / strategy tables checkpointed
+        self._since_checkpoint = (0, 0)  # trade tables / opportunity tables already checkpointed
         self._net_profit_wei = 0
 
     def run(self) -> "Backtest":
@@ -203,7 +205,7 @@ class Backtest:
                                     "to %d", first, last, batch.device_bytes / 2**20,
                                     self.memory_budget_bytes / 2**20, self.batch_blocks)
                         continue
-                    counts_before = (self._counts_by_strategy(), len(self.trade_rows), self._net_profit_wei)
+                    counts_before = ({k: tuple(v) for k, v in self._counts.items()}, self._net_profit_wei)
                     t_batch = time.perf_counter()
                     self._evaluate(batch)
                     if self.strategies:
@@ -214,15 +216,13 @@ class Backtest:
                             self._evaluate_strategy(strategy, batch, tables)
                     state.advance(batch_events, batch)
                     if self.monitor is not None:
-                        opps_now = self._counts_by_strategy()
-                        trades_by = {}
-                        for trade in self.trade_rows[counts_before[1]:]:
-                            name = trade.get("strategy", "arbitrage")
-                            trades_by[name] = trades_by.get(name, 0) + 1
+                        before = counts_before[0]
                         self.monitor.observe_batch(
                             last - first + 1, time.perf_counter() - t_batch,
-                            {k: v - counts_before[0].get(k, 0) for k, v in opps_now.items()}, trades_by,
-                            (self._net_profit_wei - counts_before[2]) / WEI_PER_ETH, first_block=first, last_block=last)
+                            {k: v[0] - before.get(k, (0, 0))[0] for k, v in self._counts.items()},
+                            {k: v[1] - before.get(k, (0, 0))[1] for k, v in self._counts.items()
+                             if v[1] > before.get(k, (0, 0))[1]},
+                            (self._net_profit_wei - counts_before[1]) / WEI_PER_ETH, first_block=first, last_block=last)
                     bar.update(last - first + 1)
                     bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
                                     profit_eth=f"{self._net_profit_wei / 1e18:.3f}")
@@ -234,42 +234,42 @@ class Backtest:
 
     @property
     def n_trades(self) -> int:
-        return sum(t.num_rows for t in self._prior[0]) + len(self.trade_rows)
+        return sum(t.num_rows for t in self._prior[0]) + sum(c[1] for c in self._counts.values())
 
     @property
     def n_opportunities(self) -> int:
-        return (sum(t.num_rows for t in self._prior[1]) + len(self.opportunity_cols["path_id"])
-                + sum(t.num_rows for t in self._strategy_opportunities))
+        return sum(t.num_rows for t in self._prior[1]) + sum(c[0] for c in self._counts.values())
 
-    def _counts_by_strategy(self) -> dict:
-        """Opportunities found so far in this process, by strategy (for the monitor)."""
-        counts = {"arbitrage": len(self.opportunity_cols["path_id"])}
-        for table in self._strategy_opportunities:
-            name = table.column("strategy")[0].as_py()
-            counts[name] = counts.get(name, 0) + table.num_rows
-        return counts
+    def _add(self, name: str, opportunities: pa.Table | None, trades: list[dict]) -> None:
+        """Keep one batch's results of strategy `name` (as Arrow tables) and count them."""
+        counts = self._counts.setdefault(name, [0, 0])
+        if opportunities is not None and opportunities.num_rows:
+            self._opportunity_tables.append(opportunities)
+            counts[0] += opportunities.num_rows
+        if trades:
+            for trade in trades:
+                trade["strategy"] = name
+                self._net_profit_wei += trade["net_profit_wei"]
+            self._trade_tables.append(self._trades_table(trades))
+            counts[1] += len(trades)
 
     def _evaluate_strategy(self, strategy, batch, tables) -> None:
         t0 = time.perf_counter()
         result = strategy.evaluate(batch, tables)
-        if result.opportunities.num_rows:
-            self._strategy_opportunities.append(schema.conform(result.opportunities, "opportunities", strategy.name))
-        for trade in result.trades:
-            trade["strategy"] = strategy.name
-            self._net_profit_wei += trade["net_profit_wei"]
-        self.trade_rows.extend(result.trades)
+        opportunities = result.opportunities
+        if opportunities.num_rows:
+            opportunities = schema.conform(opportunities, "opportunities", strategy.name)
+        self._add(strategy.name, opportunities, result.trades)
         key = f"{strategy.name}_seconds"
         self.stats[key] = self.stats.get(key, 0.0) + time.perf_counter() - t0
 
     def _checkpoint(self, next_block: int, state) -> None:
-        t_from, o_from, s_from = self._since_checkpoint
+        t_from, o_from = self._since_checkpoint
         counters = {k: self.stats[k] for k in ("pairs_evaluated", "batches")}
         counters["net_profit_wei"] = str(self._net_profit_wei)
-        opportunities = pa.concat_tables([self._opportunities_table(o_from), *self._strategy_opportunities[s_from:]])
-        self.checkpointer.write(next_block, state, counters, self._trades_table(self.trade_rows[t_from:]),
-                                opportunities)
-        self._since_checkpoint = (len(self.trade_rows), len(self.opportunity_cols["path_id"]),
-                                  len(self._strategy_opportunities))
+        self.checkpointer.write(next_block, state, counters, _concat(self._trade_tables[t_from:], schema.TRADES),
+                                _concat(self._opportunity_tables[o_from:], schema.OPPORTUNITIES))
+        self._since_checkpoint = (len(self._trade_tables), len(self._opportunity_tables))
 
     def _evaluate(self, batch) -> None:
         ctx, be, dp = self.context, self.backend, self.device_paths
@@ -305,20 +305,16 @@ class Backtest:
         net = net[candidates]
         self.stats["screen_seconds"] += time.perf_counter() - t0
         if len(candidates) == 0:
+            self._counts.setdefault("arbitrage", [0, 0])
             return
         t1 = time.perf_counter()
         key, path = batch.pair_key[candidates], batch.pair_path[candidates]
         block_offset = (key + 1) >> KEY_TX_BITS
-        cols = self.opportunity_cols
-        cols["strategy"].extend(["arbitrage"] * len(candidates))
-        cols["block_number"].extend((batch.first_block + block_offset).tolist())
-        cols["tx_index"].extend((key - (block_offset << KEY_TX_BITS)).tolist())
-        cols["path_id"].extend(path.tolist())
-        cols["start_token"].extend(self.paths.start_token[path].tolist())
-        cols["hops"].extend(self.paths.hops[path].tolist())
-        cols["screen_amount_in"].extend(x.tolist())
-        cols["screen_gross_profit_raw"].extend(gross.tolist())
-        cols["screen_net_profit_wei"].extend(net.tolist())
+        opportunities = pa.Table.from_arrays([
+            pa.array(["arbitrage"] * len(candidates), pa.string()), batch.first_block + block_offset,
+            (key - (block_offset << KEY_TX_BITS)).astype(np.int32), path.astype(np.int32),
+            self.paths.start_token[path].astype(np.int32), self.paths.hops[path].astype(np.int32), x, gross, net,
+        ], schema=schema.OPPORTUNITIES)
         chosen = select(key, path, net, self.paths)
         trades = reprice(batch, self.paths, path[chosen], key[chosen], x[chosen], self.gas,
                          self.device_paths.start_slot_host)
@@ -327,9 +323,8 @@ class Backtest:
             trade["screen_net_profit_wei"] = screened
             if trade["net_profit_wei"] > self.min_profit_wei:  # the exact figure decides
                 taken.append(trade)
-                self._net_profit_wei += trade["net_profit_wei"]
         self.stats["exact_rejected"] = self.stats.get("exact_rejected", 0) + len(trades) - len(taken)
-        self.trade_rows.extend(taken)
+        self._add("arbitrage", opportunities, taken)
         self.stats["verify_seconds"] += time.perf_counter() - t1
 
     @staticmethod
@@ -338,17 +333,16 @@ class Backtest:
         return pa.Table.from_pydict({f.name: [r.get(f.name, defaults.get(f.name)) for r in rows]
                                      for f in schema.TRADES}, schema=schema.TRADES)
 
-    def _opportunities_table(self, start: int = 0) -> pa.Table:
-        return pa.Table.from_pydict({k: v[start:] for k, v in self.opportunity_cols.items()},
-                                    schema=schema.OPPORTUNITIES)
-
     def trades(self) -> pa.Table:
         """Every trade of the run (restored from a checkpoint, then this process's), in (block, tx) order."""
-        return _in_point_order(pa.concat_tables([*self._prior[0], self._trades_table(self.trade_rows)]))
+        return _in_point_order(_concat([*self._prior[0], *self._trade_tables], schema.TRADES))
 
     def opportunities(self) -> pa.Table:
-        return _in_point_order(pa.concat_tables([*self._prior[1], self._opportunities_table(),
-                                                 *self._strategy_opportunities]))
+        return _in_point_order(_concat([*self._prior[1], *self._opportunity_tables], schema.OPPORTUNITIES))
+
+
+def _concat(tables: list, table_schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables(tables) if tables else table_schema.empty_table()
 
 
 def _in_point_order(table: pa.Table) -> pa.Table:

@@ -3,9 +3,9 @@
 V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.refine_optimal_input.
 Cycles with a V3 hop: each V3 hop is an exact V3Pool rebuilt at the point's exact state (sqrt price, liquidity,
 tick and initialized-tick table from the batch's versioned log) and quoted with swap_outcome(commit=False);
-the integer input is a bracketed golden-section search around the float optimum, then moved to the start of its
-plateau (`refine_mixed_input`). The profit reported is exact to the wei for the input chosen; that input is a best
-effort (measured within 2 wei of a 10,000× wider search), not a proven maximum as the V2 search's is.
+the integer input is the float optimum moved to the start of its rounding plateau (`refine_mixed_input`). The
+profit reported is exact to the wei for the input chosen; that input is a best effort (see refine_mixed_input),
+not a proven maximum as the V2 search's is.
 """
 from __future__ import annotations
 
@@ -150,50 +150,29 @@ def mixed_profit(amount_in: int, hops) -> int | None:
     return None if amount is None else amount - amount_in
 
 
-GOLDEN = (5 ** 0.5 - 1) / 2
+def refine_mixed_input(x_float: float, hops) -> tuple[int, int]:
+    """(amount_in, exact profit) near the float optimum x_float: its integer part, moved to the start of its plateau
+    (`_plateau_start`: the least input with the same coarsest intermediate amount, so the same output for less
+    input). When x_float cannot be swapped through every hop, the input halves until it can.
 
-
-def refine_mixed_input(x_float: float, hops, rel_window: float = 1e-8, iterations: int = 18) -> tuple[int, int]:
-    """(amount_in, exact profit) maximizing the exact profit near x_float: golden section over the integers of
-    [x·(1 − w), x·(1 + w)], ~20 exact evaluations. The float optimum is within ~1e-10 relative of the real one
-    (bisection tolerance and the float model's ~1e-11 error, tests/kernels/test_amm_v3.py) and the exact profit is
-    concave up to integer rounding (plateaus one unit of the coarsest token wide, ~4e-10 of a 1-ETH input for a
-    6-decimal stable), so w = 1e-8 brackets the integer optimum with room to spare. The best input evaluated wins
-    (ties: the smaller). When no input near x_float can be swapped through every hop, the input halves until one
-    can."""
+    Why no search around x_float: the float optimum is within ~1e-10 relative of the real one (tests/kernels/
+    test_amm_v3.py) and the profit is flat there (a 1e-8 relative step costs ~1e-16·x), so what an integer search
+    can still gain is the rounding plateau, which the trim takes. Measured on 3,877 mixed trades of mainnet-month's
+    first 300 blocks against the 18-step golden section over x·(1 ± 1e-8) this replaced: the same profit at the
+    median, at most 7.9e8 wei (1.2e-7 of the profit) apart either way, with 10 exact hop quotes instead of 96."""
     x0 = max(1, int(x_float))
-    seen: dict[int, int | None] = {}
-
-    def profit(x: int):
-        if x not in seen:
-            seen[x] = mixed_profit(x, hops)
-        return seen[x]
-
-    while profit(x0) is None and x0 > 1:
+    p0 = mixed_profit(x0, hops)
+    while p0 is None and x0 > 1:
         x0 //= 2
-    lo, hi = max(1, int(x0 * (1 - rel_window))), int(x0 * (1 + rel_window)) + 1
-    key = lambda x: -np.inf if profit(x) is None else profit(x)  # noqa: E731
-    c, d = hi - int((hi - lo) * GOLDEN), lo + int((hi - lo) * GOLDEN)
-    for _ in range(iterations):
-        if hi - lo <= 3:
-            break
-        if key(c) >= key(d):
-            hi = d
-        else:
-            lo = c
-        c, d = hi - int((hi - lo) * GOLDEN), lo + int((hi - lo) * GOLDEN)
-    for x in (range(lo, hi + 1) if hi - lo <= 3 else (c, d)):
-        key(x)
-    valid = [(p, -x) for x, p in seen.items() if p is not None]
-    if not valid:
+        p0 = mixed_profit(x0, hops)
+    if p0 is None:
         return x0, -x0  # nothing goes through: the whole input is at risk (never screened profitable)
-    p, neg_x = max(valid)
-    x_trim = _plateau_start(-neg_x, hops)
-    if x_trim < -neg_x:
-        p_trim = profit(x_trim)
-        if p_trim is not None and p_trim >= p:
+    x_trim = _plateau_start(x0, hops)
+    if x_trim < x0:
+        p_trim = mixed_profit(x_trim, hops)
+        if p_trim is not None and p_trim >= p0:
             return x_trim, p_trim
-    return -neg_x, p
+    return x0, p0
 
 
 def _plateau_start(x: int, hops) -> int:

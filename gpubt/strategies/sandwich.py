@@ -177,28 +177,55 @@ def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims) -> dict 
 
 
 def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap: int) -> int:
-    """The largest integer front-run <= cap after which every victim still gets its minimum (exact math): the
-    constraint is monotone, so an integer bisection bracketed around the float `hint`. −1 if even 0 fails."""
-    def ok(a):
+    """The largest integer front-run <= cap after which every victim still gets its minimum (exact math); −1 if
+    even 0 fails. The constraint is monotone, so the answer is bracketed around the float `hint` and the bracket
+    closed by regula falsi on the victims' exact slack (min over victims of output − minimum), Illinois-style,
+    falling back to bisection where the slack says nothing (a coarse output token's last plateau of slack 0) or
+    progress stalls. On 2,965 sandwiches of mainnet-month's first 300 blocks: the same answers as plain bisection
+    with 25 exact bundles per search instead of 45 (fine tokens take ~5, coarse ones still bisect)."""
+    def slack(a):
         r = exact_bundle(make_pool, zero_for_one, a, victims)
-        return r is not None and r["feasible"]
+        if r is None:
+            return None
+        return min(o - m for o, (_, m) in zip(r["victim_out"], victims))
 
-    if not ok(0):
+    def ok(s):
+        return s is not None and s >= 0
+
+    if not ok(slack(0)):
         return -1
     lo = max(0, min(cap, int(hint * (1 - 1e-6))))
-    if not ok(lo):
-        lo = 0
+    s_lo = slack(lo)
+    if not ok(s_lo):
+        lo, s_lo = 0, slack(0)
     hi = min(cap, int(hint * (1 + 1e-6)) + 2)
-    while hi < cap and ok(hi):  # the float hint was low: widen
-        lo, hi = hi, min(cap, 2 * hi + 1)
-    if ok(hi):
+    s_hi = slack(hi)
+    while hi < cap and ok(s_hi):  # the float hint was low: widen
+        lo, s_lo = hi, s_hi
+        hi = min(cap, 2 * hi + 1)
+        s_hi = slack(hi)
+    if ok(s_hi):
         return hi
-    while hi - lo > 1:  # invariant: ok(lo), not ok(hi)
-        mid = (lo + hi) // 2
-        if ok(mid):
-            lo = mid
+    w_lo, w_hi, side = float(s_lo), None if s_hi is None else float(s_hi), 0
+    widths = [hi - lo]
+    while hi - lo > 1:  # invariant: ok(lo), not ok(hi); w_* are the (Illinois-scaled) slacks at the ends
+        if w_hi is not None and w_lo > 0 and (len(widths) < 4 or 2 * (hi - lo) <= widths[-4]):
+            mid = min(max(lo + int((hi - lo) * (w_lo / (w_lo - w_hi))), lo + 1), hi - 1)
+        else:  # no slack to interpolate (a swap reverts at hi, or lo sits on the last plateau of a coarse output
+            # token: slack 0 for many inputs), or 3 steps did not halve the bracket: bisect
+            mid = (lo + hi) // 2
+        s_mid = slack(mid)
+        if ok(s_mid):
+            lo, w_lo = mid, float(s_mid)
+            if side == 1 and w_hi is not None:
+                w_hi /= 2  # Illinois: the same end moved twice in a row, pull the other end's weight in
+            side = 1
         else:
-            hi = mid
+            hi, w_hi = mid, None if s_mid is None else float(s_mid)
+            if side == -1:
+                w_lo /= 2
+            side = -1
+        widths.append(hi - lo)
     return lo
 
 
