@@ -213,6 +213,9 @@ def sharpe_ratio(daily_returns: np.ndarray) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+BOOTSTRAP_CHUNK_VALUES = 1 << 22
+
+
 def bootstrap_ci(values: np.ndarray, statistic, samples: int, rng: np.random.Generator,
                  confidence: float = 0.95) -> list:
     """Percentile bootstrap interval [low, high] of `statistic` (rows → one value per row), vectorized.
@@ -223,8 +226,10 @@ def bootstrap_ci(values: np.ndarray, statistic, samples: int, rng: np.random.Gen
     values = np.asarray(values, np.float64)
     if len(values) < 2 or samples < 1:
         return [None, None]
-    idx = rng.integers(0, len(values), size=(int(samples), len(values)))
-    stats = statistic(values[idx])
+    # resamples in chunks of ~4M values: one (samples × n) matrix of 514,000 trades took 8 GB at once
+    chunk = max(1, BOOTSTRAP_CHUNK_VALUES // len(values))
+    stats = np.concatenate([statistic(values[rng.integers(0, len(values), size=(min(chunk, samples - s), len(values)))])
+                            for s in range(0, int(samples), chunk)])
     stats = stats[np.isfinite(stats)]
     if len(stats) == 0:
         return [None, None]

@@ -117,11 +117,28 @@ def test_results_do_not_depend_on_batch_size(hand_dataset):
 def test_context_buffers_are_reused(hand_dataset):
     ds = Dataset(hand_dataset)
     bt = _backtest(ds, 1)
-    # 18 named buffers (3 pair inputs, 12 state-log arrays: 4 V2 + 8 V3, empty here, 3 outputs); each grows only
-    # when a batch is bigger than every earlier one (×1.5 steps)
-    assert bt.context.allocations <= 18 * 4
+    # on the CPU only the 3 output buffers are pooled (inputs are read in place); each grows only when a batch
+    # is bigger than every earlier one (×1.5 steps)
+    assert bt.context.allocations <= 3 * 4
     bt2 = _backtest(ds, 6)
-    assert bt2.context.allocations == 18
+    assert bt2.context.allocations == 3
+
+
+def test_context_uploads_reuse_device_buffers():
+    """The GPU path (copy=True): uploads land in pooled buffers, reallocated only when a batch outgrows them."""
+    from gpubt.backend import Backend
+    from gpubt.engine.context import ContextPool
+
+    pool = ContextPool(Backend("cpu"), copy=True)
+    sizes = [10, 8, 10, 14, 3, 15, 15, 40]
+    for n in sizes:
+        a = np.arange(n, dtype=np.int64)
+        view = pool.upload("pair_key", a)
+        assert view is not a and np.array_equal(view, a)
+    assert pool.allocations == 3  # 10, then 15 (= 10 × 1.5 covers 14 and 15), then 40
+    in_place = ContextPool(Backend("cpu"))
+    a = np.arange(5)
+    assert in_place.upload("pair_key", a) is a and in_place.allocations == 0
 
 
 def test_cudasim_backtest_equals_cpu(hand_dataset):
