@@ -173,3 +173,10 @@ def device_functions():
 
 CPU_DRIVERS = (liquidation_pairs_cpu,)
 CUDA_DRIVERS = (liquidation_pairs_cuda,)
+
+
+def build(target: str, inline: bool = True):
+    """This kernel's device functions and drivers compiled for `target` (python | cpu | cuda | cudasim)."""
+    from .compile import build as _build
+
+    return _build(target, device_functions(), CPU_DRIVERS, CUDA_DRIVERS, inline=inline)

@@ -16,9 +16,15 @@ is key (o << 20) + t − 1.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+
+from gpubt.backend import THREADS_PER_BLOCK
+from gpubt.exact import v3 as exact_v3
 
 
 @dataclass(frozen=True)
@@ -50,3 +56,56 @@ class Strategy:
 
     def evaluate(self, batch, tables: BatchTables) -> StrategyResult:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+@functools.cache
+def kernels_for(module: str, target: str):
+    """The compiled kernels of kernels/<module>.py for a backend name (cpu | cuda | cudasim), built once."""
+    return importlib.import_module(f"gpubt.kernels.{module}").build(target)
+
+
+def launch(backend, module: str, driver: str, n: int, args: tuple) -> None:
+    """Run `<driver>_cpu` (prange) or `<driver>_cuda` (one thread per item) of kernels/<module>.py on `backend`."""
+    if n == 0:
+        return
+    kernels = kernels_for(module, backend.name)
+    if backend.name == "cpu":
+        getattr(kernels, f"{driver}_cpu")(*args)
+        return
+    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
+    if backend.name == "cuda":
+        backend.xp.cuda.runtime.deviceSynchronize()
+
+
+def device_array(backend, array):
+    """`array` on the backend, C-contiguous and writable (the simulator copies every argument back after a
+    launch, and Arrow-backed arrays are read-only)."""
+    return backend.to_device(np.require(array, requirements=("C", "W")))
+
+
+class PoolTable:
+    """Per pool_id arrays of a dataset's pools table (token0/1, fee_ppm, gamma = kept fraction, is_v3,
+    tick_spacing: a V3 pool without one gets its fee tier's), and the tokens' decimals when given."""
+
+    def __init__(self, pools: pa.Table, tokens: pa.Table | None = None):
+        ids = pools.column("pool_id").to_numpy()
+        self.n = n = int(ids.max()) + 1 if len(ids) else 0
+        self.token0 = np.zeros(n, np.int32)
+        self.token1 = np.zeros(n, np.int32)
+        self.fee_ppm = np.zeros(n, np.int32)
+        self.is_v3 = np.zeros(n, np.bool_)
+        self.tick_spacing = np.zeros(n, np.int32)
+        self.token0[ids] = pools.column("token0").to_numpy()
+        self.token1[ids] = pools.column("token1").to_numpy()
+        self.fee_ppm[ids] = pools.column("fee_ppm").to_numpy()
+        self.is_v3[ids] = np.asarray(pools.column("protocol").to_pylist(), dtype=object) == "v3"
+        if "tick_spacing" in pools.column_names:
+            self.tick_spacing[ids] = pools.column("tick_spacing").fill_null(0).to_numpy()
+        for p in np.flatnonzero(self.is_v3 & (self.tick_spacing == 0)).tolist():
+            self.tick_spacing[p] = exact_v3.TICK_SPACINGS.get(int(self.fee_ppm[p]), 1)
+        self.gamma = 1.0 - self.fee_ppm.astype(np.float64) / 1e6
+        if tokens is not None:
+            tid = tokens.column("token_id").to_numpy()
+            self.decimals = np.zeros(int(tid.max()) + 1 if len(tid) else 0, np.int64)
+            self.decimals[tid] = tokens.column("decimals").to_numpy()

@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gpubt import schema
-from gpubt.backend import THREADS_PER_BLOCK
 from gpubt.data.lending import price_matrix
 from gpubt.engine.verify import v3_quote_pool
 from gpubt.exact import gas as exact_gas
@@ -31,43 +30,9 @@ from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.pack import WETH
-from gpubt.strategies.base import Strategy, StrategyResult
+from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
 
 BLOCK_SECONDS = 12
-
-
-# ------------------------------------------------------------------------------------------ shared with liquidation
-@functools.cache
-def strategy_kernels(module_name: str, target: str):
-    """The compiled device functions and drivers of kernels/<module_name>.py for `target` (cached)."""
-    import importlib
-
-    from gpubt.kernels import compile as kc
-
-    module = importlib.import_module(f"gpubt.kernels.{module_name}")
-    return kc.build(target, module.device_functions(), module.CPU_DRIVERS, module.CUDA_DRIVERS)
-
-
-def launch(backend, module_name: str, driver: str, n: int, args: tuple) -> None:
-    """Run `<driver>_cpu` (prange) or `<driver>_cuda` (one thread per item) of a strategy kernel on `backend`."""
-    if n == 0:
-        return
-    kernels = strategy_kernels(module_name, backend.name)
-    if backend.name == "cpu":
-        getattr(kernels, f"{driver}_cpu")(*args)
-    else:
-        blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
-        if backend.name == "cuda":
-            backend.xp.cuda.runtime.deviceSynchronize()
-
-
-def device_array(backend, array):
-    """`array` on the backend; the simulator gets a writable copy (it copies every argument back after a launch,
-    and Arrow-backed arrays are read-only)."""
-    if backend.name == "cudasim":
-        return np.array(array)
-    return backend.to_device(array)
 
 
 def _normal(seed: int, blocks: np.ndarray, n_tokens: int) -> np.ndarray:
@@ -119,26 +84,6 @@ def load_reference_table(path) -> pa.Table:
     return table.sort_by([("block_number", "ascending"), ("token_id", "ascending")])
 
 
-class PoolInfo:
-    """Per pool_id arrays of a dataset's pools table."""
-
-    def __init__(self, pools: pa.Table):
-        ids = pools.column("pool_id").to_numpy()
-        n = int(ids.max()) + 1
-        self.n = n
-        self.token0 = np.zeros(n, np.int32)
-        self.token1 = np.zeros(n, np.int32)
-        self.fee_ppm = np.zeros(n, np.int64)
-        self.tick_spacing = np.zeros(n, np.int64)
-        self.is_v3 = np.zeros(n, np.bool_)
-        self.token0[ids] = pools.column("token0").to_numpy()
-        self.token1[ids] = pools.column("token1").to_numpy()
-        self.fee_ppm[ids] = pools.column("fee_ppm").to_numpy()
-        self.tick_spacing[ids] = pools.column("tick_spacing").fill_null(0).to_numpy()
-        self.is_v3[ids] = np.asarray(pools.column("protocol").to_pylist()) == "v3"
-        self.gamma = 1.0 - self.fee_ppm / 1e6
-
-
 def token_scale(dataset) -> np.ndarray:
     """10**decimals per token_id (float64)."""
     tokens = dataset.tokens
@@ -166,7 +111,7 @@ class CexDexStrategy(Strategy):
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
         get = (cfg or {}).get
-        self.pools = PoolInfo(dataset.pools)
+        self.pools = PoolTable(dataset.pools)
         self.scale = token_scale(dataset)
         self.n_tokens = len(self.scale)
         table = load_reference_table(get("prices_path")) if get("prices_path") else dataset.read("prices")
@@ -248,7 +193,6 @@ class CexDexStrategy(Strategy):
             pool, key = int(pair_pool[i]), int(pair_key[i])
             block = (key + 1) >> KEY_TX_BITS
             t_in = int(self.pools.token0[pool] if zfo[i] else self.pools.token1[pool])
-            t_out = int(self.pools.token1[pool] if zfo[i] else self.pools.token0[pool])
             opp["strategy"].append(self.name)
             opp["block_number"].append(batch.first_block + block)
             opp["tx_index"].append(key - (block << KEY_TX_BITS))

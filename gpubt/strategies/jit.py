@@ -16,6 +16,7 @@ measured in exact/gas.py).
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -26,7 +27,8 @@ from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.pack import WETH, point_key
 from gpubt.strategies.base import Strategy, StrategyResult
-from gpubt.strategies.sandwich import PoolMeta, kernels_for, launch, option, token_wei_per_raw
+from gpubt.strategies.base import PoolTable, device_array, launch
+from gpubt.strategies.sandwich import option, token_wei_per_raw
 
 Q128 = 2**128
 Q192 = 2**192
@@ -119,7 +121,7 @@ class JitStrategy(Strategy):
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
-        self.meta = PoolMeta(dataset)
+        self.meta = PoolTable(dataset.pools, dataset.tokens)
         self.capital_eth = float(option(cfg, "capital_eth", 100.0))
         self.range_spacings = np.asarray(list(option(cfg, "range_spacings", [1, 2, 3])), np.int32)
         self.size_fractions = np.asarray(list(option(cfg, "size_fractions", [0.1, 0.25, 0.5, 1.0])), np.float64)
@@ -153,8 +155,7 @@ class JitStrategy(Strategy):
         key = point_key(block, tx) - 1
         n = len(rows)
         be = self.backend
-        dev = lambda a: be.to_device(np.require(a, requirements=("C", "W")))  # noqa: E731 (the simulator writes back)
-        k = kernels_for("jit", be.name)
+        dev = functools.partial(device_array, be)
         outs = ([be.xp.zeros(n, np.int32), be.xp.zeros(n, np.int32)] + [be.xp.zeros(n, np.float64) for _ in range(4)])
         st = batch.kernel_state()
         args = (dev(pool[rows]), dev(key[rows]), dev(zfo[rows]), dev(amount_in_f[rows]),
@@ -163,7 +164,7 @@ class JitStrategy(Strategy):
                 dev(batch.gas_price_wei[block[rows]]), dev(self.meta.gamma), dev(self.meta.tick_spacing),
                 dev(self.range_spacings), dev(self.size_fractions), dev(st[0]), dev(st[1]), *(dev(a) for a in st[4:]),
                 self.max_steps, float(self.mint_gas + self.burn_gas), *outs)
-        launch(be, k, "screen_jit", n, args)
+        launch(be, "jit", "screen_jit", n, args)
         t_lower, t_upper, liq, fees, gross, net = (be.to_host(o) for o in outs)
 
         passed = np.flatnonzero((net > self.min_profit_wei) & (liq > 0))

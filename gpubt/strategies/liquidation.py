@@ -31,21 +31,13 @@ from gpubt.engine.verify import v2_hop, v3_hop, v3_quote_pool
 from gpubt.exact import gas as exact_gas
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.pack import WETH
-from gpubt.strategies.base import Strategy, StrategyResult
-from gpubt.strategies.cexdex import (
-    PoolInfo,
-    ReferencePrices,
-    _big,
-    device_array,
-    launch,
-    opportunities_table,
-    token_scale,
-)
+from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.strategies.cexdex import ReferencePrices, _big, opportunities_table, token_scale
 
 ROUTE_HOPS = 2
 
 
-def build_routes(pools: PoolInfo, collateral: int, debt: int, max_routes: int):
+def build_routes(pools: PoolTable, collateral: int, debt: int, max_routes: int):
     """Candidate routes collateral → debt: every direct pool, then every pool pair via WETH; list of
     [(pool, zero_for_one), ...] (at most `max_routes`)."""
     def joining(a, b):
@@ -68,7 +60,7 @@ class LiquidationStrategy(Strategy):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
         get = (cfg or {}).get
         self.positions = lending.open_positions(dataset, cfg)
-        self.pools = PoolInfo(dataset.pools)
+        self.pools = PoolTable(dataset.pools)
         self.scale = token_scale(dataset)
         self.decimals = np.round(np.log10(self.scale)).astype(np.int64)
         self.oracle = ReferencePrices(dataset.read("prices"), len(self.scale))

@@ -26,9 +26,8 @@ from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import WETH, point_key
-from gpubt.strategies.base import Strategy, StrategyResult
+from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
 
-THREADS_PER_BLOCK = 128
 
 
 def option(cfg, name: str, default):
@@ -37,53 +36,6 @@ def option(cfg, name: str, default):
         return default
     value = cfg.get(name, None) if hasattr(cfg, "get") else getattr(cfg, name, None)
     return default if value is None else value
-
-
-@functools.lru_cache(maxsize=None)
-def kernels_for(module: str, target: str):
-    """Compiled kernels of kernels/<module>.py for a backend name (cpu | cuda | cudasim), built once per process."""
-    import importlib
-
-    return importlib.import_module(f"gpubt.kernels.{module}").build(target)
-
-
-def launch(backend, kernels, driver: str, n: int, args) -> None:
-    """Run `<driver>_cpu` over n items on the CPU, or `<driver>_cuda` with one thread per item."""
-    if n == 0:
-        return
-    if backend.name == "cpu":
-        getattr(kernels, f"{driver}_cpu")(*args)
-        return
-    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
-    if backend.name == "cuda":
-        backend.xp.cuda.runtime.deviceSynchronize()
-
-
-class PoolMeta:
-    """Per pool_id arrays of the dataset's pools and the tokens' decimals."""
-
-    def __init__(self, dataset):
-        pools, tokens = dataset.pools, dataset.tokens
-        pid = pools.column("pool_id").to_numpy()
-        n = int(pid.max()) + 1 if len(pid) else 0
-        self.token0 = np.zeros(n, np.int32)
-        self.token1 = np.zeros(n, np.int32)
-        self.fee_ppm = np.zeros(n, np.int32)
-        self.is_v3 = np.zeros(n, np.bool_)
-        self.tick_spacing = np.zeros(n, np.int32)
-        self.token0[pid] = pools.column("token0").to_numpy()
-        self.token1[pid] = pools.column("token1").to_numpy()
-        self.fee_ppm[pid] = pools.column("fee_ppm").to_numpy()
-        self.is_v3[pid] = np.asarray(pools.column("protocol").to_pylist(), dtype=object) == "v3"
-        if "tick_spacing" in pools.column_names:
-            self.tick_spacing[pid] = pools.column("tick_spacing").fill_null(0).to_numpy()
-        for p in np.flatnonzero(self.is_v3 & (self.tick_spacing == 0)).tolist():
-            self.tick_spacing[p] = exact_v3.TICK_SPACINGS.get(int(self.fee_ppm[p]), 1)
-        self.gamma = 1.0 - self.fee_ppm.astype(np.float64) / 1e6
-        tid = tokens.column("token_id").to_numpy()
-        self.decimals = np.zeros(int(tid.max()) + 1 if len(tid) else 0, np.int64)
-        self.decimals[tid] = tokens.column("decimals").to_numpy()
 
 
 def token_wei_per_raw(batch, tables, decimals: np.ndarray) -> np.ndarray:
@@ -234,7 +186,7 @@ class SandwichStrategy(Strategy):
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
-        self.meta = PoolMeta(dataset)
+        self.meta = PoolTable(dataset.pools, dataset.tokens)
         self.capital_eth = float(option(cfg, "capital_eth", 100.0))
         self.multi_victim = bool(option(cfg, "multi_victim", True))
         self.max_group = int(option(cfg, "max_victims_per_group", 8))
@@ -292,15 +244,14 @@ class SandwichStrategy(Strategy):
         s_gas_price = batch.gas_price_wei[s_block]
 
         be = self.backend
-        k = kernels_for("sandwich", be.name)
-        dev = lambda a: be.to_device(np.require(a, requirements=("C", "W")))  # noqa: E731 (the simulator writes back)
+        dev = functools.partial(device_array, be)
         outs = [be.xp.zeros(n_s, np.float64) for _ in range(4)] + [be.xp.zeros(n_s, np.int64)]
         args = (dev(s_pool), dev(s_key), dev(s_zfo), dev(s_start), dev(s_count), dev(s_capital), dev(s_wei),
                 dev(s_gas_price), dev(s_victims), dev(v["amount_in_f"]), dev(v["min_out_f"]), dev(self.meta.is_v3),
                 dev(self.meta.gamma), *(dev(a) for a in batch.kernel_state()), self.max_steps,
                 float(exact_gas.V2_SWAP_TX_GAS), float(exact_gas.V3_SWAP_TX_BASE_GAS),
                 float(exact_gas.V3_SWAP_TX_GAS_PER_TICK), *outs)
-        launch(be, k, "screen_sandwich", n_s, args)
+        launch(be, "sandwich", "screen_sandwich", n_s, args)
         x, a_max, gross, net, crossed = (be.to_host(o) for o in outs)
 
         passed = np.flatnonzero((net > self.min_profit_wei) & (x > 0))

@@ -6,7 +6,7 @@ import pytest
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import jit as kj
 from gpubt.strategies.jit import exact_jit, swap_with_fees
-from gpubt.strategies.sandwich import launch
+from gpubt.strategies.base import launch
 
 from . import v3_market
 
@@ -102,7 +102,7 @@ def test_cpu_equals_python_and_cudasim(seed):
     py = kj.build("python")
     for i in range(n):
         py.screen_jit(i, *kargs, *o_py)
-    launch(Backend("cudasim"), kj.build("cudasim"), "screen_jit", n, kargs + tuple(o_sim))
+    launch(Backend("cudasim"), "jit", "screen_jit", n, kargs + tuple(o_sim))
     for a, b, c in zip(o_cpu, o_py, o_sim):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
@@ -128,31 +128,8 @@ def test_float_screen_matches_exact_fees_and_profit():
     assert checked >= 5
 
 
-@pytest.fixture
-def ptx_without_gpu(monkeypatch):
-    import numba.cuda.dispatcher as dispatcher
-
-    class _Device:
-        compute_capability = (9, 0)
-
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device())
-
-
 def test_every_device_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
-    from numba import cuda
-
-    from gpubt.kernels import compile as kc
-
     cpu = kj.build("cpu", inline=False)  # every device function compiled on its own: its signatures are readable
     kargs, _ = kernel_inputs(3, n=10)
     cpu.screen_jit_cpu(*kargs, *jit_outputs(kargs[0].shape[0]))
-    cuda_fns = kj.build("cuda")
-    deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
-    for fn in kj.DEVICE_FUNCTIONS:
-        sigs = getattr(cpu, fn.__name__).signatures
-        assert sigs, fn.__name__
-        ptx, _ = cuda.compile_ptx(kc.rebind(fn, deps), sigs[0], device=True, cc=(9, 0))
-        assert ".target sm_90" in ptx and ".func" in ptx, fn.__name__
-    deps["cuda"] = cuda
-    ptx, _ = cuda.compile_ptx(kc.rebind(kj.screen_jit_cuda, deps), cpu.screen_jit_cpu.signatures[0], cc=(9, 0))
-    assert ".entry" in ptx and ".target sm_90" in ptx
+    ptx_without_gpu(kj.DEVICE_FUNCTIONS, cpu, kj.build("cuda"), kj.screen_jit_cuda, cpu.screen_jit_cpu.signatures[0])
