@@ -65,7 +65,7 @@ class Backend:
         from gpubt.kernels import compile as kc
 
         if self.name == "cpu":
-            return kc.build_cpu()
+            return kc.build_cpu(cache=True)
         return kc.build_cuda(simulator=self.name == "cudasim")
 
     def to_device(self, array):

@@ -24,6 +24,7 @@ from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.paths import Paths
 
 WETH = 0  # token_id of WETH in every gpubt dataset: profits are measured in it
+LOG_KEY_SPAN = np.int64(1) << 44  # log keys + 1 < 2**44 for any batch under 2**24 blocks (Batch.log_index)
 
 
 def point_key(block_offset, tx_index):
@@ -221,15 +222,18 @@ class Batch:
     def n_pairs(self) -> int:
         return int(self.pair_key.shape[0])
 
+    @functools.cached_property
+    def _log_composite(self) -> np.ndarray:
+        """(pool, key) of every log entry folded into one sorted int64 (pool · 2**44 + key + 1)."""
+        log_pool = np.repeat(np.arange(len(self.log_offsets) - 1, dtype=np.int64), np.diff(self.log_offsets))
+        return log_pool * LOG_KEY_SPAN + self.log_key + 1
+
     def log_index(self, pools: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Vectorized host twin of find_state: log entry of each (pool, key), −1 where the pool has no state."""
         pools = np.asarray(pools, np.int64)
         keys = np.broadcast_to(np.asarray(keys, np.int64), pools.shape)
         lo, hi = self.log_offsets[pools], self.log_offsets[pools + 1]
-        log_pool = np.repeat(np.arange(len(self.log_offsets) - 1, dtype=np.int64), np.diff(self.log_offsets))
-        span = np.int64(1) << 44  # keys + 1 < 2**44 for any batch under 2**24 blocks
-        composite = log_pool * span + self.log_key + 1
-        idx = np.searchsorted(composite, pools * span + keys + 1, side="right") - 1
+        idx = np.searchsorted(self._log_composite, pools * LOG_KEY_SPAN + keys + 1, side="right") - 1
         return np.where((idx >= lo) & (idx < hi), idx, -1)
 
     def exact_reserves(self, pools, keys, idx=None) -> tuple[list[int], list[int]]:
@@ -238,6 +242,9 @@ class Batch:
         if (idx < 0).any():
             bad = int(np.flatnonzero(idx < 0)[0])
             raise KeyError(f"pool {np.ravel(pools)[bad]} has no state at key {np.ravel(keys)[bad]}")
+        if len(idx) <= 8:  # one trade's legs: scalar reads (~1 µs each) beat a take (~15 µs)
+            return ([int(self.log_exact0[i].as_py()) for i in idx.tolist()],
+                    [int(self.log_exact1[i].as_py()) for i in idx.tolist()])
         take = pa.array(idx)
         return ([int(v) for v in self.log_exact0.take(take).to_pylist()],
                 [int(v) for v in self.log_exact1.take(take).to_pylist()])

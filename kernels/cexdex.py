@@ -227,8 +227,9 @@ CPU_DRIVERS = (cexdex_pairs_cpu,)
 CUDA_DRIVERS = (cexdex_pairs_cuda,)
 
 
-def build(target: str, inline: bool = True):
-    """This kernel's device functions and drivers compiled for `target` (python | cpu | cuda | cudasim)."""
+def build(target: str, inline: bool = True, cache: bool = False):
+    """This kernel's device functions and drivers compiled for `target` (python | cpu | cuda | cudasim);
+    `cache`: the CPU build on disk (kernels.compile.cached_njit)."""
     from .compile import build as _build
 
-    return _build(target, device_functions(), CPU_DRIVERS, CUDA_DRIVERS, inline=inline)
+    return _build(target, device_functions(), CPU_DRIVERS, CUDA_DRIVERS, inline=inline, cache=cache)

@@ -8,8 +8,14 @@ few big ones in NOT_INLINED. Why: a call numba does not inline passes every arra
 reference-count increment and decrement; a screening kernel passes ~20 arrays per call, and that traffic made the
 3-hop cycle kernel 5x slower (103 ms vs 19 ms per 1M paths on 2 cores; bench/suite.py). The big functions stay
 calls because inlining them at each of their call sites multiplies compile time (30 s instead of 4 s).
+
+CPU builds are cached on disk (`cache=True`, what the backtester and the synthetic market use). numba keys a
+cached function on its own source file only, so an edit to a callee in another file would load stale machine
+code; `cached_njit` keys it on every kernels/*.py file plus its own instead.
 """
+import hashlib
 import types
+from pathlib import Path
 from types import SimpleNamespace
 
 from . import amm_v2, amm_v3, cycles
@@ -31,6 +37,55 @@ NOT_INLINED = frozenset({
     "pool_swap", "sandwich_eval",                                                             # sandwich
     "route_amount_out", "v3_input_to_price",                                                  # liquidation, cexdex
 })
+
+
+KERNEL_DIR = Path(__file__).resolve().parent
+
+
+def source_stamp(extra_file: str | None = None, kernel_dir: Path = KERNEL_DIR) -> str:
+    """SHA-256 over every kernels/*.py file (name and bytes) and `extra_file`: changes whenever any
+    device function a cached kernel may have inlined or linked changes."""
+    digest = hashlib.sha256()
+    paths = sorted(Path(kernel_dir).glob("*.py"))
+    if extra_file is not None and Path(extra_file).resolve() not in paths:
+        paths.append(Path(extra_file).resolve())
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _cache_class():
+    from numba.core import caching
+
+    class Stamped:
+        def get_source_stamp(self):
+            return source_stamp(self._py_file)
+
+    class InTree(Stamped, caching.InTreeCacheLocator):
+        pass
+
+    class UserWide(Stamped, caching.UserWideCacheLocator):   # when kernels/__pycache__ is not writable
+        pass
+
+    class Impl(caching.CompileResultCacheImpl):
+        _locator_classes = [InTree, UserWide]
+
+    class KernelCache(caching.FunctionCache):
+        _impl_class = Impl
+
+    return KernelCache
+
+
+def cached_njit(fn=None, **options):
+    """`numba.njit(**options)` with a disk cache stamped by `source_stamp` (see the module docstring)."""
+    import numba
+
+    def wrap(f):
+        dispatcher = numba.njit(f, **options)
+        dispatcher._cache = _cache_class()(dispatcher.py_func)   # what Dispatcher.enable_caching sets
+        return dispatcher
+
+    return wrap if fn is None else wrap(fn)
 
 
 def rebind(fn, names: dict):
@@ -56,7 +111,7 @@ def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: b
     """Compile device functions (dependency order; include the helpers they call, e.g. amm_v2's) and their
     drivers for `target`: "python" (the pure-Python reference), "cpu", "cuda" or "cudasim" (numba's CUDA
     simulator). No functions: the cycle-screening kernel; a strategy's kernel module passes its own.
-    `cache` caches the CPU build on disk (the synthetic market's float pass); `inline=False` compiles every CPU
+    `cache` caches the CPU build on disk (`cached_njit`); `inline=False` compiles every CPU
     device function on its own (slower, but each one's typed signatures can be read, e.g. to build it for CUDA)."""
     if functions is None:
         functions, cpu_drivers, cuda_drivers = DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS
@@ -66,13 +121,15 @@ def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: b
     if target == "cpu":
         import numba
 
+        # an un-inlined build would share the inlined build's cache entries (same functions, slower code)
+        njit = cached_njit if cache and inline else numba.njit
+
         def device(f):
             # CPython compiles a call with more than 30 arguments as f(*args), which numba cannot inline
             call = not inline or f.__name__ in NOT_INLINED or f.__code__.co_argcount > 30
-            return numba.njit(f, fastmath=False, cache=cache, inline="never" if call else "always")
+            return njit(f, fastmath=False, inline="never" if call else "always")
 
-        return _build(device, lambda f: numba.njit(f, parallel=True, fastmath=False), cpu_drivers,
-                      functions=functions)
+        return _build(device, lambda f: njit(f, parallel=True, fastmath=False), cpu_drivers, functions=functions)
     if target in ("cuda", "cudasim"):
         from numba import cuda
 

@@ -267,8 +267,9 @@ CPU_DRIVERS = (screen_jit_cpu,)
 CUDA_DRIVERS = (screen_jit_cuda,)
 
 
-def build(target: str, inline: bool = True):
-    """The JIT device functions and drivers compiled for `target` (python | cpu | cuda | cudasim)."""
+def build(target: str, inline: bool = True, cache: bool = False):
+    """The JIT device functions and drivers compiled for `target` (python | cpu | cuda | cudasim);
+    `cache`: the CPU build on disk (kernels.compile.cached_njit)."""
     from .compile import build as _build
 
-    return _build(target, DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS, inline=inline)
+    return _build(target, DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS, inline=inline, cache=cache)

@@ -12,7 +12,16 @@ from gpubt.data.store import DatasetWriter
 from gpubt.exact.v2 import get_amount_out
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# real mainnet fixtures, read in place (never copied into the repo); GPUBT_SHARED_DATA points elsewhere
+SHARED_DATA = Path(os.environ.get("GPUBT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_configure(config):
+    """Fail the run up front when the shared mainnet data is missing: otherwise tests parametrized over its files
+    would silently not be collected and the rest would fail one by one."""
+    if not SHARED_DATA.is_dir():
+        raise pytest.UsageError(f"real mainnet test data not found at {SHARED_DATA} (expected ../shared/data beside "
+                                "the checkout); set GPUBT_SHARED_DATA=/path/to/shared/data")
 
 # WETH, USDC, LINK; WETH/USDC on two venues, WETH/LINK, USDC/LINK
 TOKENS = [(0, "WETH", 18), (1, "USDC", 6), (2, "LINK", 18)]

@@ -35,13 +35,12 @@ from collections import namedtuple
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
 from gpubt import schema
 from gpubt.data.store import PARTITIONED, DatasetWriter
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import amm_v2, amm_v3
-from gpubt.kernels.compile import build_cpu
+from gpubt.kernels.compile import build_cpu, cached_njit
 
 FIRST_BLOCK = 18_000_000
 FIRST_TIMESTAMP = 1_693_066_895   # mainnet block 18,000,000 (2023-08-26)
@@ -117,14 +116,14 @@ Knobs = namedtuple("Knobs", [
 # ---------------------------------------------------------------------------------------------------------------
 # float pass (numba)
 
-_amount_out_nb = njit(cache=True)(amm_v2.v2_amount_out)
+_amount_out_nb = cached_njit(amm_v2.v2_amount_out)
 _kernels = build_cpu(cache=True)  # the backtester's device functions: searchers screen cycles as it does
 _screen_cycle_nb = _kernels.screen_cycle
 _v3_swap_nb = _kernels.v3_swap_exact_in
 _v3_next_nb = _kernels.v3_next_tick_position
 
 
-@njit(cache=True)
+@cached_njit
 def _v3_swap_commit_nb(v3, p, amount_in, zfo):
     """Float V3 swap on pool p; updates its price, liquidity and tick; returns the output."""
     v = v3.version[p]
@@ -137,7 +136,7 @@ def _v3_swap_commit_nb(v3, p, amount_in, zfo):
     return out
 
 
-@njit(cache=True)
+@cached_njit
 def _v3_input_to_price_nb(v3, p, target_sqrt, zfo):
     """Input (after the fee) that moves V3 pool p's sqrt price to target_sqrt, walking its tick ranges."""
     v = v3.version[p]
@@ -171,7 +170,7 @@ def _v3_input_to_price_nb(v3, p, target_sqrt, zfo):
     return need
 
 
-@njit(cache=True)
+@cached_njit
 def _v3_tick_update_nb(v3, j, tick, net_delta, ref_delta):
     """Add net_delta to initialized tick `tick` of V3 pool j (inserting it, or removing it when its last
     position goes: ref_delta counts the live positions using the tick). False when the row is full."""
@@ -206,7 +205,7 @@ def _v3_tick_update_nb(v3, j, tick, net_delta, ref_delta):
     return True
 
 
-@njit(cache=True)
+@cached_njit
 def _v3_modify_nb(v3, p, slot, lower, upper, liquidity_delta, ref_delta):
     """Float mint (delta > 0) or burn (delta < 0) of [lower, upper) on V3 pool p, position slot `slot`."""
     j = v3.version[p] // 2
@@ -225,7 +224,7 @@ def _v3_modify_nb(v3, p, slot, lower, upper, liquidity_delta, ref_delta):
         v3.pos_liq[k] = 0.0
 
 
-@njit(cache=True)
+@cached_njit
 def _eip1559_next_nb(base_fee_wei, gas_used, gas_target):
     """Next block's base fee by the EIP-1559 integer rule; base × delta is split so int64 cannot overflow."""
     delta = gas_used - gas_target if gas_used >= gas_target else gas_target - gas_used
@@ -237,7 +236,7 @@ def _eip1559_next_nb(base_fee_wei, gas_used, gas_target):
     return base_fee_wei - change
 
 
-@njit(cache=True)
+@cached_njit
 def _push(cap, n, out_block, out_tx, out_log, out_pool, out_kind, out_zfo, out_amount, out_actor, out_aux,
           out_gas, out_hop, b, tx, log, pool, kind, zfo, amount, actor, aux, gas, hop):
     """Append one action; returns the new count (or -1 when the buffers are full)."""
@@ -257,7 +256,7 @@ def _push(cap, n, out_block, out_tx, out_log, out_pool, out_kind, out_zfo, out_a
     return n + 1
 
 
-@njit(cache=True)
+@cached_njit
 def _v3_lp_action_nb(cap, n, b, tx, log, p, kind, frac_ppm, trader, v3, price_usd, token_scale, pool_t1,
                      a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
                      a_tick_lower, a_tick_upper):
@@ -328,7 +327,7 @@ def _v3_lp_action_nb(cap, n, b, tx, log, p, kind, frac_ppm, trader, v3, price_us
     return n
 
 
-@njit(cache=True)
+@cached_njit
 def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                            log_price, regime, congestion, base_fee, rf0, rf1,
                            token_scale, token_class, token_beta, token_idio_vol,

@@ -404,7 +404,7 @@ def run(cfg) -> Path:
     from gpubt.engine import competition
     from gpubt.engine.monitor import Monitor
     from gpubt.engine.thresholds import apply_config
-    from gpubt.engine.validate import format_scores, load_labels, validate
+    from gpubt.engine.validate import EVENT_COLUMNS, format_scores, load_labels, validate
 
     progress = bool(cfg.progress)
     resume = bool(cfg.get("resume", False))
@@ -455,7 +455,7 @@ def run(cfg) -> Path:
         monitor.stop()
 
     first, last = backtest.first_block, backtest.last_block
-    blocks = _rows_in(dataset.read("blocks"), first, last)
+    blocks = dataset.read_range("blocks", first, last)
     labels = load_labels(dataset, first, last)
     trades, threshold, threshold_info = apply_config(cfg.thresholds, backtest.trades(), labels, blocks,
                                                      dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
@@ -463,8 +463,10 @@ def run(cfg) -> Path:
     opportunities = backtest.opportunities()
     validation = None
     if cfg.validation.enabled and labels.num_rows:
+        events = dataset.read_columns("events", EVENT_COLUMNS, first, last)  # CEX-DEX: pools untouched since
         validation = validate(trades, labels, min_gap=int(cfg.validation.min_gap),
-                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last)
+                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last,
+                              events=_rows_in(events, first, last))
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
                        opportunities, blocks, threshold_info, validation, competition_summary)
     try:

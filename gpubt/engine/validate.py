@@ -5,12 +5,15 @@ Matching rule (one-to-one): a trade of ours and a label match when they are in t
 `min_gap <= label.tx_index − our.tx_index <= max_gap` (default 1..1: our state is "after tx t", the labeled
 back-run is tx t + 1; the top of a block is tx −1, so it matches a label at tx 0). Where several pairs qualify,
 the greedy assignment prefers the larger pool overlap (Jaccard), then the smaller gap, then the closer profit.
+Per kind (KIND_GAPS): sandwiches and JIT sit at −1..1 of the victim. CEX-DEX (STATE_KINDS) is matched by state,
+not by gap: a label against our latest point on its pool before it, in any earlier block, kept when the pool had
+no event in between (we trade a pool state once; the label's searcher may trade it blocks later, at the top of a
+block behind other CEX-DEX trades). That needs the events (`events=`).
 
 Scores per label kind: precision = matched trades ÷ our trades of that kind, recall = matched labels ÷ labels,
 F1 = their harmonic mean. Profit error on matched pairs compares our exact gross profit (amount out − amount in,
-before gas, `gross_profit_raw`) with the label's realized `profit_raw` (also before gas), both in raw units of
-the profit token (wei when it is WETH); pairs whose start token differs from the label's profit token are
-matched but left out of the error statistics.
+before gas, `gross_profit_raw`; CEX-DEX: see _estimates) with the label's realized `profit_raw` (also before gas),
+in wei: pairs whose profit is not WETH on both sides are matched but left out of the error statistics.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpubt import schema
+from gpubt.pack import WETH
 
 WEI_PER_ETH = 10**18
 POINT_TX_BITS = 21   # point code = block << 21 | (tx_index + 1): tx −1 (top of block) stays non-negative
@@ -89,6 +93,11 @@ def candidate_pairs(our_block, our_tx, our_pools, label_block, label_tx, label_p
     starts = np.repeat(lo, counts)
     within = np.arange(len(j)) - np.repeat(np.cumsum(counts) - counts, counts)
     i = order[starts + within]
+    return _with_overlap(i, j, our_pools, label_pools)
+
+
+def _with_overlap(i, j, our_pools, label_pools):
+    """Keep the pairs (i, j) that share a pool: (i, j, overlap, jaccard)."""
     a, b = our_pools[i], label_pools[j]
     overlap = np.zeros(len(i), np.int64)
     for ha in range(a.shape[1]):
@@ -103,6 +112,21 @@ def candidate_pairs(our_block, our_tx, our_pools, label_block, label_tx, label_p
 
 def _amounts(col) -> list[int]:
     return [int(v) for v in col.to_pylist()]
+
+
+def _estimates(trades: pa.Table, kind: str) -> tuple[list[int], np.ndarray]:
+    """Our profit in the labels' terms, per trade: (raw amount, token). Default: gross_profit_raw in start_token.
+    CEX-DEX labels count the received token: amount out − amount in × the reference rate at the trade, so ours is
+    re-expressed the same way from the trade's detail (our gross_profit_raw is marked out later, in the input)."""
+    if kind != "cexdex":
+        return _amounts(trades.column("gross_profit_raw")), trades.column("start_token").to_numpy()
+    est, token = [], np.zeros(trades.num_rows, np.int64)
+    for k, d in enumerate(trades.column("detail").to_pylist()):
+        d = json.loads(d)
+        rate = d["reference_price_raw"] if d["zero_for_one"] else 1.0 / d["reference_price_raw"]  # out per in
+        est.append(int(d["amount_out"]) - round(int(d["amount_in"]) * rate))
+        token[k] = d["token_out"]
+    return est, token
 
 
 def _profit_stats(est: np.ndarray, real: np.ndarray) -> dict:
@@ -150,13 +174,88 @@ class Validation:
 
 # Where a label sits relative to our point (label tx − our tx) for strategies whose trade sits just before a
 # victim: our point is "after the tx before the victim", the attacker's front-run/mint is that tx itself.
+# CEX-DEX (STATE_KINDS, with `events`): a label matches our latest point on its pool before it, in any earlier
+# block, as long as the pool had no event in between: the label's searcher traded the very state we priced.
 KIND_GAPS = {"sandwich": (-1, 1), "jit": (-1, 1)}
+STATE_KINDS = frozenset({"cexdex"})
+EVENT_COLUMNS = ["block_number", "tx_index", "pool_id"]
+
+
+class _PoolPoints:
+    """Points (block, tx) on pools, sorted by (pool, point) in one int64 code: rank of the pool << bits | point
+    code relative to block b0 (so mainnet block numbers and many pools still fit 63 bits)."""
+
+    def __init__(self, pools: np.ndarray, blocks: np.ndarray, txs: np.ndarray, b0: int, b1: int):
+        self.b0 = b0
+        self.bits = int(b1 - b0 + 1).bit_length() + POINT_TX_BITS
+        self.ids, rank = np.unique(np.asarray(pools, np.int64), return_inverse=True)
+        if self.bits + int(len(self.ids)).bit_length() > 62:
+            raise ValueError(f"validation: {b1 - b0 + 1} blocks × {len(self.ids)} pools do not fit one int64 sort "
+                             "key; validate a shorter block range")
+        code = (rank.astype(np.int64) << self.bits) + self.point(blocks, txs)
+        self.order = np.argsort(code, kind="stable")
+        self.code = code[self.order]
+
+    def point(self, blocks, txs) -> np.ndarray:
+        return point_code(np.asarray(blocks, np.int64) - self.b0, txs)
+
+    def base(self, pools) -> tuple[np.ndarray, np.ndarray]:
+        """(rank << bits, known) of query pools; unknown pools have no points."""
+        pools = np.asarray(pools, np.int64)
+        at = np.minimum(np.searchsorted(self.ids, pools), len(self.ids) - 1)
+        return at.astype(np.int64) << self.bits, (pools >= 0) & (self.ids[at] == pools)
+
+
+def _span(*blocks) -> tuple[int, int]:
+    present = [np.asarray(b, np.int64) for b in blocks if len(b)]
+    return (min(int(b.min()) for b in present), max(int(b.max()) for b in present)) if present else (0, 0)
+
+
+def untouched(events: pa.Table, our_block, our_tx, label_block, label_tx, pools) -> np.ndarray:
+    """True where no pool of a row of `pools` (int matrix padded with −1) has an event strictly between our point
+    (our_block, our_tx) and the label's (label_block, label_tx). `events`: EVENT_COLUMNS, any order."""
+    ok = np.ones(len(our_block), bool)
+    if not len(our_block) or not events.num_rows:
+        return ok
+    ev_block = events.column("block_number").to_numpy()
+    index = _PoolPoints(events.column("pool_id").to_numpy(), ev_block, events.column("tx_index").to_numpy(),
+                        *_span(ev_block, our_block, label_block))
+    lo_point = index.point(our_block, our_tx) + 1
+    hi_point = index.point(label_block, label_tx) - 1
+    for c in range(pools.shape[1]):
+        base, known = index.base(pools[:, c])
+        lo = np.searchsorted(index.code, base + lo_point, side="left")
+        hi = np.searchsorted(index.code, base + hi_point, side="right")
+        ok &= ~(known & (hi > lo))
+    return ok
+
+
+def latest_before(our_block, our_tx, our_pools, label_block, label_tx, label_pools):
+    """For each label and each of its pools, our latest point on that pool strictly before the label (any earlier
+    block): (i, j, overlap, jaccard) like candidate_pairs, without repeats."""
+    rows, cols = np.nonzero(our_pools >= 0)
+    lrows, lcols = np.nonzero(label_pools >= 0)
+    if not len(rows) or not len(lrows):
+        return _with_overlap(np.zeros(0, np.int64), np.zeros(0, np.int64), our_pools, label_pools)
+    our_block = np.asarray(our_block, np.int64)
+    index = _PoolPoints(our_pools[rows, cols], our_block[rows], np.asarray(our_tx)[rows],
+                        *_span(our_block, label_block))
+    base, known = index.base(label_pools[lrows, lcols])
+    pos = np.searchsorted(index.code, base + index.point(np.asarray(label_block)[lrows],
+                                                         np.asarray(label_tx)[lrows]), side="left") - 1
+    hit = known & (pos >= 0)
+    hit[hit] &= (index.code[pos[hit]] >> index.bits) == (base[hit] >> index.bits)
+    i, j = rows[index.order[pos[hit]]], lrows[hit]
+    pair = np.unique(i.astype(np.int64) * len(label_pools) + j)
+    return _with_overlap(pair // len(label_pools), pair % len(label_pools), our_pools, label_pools)
 
 
 def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", min_gap: int = 1, max_gap: int = 1,
-             first_block: int | None = None, last_block: int | None = None) -> Validation:
+             first_block: int | None = None, last_block: int | None = None,
+             events: pa.Table | None = None) -> Validation:
     """Match trades of every strategy (their `strategy` column, else `our_kind`) against labels of the same
-    kind; arbitrage uses min_gap..max_gap, victim-based strategies KIND_GAPS. Scores per kind, merged."""
+    kind; arbitrage uses min_gap..max_gap, sandwich and JIT KIND_GAPS, STATE_KINDS the same-state rule when
+    `events` (EVENT_COLUMNS of the range) are given, else min_gap..max_gap. Scores per kind, merged."""
     trades = schema.conform(trades, "trades", "trades")
     strategy = [k or our_kind for k in trades.column("strategy").to_pylist()]  # null: written before strategies
     ours = sorted(set(strategy)) or [our_kind]
@@ -164,7 +263,8 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
     for kind in ours:
         sub = trades.filter(pa.array([k == kind for k in strategy]))
         gaps = KIND_GAPS.get(kind, (min_gap, max_gap))
-        parts.append(_validate_kind(sub, labels, kind, gaps[0], gaps[1], first_block, last_block))
+        kind_events = events if kind in STATE_KINDS else None
+        parts.append(_validate_kind(sub, labels, kind, gaps[0], gaps[1], first_block, last_block, kind_events))
     if len(parts) == 1:
         return parts[0]
     matched = {(r["tx_hash"], r["kind"]) for p in parts for r in p.matches.select(["tx_hash", "kind"]).to_pylist()}
@@ -181,8 +281,11 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
 
 
 def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", min_gap: int = 1,
-                   max_gap: int = 1, first_block: int | None = None, last_block: int | None = None) -> Validation:
+                   max_gap: int = 1, first_block: int | None = None, last_block: int | None = None,
+                   events: pa.Table | None = None) -> Validation:
     """Match our `trades` (TRADES schema) against `labels` (LABELS schema) and score detection and profits.
+    With `events`: the same-state rule (each label against our latest point on its pools before it, kept while
+    those pools had no event in between) instead of the min_gap..max_gap window.
 
     Labels are restricted to first_block..last_block (default: the whole labels table). Every trade is of
     `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0, precision null).
@@ -202,18 +305,27 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
 
     our_pools = pools_matrix(trades.column("pools"))
     label_pools = pools_matrix(labels.column("pools"))
-    i, j, _, jaccard = candidate_pairs(
-        trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(), our_pools,
-        labels.column("block_number").to_numpy()[is_ours], labels.column("tx_index").to_numpy()[is_ours],
-        label_pools[is_ours], min_gap, max_gap)
+    args = (trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(), our_pools,
+            labels.column("block_number").to_numpy()[is_ours], labels.column("tx_index").to_numpy()[is_ours],
+            label_pools[is_ours])
+    if events is None:
+        i, j, _, jaccard = candidate_pairs(*args, min_gap, max_gap)
+    else:
+        i, j, _, jaccard = latest_before(*args)
+        quiet = untouched(events, args[0][i], args[1][i], args[3][j], args[4][j], args[5][j])
+        i, j, jaccard = i[quiet], j[quiet], jaccard[quiet]
     label_rows = np.flatnonzero(is_ours)
     j = label_rows[j]
 
-    est_raw = _amounts(trades.column("gross_profit_raw"))
+    est_raw, start_token = _estimates(trades, our_kind)
     real_raw = _amounts(labels.column("profit_raw"))
-    start_token = trades.column("start_token").to_numpy()
     profit_token = labels.column("profit_token").to_numpy()
-    gap = labels.column("tx_index").to_numpy()[j].astype(np.int64) - trades.column("tx_index").to_numpy()[i]
+    if our_kind in STATE_KINDS:  # the same trade receives the label's profit token (else it went the other way)
+        same_way = start_token[i] == profit_token[j]
+        i, j, jaccard = i[same_way], j[same_way], jaccard[same_way]
+    # how far before the label our point is (the tx gap within a block; later blocks count 2**21 txs each)
+    gap = (point_code(labels.column("block_number").to_numpy()[j], labels.column("tx_index").to_numpy()[j])
+           - point_code(trades.column("block_number").to_numpy()[i], trades.column("tx_index").to_numpy()[i]))
     closeness = np.asarray([abs(est_raw[a] - real_raw[b]) for a, b in zip(i.tolist(), j.tolist())], np.float64)
     order = np.lexsort((closeness, gap, -jaccard))
     our_taken = np.zeros(trades.num_rows, bool)
@@ -228,7 +340,8 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
 
     rows_a = [a for a, _, _ in pairs]
     rows_b = [b for _, b, _ in pairs]
-    same_token = [int(start_token[a]) == int(profit_token[b]) for a, b in zip(rows_a, rows_b)]
+    # error statistics in wei: both profits in WETH (other tokens' raw units are not comparable across pairs)
+    same_token = [int(start_token[a]) == int(profit_token[b]) == WETH for a, b in zip(rows_a, rows_b)]
     est = [est_raw[a] for a in rows_a]
     real = [real_raw[b] for b in rows_b]
     net = _amounts(trades.column("net_profit_wei").take(pa.array(rows_a, pa.int64())))
@@ -251,7 +364,9 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
         "our_net_profit_wei": net,
     }, schema=MATCHES)
 
-    scores = {"rule": {"our_kind": our_kind, "min_gap": min_gap, "max_gap": max_gap,
+    rule = ({"match": "latest point on the label's pools before it, pools untouched in between"}
+            if events is not None else {"min_gap": min_gap, "max_gap": max_gap})
+    scores = {"rule": {"our_kind": our_kind, **rule,
                        "estimated": "our exact gross_profit_raw (before gas)",
                        "realized": "label profit_raw (before gas)"},
               "kinds": {}}
@@ -283,12 +398,8 @@ def _finite(obj):
 
 
 def load_labels(dataset, first_block: int | None = None, last_block: int | None = None) -> pa.Table:
-    """The labels of a gpubt dataset (all partitions), restricted to first_block..last_block."""
-    labels = dataset.read("labels")
-    b = labels.column("block_number").to_numpy()
-    lo = -np.inf if first_block is None else first_block
-    hi = np.inf if last_block is None else last_block
-    return labels.filter(pa.array((b >= lo) & (b <= hi)))
+    """The labels of a gpubt dataset restricted to first_block..last_block (only the partitions that overlap)."""
+    return dataset.read_range("labels", first_block, last_block)
 
 
 def format_scores(scores: dict) -> str:
@@ -312,6 +423,7 @@ if __name__ == "__main__":  # pragma: no cover - manual inspection: python -m gp
 
     run_dir, ds = Path(sys.argv[1]), Dataset(sys.argv[2])
     trades_t = pq.read_table(run_dir / "trades.parquet")
-    result = validate(trades_t, load_labels(ds), first_block=ds.first_block, last_block=ds.last_block)
+    result = validate(trades_t, load_labels(ds), first_block=ds.first_block, last_block=ds.last_block,
+                      events=ds.read_columns("events", EVENT_COLUMNS, ds.first_block, ds.last_block))
     print(format_scores(result.scores))
     print(json.dumps(result.scores, indent=1)[:2000])

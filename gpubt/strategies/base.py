@@ -61,7 +61,7 @@ class Strategy:
 @functools.cache
 def kernels_for(module: str, target: str):
     """The compiled kernels of kernels/<module>.py for a backend name (cpu | cuda | cudasim), built once."""
-    return importlib.import_module(f"gpubt.kernels.{module}").build(target)
+    return importlib.import_module(f"gpubt.kernels.{module}").build(target, cache=target == "cpu")
 
 
 def launch(backend, module: str, driver: str, n: int, args: tuple) -> None:

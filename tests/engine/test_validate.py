@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -64,6 +65,57 @@ def test_hand_made_tables_known_scores(tmp_path):
     assert json.loads((tmp_path / "validation.json").read_text())["kinds"]["arbitrage"]["matched"] == 2
     assert pq.read_table(tmp_path / "validation_misses.parquet").num_rows == 3
     assert pq.read_table(tmp_path / "validation_false_positives.parquet").num_rows == 3
+
+
+def _events(rows):
+    """rows: (block, tx, pool)."""
+    b, t, p = zip(*rows) if rows else ((), (), ())
+    return pa.table({"block_number": pa.array(b, pa.int64()), "tx_index": pa.array(t, pa.int32()),
+                     "pool_id": pa.array(p, pa.int32())})
+
+
+def test_cexdex_labels_match_the_state_we_priced():
+    trades = _trades([
+        (20, -1, [1], 5 * E15),   # top of block: ← label at tx 3 on pool 1 (pool 1 untouched at tx 0..2)
+        (20, -1, [2], 5 * E15),   # pool 2 swapped at tx 1, before its label at tx 4: superseded
+        (20, 1, [2], 4 * E15),    # ← after that swap: the label at tx 4
+        (21, 7, [3], 3 * E15),    # ← label in block 22 at tx 0: the pool kept this state across the block boundary
+        (23, 5, [4], 2 * E15),    # pool 4 swapped at (24, 2), before its label at (24, 3): no match
+    ])
+    trades = trades.set_column(trades.schema.get_field_index("strategy"), "strategy", pa.array(["cexdex"] * 5))
+    # the DEX leg: 1000 raw token 1 in, token 0 out; at the reference (0.5 token1 per token0) worth 2000 token 0
+    detail = [json.dumps({"zero_for_one": False, "token_out": 0, "amount_in": "1000", "amount_out": str(2000 + e),
+                          "reference_price_raw": 0.5}) for e in (7, 8, 9, 10, 11)]
+    trades = trades.set_column(trades.schema.get_field_index("detail"), "detail", pa.array(detail))
+    labels = _labels([(20, 3, "cexdex", [1], 6), (20, 4, "cexdex", [2], 9), (22, 0, "cexdex", [3], 13),
+                      (24, 3, "cexdex", [4], 1), (19, 0, "cexdex", [1], 1)])  # the last one precedes all our points
+    # the labels' own events too (at the label's tx: not "between")
+    events = _events([(20, 0, 9), (20, 1, 2), (20, 3, 1), (20, 4, 2), (22, 0, 3), (24, 2, 4), (24, 3, 4)])
+    result = validate(trades, labels, first_block=19, last_block=24, events=events)
+    cex = result.scores["kinds"]["cexdex"]
+    assert (cex["labels"], cex["ours"], cex["matched"]) == (5, 5, 3)
+    assert "untouched" in result.scores["rule"]["match"]
+    got = sorted((r["block_number"], r["our_tx_index"], r["label_tx_index"], r["path_id"])
+                 for r in result.matches.to_pylist())
+    assert got == [(20, -1, 3, 0), (20, 1, 4, 2), (21, 7, 0, 3)]
+    # profits compared in the label's terms (received token at the reference): 7 vs 6, 9 vs 9, 10 vs 13
+    assert [(int(r["estimated_profit_wei"]), int(r["realized_profit_wei"])) for r in result.matches.to_pylist()] == [
+        (7, 6), (9, 9), (10, 13)]
+    assert cex["profit"]["n"] == 3 and cex["profit"]["mae_wei"] == pytest.approx(4 / 3)
+    # a trade the other way (our received token is not the label's profit token) is not the label's trade
+    other_way = trades.set_column(trades.schema.get_field_index("detail"), "detail", pa.array(
+        [d.replace('"token_out": 0', '"token_out": 1') for d in detail]))
+    assert validate(other_way, labels, first_block=19, last_block=24, events=events).matches.num_rows == 0
+    # the swap at tx 1 is what rules pool 2's top-of-block point out (here without the point after it)
+    no_after = trades.take([0, 1, 3, 4])
+    assert validate(no_after, labels, first_block=19, last_block=24, events=events).scores["kinds"]["cexdex"][
+        "matched"] == 2
+    quiet = validate(no_after, labels, first_block=19, last_block=24,
+                     events=_events([(20, 3, 1), (22, 0, 3), (24, 3, 4)]))
+    assert sorted((r["our_tx_index"], r["label_tx_index"]) for r in quiet.matches.to_pylist()) == [
+        (-1, 3), (-1, 4), (5, 3), (7, 0)]
+    # without events CEX-DEX falls back to the arbitrage window (1..1, same block): nothing here fits it
+    assert validate(trades, labels, first_block=19, last_block=24).scores["kinds"]["cexdex"]["matched"] == 0
 
 
 def test_candidate_pairs_windows_do_not_cross_blocks():

@@ -1,7 +1,6 @@
 """CEX-DEX screening kernel: CPU build vs CUDA simulator vs pure Python, the closed forms (V2: the post-trade
 price sits at the band edge; V3: the range walk equals the exact V3Pool swap to the target price), the real
 USDC/WETH V2 reserve path, and sm_90 PTX of every device function and kernel."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,10 @@ from gpubt.backend import Backend
 from gpubt.exact import v2 as exact_v2
 from gpubt.strategies.base import launch
 
+from ..conftest import SHARED_DATA
 from . import v3_market
 
-RESERVES_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "usdc-weth-v2" / "reserves.csv"
+RESERVES_CSV = SHARED_DATA / "usdc-weth-v2" / "reserves.csv"
 N_OUT = 6
 
 
