@@ -329,9 +329,8 @@ class Backtest:
 
     @staticmethod
     def _trades_table(rows) -> pa.Table:
-        defaults = {"strategy": "arbitrage", "detail": None}  # cycle trades carry their legs in their own columns
-        return pa.Table.from_pydict({f.name: [r.get(f.name, defaults.get(f.name)) for r in rows]
-                                     for f in schema.TRADES}, schema=schema.TRADES)
+        """TRADES rows (dicts, `strategy` set; a missing key is null: cycle trades carry no `detail`)."""
+        return pa.Table.from_pylist(rows, schema=schema.TRADES)
 
     def trades(self) -> pa.Table:
         """Every trade of the run (restored from a checkpoint, then this process's), in (block, tx) order."""
