@@ -332,6 +332,10 @@ class Backtest:
         """TRADES rows (dicts, `strategy` set; a missing key is null: cycle trades carry no `detail`)."""
         return pa.Table.from_pylist(rows, schema=schema.TRADES)
 
+    def release_results(self) -> None:
+        """Drop the result tables held in memory (after they are written; counts and stats stay)."""
+        self._trade_tables, self._opportunity_tables, self._prior = [], [], ([], [])
+
     def trades(self) -> pa.Table:
         """Every trade of the run (restored from a checkpoint, then this process's), in (block, tx) order."""
         return _in_point_order(_concat([*self._prior[0], *self._trade_tables], schema.TRADES))
@@ -460,6 +464,7 @@ def run(cfg) -> Path:
                                                      dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
     trades, competition_summary = competition.apply(trades, cfg.get("competition"), backend.name)
     opportunities = backtest.opportunities()
+    backtest.release_results()  # the per-batch tables: trades and opportunities now hold sorted copies
     validation = None
     if cfg.validation.enabled and labels.num_rows:
         events = dataset.read_columns("events", EVENT_COLUMNS, first, last)  # CEX-DEX: pools untouched since
@@ -475,13 +480,17 @@ def run(cfg) -> Path:
         write_table_atomic(daily_pnl(trades, blocks, float(cfg.metrics.initial_capital_eth), first, last),
                            work / "daily_pnl.parquet")
         threshold.save(work / "thresholds.json")
+        scores = None
         if validation is not None:
             validation.write(work)
+            scores, validation = validation.scores, None  # its tables (false positives: most trades) are written
         (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
         if cfg.report.enabled:
             from gpubt.report.html import write_report
 
+            # the report re-reads what it plots from the files just written: drop the in-memory copies first
+            del trades, opportunities
             write_report(work, display_dir=out_dir)
         if checkpointer:
             checkpointer.remove_parts()
@@ -492,8 +501,8 @@ def run(cfg) -> Path:
     print(format_summary(summary))
     if len(summary["by_strategy"]) > 1:
         print(format_by_strategy(summary["by_strategy"]))
-    if validation is not None:
-        print(format_scores(validation.scores))
+    if scores is not None:
+        print(format_scores(scores))
     print(f"results  {out_dir}", flush=True)
     return out_dir
 

@@ -46,7 +46,7 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (is {folder} a gpubt results folder?)")
     summary = json.loads(summary_path.read_text())
-    trades = _read(folder / "trades.parquet", required=True)
+    trades = _read(folder / "trades.parquet", required=True, skip=("detail",))  # per-trade JSON: never plotted
     opportunities = _read(folder / "opportunities.parquet", required=True)
     run = summary.get("run", {})
     capital = _initial_capital(summary, folder)
@@ -102,12 +102,14 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
 
 # ---------------------------------------------------------------- inputs
 
-def _read(path: Path, required: bool = False) -> pa.Table | None:
+def _read(path: Path, required: bool = False, skip=()) -> pa.Table | None:
+    """A results table (without the `skip` columns), or None when optional and absent."""
     if not path.is_file():
         if required:
             raise FileNotFoundError(f"{path}: not found (the results folder is incomplete)")
         return None
-    return pq.read_table(path)
+    names = pq.read_schema(path).names
+    return pq.read_table(path, columns=[n for n in names if n not in skip])
 
 
 def _initial_capital(summary: dict, folder: Path) -> float:
