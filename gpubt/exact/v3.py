@@ -7,6 +7,8 @@ Not modelled (they never change swap/mint/burn amounts): fee growth and fees owe
 """
 from __future__ import annotations
 
+import functools
+import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -81,6 +83,7 @@ _TICK_FACTORS = (  # bit i of |tick| multiplies the Q128 ratio by sqrt(1.0001)^-
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure, and a backtest asks for the same few ticks millions of times
 def get_sqrt_ratio_at_tick(tick: int) -> int:
     """TickMath.getSqrtRatioAtTick: sqrt(1.0001^tick) as a Q64.96, rounded up; reverts 'T' outside ±MAX_TICK."""
     abs_tick = -tick if tick < 0 else tick
@@ -94,9 +97,32 @@ def get_sqrt_ratio_at_tick(tick: int) -> int:
     return (ratio >> 32) + (1 if ratio & 0xFFFFFFFF else 0)
 
 
+_LOG_SQRT_10001 = math.log(1.0001) / 2
+_LOG_Q96 = 96 * math.log(2)
+
+
 def get_tick_at_sqrt_ratio(sqrt_price_x96: int) -> int:
-    """TickMath.getTickAtSqrtRatio: the greatest tick whose sqrt ratio is ≤ the price; reverts 'R' out of range."""
+    """TickMath.getTickAtSqrtRatio: the greatest tick whose sqrt ratio is ≤ the price; reverts 'R' out of range.
+
+    That tick is the one t with ratio(t) <= price < ratio(t + 1) (ratios strictly increase), so a float estimate
+    checked against two (cached) exact ratios gives the contract's answer; the contract's own log2 algorithm
+    (`tick_at_sqrt_ratio_log2`) is the fallback when the estimate is more than one tick off."""
     _require(MIN_SQRT_RATIO <= sqrt_price_x96 < MAX_SQRT_RATIO, "R", f"sqrtPriceX96 {sqrt_price_x96} out of range")
+    t = min(max(math.floor((math.log(sqrt_price_x96) - _LOG_Q96) / _LOG_SQRT_10001), MIN_TICK), MAX_TICK - 1)
+    for _ in range(3):
+        if get_sqrt_ratio_at_tick(t) > sqrt_price_x96:
+            t -= 1
+        elif get_sqrt_ratio_at_tick(t + 1) <= sqrt_price_x96:
+            t += 1
+        else:
+            return t
+        if not MIN_TICK <= t < MAX_TICK:
+            break
+    return tick_at_sqrt_ratio_log2(sqrt_price_x96)
+
+
+def tick_at_sqrt_ratio_log2(sqrt_price_x96: int) -> int:
+    """getTickAtSqrtRatio as TickMath.sol computes it (fixed-point log2); the price must be in range."""
     ratio = sqrt_price_x96 << 32
     msb = ratio.bit_length() - 1
     r = ratio >> (msb - 127) if msb >= 128 else ratio << (127 - msb)

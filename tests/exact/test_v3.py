@@ -82,6 +82,17 @@ def test_price_tick_bracket(price):
     assert tick == v3.MAX_TICK or price < v3.get_sqrt_ratio_at_tick(tick + 1)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.integers(v3.MIN_TICK, v3.MAX_TICK - 1), st.integers(-2, 2), prices)
+def test_float_estimated_tick_equals_the_contracts_log2(tick, offset, price):
+    """get_tick_at_sqrt_ratio (float estimate checked by exact ratios) against TickMath.sol's own algorithm, at tick
+    boundaries (ratio ± a little) and at arbitrary prices."""
+    at = v3.get_sqrt_ratio_at_tick(tick) + offset
+    for p in (at, price):
+        if v3.MIN_SQRT_RATIO <= p < v3.MAX_SQRT_RATIO:
+            assert v3.get_tick_at_sqrt_ratio(p) == v3.tick_at_sqrt_ratio_log2(p)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(v3.MIN_TICK, v3.MAX_TICK - 1))
 def test_sqrt_ratio_strictly_increasing(tick):
