@@ -98,9 +98,10 @@ class ExactPool:
         return out, 0
 
 
-def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims) -> dict | None:
+def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims, back_run: bool = True) -> dict | None:
     """Run [front-run, victims..., back-run] exactly on a fresh pool from `make_pool()`; victims = [(amount_in,
-    amount_out_min)]. None when a swap cannot go through."""
+    amount_out_min)]. None when a swap cannot go through. `back_run=False` stops after the victims (all that
+    their slippage checks depend on; back_out is then 0 and gross None)."""
     pool = make_pool()
     crossed = 0
     bought = 0
@@ -117,7 +118,7 @@ def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims) -> dict 
             return None
         outs.append(r[0])
     back = 0
-    if bought > 0:
+    if bought > 0 and back_run:
         r = pool.swap(not zero_for_one, bought)
         if r is None:
             return None
@@ -125,7 +126,7 @@ def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims) -> dict 
         crossed += c
     feasible = all(o >= m for o, (_, m) in zip(outs, victims))
     return dict(front_out=bought, back_out=back, victim_out=outs, feasible=feasible, crossed=crossed,
-                gross=back - front_in)
+                gross=back - front_in if back_run else None)
 
 
 def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap: int) -> int:
@@ -136,7 +137,7 @@ def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap:
     progress stalls. On 2,965 sandwiches of mainnet-month's first 300 blocks: the same answers as plain bisection
     with 25 exact bundles per search instead of 45 (fine tokens take ~5, coarse ones still bisect)."""
     def slack(a):
-        r = exact_bundle(make_pool, zero_for_one, a, victims)
+        r = exact_bundle(make_pool, zero_for_one, a, victims, back_run=False)
         if r is None:
             return None
         return min(o - m for o, (_, m) in zip(r["victim_out"], victims))
