@@ -223,8 +223,8 @@ class Batch:
         return int(self.pair_key.shape[0])
 
     @functools.cached_property
-    def _log_composite(self) -> np.ndarray:
-        """(pool, key) of every log entry folded into one sorted int64 (pool · 2**44 + key + 1)."""
+    def log_composite(self) -> np.ndarray:
+        """(pool, key) of every log entry folded into one sorted int64 (pool · LOG_KEY_SPAN + key + 1)."""
         log_pool = np.repeat(np.arange(len(self.log_offsets) - 1, dtype=np.int64), np.diff(self.log_offsets))
         return log_pool * LOG_KEY_SPAN + self.log_key + 1
 
@@ -233,7 +233,7 @@ class Batch:
         pools = np.asarray(pools, np.int64)
         keys = np.broadcast_to(np.asarray(keys, np.int64), pools.shape)
         lo, hi = self.log_offsets[pools], self.log_offsets[pools + 1]
-        idx = np.searchsorted(self._log_composite, pools * LOG_KEY_SPAN + keys + 1, side="right") - 1
+        idx = np.searchsorted(self.log_composite, pools * LOG_KEY_SPAN + keys + 1, side="right") - 1
         return np.where((idx >= lo) & (idx < hi), idx, -1)
 
     def exact_reserves(self, pools, keys, idx=None) -> tuple[list[int], list[int]]:

@@ -126,11 +126,11 @@ class Dataset:
         return self.root / name / partition_name(*part)
 
     @staticmethod
-    def _read_file(path: Path) -> pa.Table:
+    def _read_file(path: Path, columns: list[str] | None = None) -> pa.Table:
         if not path.is_file():
             raise schema.SchemaError(f"{path}: file not found (the dataset is incomplete)")
         try:
-            return pq.read_table(path)
+            return pq.read_table(path, columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise schema.SchemaError(f"{path}: unreadable parquet ({exc})") from None
 
@@ -154,24 +154,20 @@ class Dataset:
         """A whole partitioned table (small datasets and tests; the controller reads partition by partition)."""
         return pa.concat_tables([self.read_partition(name, p) for p in self.partitions])
 
-    def read_range(self, name: str, first_block: int | None = None, last_block: int | None = None) -> pa.Table:
+    def read_range(self, name: str, first_block: int | None = None, last_block: int | None = None,
+                   columns: list[str] | None = None) -> pa.Table:
         """Rows of a partitioned table with first_block <= block_number <= last_block (None: open), reading only
-        the partitions that overlap the range."""
+        the partitions that overlap the range. With `columns` (block_number among them) only those are read, not
+        validated (the controller validates each partition when it backtests it)."""
         lo = self.first_block if first_block is None else first_block
         hi = self.last_block if last_block is None else last_block
-        parts = [p for p in self.partitions if p[1] >= lo and p[0] <= hi] or self.partitions[:1]
-        table = pa.concat_tables([self.read_partition(name, p) for p in parts])
+        parts = [p for p in self.partitions if p[1] >= lo and p[0] <= hi]
+        if columns is None:
+            tables = [self.read_partition(name, p) for p in parts]
+            empty = schema.SCHEMAS[name].empty_table()
+        else:
+            tables = [self._read_file(self.path(name, p), columns) for p in parts]
+            empty = schema.SCHEMAS[name].empty_table().select(columns)
+        table = pa.concat_tables(tables) if tables else empty
         blocks = table.column("block_number").to_numpy()
         return table.filter(pa.array((blocks >= lo) & (blocks <= hi)))
-
-    def read_columns(self, name: str, columns: list[str], first_block: int, last_block: int) -> pa.Table:
-        """`columns` of a partitioned table from the partitions overlapping first_block..last_block (not filtered
-        to the range, not validated: the controller validates each partition when it backtests it)."""
-        parts = [p for p in self.partitions if p[1] >= first_block and p[0] <= last_block]
-        tables = []
-        for part in parts:
-            path = self.path(name, part)
-            if not path.is_file():
-                raise schema.SchemaError(f"{path}: file not found (the dataset is incomplete)")
-            tables.append(pq.read_table(path, columns=columns))
-        return pa.concat_tables(tables) if tables else schema.SCHEMAS[name].empty_table().select(columns)

@@ -467,10 +467,9 @@ def run(cfg) -> Path:
     backtest.release_results()  # the per-batch tables: trades and opportunities now hold sorted copies
     validation = None
     if cfg.validation.enabled and labels.num_rows:
-        events = dataset.read_columns("events", EVENT_COLUMNS, first, last)  # CEX-DEX: pools untouched since
+        events = dataset.read_range("events", first, last, EVENT_COLUMNS)  # CEX-DEX: pools untouched since
         validation = validate(trades, labels, min_gap=int(cfg.validation.min_gap),
-                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last,
-                              events=_rows_in(events, first, last))
+                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last, events=events)
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
                        opportunities, blocks, threshold_info, validation, competition_summary)
     try:

@@ -366,8 +366,10 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
 
     rule = ({"match": "latest point on the label's pools before it, pools untouched in between"}
             if events is not None else {"min_gap": min_gap, "max_gap": max_gap})
+    estimated = ("amount out − amount in × the reference rate at our point (exact DEX leg)"
+                 if our_kind == "cexdex" else "our exact gross_profit_raw (before gas)")
     scores = {"rule": {"our_kind": our_kind, **rule,
-                       "estimated": "our exact gross_profit_raw (before gas)",
+                       "estimated": estimated,
                        "realized": "label profit_raw (before gas)"},
               "kinds": {}}
     for kind in sorted(set(kinds) | {our_kind}):
@@ -424,6 +426,6 @@ if __name__ == "__main__":  # pragma: no cover - manual inspection: python -m gp
     run_dir, ds = Path(sys.argv[1]), Dataset(sys.argv[2])
     trades_t = pq.read_table(run_dir / "trades.parquet")
     result = validate(trades_t, load_labels(ds), first_block=ds.first_block, last_block=ds.last_block,
-                      events=ds.read_columns("events", EVENT_COLUMNS, ds.first_block, ds.last_block))
+                      events=ds.read_range("events", columns=EVENT_COLUMNS))
     print(format_scores(result.scores))
     print(json.dumps(result.scores, indent=1)[:2000])

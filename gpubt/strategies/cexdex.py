@@ -29,7 +29,7 @@ from gpubt.exact import gas as exact_gas
 from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
-from gpubt.pack import WETH
+from gpubt.pack import LOG_KEY_SPAN, WETH
 from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
 
 BLOCK_SECONDS = 12
@@ -138,19 +138,15 @@ class CexDexStrategy(Strategy):
     def points(self, batch) -> tuple[np.ndarray, np.ndarray]:
         """(pool, key) of every evaluation point: each pool with state at the top of every block, and after every
         event of the batch (`after_swaps`); sorted by pool then key, without repeats."""
-        n_pools = len(batch.log_offsets) - 1
         has_state = np.flatnonzero(np.diff(batch.log_offsets) > 0)
         tops = (np.arange(batch.n_blocks, dtype=np.int64) << KEY_TX_BITS) - 1
-        pool = np.repeat(has_state, len(tops))
-        key = np.tile(tops, len(has_state))
+        # the (pool, key) codes of pack.Batch.log_composite: tops of every block, then the log's events
+        code = (has_state[:, None].astype(np.int64) * LOG_KEY_SPAN + tops[None, :] + 1).ravel()
         if self.after_swaps:
-            log_pool = np.repeat(np.arange(n_pools, dtype=np.int64), np.diff(batch.log_offsets))
-            ev = batch.log_key >= 0
-            pool = np.concatenate([pool, log_pool[ev]])
-            key = np.concatenate([key, batch.log_key[ev]])
-        code = np.sort(pool.astype(np.int64) * (np.int64(1) << 44) + key + 1)
+            code = np.concatenate([code, batch.log_composite[batch.log_key >= 0]])
+        code = np.sort(code)
         code = code[np.r_[True, code[1:] != code[:-1]]] if len(code) else code  # unique (np.unique hashes: slower)
-        return (code >> 44).astype(np.int32), (code & ((np.int64(1) << 44) - 1)) - 1
+        return (code // LOG_KEY_SPAN).astype(np.int32), code % LOG_KEY_SPAN - 1
 
     def screen(self, batch, pair_pool, pair_key):
         """Run the kernel (marked at the current reference); returns (zero_for_one, amount in, amount out,

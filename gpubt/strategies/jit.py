@@ -26,8 +26,7 @@ from gpubt import schema
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.pack import WETH, point_key
-from gpubt.strategies.base import Strategy, StrategyResult
-from gpubt.strategies.base import PoolTable, device_array, launch
+from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
 from gpubt.strategies.sandwich import option, token_wei_per_raw
 
 Q128 = 2**128

@@ -29,7 +29,6 @@ from gpubt.pack import WETH, point_key
 from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
 
 
-
 def option(cfg, name: str, default):
     """cfg.name (OmegaConf node, dict or None), `default` when absent."""
     if cfg is None:
