@@ -2,12 +2,12 @@
 
 Layout of a work folder (the results folder's hidden `.partial` twin until the run completes):
 
-    checkpoint.json          position (next block), market state, counters, and how many parts are valid
-    trades-00000.parquet ... rows added since the previous checkpoint, one file per checkpoint
+    checkpoint.json          position (next block), market state, counters, and how many result parts are valid
+    trades-00000.parquet ... the run's result parts (gpubt/engine/results.py), written as the run goes
     opportunities-00000.parquet ...
 
-Parts are written before checkpoint.json, which is replaced atomically last: a crash at any point leaves
-either the old checkpoint (and maybe an orphan part, ignored and overwritten) or the new one.
+The results so far are written as a part before checkpoint.json, which is replaced atomically last: a crash
+at any point leaves either the old checkpoint (and maybe orphan parts, ignored and overwritten) or the new one.
 """
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from gpubt.data.store import write_json_atomic, write_table_atomic
+from gpubt.data.store import write_json_atomic
 
 FAILPOINT_ENV = "GPUBT_FAILPOINT"  # fault injection for tests: "after-checkpoint:N" or "after-parts:N"
 
@@ -38,7 +35,7 @@ class Checkpointer:
         self.folder = Path(folder)
         self.every_blocks = int(every_blocks)
         self.fingerprint = fingerprint  # what must match for a resume to be valid (config that changes results)
-        self.parts = 0
+        self.written = 0  # checkpoints written by this process (the failpoints count them)
         self.last_block_written = None
 
     @property
@@ -51,16 +48,15 @@ class Checkpointer:
         since = block - (self.last_block_written if self.last_block_written is not None else first_block - 1)
         return since >= self.every_blocks
 
-    def write(self, next_block: int, state, counters: dict, trades: pa.Table, opportunities: pa.Table) -> None:
+    def write(self, next_block: int, state, counters: dict, parts: int) -> None:
+        """Record the position after `parts` result parts (already written: see Backtest._spill)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_table_atomic(trades, self.folder / f"trades-{self.parts:05d}.parquet")
-        write_table_atomic(opportunities, self.folder / f"opportunities-{self.parts:05d}.parquet")
-        _failpoint("after-parts", self.parts + 1)
-        self.parts += 1
+        _failpoint("after-parts", self.written + 1)
+        self.written += 1
         write_json_atomic({
             "fingerprint": self.fingerprint,
             "next_block": int(next_block),
-            "parts": self.parts,
+            "parts": int(parts),
             "counters": counters,
             "state": {
                 "reserve0": [str(r) for r in state.reserve0],
@@ -70,10 +66,10 @@ class Checkpointer:
             },
         }, self.path)
         self.last_block_written = next_block - 1
-        _failpoint("after-checkpoint", self.parts)
+        _failpoint("after-checkpoint", self.written)
 
     def load(self, state):
-        """Restore `state` from the checkpoint; returns (next_block, counters, trades, opportunities) or None."""
+        """Restore `state` from the checkpoint; returns (next_block, counters, valid result parts) or None."""
         if not self.path.is_file():
             return None
         data = json.loads(self.path.read_text())
@@ -87,13 +83,8 @@ class Checkpointer:
         state.reserve1 = [int(r) for r in s["reserve1"]]
         state.known = np.asarray(s["known"], np.bool_)
         state.price_usd = np.asarray([np.nan if p is None else p for p in s["price_usd"]], np.float64)
-        self.parts = data["parts"]
         self.last_block_written = data["next_block"] - 1
-        trades = [pq.read_table(self.folder / f"trades-{i:05d}.parquet") for i in range(self.parts)]
-        opps = [pq.read_table(self.folder / f"opportunities-{i:05d}.parquet") for i in range(self.parts)]
-        return data["next_block"], data["counters"], pa.concat_tables(trades), pa.concat_tables(opps)
+        return data["next_block"], data["counters"], int(data["parts"])
 
-    def remove_parts(self) -> None:
-        for f in self.folder.glob("*-[0-9][0-9][0-9][0-9][0-9].parquet"):
-            f.unlink()
+    def remove(self) -> None:
         self.path.unlink(missing_ok=True)

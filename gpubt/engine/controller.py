@@ -2,7 +2,8 @@
 
     dataset partition ─► pack (Batch of flat arrays) ─► upload into reused ContextPool buffers
       ─► screen every (point × path) pair on the backend ─► threshold ─► select per point
-      ─► exact re-pricing (Python ints) ─► trades / opportunities ─► metrics ─► summary.json + parquet
+      ─► exact re-pricing (Python ints) ─► trades / opportunities, spilled in parts (engine/results.py)
+      ─► post-run on the trades' core: thresholds, auction, validation, metrics ─► summary.json + parquet
 
 The controller owns IO and progress; the backend owns device arrays (ARCHITECTURE principle 8).
 """
@@ -20,7 +21,6 @@ import logging
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from tqdm import tqdm
 
 from gpubt import schema
@@ -29,6 +29,7 @@ from gpubt.data.store import Dataset, write_table_atomic
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
 from gpubt.engine.metrics import daily_pnl, format_summary, json_safe, summarize_trades
+from gpubt.engine.results import ROW, ResultParts, concat, in_point_order
 from gpubt.engine.verify import GasModel, reprice, screen_floor, select
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import MarketState, pack_batch
@@ -37,6 +38,7 @@ from gpubt.paths import Paths, enumerate_cycles
 
 log = logging.getLogger("gpubt")
 GWEI = 10**9
+SPILL_ROWS = 400_000  # ~40 MB of results held before a part is written (with `parts`): ~1,000 mainnet blocks
 WEI_PER_ETH = 10**18
 
 
@@ -131,7 +133,7 @@ class Backtest:
     def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
                  gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
                  progress: bool = True, checkpointer: Checkpointer | None = None,
-                 memory_budget_mb: float = 2048, monitor=None, strategies=()):
+                 memory_budget_mb: float = 2048, monitor=None, strategies=(), parts: ResultParts | None = None):
         self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
         self.start_tokens = start_tokens
         self.min_profit_wei = int(min_profit_wei)
@@ -149,16 +151,18 @@ class Backtest:
         self.monitor = monitor
         self.context = ContextPool(backend)
         # results as Arrow tables, one per batch and strategy (compact: a trade as Python dicts took ~10x the
-        # memory, and a mainnet-month partition holds ~500,000 trades and ~1.4M opportunities)
+        # memory, and a mainnet-month partition holds ~500,000 trades and ~1.4M opportunities); with `parts`
+        # they are spilled to disk after every partition and checkpoint, so memory does not grow with the run
+        self.parts = parts if parts is not None or checkpointer is None else ResultParts(checkpointer.folder)
         self._trade_tables: list[pa.Table] = []
         self._opportunity_tables: list[pa.Table] = []
+        self._held_rows = 0  # opportunity-row equivalents held; SPILL_ROWS of them make a part
         self._counts: dict[str, list[int]] = {}  # strategy -> [opportunities, trades] found in this process
         self.stats = {"pairs_evaluated": 0, "screen_seconds": 0.0, "verify_seconds": 0.0, "batches": 0}
         self.checkpointer = checkpointer
         self.resumed_from = None
-        self._prior = ([], [])            # result tables restored from a checkpoint
+        self._restored = (0, 0)           # trades / opportunities restored from a checkpoint (in its parts)
         self.strategies = list(strategies)  # gpubt.strategies.base.Strategy instances besides the cycles
-        self._since_checkpoint = (0, 0)  # trade tables / opportunity tables already checkpointed
         self._net_profit_wei = 0
 
     def run(self) -> "Backtest":
@@ -172,9 +176,9 @@ class Backtest:
         start = self.first_block
         restored = self.checkpointer.load(state) if self.checkpointer else None
         if restored:
-            start, counters, trades, opportunities = restored
+            start, counters, self.parts.count = restored
             self.resumed_from = start
-            self._prior = ([trades], [opportunities])
+            self._restored = (sum(self.parts.rows("trades")), sum(self.parts.rows("opportunities")))
             self._net_profit_wei = int(counters.pop("net_profit_wei"))
             self.stats.update(counters)
         parts = [p for p in self.dataset.partitions if p[1] >= start and p[0] <= self.last_block]
@@ -228,17 +232,20 @@ class Backtest:
                                     profit_eth=f"{self._net_profit_wei / 1e18:.3f}")
                     if self.checkpointer and last < self.last_block and self.checkpointer.due(last, self.first_block):
                         self._checkpoint(last + 1, state)
+                    elif self._held_rows >= SPILL_ROWS:
+                        self._spill()
                     first = last + 1
+                self._spill()
         self.stats["wall_seconds"] = time.perf_counter() - t0
         return self
 
     @property
     def n_trades(self) -> int:
-        return sum(t.num_rows for t in self._prior[0]) + sum(c[1] for c in self._counts.values())
+        return self._restored[0] + sum(c[1] for c in self._counts.values())
 
     @property
     def n_opportunities(self) -> int:
-        return sum(t.num_rows for t in self._prior[1]) + sum(c[0] for c in self._counts.values())
+        return self._restored[1] + sum(c[0] for c in self._counts.values())
 
     def _add(self, name: str, opportunities: pa.Table | None, trades: list[dict]) -> None:
         """Keep one batch's results of strategy `name` (as Arrow tables) and count them."""
@@ -246,12 +253,14 @@ class Backtest:
         if opportunities is not None and opportunities.num_rows:
             self._opportunity_tables.append(opportunities)
             counts[0] += opportunities.num_rows
+            self._held_rows += opportunities.num_rows
         if trades:
             for trade in trades:
                 trade["strategy"] = name
                 self._net_profit_wei += trade["net_profit_wei"]
             self._trade_tables.append(self._trades_table(trades))
             counts[1] += len(trades)
+            self._held_rows += 4 * len(trades)  # a trade row (with its detail JSON) weighs ~4 opportunity rows
 
     def _evaluate_strategy(self, strategy, batch, tables) -> None:
         t0 = time.perf_counter()
@@ -263,13 +272,18 @@ class Backtest:
         key = f"{strategy.name}_seconds"
         self.stats[key] = self.stats.get(key, 0.0) + time.perf_counter() - t0
 
+    def _spill(self) -> None:
+        """Write the results held in memory as one part (with `parts`; else keep holding them)."""
+        if self.parts is not None and (self._trade_tables or self._opportunity_tables):
+            self.parts.append(self._trade_tables, self._opportunity_tables)
+            self._trade_tables, self._opportunity_tables = [], []
+            self._held_rows = 0
+
     def _checkpoint(self, next_block: int, state) -> None:
-        t_from, o_from = self._since_checkpoint
+        self._spill()
         counters = {k: self.stats[k] for k in ("pairs_evaluated", "batches")}
         counters["net_profit_wei"] = str(self._net_profit_wei)
-        self.checkpointer.write(next_block, state, counters, _concat(self._trade_tables[t_from:], schema.TRADES),
-                                _concat(self._opportunity_tables[o_from:], schema.OPPORTUNITIES))
-        self._since_checkpoint = (len(self._trade_tables), len(self._opportunity_tables))
+        self.checkpointer.write(next_block, state, counters, self.parts.count)
 
     def _evaluate(self, batch) -> None:
         ctx, be, dp = self.context, self.backend, self.device_paths
@@ -332,40 +346,32 @@ class Backtest:
         """TRADES rows (dicts, `strategy` set; a missing key is null: cycle trades carry no `detail`)."""
         return pa.Table.from_pylist(rows, schema=schema.TRADES)
 
-    def release_results(self) -> None:
-        """Drop the result tables held in memory (after they are written; counts and stats stay)."""
-        self._trade_tables, self._opportunity_tables, self._prior = [], [], ([], [])
-
     def trades(self) -> pa.Table:
         """Every trade of the run (restored from a checkpoint, then this process's), in (block, tx) order."""
-        return _in_point_order(_concat([*self._prior[0], *self._trade_tables], schema.TRADES))
+        if self.parts is not None:
+            self._spill()
+            return self.parts.read("trades")
+        return in_point_order(concat(self._trade_tables, schema.TRADES))
 
     def opportunities(self) -> pa.Table:
-        return _in_point_order(_concat([*self._prior[1], *self._opportunity_tables], schema.OPPORTUNITIES))
+        if self.parts is not None:
+            self._spill()
+            return self.parts.read("opportunities")
+        return in_point_order(concat(self._opportunity_tables, schema.OPPORTUNITIES))
 
 
-def _concat(tables: list, table_schema: pa.Schema) -> pa.Table:
-    return pa.concat_tables(tables) if tables else table_schema.empty_table()
-
-
-def _in_point_order(table: pa.Table) -> pa.Table:
-    """Stable sort by (block, tx): the same order whether or not the run was checkpointed and resumed."""
-    order = pc.sort_indices(table, sort_keys=[("block_number", "ascending"), ("tx_index", "ascending")])
-    return table.take(order).combine_chunks()
-
-
-def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunities: pa.Table) -> dict:
-    """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win rate."""
+def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunities: dict) -> dict:
+    """Per strategy: opportunities (a count per strategy), trades attempted and won (survival rate), exact net
+    profit and gas, win rate."""
     out = {}
-    opp_names = opportunities.column("strategy").to_pylist()
     tried = attempted.column("strategy").to_pylist()
     names = landed.column("strategy").to_pylist()
     nets = [int(v) for v in landed.column("net_profit_wei").to_pylist()]
     gas = [int(v) for v in landed.column("gas_cost_wei").to_pylist()]
-    for name in sorted(set(opp_names) | set(tried)):
+    for name in sorted(set(opportunities) | set(tried)):
         net = [v for n, v in zip(names, nets) if n == name]
         n_tried = tried.count(name)
-        out[name] = {"opportunities": opp_names.count(name), "attempted": n_tried, "trades": len(net),
+        out[name] = {"opportunities": opportunities.get(name, 0), "attempted": n_tried, "trades": len(net),
                      "survival_rate": len(net) / n_tried if n_tried else None,
                      "net_profit_wei": str(sum(net)), "net_profit_eth": sum(net) / WEI_PER_ETH,
                      "gas_cost_eth": sum(g for n, g in zip(names, gas) if n == name) / WEI_PER_ETH,
@@ -404,10 +410,8 @@ def run(cfg) -> Path:
     """
     from omegaconf import OmegaConf
 
-    from gpubt.engine import competition
     from gpubt.engine.monitor import Monitor
-    from gpubt.engine.thresholds import apply_config
-    from gpubt.engine.validate import EVENT_COLUMNS, format_scores, load_labels, validate
+    from gpubt.engine.validate import format_scores
 
     progress = bool(cfg.progress)
     resume = bool(cfg.get("resume", False))
@@ -443,56 +447,25 @@ def run(cfg) -> Path:
                       anomaly_warmup=int(m.anomaly_warmup), anomaly_min_std=float(m.anomaly_min_std)).start()
     if monitor.url:
         print(f"gpubt: Prometheus metrics at {monitor.url}", flush=True)
+    parts = ResultParts(work)
+    work.mkdir(parents=True, exist_ok=True)
     try:
-        backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
-                            cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer,
-                            float(cfg.get("memory_budget_mb", 2048)), monitor, strategies).run()
-    except BaseException:
-        if checkpointer is None or not (work / "checkpoint.json").is_file():
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"gpubt: the run stopped; its last checkpoint is in {work} (resume=true continues it)",
-                  file=sys.stderr, flush=True)
-        raise
-    finally:
-        monitor.stop()
-
-    first, last = backtest.first_block, backtest.last_block
-    blocks = dataset.read_range("blocks", first, last)
-    labels = load_labels(dataset, first, last)
-    trades, threshold, threshold_info = apply_config(cfg.thresholds, backtest.trades(), labels, blocks,
-                                                     dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
-    trades, competition_summary = competition.apply(trades, cfg.get("competition"), backend.name)
-    opportunities = backtest.opportunities()
-    backtest.release_results()  # the per-batch tables: trades and opportunities now hold sorted copies
-    validation = None
-    if cfg.validation.enabled and labels.num_rows:
-        events = dataset.read_range("events", first, last, EVENT_COLUMNS)  # CEX-DEX: pools untouched since
-        validation = validate(trades, labels, min_gap=int(cfg.validation.min_gap),
-                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last, events=events)
-    summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
-                       opportunities, blocks, threshold_info, validation, competition_summary)
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        write_table_atomic(trades, work / "trades.parquet")
-        write_table_atomic(opportunities, work / "opportunities.parquet")
-        write_table_atomic(daily_pnl(trades, blocks, float(cfg.metrics.initial_capital_eth), first, last),
-                           work / "daily_pnl.parquet")
-        threshold.save(work / "thresholds.json")
-        scores = None
-        if validation is not None:
-            validation.write(work)
-            scores, validation = validation.scores, None  # its tables (false positives: most trades) are written
-        (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-        if cfg.report.enabled:
-            from gpubt.report.html import write_report
-
-            # the report re-reads what it plots from the files just written: drop the in-memory copies first
-            del trades, opportunities
-            write_report(work, display_dir=out_dir)
+        try:
+            backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
+                                cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer,
+                                float(cfg.get("memory_budget_mb", 2048)), monitor, strategies, parts).run()
+        except BaseException:
+            if checkpointer is not None and (work / "checkpoint.json").is_file():
+                print(f"gpubt: the run stopped; its last checkpoint is in {work} (resume=true continues it)",
+                      file=sys.stderr, flush=True)
+            raise
+        finally:
+            monitor.stop()
+        scores, summary = _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_tokens, gas,
+                                    min_profit_wei)
         if checkpointer:
-            checkpointer.remove_parts()
+            checkpointer.remove()
+        parts.remove()
         os.replace(work, out_dir)
     finally:
         if work.exists() and not (work / "checkpoint.json").is_file():
@@ -506,16 +479,61 @@ def run(cfg) -> Path:
     return out_dir
 
 
+def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei):
+    """Thresholds, the builder auction, validation, metrics and the files, from the run's result parts.
+
+    Every step works on the trades' core (no `detail`: gpubt/engine/results.py); trades.parquet and
+    opportunities.parquet are streamed from the parts, so memory stays near one partition's results.
+    Returns (validation scores or None, summary)."""
+    from omegaconf import OmegaConf
+
+    from gpubt.engine import competition
+    from gpubt.engine.thresholds import apply_config
+    from gpubt.engine.validate import EVENT_COLUMNS, load_labels, validate
+
+    parts = backtest.parts
+    first, last = backtest.first_block, backtest.last_block
+    blocks = dataset.read_range("blocks", first, last)
+    labels = load_labels(dataset, first, last)
+    trades, threshold, threshold_info = apply_config(cfg.thresholds, parts.core(), labels, blocks,
+                                                     dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
+    trades, competition_summary = competition.apply(trades, cfg.get("competition"), backend.name)
+    write_table_atomic(daily_pnl(trades, blocks, float(cfg.metrics.initial_capital_eth),
+                                 first, last), work / "daily_pnl.parquet")
+    opportunities = parts.write_opportunities(work / "opportunities.parquet")
+    parts.write_trades(work / "trades.parquet", trades, competition.COLUMNS)
+    threshold.save(work / "thresholds.json")
+    scores = None
+    if cfg.validation.enabled and labels.num_rows:
+        events = dataset.read_range("events", first, last, EVENT_COLUMNS)  # CEX-DEX: pools untouched since
+        validation = validate(trades.drop_columns([ROW]), labels, min_gap=int(cfg.validation.min_gap),
+                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last, events=events)
+        validation.write(work)
+        scores = validation.scores
+        del validation, events  # its tables (false positives: most trades) are written
+    summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
+                       opportunities, blocks, threshold_info, scores, competition_summary)
+    del trades
+    (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    if cfg.report.enabled:
+        from gpubt.report.html import write_report
+
+        write_report(work, display_dir=out_dir)  # re-reads what it plots from the files just written
+    return scores, summary
+
+
 def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades, opportunities,
-             blocks, threshold_info, validation, competition_summary) -> dict:
-    """summary.json: metrics of the trades that landed (after the builder bid), run facts, timing."""
+             blocks, threshold_info, scores, competition_summary) -> dict:
+    """summary.json: metrics of the trades that landed (after the builder bid), run facts, timing.
+    `opportunities`: the count per strategy; `scores`: validation's (or None)."""
     from gpubt.engine import competition
 
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
-        "metrics": summarize_trades(competition.landed(trades), opportunities.num_rows, stats["pairs_evaluated"],
+        "metrics": summarize_trades(competition.landed(trades), sum(opportunities.values()), stats["pairs_evaluated"],
                                     n_blocks, attempted=competition_summary["attempted"],
                                     blocks=blocks, first_block=backtest.first_block, last_block=backtest.last_block,
                                     initial_capital_eth=float(cfg.metrics.initial_capital_eth),
@@ -551,6 +569,6 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
     }
     summary["competition"] = competition_summary
     summary["by_strategy"] = _by_strategy(trades, competition.landed(trades), opportunities)
-    if validation is not None:
-        summary["validation"] = validation.scores
+    if scores is not None:
+        summary["validation"] = scores
     return json_safe(summary)

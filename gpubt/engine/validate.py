@@ -12,7 +12,7 @@ block behind other CEX-DEX trades). That needs the events (`events=`).
 
 Scores per label kind: precision = matched trades ÷ our trades of that kind, recall = matched labels ÷ labels,
 F1 = their harmonic mean. Profit error on matched pairs compares our exact gross profit (amount out − amount in,
-before gas, `gross_profit_raw`; CEX-DEX: see _estimates) with the label's realized `profit_raw` (also before gas),
+before gas, `gross_profit_raw`; CEX-DEX: see with_estimates) with the label's realized `profit_raw` (also before gas),
 in wei: pairs whose profit is not WETH on both sides are matched but left out of the error statistics.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gpubt import schema
 from gpubt.pack import WETH
@@ -114,19 +115,47 @@ def _amounts(col) -> list[int]:
     return [int(v) for v in col.to_pylist()]
 
 
-def _estimates(trades: pa.Table, kind: str) -> tuple[list[int], np.ndarray]:
-    """Our profit in the labels' terms, per trade: (raw amount, token). Default: gross_profit_raw in start_token.
-    CEX-DEX labels count the received token: amount out − amount in × the reference rate at the trade, so ours is
-    re-expressed the same way from the trade's detail (our gross_profit_raw is marked out later, in the input)."""
-    if kind != "cexdex":
-        return _amounts(trades.column("gross_profit_raw")), trades.column("start_token").to_numpy()
-    est, token = [], np.zeros(trades.num_rows, np.int64)
-    for k, d in enumerate(trades.column("detail").to_pylist()):
-        d = json.loads(d)
-        rate = d["reference_price_raw"] if d["zero_for_one"] else 1.0 / d["reference_price_raw"]  # out per in
-        est.append(int(d["amount_out"]) - round(int(d["amount_in"]) * rate))
-        token[k] = d["token_out"]
-    return est, token
+ESTIMATE_COLUMNS = ("label_estimate_raw", "label_estimate_token")
+
+
+def with_estimates(trades: pa.Table, our_kind: str = "arbitrage") -> pa.Table:
+    """`trades` with our profit in the labels' terms (ESTIMATE_COLUMNS: raw amount, token) appended, unless
+    present. Default: gross_profit_raw in start_token. CEX-DEX labels count the received token: amount out −
+    amount in × the reference rate at the trade, so a CEX-DEX trade's is re-expressed from its `detail`.
+    A trade without a `strategy` is of `our_kind`."""
+    if all(c in trades.column_names for c in ESTIMATE_COLUMNS):
+        return trades
+    est = trades.column("gross_profit_raw").combine_chunks().cast(schema.AMOUNT)
+    token = trades.column("start_token").to_numpy().astype(np.int32)
+    if "detail" in trades.column_names and trades.num_rows:
+        kinds = (pc.fill_null(trades.column("strategy"), our_kind) if "strategy" in trades.column_names
+                 else pa.array([our_kind] * trades.num_rows, pa.string()))
+        is_cexdex = pc.equal(kinds, "cexdex").combine_chunks()
+        rows = np.flatnonzero(is_cexdex.to_numpy(zero_copy_only=False))
+        values = []
+        for k, d in zip(rows.tolist(), trades.column("detail").take(pa.array(rows, pa.int64())).to_pylist()):
+            d = json.loads(d)
+            rate = d["reference_price_raw"] if d["zero_for_one"] else 1.0 / d["reference_price_raw"]  # out per in
+            values.append(int(d["amount_out"]) - round(int(d["amount_in"]) * rate))
+            token[k] = d["token_out"]
+        if values:
+            est = pc.replace_with_mask(est, is_cexdex, pa.array(values, schema.AMOUNT))
+    return trades.append_column(ESTIMATE_COLUMNS[0], est).append_column(ESTIMATE_COLUMNS[1],
+                                                                        pa.array(token, pa.int32()))
+
+
+def _conform_trades(trades: pa.Table, our_kind: str) -> pa.Table:
+    """TRADES columns (schema.conform) plus ESTIMATE_COLUMNS."""
+    est = with_estimates(trades, our_kind)
+    out = schema.conform(trades, "trades", "trades")
+    for c in ESTIMATE_COLUMNS:
+        out = out.append_column(est.schema.field(c), est.column(c))
+    return out
+
+
+def _estimates(trades: pa.Table) -> tuple[list[int], np.ndarray]:
+    """(raw amount, token) per trade of a `with_estimates` table."""
+    return _amounts(trades.column(ESTIMATE_COLUMNS[0])), trades.column(ESTIMATE_COLUMNS[1]).to_numpy()
 
 
 def _profit_stats(est: np.ndarray, real: np.ndarray) -> dict:
@@ -256,7 +285,7 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
     """Match trades of every strategy (their `strategy` column, else `our_kind`) against labels of the same
     kind; arbitrage uses min_gap..max_gap, sandwich and JIT KIND_GAPS, STATE_KINDS the same-state rule when
     `events` (EVENT_COLUMNS of the range) are given, else min_gap..max_gap. Scores per kind, merged."""
-    trades = schema.conform(trades, "trades", "trades")
+    trades = _conform_trades(trades, our_kind)
     strategy = [k or our_kind for k in trades.column("strategy").to_pylist()]  # null: written before strategies
     ours = sorted(set(strategy)) or [our_kind]
     parts = []
@@ -290,7 +319,7 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
     Labels are restricted to first_block..last_block (default: the whole labels table). Every trade is of
     `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0, precision null).
     """
-    trades = schema.conform(trades, "trades", "trades")
+    trades = _conform_trades(trades, our_kind)
     labels = schema.conform(labels, "labels", "labels")
     lb = labels.column("block_number").to_numpy()
     keep = np.ones(len(lb), bool)
@@ -317,7 +346,7 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrag
     label_rows = np.flatnonzero(is_ours)
     j = label_rows[j]
 
-    est_raw, start_token = _estimates(trades, our_kind)
+    est_raw, start_token = _estimates(trades)
     real_raw = _amounts(labels.column("profit_raw"))
     profit_token = labels.column("profit_token").to_numpy()
     if our_kind in STATE_KINDS:  # the same trade receives the label's profit token (else it went the other way)

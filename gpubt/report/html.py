@@ -46,8 +46,12 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (is {folder} a gpubt results folder?)")
     summary = json.loads(summary_path.read_text())
-    trades = _read(folder / "trades.parquet", required=True, skip=("detail",))  # per-trade JSON: never plotted
-    opportunities = _read(folder / "opportunities.parquet", required=True)
+    # only the columns a plot or metric reads: a month of results is millions of rows
+    trades = _read(folder / "trades.parquet", required=True, skip=("detail", "pools", "zero_for_one", "amount_in",
+                                                                     "amount_out", "screen_net_profit_wei"))
+    opportunities = _read(folder / "opportunities.parquet", required=True,
+                          skip=("path_id", "start_token", "hops", "screen_amount_in", "screen_gross_profit_raw",
+                                "screen_net_profit_wei"))
     run = summary.get("run", {})
     capital = _initial_capital(summary, folder)
     daily = _read(folder / "daily_pnl.parquet") or _daily_from_dataset(trades, run, capital)

@@ -12,7 +12,8 @@ def test_bench_smoke(tmp_path):
     report = json.loads(out.read_text())
     assert report["mode"] == "smoke" and report["machine"]["cores"] >= 1
     workloads = [r["workload"] for r in report["rows"]]
-    for prefix in ("kernel:", "end to end: tiny", "context cost", "peak RSS", "threshold sweep"):
+    for prefix in ("kernel:", "end to end: tiny, strategy=all", "context cost", "peak RSS (tiny",
+                   "peak RSS as the block count doubles", "threshold sweep"):
         assert any(w.startswith(prefix) for w in workloads), prefix
     for r in report["rows"]:
         assert r["ratio"] > 0 and r["target"]
