@@ -152,7 +152,7 @@ class Backtest:
         self.context = ContextPool(backend)
         # results as Arrow tables, one per batch and strategy (compact: a trade as Python dicts took ~10x the
         # memory, and a mainnet-month partition holds ~500,000 trades and ~1.4M opportunities); with `parts`
-        # they are spilled to disk after every partition and checkpoint, so memory does not grow with the run
+        # they are spilled to disk every SPILL_ROWS, partition and checkpoint, so the loop's memory stays flat
         self.parts = parts if parts is not None or checkpointer is None else ResultParts(checkpointer.folder)
         self._trade_tables: list[pa.Table] = []
         self._opportunity_tables: list[pa.Table] = []
