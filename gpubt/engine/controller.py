@@ -348,30 +348,27 @@ class Backtest:
 
     def trades(self) -> pa.Table:
         """Every trade of the run (restored from a checkpoint, then this process's), in (block, tx) order."""
-        if self.parts is not None:
-            self._spill()
+        if self.parts is not None:  # the run spilled everything it found (at its last partition's end)
             return self.parts.read("trades")
         return in_point_order(concat(self._trade_tables, schema.TRADES))
 
     def opportunities(self) -> pa.Table:
         if self.parts is not None:
-            self._spill()
             return self.parts.read("opportunities")
         return in_point_order(concat(self._opportunity_tables, schema.OPPORTUNITIES))
 
 
-def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunities: dict) -> dict:
-    """Per strategy: opportunities (a count per strategy), trades attempted and won (survival rate), exact net
-    profit and gas, win rate."""
+def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunity_counts: dict) -> dict:
+    """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win rate."""
     out = {}
     tried = attempted.column("strategy").to_pylist()
     names = landed.column("strategy").to_pylist()
     nets = [int(v) for v in landed.column("net_profit_wei").to_pylist()]
     gas = [int(v) for v in landed.column("gas_cost_wei").to_pylist()]
-    for name in sorted(set(opportunities) | set(tried)):
+    for name in sorted(set(opportunity_counts) | set(tried)):
         net = [v for n, v in zip(names, nets) if n == name]
         n_tried = tried.count(name)
-        out[name] = {"opportunities": opportunities.get(name, 0), "attempted": n_tried, "trades": len(net),
+        out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": len(net),
                      "survival_rate": len(net) / n_tried if n_tried else None,
                      "net_profit_wei": str(sum(net)), "net_profit_eth": sum(net) / WEI_PER_ETH,
                      "gas_cost_eth": sum(g for n, g in zip(names, gas) if n == name) / WEI_PER_ETH,
@@ -496,11 +493,12 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     blocks = dataset.read_range("blocks", first, last)
     labels = load_labels(dataset, first, last)
     trades, threshold, threshold_info = apply_config(cfg.thresholds, parts.core(), labels, blocks,
-                                                     dataset.read("prices"), min_profit_wei, gas.priority_fee_wei)
+                                                     lambda: dataset.read_range("prices", first, last),
+                                                     min_profit_wei, gas.priority_fee_wei)
     trades, competition_summary = competition.apply(trades, cfg.get("competition"), backend.name)
     write_table_atomic(daily_pnl(trades, blocks, float(cfg.metrics.initial_capital_eth),
                                  first, last), work / "daily_pnl.parquet")
-    opportunities = parts.write_opportunities(work / "opportunities.parquet")
+    opportunity_counts = parts.write_opportunities(work / "opportunities.parquet")
     parts.write_trades(work / "trades.parquet", trades, competition.COLUMNS)
     threshold.save(work / "thresholds.json")
     scores = None
@@ -512,7 +510,7 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
         scores = validation.scores
         del validation, events  # its tables (false positives: most trades) are written
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
-                       opportunities, blocks, threshold_info, scores, competition_summary)
+                       opportunity_counts, blocks, threshold_info, scores, competition_summary)
     del trades
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
@@ -523,17 +521,17 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     return scores, summary
 
 
-def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades, opportunities,
-             blocks, threshold_info, scores, competition_summary) -> dict:
+def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
+             opportunity_counts, blocks, threshold_info, scores, competition_summary) -> dict:
     """summary.json: metrics of the trades that landed (after the builder bid), run facts, timing.
-    `opportunities`: the count per strategy; `scores`: validation's (or None)."""
+    `opportunity_counts`: per strategy; `scores`: validation's (or None)."""
     from gpubt.engine import competition
 
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
-        "metrics": summarize_trades(competition.landed(trades), sum(opportunities.values()), stats["pairs_evaluated"],
+        "metrics": summarize_trades(competition.landed(trades), sum(opportunity_counts.values()), stats["pairs_evaluated"],
                                     n_blocks, attempted=competition_summary["attempted"],
                                     blocks=blocks, first_block=backtest.first_block, last_block=backtest.last_block,
                                     initial_capital_eth=float(cfg.metrics.initial_capital_eth),
@@ -568,7 +566,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
         },
     }
     summary["competition"] = competition_summary
-    summary["by_strategy"] = _by_strategy(trades, competition.landed(trades), opportunities)
+    summary["by_strategy"] = _by_strategy(trades, competition.landed(trades), opportunity_counts)
     if scores is not None:
         summary["validation"] = scores
     return json_safe(summary)

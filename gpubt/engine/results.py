@@ -73,13 +73,10 @@ class ResultParts:
         from gpubt.engine.validate import with_estimates
 
         tables, offset = [], 0
-        for part in self.tables("trades"):
+        for part in self.tables("trades") if self.count else [schema.TRADES.empty_table()]:
             part = with_estimates(part).drop_columns(["detail"])
             tables.append(part.append_column(ROW, pa.array(np.arange(offset, offset + part.num_rows), pa.int64())))
             offset += part.num_rows
-        if not tables:
-            return with_estimates(schema.TRADES.empty_table()).drop_columns(["detail"]).append_column(
-                ROW, pa.array([], pa.int64()))
         return pa.concat_tables(tables).combine_chunks()
 
     def write_trades(self, path: Path, kept: pa.Table, extra: tuple = ()) -> int:
@@ -110,9 +107,8 @@ class ResultParts:
 
         def pieces():
             for part in self.tables("opportunities"):
-                for name, n in zip(*np.unique(part.column("strategy").to_numpy(zero_copy_only=False),
-                                              return_counts=True)):
-                    counts[str(name)] = counts.get(str(name), 0) + int(n)
+                for c in pc.value_counts(part.column("strategy")).to_pylist():
+                    counts[c["values"]] = counts.get(c["values"], 0) + c["counts"]
                 yield part
 
         _stream(path, schema.OPPORTUNITIES, pieces())

@@ -316,14 +316,15 @@ def fit_from_run(trades: pa.Table, labels: pa.Table, blocks: pa.Table, prices: p
     return model, features, success
 
 
-def apply_config(cfg, trades: pa.Table, labels: pa.Table, blocks: pa.Table, prices: pa.Table,
+def apply_config(cfg, trades: pa.Table, labels: pa.Table, blocks: pa.Table, read_prices,
                  run_min_profit_wei: int, priority_fee_wei: int):
     """The `thresholds` config group applied to a run's trades (selected at the screening floor).
 
     static: nothing to filter. dynamic: fit the model on cfg.fit's block range (default: the first half of the
     run, so the second half is out of sample) or load cfg.model_path, then keep the trades whose screened net
     profit beats max(floor, threshold of their block) — exact, by the argument in gpubt/engine/sweep.py.
-    Returns (trades, threshold model, info dict for the summary).
+    `read_prices()` returns the PRICES of the run's blocks: called only by the dynamic model (the
+    static one never reads them). Returns (trades, threshold model, info dict for the summary).
     """
     if cfg.kind == "static":
         return trades, StaticThreshold(run_min_profit_wei), {"kind": "static", "min_profit_wei": str(run_min_profit_wei)}
@@ -333,6 +334,7 @@ def apply_config(cfg, trades: pa.Table, labels: pa.Table, blocks: pa.Table, pric
     first = int(blocks.column("block_number")[0].as_py())
     last = int(blocks.column("block_number")[-1].as_py())
     competition = None if cfg.competition is None else float(cfg.competition)
+    prices = read_prices()
     info = {"kind": "dynamic", "floor_wei": str(run_min_profit_wei)}
     if cfg.model_path:
         model = load_threshold(cfg.model_path)

@@ -286,6 +286,15 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
     kind; arbitrage uses min_gap..max_gap, sandwich and JIT KIND_GAPS, STATE_KINDS the same-state rule when
     `events` (EVENT_COLUMNS of the range) are given, else min_gap..max_gap. Scores per kind, merged."""
     trades = _conform_trades(trades, our_kind)
+    labels = schema.conform(labels, "labels", "labels")
+    lb = labels.column("block_number").to_numpy()
+    keep = np.ones(len(lb), bool)
+    if first_block is not None:
+        keep &= lb >= first_block
+    if last_block is not None:
+        keep &= lb <= last_block
+    if not keep.all():
+        labels = labels.filter(pa.array(keep))
     strategy = [k or our_kind for k in trades.column("strategy").to_pylist()]  # null: written before strategies
     ours = sorted(set(strategy)) or [our_kind]
     parts = []
@@ -293,7 +302,7 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
         sub = trades.filter(pa.array([k == kind for k in strategy]))
         gaps = KIND_GAPS.get(kind, (min_gap, max_gap))
         kind_events = events if kind in STATE_KINDS else None
-        parts.append(_validate_kind(sub, labels, kind, gaps[0], gaps[1], first_block, last_block, kind_events))
+        parts.append(_validate_kind(sub, labels, kind, gaps[0], gaps[1], kind_events))
     if len(parts) == 1:
         return parts[0]
     matched = {(r["tx_hash"], r["kind"]) for p in parts for r in p.matches.select(["tx_hash", "kind"]).to_pylist()}
@@ -309,26 +318,15 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
                       false_positives=pa.concat_tables([p.false_positives for p in parts]), scores=scores)
 
 
-def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", min_gap: int = 1,
-                   max_gap: int = 1, first_block: int | None = None, last_block: int | None = None,
-                   events: pa.Table | None = None) -> Validation:
-    """Match our `trades` (TRADES schema) against `labels` (LABELS schema) and score detection and profits.
-    With `events`: the same-state rule (each label against our latest point on its pools before it, kept while
-    those pools had no event in between) instead of the min_gap..max_gap window.
+def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: int, max_gap: int,
+                   events: pa.Table | None) -> Validation:
+    """Match our `trades` (`_conform_trades`) against `labels` (LABELS schema, of the validated range) and score
+    detection and profits. With `events`: the same-state rule (each label against our latest point on its pools
+    before it, kept while those pools had no event in between) instead of the min_gap..max_gap window.
 
-    Labels are restricted to first_block..last_block (default: the whole labels table). Every trade is of
-    `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0, precision null).
+    Every trade is of `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0,
+    precision null).
     """
-    trades = _conform_trades(trades, our_kind)
-    labels = schema.conform(labels, "labels", "labels")
-    lb = labels.column("block_number").to_numpy()
-    keep = np.ones(len(lb), bool)
-    if first_block is not None:
-        keep &= lb >= first_block
-    if last_block is not None:
-        keep &= lb <= last_block
-    if not keep.all():
-        labels = labels.filter(pa.array(keep))
     kinds = labels.column("kind").to_pylist()
     is_ours = np.asarray([k == our_kind for k in kinds], bool)
 
