@@ -14,6 +14,31 @@ AMOUNT = pa.decimal128(38, 0)
 # V3 quantities: sqrtPriceX96 is a uint160 and liquidity a uint128, beyond decimal128's 38 digits.
 BIG = pa.decimal256(76, 0)
 
+_INT64_MAX = 2**63 - 1
+
+
+def amount_sum(column) -> int:
+    """Exact sum of an AMOUNT column as a Python int (0 when empty)."""
+    total = pc.sum(column).as_py()
+    return int(total) if total is not None else 0
+
+
+def amounts_float(column) -> np.ndarray:
+    """An AMOUNT column as float64, each value exactly float(int(v)) (correctly rounded): one numpy cast for the
+    values that fit int64, Python ints only for the others (no per-row Python objects for a whole table)."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(column):
+        return np.zeros(0)
+    out = pc.cast(column, pa.int64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
+    lo, hi = pc.min_max(column).values()
+    if int(lo.as_py()) < -_INT64_MAX or int(hi.as_py()) > _INT64_MAX:
+        wide = pc.or_(pc.less(column, pa.scalar(-_INT64_MAX, column.type)),
+                      pc.greater(column, pa.scalar(_INT64_MAX, column.type)))
+        rows = np.flatnonzero(wide.to_numpy(zero_copy_only=False))
+        out[rows] = [float(int(v)) for v in column.take(pa.array(rows)).to_pylist()]
+    return out
+
+
 TOKENS = pa.schema([
     ("token_id", pa.int32()),
     ("address", pa.string()),

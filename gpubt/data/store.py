@@ -39,6 +39,18 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_stream_atomic(path: Path, table_schema: pa.Schema, pieces) -> None:
+    """Write `pieces` (tables of `table_schema`, one in memory at a time) as one parquet file, temp + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, table_schema, compression="zstd") as writer:
+        for piece in pieces:
+            if piece.num_rows:
+                writer.write_table(piece.cast(table_schema))
+    os.replace(tmp, path)
+
+
 def write_json_atomic(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))

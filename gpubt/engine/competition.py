@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from gpubt.schema import AMOUNT
+from gpubt.schema import AMOUNT, amounts_float
 
 WEI_PER_ETH = 10**18
 KINDS = ("arbitrage", "sandwich", "liquidation", "jit", "cexdex")
@@ -229,13 +230,15 @@ def apply(trades: pa.Table, cfg, backend_name: str = "cpu", kind: str | None = N
     else "arbitrage"). With competition disabled every trade wins at bid 0 and the summary says so.
     """
     n = trades.num_rows
-    net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
     if not enabled(cfg):
-        columns = {"win_probability": np.ones(n), "expected_payoff_wei": np.asarray(net, np.float64),
+        net = trades.column("net_profit_wei")
+        columns = {"win_probability": np.ones(n), "expected_payoff_wei": amounts_float(net),
                    "mean_winning_bid_wei": np.zeros(n), "competitors_bidding": np.zeros(n),
-                   "won": np.ones(n, np.bool_), "bid_wei": [0] * n, "net_after_bid_wei": net}
+                   "won": np.ones(n, np.bool_), "bid_wei": pa.array(np.zeros(n, np.int64)).cast(AMOUNT),
+                   "net_after_bid_wei": net}
         return _append(trades, columns), {"enabled": False, "attempted": n, "won": n,
                                           "survival_rate": 1.0 if n else None}
+    net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
 
     population = draw_population(cfg)
     params = auction_params(cfg)
@@ -286,12 +289,16 @@ def apply(trades: pa.Table, cfg, backend_name: str = "cpu", kind: str | None = N
 def landed(trades: pa.Table) -> pa.Table:
     """The won trades of an `apply` result with net_profit_wei := net_after_bid_wei (the bid is paid to the
     builder) and net_profit_usd scaled by the same ratio; the table `summarize_trades(..., attempted=n)` takes."""
-    won = trades.filter(trades.column("won"))
-    net = [int(v) for v in won.column("net_profit_wei").to_pylist()]
-    after = [int(v) for v in won.column("net_after_bid_wei").to_pylist()]
+    won = trades if pc.all(trades.column("won")).as_py() is not False else trades.filter(trades.column("won"))
+    net, after = won.column("net_profit_wei"), won.column("net_after_bid_wei")
     usd = won.column("net_profit_usd").to_numpy() if won.num_rows else np.zeros(0)
-    ratio = np.array([a / v if v else 1.0 for a, v in zip(after, net)])
-    won = won.set_column(won.column_names.index("net_profit_wei"), "net_profit_wei", pa.array(after, AMOUNT))
+    ratio = np.ones(won.num_rows)  # after / net, exact per trade (Python ints) where a bid changed it
+    changed = np.flatnonzero(pc.not_equal(net, after).to_numpy(zero_copy_only=False)) if won.num_rows else []
+    if len(changed):
+        rows = pa.array(changed)
+        ratio[changed] = [int(a) / int(v) if v else 1.0
+                          for a, v in zip(after.take(rows).to_pylist(), net.take(rows).to_pylist())]
+    won = won.set_column(won.column_names.index("net_profit_wei"), "net_profit_wei", after.cast(AMOUNT))
     return won.set_column(won.column_names.index("net_profit_usd"), "net_profit_usd", pa.array(usd * ratio))
 
 
@@ -300,5 +307,7 @@ def _append(trades: pa.Table, columns: dict) -> pa.Table:
     for name in COLUMNS:
         if name in trades.column_names:
             trades = trades.drop_columns([name])
-        trades = trades.append_column(name, pa.array(columns[name], types.get(name, pa.float64())))
+        value, kind = columns[name], types.get(name, pa.float64())
+        value = value.cast(kind) if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array(value, kind)
+        trades = trades.append_column(name, value)
     return trades

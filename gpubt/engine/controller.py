@@ -21,6 +21,7 @@ import logging
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from gpubt import schema
@@ -236,6 +237,8 @@ class Backtest:
                         self._spill()
                     first = last + 1
                 self._spill()
+                # drop this partition's tables before the next one is read (else both are held at once)
+                blocks = events = prices = victims = batch = batch_events = tables = None
         self.stats["wall_seconds"] = time.perf_counter() - t0
         return self
 
@@ -361,18 +364,17 @@ class Backtest:
 def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunity_counts: dict) -> dict:
     """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win rate."""
     out = {}
-    tried = attempted.column("strategy").to_pylist()
-    names = landed.column("strategy").to_pylist()
-    nets = [int(v) for v in landed.column("net_profit_wei").to_pylist()]
-    gas = [int(v) for v in landed.column("gas_cost_wei").to_pylist()]
+    tried = pc.value_counts(attempted.column("strategy")).to_pylist()
+    tried = {c["values"]: c["counts"] for c in tried}
     for name in sorted(set(opportunity_counts) | set(tried)):
-        net = [v for n, v in zip(names, nets) if n == name]
-        n_tried = tried.count(name)
-        out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": len(net),
-                     "survival_rate": len(net) / n_tried if n_tried else None,
-                     "net_profit_wei": str(sum(net)), "net_profit_eth": sum(net) / WEI_PER_ETH,
-                     "gas_cost_eth": sum(g for n, g in zip(names, gas) if n == name) / WEI_PER_ETH,
-                     "win_rate": sum(1 for v in net if v > 0) / len(net) if net else None}
+        mine = landed.select(["net_profit_wei", "gas_cost_wei"]).filter(pc.equal(landed.column("strategy"), name))
+        net = mine.column("net_profit_wei")
+        n, n_tried, total = mine.num_rows, tried.get(name, 0), schema.amount_sum(net)
+        out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": n,
+                     "survival_rate": n / n_tried if n_tried else None,
+                     "net_profit_wei": str(total), "net_profit_eth": total / WEI_PER_ETH,
+                     "gas_cost_eth": schema.amount_sum(mine.column("gas_cost_wei")) / WEI_PER_ETH,
+                     "win_rate": pc.sum(pc.greater(net, 0)).as_py() / n if n else None}
     return out
 
 

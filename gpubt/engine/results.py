@@ -9,7 +9,6 @@ column) and the final files are streamed part by part (`write_trades`, `write_op
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gpubt import schema
-from gpubt.data.store import write_table_atomic
+from gpubt.data.store import write_stream_atomic, write_table_atomic
 
 ROW = "_row"  # core row number: which trades survive the post-run filters (thresholds), in part order
 
@@ -77,7 +76,7 @@ class ResultParts:
             part = with_estimates(part).drop_columns(["detail"])
             tables.append(part.append_column(ROW, pa.array(np.arange(offset, offset + part.num_rows), pa.int64())))
             offset += part.num_rows
-        return pa.concat_tables(tables).combine_chunks()
+        return pa.concat_tables(tables)  # one chunk per part: combining them would hold the core twice
 
     def write_trades(self, path: Path, kept: pa.Table, extra: tuple = ()) -> int:
         """Stream trades.parquet: the parts' rows whose `_row` is in `kept` (ascending), with `kept`'s `extra`
@@ -98,7 +97,7 @@ class ResultParts:
                 written += piece.num_rows
                 yield piece
 
-        _stream(path, out_schema, pieces())
+        write_stream_atomic(path, out_schema, pieces())
         return written
 
     def write_opportunities(self, path: Path) -> dict:
@@ -111,20 +110,9 @@ class ResultParts:
                     counts[c["values"]] = counts.get(c["values"], 0) + c["counts"]
                 yield part
 
-        _stream(path, schema.OPPORTUNITIES, pieces())
+        write_stream_atomic(path, schema.OPPORTUNITIES, pieces())
         return counts
 
     def remove(self) -> None:
         for f in self.folder.glob("*-[0-9][0-9][0-9][0-9][0-9].parquet"):
             f.unlink()
-
-
-def _stream(path: Path, table_schema: pa.Schema, pieces) -> None:
-    """Write `pieces` (tables of `table_schema`) as one parquet file, via a temp file + rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, table_schema, compression="zstd") as writer:
-        for piece in pieces:
-            if piece.num_rows:
-                writer.write_table(piece.cast(table_schema))
-    os.replace(tmp, path)

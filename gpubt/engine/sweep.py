@@ -81,7 +81,7 @@ class SweepInput:
         """From a run's trades.parquet (the greedy selection at the run's threshold, exactly re-priced)."""
         trades = schema.conform(trades, "trades", "trades")
         # trades are taken on their exact net profit (engine/verify.py: screen_floor), so configs compare it too
-        exact_net = np.asarray([float(v) for v in trades.column("net_profit_wei").to_pylist()], np.float64)
+        exact_net = schema.amounts_float(trades.column("net_profit_wei"))
         return cls.from_arrays(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
                                exact_net,
                                trades.column("net_profit_wei").to_pylist(), first_block, last_block,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gpubt import schema
 
@@ -167,7 +168,7 @@ def success_labels(trades: pa.Table, labels: pa.Table, preempt_txs: int = 1,
     shares a pool with it (see the module docstring)."""
     from gpubt.engine.validate import candidate_pairs, pools_matrix
 
-    net_positive = np.asarray([int(v) > 0 for v in trades.column("net_profit_wei").to_pylist()], bool)
+    net_positive = np.asarray(pc.greater(trades.column("net_profit_wei"), 0).to_numpy(zero_copy_only=False), bool)
     kinds = np.asarray(labels.column("kind").to_pylist(), dtype=object)
     comp = labels.filter(pa.array(kinds == competing_kind)) if labels.num_rows else labels
     i, _, _, _ = candidate_pairs(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
@@ -359,7 +360,7 @@ def apply_config(cfg, trades: pa.Table, labels: pa.Table, blocks: pa.Table, read
                               windows=windows, priority_fee_wei=priority_fee_wei, competition=competition)
     threshold = np.maximum(model.threshold_wei(features), float(run_min_profit_wei))
     offset = trades.column("block_number").to_numpy() - first
-    exact_net = np.asarray([float(v) for v in trades.column("net_profit_wei").to_pylist()], np.float64)
+    exact_net = schema.amounts_float(trades.column("net_profit_wei"))
     keep = exact_net > threshold[offset]  # trades are taken on their exact net profit (engine/verify.py)
     info.update({"trades_before": trades.num_rows, "trades_kept": int(keep.sum()),
                  "threshold_eth_median": float(np.median(threshold) / 1e18)})

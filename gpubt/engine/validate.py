@@ -153,11 +153,6 @@ def _conform_trades(trades: pa.Table, our_kind: str) -> pa.Table:
     return out
 
 
-def _estimates(trades: pa.Table) -> tuple[list[int], np.ndarray]:
-    """(raw amount, token) per trade of a `with_estimates` table."""
-    return _amounts(trades.column(ESTIMATE_COLUMNS[0])), trades.column(ESTIMATE_COLUMNS[1]).to_numpy()
-
-
 def _profit_stats(est: np.ndarray, real: np.ndarray) -> dict:
     """MAE, median relative error, R² (estimate as a predictor of realized) and Pearson r, in wei and ETH."""
     n = len(est)
@@ -182,22 +177,35 @@ def _profit_stats(est: np.ndarray, real: np.ndarray) -> dict:
 
 @dataclass
 class Validation:
-    """Matched pairs, misses (labels we did not find), false positives (our trades with no label), scores."""
+    """Matched pairs, misses (labels we did not find), false positives (our trades with no label), scores.
+
+    The false positives are most of a run's trades, so they are kept as row numbers into the validated trades
+    (`trades`, shared, not copied) and taken only when asked for or, in slices, when written."""
 
     matches: pa.Table
     misses: pa.Table
-    false_positives: pa.Table
+    trades: pa.Table                 # the validated trades (_conform_trades)
+    false_positive_rows: np.ndarray  # their rows that matched no label, kind by kind
     scores: dict = field(default_factory=dict)
+
+    FALSE_POSITIVE_SLICE = 100_000   # rows taken at a time when writing
+
+    @property
+    def false_positives(self) -> pa.Table:
+        return self.trades.take(pa.array(self.false_positive_rows, pa.int64()))
 
     def write(self, out_dir) -> None:
         """validation_matches.parquet, validation_misses.parquet, validation_false_positives.parquet,
         validation.json (scores) into `out_dir`."""
-        from gpubt.data.store import write_json_atomic, write_table_atomic
+        from gpubt.data.store import write_json_atomic, write_stream_atomic, write_table_atomic
 
         out_dir = Path(out_dir)
         write_table_atomic(self.matches, out_dir / "validation_matches.parquet")
         write_table_atomic(self.misses, out_dir / "validation_misses.parquet")
-        write_table_atomic(self.false_positives, out_dir / "validation_false_positives.parquet")
+        rows, step = self.false_positive_rows, self.FALSE_POSITIVE_SLICE
+        write_stream_atomic(out_dir / "validation_false_positives.parquet", self.trades.schema,
+                            (self.trades.take(pa.array(rows[k:k + step], pa.int64()))
+                             for k in range(0, len(rows), step)))
         write_json_atomic(self.scores, out_dir / "validation.json")
 
 
@@ -295,32 +303,46 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
         keep &= lb <= last_block
     if not keep.all():
         labels = labels.filter(pa.array(keep))
-    strategy = [k or our_kind for k in trades.column("strategy").to_pylist()]  # null: written before strategies
-    ours = sorted(set(strategy)) or [our_kind]
-    parts = []
+    strategy = pc.fill_null(trades.column("strategy"), our_kind)  # null: written before strategies
+    ours = sorted(pc.unique(strategy).to_pylist()) or [our_kind]
+    lean = trades.select(MATCH_COLUMNS)  # what matching reads: a kind's rows are copied, not all its columns
+    parts, unmatched = [], []
     for kind in ours:
-        sub = trades.filter(pa.array([k == kind for k in strategy]))
+        in_kind = pc.equal(strategy, kind)
         gaps = KIND_GAPS.get(kind, (min_gap, max_gap))
         kind_events = events if kind in STATE_KINDS else None
-        parts.append(_validate_kind(sub, labels, kind, gaps[0], gaps[1], kind_events))
+        parts.append(_validate_kind(lean.filter(in_kind), labels, kind, gaps[0], gaps[1], kind_events))
+        unmatched.append(np.flatnonzero(in_kind.to_numpy(zero_copy_only=False))[~parts[-1].our_taken])
+    unmatched = np.concatenate(unmatched) if unmatched else np.zeros(0, np.int64)
     if len(parts) == 1:
-        return parts[0]
-    matched = {(r["tx_hash"], r["kind"]) for p in parts for r in p.matches.select(["tx_hash", "kind"]).to_pylist()}
-    base = parts[0]
-    misses = base.misses.filter(pa.array([(h, k) not in matched for h, k in zip(
-        base.misses.column("tx_hash").to_pylist(), base.misses.column("kind").to_pylist())]))
+        p = parts[0]
+        return Validation(p.matches, labels.filter(pa.array(~p.label_taken)), trades, unmatched, p.scores)
+    matches = pa.concat_tables([p.matches for p in parts])
+    # a label (tx_hash, kind) matched by any strategy is not a miss
+    key = lambda t: pc.binary_join_element_wise(t.column("tx_hash"), t.column("kind"), "\x00")  # noqa: E731
+    misses = labels.filter(pc.invert(pc.is_in(key(labels), value_set=key(matches).combine_chunks())))
     scores = {"rule": {"kinds": {p.scores["rule"]["our_kind"]: p.scores["rule"] for p in parts}}, "kinds": {}}
     for p in parts:
         for kind, entry in p.scores["kinds"].items():
             if kind == p.scores["rule"]["our_kind"] or kind not in scores["kinds"]:
                 scores["kinds"][kind] = entry
-    return Validation(matches=pa.concat_tables([p.matches for p in parts]), misses=misses,
-                      false_positives=pa.concat_tables([p.false_positives for p in parts]), scores=scores)
+    return Validation(matches, misses, trades, unmatched, scores)
+
+
+@dataclass
+class _KindResult:
+    matches: pa.Table
+    our_taken: np.ndarray    # per trade of the kind
+    label_taken: np.ndarray  # per label
+    scores: dict
+
+
+MATCH_COLUMNS = ["block_number", "tx_index", "path_id", "start_token", "pools", "net_profit_wei", *ESTIMATE_COLUMNS]
 
 
 def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: int, max_gap: int,
-                   events: pa.Table | None) -> Validation:
-    """Match our `trades` (`_conform_trades`) against `labels` (LABELS schema, of the validated range) and score
+                   events: pa.Table | None) -> _KindResult:
+    """Match our `trades` (MATCH_COLUMNS of `_conform_trades`) against `labels` (LABELS schema, of the validated range) and score
     detection and profits. With `events`: the same-state rule (each label against our latest point on its pools
     before it, kept while those pools had no event in between) instead of the min_gap..max_gap window.
 
@@ -344,8 +366,8 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     label_rows = np.flatnonzero(is_ours)
     j = label_rows[j]
 
-    est_raw, start_token = _estimates(trades)
-    real_raw = _amounts(labels.column("profit_raw"))
+    est_col, start_token = trades.column(ESTIMATE_COLUMNS[0]), trades.column(ESTIMATE_COLUMNS[1]).to_numpy()
+    real_col = labels.column("profit_raw")
     profit_token = labels.column("profit_token").to_numpy()
     if our_kind in STATE_KINDS:  # the same trade receives the label's profit token (else it went the other way)
         same_way = start_token[i] == profit_token[j]
@@ -353,7 +375,10 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     # how far before the label our point is (the tx gap within a block; later blocks count 2**21 txs each)
     gap = (point_code(labels.column("block_number").to_numpy()[j], labels.column("tx_index").to_numpy()[j])
            - point_code(trades.column("block_number").to_numpy()[i], trades.column("tx_index").to_numpy()[i]))
-    closeness = np.asarray([abs(est_raw[a] - real_raw[b]) for a, b in zip(i.tolist(), j.tolist())], np.float64)
+    # |estimate − realized| of each candidate pair, exact in decimal256 (39 digits), then rounded to float64
+    wide = pa.decimal256(75, 0)
+    closeness = schema.amounts_float(pc.abs(pc.subtract(est_col.take(pa.array(i, pa.int64())).cast(wide),
+                                                        real_col.take(pa.array(j, pa.int64())).cast(wide))))
     order = np.lexsort((closeness, gap, -jaccard))
     our_taken = np.zeros(trades.num_rows, bool)
     label_taken = np.zeros(labels.num_rows, bool)
@@ -369,8 +394,8 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     rows_b = [b for _, b, _ in pairs]
     # error statistics in wei: both profits in WETH (other tokens' raw units are not comparable across pairs)
     same_token = [int(start_token[a]) == int(profit_token[b]) == WETH for a, b in zip(rows_a, rows_b)]
-    est = [est_raw[a] for a in rows_a]
-    real = [real_raw[b] for b in rows_b]
+    est = _amounts(est_col.take(pa.array(rows_a, pa.int64())))
+    real = _amounts(real_col.take(pa.array(rows_b, pa.int64())))
     net = _amounts(trades.column("net_profit_wei").take(pa.array(rows_a, pa.int64())))
     matches = pa.Table.from_pydict({
         "block_number": trades.column("block_number").take(pa.array(rows_a, pa.int64())),
@@ -413,8 +438,7 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
                               np.asarray([float(real[k]) for k in sel], np.float64))
         scores["kinds"][kind] = {"labels": n_labels, "ours": n_ours, "matched": matched, "precision": precision,
                                  "recall": recall, "f1": f1, "profit": stats}
-    return Validation(matches=matches, misses=labels.filter(pa.array(~label_taken)),
-                      false_positives=trades.filter(pa.array(~our_taken)), scores=_finite(scores))
+    return _KindResult(matches, our_taken, label_taken, _finite(scores))
 
 
 def _finite(obj):

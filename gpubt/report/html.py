@@ -25,13 +25,21 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gpubt.engine import metrics as M
+from gpubt.schema import amounts_float
 
 WEI_PER_ETH = M.WEI_PER_ETH
 DEFAULT_STRATEGY = "arbitrage"
 MAX_BARS = 400           # opportunities per block: more blocks than this are averaged into bins
+MAX_STEP_POINTS = 20_000  # a step series longer than this is thinned (_thin)
+# trades.parquet columns no plot or metric reads: a month of results is millions of rows
+TRADE_COLUMNS_UNUSED = ("detail", "pools", "zero_for_one", "amount_in", "amount_out", "screen_net_profit_wei",
+                        "path_id", "start_token", "gross_profit_raw", "gas_price_wei", "win_probability",
+                        "expected_payoff_wei", "mean_winning_bid_wei", "competitors_bidding", "won", "bid_wei",
+                        "net_after_bid_wei")
 COLORS = ("#1f5fa8", "#d9731a", "#2a9d4b", "#b5302a", "#7b4fa6", "#7f7f7f")
 
 
@@ -46,9 +54,7 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (is {folder} a gpubt results folder?)")
     summary = json.loads(summary_path.read_text())
-    # only the columns a plot or metric reads: a month of results is millions of rows
-    trades = _read(folder / "trades.parquet", required=True, skip=("detail", "pools", "zero_for_one", "amount_in",
-                                                                     "amount_out", "screen_net_profit_wei"))
+    trades = _read(folder / "trades.parquet", required=True, skip=TRADE_COLUMNS_UNUSED)
     opportunities = _read(folder / "opportunities.parquet", required=True,
                           skip=("path_id", "start_token", "hops", "screen_amount_in", "screen_gross_profit_raw",
                                 "screen_net_profit_wei"))
@@ -155,18 +161,25 @@ def _daily_from_dataset(trades: pa.Table, run: dict, capital: float) -> pa.Table
 def _sorted_trades(trades: pa.Table) -> pa.Table:
     if not trades.num_rows:
         return trades
-    order = np.lexsort((trades.column("tx_index").to_numpy(), trades.column("block_number").to_numpy()))
-    return trades.take(pa.array(order))
+    block, tx = trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy()
+    if np.all((np.diff(block) > 0) | ((np.diff(block) == 0) & (np.diff(tx) >= 0))):
+        return trades  # gpubt run writes them in point order: no copy
+    return trades.take(pa.array(np.lexsort((tx, block))))
 
 
 def _eth(table: pa.Table, column: str) -> np.ndarray:
-    return np.asarray([int(v) for v in table.column(column).to_pylist()], np.float64) / WEI_PER_ETH
+    return amounts_float(table.column(column)) / WEI_PER_ETH
 
 
-def _strategies(table: pa.Table) -> np.ndarray:
-    if "strategy" in table.column_names:
-        return np.asarray(table.column("strategy").fill_null(DEFAULT_STRATEGY).to_pylist(), dtype=object)
-    return np.full(table.num_rows, DEFAULT_STRATEGY, dtype=object)
+def _strategies(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """(the strategy names, sorted; each row's index into them), without a Python string per row."""
+    if "strategy" not in table.column_names:
+        return [DEFAULT_STRATEGY] if table.num_rows else [], np.zeros(table.num_rows, np.int64)
+    encoded = pc.fill_null(table.column("strategy"), DEFAULT_STRATEGY).combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(names)] = np.arange(len(names))
+    return sorted(names), rank[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 # ---------------------------------------------------------------- plots
@@ -217,9 +230,25 @@ def _extend_to_end(x: np.ndarray, y: np.ndarray, run: dict) -> tuple[np.ndarray,
     return x, y
 
 
+def _thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_STEP_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """A step series cut to ~max_points: each bucket of consecutive points keeps its first, last, lowest and
+    highest point, so the drawn envelope is the same at screen resolution (a month is ~15M trades)."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    size = math.ceil(n / (max_points // 4))
+    starts = np.arange(0, n, size)
+    padded = np.concatenate([y, np.full(len(starts) * size - n, y[-1])]).reshape(len(starts), size)
+    keep = np.concatenate([starts, np.minimum(starts + size - 1, n - 1),
+                           np.minimum(starts + padded.argmin(axis=1), n - 1),
+                           np.minimum(starts + padded.argmax(axis=1), n - 1)])
+    keep = np.unique(keep)
+    return x[keep], y[keep]
+
+
 def _plot_equity(trades, net_eth, capital, run) -> str:
     fig, ax = _figure()
-    x, y = _extend_to_end(_step_x(trades, run), M.equity_curve(net_eth, capital), run)
+    x, y = _thin(*_extend_to_end(_step_x(trades, run), M.equity_curve(net_eth, capital), run))
     ax.step(x, y, where="post", color=COLORS[0], linewidth=1.4)
     ax.axhline(capital, color="#999", linewidth=0.8, linestyle="--", label=f"initial capital {capital:,.2f} ETH")
     ax.set_ylabel("equity (ETH)")
@@ -233,7 +262,7 @@ def _plot_equity(trades, net_eth, capital, run) -> str:
 def _plot_drawdown(trades, net_eth, capital, run) -> str:
     fig, ax = _figure(2.8)
     dd_eth, dd_frac = M.drawdown(net_eth, capital)
-    x, y = _extend_to_end(_step_x(trades, run), -dd_eth, run)
+    x, y = _thin(*_extend_to_end(_step_x(trades, run), -dd_eth, run))
     ax.fill_between(x, y, 0, step="post", color=COLORS[3], alpha=0.35, linewidth=0)
     ax.step(x, y, where="post", color=COLORS[3], linewidth=1.0)
     ax.set_ylabel("drawdown (ETH)")
@@ -271,8 +300,7 @@ def _plot_profit_distribution(trades, net_eth) -> str:
     if not len(net_eth):
         _empty(ax, "no trades")
         return _png(fig)
-    strategies = _strategies(trades)
-    names = sorted(set(strategies.tolist()))
+    names, codes = _strategies(trades)
     positive = bool((net_eth > 0).all())
     if positive:  # heavy-tailed: log-spaced bins on a log axis
         bins = np.logspace(np.log10(net_eth.min()), np.log10(net_eth.max()) + 1e-9, 30)
@@ -281,7 +309,7 @@ def _plot_profit_distribution(trades, net_eth) -> str:
         bins = np.histogram_bin_edges(net_eth, bins=30)
         ax.axvline(0, color="#999", linewidth=0.8)
     for i, name in enumerate(names):
-        values = net_eth[strategies == name]
+        values = net_eth[codes == i]
         ax.hist(values, bins=bins, alpha=0.6 if len(names) > 1 else 0.85, color=COLORS[i % len(COLORS)],
                 label=f"{name}: {len(values):,} trades, mean {values.mean():.6f} ETH")
     ax.set_xlabel("net profit per trade (ETH" + (", log scale)" if positive else ")"))
@@ -299,8 +327,8 @@ def _plot_gas(trades, run) -> str:
     x = _step_x(trades, run)
     gas = np.concatenate([[0.0], np.cumsum(_eth(trades, "gas_cost_wei"))])
     gross = np.concatenate([[0.0], np.cumsum(_eth(trades, "gross_profit_wei"))])
-    xg, gas = _extend_to_end(x, gas, run)
-    xp, gross = _extend_to_end(x, gross, run)
+    xg, gas = _thin(*_extend_to_end(x, gas, run))
+    xp, gross = _thin(*_extend_to_end(x, gross, run))
     ax.step(xg, gas, where="post", color=COLORS[1], linewidth=1.4, label=f"Σ gas cost ({gas[-1]:.6f} ETH)")
     ax.step(xp, gross, where="post", color=COLORS[2], linewidth=1.0, linestyle="--",
             label=f"Σ gross profit ({gross[-1]:.6f} ETH)")
@@ -317,14 +345,14 @@ def _plot_opportunities(opportunities, run) -> str:
     first = int(run.get("first_block", blocks.min() if len(blocks) else 0))
     last = int(run.get("last_block", blocks.max() if len(blocks) else first))
     n_blocks = last - first + 1
-    strategies = _strategies(opportunities)
-    names = sorted(set(strategies.tolist())) or [DEFAULT_STRATEGY]
+    names, codes = _strategies(opportunities)
+    names = names or [DEFAULT_STRATEGY]
     bin_blocks = max(1, math.ceil(n_blocks / MAX_BARS))
     n_bins = math.ceil(n_blocks / bin_blocks)
     left = first + np.arange(n_bins) * bin_blocks
     bottom = np.zeros(n_bins)
     for i, name in enumerate(names):
-        sel = blocks[strategies == name] - first
+        sel = blocks[codes == i] - first
         counts = np.bincount(sel // bin_blocks, minlength=n_bins)[:n_bins] / bin_blocks
         ax.bar(left, counts, width=bin_blocks, bottom=bottom, align="edge", color=COLORS[i % len(COLORS)],
                label=f"{name}: {len(sel):,} opportunities", linewidth=0)

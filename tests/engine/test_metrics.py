@@ -187,3 +187,29 @@ def test_json_safe_and_format_summary():
                              "net_profit_usd", "gas_cost_wei", "gas_units", "mean_profit_per_trade_eth",
                              "median_profit_per_trade_eth", "win_rate")}
     assert "net profit" in M.format_summary(old)
+
+
+def test_amount_helpers_are_exact_beyond_int64():
+    """amounts_float rounds every value as float(int(v)) and amount_sum is exact, also past int64 (≥ 9.2 ETH)."""
+    rng = np.random.default_rng(7)
+    values = [int(v) for v in rng.integers(-2**62, 2**62, 500)]
+    values += [2**63 - 1, 2**63, -2**63, 3 * 10**30 + 1, -10**25 - 7]
+    col = pa.chunked_array([pa.array(values[:200], schema.AMOUNT), pa.array(values[200:], schema.AMOUNT)])
+    assert schema.amounts_float(col).tolist() == [float(v) for v in values]
+    assert schema.amount_sum(col) == sum(values)
+    empty = pa.array([], schema.AMOUNT)
+    assert schema.amount_sum(empty) == 0 and len(schema.amounts_float(empty)) == 0
+
+
+def test_summary_sums_stay_exact_for_huge_trades():
+    """Totals, win/loss means and per-trade ETH of trades far beyond int64 wei match Python-int arithmetic."""
+    t = trades_table([(100, 1.0, 1.1, 0.1), (101, -0.5, 0.0, 0.5), (102, 2.0, 2.2, 0.2)])
+    huge = [12_345_678_901_234_567_890_123, -98_765_432_109_876_543_211, 3]
+    t = t.set_column(t.schema.get_field_index("net_profit_wei"), "net_profit_wei", pa.array(huge, schema.AMOUNT))
+    s = M.summarize_trades(t, 3, 3, 3)
+    assert s["net_profit_wei"] == str(sum(huge))
+    assert s["winning_trades"] == 2 and s["losing_trades"] == 1
+    assert s["mean_win_eth"] == (huge[0] + huge[2]) / 2 / E18
+    assert s["mean_loss_eth"] == huge[1] / E18
+    assert s["best_trade_eth"] == float(huge[0]) / E18 and s["worst_trade_eth"] == float(huge[1]) / E18
+    assert s["profit_factor"] == (huge[0] + huge[2]) / -huge[1]

@@ -65,6 +65,9 @@ def test_hand_made_tables_known_scores(tmp_path):
     assert json.loads((tmp_path / "validation.json").read_text())["kinds"]["arbitrage"]["matched"] == 2
     assert pq.read_table(tmp_path / "validation_misses.parquet").num_rows == 3
     assert pq.read_table(tmp_path / "validation_false_positives.parquet").num_rows == 3
+    result.FALSE_POSITIVE_SLICE = 2  # written in slices: the same rows, in the same order, as the whole table
+    result.write(tmp_path)
+    assert pq.read_table(tmp_path / "validation_false_positives.parquet").equals(result.false_positives)
 
 
 def _events(rows):

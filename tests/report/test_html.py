@@ -143,3 +143,18 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     assert pixels.std() > 20, "the screenshot is blank"
     # the top of the page is the metrics table: dark text on the light background
     assert (pixels[:600] < 100).mean() > 0.01
+
+
+def test_thin_keeps_each_buckets_extremes_and_ends():
+    """A long step series is cut to ~max_points and keeps its first and last points and every bucket's min/max."""
+    from gpubt.report.html import _thin
+
+    rng = np.random.default_rng(3)
+    y = np.cumsum(rng.normal(size=100_001))
+    x = np.arange(len(y), dtype=np.float64)
+    tx, ty = _thin(x, y, max_points=2_000)
+    assert len(tx) <= 2_000 and tx[0] == 0 and tx[-1] == x[-1] and np.all(np.diff(tx) > 0)
+    assert ty.min() == y.min() and ty.max() == y.max()
+    assert np.array_equal(ty, y[tx.astype(np.int64)])
+    short_x, short_y = _thin(x[:50], y[:50], max_points=2_000)
+    assert np.array_equal(short_x, x[:50]) and np.array_equal(short_y, y[:50])
