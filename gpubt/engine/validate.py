@@ -111,10 +111,6 @@ def _with_overlap(i, j, our_pools, label_pools):
     return i[keep], j[keep], overlap[keep], jaccard[keep]
 
 
-def _amounts(col) -> list[int]:
-    return [int(v) for v in col.to_pylist()]
-
-
 ESTIMATE_COLUMNS = ("label_estimate_raw", "label_estimate_token")
 
 
@@ -318,9 +314,12 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
         p = parts[0]
         return Validation(p.matches, labels.filter(pa.array(~p.label_taken)), trades, unmatched, p.scores)
     matches = pa.concat_tables([p.matches for p in parts])
-    # a label (tx_hash, kind) matched by any strategy is not a miss
+    # a label (tx_hash, kind) matched by any strategy is not a miss, nor is a duplicate row of it; the keys are
+    # built only for the labels left and the matches that share their tx_hash (not for every label and match)
+    rest = labels.filter(pa.array(~np.logical_or.reduce([p.label_taken for p in parts])))
+    near = matches.filter(pc.is_in(matches.column("tx_hash"), value_set=rest.column("tx_hash").combine_chunks()))
     key = lambda t: pc.binary_join_element_wise(t.column("tx_hash"), t.column("kind"), "\x00")  # noqa: E731
-    misses = labels.filter(pc.invert(pc.is_in(key(labels), value_set=key(matches).combine_chunks())))
+    misses = rest.filter(pc.invert(pc.is_in(key(rest), value_set=key(near).combine_chunks())))
     scores = {"rule": {"kinds": {p.scores["rule"]["our_kind"]: p.scores["rule"] for p in parts}}, "kinds": {}}
     for p in parts:
         for kind, entry in p.scores["kinds"].items():
@@ -331,6 +330,8 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
 
 @dataclass
 class _KindResult:
+    """One kind's matching: its matches, which of its trades and which labels were taken, its scores."""
+
     matches: pa.Table
     our_taken: np.ndarray    # per trade of the kind
     label_taken: np.ndarray  # per label
@@ -342,15 +343,16 @@ MATCH_COLUMNS = ["block_number", "tx_index", "path_id", "start_token", "pools", 
 
 def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: int, max_gap: int,
                    events: pa.Table | None) -> _KindResult:
-    """Match our `trades` (MATCH_COLUMNS of `_conform_trades`) against `labels` (LABELS schema, of the validated range) and score
-    detection and profits. With `events`: the same-state rule (each label against our latest point on its pools
-    before it, kept while those pools had no event in between) instead of the min_gap..max_gap window.
+    """Match our `trades` (MATCH_COLUMNS of `_conform_trades`) against `labels` (LABELS schema, of the validated
+    range) and score detection and profits. With `events`: the same-state rule (each label against our latest
+    point on its pools before it, kept while those pools had no event in between) instead of the min_gap..max_gap
+    window.
 
     Every trade is of `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0,
     precision null).
     """
-    kinds = labels.column("kind").to_pylist()
-    is_ours = np.asarray([k == our_kind for k in kinds], bool)
+    label_kinds = labels.column("kind")
+    is_ours = np.asarray(pc.equal(label_kinds, our_kind).to_numpy(zero_copy_only=False), bool)
 
     our_pools = pools_matrix(trades.column("pools"))
     label_pools = pools_matrix(labels.column("pools"))
@@ -382,38 +384,36 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     order = np.lexsort((closeness, gap, -jaccard))
     our_taken = np.zeros(trades.num_rows, bool)
     label_taken = np.zeros(labels.num_rows, bool)
-    pairs = []
-    for p in order.tolist():
-        a, b = int(i[p]), int(j[p])
+    chosen = []  # greedy one-to-one assignment in that order (positions into order)
+    for k, (a, b) in enumerate(zip(i[order].tolist(), j[order].tolist())):
         if not our_taken[a] and not label_taken[b]:
             our_taken[a] = label_taken[b] = True
-            pairs.append((a, b, float(jaccard[p])))
-    pairs.sort()
+            chosen.append(k)
+    picked = order[np.asarray(chosen, np.int64)]
+    picked = picked[np.argsort(i[picked], kind="stable")]  # in trade order (a trade is in one pair at most)
+    rows_a, rows_b = pa.array(i[picked], pa.int64()), pa.array(j[picked], pa.int64())
 
-    rows_a = [a for a, _, _ in pairs]
-    rows_b = [b for _, b, _ in pairs]
     # error statistics in wei: both profits in WETH (other tokens' raw units are not comparable across pairs)
-    same_token = [int(start_token[a]) == int(profit_token[b]) == WETH for a, b in zip(rows_a, rows_b)]
-    est = _amounts(est_col.take(pa.array(rows_a, pa.int64())))
-    real = _amounts(real_col.take(pa.array(rows_b, pa.int64())))
-    net = _amounts(trades.column("net_profit_wei").take(pa.array(rows_a, pa.int64())))
+    same_token = (start_token[i[picked]] == profit_token[j[picked]]) & (profit_token[j[picked]] == WETH)
+    est, real = est_col.take(rows_a), real_col.take(rows_b)
+    pair_kinds = labels.column("kind").take(rows_b)
     matches = pa.Table.from_pydict({
-        "block_number": trades.column("block_number").take(pa.array(rows_a, pa.int64())),
-        "kind": [kinds[b] for b in rows_b],
-        "our_tx_index": trades.column("tx_index").take(pa.array(rows_a, pa.int64())),
-        "label_tx_index": labels.column("tx_index").take(pa.array(rows_b, pa.int64())),
-        "path_id": trades.column("path_id").take(pa.array(rows_a, pa.int64())),
-        "our_pools": trades.column("pools").take(pa.array(rows_a, pa.int64())),
-        "label_pools": labels.column("pools").take(pa.array(rows_b, pa.int64())),
-        "jaccard": [jc for _, _, jc in pairs],
-        "searcher": labels.column("searcher").take(pa.array(rows_b, pa.int64())),
-        "tx_hash": labels.column("tx_hash").take(pa.array(rows_b, pa.int64())),
-        "profit_token": labels.column("profit_token").take(pa.array(rows_b, pa.int64())),
+        "block_number": trades.column("block_number").take(rows_a),
+        "kind": pair_kinds,
+        "our_tx_index": trades.column("tx_index").take(rows_a),
+        "label_tx_index": labels.column("tx_index").take(rows_b),
+        "path_id": trades.column("path_id").take(rows_a),
+        "our_pools": trades.column("pools").take(rows_a),
+        "label_pools": labels.column("pools").take(rows_b),
+        "jaccard": jaccard[picked],
+        "searcher": labels.column("searcher").take(rows_b),
+        "tx_hash": labels.column("tx_hash").take(rows_b),
+        "profit_token": labels.column("profit_token").take(rows_b),
         "estimated_profit_wei": est,
         "realized_profit_wei": real,
-        "estimated_profit_eth": [e / WEI_PER_ETH if s else None for e, s in zip(est, same_token)],
-        "realized_profit_eth": [r / WEI_PER_ETH if s else None for r, s in zip(real, same_token)],
-        "our_net_profit_wei": net,
+        "estimated_profit_eth": _eth_where(est, same_token),
+        "realized_profit_eth": _eth_where(real, same_token),
+        "our_net_profit_wei": trades.column("net_profit_wei").take(rows_a),
     }, schema=MATCHES)
 
     rule = ({"match": "latest point on the label's pools before it, pools untouched in between"}
@@ -424,21 +424,30 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
                        "estimated": estimated,
                        "realized": "label profit_raw (before gas)"},
               "kinds": {}}
-    for kind in sorted(set(kinds) | {our_kind}):
-        n_labels = int(sum(1 for k in kinds if k == kind))
+    est_f, real_f = schema.amounts_float(est), schema.amounts_float(real)
+    for kind in sorted(set(label_kinds.unique().to_pylist()) | {our_kind}):
+        n_labels = int(pc.sum(pc.equal(label_kinds, kind)).as_py() or 0)
         n_ours = trades.num_rows if kind == our_kind else 0
-        matched = int(sum(1 for b in rows_b if kinds[b] == kind))
+        of_kind = np.asarray(pc.equal(pair_kinds, kind).to_numpy(zero_copy_only=False), bool)
+        matched = int(of_kind.sum())
         precision = matched / n_ours if n_ours and n_labels else None  # no label of this kind: unmeasurable
         recall = matched / n_labels if n_labels else None
         f1 = (2 * precision * recall / (precision + recall)
               if precision is not None and recall is not None and precision + recall > 0 else
               (0.0 if precision is not None and recall is not None else None))
-        sel = [k for k, b in enumerate(rows_b) if kinds[b] == kind and same_token[k]]
-        stats = _profit_stats(np.asarray([float(est[k]) for k in sel], np.float64),
-                              np.asarray([float(real[k]) for k in sel], np.float64))
+        sel = of_kind & same_token
+        stats = _profit_stats(est_f[sel], real_f[sel])
         scores["kinds"][kind] = {"labels": n_labels, "ours": n_ours, "matched": matched, "precision": precision,
                                  "recall": recall, "f1": f1, "profit": stats}
     return _KindResult(matches, our_taken, label_taken, _finite(scores))
+
+
+def _eth_where(amounts, keep: np.ndarray) -> pa.Array:
+    """amount ÷ 1e18 as float64 where `keep` (exactly Python's int / int: correctly rounded), else null."""
+    rows = pa.array(np.flatnonzero(keep), pa.int64())
+    values = np.zeros(len(keep))
+    values[keep] = [int(v) / WEI_PER_ETH for v in amounts.take(rows).to_pylist()]
+    return pa.array(values, pa.float64(), mask=~keep)
 
 
 def _finite(obj):

@@ -153,3 +153,19 @@ def test_tiny_market_run_finds_the_planted_arbitrages(tmp_path):
     assert result.false_positives.num_rows + arb["matched"] == arb["ours"]
     # the searchers ran the same cycles on the same states: our exact estimates are close to what they realized
     assert arb["profit"]["pearson"] > 0.9 and arb["profit"]["median_rel_error"] < 0.05
+
+
+def test_misses_leave_out_every_row_of_a_matched_label():
+    """With several strategies, a label (tx_hash, kind) that matched is no miss, also where it appears twice."""
+    trades = _trades([(10, 4, [1, 2], 9 * E15), (11, 3, [4], E15)])
+    trades = trades.set_column(0, "strategy", pa.array(["arbitrage", "sandwich"]))
+    labels = _labels([
+        (10, 5, "arbitrage", [1, 2], 10 * E15),   # matched
+        (10, 5, "arbitrage", [1, 2], 10 * E15),   # the same label twice (its tx_hash is set below)
+        (12, 6, "arbitrage", [6], 3 * E15),       # missed
+    ])
+    labels = labels.set_column(labels.schema.get_field_index("tx_hash"), "tx_hash", pa.array(["0xa", "0xa", "0xc"]))
+    result = validate(trades, labels, first_block=10, last_block=20)
+    assert result.scores["kinds"]["arbitrage"]["matched"] == 1
+    assert result.misses.column("tx_hash").to_pylist() == ["0xc"]
+    assert result.false_positives.column("strategy").to_pylist() == ["sandwich"]
