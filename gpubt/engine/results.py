@@ -90,7 +90,8 @@ class ResultParts:
             nonlocal offset, written
             for part in self.tables("trades"):
                 lo, hi = np.searchsorted(rows, [offset, offset + part.num_rows])
-                piece = part.take(pa.array(rows[lo:hi] - offset))
+                # rows are unique and ascending: as many as the part has means all of it (no copy)
+                piece = part if hi - lo == part.num_rows else part.take(pa.array(rows[lo:hi] - offset))
                 for c in extra:
                     piece = piece.append_column(kept.schema.field(c), kept.column(c).slice(lo, hi - lo))
                 offset += part.num_rows
