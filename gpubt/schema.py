@@ -17,6 +17,17 @@ BIG = pa.decimal256(76, 0)
 _INT64_MAX = 2**63 - 1
 
 
+def block_range_mask(block_numbers, first_block: int | None = None, last_block: int | None = None) -> np.ndarray:
+    """bool per row: first_block <= block_number <= last_block (None: open on that side)."""
+    block_numbers = np.asarray(block_numbers)
+    keep = np.ones(len(block_numbers), bool)
+    if first_block is not None:
+        keep &= block_numbers >= first_block
+    if last_block is not None:
+        keep &= block_numbers <= last_block
+    return keep
+
+
 def amount_sum(column) -> int:
     """Exact sum of an AMOUNT column as a Python int (0 when empty)."""
     total = pc.sum(column).as_py()

@@ -181,5 +181,4 @@ class Dataset:
             tables = [self._read_file(self.path(name, p), columns) for p in parts]
             empty = schema.SCHEMAS[name].empty_table().select(columns)
         table = pa.concat_tables(tables) if tables else empty
-        blocks = table.column("block_number").to_numpy()
-        return table.filter(pa.array((blocks >= lo) & (blocks <= hi)))
+        return table.filter(pa.array(schema.block_range_mask(table.column("block_number").to_numpy(), lo, hi)))

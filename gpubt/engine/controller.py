@@ -154,7 +154,9 @@ class Backtest:
         # results as Arrow tables, one per batch and strategy (compact: a trade as Python dicts took ~10x the
         # memory, and a mainnet-month partition holds ~500,000 trades and ~1.4M opportunities); with `parts`
         # they are spilled to disk every SPILL_ROWS, partition and checkpoint, so the loop's memory stays flat
-        self.parts = parts if parts is not None or checkpointer is None else ResultParts(checkpointer.folder)
+        if checkpointer is not None and parts is None:
+            raise ValueError("Backtest: a checkpointer needs result parts (checkpoints record how many are valid)")
+        self.parts = parts
         self._trade_tables: list[pa.Table] = []
         self._opportunity_tables: list[pa.Table] = []
         self._held_rows = 0  # opportunity-row equivalents held; SPILL_ROWS of them make a part
@@ -366,8 +368,9 @@ def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunity_counts: dict
     out = {}
     tried = pc.value_counts(attempted.column("strategy")).to_pylist()
     tried = {c["values"]: c["counts"] for c in tried}
+    amounts = landed.select(["net_profit_wei", "gas_cost_wei"])
     for name in sorted(set(opportunity_counts) | set(tried)):
-        mine = landed.select(["net_profit_wei", "gas_cost_wei"]).filter(pc.equal(landed.column("strategy"), name))
+        mine = amounts.filter(pc.equal(landed.column("strategy"), name))
         net = mine.column("net_profit_wei")
         n, n_tried, total = mine.num_rows, tried.get(name, 0), schema.amount_sum(net)
         out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": n,

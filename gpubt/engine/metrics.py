@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpubt.schema import amount_sum, amounts_float
+from gpubt.schema import amount_sum, amounts_float, block_range_mask
 
 WEI_PER_ETH = 10**18
 SECONDS_PER_DAY = 86_400
@@ -153,11 +153,7 @@ def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INI
     are rows with zero PnL (they count in Sharpe). A trade whose block is not in `blocks` raises.
     """
     block_numbers, timestamps = _block_clock(blocks)
-    keep = np.ones(len(block_numbers), bool)
-    if first_block is not None:
-        keep &= block_numbers >= first_block
-    if last_block is not None:
-        keep &= block_numbers <= last_block
+    keep = block_range_mask(block_numbers, first_block, last_block)
     if not keep.any():
         return DAILY_PNL.empty_table()
     day_lo = int(timestamps[keep].min()) // SECONDS_PER_DAY

@@ -291,12 +291,7 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
     `events` (EVENT_COLUMNS of the range) are given, else min_gap..max_gap. Scores per kind, merged."""
     trades = _conform_trades(trades, our_kind)
     labels = schema.conform(labels, "labels", "labels")
-    lb = labels.column("block_number").to_numpy()
-    keep = np.ones(len(lb), bool)
-    if first_block is not None:
-        keep &= lb >= first_block
-    if last_block is not None:
-        keep &= lb <= last_block
+    keep = schema.block_range_mask(labels.column("block_number").to_numpy(), first_block, last_block)
     if not keep.all():
         labels = labels.filter(pa.array(keep))
     strategy = pc.fill_null(trades.column("strategy"), our_kind)  # null: written before strategies

@@ -162,7 +162,8 @@ def _sorted_trades(trades: pa.Table) -> pa.Table:
     if not trades.num_rows:
         return trades
     block, tx = trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy()
-    if np.all((np.diff(block) > 0) | ((np.diff(block) == 0) & (np.diff(tx) >= 0))):
+    step = np.diff(block)
+    if np.all((step > 0) | ((step == 0) & (np.diff(tx) >= 0))):
         return trades  # gpubt run writes them in point order: no copy
     return trades.take(pa.array(np.lexsort((tx, block))))
 

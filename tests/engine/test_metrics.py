@@ -213,3 +213,10 @@ def test_summary_sums_stay_exact_for_huge_trades():
     assert s["mean_loss_eth"] == huge[1] / E18
     assert s["best_trade_eth"] == float(huge[0]) / E18 and s["worst_trade_eth"] == float(huge[1]) / E18
     assert s["profit_factor"] == (huge[0] + huge[2]) / -huge[1]
+
+
+def test_block_range_mask_is_closed_and_open_ended():
+    blocks = np.array([5, 6, 7, 8])
+    assert schema.block_range_mask(blocks, 6, 7).tolist() == [False, True, True, False]
+    assert schema.block_range_mask(blocks, None, 6).tolist() == [True, True, False, False]
+    assert schema.block_range_mask(blocks).all()

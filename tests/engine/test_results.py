@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from gpubt import schema
 from gpubt.backend import Backend
@@ -37,6 +38,8 @@ def test_spilled_run_reads_back_as_the_in_memory_run(hand_dataset, tmp_path):
     assert spilled.trades().equals(held.trades())
     assert spilled.opportunities().equals(held.opportunities())
     assert (spilled.n_trades, spilled.n_opportunities) == (held.n_trades, held.n_opportunities)
+    with pytest.raises(ValueError, match="checkpointer needs result parts"):
+        _backtest(ds, None, Checkpointer(tmp_path / "other", 2, {}))
 
 
 def test_core_and_streamed_files(hand_dataset, tmp_path):
