@@ -87,18 +87,26 @@ def v3_quote_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidit
 
 class V3Hop:
     """An exact V3 hop: call it with amount_in for the exact-input output (None when the pool cannot take the whole
-    input); `least_input(amount_out)` quotes the exact-output swap (the input a router pays for that output)."""
+    input); `least_input(amount_out)` quotes the exact-output swap (the input a router pays for that output).
+    Quotes are kept per amount: the input search and the gas count ask for the same amounts again."""
 
     def __init__(self, pool: exact_v3.V3Pool, zero_for_one: bool):
         self.pool, self.zero_for_one = pool, zero_for_one
         self.limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+        self._quotes: dict = {}
 
     def _quote(self, amount_specified: int):
+        """(amount paid in, amount out, initialized ticks crossed), or None when the swap reverts."""
+        if amount_specified in self._quotes:
+            return self._quotes[amount_specified]
         try:
             o = self.pool.swap_outcome(self.zero_for_one, amount_specified, self.limit, commit=False)
         except exact_v3.V3Revert:
-            return None
-        return (o.amount0, -o.amount1) if self.zero_for_one else (o.amount1, -o.amount0)
+            quote = None
+        else:
+            quote = ((o.amount0, -o.amount1) if self.zero_for_one else (o.amount1, -o.amount0)) + (o.ticks_crossed,)
+        self._quotes[amount_specified] = quote
+        return quote
 
     def __call__(self, amount_in: int):
         quote = self._quote(amount_in)
@@ -109,10 +117,8 @@ class V3Hop:
         return quote[0] if quote is not None and quote[1] >= amount_out else None
 
     def ticks_crossed(self, amount_in: int) -> int:
-        try:
-            return self.pool.swap_outcome(self.zero_for_one, amount_in, self.limit, commit=False).ticks_crossed
-        except exact_v3.V3Revert:
-            return 0
+        quote = self._quote(amount_in)
+        return 0 if quote is None else quote[2]
 
 
 class V2Hop:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,10 @@ import pyarrow as pa
 
 from gpubt.backend import THREADS_PER_BLOCK
 from gpubt.exact import v3 as exact_v3
+
+# a trade's `detail` as json.dumps(detail, sort_keys=True) gives it, with one encoder for every trade (dumps with
+# options builds a new encoder per call: ~20 % of the call)
+DETAIL_JSON = json.JSONEncoder(sort_keys=True).encode
 
 
 @dataclass(frozen=True)

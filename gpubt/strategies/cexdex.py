@@ -16,7 +16,6 @@ trade taken is re-priced with exact V2 / V3 integer math.
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +29,7 @@ from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.pack import LOG_KEY_SPAN, WETH
-from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.strategies.base import DETAIL_JSON, PoolTable, Strategy, StrategyResult, device_array, launch
 
 BLOCK_SECONDS = 12
 
@@ -240,7 +239,7 @@ class CexDexStrategy(Strategy):
             gas_units = self.gas_v3 + self.gas_per_tick * crossed
             state = {"sqrt_price_x96": _big(sqrt_price), "liquidity": _big(liquidity), "tick": tick}
         else:
-            (r0,), (r1,) = batch.exact_reserves(np.array([pool]), np.array([key]))
+            r0, r1 = batch.exact_reserve(pool, key)
             r_in, r_out = (r0, r1) if zero_for_one else (r1, r0)
             amount_out = exact_v2.get_amount_out(amount_in, r_in, r_out, fee)
             gas_units = self.gas_v2
@@ -287,5 +286,5 @@ class CexDexStrategy(Strategy):
             "gas_cost_wei": gas_cost_wei,
             "net_profit_wei": net_wei,
             "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block]),
-            "detail": json.dumps(detail, sort_keys=True),
+            "detail": DETAIL_JSON(detail),
         }

@@ -21,7 +21,6 @@ for a V3 hop; V3 tick crossings are not charged. Flash-loan fee: `flash_loan_fee
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from gpubt.engine.verify import v2_hop, v3_hop, v3_quote_pool
 from gpubt.exact import gas as exact_gas
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.pack import WETH
-from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.strategies.base import DETAIL_JSON, PoolTable, Strategy, StrategyResult, device_array, launch
 from gpubt.strategies.cexdex import ReferencePrices, _big, opportunities_table, token_scale
 
 ROUTE_HOPS = 2
@@ -172,7 +171,7 @@ class LiquidationStrategy(Strategy):
                 hop = v3_hop(v3_quote_pool(fee, int(self.pools.tick_spacing[pool]), sqrt_price, liquidity, tick, table,
                                            cache), zfo)
             else:
-                (r0,), (r1,) = batch.exact_reserves(np.array([pool]), np.array([key]))
+                r0, r1 = batch.exact_reserve(pool, key)
                 hop = v2_hop(r0 if zfo else r1, r1 if zfo else r0, fee)
             out = hop(amount) if amount > 0 else None
             if out is None or out <= 0:
@@ -205,7 +204,7 @@ class LiquidationStrategy(Strategy):
             "gross_profit_raw": gross_raw, "gross_profit_wei": gross_wei, "gas_units": gas_units,
             "gas_price_wei": gas_price_wei, "gas_cost_wei": gas_cost_wei, "net_profit_wei": net_wei,
             "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block_offset]),
-            "detail": json.dumps(detail, sort_keys=True),
+            "detail": DETAIL_JSON(detail),
         }
         return row, debt, repay, seized
 

@@ -297,8 +297,8 @@ class SandwichStrategy(Strategy):
             spacing = int(self.meta.tick_spacing[pool])
             return lambda: ExactPool(True, fee, v3_pool=v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick,
                                                                       table, cache))
-        r0, r1 = batch.exact_reserves(np.array([pool]), np.array([key]))
-        return lambda: ExactPool(False, fee, reserves=(r0[0], r1[0]))
+        reserves = batch.exact_reserve(pool, key)
+        return lambda: ExactPool(False, fee, reserves=reserves)
 
     def reprice(self, batch, v, member: list, key: int, x_float: float, a_max_float: float, capital_raw: float,
                 token_in: int, wei_per_raw: float, cache: dict) -> dict | None:

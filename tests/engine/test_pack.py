@@ -6,7 +6,7 @@ from gpubt.backend import Backend
 from gpubt.data.store import Dataset
 from gpubt.engine.controller import Backtest
 from gpubt.engine.verify import GasModel
-from gpubt.pack import MarketState, pack_batch, point_key
+from gpubt.pack import MarketState, evaluation_pairs, pack_batch, point_key
 from gpubt.paths import enumerate_cycles
 
 
@@ -79,6 +79,14 @@ def test_state_lookup_equals_replay(hand_dataset):
     from gpubt.kernels.compile import python_functions
     find_state = python_functions().find_state
     assert idx.tolist() == [find_state(batch.log_offsets, batch.log_key, int(p), int(k)) for p, k in zip(pools, keys)]
+    # the scalar lookups a trade leg uses agree with the vectorized ones
+    assert [batch.log_entry(int(p), int(k)) for p, k in zip(pools, keys)] == idx.tolist()
+    assert [batch.exact_reserve(int(p), int(k)) for p, k in zip(pools, keys)] == list(zip(r0, r1))
+    # before a pool's first log entry there is no state: −1, never the previous pool's last entry
+    first_key = batch.log_key[batch.log_offsets[1]]
+    assert batch.log_entry(1, int(first_key) - 1) == -1 == batch.log_index(np.array([1]), np.array([first_key - 1]))[0]
+    with pytest.raises(KeyError, match="no state"):
+        batch.exact_reserve(1, int(first_key) - 1)
 
 
 def test_pairs(hand_dataset):
@@ -96,6 +104,37 @@ def test_pairs(hand_dataset):
         assert at_point == sorted(paths.through(np.array([e["pool_id"]])).tolist())
     assert set(batch.pair_block.tolist()) <= set(range(6))
     assert np.all(batch.pair_block == (batch.pair_key + 1) >> 20)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_evaluation_pairs_equal_sorting_every_pair(seed):
+    """The key-ordered merge equals the plain way: every (key, path) pair sorted, duplicates dropped. Triggers
+    come in log order (by pool, then key) and many keys have several pools (a tx touching several)."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    n_pools, n_tokens = 30, 6
+    t0 = rng.integers(0, n_tokens, n_pools)
+    t1 = (t0 + rng.integers(1, n_tokens, n_pools)) % n_tokens
+    pools = pa.table({"pool_id": np.arange(n_pools, dtype=np.int32), "token0": t0.astype(np.int32),
+                      "token1": t1.astype(np.int32), "fee_ppm": np.full(n_pools, 3000, np.int32),
+                      "protocol": ["v2"] * n_pools})
+    paths = enumerate_cycles(pools, [0])
+    assert len(paths) > 10
+    trig_pool = np.sort(rng.integers(0, n_pools, 400))
+    trig_key = rng.integers(0, 60, 400).astype(np.int64)
+    trig_key = trig_key[np.lexsort((trig_key, trig_pool))]
+    for top in (False, True):
+        key, path = evaluation_pairs(trig_pool, trig_key, paths, top)
+        counts = paths.pool_offsets[trig_pool + 1] - paths.pool_offsets[trig_pool]
+        ref_key = np.repeat(trig_key, counts)
+        ref_path = paths.through(trig_pool)
+        if top:
+            ref_key = np.concatenate([np.full(len(paths), -1), ref_key])
+            ref_path = np.concatenate([np.arange(len(paths)), ref_path])
+        ref = sorted(set(zip(ref_key.tolist(), ref_path.tolist())))
+        assert list(zip(key.tolist(), path.tolist())) == ref
+        assert key.dtype == np.int64 and path.dtype == np.int32
 
 
 def _backtest(ds, batch_blocks, backend="cpu", threshold=0):
