@@ -128,6 +128,44 @@ def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims, back_run
                 gross=back - front_in if back_run else None)
 
 
+class V2PoolFactory:
+    """make_pool for a V2 state: a fresh ExactPool per call; `v2_state` = (fee_ppm, reserve0, reserve1) lets
+    exact_max_frontrun take its lean integer path (`v2_victim_slack`)."""
+
+    def __init__(self, fee_ppm: int, reserves: tuple[int, int]):
+        self.v2_state = (fee_ppm, *reserves)
+
+    def __call__(self) -> ExactPool:
+        return ExactPool(False, self.v2_state[0], reserves=self.v2_state[1:])
+
+
+def v2_victim_slack(fee_ppm: int, reserve0: int, reserve1: int, zero_for_one: bool, victims):
+    """slack(a) of exact_max_frontrun on a V2 pool: min over victims of (exact output − minimum) after a front-run
+    of a, or None when a swap cannot go through. The same integers as exact_bundle(back_run=False) on
+    ExactPool(False, fee_ppm, (reserve0, reserve1)), without a pool object and a result dict per call (99 % of
+    mainnet-month's sandwiches are V2, and the search calls this ~5-25 times each)."""
+    if not victims:
+        raise ValueError("v2_victim_slack: no victims")
+    in0, out0 = (reserve0, reserve1) if zero_for_one else (reserve1, reserve0)
+    kept, scale = exact_v2.FEE_DENOMINATOR - fee_ppm, exact_v2.FEE_DENOMINATOR
+
+    def slack(a: int):
+        r_in, r_out, least = in0, out0, None
+        for amount, minimum in ((a, None), *victims):
+            out = 0
+            if amount > 0:  # ExactPool.swap: no input, no swap; getAmountOut reverts on an empty reserve
+                if r_in <= 0 or r_out <= 0:
+                    return None
+                w = amount * kept
+                out = w * r_out // (r_in * scale + w)
+                r_in, r_out = r_in + amount, r_out - out
+            if minimum is not None and (least is None or out - minimum < least):
+                least = out - minimum
+        return least
+
+    return slack
+
+
 def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap: int) -> int:
     """The largest integer front-run <= cap after which every victim still gets its minimum (exact math); −1 if
     even 0 fails. The constraint is monotone, so the answer is bracketed around the float `hint` and the bracket
@@ -135,11 +173,14 @@ def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap:
     falling back to bisection where the slack says nothing (a coarse output token's last plateau of slack 0) or
     progress stalls. On 2,965 sandwiches of mainnet-month's first 300 blocks: the same answers as plain bisection
     with 25 exact bundles per search instead of 45 (fine tokens take ~5, coarse ones still bisect)."""
-    def slack(a):
-        r = exact_bundle(make_pool, zero_for_one, a, victims, back_run=False)
-        if r is None:
-            return None
-        return min(o - m for o, (_, m) in zip(r["victim_out"], victims))
+    if isinstance(make_pool, V2PoolFactory):
+        slack = v2_victim_slack(*make_pool.v2_state, zero_for_one, victims)
+    else:
+        def slack(a):
+            r = exact_bundle(make_pool, zero_for_one, a, victims, back_run=False)
+            if r is None:
+                return None
+            return min(o - m for o, (_, m) in zip(r["victim_out"], victims))
 
     def ok(s):
         return s is not None and s >= 0
@@ -297,8 +338,7 @@ class SandwichStrategy(Strategy):
             spacing = int(self.meta.tick_spacing[pool])
             return lambda: ExactPool(True, fee, v3_pool=v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick,
                                                                       table, cache))
-        reserves = batch.exact_reserve(pool, key)
-        return lambda: ExactPool(False, fee, reserves=reserves)
+        return V2PoolFactory(fee, batch.exact_reserve(pool, key))
 
     def reprice(self, batch, v, member: list, key: int, x_float: float, a_max_float: float, capital_raw: float,
                 token_in: int, wei_per_raw: float, cache: dict) -> dict | None:

@@ -6,7 +6,7 @@ import pytest
 from gpubt.exact import v2 as exact_v2
 from gpubt.kernels import sandwich as ks
 from gpubt.strategies.base import launch
-from gpubt.strategies.sandwich import ExactPool, exact_bundle, exact_max_frontrun
+from gpubt.strategies.sandwich import ExactPool, V2PoolFactory, exact_bundle, exact_max_frontrun, v2_victim_slack
 
 from . import v3_market
 
@@ -156,6 +156,34 @@ def test_screen_optimum_is_the_max_of_a_profit_scan(py):
                                                   state[11], lo, hi, 64)
             scan.append(g if ok else -np.inf)
         assert o[2][i] >= max(max(scan), 0.0) * (1 - 1e-9) - 1e-6 * a_hi
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lean_v2_slack_equals_the_exact_bundle(seed):
+    """exact_max_frontrun's V2 path (integer steps, no pool objects) gives the slack exact_bundle gives, reverts
+    included (an empty reserve), for either direction and several victims, and so the same largest front-run."""
+    rng = np.random.default_rng(seed)
+    for case in range(40):
+        r0 = int(10 ** rng.uniform(15, 25)) if case % 10 else 0   # every 10th pool is empty: every swap reverts
+        r1 = int(10 ** rng.uniform(6, 25))
+        zfo = bool(rng.integers(2))
+        fee = int(rng.choice([500, 3000, 10000]))
+        r_in, r_out = (r0, r1) if zfo else (r1, r0)
+        victims = []
+        for _ in range(int(rng.integers(1, 4))):
+            v = int(max(r_in, 10**12) * 10 ** rng.uniform(-5, -1)) if rng.random() > 0.1 else 0
+            out = exact_v2.get_amount_out(v, r_in, r_out, fee) if v > 0 and r_in > 0 and r_out > 0 else 0
+            victims.append((v, int(out * (1 - float(rng.choice([0.0, 0.002, 0.02, 0.2]))))))
+        factory = V2PoolFactory(fee, (r0, r1))
+        lean = v2_victim_slack(fee, r0, r1, zfo, victims)
+        for a in [0, 1, 7] + [int(max(r_in, 1) * 10 ** e) for e in rng.uniform(-8, 1, 6)]:
+            r = exact_bundle(factory, zfo, a, victims, back_run=False)
+            want = None if r is None else min(o - m for o, (_, m) in zip(r["victim_out"], victims))
+            assert lean(a) == want, (case, a)
+        hint = float(max(r_in, 1)) * 1e-3
+        generic = lambda f=factory: f()  # noqa: E731  (a plain callable: the bundle-per-step path)
+        assert exact_max_frontrun(factory, zfo, victims, hint, 10**40) == exact_max_frontrun(
+            generic, zfo, victims, hint, 10**40)
 
 
 def test_exact_bundle_round_trip_keeps_every_victim_whole():
