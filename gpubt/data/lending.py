@@ -147,13 +147,18 @@ def price_matrix(prices: pa.Table, n_tokens: int):
     blocks = prices.column("block_number").to_numpy()
     tokens = prices.column("token_id").to_numpy()
     values = prices.column("price_usd").to_numpy()
-    sample_blocks, row = np.unique(blocks, return_inverse=True)
+    step = np.diff(blocks)
+    if (step >= 0).all():  # block-sorted, as a dataset stores it: no sort to find the sample blocks
+        starts = np.concatenate(([0], np.flatnonzero(step) + 1)) if len(blocks) else np.zeros(0, np.int64)
+        sample_blocks, row = blocks[starts], np.cumsum(np.concatenate(([0], step != 0))) if len(blocks) else blocks
+    else:
+        sample_blocks, row = np.unique(blocks, return_inverse=True)
     dense = np.full((len(sample_blocks), n_tokens), np.nan)
     dense[row, tokens] = values
-    for i in range(1, len(sample_blocks)):
-        gaps = np.isnan(dense[i])
-        dense[i, gaps] = dense[i - 1, gaps]
-    return sample_blocks, dense
+    # forward fill: each cell takes the last sample row at or before it that has the token (row 0, NaN, if none)
+    last = np.where(np.isnan(dense), 0, np.arange(len(sample_blocks))[:, None])
+    np.maximum.accumulate(last, axis=0, out=last)
+    return sample_blocks, dense[last, np.arange(n_tokens)]
 
 
 def _pool_tvl_usd(dataset, price_usd: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -180,3 +180,25 @@ def test_generated_book_and_cpu_equals_cudasim(tiny_dataset):
         assert d["step"] == seen.get(t["path_id"], (0, 0))[0] + 1 and t["block_number"] > seen.get(t["path_id"],
                                                                                                      (0, 0))[1]
         seen[t["path_id"]] = (d["step"], t["block_number"])
+
+
+@pytest.mark.parametrize("block_sorted", [True, False])
+def test_price_matrix_forward_fills_like_a_row_loop(block_sorted):
+    """lending.price_matrix (vectorized fill; no sort when the table is block-sorted) equals filling each sample
+    row from the one before, NaN until a token's first sample; a repeated (block, token) keeps its last value."""
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(100, 160, 400)
+    blocks = np.sort(blocks) if block_sorted else blocks
+    table = pa.table({"block_number": blocks, "token_id": rng.integers(0, 7, 400).astype(np.int32),
+                      "price_usd": rng.random(400)})
+    sample_blocks, dense = lending.price_matrix(table, 9)
+    want_blocks = sorted(set(blocks.tolist()))
+    want = np.full((len(want_blocks), 9), np.nan)
+    row_of = {b: i for i, b in enumerate(want_blocks)}
+    for b, t, v in zip(blocks.tolist(), table.column("token_id").to_pylist(), table.column("price_usd").to_pylist()):
+        want[row_of[b], t] = v
+    for i in range(1, len(want)):
+        want[i] = np.where(np.isnan(want[i]), want[i - 1], want[i])
+    assert sample_blocks.tolist() == want_blocks
+    np.testing.assert_array_equal(dense, want)       # NaNs in the same places (tokens 7, 8 never sampled)
+    assert np.isnan(dense[:, 7:]).all()
