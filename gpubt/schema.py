@@ -50,15 +50,18 @@ def amounts_float(column) -> np.ndarray:
     return out
 
 
-def amounts_int(column) -> list[int]:
-    """An AMOUNT column as exact Python ints, from the decimal128's two 64-bit words (little-endian two's
-    complement; scale 0 makes the unscaled integer the value): ~10x faster than int(Decimal) per row."""
+def amounts_int(column) -> list:
+    """An AMOUNT column as exact Python ints (None where null), from the decimal128's two 64-bit words
+    (little-endian two's complement; scale 0 makes the unscaled integer the value): ~10x faster than int(Decimal)."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if column.type != AMOUNT or column.null_count:
-        raise ValueError(f"amounts_int: a {AMOUNT} column without nulls, not {column.type} "
-                         f"with {column.null_count} nulls")
+    if column.type != AMOUNT:
+        raise ValueError(f"amounts_int: a {AMOUNT} column, not {column.type}")
     words = np.frombuffer(column.buffers()[1], np.uint64, 2 * len(column), 16 * column.offset).reshape(-1, 2)
-    return ((words[:, 1].view(np.int64).astype(object) << 64) | words[:, 0].astype(object)).tolist()
+    out = ((words[:, 1].view(np.int64).astype(object) << 64) | words[:, 0].astype(object)).tolist()
+    if column.null_count:  # a null slot's words are undefined
+        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
+            out[i] = None
+    return out
 
 
 TOKENS = pa.schema([

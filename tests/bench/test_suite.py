@@ -12,9 +12,13 @@ def test_bench_smoke(tmp_path):
     report = json.loads(out.read_text())
     assert report["mode"] == "smoke" and report["machine"]["cores"] >= 1
     workloads = [r["workload"] for r in report["rows"]]
-    for prefix in ("kernel:", "end to end: tiny, strategy=all", "context cost", "peak RSS (tiny",
+    for prefix in ("kernel:", "end to end: tiny, strategy=all", "screening ceiling: tiny", "context cost", "peak RSS (tiny",
                    "peak RSS as the block count doubles", "threshold sweep"):
         assert any(w.startswith(prefix) for w in workloads), prefix
     for r in report["rows"]:
         assert r["ratio"] > 0 and r["target"]
+    # the ceiling is blocks ÷ the run's own screen seconds, so it is above the run's end-to-end rate
+    end, ceiling = (next(r for r in report["rows"] if r["workload"].startswith(p)) for p in
+                    ("end to end: tiny", "screening ceiling: tiny"))
+    assert ceiling["ratio"] > end["ratio"]
     assert "met?" in proc.stdout

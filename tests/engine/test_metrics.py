@@ -201,6 +201,21 @@ def test_amount_helpers_are_exact_beyond_int64():
     assert schema.amount_sum(empty) == 0 and len(schema.amounts_float(empty)) == 0
 
 
+def test_amounts_int_reads_the_decimal_words_exactly():
+    """amounts_int (Python ints from the decimal128's two words) equals int(Decimal) for values of either sign up
+    to 38 digits, in sliced and chunked columns, with None for nulls; other types are refused."""
+    rng = np.random.default_rng(11)
+    values = [int(v) for v in rng.integers(-2**62, 2**62, 300)] + [int(10 ** e) for e in rng.uniform(0, 37.9, 200)]
+    values += [0, 1, -1, 2**63, -2**63, 2**64 - 1, -2**64, 2**112 - 1, 10**38 - 1, -(10**38 - 1), None, 5]
+    col = pa.array(values, schema.AMOUNT)
+    assert schema.amounts_int(col) == values
+    assert schema.amounts_int(col.slice(250, 200)) == values[250:450]
+    assert schema.amounts_int(pa.chunked_array([col.slice(0, 3), col.slice(3)])) == values
+    assert schema.amounts_int(pa.array([], schema.AMOUNT)) == []
+    with pytest.raises(ValueError, match="decimal128"):
+        schema.amounts_int(pa.array([1, 2], pa.int64()))
+
+
 def test_summary_sums_stay_exact_for_huge_trades():
     """Totals, win/loss means and per-trade ETH of trades far beyond int64 wei match Python-int arithmetic."""
     t = trades_table([(100, 1.0, 1.1, 0.1), (101, -0.5, 0.0, 0.5), (102, 2.0, 2.2, 0.2)])
