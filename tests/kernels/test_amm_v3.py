@@ -200,3 +200,27 @@ def test_mixed_cycles_float_vs_exact(mixed_batch):
           f"p99.9 {np.quantile(rel_out, 0.999):.2e}; profit error / input max {rel_in.max():.2e}")
     assert len(rel_out) > 50
     assert rel_out.max() < 1e-6 and rel_in.max() < 1e-6
+
+
+def test_v3_hop_quotes_kept_per_amount_equal_fresh_swaps():
+    """V3Hop keeps each amount's quote (the input search and the gas count ask again): asked in any order and twice,
+    every answer (output, least input, ticks crossed, a revert) equals a fresh swap_outcome on the pool."""
+    _, _, info = v3_market.random_batch(5, v3_share=1.0, n_pairs=50)
+    pools = [state[1] for state in info["exact"] if state[0] == "v3"][:12]
+    assert pools
+    rng = np.random.default_rng(5)
+    for pool in pools:
+        for zfo in (True, False):
+            hop = v3_hop(pool, zfo)
+            limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
+            amounts = [int(pool.liquidity * 10 ** e) + 1 for e in rng.uniform(-6, 2, 6)]
+            for amount in amounts + amounts[::-1]:
+                try:
+                    o = pool.swap_outcome(zfo, amount, limit, commit=False)
+                    paid, got = (o.amount0, -o.amount1) if zfo else (o.amount1, -o.amount0)
+                    want = (got if paid == amount else None), o.ticks_crossed
+                except exact_v3.V3Revert:
+                    want = None, 0
+                assert (hop(amount), hop.ticks_crossed(amount)) == want
+                if want[0]:
+                    assert hop.least_input(want[0]) <= amount
