@@ -382,14 +382,14 @@ def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunity_counts: dict
 
 
 def format_by_strategy(by: dict) -> str:
-    """The console's per-strategy table."""
-    lines = [f"{'strategy':<12}{'opportunities':>14}{'attempted':>11}{'won':>8}{'survival':>10}"
-             f"{'net profit ETH':>16}{'gas ETH':>12}"]
-    for name, r in by.items():
-        survival = "n/a" if r["survival_rate"] is None else f"{r['survival_rate']:.1%}"
-        lines.append(f"{name:<12}{r['opportunities']:>14,}{r['attempted']:>11,}{r['trades']:>8,}{survival:>10}"
-                     f"{r['net_profit_eth']:>16.6f}{r['gas_cost_eth']:>12.6f}")
-    return "\n".join(lines)
+    """The console's per-strategy table; each column as wide as its widest cell (a month has 8-digit counts)."""
+    header = ("strategy", "opportunities", "attempted", "won", "survival", "net profit ETH", "gas ETH")
+    rows = [(name, f"{r['opportunities']:,}", f"{r['attempted']:,}", f"{r['trades']:,}",
+             "n/a" if r["survival_rate"] is None else f"{r['survival_rate']:.1%}", f"{r['net_profit_eth']:.6f}",
+             f"{r['gas_cost_eth']:.6f}") for name, r in by.items()]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w + 2 * (i > 0))
+                               for i, (cell, w) in enumerate(zip(row, widths))) for row in [header, *rows])
 
 
 def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:

@@ -235,3 +235,20 @@ def test_block_range_mask_is_closed_and_open_ended():
     assert schema.block_range_mask(blocks, 6, 7).tolist() == [False, True, True, False]
     assert schema.block_range_mask(blocks, None, 6).tolist() == [True, True, False, False]
     assert schema.block_range_mask(blocks).all()
+
+
+def test_by_strategy_table_keeps_month_sized_columns_apart():
+    """The console's per-strategy table: 8-digit counts and 6-digit ETH sums stay separate, parseable columns."""
+    from gpubt.engine.controller import format_by_strategy
+
+    by = {"arbitrage": dict(opportunities=46_126_912, attempted=7_750_584, trades=7_750_583, survival_rate=1.0,
+                            net_profit_eth=367649.119482, gas_cost_eth=31040.817492),
+          "jit": dict(opportunities=5, attempted=0, trades=0, survival_rate=None, net_profit_eth=0.0,
+                      gas_cost_eth=0.0)}
+    lines = format_by_strategy(by).splitlines()
+    assert lines[0].split() == ["strategy", "opportunities", "attempted", "won", "survival", "net", "profit", "ETH",
+                                "gas", "ETH"]
+    assert lines[1].split() == ["arbitrage", "46,126,912", "7,750,584", "7,750,583", "100.0%", "367649.119482",
+                                "31040.817492"]
+    assert lines[2].split() == ["jit", "5", "0", "0", "n/a", "0.000000", "0.000000"]
+    assert len({len(line) for line in lines}) == 1  # right-aligned: every row as wide as the header
