@@ -152,11 +152,8 @@ def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = 
                 raise RuntimeError(f"{' '.join(cmd)} failed ({child.returncode}):\n{log.read()[-3000:]}")
         summary = json.loads((out / "summary.json").read_text())
     n = summary["metrics"]["blocks"]
-    screen = summary["timing"]["screen_seconds"]
     return {"blocks": n, "wall_seconds": wall, "blocks_per_second": n / wall, "strategy": strategy,
             "pairs_per_block": summary["metrics"]["pairs_evaluated"] / n,
-            "pairs_per_second": summary["metrics"]["pairs_evaluated"] / screen if screen else float("inf"),
-            "screen_ceiling": n / screen if screen else float("inf"),
             "trades": summary["metrics"]["trades"], "opportunities": summary["metrics"]["opportunities"],
             "paths": summary["run"]["paths"], "timing": summary["timing"],
             "context_us_per_block": summary["timing"]["context_us_per_block"],
@@ -165,6 +162,7 @@ def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = 
 
 def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]:
     r = backtest_once(preset, cache_dir, last_block)
+    ceiling = r["blocks"] / r["timing"]["screen_seconds"]
     # baseline: the targets (the seed system's month took 7,560 s: 28.6 blocks/s), not measured here
     rows = [{"workload": f"end to end: {preset}, strategy=all ({r['blocks']:,} blocks, {r['trades']:,} trades)",
              "baseline": "target 3,600 blocks/s", "baseline_seconds": None, "ours": "gpubt run (cpu)",
@@ -173,10 +171,10 @@ def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]
             # what the arbitrage screen alone allows: the loop cannot beat blocks ÷ the kernel's own seconds (its
             # pairs per block × the kernel's pairs/s), however little the rest of the loop costs
             {"workload": f"screening ceiling: {preset} ({r['pairs_per_block']:,.0f} pairs/block at "
-                         f"{r['pairs_per_second'] / 1e6:,.1f}M pairs/s)",
+                         f"{r['timing']['pairs_per_second'] / 1e6:,.1f}M pairs/s)",
              "baseline": "target 3,600 blocks/s", "baseline_seconds": None, "ours": "blocks / screen s",
-             "ours_seconds": r["timing"]["screen_seconds"], "ratio": r["screen_ceiling"] / 3600,
-             "target": ">= 3,600 blocks/s", "met": r["screen_ceiling"] >= 3600},
+             "ours_seconds": r["timing"]["screen_seconds"], "ratio": ceiling / 3600,
+             "target": ">= 3,600 blocks/s", "met": ceiling >= 3600},
             {"workload": f"context cost per block ({preset})", "baseline": "target 10 µs", "baseline_seconds": None,
              "ours": "ContextPool", "ours_seconds": r["context_us_per_block"] * 1e-6,
              "ratio": 10 / max(r["context_us_per_block"], 1e-9), "target": "<= 10 µs/block",

@@ -147,10 +147,9 @@ def price_matrix(prices: pa.Table, n_tokens: int):
     blocks = prices.column("block_number").to_numpy()
     tokens = prices.column("token_id").to_numpy()
     values = prices.column("price_usd").to_numpy()
-    step = np.diff(blocks)
-    if (step >= 0).all():  # block-sorted, as a dataset stores it: no sort to find the sample blocks
-        starts = np.concatenate(([0], np.flatnonzero(step) + 1)) if len(blocks) else np.zeros(0, np.int64)
-        sample_blocks, row = blocks[starts], np.cumsum(np.concatenate(([0], step != 0))) if len(blocks) else blocks
+    if len(blocks) and (blocks[1:] >= blocks[:-1]).all():  # block-sorted, as a dataset stores it: no sort
+        first = np.concatenate(([True], blocks[1:] != blocks[:-1]))  # a row that starts a new sample block
+        sample_blocks, row = blocks[first], np.cumsum(first) - 1
     else:
         sample_blocks, row = np.unique(blocks, return_inverse=True)
     dense = np.full((len(sample_blocks), n_tokens), np.nan)

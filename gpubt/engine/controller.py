@@ -388,7 +388,7 @@ def format_by_strategy(by: dict) -> str:
              "n/a" if r["survival_rate"] is None else f"{r['survival_rate']:.1%}", f"{r['net_profit_eth']:.6f}",
              f"{r['gas_cost_eth']:.6f}") for name, r in by.items()]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w + 2 * (i > 0))
+    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w + 2)
                                for i, (cell, w) in enumerate(zip(row, widths))) for row in [header, *rows])
 
 

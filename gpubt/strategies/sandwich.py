@@ -147,20 +147,19 @@ def v2_victim_slack(fee_ppm: int, reserve0: int, reserve1: int, zero_for_one: bo
     if not victims:
         raise ValueError("v2_victim_slack: no victims")
     in0, out0 = (reserve0, reserve1) if zero_for_one else (reserve1, reserve0)
-    kept, scale = exact_v2.FEE_DENOMINATOR - fee_ppm, exact_v2.FEE_DENOMINATOR
 
     def slack(a: int):
         r_in, r_out, least = in0, out0, None
-        for amount, minimum in ((a, None), *victims):
-            out = 0
-            if amount > 0:  # ExactPool.swap: no input, no swap; getAmountOut reverts on an empty reserve
-                if r_in <= 0 or r_out <= 0:
-                    return None
-                w = amount * kept
-                out = w * r_out // (r_in * scale + w)
-                r_in, r_out = r_in + amount, r_out - out
-            if minimum is not None and (least is None or out - minimum < least):
-                least = out - minimum
+        try:
+            for amount, minimum in ((a, None), *victims):  # the front-run, then each victim (no minimum of ours)
+                out = 0
+                if amount > 0:  # as ExactPool.swap: no input, no swap
+                    out = exact_v2.get_amount_out(amount, r_in, r_out, fee_ppm)
+                    r_in, r_out = r_in + amount, r_out - out
+                if minimum is not None and (least is None or out - minimum < least):
+                    least = out - minimum
+        except ValueError:  # getAmountOut reverts (an empty reserve): the bundle cannot go through
+            return None
         return least
 
     return slack
