@@ -39,16 +39,47 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class ParquetStream:
+    """One parquet file written table by table (`write`), under a temp name renamed into place by `close`; a
+    stream left by an error (the `with` block raises) removes its temp file. The schema is `table_schema`, else
+    the first table's."""
+
+    def __init__(self, path: Path, table_schema: pa.Schema | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.schema, self._writer = table_schema, None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self.schema = self.schema or table.schema
+            self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        if table.num_rows:
+            self._writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        if self._writer is None:
+            self.write(self.schema.empty_table())
+        self._writer.close()
+        os.replace(self.tmp, self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            if self._writer is not None:
+                self._writer.close()
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_stream_atomic(path: Path, table_schema: pa.Schema, pieces) -> None:
     """Write `pieces` (tables of `table_schema`, one in memory at a time) as one parquet file, temp + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, table_schema, compression="zstd") as writer:
+    with ParquetStream(path, table_schema) as out:
         for piece in pieces:
-            if piece.num_rows:
-                writer.write_table(piece.cast(table_schema))
-    os.replace(tmp, path)
+            out.write(piece)
 
 
 def write_json_atomic(obj, path: Path) -> None:

@@ -223,67 +223,94 @@ def enabled(cfg) -> bool:
     return cfg is not None and bool(_get(cfg, "enabled", False))
 
 
-def apply(trades: pa.Table, cfg, backend_name: str = "cpu", kind: str | None = None) -> tuple[pa.Table, dict]:
-    """(trades with the COLUMNS above appended, summary dict) under the `competition` config on `backend_name`.
+class Auctions:
+    """The `competition` config on `backend_name`, applied chunk by chunk (`add`: one chunk's trades, in any
+    order: every opportunity's randomness is keyed by its id); `summary()` covers every chunk added.
 
     `kind`: the strategy kind of every trade (default: a `kind` column of `trades`, else competition.ours.kind,
     else "arbitrage"). With competition disabled every trade wins at bid 0 and the summary says so.
     """
-    n = trades.num_rows
-    if not enabled(cfg):
-        net = trades.column("net_profit_wei")
-        columns = {"win_probability": np.ones(n), "expected_payoff_wei": amounts_float(net),
-                   "mean_winning_bid_wei": np.zeros(n), "competitors_bidding": np.zeros(n),
-                   "won": np.ones(n, np.bool_), "bid_wei": pa.array(np.zeros(n, np.int64)).cast(AMOUNT),
-                   "net_after_bid_wei": net}
-        return _append(trades, columns), {"enabled": False, "attempted": n, "won": n,
-                                          "survival_rate": 1.0 if n else None}
-    net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
 
-    population = draw_population(cfg)
-    params = auction_params(cfg)
-    seed = int(_get(cfg, "seed", 0))
-    n_scenarios = int(_get(cfg, "scenarios", 1000))
-    ours = _get(cfg, "ours", {})
-    if "kind" in trades.column_names:
-        kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
-    else:
-        kinds = np.full(n, population.kind_id(kind or str(_get(ours, "kind", "arbitrage"))), np.int32)
-    ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
-                          trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
-    value = np.asarray(net, np.float64)
-    out = run_auction(value, kinds, ids, population, params, seed, n_scenarios, backend_name,
-                      int(_get(cfg, "record_scenarios", 0)))
+    def __init__(self, cfg, backend_name: str = "cpu", kind: str | None = None):
+        self.cfg, self.backend_name, self.kind = cfg, backend_name, kind
+        self.enabled = enabled(cfg)
+        self.attempted = self.won = self.bids_paid = self.net_after = self.n_shares = 0
+        self.win_probability = self.share = self.expected_payoff = self.bidders = 0.0  # sums
+        if self.enabled:
+            self.population, self.params = draw_population(cfg), auction_params(cfg)
+            self.seed, self.n_scenarios = int(_get(cfg, "seed", 0)), int(_get(cfg, "scenarios", 1000))
+            self.ours = _get(cfg, "ours", {})
+            self.failed_wei = int(round(float(_get(self.ours, "failed_cost_eth", 0.0)) * WEI_PER_ETH))
 
-    failed_wei = int(round(float(_get(ours, "failed_cost_eth", 0.0)) * WEI_PER_ETH))
-    won = out["realized_won"]
-    bid_wei = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), net)]
-    after = [v - b if w else -failed_wei for v, b, w in zip(net, bid_wei, won.tolist())]
-    columns = {"win_probability": out["win_probability"], "expected_payoff_wei": out["expected_payoff_wei"],
-               "mean_winning_bid_wei": out["mean_winning_bid_wei"], "competitors_bidding": out["mean_bidders"],
-               "won": won, "bid_wei": bid_wei, "net_after_bid_wei": after}
-    n_won = int(won.sum())
-    shares = [b / v for b, v, w in zip(bid_wei, net, won.tolist()) if w and v > 0]
-    summary = {
-        "enabled": True,
-        "model": "first-price sealed-bid bundle auction (kernels/auction.py)",
-        "backend": backend_name,
-        "seed": seed,
-        "scenarios": n_scenarios,
-        "policy": str(_get(ours, "policy", "fixed")),
-        "population": population.describe(),
-        "attempted": n,
-        "won": n_won,
-        "survival_rate": n_won / n if n else None,
-        "mean_win_probability": float(out["win_probability"].mean()) if n else None,
-        "mean_bid_share": float(np.mean(shares)) if shares else None,
-        "bids_paid_wei": str(sum(b for b, w in zip(bid_wei, won.tolist()) if w)),
-        "failed_cost_wei": str(failed_wei * (n - n_won)),
-        "net_after_bid_wei": str(sum(after)),
-        "expected_payoff_eth": float(out["expected_payoff_wei"].sum()) / WEI_PER_ETH,
-        "mean_competitors_bidding": float(out["mean_bidders"].mean()) if n else None,
-    }
-    return _append(trades, columns), summary
+    def add(self, trades: pa.Table) -> pa.Table:
+        """`trades` with the COLUMNS above appended."""
+        n = trades.num_rows
+        self.attempted += n
+        if not self.enabled:
+            net = trades.column("net_profit_wei")
+            self.won += n
+            columns = {"win_probability": np.ones(n), "expected_payoff_wei": amounts_float(net),
+                       "mean_winning_bid_wei": np.zeros(n), "competitors_bidding": np.zeros(n),
+                       "won": np.ones(n, np.bool_), "bid_wei": pa.array(np.zeros(n, np.int64)).cast(AMOUNT),
+                       "net_after_bid_wei": net}
+            return _append(trades, columns)
+        net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
+        population = self.population
+        if "kind" in trades.column_names:
+            kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
+        else:
+            kinds = np.full(n, population.kind_id(self.kind or str(_get(self.ours, "kind", "arbitrage"))), np.int32)
+        ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
+                              trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
+        value = np.asarray(net, np.float64)
+        out = run_auction(value, kinds, ids, population, self.params, self.seed, self.n_scenarios,
+                          self.backend_name, int(_get(self.cfg, "record_scenarios", 0)))
+        won = out["realized_won"]
+        bid_wei = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), net)]
+        after = [v - b if w else -self.failed_wei for v, b, w in zip(net, bid_wei, won.tolist())]
+        shares = [b / v for b, v, w in zip(bid_wei, net, won.tolist()) if w and v > 0]
+        self.won += int(won.sum())
+        self.bids_paid += sum(b for b, w in zip(bid_wei, won.tolist()) if w)
+        self.net_after += sum(after)
+        self.n_shares += len(shares)
+        self.share += float(np.sum(shares))
+        self.win_probability += float(out["win_probability"].sum())
+        self.expected_payoff += float(out["expected_payoff_wei"].sum())
+        self.bidders += float(out["mean_bidders"].sum())
+        columns = {"win_probability": out["win_probability"], "expected_payoff_wei": out["expected_payoff_wei"],
+                   "mean_winning_bid_wei": out["mean_winning_bid_wei"], "competitors_bidding": out["mean_bidders"],
+                   "won": won, "bid_wei": bid_wei, "net_after_bid_wei": after}
+        return _append(trades, columns)
+
+    def summary(self) -> dict:
+        n, n_won = self.attempted, self.won
+        if not self.enabled:
+            return {"enabled": False, "attempted": n, "won": n, "survival_rate": 1.0 if n else None}
+        return {
+            "enabled": True,
+            "model": "first-price sealed-bid bundle auction (kernels/auction.py)",
+            "backend": self.backend_name,
+            "seed": self.seed,
+            "scenarios": self.n_scenarios,
+            "policy": str(_get(self.ours, "policy", "fixed")),
+            "population": self.population.describe(),
+            "attempted": n,
+            "won": n_won,
+            "survival_rate": n_won / n if n else None,
+            "mean_win_probability": self.win_probability / n if n else None,
+            "mean_bid_share": self.share / self.n_shares if self.n_shares else None,
+            "bids_paid_wei": str(self.bids_paid),
+            "failed_cost_wei": str(self.failed_wei * (n - n_won)),
+            "net_after_bid_wei": str(self.net_after),
+            "expected_payoff_eth": self.expected_payoff / WEI_PER_ETH,
+            "mean_competitors_bidding": self.bidders / n if n else None,
+        }
+
+
+def apply(trades: pa.Table, cfg, backend_name: str = "cpu", kind: str | None = None) -> tuple[pa.Table, dict]:
+    """(trades with the COLUMNS above appended, summary dict): Auctions over one table."""
+    auctions = Auctions(cfg, backend_name, kind)
+    return auctions.add(trades), auctions.summary()
 
 
 def landed(trades: pa.Table) -> pa.Table:
@@ -302,12 +329,18 @@ def landed(trades: pa.Table) -> pa.Table:
     return won.set_column(won.column_names.index("net_profit_usd"), "net_profit_usd", pa.array(usd * ratio))
 
 
-def _append(trades: pa.Table, columns: dict) -> pa.Table:
+def fields() -> list[pa.Field]:
+    """The COLUMNS as Arrow fields (what `Auctions.add` appends)."""
     types = {"won": pa.bool_(), "bid_wei": AMOUNT, "net_after_bid_wei": AMOUNT}
-    for name in COLUMNS:
+    return [pa.field(name, types.get(name, pa.float64())) for name in COLUMNS]
+
+
+def _append(trades: pa.Table, columns: dict) -> pa.Table:
+    for field in fields():
+        name = field.name
         if name in trades.column_names:
             trades = trades.drop_columns([name])
-        value, kind = columns[name], types.get(name, pa.float64())
+        value, kind = columns[name], field.type
         value = value.cast(kind) if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array(value, kind)
         trades = trades.append_column(name, value)
     return trades

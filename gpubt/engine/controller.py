@@ -9,6 +9,7 @@ The controller owns IO and progress; the backend owns device arrays (ARCHITECTUR
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from gpubt.backend import Backend, resolve_backend
 from gpubt.data.store import Dataset, write_table_atomic
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
-from gpubt.engine.metrics import daily_pnl, format_summary, json_safe, summarize_trades
+from gpubt.engine.metrics import format_summary, json_safe
 from gpubt.engine.results import ROW, ResultParts, concat, in_point_order
 from gpubt.engine.verify import GasModel, reprice, screen_floor, select
 from gpubt.kernels.cycles import KEY_TX_BITS
@@ -363,22 +364,39 @@ class Backtest:
         return in_point_order(concat(self._opportunity_tables, schema.OPPORTUNITIES))
 
 
-def _by_strategy(attempted: pa.Table, landed: pa.Table, opportunity_counts: dict) -> dict:
-    """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win rate."""
-    out = {}
-    tried = pc.value_counts(attempted.column("strategy")).to_pylist()
-    tried = {c["values"]: c["counts"] for c in tried}
-    amounts = landed.select(["net_profit_wei", "gas_cost_wei"])
-    for name in sorted(set(opportunity_counts) | set(tried)):
-        mine = amounts.filter(pc.equal(landed.column("strategy"), name))
-        net = mine.column("net_profit_wei")
-        n, n_tried, total = mine.num_rows, tried.get(name, 0), schema.amount_sum(net)
-        out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": n,
-                     "survival_rate": n / n_tried if n_tried else None,
-                     "net_profit_wei": str(total), "net_profit_eth": total / WEI_PER_ETH,
-                     "gas_cost_eth": schema.amount_sum(mine.column("gas_cost_wei")) / WEI_PER_ETH,
-                     "win_rate": pc.sum(pc.greater(net, 0)).as_py() / n if n else None}
-    return out
+class StrategyTally:
+    """Per strategy, chunk by chunk: trades attempted, and of the landed ones the count, exact net profit and gas,
+    and wins; `table(opportunity_counts)` is summary.json's by_strategy."""
+
+    def __init__(self):
+        self.tried: dict[str, int] = {}
+        self.landed: dict[str, list] = {}  # name -> [trades, net wei, gas wei, wins]
+
+    def add(self, attempted: pa.Table, landed: pa.Table) -> None:
+        for c in pc.value_counts(attempted.column("strategy")).to_pylist():
+            self.tried[c["values"]] = self.tried.get(c["values"], 0) + c["counts"]
+        amounts = landed.select(["net_profit_wei", "gas_cost_wei"])
+        for name in pc.unique(landed.column("strategy")).to_pylist():
+            mine = amounts.filter(pc.equal(landed.column("strategy"), name))
+            net = mine.column("net_profit_wei")
+            row = self.landed.setdefault(name, [0, 0, 0, 0])
+            row[0] += mine.num_rows
+            row[1] += schema.amount_sum(net)
+            row[2] += schema.amount_sum(mine.column("gas_cost_wei"))
+            row[3] += pc.sum(pc.greater(net, 0)).as_py() or 0
+
+    def table(self, opportunity_counts: dict) -> dict:
+        """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win
+        rate."""
+        out = {}
+        for name in sorted(set(opportunity_counts) | set(self.tried)):
+            n, total, gas, wins = self.landed.get(name, (0, 0, 0, 0))
+            n_tried = self.tried.get(name, 0)
+            out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": n,
+                         "survival_rate": n / n_tried if n_tried else None,
+                         "net_profit_wei": str(total), "net_profit_eth": total / WEI_PER_ETH,
+                         "gas_cost_eth": gas / WEI_PER_ETH, "win_rate": wins / n if n else None}
+        return out
 
 
 def format_by_strategy(by: dict) -> str:
@@ -484,39 +502,59 @@ def run(cfg) -> Path:
 def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei):
     """Thresholds, the builder auction, validation, metrics and the files, from the run's result parts.
 
-    Every step works on the trades' core (no `detail`: gpubt/engine/results.py); trades.parquet and
-    opportunities.parquet are streamed from the parts, so memory stays near one partition's results.
-    Returns (validation scores or None, summary)."""
+    One dataset partition at a time: its trades' core (no `detail`: gpubt/engine/results.py), its labels and
+    events. The chunk's trades are streamed into trades.parquet and the validation files; the metrics keep
+    exact sums and three numbers per landed trade (engine/metrics.py TradeTotals). So memory stays near one
+    partition's results, whatever the run's length. Returns (validation scores or None, summary)."""
     from omegaconf import OmegaConf
 
+    from gpubt.data.store import ParquetStream
     from gpubt.engine import competition
-    from gpubt.engine.thresholds import apply_config
-    from gpubt.engine.validate import EVENT_COLUMNS, load_labels, validate
+    from gpubt.engine.metrics import TradeTotals
+    from gpubt.engine.validate import EVENT_COLUMNS, ValidationWriter, Validator
 
     parts = backtest.parts
     first, last = backtest.first_block, backtest.last_block
     blocks = dataset.read_range("blocks", first, last)
-    labels = load_labels(dataset, first, last)
-    trades, threshold, threshold_info = apply_config(cfg.thresholds, parts.core(), labels, blocks,
-                                                     lambda: dataset.read_range("prices", first, last),
-                                                     min_profit_wei, gas.priority_fee_wei)
-    trades, competition_summary = competition.apply(trades, cfg.get("competition"), backend.name)
-    write_table_atomic(daily_pnl(trades, blocks, float(cfg.metrics.initial_capital_eth),
-                                 first, last), work / "daily_pnl.parquet")
+    bounds = [(max(lo, first), min(hi, last)) for lo, hi in dataset.partitions if hi >= first and lo <= last]
+    kept_rows, threshold, threshold_info = _thresholds(cfg.thresholds, parts, dataset, blocks, first, last,
+                                                       min_profit_wei, gas.priority_fee_wei)
+    auctions = competition.Auctions(cfg.get("competition"), backend.name)
+    totals, by_strategy = TradeTotals(), StrategyTally()
+    validator = None
+    if cfg.validation.enabled and dataset.read_range("labels", first, last, ["block_number"]).num_rows:
+        validator = Validator(min_gap=int(cfg.validation.min_gap), max_gap=int(cfg.validation.max_gap))
+    trades_schema = pa.schema([*schema.TRADES, *competition.fields()])
+    chunks = list(zip(bounds, parts.chunks(bounds)))
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(ParquetStream(work / "trades.parquet", trades_schema))
+        checks = stack.enter_context(ValidationWriter(work)) if validator else None
+        for n, ((lo, hi), group) in enumerate(tqdm(chunks, desc="post-run", unit="partition",
+                                                   disable=not cfg.progress or len(chunks) < 2)):
+            core = parts.core(group)
+            if kept_rows is not None:
+                core = core.filter(pc.is_in(core.column(ROW), value_set=kept_rows))
+            trades = auctions.add(core)
+            landed = competition.landed(trades)
+            totals.add(landed)
+            by_strategy.add(trades, landed)
+            for piece in parts.trade_pieces(trades, competition.COLUMNS):
+                out.write(piece)
+            if validator:  # CEX-DEX: pools untouched since our point, from the events
+                events = dataset.read_range("events", lo, hi, EVENT_COLUMNS)
+                checks.add(*validator.add(trades.drop_columns([ROW]), dataset.read_range("labels", lo, hi), events,
+                                          final=n == len(chunks) - 1))
+            core = trades = landed = events = None
+        scores = validator.scores() if validator else None
+        if validator:
+            checks.finish(scores)
+    write_table_atomic(totals.daily(blocks, float(cfg.metrics.initial_capital_eth), first, last),
+                       work / "daily_pnl.parquet")
     opportunity_counts = parts.write_opportunities(work / "opportunities.parquet")
-    parts.write_trades(work / "trades.parquet", trades, competition.COLUMNS)
     threshold.save(work / "thresholds.json")
-    scores = None
-    if cfg.validation.enabled and labels.num_rows:
-        events = dataset.read_range("events", first, last, EVENT_COLUMNS)  # CEX-DEX: pools untouched since
-        validation = validate(trades.drop_columns([ROW]), labels, min_gap=int(cfg.validation.min_gap),
-                              max_gap=int(cfg.validation.max_gap), first_block=first, last_block=last, events=events)
-        validation.write(work)
-        scores = validation.scores
-        del validation, events  # its tables (false positives: most trades) are written
-    summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
-                       opportunity_counts, blocks, threshold_info, scores, competition_summary)
-    del trades
+    summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals,
+                       by_strategy, opportunity_counts, blocks, threshold_info, scores, auctions.summary())
+    del totals, by_strategy  # the per-trade floats, before the report reads its own
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     if cfg.report.enabled:
@@ -526,21 +564,37 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     return scores, summary
 
 
-def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, trades,
-             opportunity_counts, blocks, threshold_info, scores, competition_summary) -> dict:
-    """summary.json: metrics of the trades that landed (after the builder bid), run facts, timing.
-    `opportunity_counts`: per strategy; `scores`: validation's (or None)."""
-    from gpubt.engine import competition
+def _thresholds(cfg, parts, dataset, blocks, first, last, min_profit_wei, priority_fee_wei):
+    """(kept core rows or None for all, threshold model, info): the `thresholds` group on the run's trades. A
+    dynamic model reads what it fits on and filters by for the whole run: the trades' block, tx, pools and
+    exact net profit, and the labels."""
+    from gpubt.engine.thresholds import apply_config
+    from gpubt.engine.validate import load_labels
 
+    if cfg.kind == "static":
+        _, threshold, info = apply_config(cfg, None, None, blocks, None, min_profit_wei, priority_fee_wei)
+        return None, threshold, info
+    lean = parts.read("trades", ["block_number", "tx_index", "pools", "net_profit_wei"])
+    lean = lean.append_column(ROW, pa.array(np.arange(lean.num_rows), pa.int64()))
+    kept, threshold, info = apply_config(cfg, lean, load_labels(dataset, first, last), blocks,
+                                         lambda: dataset.read_range("prices", first, last), min_profit_wei,
+                                         priority_fee_wei)
+    return kept.column(ROW).combine_chunks(), threshold, info
+
+
+def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals, by_strategy,
+             opportunity_counts, blocks, threshold_info, scores, competition_summary) -> dict:
+    """summary.json: metrics of the trades that landed (after the builder bid: `totals`), run facts, timing.
+    `by_strategy`: a StrategyTally; `opportunity_counts`: per strategy; `scores`: validation's (or None)."""
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
-        "metrics": summarize_trades(competition.landed(trades), sum(opportunity_counts.values()), stats["pairs_evaluated"],
-                                    n_blocks, attempted=competition_summary["attempted"],
-                                    blocks=blocks, first_block=backtest.first_block, last_block=backtest.last_block,
-                                    initial_capital_eth=float(cfg.metrics.initial_capital_eth),
-                                    bootstrap_samples=int(cfg.metrics.bootstrap_samples), seed=int(cfg.metrics.seed)),
+        "metrics": totals.summary(sum(opportunity_counts.values()), stats["pairs_evaluated"], n_blocks,
+                                  attempted=competition_summary["attempted"], blocks=blocks,
+                                  first_block=backtest.first_block, last_block=backtest.last_block,
+                                  initial_capital_eth=float(cfg.metrics.initial_capital_eth),
+                                  bootstrap_samples=int(cfg.metrics.bootstrap_samples), seed=int(cfg.metrics.seed)),
         "run": {
             "backend": backend.name, "backend_reason": backend.reason,
             "dataset": str(dataset.root), "dataset_params": dataset.manifest.get("params", {}),
@@ -571,7 +625,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
         },
     }
     summary["competition"] = competition_summary
-    summary["by_strategy"] = _by_strategy(trades, competition.landed(trades), opportunity_counts)
+    summary["by_strategy"] = by_strategy.table(opportunity_counts)
     if scores is not None:
         summary["validation"] = scores
     return json_safe(summary)

@@ -43,106 +43,150 @@ DAILY_PNL = pa.schema([
 ])
 
 
-def summarize_trades(trades: pa.Table, n_opportunities: int, n_pairs: int, n_blocks: int, *,
-                     blocks=None, first_block: int | None = None, last_block: int | None = None,
-                     initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH, attempted: int | None = None,
-                     bootstrap_samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+class TradeTotals:
+    """A run's trades reduced chunk by chunk (`add`, chunks in block order): exact sums and counts, and per trade
+    only what order statistics, drawdown, the bootstrap and the days need (net ETH, USD, block: 20 bytes), so a
+    month of trades is never one table in memory. `summary` and `daily` give summarize_trades' and daily_pnl's
+    results of all the chunks at once."""
+
+    def __init__(self):
+        self.n = self.n_wins = self.n_losses = self.gas_units = 0
+        self.net = self.gross = self.gas = self.wins = self.losses = 0   # exact wei (Python ints)
+        self._net_eth, self._usd, self._block = [], [], []
+
+    def add(self, trades: pa.Table) -> "TradeTotals":
+        # exact sums in Arrow, floats by one cast: no Python int per trade
+        if not trades.num_rows:
+            return self
+        net = trades.column("net_profit_wei")
+        wins, losses = net.filter(pc.greater(net, 0)), net.filter(pc.less(net, 0))
+        self.n += trades.num_rows
+        self.n_wins += len(wins)
+        self.n_losses += len(losses)
+        self.net += amount_sum(net)
+        self.gross += amount_sum(trades.column("gross_profit_wei"))
+        self.gas += amount_sum(trades.column("gas_cost_wei"))
+        self.wins += amount_sum(wins)
+        self.losses += amount_sum(losses)
+        self.gas_units += int(trades.column("gas_units").to_numpy().sum())
+        order = _trade_order(trades)
+        self._net_eth.append((amounts_float(net) / WEI_PER_ETH)[order])
+        self._usd.append(trades.column("net_profit_usd").to_numpy()[order])
+        self._block.append(trades.column("block_number").to_numpy().astype(np.int32)[order])
+        return self
+
+    def _vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(net ETH, USD, block) per trade in (block, tx) order, each list joined once."""
+        for name, dtype in (("_net_eth", np.float64), ("_usd", np.float64), ("_block", np.int32)):
+            parts = getattr(self, name)
+            setattr(self, name, [np.concatenate(parts) if parts else np.zeros(0, dtype)])
+        return self._net_eth[0], self._usd[0], self._block[0]
+
+    def daily(self, blocks, initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH,
+              first_block: int | None = None, last_block: int | None = None) -> pa.Table:
+        """daily_pnl of the trades added."""
+        net_eth, usd, block = self._vectors()
+        return _daily(block, net_eth, usd, blocks, initial_capital_eth, first_block, last_block)
+
+    def summary(self, n_opportunities: int, n_pairs: int, n_blocks: int, *, blocks=None,
+                first_block: int | None = None, last_block: int | None = None,
+                initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH, attempted: int | None = None,
+                bootstrap_samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+        """summarize_trades of the trades added."""
+        n = self.n
+        net_eth, usd, _ = self._vectors()
+        capital = float(initial_capital_eth)
+        if not capital > 0:
+            raise ValueError(f"metrics.initial_capital_eth = {initial_capital_eth}: must be > 0")
+        attempted = n if attempted is None else int(attempted)
+        if attempted < n:
+            raise ValueError(f"attempted = {attempted} < trades = {n}: every landed trade was attempted")
+
+        equity = capital + np.cumsum(net_eth)
+        dd_eth, dd_frac = max_drawdown(net_eth, capital)
+        win_rate = self.n_wins / n if n else 0.0
+        loss_rate = self.n_losses / n if n else 0.0
+        gross_wins, gross_losses = self.wins, -self.losses
+        mean_win = gross_wins / self.n_wins / WEI_PER_ETH if self.n_wins else 0.0
+        mean_loss = -gross_losses / self.n_losses / WEI_PER_ETH if self.n_losses else 0.0
+
+        rng = np.random.default_rng(seed)
+        mean_ci = bootstrap_ci(net_eth, _mean_rows, bootstrap_samples, rng, confidence)
+
+        daily = None
+        if blocks is not None:
+            daily = self.daily(blocks, capital, first_block, last_block)
+        if daily is not None and daily.num_rows:
+            returns = daily.column("return_frac").to_numpy()
+            daily_eth = daily.column("pnl_eth").to_numpy()
+            daily_usd = daily.column("pnl_usd").to_numpy()
+            sharpe = sharpe_ratio(returns)
+            sharpe_ci = bootstrap_ci(returns, _sharpe_rows, bootstrap_samples, rng, confidence)
+            days = daily.num_rows
+        else:
+            daily_eth = daily_usd = returns = np.zeros(0)
+            sharpe, sharpe_ci, days = None, [None, None], None
+
+        net_total, gross_total, gas_total = self.net, self.gross, self.gas
+        out = {
+            "blocks": n_blocks,
+            "pairs_evaluated": n_pairs,
+            "opportunities": n_opportunities,
+            "trades": n,
+            "net_profit_wei": str(net_total),
+            "gross_profit_wei": str(gross_total),
+            "gas_cost_wei": str(gas_total),
+            "net_profit_eth": net_total / WEI_PER_ETH,
+            "net_profit_usd": float(usd.sum()),
+            "mean_profit_per_trade_eth": float(net_eth.mean()) if n else 0.0,
+            "median_profit_per_trade_eth": float(np.median(net_eth)) if n else 0.0,
+            "win_rate": win_rate,
+            "gas_units": self.gas_units,
+            # per trade
+            "mean_profit_per_trade_usd": float(usd.mean()) if n else 0.0,
+            "std_profit_per_trade_eth": float(net_eth.std(ddof=1)) if n > 1 else None,
+            "best_trade_eth": float(net_eth.max()) if n else None,
+            "worst_trade_eth": float(net_eth.min()) if n else None,
+            "mean_profit_per_trade_ci95_eth": mean_ci,
+            "winning_trades": self.n_wins,
+            "losing_trades": self.n_losses,
+            "mean_win_eth": mean_win,
+            "mean_loss_eth": mean_loss,
+            "profit_factor": gross_wins / gross_losses if gross_losses else None,
+            "expected_value_per_trade_eth": win_rate * mean_win + loss_rate * mean_loss,
+            "attempted": attempted,
+            "survival_rate": n / attempted if attempted else None,
+            "expected_value_per_attempt_eth": net_total / WEI_PER_ETH / attempted if attempted else None,
+            "trades_per_block": n / n_blocks if n_blocks else None,
+            "gas_efficiency": gross_total / gas_total if gas_total else None,
+            # capital and risk
+            "initial_capital_eth": capital,
+            "final_equity_eth": float(equity[-1]) if n else capital,
+            "return_on_capital": net_total / WEI_PER_ETH / capital,
+            "max_drawdown_eth": dd_eth,
+            "max_drawdown_pct": 100.0 * dd_frac,
+            # per day
+            "days": days,
+            "mean_daily_pnl_eth": float(daily_eth.mean()) if len(daily_eth) else None,
+            "mean_daily_pnl_usd": float(daily_usd.mean()) if len(daily_usd) else None,
+            "std_daily_return": float(returns.std(ddof=1)) if len(returns) > 1 else None,
+            "sharpe_annualized": sharpe,
+            "sharpe_ci95": sharpe_ci,
+            "bootstrap": {"samples": int(bootstrap_samples), "seed": int(seed), "confidence": float(confidence),
+                          "method": "percentile, resampling trades (mean) and days (Sharpe) with replacement"},
+        }
+        return json_safe(out)
+
+
+def summarize_trades(trades: pa.Table, n_opportunities: int, n_pairs: int, n_blocks: int, **kwargs) -> dict:
     """Counts, exact profit totals (wei as decimal strings, ETH as floats), per-trade and risk statistics.
 
-    `blocks`: the blocks table (block_number, timestamp) covering the run, or a (block_numbers, timestamps)
-    pair of arrays; without it the daily figures (days, Sharpe and its interval) are None. `first_block` /
-    `last_block` restrict the days to the run's range. JSON-safe (NaN/inf → None).
+    Keywords (TradeTotals.summary): `blocks`, the blocks table (block_number, timestamp) covering the run, or a
+    (block_numbers, timestamps) pair of arrays, without which the daily figures (days, Sharpe and its interval)
+    are None; `first_block` / `last_block` restrict the days to the run's range; `initial_capital_eth`,
+    `attempted`, `bootstrap_samples`, `seed`, `confidence`. JSON-safe (NaN/inf → None).
     """
-    # exact sums in Arrow, floats by one cast: no Python int per trade (a month is ~15M trades)
-    net = trades.column("net_profit_wei")
-    usd = trades.column("net_profit_usd").to_numpy() if trades.num_rows else np.zeros(0)
-    n = trades.num_rows
-    net_total = amount_sum(net)
-    gross_total, gas_total = amount_sum(trades.column("gross_profit_wei")), amount_sum(trades.column("gas_cost_wei"))
-    wins, losses = net.filter(pc.greater(net, 0)), net.filter(pc.less(net, 0))
-    n_wins, n_losses = len(wins), len(losses)
-    order = _trade_order(trades)
-    net_eth = (amounts_float(net) / WEI_PER_ETH)[order]
-    capital = float(initial_capital_eth)
-    if not capital > 0:
-        raise ValueError(f"metrics.initial_capital_eth = {initial_capital_eth}: must be > 0")
-    attempted = n if attempted is None else int(attempted)
-    if attempted < n:
-        raise ValueError(f"attempted = {attempted} < trades = {n}: every landed trade was attempted")
-
-    equity = capital + np.cumsum(net_eth)
-    dd_eth, dd_frac = max_drawdown(net_eth, capital)
-    win_rate = n_wins / n if n else 0.0
-    loss_rate = n_losses / n if n else 0.0
-    gross_wins, gross_losses = amount_sum(wins), -amount_sum(losses)
-    mean_win = gross_wins / n_wins / WEI_PER_ETH if n_wins else 0.0
-    mean_loss = -gross_losses / n_losses / WEI_PER_ETH if n_losses else 0.0
-
-    rng = np.random.default_rng(seed)
-    mean_ci = bootstrap_ci(net_eth, _mean_rows, bootstrap_samples, rng, confidence)
-
-    daily = None
-    if blocks is not None:
-        daily = daily_pnl(trades, blocks, capital, first_block, last_block)
-    if daily is not None and daily.num_rows:
-        returns = daily.column("return_frac").to_numpy()
-        daily_eth = daily.column("pnl_eth").to_numpy()
-        daily_usd = daily.column("pnl_usd").to_numpy()
-        sharpe = sharpe_ratio(returns)
-        sharpe_ci = bootstrap_ci(returns, _sharpe_rows, bootstrap_samples, rng, confidence)
-        days = daily.num_rows
-    else:
-        daily_eth = daily_usd = returns = np.zeros(0)
-        sharpe, sharpe_ci, days = None, [None, None], None
-
-    out = {
-        "blocks": n_blocks,
-        "pairs_evaluated": n_pairs,
-        "opportunities": n_opportunities,
-        "trades": n,
-        "net_profit_wei": str(net_total),
-        "gross_profit_wei": str(gross_total),
-        "gas_cost_wei": str(gas_total),
-        "net_profit_eth": net_total / WEI_PER_ETH,
-        "net_profit_usd": float(usd.sum()),
-        "mean_profit_per_trade_eth": float(net_eth.mean()) if n else 0.0,
-        "median_profit_per_trade_eth": float(np.median(net_eth)) if n else 0.0,
-        "win_rate": win_rate,
-        "gas_units": int(trades.column("gas_units").to_numpy().sum()) if n else 0,
-        # per trade
-        "mean_profit_per_trade_usd": float(usd.mean()) if n else 0.0,
-        "std_profit_per_trade_eth": float(net_eth.std(ddof=1)) if n > 1 else None,
-        "best_trade_eth": float(net_eth.max()) if n else None,
-        "worst_trade_eth": float(net_eth.min()) if n else None,
-        "mean_profit_per_trade_ci95_eth": mean_ci,
-        "winning_trades": n_wins,
-        "losing_trades": n_losses,
-        "mean_win_eth": mean_win,
-        "mean_loss_eth": mean_loss,
-        "profit_factor": gross_wins / gross_losses if gross_losses else None,
-        "expected_value_per_trade_eth": win_rate * mean_win + loss_rate * mean_loss,
-        "attempted": attempted,
-        "survival_rate": n / attempted if attempted else None,
-        "expected_value_per_attempt_eth": net_total / WEI_PER_ETH / attempted if attempted else None,
-        "trades_per_block": n / n_blocks if n_blocks else None,
-        "gas_efficiency": gross_total / gas_total if gas_total else None,
-        # capital and risk
-        "initial_capital_eth": capital,
-        "final_equity_eth": float(equity[-1]) if n else capital,
-        "return_on_capital": net_total / WEI_PER_ETH / capital,
-        "max_drawdown_eth": dd_eth,
-        "max_drawdown_pct": 100.0 * dd_frac,
-        # per day
-        "days": days,
-        "mean_daily_pnl_eth": float(daily_eth.mean()) if len(daily_eth) else None,
-        "mean_daily_pnl_usd": float(daily_usd.mean()) if len(daily_usd) else None,
-        "std_daily_return": float(returns.std(ddof=1)) if len(returns) > 1 else None,
-        "sharpe_annualized": sharpe,
-        "sharpe_ci95": sharpe_ci,
-        "bootstrap": {"samples": int(bootstrap_samples), "seed": int(seed), "confidence": float(confidence),
-                      "method": "percentile, resampling trades (mean) and days (Sharpe) with replacement"},
-    }
-    return json_safe(out)
+    return TradeTotals().add(trades).summary(n_opportunities, n_pairs, n_blocks, **kwargs)
 
 
 def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH,
@@ -152,6 +196,10 @@ def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INI
     `blocks` is the blocks table or a (block_numbers, timestamps) pair, sorted by block; days with no trade
     are rows with zero PnL (they count in Sharpe). A trade whose block is not in `blocks` raises.
     """
+    return TradeTotals().add(trades).daily(blocks, initial_capital_eth, first_block, last_block)
+
+
+def _daily(trade_blocks, net_eth, usd, blocks, initial_capital_eth, first_block, last_block) -> pa.Table:
     block_numbers, timestamps = _block_clock(blocks)
     keep = block_range_mask(block_numbers, first_block, last_block)
     if not keep.any():
@@ -160,11 +208,9 @@ def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INI
     day_hi = int(timestamps[keep].max()) // SECONDS_PER_DAY
     n_days = day_hi - day_lo + 1
 
-    trade_day = trade_days(trades, (block_numbers, timestamps)) - day_lo
+    trade_day = _days_of(trade_blocks, block_numbers, timestamps) - day_lo
     if len(trade_day) and (trade_day.min() < 0 or trade_day.max() >= n_days):
         raise ValueError("daily_pnl: trades outside the block range of first_block..last_block")
-    net_eth = amounts_float(trades.column("net_profit_wei")) / WEI_PER_ETH
-    usd = trades.column("net_profit_usd").to_numpy() if trades.num_rows else np.zeros(0)
     counts = np.bincount(trade_day, minlength=n_days).astype(np.int64)
     pnl_eth = np.bincount(trade_day, weights=net_eth, minlength=n_days)
     pnl_usd = np.bincount(trade_day, weights=usd, minlength=n_days)
@@ -175,10 +221,7 @@ def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INI
                                  pnl_eth / prev_equity], schema=DAILY_PNL)
 
 
-def trade_days(trades: pa.Table, blocks) -> np.ndarray:
-    """The UTC day number (days since 1970-01-01) of each trade, from its block's timestamp."""
-    block_numbers, timestamps = _block_clock(blocks)
-    trade_blocks = trades.column("block_number").to_numpy() if trades.num_rows else np.zeros(0, np.int64)
+def _days_of(trade_blocks, block_numbers, timestamps) -> np.ndarray:
     idx = np.searchsorted(block_numbers, trade_blocks)
     found = idx < len(block_numbers)
     found[found] = block_numbers[idx[found]] == trade_blocks[found]

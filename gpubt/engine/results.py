@@ -3,7 +3,7 @@
 The controller writes each partition's results (and the results so far at every checkpoint) as one part,
 sorted by (block, tx); parts cover increasing, disjoint block ranges, so reading them in order gives the whole
 run in point order. The post-run steps work on `core()` (every trade without its `detail` JSON, the heavy
-column) and the final files are streamed part by part (`write_trades`, `write_opportunities`).
+column) and the final files are streamed part by part (`trade_pieces`, `write_opportunities`).
 
     trades-00000.parquet  opportunities-00000.parquet  ...   (in the run's work folder)
 """
@@ -65,41 +65,56 @@ class ResultParts:
         tables = list(self.tables(name, columns))
         return pa.concat_tables(tables).combine_chunks() if tables else self.NAMES[name].empty_table()
 
-    def core(self) -> pa.Table:
-        """Every trade without `detail`, plus validation's label-comparable estimate (computed from `detail`
-        while it is at hand) and `_row` (its row number): what thresholds, competition, validation and metrics
-        need, at a fraction of the memory."""
+    def chunks(self, bounds) -> list[list[int]]:
+        """The valid parts grouped by the block ranges `bounds` ((first, last), ascending): a part lies in one
+        range, as the controller spills at every partition's end. Parts without trades are left out."""
+        firsts = [pq.read_table(self.path("trades", i), columns=["block_number"]).column("block_number")
+                  for i in range(self.count)]
+        groups = [[] for _ in bounds]
+        starts = np.asarray([lo for lo, _ in bounds], np.int64)
+        for i, blocks in enumerate(firsts):
+            if len(blocks):
+                groups[int(np.searchsorted(starts, blocks[0].as_py(), side="right")) - 1].append(i)
+        return groups
+
+    def core(self, parts=None) -> pa.Table:
+        """The trades of `parts` (default: all valid ones) without `detail`, plus validation's label-comparable
+        estimate (computed from `detail` while it is at hand) and `_row` (its row number in the whole run): what
+        thresholds, competition, validation and metrics need, at a fraction of the memory."""
         from gpubt.engine.validate import with_estimates
 
-        tables, offset = [], 0
-        for part in self.tables("trades") if self.count else [schema.TRADES.empty_table()]:
-            part = with_estimates(part).drop_columns(["detail"])
-            tables.append(part.append_column(ROW, pa.array(np.arange(offset, offset + part.num_rows), pa.int64())))
-            offset += part.num_rows
+        rows = self.rows("trades")
+        offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        tables = []
+        for i in range(self.count) if parts is None else parts:
+            part = with_estimates(pq.read_table(self.path("trades", i))).drop_columns(["detail"])
+            tables.append(part.append_column(ROW, pa.array(np.arange(offsets[i], offsets[i + 1]), pa.int64())))
+        if not tables:
+            empty = with_estimates(schema.TRADES.empty_table()).drop_columns(["detail"])
+            tables = [empty.append_column(ROW, pa.array([], pa.int64()))]
         return pa.concat_tables(tables)  # one chunk per part: combining them would hold the core twice
 
-    def write_trades(self, path: Path, kept: pa.Table, extra: tuple = ()) -> int:
-        """Stream trades.parquet: the parts' rows whose `_row` is in `kept` (ascending), with `kept`'s `extra`
-        columns appended. Returns the rows written."""
+    def trade_pieces(self, kept: pa.Table, extra: tuple = ()):
+        """trades.parquet's rows of `kept` (a core, `_row` ascending): the parts' rows with `kept`'s `extra`
+        columns appended, one part at a time."""
         rows = kept.column(ROW).to_numpy()
-        extra_schema = [kept.schema.field(c) for c in extra]
-        out_schema = pa.schema([*schema.TRADES, *extra_schema])
-        written, offset = 0, 0
+        offsets = np.concatenate([[0], np.cumsum(self.rows("trades"))]).astype(np.int64)
+        done = 0
+        for i in np.unique(np.searchsorted(offsets, rows, side="right") - 1).tolist():
+            part = pq.read_table(self.path("trades", i))
+            hi = done + int(np.searchsorted(rows[done:], offsets[i + 1]))
+            # rows are unique and ascending: as many as the part has means all of it (no copy)
+            piece = part if hi - done == part.num_rows else part.take(pa.array(rows[done:hi] - offsets[i]))
+            for c in extra:
+                piece = piece.append_column(kept.schema.field(c), kept.column(c).slice(done, hi - done))
+            done = hi
+            yield piece
 
-        def pieces():
-            nonlocal offset, written
-            for part in self.tables("trades"):
-                lo, hi = np.searchsorted(rows, [offset, offset + part.num_rows])
-                # rows are unique and ascending: as many as the part has means all of it (no copy)
-                piece = part if hi - lo == part.num_rows else part.take(pa.array(rows[lo:hi] - offset))
-                for c in extra:
-                    piece = piece.append_column(kept.schema.field(c), kept.column(c).slice(lo, hi - lo))
-                offset += part.num_rows
-                written += piece.num_rows
-                yield piece
-
-        write_stream_atomic(path, out_schema, pieces())
-        return written
+    def write_trades(self, path: Path, kept: pa.Table, extra: tuple = ()) -> int:
+        """trades.parquet from one core (`trade_pieces`); returns the rows written."""
+        out_schema = pa.schema([*schema.TRADES, *[kept.schema.field(c) for c in extra]])
+        write_stream_atomic(path, out_schema, self.trade_pieces(kept, extra))
+        return kept.num_rows
 
     def write_opportunities(self, path: Path) -> dict:
         """Stream opportunities.parquet from the parts; returns the count per strategy."""

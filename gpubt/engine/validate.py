@@ -173,36 +173,50 @@ def _profit_stats(est: np.ndarray, real: np.ndarray) -> dict:
 
 @dataclass
 class Validation:
-    """Matched pairs, misses (labels we did not find), false positives (our trades with no label), scores.
-
-    The false positives are most of a run's trades, so they are kept as row numbers into the validated trades
-    (`trades`, shared, not copied) and taken only when asked for or, in slices, when written."""
+    """Matched pairs, misses (labels we did not find), false positives (our trades with no label), scores."""
 
     matches: pa.Table
     misses: pa.Table
-    trades: pa.Table                 # the validated trades (_conform_trades)
-    false_positive_rows: np.ndarray  # their rows that matched no label, kind by kind
+    false_positives: pa.Table        # validated trades (_conform_trades) that matched no label
     scores: dict = field(default_factory=dict)
-
-    FALSE_POSITIVE_SLICE = 100_000   # rows taken at a time when writing
-
-    @property
-    def false_positives(self) -> pa.Table:
-        return self.trades.take(pa.array(self.false_positive_rows, pa.int64()))
 
     def write(self, out_dir) -> None:
         """validation_matches.parquet, validation_misses.parquet, validation_false_positives.parquet,
         validation.json (scores) into `out_dir`."""
-        from gpubt.data.store import write_json_atomic, write_stream_atomic, write_table_atomic
+        with ValidationWriter(out_dir) as writer:
+            writer.add(self.matches, self.misses, self.false_positives)
+            writer.finish(self.scores)
 
-        out_dir = Path(out_dir)
-        write_table_atomic(self.matches, out_dir / "validation_matches.parquet")
-        write_table_atomic(self.misses, out_dir / "validation_misses.parquet")
-        rows, step = self.false_positive_rows, self.FALSE_POSITIVE_SLICE
-        write_stream_atomic(out_dir / "validation_false_positives.parquet", self.trades.schema,
-                            (self.trades.take(pa.array(rows[k:k + step], pa.int64()))
-                             for k in range(0, len(rows), step)))
-        write_json_atomic(self.scores, out_dir / "validation.json")
+
+class ValidationWriter:
+    """The validation files written chunk by chunk (`add`), then `finish`; with `with`, an error leaves none."""
+
+    NAMES = ("validation_matches", "validation_misses", "validation_false_positives")
+
+    def __init__(self, out_dir):
+        from gpubt.data.store import ParquetStream
+
+        self.out_dir = Path(out_dir)
+        self.streams = [ParquetStream(self.out_dir / f"{name}.parquet") for name in self.NAMES]
+
+    def __enter__(self):
+        return self
+
+    def add(self, matches: pa.Table, misses: pa.Table, false_positives: pa.Table) -> None:
+        for stream, table in zip(self.streams, (matches, misses, false_positives)):
+            stream.write(table)  # the first chunk's table fixes the file's schema
+
+    def finish(self, scores: dict) -> None:
+        from gpubt.data.store import write_json_atomic
+
+        for stream in self.streams:
+            stream.close()
+        self.streams = []
+        write_json_atomic(scores, self.out_dir / "validation.json")
+
+    def __exit__(self, exc_type, *exc):
+        for stream in self.streams:  # not finished
+            stream.__exit__(exc_type or RuntimeError, None, None)
 
 
 # Where a label sits relative to our point (label tx − our tx) for strategies whose trade sits just before a
@@ -288,63 +302,207 @@ def validate(trades: pa.Table, labels: pa.Table, our_kind: str = "arbitrage", mi
              events: pa.Table | None = None) -> Validation:
     """Match trades of every strategy (their `strategy` column, else `our_kind`) against labels of the same
     kind; arbitrage uses min_gap..max_gap, sandwich and JIT KIND_GAPS, STATE_KINDS the same-state rule when
-    `events` (EVENT_COLUMNS of the range) are given, else min_gap..max_gap. Scores per kind, merged."""
-    trades = _conform_trades(trades, our_kind)
+    `events` (EVENT_COLUMNS of the range) are given, else min_gap..max_gap. Scores per kind, merged.
+    One chunk of a Validator (the controller validates a run chunk by chunk)."""
     labels = schema.conform(labels, "labels", "labels")
     keep = schema.block_range_mask(labels.column("block_number").to_numpy(), first_block, last_block)
     if not keep.all():
         labels = labels.filter(pa.array(keep))
-    strategy = pc.fill_null(trades.column("strategy"), our_kind)  # null: written before strategies
-    ours = sorted(pc.unique(strategy).to_pylist()) or [our_kind]
-    lean = trades.select(MATCH_COLUMNS)  # what matching reads: a kind's rows are copied, not all its columns
-    parts, unmatched = [], []
-    for kind in ours:
-        in_kind = pc.equal(strategy, kind)
-        gaps = KIND_GAPS.get(kind, (min_gap, max_gap))
-        kind_events = events if kind in STATE_KINDS else None
-        parts.append(_validate_kind(lean.filter(in_kind), labels, kind, gaps[0], gaps[1], kind_events))
-        unmatched.append(np.flatnonzero(in_kind.to_numpy(zero_copy_only=False))[~parts[-1].our_taken])
-    unmatched = np.concatenate(unmatched) if unmatched else np.zeros(0, np.int64)
-    if len(parts) == 1:
-        p = parts[0]
-        return Validation(p.matches, labels.filter(pa.array(~p.label_taken)), trades, unmatched, p.scores)
-    matches = pa.concat_tables([p.matches for p in parts])
-    # a label (tx_hash, kind) matched by any strategy is not a miss, nor is a duplicate row of it; the keys are
-    # built only for the labels left and the matches that share their tx_hash (not for every label and match)
-    rest = labels.filter(pa.array(~np.logical_or.reduce([p.label_taken for p in parts])))
-    near = matches.filter(pc.is_in(matches.column("tx_hash"), value_set=rest.column("tx_hash").combine_chunks()))
-    key = lambda t: pc.binary_join_element_wise(t.column("tx_hash"), t.column("kind"), "\x00")  # noqa: E731
-    misses = rest.filter(pc.invert(pc.is_in(key(rest), value_set=key(near).combine_chunks())))
-    scores = {"rule": {"kinds": {p.scores["rule"]["our_kind"]: p.scores["rule"] for p in parts}}, "kinds": {}}
-    for p in parts:
-        for kind, entry in p.scores["kinds"].items():
-            if kind == p.scores["rule"]["our_kind"] or kind not in scores["kinds"]:
-                scores["kinds"][kind] = entry
-    return Validation(matches, misses, trades, unmatched, scores)
+    validator = Validator(our_kind, min_gap, max_gap)
+    matches, misses, false_positives = validator.add(trades, labels, events, final=True)
+    return Validation(matches, misses, false_positives, validator.scores())
+
+
+class Validator:
+    """Validation of a run chunk by chunk: `add` each chunk (consecutive block ranges in order, with the labels
+    and events of its range only), `final=True` for the last; `scores()` covers them all.
+
+    Same-block kinds match within a chunk. A STATE_KINDS label matches our latest point on its pools in any
+    earlier block, so after each chunk the trades that could still match a later label are carried into the
+    next: each pool's latest point, when unmatched and its pool had no event since (an event in between rules
+    the pair out, and the labeled trade is itself an event). The events before a chunk count through each
+    pool's latest event point. A carried trade is a false positive of the chunk where it stops being carried.
+    """
+
+    def __init__(self, our_kind: str = "arbitrage", min_gap: int = 1, max_gap: int = 1):
+        self.our_kind, self.min_gap, self.max_gap = our_kind, min_gap, max_gap
+        self.label_counts: dict[str, int] = {}
+        self.tallies: dict[str, _KindTally] = {}    # per our kind, in the order first seen
+        self.carry: dict[str, pa.Table] = {}        # per STATE kind: validated trades carried to the next chunk
+        self.last_event = np.full(0, -1, np.int64)  # per pool id: point code of its latest event so far
+        self.state_rule = None                      # whether STATE_KINDS use events (fixed by the first chunk)
+
+    def add(self, trades: pa.Table, labels: pa.Table, events: pa.Table | None = None,
+            final: bool = False) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """(matches, misses, false positives) of one chunk: `trades` (any TRADES columns), `labels` (LABELS of
+        the chunk's blocks), `events` (EVENT_COLUMNS of the chunk's blocks, or None: no same-state rule)."""
+        if self.state_rule is None:
+            self.state_rule = events is not None
+        elif self.state_rule != (events is not None):
+            raise ValueError("Validator.add: pass events with every chunk or with none")
+        trades = _conform_trades(trades, self.our_kind)
+        labels = schema.conform(labels, "labels", "labels")
+        for c in pc.value_counts(labels.column("kind")).to_pylist():
+            self.label_counts[c["values"]] = self.label_counts.get(c["values"], 0) + c["counts"]
+        strategy = pc.fill_null(trades.column("strategy"), self.our_kind)  # null: written before strategies
+        ours = sorted(set(pc.unique(strategy).to_pylist()) | set(self.carry))
+        if not ours:  # no trade to match (a whole run without any still scores the default kind)
+            return MATCHES.empty_table(), labels, trades
+        prior_events = self.last_event.copy()  # before this chunk (updated in place below)
+        if events is not None and events.num_rows:
+            pools = events.column("pool_id").to_numpy().astype(np.int64)
+            self.last_event = _grown(self.last_event, int(pools.max()) + 1)
+            np.maximum.at(self.last_event, pools, point_code(events.column("block_number").to_numpy(),
+                                                             events.column("tx_index").to_numpy()))
+        lean = trades.select(MATCH_COLUMNS)  # what matching reads: a kind's rows are copied, not all its columns
+        parts, unmatched = [], []
+        for kind in ours:
+            in_kind = pc.equal(strategy, kind)
+            rows = np.flatnonzero(in_kind.to_numpy(zero_copy_only=False))
+            gaps = KIND_GAPS.get(kind, (self.min_gap, self.max_gap))
+            state = events is not None and kind in STATE_KINDS
+            carried = self.carry.pop(kind, None)
+            mine = lean.filter(in_kind)
+            n_carried = 0 if carried is None else carried.num_rows
+            if n_carried:
+                mine = pa.concat_tables([carried.select(MATCH_COLUMNS), mine])
+            part = _validate_kind(mine, labels, kind, gaps[0], gaps[1], events if state else None,
+                                  prior_events if n_carried else None, n_carried)
+            parts.append(part)
+            tally = self.tallies.setdefault(kind, _KindTally(kind, state, gaps))
+            tally.add(part, mine.num_rows - n_carried)
+            still = np.zeros(mine.num_rows, bool)
+            if state and not final:
+                still = ~part.our_taken & _may_match_later(mine, self.last_event)
+                self.carry[kind] = _take(carried, trades, rows, np.flatnonzero(still))
+            fp = np.flatnonzero(~part.our_taken & ~still)  # false positives: carried rows first (earlier points)
+            unmatched.append(_take(carried, trades, rows, fp))
+        false_positives = pa.concat_tables(unmatched)
+        matches = pa.concat_tables([p.matches for p in parts])
+        if len(parts) == 1:
+            return matches, labels.filter(pa.array(~parts[0].label_taken)), false_positives
+        # a label (tx_hash, kind) matched by any strategy is not a miss, nor is a duplicate row of it; the keys are
+        # built only for the labels left and the matches that share their tx_hash (not for every label and match)
+        rest = labels.filter(pa.array(~np.logical_or.reduce([p.label_taken for p in parts])))
+        near = matches.filter(pc.is_in(matches.column("tx_hash"), value_set=rest.column("tx_hash").combine_chunks()))
+        key = lambda t: pc.binary_join_element_wise(t.column("tx_hash"), t.column("kind"), "\x00")  # noqa: E731
+        misses = rest.filter(pc.invert(pc.is_in(key(rest), value_set=key(near).combine_chunks())))
+        return matches, misses, false_positives
+
+    def scores(self) -> dict:
+        """Per label kind: labels, ours, matched, precision, recall, F1, profit error; and each kind's rule."""
+        kind = self.our_kind
+        tallies = [self.tallies[k] for k in sorted(self.tallies)] or [_KindTally(
+            kind, bool(self.state_rule) and kind in STATE_KINDS, KIND_GAPS.get(kind, (self.min_gap, self.max_gap)))]
+        per_kind = [t.scores(self.label_counts) for t in tallies]
+        if len(per_kind) == 1:
+            return per_kind[0]
+        scores = {"rule": {"kinds": {s["rule"]["our_kind"]: s["rule"] for s in per_kind}}, "kinds": {}}
+        for s in per_kind:
+            for kind, entry in s["kinds"].items():
+                if kind == s["rule"]["our_kind"] or kind not in scores["kinds"]:
+                    scores["kinds"][kind] = entry
+        return scores
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    return array if len(array) >= size else np.concatenate([array, np.full(size - len(array), -1, np.int64)])
+
+
+def _take(carried: pa.Table | None, trades: pa.Table, rows: np.ndarray, picked: np.ndarray) -> pa.Table:
+    """Rows `picked` of (carried rows, then trades' `rows`), as validated trades."""
+    n_carried = 0 if carried is None else carried.num_rows
+    own = trades.take(pa.array(rows[picked[picked >= n_carried] - n_carried], pa.int64()))
+    return pa.concat_tables([carried.take(pa.array(picked[picked < n_carried], pa.int64())), own]) if n_carried \
+        else own
+
+
+def _may_match_later(trades: pa.Table, last_event: np.ndarray) -> np.ndarray:
+    """Per trade: it is our latest point on one of its pools and that pool has had no event after it, so a later
+    label on that pool may still match it under the same-state rule."""
+    pools = pools_matrix(trades.column("pools"))
+    rows, cols = np.nonzero(pools >= 0)
+    out = np.zeros(trades.num_rows, bool)
+    if not len(rows):
+        return out
+    pool = pools[rows, cols].astype(np.int64)
+    code = point_code(trades.column("block_number").to_numpy()[rows], trades.column("tx_index").to_numpy()[rows])
+    order = np.lexsort((rows, code, pool))  # the last of each pool: latest point, then last row (latest_before's)
+    last = order[np.r_[pool[order][1:] != pool[order][:-1], True]]
+    event = _grown(last_event, int(pool.max()) + 1)[pool[last]]
+    out[rows[last[event <= code[last]]]] = True  # an event at our point itself is not after it
+    return out
+
+
+@dataclass
+class _KindTally:
+    """One of our kinds across chunks: trades, matches, and the matched pairs' profits for the error statistics."""
+
+    kind: str
+    state: bool
+    gaps: tuple
+    ours: int = 0
+    matched: int = 0
+    est: list = field(default_factory=list)
+    real: list = field(default_factory=list)
+
+    def add(self, part: "_KindResult", ours: int) -> None:
+        self.ours += ours
+        self.matched += part.matched
+        self.est.append(part.est_eth)
+        self.real.append(part.real_eth)
+
+    def scores(self, label_counts: dict) -> dict:
+        rule = ({"match": "latest point on the label's pools before it, pools untouched in between"}
+                if self.state else {"min_gap": self.gaps[0], "max_gap": self.gaps[1]})
+        estimated = ("amount out − amount in × the reference rate at our point (exact DEX leg)"
+                     if self.kind == "cexdex" else "our exact gross_profit_raw (before gas)")
+        scores = {"rule": {"our_kind": self.kind, **rule, "estimated": estimated,
+                           "realized": "label profit_raw (before gas)"},
+                  "kinds": {}}
+        empty = np.zeros(0)
+        for kind in sorted(set(label_counts) | {self.kind}):
+            n_labels = label_counts.get(kind, 0)
+            n_ours = self.ours if kind == self.kind else 0
+            matched = self.matched if kind == self.kind else 0
+            precision = matched / n_ours if n_ours and n_labels else None  # no label of this kind: unmeasurable
+            recall = matched / n_labels if n_labels else None
+            f1 = (2 * precision * recall / (precision + recall)
+                  if precision is not None and recall is not None and precision + recall > 0 else
+                  (0.0 if precision is not None and recall is not None else None))
+            mine = kind == self.kind and self.est
+            stats = _profit_stats(np.concatenate(self.est) if mine else empty,
+                                  np.concatenate(self.real) if mine else empty)
+            scores["kinds"][kind] = {"labels": n_labels, "ours": n_ours, "matched": matched, "precision": precision,
+                                     "recall": recall, "f1": f1, "profit": stats}
+        return _finite(scores)
 
 
 @dataclass
 class _KindResult:
-    """One kind's matching: its matches, which of its trades and which labels were taken, its scores."""
+    """One kind's matching in one chunk: its matches, which of its trades and which labels were taken, and the
+    matched pairs' profits in ETH where both are WETH (the error statistics)."""
 
     matches: pa.Table
     our_taken: np.ndarray    # per trade of the kind
     label_taken: np.ndarray  # per label
-    scores: dict
+    matched: int
+    est_eth: np.ndarray
+    real_eth: np.ndarray
 
 
 MATCH_COLUMNS = ["block_number", "tx_index", "path_id", "start_token", "pools", "net_profit_wei", *ESTIMATE_COLUMNS]
 
 
 def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: int, max_gap: int,
-                   events: pa.Table | None) -> _KindResult:
+                   events: pa.Table | None, prior_events: np.ndarray | None = None, n_prior: int = 0) -> _KindResult:
     """Match our `trades` (MATCH_COLUMNS of `_conform_trades`) against `labels` (LABELS schema, of the validated
-    range) and score detection and profits. With `events`: the same-state rule (each label against our latest
-    point on its pools before it, kept while those pools had no event in between) instead of the min_gap..max_gap
-    window.
+    range). With `events`: the same-state rule (each label against our latest point on its pools before it, kept
+    while those pools had no event in between) instead of the min_gap..max_gap window; the first `n_prior` trades
+    are from earlier chunks, whose events count through `prior_events` (latest event point per pool id).
 
-    Every trade is of `our_kind`; labels of other kinds count as misses of a strategy we did not run (recall 0,
-    precision null).
+    Every trade is of `our_kind`; labels of other kinds are not matched (Validator.scores counts them as misses
+    of a strategy we did not run: recall 0, precision null).
     """
     label_kinds = labels.column("kind")
     is_ours = np.asarray(pc.equal(label_kinds, our_kind).to_numpy(zero_copy_only=False), bool)
@@ -359,6 +517,11 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     else:
         i, j, _, jaccard = latest_before(*args)
         quiet = untouched(events, args[0][i], args[1][i], args[3][j], args[4][j], args[5][j])
+        early = np.flatnonzero(i < n_prior)
+        if len(early):  # events before this chunk, after our point, on the label's pools
+            pools = args[5][j[early]]
+            latest = np.where(pools >= 0, _grown(prior_events, int(pools.max()) + 1)[np.maximum(pools, 0)], -1)
+            quiet[early] &= ~(latest > point_code(args[0][i[early]], args[1][i[early]])[:, None]).any(axis=1)
         i, j, jaccard = i[quiet], j[quiet], jaccard[quiet]
     label_rows = np.flatnonzero(is_ours)
     j = label_rows[j]
@@ -391,10 +554,9 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     # error statistics in wei: both profits in WETH (other tokens' raw units are not comparable across pairs)
     same_token = (start_token[i[picked]] == profit_token[j[picked]]) & (profit_token[j[picked]] == WETH)
     est, real = est_col.take(rows_a), real_col.take(rows_b)
-    pair_kinds = labels.column("kind").take(rows_b)
     matches = pa.Table.from_pydict({
         "block_number": trades.column("block_number").take(rows_a),
-        "kind": pair_kinds,
+        "kind": labels.column("kind").take(rows_b),
         "our_tx_index": trades.column("tx_index").take(rows_a),
         "label_tx_index": labels.column("tx_index").take(rows_b),
         "path_id": trades.column("path_id").take(rows_a),
@@ -410,31 +572,8 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
         "realized_profit_eth": _eth_where(real, same_token),
         "our_net_profit_wei": trades.column("net_profit_wei").take(rows_a),
     }, schema=MATCHES)
-
-    rule = ({"match": "latest point on the label's pools before it, pools untouched in between"}
-            if events is not None else {"min_gap": min_gap, "max_gap": max_gap})
-    estimated = ("amount out − amount in × the reference rate at our point (exact DEX leg)"
-                 if our_kind == "cexdex" else "our exact gross_profit_raw (before gas)")
-    scores = {"rule": {"our_kind": our_kind, **rule,
-                       "estimated": estimated,
-                       "realized": "label profit_raw (before gas)"},
-              "kinds": {}}
-    est_f, real_f = schema.amounts_float(est), schema.amounts_float(real)
-    for kind in sorted(set(label_kinds.unique().to_pylist()) | {our_kind}):
-        n_labels = int(pc.sum(pc.equal(label_kinds, kind)).as_py() or 0)
-        n_ours = trades.num_rows if kind == our_kind else 0
-        of_kind = np.asarray(pc.equal(pair_kinds, kind).to_numpy(zero_copy_only=False), bool)
-        matched = int(of_kind.sum())
-        precision = matched / n_ours if n_ours and n_labels else None  # no label of this kind: unmeasurable
-        recall = matched / n_labels if n_labels else None
-        f1 = (2 * precision * recall / (precision + recall)
-              if precision is not None and recall is not None and precision + recall > 0 else
-              (0.0 if precision is not None and recall is not None else None))
-        sel = of_kind & same_token
-        stats = _profit_stats(est_f[sel], real_f[sel])
-        scores["kinds"][kind] = {"labels": n_labels, "ours": n_ours, "matched": matched, "precision": precision,
-                                 "recall": recall, "f1": f1, "profit": stats}
-    return _KindResult(matches, our_taken, label_taken, _finite(scores))
+    return _KindResult(matches, our_taken, label_taken, len(picked), schema.amounts_float(est)[same_token],
+                       schema.amounts_float(real)[same_token])
 
 
 def _eth_where(amounts, keep: np.ndarray) -> pa.Array:

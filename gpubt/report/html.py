@@ -21,6 +21,7 @@ import html
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,19 +55,17 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (is {folder} a gpubt results folder?)")
     summary = json.loads(summary_path.read_text())
-    trades = _read(folder / "trades.parquet", required=True, skip=TRADE_COLUMNS_UNUSED)
-    opportunities = _read(folder / "opportunities.parquet", required=True,
-                          skip=("path_id", "start_token", "hops", "screen_amount_in", "screen_gross_profit_raw",
-                                "screen_net_profit_wei"))
+    opportunities = _opportunity_counts(folder / "opportunities.parquet", summary.get("run", {}))
     run = summary.get("run", {})
     capital = _initial_capital(summary, folder)
-    daily = _read(folder / "daily_pnl.parquet") or _daily_from_dataset(trades, run, capital)
+    daily = _read(folder / "daily_pnl.parquet") or _daily_from_dataset(folder, run, capital)
 
     metrics = summary.get("metrics", {})
     recomputed = False
     if "max_drawdown_eth" not in metrics:  # summary.json from before the extended metrics: fill them in
         blocks = _blocks_from_dataset(run)
-        metrics = M.summarize_trades(trades, metrics.get("opportunities", opportunities.num_rows),
+        metrics = M.summarize_trades(_read(folder / "trades.parquet", skip=TRADE_COLUMNS_UNUSED),
+                                     metrics.get("opportunities", opportunities.total),
                                      metrics.get("pairs_evaluated", 0), metrics.get("blocks", 0),
                                      blocks=blocks, first_block=run.get("first_block"),
                                      last_block=run.get("last_block"), initial_capital_eth=capital)
@@ -74,11 +73,11 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     summary = dict(summary, metrics=metrics)
 
     figures = []
-    trades = _sorted_trades(trades)
-    net_eth = _eth(trades, "net_profit_wei")
+    trades = _read_trades(folder / "trades.parquet")
+    net_eth = trades.net_eth
     figures.append(("Equity", _plot_equity(trades, net_eth, capital, run),
                     f"Equity = initial capital ({capital:,.2f} ETH) + cumulative net profit, after each trade "
-                    "(trades in block, transaction order)."))
+                    "that landed (trades in block, transaction order)."))
     figures.append(("Drawdown", _plot_drawdown(trades, net_eth, capital, run),
                     "Drawdown = running peak of equity − equity (ETH), and as % of the running peak."))
     if daily is not None and daily.num_rows:
@@ -148,24 +147,63 @@ def _blocks_from_dataset(run: dict):
     return blocks.column("block_number").to_numpy(), blocks.column("timestamp").to_numpy()
 
 
-def _daily_from_dataset(trades: pa.Table, run: dict, capital: float) -> pa.Table | None:
+def _daily_from_dataset(folder: Path, run: dict, capital: float) -> pa.Table | None:
+    """daily PnL for a results folder from before daily_pnl.parquet, from its trades and the dataset's blocks."""
     clock = _blocks_from_dataset(run)
     if clock is None:
         return None
     try:
+        trades = _read(folder / "trades.parquet", skip=TRADE_COLUMNS_UNUSED)
         return M.daily_pnl(trades, clock, capital, run.get("first_block"), run.get("last_block"))
     except ValueError:
         return None
 
 
-def _sorted_trades(trades: pa.Table) -> pa.Table:
-    if not trades.num_rows:
-        return trades
-    block, tx = trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy()
+@dataclass
+class _Trades:
+    """The landed trades as the plots need them, in (block, tx) order: a few numbers a trade, not the table."""
+
+    block: np.ndarray
+    net_eth: np.ndarray
+    gross_eth: np.ndarray
+    gas_eth: np.ndarray
+    gas_units: int
+    names: list          # strategy names, sorted
+    codes: np.ndarray    # each trade's index into names
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.block)
+
+
+def _read_trades(path: Path) -> _Trades:
+    """trades.parquet's landed trades (`won`, net after the builder bid), read a batch at a time: a month is
+    ~15M trades, whose table would take GBs."""
+    file = pq.ParquetFile(path)
+    names = set(file.schema_arrow.names)
+    net = "net_after_bid_wei" if "net_after_bid_wei" in names else "net_profit_wei"
+    columns = [c for c in ("strategy", "block_number", "tx_index", net, "gross_profit_wei", "gas_cost_wei",
+                           "gas_units", "won") if c in names]
+    pieces, seen, gas_units = [], {}, 0  # seen: strategy name -> code, in order of appearance
+    for batch in file.iter_batches(columns=columns, batch_size=1 << 20):
+        t = pa.Table.from_batches([batch])
+        if "won" in names:
+            t = t.filter(pc.fill_null(t.column("won"), False))
+        local, codes = _strategies(t)
+        remap = np.asarray([seen.setdefault(name, len(seen)) for name in local] or [0], np.int8)
+        gas_units += int(t.column("gas_units").to_numpy().sum())
+        pieces.append((t.column("block_number").to_numpy(), t.column("tx_index").to_numpy(), _eth(t, net),
+                       _eth(t, "gross_profit_wei"), _eth(t, "gas_cost_wei"), remap[codes]))
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int32), *[np.zeros(0)] * 3, np.zeros(0, np.int8))
+    block, tx, net_eth, gross, gas, codes = (np.concatenate([p[k] for p in pieces]) if pieces else empty[k]
+                                             for k in range(6))
     step = np.diff(block)
-    if np.all((step > 0) | ((step == 0) & (np.diff(tx) >= 0))):
-        return trades  # gpubt run writes them in point order: no copy
-    return trades.take(pa.array(np.lexsort((tx, block))))
+    if not np.all((step > 0) | ((step == 0) & (np.diff(tx) >= 0))):  # gpubt run writes them in point order
+        order = np.lexsort((tx, block))
+        block, net_eth, gross, gas, codes = block[order], net_eth[order], gross[order], gas[order], codes[order]
+    ranked = sorted(seen)
+    rank = np.asarray([ranked.index(name) for name in seen] or [0], np.int8)
+    return _Trades(block, net_eth, gross, gas, gas_units, ranked, rank[codes])
 
 
 def _eth(table: pa.Table, column: str) -> np.ndarray:
@@ -181,6 +219,41 @@ def _strategies(table: pa.Table) -> tuple[list[str], np.ndarray]:
     rank = np.empty(len(names), np.int64)
     rank[np.argsort(names)] = np.arange(len(names))
     return sorted(names), rank[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+@dataclass
+class _OpportunityCounts:
+    """Opportunities per strategy and block bin (MAX_BARS bins over the run), counted a batch at a time."""
+
+    first: int
+    last: int
+    bin_blocks: int
+    counts: dict        # strategy -> per-bin counts
+    total: int
+
+
+def _opportunity_counts(path: Path, run: dict) -> _OpportunityCounts:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (the results folder is incomplete)")
+    file = pq.ParquetFile(path)
+    columns = [c for c in ("strategy", "block_number") if c in file.schema_arrow.names]
+    stats = [file.metadata.row_group(i).column(columns.index("block_number")).statistics
+             for i in range(file.num_row_groups)]
+    known = [s for s in stats if s is not None and s.has_min_max]
+    first = int(run.get("first_block", min((s.min for s in known), default=0)))
+    last = int(run.get("last_block", max((s.max for s in known), default=first)))
+    bin_blocks = max(1, math.ceil((last - first + 1) / MAX_BARS))
+    n_bins = math.ceil((last - first + 1) / bin_blocks)
+    counts, total = {}, 0
+    for batch in file.iter_batches(columns=columns, batch_size=1 << 20):
+        t = pa.Table.from_batches([batch])
+        names, codes = _strategies(t)
+        bins = (t.column("block_number").to_numpy() - first) // bin_blocks
+        for i, name in enumerate(names):
+            add = np.bincount(bins[codes == i], minlength=n_bins)[:n_bins]
+            counts[name] = counts.get(name, 0) + add
+        total += t.num_rows
+    return _OpportunityCounts(first, last, bin_blocks, dict(sorted(counts.items())), total)
 
 
 # ---------------------------------------------------------------- plots
@@ -217,9 +290,9 @@ def _block_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
-def _step_x(trades: pa.Table, run: dict) -> np.ndarray:
+def _step_x(trades: _Trades, run: dict) -> np.ndarray:
     """x for a per-trade step series that starts before the first trade: the run's first block, then trades."""
-    blocks = trades.column("block_number").to_numpy().astype(np.float64)
+    blocks = trades.block.astype(np.float64)
     start = run.get("first_block", blocks[0] if len(blocks) else 0)
     return np.concatenate([[float(start)], blocks])
 
@@ -301,7 +374,7 @@ def _plot_profit_distribution(trades, net_eth) -> str:
     if not len(net_eth):
         _empty(ax, "no trades")
         return _png(fig)
-    names, codes = _strategies(trades)
+    names, codes = trades.names, trades.codes
     positive = bool((net_eth > 0).all())
     if positive:  # heavy-tailed: log-spaced bins on a log axis
         bins = np.logspace(np.log10(net_eth.min()), np.log10(net_eth.max()) + 1e-9, 30)
@@ -326,42 +399,36 @@ def _plot_gas(trades, run) -> str:
         _empty(ax, "no trades")
         return _png(fig)
     x = _step_x(trades, run)
-    gas = np.concatenate([[0.0], np.cumsum(_eth(trades, "gas_cost_wei"))])
-    gross = np.concatenate([[0.0], np.cumsum(_eth(trades, "gross_profit_wei"))])
+    gas = np.concatenate([[0.0], np.cumsum(trades.gas_eth)])
+    gross = np.concatenate([[0.0], np.cumsum(trades.gross_eth)])
     xg, gas = _thin(*_extend_to_end(x, gas, run))
     xp, gross = _thin(*_extend_to_end(x, gross, run))
     ax.step(xg, gas, where="post", color=COLORS[1], linewidth=1.4, label=f"Σ gas cost ({gas[-1]:.6f} ETH)")
     ax.step(xp, gross, where="post", color=COLORS[2], linewidth=1.0, linestyle="--",
             label=f"Σ gross profit ({gross[-1]:.6f} ETH)")
     ax.set_ylabel("cumulative (ETH)")
-    ax.set_title(f"Cumulative gas ({int(trades.column('gas_units').to_numpy().sum()):,} gas units)")
+    ax.set_title(f"Cumulative gas ({trades.gas_units:,} gas units)")
     ax.legend(loc="upper left", frameon=False)
     _block_axis(ax)
     return _png(fig)
 
 
-def _plot_opportunities(opportunities, run) -> str:
+def _plot_opportunities(opportunities: _OpportunityCounts, run) -> str:
     fig, ax = _figure()
-    blocks = opportunities.column("block_number").to_numpy()
-    first = int(run.get("first_block", blocks.min() if len(blocks) else 0))
-    last = int(run.get("last_block", blocks.max() if len(blocks) else first))
-    n_blocks = last - first + 1
-    names, codes = _strategies(opportunities)
-    names = names or [DEFAULT_STRATEGY]
-    bin_blocks = max(1, math.ceil(n_blocks / MAX_BARS))
+    o = opportunities
+    n_blocks, bin_blocks = o.last - o.first + 1, o.bin_blocks
     n_bins = math.ceil(n_blocks / bin_blocks)
-    left = first + np.arange(n_bins) * bin_blocks
+    left = o.first + np.arange(n_bins) * bin_blocks
     bottom = np.zeros(n_bins)
-    for i, name in enumerate(names):
-        sel = blocks[codes == i] - first
-        counts = np.bincount(sel // bin_blocks, minlength=n_bins)[:n_bins] / bin_blocks
+    for i, (name, per_bin) in enumerate((o.counts or {DEFAULT_STRATEGY: np.zeros(n_bins, np.int64)}).items()):
+        counts = per_bin / bin_blocks
         ax.bar(left, counts, width=bin_blocks, bottom=bottom, align="edge", color=COLORS[i % len(COLORS)],
-               label=f"{name}: {len(sel):,} opportunities", linewidth=0)
+               label=f"{name}: {int(per_bin.sum()):,} opportunities", linewidth=0)
         bottom += counts
     ax.set_ylabel("opportunities per block" if bin_blocks == 1 else f"opportunities per block\n(mean of {bin_blocks})")
-    ax.set_title(f"Opportunities per block ({len(blocks):,} over {n_blocks:,} blocks, "
-                 f"{len(blocks) / n_blocks:.3f} per block)")
-    ax.set_xlim(first, last + 1)
+    ax.set_title(f"Opportunities per block ({o.total:,} over {n_blocks:,} blocks, "
+                 f"{o.total / n_blocks:.3f} per block)")
+    ax.set_xlim(o.first, o.last + 1)
     ax.legend(loc="upper right", frameon=False)
     _block_axis(ax)
     return _png(fig)

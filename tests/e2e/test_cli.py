@@ -350,3 +350,17 @@ def test_all_strategies_with_competition(tiny_run, tmp_path):
     cex = json.loads((out / "validation.json").read_text())["kinds"]["cexdex"]
     assert cex["labels"] > 50 and cex["recall"] > 0.1 and 0 < cex["matched"] <= cex["ours"]
     assert cex["profit"]["n"] > 0 and cex["profit"]["pearson"] > 0.5
+    # the run validated partition by partition; the whole run at once finds the same pairs
+    from gpubt.data.store import Dataset
+    from gpubt.engine.validate import EVENT_COLUMNS, load_labels, validate
+
+    ds, run = Dataset(summary["run"]["dataset"]), summary["run"]
+    assert len(ds.partitions) > 1
+    whole = validate(pq.read_table(out / "trades.parquet"), load_labels(ds, run["first_block"], run["last_block"]),
+                     first_block=run["first_block"], last_block=run["last_block"],
+                     events=ds.read_range("events", run["first_block"], run["last_block"], EVENT_COLUMNS))
+    key = lambda t: sorted(zip(*(t.column(c).to_pylist() for c in ("tx_hash", "kind", "block_number", "path_id"))))  # noqa: E731
+    assert key(pq.read_table(out / "validation_matches.parquet")) == key(whole.matches)
+    assert {k: v["matched"] for k, v in summary["validation"]["kinds"].items()} == {
+        k: v["matched"] for k, v in whole.scores["kinds"].items()}
+    assert pq.read_table(out / "validation_false_positives.parquet").num_rows == whole.false_positives.num_rows

@@ -252,3 +252,26 @@ def test_by_strategy_table_keeps_month_sized_columns_apart():
                                 "31040.817492"]
     assert lines[2].split() == ["jit", "5", "0", "0", "n/a", "0.000000", "0.000000"]
     assert len({len(line) for line in lines}) == 1  # right-aligned: every row as wide as the header
+
+
+def test_trade_totals_in_chunks_equal_the_whole_table():
+    """The controller reduces a run chunk by chunk (one dataset partition at a time): the summary and the days
+    equal those of the whole table (chunks in block order, each in any row order)."""
+    rng = np.random.default_rng(11)
+    n_days, per_day = 9, 40
+    blocks = blocks_table(1, n_days * per_day, DAY // per_day)
+    pnl = rng.normal(0.01, 0.05, 500)
+    rows = sorted((int(b), float(p), float(p) + 0.002, 0.002) for b, p in zip(rng.integers(1, n_days * per_day, 500),
+                                                                              pnl))
+    t = trades_table(rows)
+    kwargs = dict(blocks=blocks, first_block=1, last_block=n_days * per_day, initial_capital_eth=5.0, attempted=600,
+                  bootstrap_samples=200, seed=2)
+    whole = M.summarize_trades(t, 700, 9000, n_days * per_day, **kwargs)
+    totals = M.TradeTotals()
+    block = t.column("block_number").to_numpy()
+    for lo, hi in ((1, 50), (51, 51), (52, 200), (201, n_days * per_day)):
+        chunk = t.filter(pa.array((block >= lo) & (block <= hi)))
+        totals.add(chunk.take(pa.array(np.arange(chunk.num_rows)[::-1])))  # row order within a chunk: any
+    assert totals.summary(700, 9000, n_days * per_day, **kwargs) == whole
+    assert totals.daily(blocks, 5.0, 1, n_days * per_day).equals(M.daily_pnl(t, blocks, 5.0, 1, n_days * per_day))
+    assert whole["trades"] == 500 and whole["days"] == n_days

@@ -169,3 +169,73 @@ def test_misses_leave_out_every_row_of_a_matched_label():
     assert result.scores["kinds"]["arbitrage"]["matched"] == 1
     assert result.misses.column("tx_hash").to_pylist() == ["0xc"]
     assert result.false_positives.column("strategy").to_pylist() == ["sandwich"]
+
+
+def _random_run(seed: int, n_blocks: int = 24):
+    """Trades of three kinds, labels of four, and events (the labels' own among them) on six pools."""
+    rng = np.random.default_rng(seed)
+    pools = lambda: sorted(set(rng.integers(0, 6, size=rng.integers(1, 3)).tolist()))  # noqa: E731
+    rows = [(int(rng.integers(1, n_blocks + 1)), int(rng.integers(-1, 7)), pools(), int(rng.integers(-5, 9)) * E15)
+            for _ in range(70)]
+    trades = _trades(rows)
+    kinds = rng.choice(["arbitrage", "cexdex", "sandwich"], size=len(rows))
+    detail = [json.dumps({"zero_for_one": bool(rng.integers(2)), "token_out": 0, "amount_in": "1000",
+                          "amount_out": str(int(rng.integers(1000, 3000))), "reference_price_raw": 0.5})
+              if k == "cexdex" else None for k in kinds]
+    trades = trades.set_column(trades.schema.get_field_index("strategy"), "strategy", pa.array(kinds.tolist()))
+    trades = trades.set_column(trades.schema.get_field_index("detail"), "detail", pa.array(detail, pa.string()))
+    label_rows = [(int(rng.integers(1, n_blocks + 1)), int(rng.integers(0, 8)),
+                   str(rng.choice(["arbitrage", "cexdex", "sandwich", "jit"])), pools(), int(rng.integers(0, 3000)))
+                  for _ in range(45)]
+    events = [(b, t, p) for b, t, _, ps, _ in label_rows for p in ps]
+    events += [(int(rng.integers(1, n_blocks + 1)), int(rng.integers(0, 8)), int(rng.integers(0, 6)))
+               for _ in range(25)]
+    return trades, _labels(label_rows), _events(events)
+
+
+def _in(table, lo, hi):
+    b = table.column("block_number").to_numpy()
+    return table.filter(pa.array((b >= lo) & (b <= hi)))
+
+
+def _rows(table, keys):
+    return sorted(tuple(json.dumps(r[k], sort_keys=True, default=str) for k in keys) for r in table.to_pylist())
+
+
+def _close(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-12, abs=1e-18)
+    return a == b
+
+
+def test_validation_in_chunks_equals_the_whole_run():
+    """The controller validates a run partition by partition; CEX-DEX labels match our latest point on their
+    pools in any earlier block, so the chunks carry the trades that may still match. Every way of cutting the
+    run into block ranges gives the whole run's matches, misses, false positives and scores."""
+    from gpubt.engine.validate import Validator
+
+    carried_matches = 0
+    for seed in range(6):
+        trades, labels, events = _random_run(seed)
+        whole = validate(trades, labels, first_block=1, last_block=24, events=events)
+        assert whole.scores["kinds"]["cexdex"]["matched"] > 0
+        rng = np.random.default_rng(100 + seed)
+        for cuts in ([], [12], [5, 6, 7], sorted(rng.choice(np.arange(2, 24), 5, replace=False).tolist())):
+            bounds = list(zip([1, *cuts], [c - 1 for c in cuts] + [24]))
+            validator, out = Validator(), []
+            for n, (lo, hi) in enumerate(bounds):
+                out.append(validator.add(_in(trades, lo, hi), _in(labels, lo, hi), _in(events, lo, hi),
+                                         final=n == len(bounds) - 1))
+            matches, misses, false_positives = (pa.concat_tables([o[k] for o in out]) for k in range(3))
+            assert _rows(matches, matches.column_names) == _rows(whole.matches, matches.column_names), cuts
+            assert _rows(misses, ["tx_hash", "kind"]) == _rows(whole.misses, ["tx_hash", "kind"]), cuts
+            assert false_positives.schema == whole.false_positives.schema
+            assert _rows(false_positives, ["path_id"]) == _rows(whole.false_positives, ["path_id"]), cuts
+            assert _close(validator.scores(), whole.scores), cuts
+            for (lo, hi), o in zip(bounds, out):  # a match whose trade is in an earlier chunk than its label
+                carried_matches += int((o[0].column("block_number").to_numpy() < lo).sum())
+    assert carried_matches > 0, "the random runs must exercise the carry across chunks"

@@ -158,3 +158,25 @@ def test_thin_keeps_each_buckets_extremes_and_ends():
     assert np.array_equal(ty, y[tx.astype(np.int64)])
     short_x, short_y = _thin(x[:50], y[:50], max_points=2_000)
     assert np.array_equal(short_x, x[:50]) and np.array_equal(short_y, y[:50])
+
+
+def test_report_reads_the_landed_trades_in_point_order(tmp_path):
+    """The plots read trades.parquet a batch at a time: only the trades that landed (`won`), with their net after
+    the builder bid, in (block, tx) order, strategies sorted by name."""
+    from gpubt import schema
+    from gpubt.engine import competition
+    from gpubt.report.html import _read_trades
+
+    rows = [("sandwich", 12, 3, 5, 2, True), ("arbitrage", 10, 1, 7, 7, True), ("cexdex", 11, 0, 9, 0, False),
+            ("arbitrage", 12, 1, 4, 1, True), ("sandwich", 10, 0, 6, 6, True)]  # (kind, block, tx, net, after, won)
+    table = pa.Table.from_pylist([{
+        "strategy": k, "block_number": b, "tx_index": t, "net_profit_wei": n * 10**17, "gross_profit_wei": 10**18,
+        "gas_cost_wei": 10**17, "gas_units": 100, "net_profit_usd": 0.0, "won": w, "net_after_bid_wei": a * 10**17}
+        for k, b, t, n, a, w in rows], schema=pa.schema([*schema.TRADES, *competition.fields()]))
+    pq.write_table(table, tmp_path / "trades.parquet", row_group_size=2)
+    got = _read_trades(tmp_path / "trades.parquet")
+    assert got.block.tolist() == [10, 10, 12, 12]
+    assert got.net_eth.tolist() == pytest.approx([0.6, 0.7, 0.1, 0.2])
+    assert got.names == ["arbitrage", "sandwich"]
+    assert [got.names[c] for c in got.codes] == ["sandwich", "arbitrage", "arbitrage", "sandwich"]
+    assert got.gas_units == 400 and got.gas_eth.sum() == pytest.approx(0.4)
