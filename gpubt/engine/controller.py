@@ -3,7 +3,7 @@
     dataset partition ─► pack (Batch of flat arrays) ─► upload into reused ContextPool buffers
       ─► screen every (point × path) pair on the backend ─► threshold ─► select per point
       ─► exact re-pricing (Python ints) ─► trades / opportunities, spilled in parts (engine/results.py)
-      ─► post-run on the trades' core: thresholds, auction, validation, metrics ─► summary.json + parquet
+      ─► post-run, partition by partition: thresholds, auction, validation, metrics ─► summary.json + parquet
 
 The controller owns IO and progress; the backend owns device arrays (ARCHITECTURE principle 8).
 """
