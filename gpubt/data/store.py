@@ -66,13 +66,14 @@ class ParquetStream:
     def __enter__(self):
         return self
 
+    def abort(self) -> None:
+        """Leave no file: close the writer and remove the temp file."""
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
     def __exit__(self, exc_type, *exc):
-        if exc_type is None:
-            self.close()
-        else:
-            if self._writer is not None:
-                self._writer.close()
-            self.tmp.unlink(missing_ok=True)
+        self.close() if exc_type is None else self.abort()
 
 
 def write_stream_atomic(path: Path, table_schema: pa.Schema, pieces) -> None:

@@ -40,6 +40,7 @@ class ResultParts:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.count = 0
+        self._offsets = (None, None)  # (count, first row of each part and the end) once parts stop changing
 
     def path(self, name: str, i: int) -> Path:
         return self.folder / f"{name}-{i:05d}.parquet"
@@ -50,10 +51,17 @@ class ResultParts:
         write_table_atomic(in_point_order(concat(opportunities, schema.OPPORTUNITIES)),
                            self.path("opportunities", self.count))
         self.count += 1
+        self._offsets = (None, None)
 
     def rows(self, name: str) -> list[int]:
         """Rows per valid part (parquet metadata only)."""
         return [pq.ParquetFile(self.path(name, i)).metadata.num_rows for i in range(self.count)]
+
+    def offsets(self) -> np.ndarray:
+        """Row number of each valid part's first trade in the whole run, then the total (cached per count)."""
+        if self._offsets[0] != self.count:
+            self._offsets = (self.count, np.concatenate([[0], np.cumsum(self.rows("trades"))]).astype(np.int64))
+        return self._offsets[1]
 
     def tables(self, name: str, columns=None):
         """Each valid part of `name` in order (one in memory at a time)."""
@@ -83,8 +91,7 @@ class ResultParts:
         thresholds, competition, validation and metrics need, at a fraction of the memory."""
         from gpubt.engine.validate import with_estimates
 
-        rows = self.rows("trades")
-        offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        offsets = self.offsets()
         tables = []
         for i in range(self.count) if parts is None else parts:
             part = with_estimates(pq.read_table(self.path("trades", i))).drop_columns(["detail"])
@@ -97,8 +104,7 @@ class ResultParts:
     def trade_pieces(self, kept: pa.Table, extra: tuple = ()):
         """trades.parquet's rows of `kept` (a core, `_row` ascending): the parts' rows with `kept`'s `extra`
         columns appended, one part at a time."""
-        rows = kept.column(ROW).to_numpy()
-        offsets = np.concatenate([[0], np.cumsum(self.rows("trades"))]).astype(np.int64)
+        rows, offsets = kept.column(ROW).to_numpy(), self.offsets()
         done = 0
         for i in np.unique(np.searchsorted(offsets, rows, side="right") - 1).tolist():
             part = pq.read_table(self.path("trades", i))
@@ -109,12 +115,6 @@ class ResultParts:
                 piece = piece.append_column(kept.schema.field(c), kept.column(c).slice(done, hi - done))
             done = hi
             yield piece
-
-    def write_trades(self, path: Path, kept: pa.Table, extra: tuple = ()) -> int:
-        """trades.parquet from one core (`trade_pieces`); returns the rows written."""
-        out_schema = pa.schema([*schema.TRADES, *[kept.schema.field(c) for c in extra]])
-        write_stream_atomic(path, out_schema, self.trade_pieces(kept, extra))
-        return kept.num_rows
 
     def write_opportunities(self, path: Path) -> dict:
         """Stream opportunities.parquet from the parts; returns the count per strategy."""

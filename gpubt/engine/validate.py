@@ -214,9 +214,9 @@ class ValidationWriter:
         self.streams = []
         write_json_atomic(scores, self.out_dir / "validation.json")
 
-    def __exit__(self, exc_type, *exc):
+    def __exit__(self, *exc):
         for stream in self.streams:  # not finished
-            stream.__exit__(exc_type or RuntimeError, None, None)
+            stream.abort()
 
 
 # Where a label sits relative to our point (label tx − our tx) for strategies whose trade sits just before a
@@ -327,7 +327,7 @@ class Validator:
     def __init__(self, our_kind: str = "arbitrage", min_gap: int = 1, max_gap: int = 1):
         self.our_kind, self.min_gap, self.max_gap = our_kind, min_gap, max_gap
         self.label_counts: dict[str, int] = {}
-        self.tallies: dict[str, _KindTally] = {}    # per our kind, in the order first seen
+        self.tallies: dict[str, _KindTally] = {}    # per our kind
         self.carry: dict[str, pa.Table] = {}        # per STATE kind: validated trades carried to the next chunk
         self.last_event = np.full(0, -1, np.int64)  # per pool id: point code of its latest event so far
         self.state_rule = None                      # whether STATE_KINDS use events (fixed by the first chunk)

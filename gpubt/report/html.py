@@ -55,8 +55,8 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (is {folder} a gpubt results folder?)")
     summary = json.loads(summary_path.read_text())
-    opportunities = _opportunity_counts(folder / "opportunities.parquet", summary.get("run", {}))
     run = summary.get("run", {})
+    opportunities = _opportunity_counts(folder / "opportunities.parquet", run)
     capital = _initial_capital(summary, folder)
     daily = _read(folder / "daily_pnl.parquet") or _daily_from_dataset(folder, run, capital)
 
@@ -87,7 +87,7 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
                     "Histogram of the exact net profit per trade (ETH, after gas), one series per strategy."))
     figures.append(("Cumulative gas", _plot_gas(trades, run),
                     "Σ gas cost (gas units × gas price, ETH) of the trades taken, against Σ gross profit."))
-    figures.append(("Opportunities per block", _plot_opportunities(opportunities, run),
+    figures.append(("Opportunities per block", _plot_opportunities(opportunities),
                     "Pairs over the threshold per block, by strategy (mean per block over bins when the run "
                     f"has more than {MAX_BARS} blocks)."))
     sweep = _read(folder / "sweep.parquet")
@@ -413,7 +413,7 @@ def _plot_gas(trades, run) -> str:
     return _png(fig)
 
 
-def _plot_opportunities(opportunities: _OpportunityCounts, run) -> str:
+def _plot_opportunities(opportunities: _OpportunityCounts) -> str:
     fig, ax = _figure()
     o = opportunities
     n_blocks, bin_blocks = o.last - o.first + 1, o.bin_blocks

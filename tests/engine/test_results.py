@@ -10,7 +10,7 @@ import pytest
 
 from gpubt import schema
 from gpubt.backend import Backend
-from gpubt.data.store import Dataset
+from gpubt.data.store import Dataset, write_stream_atomic
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.controller import Backtest
 from gpubt.engine.results import ROW, ResultParts
@@ -58,7 +58,8 @@ def test_core_and_streamed_files(hand_dataset, tmp_path):
     # keep every other trade and append a column: the streamed file is exactly those rows with that column
     kept = core.filter(pa.array(np.arange(core.num_rows) % 2 == 1))
     kept = kept.append_column("won", pa.array(np.arange(kept.num_rows) % 3 == 0))
-    assert parts.write_trades(tmp_path / "trades.parquet", kept, ("won",)) == kept.num_rows
+    write_stream_atomic(tmp_path / "trades.parquet", pa.schema([*schema.TRADES, kept.schema.field("won")]),
+                        parts.trade_pieces(kept, ("won",)))
     want = full.take(pa.array(np.arange(1, full.num_rows, 2))).append_column("won", kept.column("won"))
     assert pq.read_table(tmp_path / "trades.parquet").equals(want)
 
