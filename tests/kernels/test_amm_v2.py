@@ -32,6 +32,7 @@ def test_cpu_build_equals_python_source(cpu_kernels, ref_kernels):
         kmn_ref = _compose(ref_kernels, r_in, r_out)
         assert kmn_cpu == kmn_ref
         assert cpu_kernels.optimal_input(*kmn_cpu) == ref_kernels.optimal_input(*kmn_ref)
+        assert cpu_kernels.optimal_profit(*kmn_cpu) == ref_kernels.optimal_profit(*kmn_ref)
 
 
 def _compose_kernel(r_in, r_out, out):
@@ -44,6 +45,7 @@ def _compose_kernel(r_in, r_out, out):
         x = optimal_input(k, m, n)
         out[i, 0], out[i, 1], out[i, 2] = k, m, n
         out[i, 3] = cycle_out(x, k, m, n) - x if x > 0 else 0.0
+        out[i, 4], out[i, 5] = optimal_profit(k, m, n)
 
 
 def test_simulator_build_equals_cpu_build(cpu_kernels, sim_kernels):
@@ -53,9 +55,9 @@ def test_simulator_build_equals_cpu_build(cpu_kernels, sim_kernels):
     n = 64
     r_in = 10 ** rng.uniform(3, 24, (n, 3))
     r_out = r_in * 10 ** rng.uniform(-2, 2, (n, 3))
-    out_sim = np.zeros((n, 4))
+    out_sim = np.zeros((n, 6))
     kernel = rebind(_compose_kernel, {"compose_hop": sim_kernels.compose_hop, "optimal_input": sim_kernels.optimal_input,
-                                      "cycle_out": sim_kernels.cycle_out})
+                                      "cycle_out": sim_kernels.cycle_out, "optimal_profit": sim_kernels.optimal_profit})
     sim.jit(kernel)[1, n](r_in, r_out, out_sim)
     for i in range(n):
         k, m, n_ = _compose(cpu_kernels, r_in[i], r_out[i])
@@ -63,6 +65,7 @@ def test_simulator_build_equals_cpu_build(cpu_kernels, sim_kernels):
         profit = cpu_kernels.cycle_out(x, k, m, n_) - x if x > 0 else 0.0
         assert tuple(out_sim[i, :3]) == (k, m, n_)
         assert out_sim[i, 3] == profit
+        assert tuple(out_sim[i, 4:]) == cpu_kernels.optimal_profit(k, m, n_)
 
 
 @pytest.mark.parametrize("n_hops", [2, 3, 4])
@@ -107,3 +110,26 @@ def test_optimal_input_survives_many_hops(cpu_kernels):
     k, m, n = _compose(cpu_kernels, [1e24] * 8, [1.01e24] * 8)
     x = cpu_kernels.optimal_input(k, m, n)
     assert math.isfinite(x) and x > 0
+
+
+def test_optimal_profit_is_the_optimum_and_its_profit(cpu_kernels):
+    """optimal_profit's (√k − √m)²/n is out(x*) − x* at x* = optimal_input, computed without cancellation:
+    on cycles that pay it agrees with the two-division form to 1e-9, and is (0, 0) on those that do not."""
+    rng = np.random.default_rng(5)
+    paying = 0
+    for _ in range(2000):
+        r_in = 10 ** rng.uniform(18, 24, 3)
+        r_out = r_in * rng.uniform(0.97, 1.03, 3)
+        k, m, n = _compose(cpu_kernels, r_in, r_out)
+        x, gross = cpu_kernels.optimal_profit(k, m, n)
+        x_star = cpu_kernels.optimal_input(k, m, n)
+        if x_star == 0.0:
+            assert (x, gross) == (0.0, 0.0)
+            continue
+        paying += 1
+        assert x == pytest.approx(x_star, rel=1e-9)
+        assert gross == pytest.approx(cpu_kernels.cycle_out(x_star, k, m, n) - x_star, rel=1e-9)
+        assert gross > 0
+    assert 200 < paying < 1800
+    # a cycle through an empty pool composes to n = 0 (and k = 0): no optimum, and no error either
+    assert cpu_kernels.optimal_profit(*_compose(cpu_kernels, [1e21, 1e21], [0.0, 1e21])) == (0.0, 0.0)

@@ -72,6 +72,7 @@ def test_every_device_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
         "compose_hop": (f8, f8, f8, f8, f8, f8),
         "cycle_out": (f8, f8, f8, f8),
         "optimal_input": (f8, f8, f8),
+        "optimal_profit": (f8, f8, f8),
         "v3_next_tick_position": (i8, boolean, a1(i4), i8, i8),
         "v3_tick_at_sqrt_price": (f8, i8, i8),
         "v3_swap_exact_in": (f8, boolean, f8, f8, f8, i4, a1(i4), a1(f8), a1(f8), i8, i8, i8),
