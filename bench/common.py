@@ -52,3 +52,16 @@ def kernel_args(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, 
             np.zeros(path_pools.shape, np.bool_), path_gas_units, path_start_slot, log_offsets, log_key,
             log_reserve0, log_reserve1, np.zeros(0), np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int32),
             np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(0), 0, wei_per_raw, gas_price_wei)
+
+
+def assert_screen_agrees(reference, outs):
+    """A NumPy screening reference (amount in, gross, net) agrees with the kernel's outputs. The kernel takes the
+    profit as (√k − √m)²/n (kernels/amm_v2.py: optimal_profit), a reference as out(x*) − x*, so they differ by
+    float rounding; the net subtracts the gas cost from the gross, hence an absolute tolerance on it."""
+    import numpy as np
+
+    ref_x, ref_gross, ref_net = reference
+    np.testing.assert_allclose(ref_x, outs[0], rtol=1e-9, atol=1e-3)
+    np.testing.assert_allclose(ref_gross, outs[1], rtol=1e-9, atol=1e-3)
+    scale = float(np.abs(np.asarray(ref_net) - np.asarray(ref_gross)).max(initial=0.0))
+    np.testing.assert_allclose(ref_net, outs[2], rtol=1e-9, atol=1e-9 * scale + 1e-3)

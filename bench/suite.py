@@ -20,7 +20,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench/common.py, also when run through `gpubt bench`
 
-from common import kernel_args, machine, median_seconds  # noqa: E402
+from common import assert_screen_agrees, kernel_args, machine, median_seconds  # noqa: E402
 
 
 # ---------------------------------------------------------------- kernel: 3-hop V2 cycles over a pool table
@@ -100,12 +100,7 @@ def bench_kernel(n_paths: int, repeats: int, python_sample: int) -> list[dict]:
     roof_outs = [np.zeros(n_paths) for _ in range(3)]
     roof(*args, *roof_outs)
     t_roof = median_seconds(lambda: roof(*args, *roof_outs), repeats)
-    # parity: the NumPy reference and the kernel agree. The kernel takes the profit as (√k − √m)²/n, the reference
-    # as out(x*) − x*, so they differ by float rounding; the net subtracts the gas cost, hence an absolute tolerance
-    ref_x, ref_gross, ref_net = numpy_reference(*args)
-    np.testing.assert_allclose(ref_x, outs[0], rtol=1e-9, atol=1e-3)
-    np.testing.assert_allclose(ref_gross, outs[1], rtol=1e-9, atol=1e-3)
-    np.testing.assert_allclose(ref_net, outs[2], rtol=1e-9, atol=1e-9 * float(np.abs(ref_net - ref_gross).max()))
+    assert_screen_agrees(numpy_reference(*args), outs)   # parity: the NumPy reference and the kernel agree
     rows = [
         row(f"kernel: {n_paths:,} 3-hop V2 cycles", "NumPy vectorized", t_np, "gpubt cpu", t_cpu, ">= 50x", 50),
         row(f"kernel: {n_paths:,} 3-hop V2 cycles", f"pure Python ({sample:,}-path sample, scaled)", t_py,

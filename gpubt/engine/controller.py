@@ -545,6 +545,7 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
                 checks.add(*validator.add(trades.drop_columns([ROW]), dataset.read_range("labels", lo, hi), events,
                                           final=n == len(chunks) - 1))
             core = trades = landed = events = None
+            pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: give them back
         scores = validator.scores() if validator else None
         if validator:
             checks.finish(scores)
@@ -555,6 +556,7 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals,
                        by_strategy, opportunity_counts, blocks, threshold_info, scores, auctions.summary())
     del totals, by_strategy  # the per-trade floats, before the report reads its own
+    pa.default_memory_pool().release_unused()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     if cfg.report.enabled:

@@ -35,7 +35,7 @@ from gpubt.schema import amounts_float
 WEI_PER_ETH = M.WEI_PER_ETH
 DEFAULT_STRATEGY = "arbitrage"
 MAX_BARS = 400           # opportunities per block: more blocks than this are averaged into bins
-MAX_STEP_POINTS = 20_000  # a step series longer than this is thinned (_thin)
+MAX_STEP_POINTS = 20_000  # a step series longer than this is thinned (_Thinner)
 # trades.parquet columns no plot or metric reads: a month of results is millions of rows
 TRADE_COLUMNS_UNUSED = ("detail", "pools", "zero_for_one", "amount_in", "amount_out", "screen_net_profit_wei",
                         "path_id", "start_token", "gross_profit_raw", "gas_price_wei", "win_probability",
@@ -73,12 +73,13 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     summary = dict(summary, metrics=metrics)
 
     figures = []
-    trades = _read_trades(folder / "trades.parquet")
+    trades = _read_trades(folder / "trades.parquet", capital, run)
+    pa.default_memory_pool().release_unused()   # Arrow's allocator keeps the batches' freed pages otherwise
     net_eth = trades.net_eth
-    figures.append(("Equity", _plot_equity(trades, net_eth, capital, run),
+    figures.append(("Equity", _plot_equity(trades, capital, run),
                     f"Equity = initial capital ({capital:,.2f} ETH) + cumulative net profit, after each trade "
                     "that landed (trades in block, transaction order)."))
-    figures.append(("Drawdown", _plot_drawdown(trades, net_eth, capital, run),
+    figures.append(("Drawdown", _plot_drawdown(trades, capital, run),
                     "Drawdown = running peak of equity − equity (ETH), and as % of the running peak."))
     if daily is not None and daily.num_rows:
         figures.append(("Daily PnL", _plot_daily(daily),
@@ -95,9 +96,9 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
         fig = _plot_sweep(sweep)
         if fig is not None:
             figures.append(("Threshold sweep", fig[0], fig[1]))
-    validation = _read(folder / "validation_matches.parquet")
-    if validation is not None and validation.num_rows:
-        fig = _plot_validation(validation)
+    validation = _read_validation(folder / "validation_matches.parquet")
+    if validation is not None:
+        fig = _plot_validation(*validation)
         if fig is not None:
             figures.append(("Validation: estimated vs realized profit", fig[0], fig[1]))
 
@@ -161,49 +162,97 @@ def _daily_from_dataset(folder: Path, run: dict, capital: float) -> pa.Table | N
 
 @dataclass
 class _Trades:
-    """The landed trades as the plots need them, in (block, tx) order: a few numbers a trade, not the table."""
+    """The landed trades as the plots need them: net profit and strategy per trade (the histogram), and the step
+    series in (block, tx) order already thinned (_Thinner), so no other per-trade array is kept (a month is ~19M
+    trades: its block, gas and gross arrays and their cumulative sums took ~3 GB)."""
 
-    block: np.ndarray
     net_eth: np.ndarray
-    gross_eth: np.ndarray
-    gas_eth: np.ndarray
-    gas_units: int
     names: list          # strategy names, sorted
     codes: np.ndarray    # each trade's index into names
+    gas_units: int
+    equity: tuple        # (x, y): block, equity after each trade (ETH), from the run's first block
+    drawdown: tuple      # (x, −drawdown in ETH)
+    worst: tuple         # (largest drawdown in ETH, as a fraction of its peak)
+    gas: tuple           # (x, Σ gas cost in ETH)
+    gross: tuple         # (x, Σ gross profit in ETH)
 
     @property
     def num_rows(self) -> int:
-        return len(self.block)
+        return len(self.net_eth)
 
 
-def _read_trades(path: Path) -> _Trades:
-    """trades.parquet's landed trades (`won`, net after the builder bid), read a batch at a time: a month is
-    ~15M trades, whose table would take GBs."""
-    file = pq.ParquetFile(path)
+class _Unordered(Exception):
+    """trades.parquet is not in (block, tx) order (gpubt run writes it in that order)."""
+
+
+def _read_trades(path: Path, capital: float = M.DEFAULT_INITIAL_CAPITAL_ETH, run: dict | None = None) -> _Trades:
+    """trades.parquet's landed trades (`won`, net after the builder bid), read a batch at a time."""
+    file = pq.ParquetFile(path, pre_buffer=False)
     names = set(file.schema_arrow.names)
     net = "net_after_bid_wei" if "net_after_bid_wei" in names else "net_profit_wei"
     columns = [c for c in ("strategy", "block_number", "tx_index", net, "gross_profit_wei", "gas_cost_wei",
                            "gas_units", "won") if c in names]
-    pieces, seen, gas_units = [], {}, 0  # seen: strategy name -> code, in order of appearance
-    for batch in file.iter_batches(columns=columns, batch_size=1 << 20):
-        t = pa.Table.from_batches([batch])
-        if "won" in names:
+    batches = (pa.Table.from_batches([b]) for b in file.iter_batches(columns=columns, batch_size=1 << 18))
+    try:
+        return _accumulate(batches, file.metadata.num_rows, net, capital, run or {})
+    except _Unordered:  # a file not written by gpubt run: sorted whole, then the same
+        table = pq.read_table(path, columns=columns).sort_by([("block_number", "ascending"), ("tx_index", "ascending")])
+        return _accumulate(table.to_batches(1 << 20), table.num_rows, net, capital, run or {})
+
+
+def _accumulate(batches, n_rows: int, net: str, capital: float, run: dict) -> _Trades:
+    capital = float(capital)
+    net_eth, codes = np.empty(n_rows), np.empty(n_rows, np.int8)   # pages past the landed count are never touched
+    curves = [_Thinner(n_rows + 1) for _ in range(4)]              # equity, −drawdown, Σ gas, Σ gross
+    seen, count, gas_units, last = {}, 0, 0, None                  # seen: strategy name -> code, in order of appearance
+    total, peak, sums, worst_eth, worst_frac = 0.0, capital, [0.0, 0.0], 0.0, 0.0
+    for t in batches:
+        if not isinstance(t, pa.Table):
+            t = pa.Table.from_batches([t])
+        if "won" in t.column_names:
             t = t.filter(pc.fill_null(t.column("won"), False))
-        local, codes = _strategies(t)
+        if not t.num_rows:
+            continue
+        block, tx = t.column("block_number").to_numpy(), t.column("tx_index").to_numpy()
+        step = np.diff(np.concatenate([[last[0]], block])) if last else np.diff(block)
+        tx_step = np.diff(np.concatenate([[last[1]], tx])) if last else np.diff(tx)
+        if not np.all((step > 0) | ((step == 0) & (tx_step >= 0))):
+            raise _Unordered
+        if last is None:  # every series starts before the first trade: the run's first block, at its start value
+            start = float(run.get("first_block", block[0]))
+            for curve, y0 in zip(curves, (capital, 0.0, 0.0, 0.0)):
+                curve.add(np.array([start]), np.array([y0]))
+        last = (int(block[-1]), int(tx[-1]))
+        local, local_codes = _strategies(t)
         remap = np.asarray([seen.setdefault(name, len(seen)) for name in local] or [0], np.int8)
         gas_units += int(t.column("gas_units").to_numpy().sum())
-        pieces.append((t.column("block_number").to_numpy(), t.column("tx_index").to_numpy(), _eth(t, net),
-                       _eth(t, "gross_profit_wei"), _eth(t, "gas_cost_wei"), remap[codes]))
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int32), *[np.zeros(0)] * 3, np.zeros(0, np.int8))
-    block, tx, net_eth, gross, gas, codes = (np.concatenate([p[k] for p in pieces]) if pieces else empty[k]
-                                             for k in range(6))
-    step = np.diff(block)
-    if not np.all((step > 0) | ((step == 0) & (np.diff(tx) >= 0))):  # gpubt run writes them in point order
-        order = np.lexsort((tx, block))
-        block, net_eth, gross, gas, codes = block[order], net_eth[order], gross[order], gas[order], codes[order]
+        pnl = _eth(t, net)
+        net_eth[count:count + len(pnl)] = pnl
+        codes[count:count + len(pnl)] = remap[local_codes]
+        count += len(pnl)
+        x = block.astype(np.float64)
+        # cumulative sums restarted from the running total add in the order of one cumsum (M.equity_curve)
+        partial = np.cumsum(np.concatenate([[total], pnl]))[1:]
+        equity = capital + partial
+        running = np.maximum(np.maximum.accumulate(equity), peak)
+        fall = running - equity
+        worst_eth, worst_frac = max(worst_eth, float(fall.max())), max(worst_frac, float((fall / running).max()))
+        total, peak = float(partial[-1]), float(running[-1])
+        curves[0].add(x, equity)
+        curves[1].add(x, -fall)
+        for i, column in enumerate(("gas_cost_wei", "gross_profit_wei")):
+            cum = np.cumsum(np.concatenate([[sums[i]], _eth(t, column)]))[1:]
+            sums[i] = float(cum[-1])
+            curves[2 + i].add(x, cum)
+    if last is None:
+        start = float(run.get("first_block", 0))
+        for curve, y0 in zip(curves, (capital, 0.0, 0.0, 0.0)):
+            curve.add(np.array([start]), np.array([y0]))
     ranked = sorted(seen)
     rank = np.asarray([ranked.index(name) for name in seen] or [0], np.int8)
-    return _Trades(block, net_eth, gross, gas, gas_units, ranked, rank[codes])
+    equity, drawdown, gas, gross = (c.finish() for c in curves)
+    return _Trades(net_eth[:count], ranked, rank[codes[:count]], gas_units, equity, drawdown,
+                   (worst_eth, worst_frac), gas, gross)
 
 
 def _eth(table: pa.Table, column: str) -> np.ndarray:
@@ -245,7 +294,7 @@ def _opportunity_counts(path: Path, run: dict) -> _OpportunityCounts:
     bin_blocks = max(1, math.ceil((last - first + 1) / MAX_BARS))
     n_bins = math.ceil((last - first + 1) / bin_blocks)
     counts, total = {}, 0
-    for batch in file.iter_batches(columns=columns, batch_size=1 << 20):
+    for batch in file.iter_batches(columns=columns, batch_size=1 << 18):
         t = pa.Table.from_batches([batch])
         names, codes = _strategies(t)
         bins = (t.column("block_number").to_numpy() - first) // bin_blocks
@@ -290,13 +339,6 @@ def _block_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
-def _step_x(trades: _Trades, run: dict) -> np.ndarray:
-    """x for a per-trade step series that starts before the first trade: the run's first block, then trades."""
-    blocks = trades.block.astype(np.float64)
-    start = run.get("first_block", blocks[0] if len(blocks) else 0)
-    return np.concatenate([[float(start)], blocks])
-
-
 def _extend_to_end(x: np.ndarray, y: np.ndarray, run: dict) -> tuple[np.ndarray, np.ndarray]:
     end = run.get("last_block")
     if end is not None and len(x) and end > x[-1]:
@@ -304,25 +346,42 @@ def _extend_to_end(x: np.ndarray, y: np.ndarray, run: dict) -> tuple[np.ndarray,
     return x, y
 
 
-def _thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_STEP_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """A step series cut to ~max_points: each bucket of consecutive points keeps its first, last, lowest and
-    highest point, so the drawn envelope is the same at screen resolution (a month is ~15M trades)."""
-    n = len(x)
-    if n <= max_points:
-        return x, y
-    size = math.ceil(n / (max_points // 4))
-    starts = np.arange(0, n, size)
-    padded = np.concatenate([y, np.full(len(starts) * size - n, y[-1])]).reshape(len(starts), size)
-    keep = np.concatenate([starts, np.minimum(starts + size - 1, n - 1),
-                           np.minimum(starts + padded.argmin(axis=1), n - 1),
-                           np.minimum(starts + padded.argmax(axis=1), n - 1)])
-    keep = np.unique(keep)
-    return x[keep], y[keep]
+class _Thinner:
+    """A step series fed in order a piece at a time, kept as ~max_points: each bucket of `size` consecutive points
+    keeps its first, last, lowest and highest point, so the drawn envelope is the same at screen resolution."""
+
+    def __init__(self, n_points: int, max_points: int = MAX_STEP_POINTS):
+        self.size = 1 if n_points <= max_points else math.ceil(n_points / (max_points // 4))
+        self.xs, self.ys = [], []
+        self.tail = (np.zeros(0), np.zeros(0))   # the points of a bucket not yet full
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        x, y = np.concatenate([self.tail[0], x]), np.concatenate([self.tail[1], y])
+        full = len(y) // self.size * self.size
+        self._keep(x[:full], y[:full], self.size)
+        self.tail = (x[full:], y[full:])
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        self._keep(*self.tail, len(self.tail[1]))
+        self.tail = (np.zeros(0), np.zeros(0))
+        return np.concatenate(self.xs or [np.zeros(0)]), np.concatenate(self.ys or [np.zeros(0)])
+
+    def _keep(self, x: np.ndarray, y: np.ndarray, size: int) -> None:
+        if not len(y):
+            return
+        if size > 1:
+            body = y.reshape(-1, size)   # a view: whole buckets only
+            starts = np.arange(0, len(y), size)
+            keep = np.unique(np.concatenate([starts, starts + size - 1, starts + body.argmin(axis=1),
+                                             starts + body.argmax(axis=1)]))
+            x, y = x[keep], y[keep]
+        self.xs.append(x)
+        self.ys.append(y)
 
 
-def _plot_equity(trades, net_eth, capital, run) -> str:
+def _plot_equity(trades, capital, run) -> str:
     fig, ax = _figure()
-    x, y = _thin(*_extend_to_end(_step_x(trades, run), M.equity_curve(net_eth, capital), run))
+    x, y = _extend_to_end(*trades.equity, run)
     ax.step(x, y, where="post", color=COLORS[0], linewidth=1.4)
     ax.axhline(capital, color="#999", linewidth=0.8, linestyle="--", label=f"initial capital {capital:,.2f} ETH")
     ax.set_ylabel("equity (ETH)")
@@ -333,15 +392,14 @@ def _plot_equity(trades, net_eth, capital, run) -> str:
     return _png(fig)
 
 
-def _plot_drawdown(trades, net_eth, capital, run) -> str:
+def _plot_drawdown(trades, capital, run) -> str:
     fig, ax = _figure(2.8)
-    dd_eth, dd_frac = M.drawdown(net_eth, capital)
-    x, y = _thin(*_extend_to_end(_step_x(trades, run), -dd_eth, run))
+    x, y = _extend_to_end(*trades.drawdown, run)
     ax.fill_between(x, y, 0, step="post", color=COLORS[3], alpha=0.35, linewidth=0)
     ax.step(x, y, where="post", color=COLORS[3], linewidth=1.0)
     ax.set_ylabel("drawdown (ETH)")
-    worst = float(dd_eth.max()) if len(dd_eth) else 0.0
-    ax.set_title(f"Drawdown (max {worst:.6f} ETH, {100 * float(dd_frac.max()):.4f} % of peak)")
+    worst, worst_frac = trades.worst
+    ax.set_title(f"Drawdown (max {worst:.6f} ETH, {100 * worst_frac:.4f} % of peak)")
     if worst == 0:
         ax.set_ylim(-1e-3 * capital, 1e-4 * capital)
         _empty(ax, "no drawdown: equity never fell below its running peak")
@@ -398,11 +456,8 @@ def _plot_gas(trades, run) -> str:
     if not trades.num_rows:
         _empty(ax, "no trades")
         return _png(fig)
-    x = _step_x(trades, run)
-    gas = np.concatenate([[0.0], np.cumsum(trades.gas_eth)])
-    gross = np.concatenate([[0.0], np.cumsum(trades.gross_eth)])
-    xg, gas = _thin(*_extend_to_end(x, gas, run))
-    xp, gross = _thin(*_extend_to_end(x, gross, run))
+    xg, gas = _extend_to_end(*trades.gas, run)
+    xp, gross = _extend_to_end(*trades.gross, run)
     ax.step(xg, gas, where="post", color=COLORS[1], linewidth=1.4, label=f"Σ gas cost ({gas[-1]:.6f} ETH)")
     ax.step(xp, gross, where="post", color=COLORS[2], linewidth=1.0, linestyle="--",
             label=f"Σ gross profit ({gross[-1]:.6f} ETH)")
@@ -526,24 +581,40 @@ def _find_column(names, keys, exclude=()):
     return None
 
 
-def _plot_validation(validation: pa.Table):
-    names = validation.column_names
+def _read_validation(path: Path):
+    """(estimated, realized profit in ETH, their column names) of the validation matches, or None: only those two
+    columns are read (a month has ~6M matches, with pools and hashes per row)."""
+    if not path.is_file():
+        return None
+    names = pq.read_schema(path).names
     est = _find_column(names, ("estimated", "screen", "predicted", "backtest"))
     real = _find_column(names, ("realized", "actual", "label", "observed"), exclude=("estimated",))
     if est is None or real is None:
         return None
+    table = pq.read_table(path, columns=[est, real], pre_buffer=False)
 
     def as_eth(name):
-        v = np.asarray([np.nan if x is None else float(x) for x in validation.column(name).to_pylist()])
+        column = table.column(name)
+        if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+            v = pc.fill_null(pc.cast(column, pa.float64()), float("nan")).to_numpy()
+        else:  # decimal words or Python ints as strings
+            v = np.asarray([np.nan if x is None else float(x) for x in column.to_pylist()])
         return v / WEI_PER_ETH if name.lower().endswith("_wei") else v
 
-    x, y = as_eth(est), as_eth(real)
+    return as_eth(est), as_eth(real), est, real
+
+
+MAX_SCATTER_POINTS = 50_000   # more matches than this are drawn as an even sample (the statistics use all)
+
+
+def _plot_validation(x: np.ndarray, y: np.ndarray, est: str, real: str):
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     if not len(x):
         return None
     fig, ax = _figure(4.2)
-    ax.scatter(x, y, s=12, alpha=0.7, color=COLORS[0], linewidths=0)
+    shown = slice(None, None, math.ceil(len(x) / MAX_SCATTER_POINTS))
+    ax.scatter(x[shown], y[shown], s=12, alpha=0.7, color=COLORS[0], linewidths=0)
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     ax.plot([lo, hi], [lo, hi], color="#999", linewidth=0.8, linestyle="--", label="y = x")
     corr = float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 and x.std() > 0 and y.std() > 0 else float("nan")
@@ -553,8 +624,9 @@ def _plot_validation(validation: pa.Table):
     ax.set_title(f"Validation: {len(x):,} matches, mean |error| {mae:.6f} ETH"
                  + (f", Pearson r {corr:.3f}" if math.isfinite(corr) else ""))
     ax.legend(loc="upper left", frameon=False)
+    sampled = f" Every {shown.step:,}th match is drawn; the title's figures use all." if shown.step > 1 else ""
     return _png(fig), ("Each point is a matched trade: the backtest's estimated profit against the profit "
-                       "realized on chain (ETH); points on the dashed line agree exactly.")
+                       "realized on chain (ETH); points on the dashed line agree exactly." + sampled)
 
 
 # ---------------------------------------------------------------- page

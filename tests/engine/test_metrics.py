@@ -275,3 +275,31 @@ def test_trade_totals_in_chunks_equal_the_whole_table():
     assert totals.summary(700, 9000, n_days * per_day, **kwargs) == whole
     assert totals.daily(blocks, 5.0, 1, n_days * per_day).equals(M.daily_pnl(t, blocks, 5.0, 1, n_days * per_day))
     assert whole["trades"] == 500 and whole["days"] == n_days
+
+
+def test_max_drawdown_in_chunks_equals_the_whole_curve(monkeypatch):
+    """max_drawdown works through the trades a chunk at a time; its maxima equal drawdown()'s to the last bit."""
+    rng = np.random.default_rng(12)
+    net = rng.normal(0.0, 1.0, 5000) + np.repeat(rng.normal(0, 0.3, 50), 100)   # trending stretches
+    dd_eth, dd_frac = M.drawdown(net, 40.0)
+    whole = M.max_drawdown(net, 40.0)
+    assert whole == (float(dd_eth.max()), float(dd_frac.max())) and whole[0] > 0
+    for chunk in (1, 7, 999, 5000):
+        monkeypatch.setattr(M, "CHUNK_VALUES", chunk)
+        assert M.max_drawdown(net, 40.0) == whole
+    assert M.max_drawdown(np.zeros(0), 40.0) == (0.0, 0.0)
+
+
+def test_bootstrap_of_the_mean_in_chunks(monkeypatch):
+    """Up to CHUNK_VALUES values the mean's interval is bootstrap_ci's; past it each resample is drawn and summed a
+    chunk at a time, and is still a seeded interval around the mean as wide as the normal approximation."""
+    rng = np.random.default_rng(13)
+    values = rng.exponential(1.0, 3000) - 0.9                       # skewed, like trade profits
+    small = M.bootstrap_mean_ci(values, 400, np.random.default_rng(1))
+    assert small == M.bootstrap_ci(values, M._mean_rows, 400, np.random.default_rng(1))
+    monkeypatch.setattr(M, "CHUNK_VALUES", 256)
+    lo, hi = M.bootstrap_mean_ci(values, 400, np.random.default_rng(1))
+    assert [lo, hi] == M.bootstrap_mean_ci(values, 400, np.random.default_rng(1))
+    assert [lo, hi] != small
+    assert lo < values.mean() < hi
+    assert (hi - lo) == pytest.approx(2 * 1.96 * values.std(ddof=1) / math.sqrt(len(values)), rel=0.2)

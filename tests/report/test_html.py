@@ -145,18 +145,29 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     assert (pixels[:600] < 100).mean() > 0.01
 
 
-def test_thin_keeps_each_buckets_extremes_and_ends():
-    """A long step series is cut to ~max_points and keeps its first and last points and every bucket's min/max."""
-    from gpubt.report.html import _thin
+def test_thinning_keeps_each_buckets_extremes_and_ends_in_any_pieces():
+    """A long step series is cut to ~max_points and keeps its first and last points and every bucket's min/max,
+    the same whether it is fed at once or a piece at a time (the report feeds it a parquet batch at a time)."""
+    from gpubt.report.html import _Thinner
 
     rng = np.random.default_rng(3)
     y = np.cumsum(rng.normal(size=100_001))
     x = np.arange(len(y), dtype=np.float64)
-    tx, ty = _thin(x, y, max_points=2_000)
+    whole = _Thinner(len(x), 2_000)
+    whole.add(x, y)
+    tx, ty = whole.finish()
     assert len(tx) <= 2_000 and tx[0] == 0 and tx[-1] == x[-1] and np.all(np.diff(tx) > 0)
     assert ty.min() == y.min() and ty.max() == y.max()
     assert np.array_equal(ty, y[tx.astype(np.int64)])
-    short_x, short_y = _thin(x[:50], y[:50], max_points=2_000)
+    cuts = np.sort(rng.choice(np.arange(1, len(y)), 40, replace=False))
+    pieces = _Thinner(len(x), 2_000)
+    for xs, ys in zip(np.split(x, cuts), np.split(y, cuts)):
+        pieces.add(xs, ys)
+    px, py = pieces.finish()
+    assert np.array_equal(px, tx) and np.array_equal(py, ty)
+    short = _Thinner(50, 2_000)
+    short.add(x[:50], y[:50])
+    short_x, short_y = short.finish()
     assert np.array_equal(short_x, x[:50]) and np.array_equal(short_y, y[:50])
 
 
@@ -174,9 +185,46 @@ def test_report_reads_the_landed_trades_in_point_order(tmp_path):
         "gas_cost_wei": 10**17, "gas_units": 100, "net_profit_usd": 0.0, "won": w, "net_after_bid_wei": a * 10**17}
         for k, b, t, n, a, w in rows], schema=pa.schema([*schema.TRADES, *competition.fields()]))
     pq.write_table(table, tmp_path / "trades.parquet", row_group_size=2)
-    got = _read_trades(tmp_path / "trades.parquet")
-    assert got.block.tolist() == [10, 10, 12, 12]
+    got = _read_trades(tmp_path / "trades.parquet", capital=5.0, run={"first_block": 9})
     assert got.net_eth.tolist() == pytest.approx([0.6, 0.7, 0.1, 0.2])
     assert got.names == ["arbitrage", "sandwich"]
     assert [got.names[c] for c in got.codes] == ["sandwich", "arbitrage", "arbitrage", "sandwich"]
-    assert got.gas_units == 400 and got.gas_eth.sum() == pytest.approx(0.4)
+    assert got.gas_units == 400
+    x, equity = got.equity
+    assert x.tolist() == [9, 10, 10, 12, 12] and equity == pytest.approx([5.0, 5.6, 6.3, 6.4, 6.6])
+    assert got.gas[1] == pytest.approx([0, 0.1, 0.2, 0.3, 0.4]) and got.gross[1] == pytest.approx([0, 1, 2, 3, 4])
+    assert got.drawdown[1].tolist() == [0.0] * 5 and got.worst == (0.0, 0.0)
+    # in point order already (as gpubt run writes it), read a batch at a time: the same
+    pq.write_table(table.sort_by([("block_number", "ascending"), ("tx_index", "ascending")]),
+                   tmp_path / "sorted.parquet", row_group_size=2)
+    again = _read_trades(tmp_path / "sorted.parquet", capital=5.0, run={"first_block": 9})
+    assert np.array_equal(again.equity[1], equity) and again.names == got.names
+
+
+def test_report_curves_equal_the_whole_run_formulas(tmp_path):
+    """Equity, drawdown and cumulative gas built a batch at a time equal metrics' whole-run formulas (before
+    thinning), and the largest drawdown equals max_drawdown's."""
+    from gpubt import schema
+    from gpubt.engine import metrics as M
+    from gpubt.report import html as H
+
+    rng = np.random.default_rng(8)
+    n = 3_000
+    net = (rng.normal(0.001, 0.05, n) * 1e18).astype(np.int64)
+    block = np.sort(rng.integers(100, 400, n))
+    table = pa.Table.from_pylist([{
+        "strategy": "arbitrage", "block_number": int(b), "tx_index": i, "net_profit_wei": int(v),
+        "gross_profit_wei": int(v) + 10**16, "gas_cost_wei": 10**16, "gas_units": 21_000, "net_profit_usd": 0.0}
+        for i, (b, v) in enumerate(zip(block, net))], schema=pa.schema(schema.TRADES))
+    pq.write_table(table, tmp_path / "trades.parquet", row_group_size=500)
+    net_eth = net / 1e18
+    for batch in (n, 256):
+        file = pq.ParquetFile(tmp_path / "trades.parquet")
+        got = H._accumulate(file.iter_batches(batch_size=batch), n, "net_profit_wei", 3.0, {"first_block": 90})
+        x, equity = got.equity
+        assert x[0] == 90 and np.array_equal(x[1:], block.astype(float))
+        assert np.array_equal(equity, M.equity_curve(net_eth, 3.0))
+        dd_eth, _ = M.drawdown(net_eth, 3.0)
+        assert np.array_equal(got.drawdown[1], -dd_eth)
+        assert got.worst == M.max_drawdown(net_eth, 3.0) and got.worst[0] > 0
+        assert got.gas[1][-1] == pytest.approx(n * 0.01)
