@@ -145,7 +145,7 @@ def main(argv=None):
         assert_screen_agrees(np_out[0], cpu_out)
         for a, b in zip(ref_out, cpu_out):
             np.testing.assert_array_equal(a[:sample], b[:sample])
-        print("check: pure Python == gpubt cpu (exact), NumPy ≈ gpubt cpu (rtol 1e-9)")
+        print("check: pure Python == gpubt cpu (exact), NumPy ≈ gpubt cpu (common.assert_screen_agrees)")
 
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from . import amm_v2, amm_v3, cycles
 
 # Dependency order: a function may call only functions listed before it.
 DEVICE_FUNCTIONS = (
-    amm_v2.v2_amount_out, amm_v2.compose_hop, amm_v2.cycle_out, amm_v2.optimal_input, amm_v2.optimal_profit,
+    amm_v2.v2_amount_out, amm_v2.compose_hop, amm_v2.cycle_out, amm_v2.optimal_profit, amm_v2.optimal_input,
     amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in, amm_v3.v3_marginal_rate,
     amm_v3.v3_virtual_reserves,
     cycles.find_state, cycles.cycle_eval, cycles.screen_cycle, cycles.screen_pair,
@@ -127,9 +127,12 @@ def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: b
         def device(f):
             # CPython compiles a call with more than 30 arguments as f(*args), which numba cannot inline
             call = not inline or f.__name__ in NOT_INLINED or f.__code__.co_argcount > 30
+            # numpy error model (the CUDA build's float semantics): a division by zero whose result a select
+            # discards (amm_v2.optimal_profit) gives inf instead of raising
             return njit(f, fastmath=False, error_model="numpy", inline="never" if call else "always")
 
-        return _build(device, lambda f: njit(f, parallel=True, fastmath=False, error_model="numpy"), cpu_drivers, functions=functions)
+        return _build(device, lambda f: njit(f, parallel=True, fastmath=False, error_model="numpy"), cpu_drivers,
+                      functions=functions)
     if target in ("cuda", "cudasim"):
         from numba import cuda
 

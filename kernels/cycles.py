@@ -26,7 +26,7 @@ x* = (√(K·M) − M)/N. A V3 hop is a Möbius map only inside one tick range, 
 """
 from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.py rebinds the names below)
 
-from .amm_v2 import compose_hop, cycle_out, optimal_input, optimal_profit, v2_amount_out  # noqa: F401  (rebound per target)
+from .amm_v2 import compose_hop, optimal_profit, v2_amount_out  # noqa: F401  (rebound per target)
 from .amm_v3 import V3_OK, v3_marginal_rate, v3_swap_exact_in, v3_virtual_reserves  # noqa: F401
 
 KEY_TX_BITS = 20  # tx_index < 2**20 (a block holds at most ~1,500 txs at 30M gas)
@@ -123,9 +123,9 @@ def screen_cycle(path, point_key, path_pools, path_zero_for_one, path_gamma, pat
             r_in = r0 if zfo else r1
             r_out = r1 if zfo else r0
         k, m, n = compose_hop(k, m, n, r_in, r_out, path_gamma[path, h])
+    x, gross = optimal_profit(k, m, n)
     if not any_v3:
-        return optimal_profit(k, m, n)
-    x = optimal_input(k, m, n)
+        return x, gross
     if x <= 0.0:
         return 0.0, 0.0
     out, rate, crossed = cycle_eval(x, path, point_key, path_pools, path_zero_for_one, path_gamma, path_is_v3,

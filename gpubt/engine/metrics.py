@@ -246,24 +246,41 @@ def drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[np.ndarra
 CHUNK_VALUES = 1 << 22   # whole-run per-trade arrays are worked through this many values at a time
 
 
-def max_drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[float, float]:
-    """(largest drawdown in ETH, largest drawdown as a fraction of its peak) of the per-trade equity.
+def running_sum(values: np.ndarray, start: float = 0.0) -> np.ndarray:
+    """np.cumsum(values) continued from `start`, the sum of everything before: it adds in the order of one cumsum
+    over the whole series, so a series summed a chunk at a time equals the whole one to the last bit."""
+    return np.cumsum(np.concatenate([[start], values]))[1:]
 
-    The same numbers as `drawdown`'s maxima, taken CHUNK_VALUES trades at a time: over a month's
-    ~19M trades, drawdown's five whole-length arrays take ~0.8 GB at once."""
-    capital = float(initial_capital_eth)
-    worst_eth = worst_frac = 0.0
-    peak, total = capital, 0.0
-    for lo in range(0, len(net_eth), CHUNK_VALUES):
-        # cumsum restarted from the running total adds in the same order as one cumsum: equal to the last bit
-        partial = np.cumsum(np.concatenate([[total], net_eth[lo:lo + CHUNK_VALUES]]))[1:]
-        equity = capital + partial
-        running = np.maximum(np.maximum.accumulate(equity), peak)
+
+class Drawdown:
+    """Equity and drawdown of per-trade PnL fed in (block, tx) order a chunk at a time: the numbers of
+    equity_curve and drawdown over the whole run, without their whole-length arrays (~0.8 GB for a month)."""
+
+    def __init__(self, initial_capital_eth: float):
+        self.capital = float(initial_capital_eth)
+        self.total, self.peak = 0.0, self.capital     # PnL so far, highest equity so far
+        self.worst_eth = self.worst_frac = 0.0
+
+    def add(self, net_eth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(equity after each of the next trades, its fall below the running peak), ETH."""
+        partial = running_sum(net_eth, self.total)
+        equity = self.capital + partial
+        running = np.maximum(np.maximum.accumulate(equity), self.peak)
         fall = running - equity
-        worst_eth = max(worst_eth, float(fall.max()))
-        worst_frac = max(worst_frac, float((fall / running).max()))
-        peak, total = float(running[-1]), float(partial[-1])
-    return worst_eth, worst_frac
+        if len(fall):
+            self.worst_eth = max(self.worst_eth, float(fall.max()))
+            self.worst_frac = max(self.worst_frac, float((fall / running).max()))
+            self.total, self.peak = float(partial[-1]), float(running[-1])
+        return equity, fall
+
+
+def max_drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[float, float]:
+    """(largest drawdown in ETH, largest drawdown as a fraction of its peak) of the per-trade equity: `drawdown`'s
+    maxima, taken CHUNK_VALUES trades at a time."""
+    tracker = Drawdown(initial_capital_eth)
+    for lo in range(0, len(net_eth), CHUNK_VALUES):
+        tracker.add(net_eth[lo:lo + CHUNK_VALUES])
+    return tracker.worst_eth, tracker.worst_frac
 
 
 def sharpe_ratio(daily_returns: np.ndarray) -> float | None:
@@ -289,9 +306,7 @@ def bootstrap_ci(values: np.ndarray, statistic, samples: int, rng: np.random.Gen
     stats = stats[np.isfinite(stats)]
     if len(stats) == 0:
         return [None, None]
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(stats, [tail, 100.0 - tail])
-    return [float(low), float(high)]
+    return _percentile_interval(stats, confidence)
 
 
 def bootstrap_mean_ci(values: np.ndarray, samples: int, rng: np.random.Generator, confidence: float = 0.95) -> list:
@@ -307,8 +322,12 @@ def bootstrap_mean_ci(values: np.ndarray, samples: int, rng: np.random.Generator
         for lo in range(0, n, CHUNK_VALUES):
             total += float(values[rng.integers(0, n, size=min(CHUNK_VALUES, n - lo))].sum())
         means[s] = total / n
+    return _percentile_interval(means, confidence)
+
+
+def _percentile_interval(stats: np.ndarray, confidence: float) -> list:
     tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
+    low, high = np.percentile(stats, [tail, 100.0 - tail])
     return [float(low), float(high)]
 
 

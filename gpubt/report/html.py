@@ -192,23 +192,27 @@ def _read_trades(path: Path, capital: float = M.DEFAULT_INITIAL_CAPITAL_ETH, run
     net = "net_after_bid_wei" if "net_after_bid_wei" in names else "net_profit_wei"
     columns = [c for c in ("strategy", "block_number", "tx_index", net, "gross_profit_wei", "gas_cost_wei",
                            "gas_units", "won") if c in names]
-    batches = (pa.Table.from_batches([b]) for b in file.iter_batches(columns=columns, batch_size=1 << 18))
     try:
-        return _accumulate(batches, file.metadata.num_rows, net, capital, run or {})
+        return _accumulate(file.iter_batches(columns=columns, batch_size=1 << 18), file.metadata.num_rows, net,
+                           capital, run or {})
     except _Unordered:  # a file not written by gpubt run: sorted whole, then the same
         table = pq.read_table(path, columns=columns).sort_by([("block_number", "ascending"), ("tx_index", "ascending")])
         return _accumulate(table.to_batches(1 << 20), table.num_rows, net, capital, run or {})
 
 
 def _accumulate(batches, n_rows: int, net: str, capital: float, run: dict) -> _Trades:
-    capital = float(capital)
+    """_Trades from record batches of trades.parquet in (block, tx) order (_Unordered otherwise)."""
     net_eth, codes = np.empty(n_rows), np.empty(n_rows, np.int8)   # pages past the landed count are never touched
     curves = [_Thinner(n_rows + 1) for _ in range(4)]              # equity, −drawdown, Σ gas, Σ gross
     seen, count, gas_units, last = {}, 0, 0, None                  # seen: strategy name -> code, in order of appearance
-    total, peak, sums, worst_eth, worst_frac = 0.0, capital, [0.0, 0.0], 0.0, 0.0
-    for t in batches:
-        if not isinstance(t, pa.Table):
-            t = pa.Table.from_batches([t])
+    equity_run, sums = M.Drawdown(capital), [0.0, 0.0]
+
+    def begin(start: float) -> None:  # every series starts before the first trade, at its start value
+        for curve, y0 in zip(curves, (equity_run.capital, 0.0, 0.0, 0.0)):
+            curve.add(np.array([start]), np.array([y0]))
+
+    for batch in batches:
+        t = pa.Table.from_batches([batch])
         if "won" in t.column_names:
             t = t.filter(pc.fill_null(t.column("won"), False))
         if not t.num_rows:
@@ -218,10 +222,8 @@ def _accumulate(batches, n_rows: int, net: str, capital: float, run: dict) -> _T
         tx_step = np.diff(np.concatenate([[last[1]], tx])) if last else np.diff(tx)
         if not np.all((step > 0) | ((step == 0) & (tx_step >= 0))):
             raise _Unordered
-        if last is None:  # every series starts before the first trade: the run's first block, at its start value
-            start = float(run.get("first_block", block[0]))
-            for curve, y0 in zip(curves, (capital, 0.0, 0.0, 0.0)):
-                curve.add(np.array([start]), np.array([y0]))
+        if last is None:
+            begin(float(run.get("first_block", block[0])))
         last = (int(block[-1]), int(tx[-1]))
         local, local_codes = _strategies(t)
         remap = np.asarray([seen.setdefault(name, len(seen)) for name in local] or [0], np.int8)
@@ -231,28 +233,20 @@ def _accumulate(batches, n_rows: int, net: str, capital: float, run: dict) -> _T
         codes[count:count + len(pnl)] = remap[local_codes]
         count += len(pnl)
         x = block.astype(np.float64)
-        # cumulative sums restarted from the running total add in the order of one cumsum (M.equity_curve)
-        partial = np.cumsum(np.concatenate([[total], pnl]))[1:]
-        equity = capital + partial
-        running = np.maximum(np.maximum.accumulate(equity), peak)
-        fall = running - equity
-        worst_eth, worst_frac = max(worst_eth, float(fall.max())), max(worst_frac, float((fall / running).max()))
-        total, peak = float(partial[-1]), float(running[-1])
+        equity, fall = equity_run.add(pnl)
         curves[0].add(x, equity)
         curves[1].add(x, -fall)
         for i, column in enumerate(("gas_cost_wei", "gross_profit_wei")):
-            cum = np.cumsum(np.concatenate([[sums[i]], _eth(t, column)]))[1:]
+            cum = M.running_sum(_eth(t, column), sums[i])
             sums[i] = float(cum[-1])
             curves[2 + i].add(x, cum)
     if last is None:
-        start = float(run.get("first_block", 0))
-        for curve, y0 in zip(curves, (capital, 0.0, 0.0, 0.0)):
-            curve.add(np.array([start]), np.array([y0]))
+        begin(float(run.get("first_block", 0)))
     ranked = sorted(seen)
     rank = np.asarray([ranked.index(name) for name in seen] or [0], np.int8)
     equity, drawdown, gas, gross = (c.finish() for c in curves)
     return _Trades(net_eth[:count], ranked, rank[codes[:count]], gas_units, equity, drawdown,
-                   (worst_eth, worst_frac), gas, gross)
+                   (equity_run.worst_eth, equity_run.worst_frac), gas, gross)
 
 
 def _eth(table: pa.Table, column: str) -> np.ndarray:
@@ -595,10 +589,10 @@ def _read_validation(path: Path):
 
     def as_eth(name):
         column = table.column(name)
-        if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
-            v = pc.fill_null(pc.cast(column, pa.float64()), float("nan")).to_numpy()
-        else:  # decimal words or Python ints as strings
-            v = np.asarray([np.nan if x is None else float(x) for x in column.to_pylist()])
+        if pa.types.is_floating(column.type):
+            v = pc.fill_null(column, float("nan")).to_numpy()
+        else:  # exact amounts (decimal words, integers); nulls come out as NaN
+            v = amounts_float(column)
         return v / WEI_PER_ETH if name.lower().endswith("_wei") else v
 
     return as_eth(est), as_eth(real), est, real
