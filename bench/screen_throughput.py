@@ -1,7 +1,7 @@
 """Cycle-screening throughput on a synthetic batch: pure Python vs NumPy vs gpubt cpu (vs gpubt cuda).
 
 All baselines are measured in the same run on the same pairs; the table reports medians of --repeats runs
-and ratios. `--check` asserts the baselines and gpubt agree (NumPy within 1e-9 relative).
+and ratios. `--check` asserts the baselines and gpubt agree (NumPy within rounding: common.assert_screen_agrees).
 
     python bench/screen_throughput.py --preset small --blocks 500 --repeats 5
 """
