@@ -2,7 +2,8 @@
 
     gpubt bench                 # quick subset (~1 min): kernel, small end to end, sweep, context cost
     gpubt bench --scaling       # + peak RSS of one and two mainnet-month partitions (~5 min)
-    gpubt bench --full          # + 1M-path kernel, half month and month end to end, memory scaling (long)
+    gpubt bench --full          # + 1M-path kernel, strategy kernels on the month, half month and month end to
+                                #   end, memory scaling (long)
     gpubt bench --smoke         # seconds: what the test suite runs so the suite cannot rot
 
 Prints a table (workload, baseline, ours, ratio, target, met?) and writes JSON with the machine's description.
@@ -21,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench/common.py, also when run through `gpubt bench`
 
 from common import assert_screen_agrees, kernel_args, machine, median_seconds  # noqa: E402
+from strategy_kernels import bench_strategy_kernels  # noqa: E402
 
 
 # ---------------------------------------------------------------- kernel: 3-hop V2 cycles over a pool table
@@ -266,10 +268,14 @@ def main(argv=None) -> list[dict]:
     rows = []
     if opts.smoke:
         rows += bench_kernel(20_000, 2, 500)
+        rows += bench_strategy_kernels("tiny", opts.cache_dir, 100, 2, 200)
         rows += bench_memory_scaling("tiny", opts.cache_dir, 100)
         rows += bench_sweep("tiny", opts.cache_dir, 2, k=100)
     else:
         rows += bench_kernel(1_000_000 if opts.full else 200_000, opts.repeats, 20_000)
+        # each strategy's kernel on a real run's launches (small has no V3 pool, so no JIT: the month has)
+        preset, blocks = ("mainnet-month", 1_000) if opts.full else ("small", 2_000)
+        rows += bench_strategy_kernels(preset, opts.cache_dir, blocks, opts.repeats, 2_000)
         rows += bench_end_to_end("small", opts.cache_dir)
         rows += bench_sweep("small", opts.cache_dir, opts.repeats)
         if opts.scaling or opts.full:  # one mainnet-month partition (7,200 blocks) and two

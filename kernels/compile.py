@@ -8,12 +8,18 @@ few big ones in NOT_INLINED. Why: a call numba does not inline passes every arra
 reference-count increment and decrement; a screening kernel passes ~20 arrays per call, and that traffic made the
 3-hop cycle kernel 5x slower (103 ms vs 19 ms per 1M paths on 2 cores; bench/suite.py). The big functions stay
 calls because inlining them at each of their call sites multiplies compile time (30 s instead of 4 s).
+A call with more than 30 arguments is one numba cannot inline (CPython passes them as f(*args)), and the strategy
+drivers call their per-item function with 32-41; so the CPU build pastes that function's body into the driver's
+prange loop instead (`paste_item`: the CEX-DEX kernel ran ~9x faster on the month's launches, bench/strategy_kernels.py).
 
 CPU builds are cached on disk (`cache=True`, what the backtester and the synthetic market use). numba keys a
 cached function on its own source file only, so an edit to a callee in another file would load stale machine
 code; `cached_njit` keys it on every kernels/*.py file plus its own instead.
 """
+import ast
 import hashlib
+import inspect
+import textwrap
 import types
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,6 +104,60 @@ def rebind(fn, names: dict):
     return clone
 
 
+def _parsed(fn) -> ast.FunctionDef:
+    """fn's definition as an AST whose line numbers are those of its source file."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)
+    return tree.body[0]
+
+
+class _ReturnToContinue(ast.NodeTransformer):
+    def visit_Return(self, node):
+        return ast.copy_location(ast.Continue(), node)
+
+
+def paste_item(driver, functions):
+    """`driver` — `for i in prange(n): item(i, <its own parameters>)` — with `item`'s body pasted into the loop
+    (a bare `return` becomes `continue`), when that call has more than 30 arguments (see the module docstring).
+    The driver unchanged when it has another shape, or when a `return` of the item sits inside a loop of its own."""
+    dfn = _parsed(driver)
+    body = [b for b in dfn.body if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], ast.For) or len(body[0].body) != 1:
+        return driver
+    loop = body[0]
+    call = loop.body[0].value if isinstance(loop.body[0], ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and len(call.args) > 30
+            and not call.keywords and all(isinstance(a, ast.Name) for a in call.args)):
+        return driver
+    item = next((f for f in functions if f.__name__ == call.func.id and f.__module__ == driver.__module__), None)
+    if item is None:
+        return driver
+    ifn = _parsed(item)
+    params = [a.arg for a in ifn.args.args]
+    passed = [a.id for a in call.args]
+    if (params[1:] != passed[1:] or ifn.args.vararg or ifn.args.kwarg or ifn.args.defaults
+            or not isinstance(loop.target, ast.Name) or passed[0] != loop.target.id):
+        return driver
+    stmts = [b for b in ifn.body if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))]
+    for node in ast.walk(ast.Module(body=stmts, type_ignores=[])):
+        if isinstance(node, ast.Return) and node.value is not None:
+            return driver
+        if isinstance(node, (ast.For, ast.While)) and any(isinstance(n, ast.Return) for n in ast.walk(node)):
+            return driver
+    if params[0] != loop.target.id:  # the item names its index otherwise
+        stmts.insert(0, ast.Assign([ast.Name(params[0], ast.Store())], ast.Name(loop.target.id, ast.Load()),
+                                   lineno=loop.lineno))
+    loop.body = [_ReturnToContinue().visit(b) for b in stmts]
+    dfn.decorator_list = []
+    module = ast.fix_missing_locations(ast.Module(body=[dfn], type_ignores=[]))
+    namespace = {}
+    exec(compile(module, inspect.getsourcefile(driver), "exec"), dict(driver.__globals__), namespace)
+    pasted = namespace[dfn.name]
+    pasted.__qualname__ = driver.__qualname__
+    pasted.__module__ = driver.__module__
+    return pasted
+
+
 def _build(device_decorator, driver_decorator, drivers, extra=None, functions=None):
     compiled = dict(extra or {})
     for fn in DEVICE_FUNCTIONS if functions is None else functions:
@@ -131,6 +191,8 @@ def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: b
             # discards (amm_v2.optimal_profit) gives inf instead of raising
             return njit(f, fastmath=False, error_model="numpy", inline="never" if call else "always")
 
+        if inline:
+            cpu_drivers = tuple(paste_item(d, functions) for d in cpu_drivers)
         return _build(device, lambda f: njit(f, parallel=True, fastmath=False, error_model="numpy"), cpu_drivers,
                       functions=functions)
     if target in ("cuda", "cudasim"):

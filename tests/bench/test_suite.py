@@ -12,11 +12,17 @@ def test_bench_smoke(tmp_path):
     report = json.loads(out.read_text())
     assert report["mode"] == "smoke" and report["machine"]["cores"] >= 1
     workloads = [r["workload"] for r in report["rows"]]
-    for prefix in ("kernel:", "end to end: tiny, strategy=all", "screening ceiling: tiny", "context cost", "peak RSS (tiny",
+    for prefix in ("kernel:", "sandwich kernel:", "jit kernel:", "liquidation kernel:", "cexdex kernel:",
+                   "end to end: tiny, strategy=all", "screening ceiling: tiny", "context cost", "peak RSS (tiny",
                    "peak RSS as the block count doubles", "threshold sweep"):
         assert any(w.startswith(prefix) for w in workloads), prefix
     for r in report["rows"]:
         assert r["ratio"] > 0 and r["target"]
+    # every strategy's kernel is timed against its pure-Python build, a NumPy reference it agreed with on the items
+    # the reference covers, and a roofline
+    for name in ("sandwich", "jit", "liquidation", "cexdex"):
+        baselines = {r["baseline"].split(" (")[0] for r in report["rows"] if r["workload"].startswith(f"{name} kernel:")}
+        assert baselines == {"pure Python", "NumPy vectorized", "gather-only roofline"}, (name, baselines)
     # the ceiling is blocks ÷ the run's own screen seconds, so it is above the run's end-to-end rate
     end, ceiling = (next(r for r in report["rows"] if r["workload"].startswith(p)) for p in
                     ("end to end: tiny", "screening ceiling: tiny"))
