@@ -69,3 +69,43 @@ def assert_screen_agrees(reference, outs):
     np.testing.assert_array_less(np.abs(ref_gross - outs[1]), gross_slack)
     gap = float(np.abs(ref_net - ref_gross).max(initial=0.0))
     np.testing.assert_array_less(np.abs(ref_net - outs[2]), 1e-9 * np.abs(ref_net) + 1e-9 * gap + gross_slack)
+
+
+def search_right(keys, lo, hi, x):
+    """Per element, the first position in [lo, hi) whose key is > x (hi if none): the kernels' binary search
+    (find_state, v3_next_tick_position) vectorized, lock-step over all elements for bit_length(longest slice)
+    rounds. For the NumPy references (bench/ref_*.py)."""
+    import numpy as np
+
+    lo = np.asarray(lo).astype(np.int64)
+    hi = np.asarray(hi).astype(np.int64)
+    rounds = int((hi - lo).max(initial=0)).bit_length()
+    last = max(keys.shape[0] - 1, 0)
+    for _ in range(rounds):
+        active = lo < hi
+        mid = (lo + hi) // 2
+        right = keys.take(np.minimum(mid, last)) <= x  # mid == hi == len(keys) only where inactive
+        lo = np.where(active & right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+    return lo
+
+
+def segment_search_right(keys, offsets, seg, x):
+    """search_right over slice [offsets[seg], offsets[seg + 1]) of each element (its start if the slice is empty
+    or reversed). One np.searchsorted on (segment, key) packed into an int64 when the table is one run of sorted
+    slices (the host builds it so) and the packing fits, else the lock-step search."""
+    import numpy as np
+
+    lo = offsets[seg]
+    hi = offsets[seg + 1]
+    x = np.asarray(x, np.int64)
+    m = offsets.shape[0] - 1
+    if keys.shape[0] and offsets[0] == 0 and offsets[-1] == keys.shape[0] and m > 0:
+        kmin, kmax = int(keys.min()), int(keys.max())
+        span = kmax - kmin + 2  # keys map to 1..span-1; a query below every key to 0, above every key to span-1
+        if m * span < 2**62:
+            sid = np.repeat(np.arange(m, dtype=np.int64), np.diff(offsets))
+            packed = sid * span + (keys.astype(np.int64) - (kmin - 1))
+            q = seg * span + (np.clip(x, kmin - 1, kmax) - (kmin - 1))
+            return np.where(lo < hi, np.searchsorted(packed, q, side="right"), lo)
+    return search_right(keys, lo, hi, x)

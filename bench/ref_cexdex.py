@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import segment_search_right  # bench/common.py
+
 COVERS = "all items: V2 closed form, V3 tick walks"
 
 # TickMath.MIN_SQRT_RATIO / MAX_SQRT_RATIO as prices (kernels/amm_v3.py; restated: the reference is independent)
@@ -36,34 +38,6 @@ def subset(names, args, items) -> tuple:
         else:
             out.append(a)
     return tuple(out)
-
-
-def _segment_search(offsets, keys, seg, query, binary_search=False):
-    """Per query, the first position in [offsets[seg], offsets[seg + 1]) whose key is > query (offsets[seg + 1]
-    if none): `keys` is sorted within each segment. One searchsorted on (segment, key) codes when they fit in
-    int64, else a vectorized binary search (the kernel's own loop, over all queries at once)."""
-    lo0 = offsets[:-1].astype(np.int64)
-    hi0 = offsets[1:].astype(np.int64)
-    base = int(offsets[0])
-    seg_keys = keys[base:int(offsets[-1])].astype(np.int64)
-    if len(seg_keys) and not binary_search:
-        kmin, kmax = int(seg_keys.min()), int(seg_keys.max())
-        span = kmax - kmin + 2  # entry codes k - kmin + 1 in [1, span - 1]; queries clipped to [0, span - 1]
-        if (len(offsets) - 1) * span < 2**62:
-            entry_seg = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
-            code = entry_seg * span + (seg_keys - kmin + 1)
-            q = np.clip(query.astype(np.int64) - kmin + 1, 0, span - 1)
-            return np.searchsorted(code, seg.astype(np.int64) * span + q, side="right") + base
-    lo = lo0[seg]
-    hi = hi0[seg]
-    while True:
-        live = lo < hi
-        if not live.any():
-            return lo
-        mid = (lo + hi) // 2
-        le = keys[np.where(live, mid, 0)] <= query  # some segment is non-empty here, so keys is too
-        lo = np.where(live & le, mid + 1, lo)
-        hi = np.where(live & ~le, mid, hi)
 
 
 def _v3_walk(zero_for_one, gamma, s, L, pos, lo, hi, target, tick_sqrt_price, tick_liquidity_net, max_steps):
@@ -121,9 +95,8 @@ def _v3_walk(zero_for_one, gamma, s, L, pos, lo, hi, target, tick_sqrt_price, ti
     return net_res / gamma, out_res, crossed_res
 
 
-def numpy_reference(names, args, binary_search=False) -> dict:
-    """The kernel's outputs for every item of `args`, vectorized (see the module docstring); `binary_search`
-    forces the vectorized binary-search path of the state / tick lookups (for testing it)."""
+def numpy_reference(names, args) -> dict:
+    """The kernel's outputs for every item of `args`, vectorized (see the module docstring)."""
     a = dict(zip(names, args))
     pool = a["pair_pool"].astype(np.int64)
     b = a["pair_block"].astype(np.int64)
@@ -140,7 +113,7 @@ def numpy_reference(names, args, binary_search=False) -> dict:
     log_offsets = a["log_offsets"]
     keep = a["keep"]
     with np.errstate(all="ignore"):  # NaN / inf / sqrt(<0) take the kernel's paths through the comparisons
-        j = _segment_search(log_offsets, a["log_key"], pool, a["pair_key"], binary_search) - 1
+        j = segment_search_right(a["log_key"], log_offsets, pool, a["pair_key"]) - 1
         t0 = a["pool_token0"][pool]
         t1 = a["pool_token1"][pool]
         scale = a["token_scale"]
@@ -197,7 +170,7 @@ def numpy_reference(names, args, binary_search=False) -> dict:
             lo = tick_offsets[v].astype(np.int64)
             hi = tick_offsets[v + 1].astype(np.int64)
             # next initialized tick: the last with index <= tick when selling token0, else the first above
-            pos = _segment_search(tick_offsets, a["tick_index"], v, a["log_tick"][jj[k]], binary_search)
+            pos = segment_search_right(a["tick_index"], tick_offsets, v, a["log_tick"][jj[k]])
             if side:
                 pos = pos - 1
                 target = 1.0 / np.sqrt(g[k] * qa[k])

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from common import search_right as _search_right  # bench/common.py
+
 COVERS = "every victim: V3 tick walk, (range x size) grid"
 
 # kernels/amm_v3.py and kernels/jit.py constants, restated (the reference imports nothing from kernels/)
@@ -29,22 +31,6 @@ _gather_kernel = None  # the gather-only numba kernel, compiled at the first gat
 def _per_item(names: list[str]) -> set[str]:
     """Names of the per-item input arrays (one entry per victim)."""
     return {n for n in names if n.startswith("victim_")}
-
-
-def _search_right(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per element, the first position in [lo, hi) whose key is > x (hi if none): the kernels' binary search
-    (find_state, v3_next_tick_position), lock-step over all elements for bit_length(longest slice) rounds."""
-    lo = lo.astype(np.int64)
-    hi = hi.astype(np.int64)
-    rounds = int((hi - lo).max(initial=0)).bit_length()
-    last = max(keys.shape[0] - 1, 0)
-    for _ in range(rounds):
-        active = lo < hi
-        mid = (lo + hi) // 2
-        right = keys.take(np.minimum(mid, last)) <= x  # mid == hi == len(keys) only where inactive
-        lo = np.where(active & right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-    return lo
 
 
 def _amounts(liq, s, s_lower, s_upper):

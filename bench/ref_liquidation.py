@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import segment_search_right as _search_right  # bench/common.py
+
 COVERS = "every pair: V2 and V3 routes (tick walk)"
 
 # kernels/amm_v3.py and kernels/cycles.py constants, restated (the reference imports nothing from kernels/)
@@ -21,34 +23,6 @@ KEY_TX_BITS = 20
 _exp = np.exp
 _gather_kernel = None  # the gather-only numba kernel, compiled at the first gather_only call
 PER_ITEM = ("pair_position", "pair_block")
-
-
-def _search_right(keys: np.ndarray, offsets: np.ndarray, seg: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per element, the first position in [offsets[seg], offsets[seg + 1]) whose key is > x (the slice's end if
-    none; its start if the slice is empty or reversed): the kernels' binary searches (find_state,
-    v3_next_tick_position). One np.searchsorted on (segment, key) packed into one int64 when the table is one
-    run of sorted slices (it is: the host builds it so) and the packing fits, else a lock-step binary search."""
-    lo = offsets[seg]
-    hi = offsets[seg + 1]
-    x = np.asarray(x, np.int64)
-    m = offsets.shape[0] - 1
-    if keys.shape[0] and offsets[0] == 0 and offsets[-1] == keys.shape[0] and m > 0:
-        kmin, kmax = int(keys.min()), int(keys.max())
-        span = kmax - kmin + 2  # keys map to 1..span-1; a query below every key to 0, above every key to span-1
-        if m * span < 2**62:
-            sid = np.repeat(np.arange(m, dtype=np.int64), np.diff(offsets))
-            packed = sid * span + (keys.astype(np.int64) - (kmin - 1))
-            q = seg * span + (np.clip(x, kmin - 1, kmax) - (kmin - 1))
-            return np.where(lo < hi, np.searchsorted(packed, q, side="right"), lo)
-    rounds = int((hi - lo).max(initial=0)).bit_length()
-    last = max(keys.shape[0] - 1, 0)
-    for _ in range(rounds):
-        active = lo < hi
-        mid = (lo + hi) // 2
-        right = keys.take(np.minimum(mid, last)) <= x
-        lo = np.where(active & right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-    return lo
 
 
 def _v3_out(zfo: bool, amount, gamma, s, liq, pos, lo, hi, max_steps, tick_sqrt_price, tick_liquidity_net):

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from common import search_right as _search_right  # bench/common.py
+
 COVERS = "every scenario: V2 closed form + golden section, V2/V3 bisection + golden section, V3 tick walks"
 
 # kernels/sandwich.py and kernels/amm_v3.py constants, restated (the reference imports nothing from kernels/)
@@ -55,22 +57,6 @@ def subset(names, args, items) -> tuple:
         else:
             out.append(arg)
     return tuple(out)
-
-
-def _search_right(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per element, the first position in [lo, hi) whose key is > x (hi if none): the kernel's binary search
-    (find_state, v3_next_tick_position) with the same midpoints, lock-step for bit_length(longest slice) rounds."""
-    lo = lo.astype(np.int64)
-    hi = hi.astype(np.int64)
-    rounds = int((hi - lo).max(initial=0)).bit_length()
-    last = max(keys.shape[0] - 1, 0)
-    for _ in range(rounds):
-        active = lo < hi
-        mid = (lo + hi) // 2
-        right = keys.take(np.minimum(mid, last)) <= x  # mid == hi == len(keys) only where inactive
-        lo = np.where(active & right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-    return lo
 
 
 def _v2_out(amount_in, reserve_in, reserve_out, gamma):
