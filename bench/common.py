@@ -1,12 +1,29 @@
 """What every benchmark script shares: median timing and the machine's description for the JSON."""
 from __future__ import annotations
 
+import functools
+import math
 import os
 import platform
 import statistics
 import time
 from importlib import metadata
 from pathlib import Path
+
+# kernels/amm_v3.py constants, restated for the NumPy references (bench/ref_*.py import nothing from kernels/)
+MIN_SQRT_PRICE = 4295128739 / 2**96
+MAX_SQRT_PRICE = 1461446703485210103287273052203988822378723970342 / 2**96
+MIN_TICK = -887272
+MAX_TICK = 887272
+LOG_SQRT_TICK = 0.5 * math.log(1.0001)
+
+
+def row(workload, baseline, t_base, ours, t_ours, target, want) -> dict:
+    """One table row: ours vs a baseline measured in the same run; `met` when a wanted ratio is given."""
+    ratio = t_base / t_ours if t_ours > 0 else float("inf")
+    return {"workload": workload, "baseline": baseline, "baseline_seconds": t_base, "ours": ours,
+            "ours_seconds": t_ours, "ratio": ratio, "target": target,
+            "met": None if want is None else bool(ratio >= want)}
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -109,3 +126,34 @@ def segment_search_right(keys, offsets, seg, x):
             q = seg * span + (np.clip(x, kmin - 1, kmax) - (kmin - 1))
             return np.where(lo < hi, np.searchsorted(packed, q, side="right"), lo)
     return search_right(keys, lo, hi, x)
+
+
+def subset_args(names, args, items, per_item) -> tuple:
+    """A kernel's arguments restricted to `items` (bench/ref_*.py: subset): the arrays named in `per_item` sliced,
+    tables and scalars shared, every out_* array fresh zeros of len(items)."""
+    import numpy as np
+
+    items = np.asarray(items, np.int64)
+    out = []
+    for name, arg in zip(names, args):
+        if name.startswith("out_"):
+            out.append(np.zeros(items.shape[0], arg.dtype))
+        elif name in per_item:
+            out.append(np.ascontiguousarray(arg[items]))
+        else:
+            out.append(arg)
+    return tuple(out)
+
+
+@functools.cache
+def numba_lookups():
+    """(find_state, v3_next_tick_position) of kernels/cycles.py and kernels/amm_v3.py compiled by numba, inlined
+    where called: the gather-only rooflines (bench/ref_*.py) address the state log and the tick table with the
+    kernels' own binary searches. Compiled at the first call of a roofline that uses them."""
+    import numba
+
+    from gpubt.kernels.amm_v3 import v3_next_tick_position
+    from gpubt.kernels.cycles import find_state
+
+    inline = numba.njit(inline="always")
+    return inline(find_state), inline(v3_next_tick_position)

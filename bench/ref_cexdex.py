@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import segment_search_right  # bench/common.py
+from common import (  # bench/common.py
+    MAX_SQRT_PRICE, MIN_SQRT_PRICE, numba_lookups, segment_search_right, subset_args)
 
 COVERS = "all items: V2 closed form, V3 tick walks"
-
-# TickMath.MIN_SQRT_RATIO / MAX_SQRT_RATIO as prices (kernels/amm_v3.py; restated: the reference is independent)
-MIN_SQRT_PRICE = 4295128739 / 2**96
-MAX_SQRT_PRICE = 1461446703485210103287273052203988822378723970342 / 2**96
 
 _OUTS = ("out_zero_for_one", "out_amount_in", "out_amount_out", "out_crossed", "out_gross_usd", "out_net_wei")
 
@@ -29,15 +26,7 @@ def covered(names, args) -> np.ndarray:
 
 def subset(names, args, items) -> tuple:
     """The kernel's arguments restricted to `items`: pair_* arrays sliced, tables and scalars shared, out_* fresh."""
-    out = []
-    for name, a in zip(names, args):
-        if name.startswith("pair_"):
-            out.append(np.ascontiguousarray(a[items]))
-        elif name.startswith("out_"):
-            out.append(np.zeros(len(items), a.dtype))
-        else:
-            out.append(a)
-    return tuple(out)
+    return subset_args(names, args, items, {n for n in names if n.startswith("pair_")})
 
 
 def _v3_walk(zero_for_one, gamma, s, L, pos, lo, hi, target, tick_sqrt_price, tick_liquidity_net, max_steps):
@@ -225,6 +214,8 @@ def _gather_kernel():
     import numba
     from numba import prange
 
+    find_state, v3_next_tick_position = numba_lookups()
+
     @numba.njit(parallel=True, fastmath=False, error_model="numpy")
     def gather(pair_pool, pair_key, pair_block, pool_token0, pool_token1, pool_gamma, pool_is_v3, log_offsets,
                log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity, log_tick, log_tick_version,
@@ -235,21 +226,11 @@ def _gather_kernel():
             pool = pair_pool[i]
             b = pair_block[i]
             key = pair_key[i]
-            # find_state's binary search (the real kernel's first gather)
-            lo = log_offsets[pool]
-            hi = log_offsets[pool + 1]
-            first = lo
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if log_key[mid] <= key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo == first:
+            j = find_state(log_offsets, log_key, pool, key)  # the real kernel's first gather
+            if j < 0:
                 out_zero_for_one[i] = False
                 out_crossed[i] = -1
                 continue
-            j = lo - 1
             t0 = pool_token0[pool]
             t1 = pool_token1[pool]
             prices = ref_usd[b, t0] + ref_usd[b, t1] + mark_usd[b, t0] + mark_usd[b, t1] + token_scale[t0] \
@@ -266,17 +247,9 @@ def _gather_kernel():
                 v = log_tick_version[j]
                 tlo = tick_offsets[v]
                 thi = tick_offsets[v + 1]
-                lo = tlo
-                hi = thi
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if tick_index[mid] <= tick:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                pos = lo
+                pos = v3_next_tick_position(tick, False, tick_index, tlo, thi)  # the first tick above
                 if tlo < thi:
-                    k = min(max(lo, tlo), thi - 1)
+                    k = min(max(pos, tlo), thi - 1)
                     a_out += tick_sqrt_price[k] + tick_liquidity_net[k]
             else:
                 a_in += log_reserve0[j]

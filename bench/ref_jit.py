@@ -7,20 +7,13 @@ spacing 0, which its error_model="numpy" divides to 0, V3_LIMIT / V3_MAX_STEPS g
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from common import search_right as _search_right  # bench/common.py
+from common import (  # bench/common.py
+    LOG_SQRT_TICK, MAX_SQRT_PRICE, MAX_TICK, MIN_SQRT_PRICE, MIN_TICK, numba_lookups, subset_args)
+from common import search_right as _search_right
 
 COVERS = "every victim: V3 tick walk, (range x size) grid"
-
-# kernels/amm_v3.py and kernels/jit.py constants, restated (the reference imports nothing from kernels/)
-MIN_SQRT_PRICE = 4295128739 / 2**96
-MAX_SQRT_PRICE = 1461446703485210103287273052203988822378723970342 / 2**96
-MIN_TICK = -887272
-MAX_TICK = 887272
-LOG_SQRT_TICK = 0.5 * math.log(1.0001)
 
 # np.exp differs from libm's exp (the kernel's math.exp) by 1 ulp on ~5 % of arguments; a check may swap in an
 # exp that calls math.exp to compare bit for bit
@@ -126,17 +119,7 @@ def covered(names, args) -> np.ndarray:
 def subset(names, args, items) -> tuple:
     """The kernel's arguments restricted to `items`: victim arrays sliced, tables and scalars shared, outputs
     fresh zeros."""
-    items = np.asarray(items, np.int64)
-    per_item = _per_item(names)
-    out = []
-    for name, arg in zip(names, args):
-        if name.startswith("out_"):
-            out.append(np.zeros(items.shape[0], arg.dtype))
-        elif name in per_item:
-            out.append(np.ascontiguousarray(arg[items]))
-        else:
-            out.append(arg)
-    return tuple(out)
+    return subset_args(names, args, items, _per_item(names))
 
 
 def _find_state(a: dict, pool: np.ndarray) -> np.ndarray:
@@ -256,6 +239,8 @@ def _gather_source():
     """The gather-only kernel (numba, parallel): reads per item what screen_jit reads, does no AMM math."""
     import numba
 
+    find_state, v3_next_tick_position = numba_lookups()
+
     @numba.njit(parallel=True, cache=False)
     def gather(victim_pool, victim_key, victim_zero_for_one, victim_amount_in, victim_capital_wei,
                victim_wei_per_raw, victim_w0, victim_w1, victim_gas_price, pool_gamma, pool_tick_spacing,
@@ -264,20 +249,10 @@ def _gather_source():
                out_tick_lower, out_tick_upper, out_liquidity, out_fees_raw, out_gross_raw, out_net_wei):
         for i in numba.prange(victim_pool.shape[0]):
             pool = victim_pool[i]
-            key = victim_key[i]
-            lo = log_offsets[pool]
-            hi = log_offsets[pool + 1]
-            start = lo
-            while lo < hi:  # find_state's binary search: how the kernel addresses the state log
-                mid = (lo + hi) // 2
-                if log_key[mid] <= key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo == start:
+            k = find_state(log_offsets, log_key, pool, victim_key[i])  # how the kernel addresses the state log
+            if k < 0:
                 out_tick_lower[i] = 0
                 continue
-            k = lo - 1
             v = log_tick_version[k]
             if v < 0:
                 out_tick_lower[i] = 0
@@ -285,16 +260,11 @@ def _gather_source():
             tick = log_tick[k]
             a = tick_offsets[v]
             b = tick_offsets[v + 1]
-            while a < b:  # v3_next_tick_position's binary search: how the walk addresses the tick table
-                mid = (a + b) // 2
-                if tick_index[mid] <= tick:
-                    a = mid + 1
-                else:
-                    b = mid
-            pos = a - 1 if victim_zero_for_one[i] else a
+            # how the walk addresses the tick table
+            pos = v3_next_tick_position(tick, victim_zero_for_one[i], tick_index, a, b)
             t_next = tick
             acc = log_sqrt_price[k] + log_liquidity[k]
-            if pos >= tick_offsets[v] and pos < tick_offsets[v + 1]:  # the walk's first tick entry
+            if pos >= a and pos < b:  # the walk's first tick entry
                 t_next = tick_index[pos]
                 acc += tick_sqrt_price[pos] + tick_liquidity_net[pos]
             grid = 0.0

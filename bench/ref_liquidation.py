@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import segment_search_right as _search_right  # bench/common.py
+from common import MAX_SQRT_PRICE, MIN_SQRT_PRICE, numba_lookups, subset_args  # bench/common.py
+from common import segment_search_right as _search_right
 
 COVERS = "every pair: V2 and V3 routes (tick walk)"
 
-# kernels/amm_v3.py and kernels/cycles.py constants, restated (the reference imports nothing from kernels/)
-MIN_SQRT_PRICE = 4295128739 / 2**96
-MAX_SQRT_PRICE = 1461446703485210103287273052203988822378723970342 / 2**96
+# kernels/cycles.py constant, restated (the reference imports nothing from kernels/; amm_v3's: bench/common.py)
 KEY_TX_BITS = 20
 
 # np.exp differs from libm's exp (the kernel's math.exp) by 1 ulp on a few % of arguments; a check may swap in
@@ -156,16 +155,7 @@ def covered(names, args) -> np.ndarray:
 def subset(names, args, items) -> tuple:
     """The kernel's arguments restricted to `items`: pair arrays sliced, tables and scalars shared, outputs fresh
     zeros."""
-    items = np.asarray(items, np.int64)
-    out = []
-    for name, arg in zip(names, args):
-        if name.startswith("out_"):
-            out.append(np.zeros(items.shape[0], arg.dtype))
-        elif name in PER_ITEM:
-            out.append(np.ascontiguousarray(arg[items]))
-        else:
-            out.append(arg)
-    return tuple(out)
+    return subset_args(names, args, items, PER_ITEM)
 
 
 def numpy_reference(names, args) -> dict:
@@ -266,6 +256,8 @@ def _gather_source():
     """The gather-only kernel (numba, parallel): reads per pair what liquidation_pair reads, does no AMM math."""
     import numba
 
+    find_state, v3_next_tick_position = numba_lookups()
+
     @numba.njit(parallel=True, cache=False)
     def gather(pair_position, pair_block, pos_collateral_token, pos_debt_token, pos_collateral_raw, pos_debt_raw,
                pos_ref_offset, pos_log_growth, pos_threshold, pos_bonus, pos_close_factor, pos_route_offsets,
@@ -305,32 +297,18 @@ def _gather_source():
                     pool = route_pools[r, h]
                     if pool < 0:
                         break
-                    lo = log_offsets[pool]
-                    hi = log_offsets[pool + 1]
-                    start = lo
-                    while lo < hi:  # find_state's binary search: how the kernel addresses the state log
-                        mid = (lo + hi) // 2
-                        if log_key[mid] <= point_key:
-                            lo = mid + 1
-                        else:
-                            hi = mid
-                    if lo == start:
+                    k = find_state(log_offsets, log_key, pool, point_key)  # how the kernel addresses the state log
+                    if k < 0:
                         break
-                    k = lo - 1
                     acc += route_gamma[r, h] + route_zero_for_one[r, h]
                     if route_is_v3[r, h]:
                         v = log_tick_version[k]
                         tick = log_tick[k]
-                        a = tick_offsets[v]
                         c = tick_offsets[v + 1]
-                        while a < c:  # v3_next_tick_position's binary search: the walk's first tick entry
-                            mid = (a + c) // 2
-                            if tick_index[mid] <= tick:
-                                a = mid + 1
-                            else:
-                                c = mid
+                        # the walk's first tick entry (the first above the tick)
+                        a = v3_next_tick_position(tick, False, tick_index, tick_offsets[v], c)
                         acc += log_sqrt_price[k] + log_liquidity[k]
-                        if a < tick_offsets[v + 1]:
+                        if a < c:
                             acc += tick_sqrt_price[a] + tick_liquidity_net[a]
                     else:
                         acc += log_reserve0[k] + log_reserve1[k]

@@ -7,23 +7,18 @@ without pool state (or with an unusable V3 state) screen as zeros, as in the ker
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from common import search_right as _search_right  # bench/common.py
+from common import (  # bench/common.py
+    LOG_SQRT_TICK, MAX_SQRT_PRICE, MAX_TICK, MIN_SQRT_PRICE, MIN_TICK, numba_lookups, subset_args)
+from common import search_right as _search_right
 
 COVERS = "every scenario: V2 closed form + golden section, V2/V3 bisection + golden section, V3 tick walks"
 
-# kernels/sandwich.py and kernels/amm_v3.py constants, restated (the reference imports nothing from kernels/)
+# kernels/sandwich.py constants, restated (the reference imports nothing from kernels/; amm_v3's: bench/common.py)
 SANDWICH_BISECTIONS = 64
 GOLDEN_ITERATIONS = 60
 INV_PHI = 0.6180339887498949
-MIN_SQRT_PRICE = 4295128739 / 2**96
-MAX_SQRT_PRICE = 1461446703485210103287273052203988822378723970342 / 2**96
-MIN_TICK = -887272
-MAX_TICK = 887272
-LOG_SQRT_TICK = 0.5 * math.log(1.0001)
 
 # np.log differs from libm's log (the kernel's math.log) by 1 ulp on ~1e-4 of arguments; a check may swap in a
 # log that calls math.log to compare bit for bit
@@ -46,17 +41,7 @@ def covered(names, args) -> np.ndarray:
 def subset(names, args, items) -> tuple:
     """The kernel's arguments restricted to `items`: per-scenario arrays sliced, tables and scalars unchanged,
     every out_* array fresh zeros of len(items)."""
-    items = np.asarray(items, dtype=np.int64)
-    per_item = _per_item(names)
-    out = []
-    for name, arg in zip(names, args):
-        if name.startswith("out_"):
-            out.append(np.zeros(items.shape[0], dtype=arg.dtype))
-        elif name in per_item:
-            out.append(np.ascontiguousarray(arg[items]))
-        else:
-            out.append(arg)
-    return tuple(out)
+    return subset_args(names, args, items, _per_item(names))
 
 
 def _v2_out(amount_in, reserve_in, reserve_out, gamma):
@@ -121,6 +106,12 @@ class _V2Bundle:
         return self.eval(a, feasibility=False)[0], None, None
 
 
+def _put(results, rows, values) -> None:
+    """results[j][rows] = values[j] for each value given (the swap's result arrays, in their order)."""
+    for r, v in zip(results, values):
+        r[rows] = v
+
+
 class _V3Bundle:
     """The bundle on V3 pools: every swap a vectorized kernels/amm_v3.v3_swap_exact_in (same walk, same
     operation order, per-scenario direction selected elementwise)."""
@@ -145,6 +136,7 @@ class _V3Bundle:
         r_tick = tick.copy()
         r_crossed = np.zeros(m, np.int64)
         r_ok = np.ones(m, bool)
+        results = (r_out, r_s, r_liq, r_tick, r_crossed, r_ok)
         idx = np.flatnonzero(~((amount <= 0.0) | (s <= 0.0)))  # nothing to swap: state unchanged, ok
         if not idx.size:
             return r_out, r_s, r_liq, r_tick, r_crossed, r_ok
@@ -185,16 +177,11 @@ class _V3Bundle:
                 ceil_t = np.where(zf, tf, nf - 1)
                 tk = np.floor(_log(s_new) / LOG_SQRT_TICK).astype(np.int64)  # v3_tick_at_sqrt_price
                 tk = np.where(tk < floor_t, floor_t, np.where(tk > ceil_t, ceil_t, tk))
-                g = idx[f]
-                r_out[g] = np.where(zf, o0, o1)
-                r_s[g] = s_new
-                r_liq[g] = lf
-                r_tick[g] = tk
-                r_crossed[g] = crossed[f]
+                _put(results, idx[f], (np.where(zf, o0, o1), s_new, lf, tk, crossed[f]))
                 keep = ~fin
                 z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx, inside, s_next, t_next, need, p = (
-                    z[keep], lo[keep], hi[keep], ss[keep], ll[keep], tt[keep], rem[keep], out[keep], crossed[keep],
-                    pos[keep], idx[keep], inside[keep], s_next[keep], t_next[keep], need[keep], p[keep])
+                    v[keep] for v in (z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx, inside, s_next, t_next,
+                                      need, p))
                 if not idx.size:
                     break
             rem = rem - need
@@ -203,17 +190,11 @@ class _V3Bundle:
             stop = ~inside | (crossed >= max_steps)  # V3_LIMIT (price range's end) or V3_MAX_STEPS
             if stop.any():
                 f = np.flatnonzero(stop)
-                g = idx[f]
-                r_out[g] = out[f]
-                r_s[g] = ss[f]
-                r_liq[g] = ll[f]
-                r_tick[g] = np.where(inside[f], tt[f], np.where(z[f], MIN_TICK, MAX_TICK))
-                r_crossed[g] = crossed[f]
-                r_ok[g] = False
+                tick_f = np.where(inside[f], tt[f], np.where(z[f], MIN_TICK, MAX_TICK))
+                _put(results, idx[f], (out[f], ss[f], ll[f], tick_f, crossed[f], False))
                 keep = ~stop
-                z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx, s_next, t_next, p = (
-                    z[keep], lo[keep], hi[keep], ss[keep], ll[keep], tt[keep], rem[keep], out[keep], crossed[keep],
-                    pos[keep], idx[keep], s_next[keep], t_next[keep], p[keep])
+                z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx, s_next, t_next, p = (v[keep] for v in (
+                    z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx, s_next, t_next, p))
                 if not idx.size:
                     break
             net = tick_liquidity_net.take(p)
@@ -225,17 +206,11 @@ class _V3Bundle:
             done = rem <= 0.0
             if done.any():
                 f = np.flatnonzero(done)
-                g = idx[f]
-                r_out[g] = out[f]
-                r_s[g] = ss[f]
-                r_liq[g] = ll[f]
-                r_tick[g] = tt[f]
-                r_crossed[g] = crossed[f]
+                _put(results, idx[f], (out[f], ss[f], ll[f], tt[f], crossed[f]))
                 keep = ~done
-                z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx = (
-                    z[keep], lo[keep], hi[keep], ss[keep], ll[keep], tt[keep], rem[keep], out[keep], crossed[keep],
-                    pos[keep], idx[keep])
-        return r_out, r_s, r_liq, r_tick, r_crossed, r_ok
+                z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx = (v[keep] for v in (
+                    z, lo, hi, ss, ll, tt, rem, out, crossed, pos, idx))
+        return results
 
     def _swap_at(self, sel, amount, zfo, s, liq, tick):
         """swap() on the scenarios `sel` (indices), state arrays indexed like the bundle."""
@@ -388,28 +363,21 @@ def numpy_reference(names, args) -> dict:
         count = a["scen_count"].astype(np.int64)
         zfo = a["scen_zero_for_one"]
 
-        # V2, one victim: closed-form largest front-run
-        rows = np.flatnonzero(has & ~is_v3 & (count == 1))
-        if rows.size:
-            r0 = a["log_reserve0"].take(k[rows])
-            r1 = a["log_reserve1"].take(k[rows])
-            z = zfo[rows]
-            x, y = np.where(z, r0, r1), np.where(z, r1, r0)
-            vin, vmin, used = _victims(a, a["scen_start"][rows], count[rows])
-            a_max = _largest_frontrun_v2(x, y, gamma[rows], vin[:, 0], vmin[:, 0])
-            bundle = _V2Bundle(x, y, gamma[rows], vin, vmin, used)
-            _screen(bundle, capital[rows], a_max, out_a, out_amax, out_gross, out_crossed, rows)
-
-        # V2, several victims (or none): bisection
-        rows = np.flatnonzero(has & ~is_v3 & (count != 1))
-        if rows.size:
+        # V2: one victim, closed-form largest front-run; several victims (or none), bisection
+        for one_victim in (True, False):
+            rows = np.flatnonzero(has & ~is_v3 & ((count == 1) == one_victim))
+            if not rows.size:
+                continue
             r0 = a["log_reserve0"].take(k[rows])
             r1 = a["log_reserve1"].take(k[rows])
             z = zfo[rows]
             x, y = np.where(z, r0, r1), np.where(z, r1, r0)
             vin, vmin, used = _victims(a, a["scen_start"][rows], count[rows])
             bundle = _V2Bundle(x, y, gamma[rows], vin, vmin, used)
-            a_max = _bisect_largest(bundle, capital[rows])
+            if one_victim:
+                a_max = _largest_frontrun_v2(x, y, gamma[rows], vin[:, 0], vmin[:, 0])
+            else:
+                a_max = _bisect_largest(bundle, capital[rows])
             _screen(bundle, capital[rows], a_max, out_a, out_amax, out_gross, out_crossed, rows)
 
         # V3: a usable state (tick table version, positive liquidity and price), then bisection
@@ -470,6 +438,8 @@ def _gather_source():
     the binary-searched next tick, every victim), no AMM math."""
     import numba
 
+    find_state, v3_next_tick_position = numba_lookups()
+
     @numba.njit(parallel=True, cache=False, fastmath=False, error_model="numpy")
     def gather(scen_pool, scen_key, scen_zero_for_one, scen_start, scen_count, scen_capital, scen_wei_per_raw,
                scen_gas_price, scen_victims, victim_amount_in, victim_min_out, pool_is_v3, pool_gamma, log_offsets,
@@ -483,19 +453,9 @@ def _gather_source():
             out_gross_raw[i] = 0.0
             out_net_wei[i] = 0.0
             out_crossed[i] = 0
-            first = log_offsets[pool]
-            lo = first
-            hi = log_offsets[pool + 1]
-            key = scen_key[i]
-            while lo < hi:  # find_state
-                mid = (lo + hi) // 2
-                if log_key[mid] <= key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo == first:
+            k = find_state(log_offsets, log_key, pool, scen_key[i])
+            if k < 0:
                 continue
-            k = lo - 1
             zfo = scen_zero_for_one[i]
             state = log_reserve0[k] + log_reserve1[k] + pool_gamma[pool]
             found = 0
@@ -508,14 +468,8 @@ def _gather_source():
                     continue
                 a = tick_offsets[v]
                 b = tick_offsets[v + 1]
-                while a < b:  # v3_next_tick_position
-                    mid = (a + b) // 2
-                    if tick_index[mid] <= t:
-                        a = mid + 1
-                    else:
-                        b = mid
-                p = a - 1 if zfo else a
-                if tick_offsets[v] <= p < tick_offsets[v + 1]:
+                p = v3_next_tick_position(t, zfo, tick_index, a, b)
+                if a <= p < b:
                     state += tick_sqrt_price[p] + tick_liquidity_net[p]
                     found = tick_index[p]
                 state += s + liq

@@ -30,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench/common.py and bench/ref_*.py, also through `gpubt bench`
 
-from common import machine, median_seconds  # noqa: E402
+from common import machine, median_seconds, row  # noqa: E402
 
 STRATEGIES = ("sandwich", "jit", "liquidation", "cexdex")
 # the kernel targets (50x NumPy, 300x Python, 0.7 of the roofline) are the 3-hop cycle kernel's (suite.py);
@@ -181,13 +181,6 @@ def bench_strategy(strategy: str, launches: list[Launch], repeats: int, python_s
     rows.append(row(label, "gather-only roofline", t_roof, "gpubt cpu", t_cpu, INFO, None))
     rows[0]["items_per_second"] = n_total / t_cpu
     return rows
-
-
-def row(workload, baseline, t_base, ours, t_ours, target, want) -> dict:
-    ratio = t_base / t_ours if t_ours > 0 else float("inf")
-    return {"workload": workload, "baseline": baseline, "baseline_seconds": t_base, "ours": ours,
-            "ours_seconds": t_ours, "ratio": ratio, "target": target,
-            "met": None if want is None else bool(ratio >= want)}
 
 
 def bench_strategy_kernels(preset: str, cache_dir: str, blocks: int, repeats: int, python_sample: int) -> list[dict]:

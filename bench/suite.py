@@ -21,7 +21,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench/common.py, also when run through `gpubt bench`
 
-from common import assert_screen_agrees, kernel_args, machine, median_seconds  # noqa: E402
+from common import assert_screen_agrees, kernel_args, machine, median_seconds, row  # noqa: E402
 from strategy_kernels import bench_strategy_kernels  # noqa: E402
 
 
@@ -119,13 +119,6 @@ def bench_kernel(n_paths: int, repeats: int, python_sample: int) -> list[dict]:
         t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev, *dev_out), repeats)
         rows.append(row(f"kernel: {n_paths:,} 3-hop V2 cycles", "gpubt cpu", t_cpu, "gpubt cuda", t_gpu, "", None))
     return rows
-
-
-def row(workload, baseline, t_base, ours, t_ours, target, want) -> dict:
-    ratio = t_base / t_ours if t_ours > 0 else float("inf")
-    return {"workload": workload, "baseline": baseline, "baseline_seconds": t_base, "ours": ours,
-            "ours_seconds": t_ours, "ratio": ratio, "target": target,
-            "met": None if want is None else bool(ratio >= want)}
 
 
 # ---------------------------------------------------------------- end to end, sweep, context cost, memory
