@@ -421,6 +421,20 @@ def _plot_daily(daily: pa.Table) -> str:
     return _png(fig)
 
 
+def _binned(values: np.ndarray, codes: np.ndarray, bins: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per code, the histogram counts of `values` over `bins` (np.histogram's, last bin closed) and their sum,
+    M.CHUNK_VALUES at a time: no per-strategy copy of a month's ~19M profits."""
+    counts, sums = np.zeros((n_codes, len(bins) - 1), np.int64), np.zeros(n_codes)
+    for lo in range(0, len(values), M.CHUNK_VALUES):
+        v, c = values[lo:lo + M.CHUNK_VALUES], codes[lo:lo + M.CHUNK_VALUES].astype(np.int64)
+        b = np.clip(np.searchsorted(bins, v, side="right") - 1, 0, len(bins) - 2)
+        inside = (v >= bins[0]) & (v <= bins[-1])
+        counts += np.bincount(c[inside] * (len(bins) - 1) + b[inside],
+                              minlength=n_codes * (len(bins) - 1)).reshape(n_codes, -1)
+        sums += np.bincount(c, weights=v, minlength=n_codes)
+    return counts, sums
+
+
 def _plot_profit_distribution(trades, net_eth) -> str:
     fig, ax = _figure()
     if not len(net_eth):
@@ -434,10 +448,11 @@ def _plot_profit_distribution(trades, net_eth) -> str:
     else:
         bins = np.histogram_bin_edges(net_eth, bins=30)
         ax.axvline(0, color="#999", linewidth=0.8)
+    counts, sums = _binned(net_eth, codes, bins, len(names))
     for i, name in enumerate(names):
-        values = net_eth[codes == i]
-        ax.hist(values, bins=bins, alpha=0.6 if len(names) > 1 else 0.85, color=COLORS[i % len(COLORS)],
-                label=f"{name}: {len(values):,} trades, mean {values.mean():.6f} ETH")
+        n = int(counts[i].sum())
+        ax.stairs(counts[i], bins, fill=True, alpha=0.6 if len(names) > 1 else 0.85, color=COLORS[i % len(COLORS)],
+                  label=f"{name}: {n:,} trades, mean {sums[i] / max(n, 1):.6f} ETH")
     ax.set_xlabel("net profit per trade (ETH" + (", log scale)" if positive else ")"))
     ax.set_ylabel("trades")
     ax.set_title("Profit distribution per strategy")
@@ -585,17 +600,21 @@ def _read_validation(path: Path):
     real = _find_column(names, ("realized", "actual", "label", "observed"), exclude=("estimated",))
     if est is None or real is None:
         return None
-    table = pq.read_table(path, columns=[est, real], pre_buffer=False)
-
-    def as_eth(name):
-        column = table.column(name)
-        if pa.types.is_floating(column.type):
-            v = pc.fill_null(column, float("nan")).to_numpy()
-        else:  # exact amounts (decimal words, integers); nulls come out as NaN
-            v = amounts_float(column)
-        return v / WEI_PER_ETH if name.lower().endswith("_wei") else v
-
-    return as_eth(est), as_eth(real), est, real
+    file = pq.ParquetFile(path, pre_buffer=False)
+    out = [np.empty(file.metadata.num_rows), np.empty(file.metadata.num_rows)]
+    count = 0
+    # a batch at a time: the exact amounts (16-byte decimal words) of ~6M rows would take ~200 MB at once
+    for batch in file.iter_batches(columns=[est, real], batch_size=1 << 18):
+        for values, name in zip(out, (est, real)):
+            column = batch.column(name)
+            if pa.types.is_floating(column.type):
+                v = pc.fill_null(column, float("nan")).to_numpy(zero_copy_only=False)
+            else:  # exact amounts (decimal words, integers); nulls come out as NaN
+                v = amounts_float(column)
+            values[count:count + len(v)] = v / WEI_PER_ETH if name.lower().endswith("_wei") else v
+        count += batch.num_rows
+    pa.default_memory_pool().release_unused()
+    return out[0][:count], out[1][:count], est, real
 
 
 MAX_SCATTER_POINTS = 50_000   # more matches than this are drawn as an even sample (the statistics use all)

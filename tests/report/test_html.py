@@ -228,3 +228,21 @@ def test_report_curves_equal_the_whole_run_formulas(tmp_path):
         assert np.array_equal(got.drawdown[1], -dd_eth)
         assert got.worst == M.max_drawdown(net_eth, 3.0) and got.worst[0] > 0
         assert got.gas[1][-1] == pytest.approx(n * 0.01)
+
+
+def test_binned_histogram_equals_numpy_per_strategy(monkeypatch):
+    """The profit histogram's counts, worked through in chunks, are np.histogram's of each strategy's profits."""
+    from gpubt.engine import metrics
+    from gpubt.report import html
+
+    monkeypatch.setattr(metrics, "CHUNK_VALUES", 1000)  # several chunks
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.lognormal(-4, 2, 4000), -rng.lognormal(-6, 1, 500), [0.0]])
+    codes = rng.integers(0, 3, len(values)).astype(np.int8)
+    bins = np.histogram_bin_edges(values, bins=30)
+    bins_narrow = np.linspace(-0.01, 0.05, 17)  # values outside are left out, as np.histogram does
+    for edges in (bins, bins_narrow, np.logspace(-6, 1, 30)):
+        counts, sums = html._binned(values, codes, edges, 3)
+        for i in range(3):
+            np.testing.assert_array_equal(counts[i], np.histogram(values[codes == i], edges)[0])
+            assert sums[i] == pytest.approx(values[codes == i].sum(), rel=1e-12)
