@@ -48,8 +48,9 @@ class Checkpointer:
         since = block - (self.last_block_written if self.last_block_written is not None else first_block - 1)
         return since >= self.every_blocks
 
-    def write(self, next_block: int, state, counters: dict, parts: int) -> None:
-        """Record the position after `parts` result parts (already written: see Backtest._spill)."""
+    def write(self, next_block: int, state, counters: dict, parts: int, strategies: dict | None = None) -> None:
+        """Record the position after `parts` result parts (already written: see Backtest._spill); `strategies`:
+        what each strategy carries across batches (Strategy.carried), by name."""
         self.folder.mkdir(parents=True, exist_ok=True)
         _failpoint("after-parts", self.written + 1)
         self.written += 1
@@ -58,6 +59,7 @@ class Checkpointer:
             "next_block": int(next_block),
             "parts": int(parts),
             "counters": counters,
+            "strategies": strategies or {},
             "state": {
                 "reserve0": [str(r) for r in state.reserve0],
                 "reserve1": [str(r) for r in state.reserve1],
@@ -69,7 +71,8 @@ class Checkpointer:
         _failpoint("after-checkpoint", self.written)
 
     def load(self, state):
-        """Restore `state` from the checkpoint; returns (next_block, counters, valid result parts) or None."""
+        """Restore `state` from the checkpoint; returns (next_block, counters, valid result parts, what the
+        strategies carried) or None."""
         if not self.path.is_file():
             return None
         data = json.loads(self.path.read_text())
@@ -84,7 +87,7 @@ class Checkpointer:
         state.known = np.asarray(s["known"], np.bool_)
         state.price_usd = np.asarray([np.nan if p is None else p for p in s["price_usd"]], np.float64)
         self.last_block_written = data["next_block"] - 1
-        return data["next_block"], data["counters"], int(data["parts"])
+        return data["next_block"], data["counters"], int(data["parts"]), data.get("strategies", {})
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -180,7 +180,10 @@ class Backtest:
         start = self.first_block
         restored = self.checkpointer.load(state) if self.checkpointer else None
         if restored:
-            start, counters, self.parts.count = restored
+            start, counters, self.parts.count, carried = restored
+            for strategy in self.strategies:
+                if strategy.name in carried:
+                    strategy.restore(carried[strategy.name])
             self.resumed_from = start
             self._restored = (sum(self.parts.rows("trades")), sum(self.parts.rows("opportunities")))
             self._net_profit_wei = int(counters.pop("net_profit_wei"))
@@ -289,7 +292,8 @@ class Backtest:
         self._spill()
         counters = {k: self.stats[k] for k in ("pairs_evaluated", "batches")}
         counters["net_profit_wei"] = str(self._net_profit_wei)
-        self.checkpointer.write(next_block, state, counters, self.parts.count)
+        carried = {s.name: c for s in self.strategies if (c := s.carried()) is not None}
+        self.checkpointer.write(next_block, state, counters, self.parts.count, carried)
 
     def _evaluate(self, batch) -> None:
         ctx, be, dp = self.context, self.backend, self.device_paths

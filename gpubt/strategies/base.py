@@ -62,6 +62,15 @@ class Strategy:
     def evaluate(self, batch, tables: BatchTables) -> StrategyResult:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def carried(self) -> dict | None:
+        """What the strategy carries from batch to batch because of its own trades (JSON-safe; checkpoints hold
+        it, so a resumed run continues from it); None: nothing, every batch stands alone."""
+        return None
+
+    def restore(self, carried: dict) -> None:
+        """Continue from what `carried()` returned at a checkpoint."""
+        raise ValueError(f"strategy {self.name} carries no state, yet the checkpoint holds some for it")
+
 
 @functools.cache
 def kernels_for(module: str, target: str):

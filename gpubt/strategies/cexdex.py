@@ -214,6 +214,14 @@ class CexDexStrategy(Strategy):
         self.arbed = ended_on_trade | (self.arbed & no_events)
         return StrategyResult(opportunities_table(opp), trades)
 
+    def carried(self) -> dict:
+        """The pools whose current state we traded (a new batch skips them at its snapshot until an event)."""
+        return {"arbed": np.flatnonzero(self.arbed).tolist()}
+
+    def restore(self, carried: dict) -> None:
+        self.arbed = np.zeros(self.pools.n, np.bool_)
+        self.arbed[np.asarray(carried["arbed"], np.int64)] = True
+
     def reprice(self, batch, pool: int, key: int, zero_for_one: bool, x_float: float, ref_usd: np.ndarray,
                 mark_usd: np.ndarray, cache: dict) -> dict | None:
         """The DEX leg at integer input floor(x) with exact V2 / V3 math, marked out like the screen: a TRADES row

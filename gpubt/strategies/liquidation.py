@@ -107,6 +107,23 @@ class LiquidationStrategy(Strategy):
             self.route_gas[r] = gas_units
         self.routes = flat
 
+    def carried(self) -> dict:
+        """The book after our liquidations: exact collateral and debt (decimal strings), the block each debt is
+        measured at, the earliest block of each position's next step, and its steps so far."""
+        return {"collateral": [str(c) for c in self.collateral], "debt": [str(d) for d in self.debt],
+                "ref_block": self.ref_block.tolist(), "next_block": self.next_block.tolist(),
+                "liquidations": self.liquidations.tolist()}
+
+    def restore(self, carried: dict) -> None:
+        if len(carried["debt"]) != len(self.ids):
+            raise ValueError(f"checkpoint: the liquidation book holds {len(carried['debt'])} positions, the dataset "
+                             f"{len(self.ids)}")
+        self.collateral = [int(c) for c in carried["collateral"]]
+        self.debt = [int(d) for d in carried["debt"]]
+        self.ref_block = np.asarray(carried["ref_block"], np.int64)
+        self.next_block = np.asarray(carried["next_block"], np.int64)
+        self.liquidations = np.asarray(carried["liquidations"], np.int64)
+
     # -- screen ---------------------------------------------------------------------------------------------------
     def screen(self, batch, positions: np.ndarray, price_usd: np.ndarray):
         """Kernel over `positions` × their blocks (from next_block) in the batch: (pair position, pair block,

@@ -52,6 +52,33 @@ def test_kill_and_resume_gives_identical_results(reference, tmp_path, failpoint)
     assert got["run"]["resumed_from_block"] > want["run"]["first_block"]
 
 
+def test_resume_carries_what_strategies_carry(tmp_path):
+    """Liquidations shrink the book and CEX-DEX skips pools whose state it traded: the checkpoint holds both, so
+    a resumed strategy=all run neither liquidates a position twice nor re-trades a pool."""
+    extra = ("strategy=all", "data.preset=small", "data.last_block=18000799", "batch_blocks=50",
+             "report.enabled=false")
+    ref = run_cli(tmp_path / "cache", tmp_path / "reference", *extra)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    out, work = tmp_path / "run", tmp_path / ".run.partial"
+    killed = run_cli(tmp_path / "cache", out, *extra, "checkpoint_every_blocks=300", failpoint="after-checkpoint:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    checkpoint = json.loads((work / "checkpoint.json").read_text())
+    resumed_at = checkpoint["next_block"]
+    assert set(checkpoint["strategies"]) == {"cexdex", "liquidation"}
+    assert checkpoint["strategies"]["cexdex"]["arbed"] and any(checkpoint["strategies"]["liquidation"]["liquidations"])
+    resumed = run_cli(tmp_path / "cache", out, *extra, "checkpoint_every_blocks=300", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    want = pq.read_table(tmp_path / "reference" / "trades.parquet")
+    for strategy in ("liquidation", "cexdex"):  # both trade on either side of the checkpoint
+        blocks = [b for b, s in zip(want.column("block_number").to_pylist(), want.column("strategy").to_pylist())
+                  if s == strategy]
+        assert min(blocks) < resumed_at <= max(blocks), strategy
+    for name in ("trades.parquet", "opportunities.parquet"):
+        assert pq.read_table(out / name).equals(pq.read_table(tmp_path / "reference" / name)), name
+    got, want = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "reference"))
+    assert got["metrics"] == want["metrics"] and got["by_strategy"] == want["by_strategy"]
+
+
 def test_resume_refuses_a_changed_config(reference, tmp_path):
     out = tmp_path / "run"
     killed = run_cli(reference / "cache", out, "checkpoint_every_blocks=40", failpoint="after-checkpoint:2")
