@@ -287,6 +287,8 @@ def evaluation_pairs(trig_pool: np.ndarray, trig_key: np.ndarray, paths: Paths, 
     (`Paths.pool_paths` is sorted per pool). Only a key with several triggers (a tx touching several pools) can
     list a path twice or out of order, so only its pairs are sorted and deduplicated, then merged back. Sorting
     every pair took ~6 % of the loop on mainnet-month (~10,000 pairs a block)."""
+    if len(paths) == 0:  # no cycles (a run of other strategies only)
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
     by_key = np.argsort(trig_key, kind="stable")
     trig_pool, trig_key = trig_pool[by_key], trig_key[by_key]
     counts = paths.pool_offsets[trig_pool + 1] - paths.pool_offsets[trig_pool]

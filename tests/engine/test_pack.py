@@ -135,6 +135,10 @@ def test_evaluation_pairs_equal_sorting_every_pair(seed):
         ref = sorted(set(zip(ref_key.tolist(), ref_path.tolist())))
         assert list(zip(key.tolist(), path.tolist())) == ref
         assert key.dtype == np.int64 and path.dtype == np.int32
+    # no cycles (strategy=[liquidation,cexdex]): no pairs, also where a tx touches several pools
+    none = enumerate_cycles(pools, [])
+    key, path = evaluation_pairs(trig_pool, trig_key, none, True)
+    assert len(none) == 0 and len(key) == len(path) == 0
 
 
 def _backtest(ds, batch_blocks, backend="cpu", threshold=0):
