@@ -168,7 +168,7 @@ def auction_kernels(target: str):
     from gpubt.kernels import auction as ka
     from gpubt.kernels.compile import build
 
-    return build(target, ka.AUCTION_FUNCTIONS, ka.CPU_DRIVERS, ka.CUDA_DRIVERS)
+    return build(target, ka.AUCTION_FUNCTIONS, ka.CPU_DRIVERS, ka.CUDA_DRIVERS, cache=target == "cpu")
 
 
 def run_auction(value_wei, kind, opp_id, population: SearcherPopulation, params: np.ndarray, seed: int,
