@@ -28,6 +28,7 @@ from tqdm import tqdm
 from gpubt import schema
 from gpubt.backend import Backend, resolve_backend
 from gpubt.data.store import Dataset, write_table_atomic
+from gpubt.dist import SHARDS_FILE
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
 from gpubt.engine.metrics import format_summary, json_safe
@@ -135,7 +136,8 @@ class Backtest:
     def __init__(self, dataset: Dataset, backend: Backend, paths: Paths, start_tokens: np.ndarray,
                  gas: GasModel, min_profit_wei: int, batch_blocks: int, first_block=None, last_block=None,
                  progress: bool = True, checkpointer: Checkpointer | None = None,
-                 memory_budget_mb: float = 2048, monitor=None, strategies=(), parts: ResultParts | None = None):
+                 memory_budget_mb: float = 2048, monitor=None, strategies=(), parts: ResultParts | None = None,
+                 top_block=None):
         self.dataset, self.backend, self.paths, self.gas = dataset, backend, paths, gas
         self.start_tokens = start_tokens
         self.min_profit_wei = int(min_profit_wei)
@@ -148,6 +150,8 @@ class Backtest:
             raise schema.SchemaError(
                 f"block range {self.first_block}..{self.last_block} is outside the dataset's "
                 f"{dataset.first_block}..{dataset.last_block}")
+        # the run's first block, where every path is evaluated at the top (a shard of a longer run starts later)
+        self.top_block = self.first_block if top_block is None else int(top_block)
         self.progress = progress
         self.memory_budget_bytes = float(memory_budget_mb) * 2**20
         self.monitor = monitor
@@ -209,7 +213,7 @@ class Backtest:
                     batch = pack_batch(first, last, _rows_in(blocks, first, last), batch_events,
                                        _rows_in(prices, first, last), state, self.paths, self.start_tokens,
                                        decimals, self.gas.priority_fee_wei,
-                                       evaluate_top=first == self.first_block, dataset=self.dataset)
+                                       evaluate_top=first == self.top_block, dataset=self.dataset)
                     if batch.device_bytes > self.memory_budget_bytes and last > first:
                         self.batch_blocks = max(1, (last - first + 1) // 2)
                         log.warning("batch %d..%d needs %.0f MB (> memory budget %.0f MB): batch_blocks shrinks "
@@ -422,7 +426,43 @@ def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
     return table.slice(lo, hi - lo)
 
 
-RUN_ONLY_KEYS = ("progress", "resume", "checkpoint_every_blocks", "out_dir", "monitor", "report", "sweep")
+# settings that do not change results (a resume may change them); executor=dask's results equal executor=local's
+RUN_ONLY_KEYS = ("progress", "resume", "checkpoint_every_blocks", "out_dir", "monitor", "report", "sweep", "executor")
+
+
+@dataclass
+class RunSetup:
+    """What a config builds before the batch loop: the cycles, gas model, threshold and strategy objects."""
+
+    start_tokens: np.ndarray
+    paths: Paths
+    gas: GasModel
+    min_profit_wei: int
+    strategies: list
+
+    @classmethod
+    def build(cls, cfg, dataset: Dataset, backend: Backend, names=None, cycles: bool = True) -> "RunSetup":
+        """`names`: the strategies (besides the cycles) to construct, default all of cfg.strategy; `cycles`:
+        False for none (an empty path set)."""
+        arbitrage = cfg.strategy.get("arbitrage") if cycles else None
+        start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
+        paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [],
+                                 int(arbitrage.max_hops) if arbitrage else 2,
+                                 int(arbitrage.min_hops) if arbitrage else 2)
+        gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units),
+                       int(round(cfg.gas.priority_fee_gwei * GWEI)), int(cfg.gas.v3_hop_units),
+                       int(cfg.gas.v3_tick_units))
+        min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
+        names = [n for n in cfg.strategy if n != "arbitrage"] if names is None else names
+        strategies = [load_strategy(name)(cfg.strategy[name], dataset, backend, gas, min_profit_wei) for name in names]
+        return cls(start_tokens, paths, gas, min_profit_wei, strategies)
+
+    def backtest(self, cfg, dataset: Dataset, backend: Backend, **options) -> Backtest:
+        """The batch loop over cfg's block range (`options`: Backtest's keyword arguments)."""
+        return Backtest(dataset, backend, self.paths, self.start_tokens, self.gas, self.min_profit_wei,
+                        int(cfg.batch_blocks), cfg.data.get("first_block"), cfg.data.get("last_block"),
+                        memory_budget_mb=float(cfg.get("memory_budget_mb", 2048)), strategies=self.strategies,
+                        **options)
 
 
 def run(cfg) -> Path:
@@ -449,23 +489,22 @@ def run(cfg) -> Path:
     if work.exists() and not resume:
         raise FileExistsError(f"{work} holds an interrupted run of out_dir={out_dir}: add resume=true to continue "
                               "it, or delete that folder to start over")
-    if resume and not (work / "checkpoint.json").is_file():
+    sharded = cfg.get("executor", {}).get("name", "local") == "dask"
+    marker = work / (SHARDS_FILE if sharded else "checkpoint.json")
+    if resume and not marker.is_file():
+        other = work / ("checkpoint.json" if sharded else SHARDS_FILE)
+        if other.is_file():
+            raise FileExistsError(f"resume=true: {work} holds a run of executor={'local' if sharded else 'dask'}; "
+                                  "resume it with that executor")
         raise FileExistsError(f"resume=true: no checkpoint at {work} (pass the interrupted run's out_dir; a run "
-                              "checkpoints only with checkpoint_every_blocks > 0)")
+                              "checkpoints only with checkpoint_every_blocks > 0 or executor=dask)")
     dataset = open_dataset(cfg.data, progress)
-    arbitrage = cfg.strategy.get("arbitrage")
-    start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
-    paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [], int(arbitrage.max_hops) if arbitrage
-                             else 2, int(arbitrage.min_hops) if arbitrage else 2)
-    gas = GasModel(int(cfg.gas.base_units), int(cfg.gas.per_hop_units), int(round(cfg.gas.priority_fee_gwei * GWEI)),
-                   int(cfg.gas.v3_hop_units), int(cfg.gas.v3_tick_units))
-    min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
-    strategies = [load_strategy(name)(cfg.strategy[name], dataset, backend, gas, min_profit_wei)
-                  for name in cfg.strategy if name != "arbitrage"]
+    setup = RunSetup.build(cfg, dataset, backend)
+    paths, start_tokens, gas, min_profit_wei = setup.paths, setup.start_tokens, setup.gas, setup.min_profit_wei
     resolved = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
     every = int(cfg.get("checkpoint_every_blocks", 0))
-    checkpointer = Checkpointer(work, every, fingerprint) if every > 0 or resume else None
+    checkpointer = Checkpointer(work, every, fingerprint) if (every > 0 or resume) and not sharded else None
     m = cfg.monitor
     monitor = Monitor(int(m.port), anomaly_k=float(m.anomaly_k), anomaly_alpha=float(m.anomaly_alpha),
                       anomaly_warmup=int(m.anomaly_warmup), anomaly_min_std=float(m.anomaly_min_std)).start()
@@ -475,11 +514,21 @@ def run(cfg) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     try:
         try:
-            backtest = Backtest(dataset, backend, paths, start_tokens, gas, min_profit_wei, int(cfg.batch_blocks),
-                                cfg.data.get("first_block"), cfg.data.get("last_block"), progress, checkpointer,
-                                float(cfg.get("memory_budget_mb", 2048)), monitor, strategies, parts).run()
+            if sharded:  # every finished task is a resume point
+                from gpubt.dist import run_sharded
+
+                first = dataset.first_block if cfg.data.get("first_block") is None else int(cfg.data.first_block)
+                last = dataset.last_block if cfg.data.get("last_block") is None else int(cfg.data.last_block)
+                if not dataset.first_block <= first <= last <= dataset.last_block:
+                    raise schema.SchemaError(f"block range {first}..{last} is outside the dataset's "
+                                             f"{dataset.first_block}..{dataset.last_block}")
+                backtest = run_sharded(cfg, dataset, work, fingerprint, setup.strategies, first, last, resume,
+                                       progress, monitor)
+            else:
+                backtest = setup.backtest(cfg, dataset, backend, progress=progress, checkpointer=checkpointer,
+                                          monitor=monitor, parts=parts).run()
         except BaseException:
-            if checkpointer is not None and (work / "checkpoint.json").is_file():
+            if marker.is_file():
                 print(f"gpubt: the run stopped; its last checkpoint is in {work} (resume=true continues it)",
                       file=sys.stderr, flush=True)
             raise
@@ -489,10 +538,11 @@ def run(cfg) -> Path:
                                     min_profit_wei)
         if checkpointer:
             checkpointer.remove()
+        (work / SHARDS_FILE).unlink(missing_ok=True)
         parts.remove()
         os.replace(work, out_dir)
     finally:
-        if work.exists() and not (work / "checkpoint.json").is_file():
+        if work.exists() and not marker.is_file():
             shutil.rmtree(work, ignore_errors=True)
     print(format_summary(summary))
     if len(summary["by_strategy"]) > 1:
@@ -630,6 +680,9 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "context_us_per_block": 1e6 * backtest.context.seconds / blocks_here,
         },
     }
+    for key in ("tasks", "workers_used"):  # executor=dask (gpubt/dist.py)
+        if key in stats:
+            summary["timing"][key] = stats[key]
     summary["competition"] = competition_summary
     summary["by_strategy"] = by_strategy.table(opportunity_counts)
     if scores is not None:

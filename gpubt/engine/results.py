@@ -22,9 +22,16 @@ from gpubt.data.store import write_stream_atomic, write_table_atomic
 ROW = "_row"  # core row number: which trades survive the post-run filters (thresholds), in part order
 
 
-def in_point_order(table: pa.Table) -> pa.Table:
-    """Stable sort by (block, tx): the same order whether or not the run was checkpointed and resumed."""
-    order = pc.sort_indices(table, sort_keys=[("block_number", "ascending"), ("tx_index", "ascending")])
+def in_point_order(table: pa.Table, strategies=None) -> pa.Table:
+    """Stable sort by (block, tx): the same order whether or not the run was checkpointed and resumed. With
+    `strategies` (names), the rows of one point in that order of their strategy (as the batch loop adds them)."""
+    keys = [("block_number", "ascending"), ("tx_index", "ascending")]
+    if strategies is not None:
+        rank = pc.index_in(table.column("strategy"), value_set=pa.array(list(strategies), pa.string()))
+        keyed = table.select(["block_number", "tx_index"]).append_column("rank", rank)
+        order = pc.sort_indices(keyed, sort_keys=[*keys, ("rank", "ascending")])
+    else:
+        order = pc.sort_indices(table, sort_keys=keys)
     return table.take(order).combine_chunks()
 
 
@@ -45,10 +52,11 @@ class ResultParts:
     def path(self, name: str, i: int) -> Path:
         return self.folder / f"{name}-{i:05d}.parquet"
 
-    def append(self, trades: list, opportunities: list) -> None:
-        """Write one part from lists of per-batch tables (sorted into point order here)."""
-        write_table_atomic(in_point_order(concat(trades, schema.TRADES)), self.path("trades", self.count))
-        write_table_atomic(in_point_order(concat(opportunities, schema.OPPORTUNITIES)),
+    def append(self, trades: list, opportunities: list, strategies=None) -> None:
+        """Write one part from lists of per-batch tables (sorted into point order here; `strategies`: see
+        in_point_order)."""
+        write_table_atomic(in_point_order(concat(trades, schema.TRADES), strategies), self.path("trades", self.count))
+        write_table_atomic(in_point_order(concat(opportunities, schema.OPPORTUNITIES), strategies),
                            self.path("opportunities", self.count))
         self.count += 1
         self._offsets = (None, None)

@@ -1,0 +1,300 @@
+"""Dask executor: the batch loop sharded by dataset partition over a Dask cluster, merged in point order.
+
+    gpubt run executor=dask executor.workers=2            # a LocalCluster of 2 worker processes
+    gpubt run executor=dask executor.address=tcp://HOST:8786   # a running cluster (workers must see the dataset
+                                                                # and the results folder at the same paths)
+
+Every dataset partition starts from its own snapshot (state is versioned, not replayed), so the strategies that
+carry nothing from batch to batch (arbitrage, sandwich, JIT) run as one task per shard of partitions, in any order,
+on any worker. Liquidation and CEX-DEX carry state their own trades change (Strategy.carried: the book, the pools
+whose state we traded), so they run as a chain: shard k's task starts from what shard k − 1's task carried. Each
+task writes its result parts into its own folder (work/shard-KKKK-<group>); the host then merges each partition's
+parts in the local executor's order (block, tx, then the strategies in config order), so trades.parquet,
+opportunities.parquet and every metric equal `executor=local`'s. A finished task leaves done.json (its counters
+and what it carried): `resume=true` runs only the tasks without one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from gpubt.data.store import write_json_atomic
+from gpubt.engine.checkpoint import FAILPOINT_ENV
+from gpubt.engine.results import ResultParts
+
+SHARDS_FILE = "shards.json"   # the work folder's plan: fingerprint and shards (marks a resumable sharded run)
+FREE, CHAINED = "free", "chained"
+
+
+@dataclass
+class Task:
+    """One unit of work: the partitions `bounds` of shard `shard`, for one group of strategies."""
+
+    shard: int
+    group: str                 # FREE: the cycles and the strategies that carry nothing; CHAINED: the others
+    bounds: list               # [(first, last), ...] dataset partitions, clipped to the run's range
+    names: list                # the group's strategies (besides the cycles)
+    folder: Path
+
+    @property
+    def blocks(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.bounds)
+
+    def done(self) -> dict | None:
+        path = self.folder / "done.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+@dataclass
+class ShardedRun:
+    """What the post-run reads of a run (as of a Backtest): the merged parts, the block range, summed counters."""
+
+    parts: ResultParts
+    first_block: int
+    last_block: int
+    stats: dict
+    resumed_from: int | None = None
+    batch_blocks: int = 0
+    context: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(allocations=0, seconds=0.0))
+
+
+# ------------------------------------------------------------------------------------------------ on a worker
+_SETUPS: dict = {}  # per worker process: (config, group) -> (dataset, backend, RunSetup), built once
+
+
+def run_task(cfg_json: str, dataset_root: str, task: Task, top_block: int, threads: int, previous=None) -> dict:
+    """Run `task` in this (worker) process and write done.json; `previous`: the chained group's result of the
+    shard before (its `carried` is where this shard's book starts)."""
+    import numba
+    from omegaconf import OmegaConf
+
+    from gpubt.backend import resolve_backend
+    from gpubt.data.store import Dataset
+    from gpubt.engine.controller import RunSetup
+
+    if threads > 0:  # the worker's share of the machine: prange loops would otherwise take every core
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    key = (cfg_json, task.group)
+    if key not in _SETUPS:
+        cfg = OmegaConf.create(json.loads(cfg_json))
+        dataset = Dataset(dataset_root)
+        backend = resolve_backend(cfg.backend.name)
+        setup = RunSetup.build(cfg, dataset, backend, task.names, cycles=task.group == FREE)
+        initial = {s.name: c for s in setup.strategies if (c := s.carried()) is not None}
+        _SETUPS[key] = (cfg, dataset, backend, setup, initial)
+    cfg, dataset, backend, setup, initial = _SETUPS[key]
+    # the first shard starts from the book as built (this worker may have run later shards of the chain)
+    carried = previous["carried"] if previous is not None else initial
+    for strategy in setup.strategies:
+        if strategy.name in carried:
+            strategy.restore(carried[strategy.name])
+    if os.environ.get(FAILPOINT_ENV) == f"task:{task.folder.name}":  # the resume tests' fault injection
+        raise RuntimeError(f"failpoint {FAILPOINT_ENV}=task:{task.folder.name}")
+    if task.folder.exists():  # an interrupted attempt's parts
+        shutil.rmtree(task.folder)
+    task.folder.mkdir(parents=True)
+    parts = ResultParts(task.folder)
+    cfg.data.first_block, cfg.data.last_block = task.bounds[0][0], task.bounds[-1][1]
+    bt = setup.backtest(cfg, dataset, backend, progress=False, parts=parts, top_block=top_block).run()
+    result = {
+        "stats": bt.stats, "parts": parts.count, "net_profit_wei": str(bt._net_profit_wei),
+        "carried": {s.name: c for s in setup.strategies if (c := s.carried()) is not None},
+        "batch_blocks": bt.batch_blocks, "context": [bt.context.allocations, bt.context.seconds],
+        "counts": bt._counts,
+        "pid": os.getpid(),
+    }
+    write_json_atomic(result, task.folder / "done.json")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ on the host
+def plan(cfg, dataset, first: int, last: int, work: Path, chained_names: list, free_names: list) -> list[Task]:
+    """The tasks: shards of `executor.shard_partitions` partitions, a FREE task each (when there are cycles or
+    free strategies) and a CHAINED one each (when a strategy carries state)."""
+    bounds = [(max(lo, first), min(hi, last)) for lo, hi in dataset.partitions if hi >= first and lo <= last]
+    k = int(cfg.executor.get("shard_partitions", 1))
+    if k < 1:
+        raise ValueError(f"executor.shard_partitions = {k}: must be >= 1")
+    groups = ([(FREE, free_names)] if "arbitrage" in cfg.strategy or free_names else []) + \
+             ([(CHAINED, chained_names)] if chained_names else [])
+    tasks = []
+    for shard, i in enumerate(range(0, len(bounds), k)):
+        for group, names in groups:
+            tasks.append(Task(shard, group, bounds[i:i + k], list(names), work / f"shard-{shard:04d}-{group}"))
+    return tasks
+
+
+def _check_plan(work: Path, fingerprint: dict, tasks: list[Task], resume: bool) -> None:
+    """Write the plan, or on resume check that the interrupted run had the same settings and shards."""
+    path = work / SHARDS_FILE
+    plan_ = {"fingerprint": fingerprint, "tasks": [[t.shard, t.group, [list(b) for b in t.bounds]] for t in tasks]}
+    if resume and path.is_file():
+        old = json.loads(path.read_text())
+        if old["fingerprint"] != fingerprint:
+            changed = sorted(k for k in set(old["fingerprint"]) | set(fingerprint)
+                             if old["fingerprint"].get(k) != fingerprint.get(k))
+            raise ValueError(f"{path}: the interrupted run had different settings ({', '.join(changed)}); resume "
+                             "with the same config, or delete the folder to start over")
+        if old["tasks"] != plan_["tasks"]:
+            raise ValueError(f"{path}: the interrupted run had other shards (executor.shard_partitions or the "
+                             "dataset changed); resume with the same ones, or delete the folder to start over")
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_, path)
+
+
+def client_for(executor_cfg):
+    """A dask.distributed Client: on `executor.address`, or on a LocalCluster of `executor.workers` processes
+    (0: one per core) with `executor.threads_per_worker` threads each."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("executor=dask needs dask.distributed: pip install -e '.[dist]'") from None
+    if executor_cfg.get("address"):
+        return Client(str(executor_cfg.address)), None
+    workers = int(executor_cfg.get("workers", 0)) or os.cpu_count() or 1
+    threads = int(executor_cfg.get("threads_per_worker", 1))
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
+                           silence_logs=40)
+    return Client(cluster), cluster
+
+
+def run_sharded(cfg, dataset, work: Path, fingerprint: dict, strategies: list, first: int, last: int,
+                resume: bool, progress: bool = True, monitor=None) -> ShardedRun:
+    """The batch loop of `cfg` as Dask tasks; returns the run with its parts merged into `work`.
+    `strategies`: the host's strategy objects (which of them carry state decides the groups)."""
+    from omegaconf import OmegaConf
+
+    chained = [s.name for s in strategies if s.carried() is not None]
+    free = [s.name for s in strategies if s.carried() is None]
+    tasks = plan(cfg, dataset, first, last, work, chained, free)
+    _check_plan(work, fingerprint, tasks, resume)
+    done = {id(t): t.done() for t in tasks}
+    resumed = any(done.values())
+    cfg_json = json.dumps(OmegaConf.to_container(cfg, resolve=True))
+    threads = int(cfg.executor.get("threads_per_worker", 1))
+    results: dict = {}
+    t0 = time.perf_counter()
+    total = sum(t.blocks for t in tasks)
+    with tqdm(total=total, unit="blk", desc=f"backtest [dask, {len(tasks)} tasks]", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for t in tasks:
+            if done[id(t)]:
+                results[id(t)] = done[id(t)]
+                bar.update(t.blocks)
+        todo = [t for t in tasks if not done[id(t)]]
+        if resumed:
+            print(f"gpubt: dask: {len(tasks) - len(todo)} of {len(tasks)} tasks already done (resume)", flush=True)
+        if todo:
+            client, cluster = client_for(cfg.executor)
+            try:
+                from dask.distributed import as_completed
+
+                futures, previous = {}, None
+                for t in tasks:  # the chain's first task after the last finished one starts from its carried state
+                    if t.group == CHAINED and done[id(t)]:
+                        previous = done[id(t)]
+                    if done[id(t)]:
+                        continue
+                    # the chain is the critical path: its tasks go first when a worker frees up
+                    fut = client.submit(run_task, cfg_json, str(dataset.root), t, first,
+                                        threads, previous if t.group == CHAINED else None, pure=False,
+                                        priority=10 if t.group == CHAINED else 0)
+                    futures[fut] = t
+                    if t.group == CHAINED:
+                        previous = fut
+                for fut in as_completed(list(futures)):
+                    t = futures[fut]
+                    results[id(t)] = fut.result()
+                    bar.update(t.blocks)
+                    if monitor is not None:  # a task is the monitor's batch here
+                        r = results[id(t)]
+                        monitor.observe_batch(t.blocks, r["stats"]["wall_seconds"],
+                                              {k: v[0] for k, v in r["counts"].items()},
+                                              {k: v[1] for k, v in r["counts"].items() if v[1]},
+                                              int(r["net_profit_wei"]) / 1e18, first_block=t.bounds[0][0],
+                                              last_block=t.bounds[-1][1])
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    parts = ResultParts(work)
+    order = ["arbitrage", *[s.name for s in strategies]]
+    merge(tasks, parts, order)
+    stats = _sum_stats([results[id(t)] for t in tasks])
+    stats["wall_seconds"] = time.perf_counter() - t0
+    stats["tasks"] = len(tasks)
+    stats["workers_used"] = len({r.get("pid") for r in results.values()})
+    context = SimpleNamespace(allocations=sum(r["context"][0] for r in results.values()),
+                              seconds=sum(r["context"][1] for r in results.values()))
+    return ShardedRun(parts, first, last, stats, first if resumed else None,
+                      min((r["batch_blocks"] for r in results.values()), default=int(cfg.batch_blocks)), context)
+
+
+def _sum_stats(results: list[dict]) -> dict:
+    """The tasks' counters summed (compile_seconds: the largest, as workers compile side by side)."""
+    out: dict = {}
+    for r in results:
+        for k, v in r["stats"].items():
+            if k == "wall_seconds":
+                continue
+            out[k] = max(out.get(k, 0.0), v) if k == "compile_seconds" else out.get(k, 0) + v
+    out.setdefault("pairs_evaluated", 0)
+    out.setdefault("screen_seconds", 0.0)
+    out.setdefault("verify_seconds", 0.0)
+    out.setdefault("batches", 0)
+    return out
+
+
+def _first_block(parts: ResultParts, i: int):
+    """The first block of part i's trades or, without trades, of its opportunities (None: both empty)."""
+    for name in ResultParts.NAMES:
+        blocks = pq.read_table(parts.path(name, i), columns=["block_number"]).column("block_number")
+        if len(blocks):
+            return blocks[0].as_py()
+    return None
+
+
+def merge(tasks: list[Task], parts: ResultParts, order: list) -> None:
+    """The tasks' parts as the run's parts, one per dataset partition, in point order and, at one point, in the
+    strategies' `order` (what the local loop's stable sort gives). A shard with one group's parts is moved, not
+    rewritten."""
+    by_shard: dict = {}
+    for t in tasks:
+        by_shard.setdefault(t.shard, []).append(t)
+    for shard in sorted(by_shard):
+        group = by_shard[shard]
+        sources = [ResultParts(t.folder) for t in group]
+        for src, t in zip(sources, group):
+            src.count = t.done()["parts"]
+        if len(group) == 1:
+            for i in range(sources[0].count):
+                for name in ResultParts.NAMES:
+                    os.replace(sources[0].path(name, i), parts.path(name, parts.count))
+                parts.count += 1
+            continue
+        # a task's part lies in one partition (the loop spills at every partition's end)
+        starts = np.asarray([lo for lo, _ in group[0].bounds], np.int64)
+        where: dict = {}  # partition -> [(source, part)]
+        for src in sources:
+            for i in range(src.count):
+                first = _first_block(src, i)
+                if first is not None:
+                    where.setdefault(int(np.searchsorted(starts, first, side="right")) - 1, []).append((src, i))
+        for n in sorted(where):
+            tables = {name: [pq.read_table(src.path(name, i)) for src, i in where[n]] for name in ResultParts.NAMES}
+            parts.append(tables["trades"], tables["opportunities"], order)
+            tables = None
+            pa.default_memory_pool().release_unused()
+    for t in tasks:
+        shutil.rmtree(t.folder, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""executor=dask (gpubt/dist.py) through the real CLI on a real LocalCluster: its results equal executor=local's,
+with the chained strategies' state carried across shards, and a failed task's run resumes where it stopped."""
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("dask.distributed")
+
+# the two 100-block partitions of tiny, every strategy, the builder auction: the merge puts both groups' trades of
+# one point in the local loop's order, and liquidation / CEX-DEX trade in both shards
+RUN = [sys.executable, "-m", "gpubt.cli", "run", "backend=cpu", "data.preset=tiny",
+       "progress=false", "batch_blocks=20", "strategy=[arbitrage,cexdex,sandwich,liquidation,jit]", "competition=default", "report.enabled=false"]
+DASK = ("executor=dask", "executor.workers=2")
+FILES = ("trades.parquet", "opportunities.parquet", "daily_pnl.parquet", "validation_matches.parquet",
+         "validation_misses.parquet", "validation_false_positives.parquet")
+
+
+def run_cli(cache, out, *extra, env_extra=None):
+    env = dict(os.environ)
+    env.pop("GPUBT_FAILPOINT", None)
+    env.update(env_extra or {})
+    return subprocess.run([*RUN, f"data.cache_dir={cache}", f"out_dir={out}", *extra], capture_output=True,
+                          text=True, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    work = tmp_path_factory.mktemp("dist")
+    proc = run_cli(work / "cache", work / "local")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+def assert_same_results(got, want):
+    for name in FILES:
+        assert pq.read_table(got / name).equals(pq.read_table(want / name)), name
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (got, want))
+    for key in ("metrics", "by_strategy", "validation", "competition"):
+        assert a[key] == b[key], key
+    return a, b
+
+
+@pytest.mark.slow
+def test_dask_equals_local(local, tmp_path):
+    proc = run_cli(local / "cache", tmp_path / "dask", *DASK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got, want = assert_same_results(tmp_path / "dask", local / "local")
+    trades = pq.read_table(local / "local" / "trades.parquet").to_pydict()
+    for strategy in ("liquidation", "cexdex"):  # the chain's state crosses the shard boundary
+        blocks = [b for b, s in zip(trades["block_number"], trades["strategy"]) if s == strategy]
+        assert min(blocks) <= 18000099 < max(blocks), strategy
+    assert got["timing"]["tasks"] == 4 and got["timing"]["workers_used"] == 2
+    assert got["timing"]["pairs_per_second"] > 0 and got["run"]["resumed_from_block"] is None
+    assert not list(tmp_path.glob(".dask.partial*"))
+
+
+@pytest.mark.slow
+def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
+    out, work = tmp_path / "dask", tmp_path / ".dask.partial"
+    failed = run_cli(local / "cache", out, *DASK, env_extra={"GPUBT_FAILPOINT": "task:shard-0001-chained"})
+    assert failed.returncode != 0 and "failpoint" in failed.stderr
+    assert (work / "shards.json").is_file() and not out.exists()
+    finished = sorted(p.parent.name for p in work.glob("shard-*/done.json"))
+    assert "shard-0000-chained" in finished and "shard-0001-chained" not in finished
+
+    again = run_cli(local / "cache", out, *DASK)  # forgot resume=true
+    assert again.returncode == 2 and "resume=true" in again.stderr
+    other = run_cli(local / "cache", out, "resume=true")
+    assert other.returncode == 2 and "executor=dask" in other.stderr
+
+    resumed = run_cli(local / "cache", out, *DASK, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{len(finished)} of 4 tasks already done" in resumed.stdout
+    got, _ = assert_same_results(out, local / "local")
+    assert got["run"]["resumed_from_block"] is not None and not work.exists()
+
+
+def test_bad_executor_settings_fail_cleanly(local, tmp_path):
+    proc = run_cli(local / "cache", tmp_path / "bad", *DASK, "executor.shard_partitions=0")
+    assert proc.returncode == 2 and "executor.shard_partitions = 0" in proc.stderr
+    assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.partial").exists()
