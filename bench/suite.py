@@ -2,6 +2,7 @@
 
     gpubt bench                 # quick subset (~1 min): kernel, small end to end, sweep, context cost
     gpubt bench --scaling       # + peak RSS of one and two mainnet-month partitions (~5 min)
+    gpubt bench --executors     # + four mainnet-month partitions, executor=local vs executor=dask (~10 min)
     gpubt bench --full          # + 1M-path kernel, strategy kernels on the month, half month and month end to
                                 #   end, memory scaling (long)
     gpubt bench --smoke         # seconds: what the test suite runs so the suite cannot rot
@@ -122,24 +123,54 @@ def bench_kernel(n_paths: int, repeats: int, python_sample: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- end to end, sweep, context cost, memory
-def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = "all") -> dict:
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (executor=dask's workers are grandchildren)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = "all", extra=()) -> dict:
     """One `gpubt run` (the main job: every strategy, post-run, report) in a child process, so its peak RSS is
-    its own (os.wait4): wall seconds, blocks/s, the run's own timing, peak RSS."""
+    its own (os.wait4: the largest process of its tree) and, sampled every 0.5 s, its whole tree's: wall
+    seconds, blocks/s, the run's own timing, peak RSS."""
     import os
     import tempfile
+    import threading
     import time
 
     with tempfile.TemporaryDirectory(prefix="gpubt-bench-") as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "gpubt.cli", "run", f"data.preset={preset}", f"data.cache_dir={cache_dir}",
-               f"strategy={strategy}", "backend=cpu", "progress=false", f"out_dir={out}"]
+               f"strategy={strategy}", "backend=cpu", "progress=false", f"out_dir={out}", *extra]
         if last_block is not None:
             cmd.append(f"data.last_block={last_block}")
         with open(Path(tmp) / "log", "w+") as log:
             t0 = time.perf_counter()
             child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            tree_peak, stop = [0], threading.Event()
+
+            def sample():
+                while not stop.wait(0.5):
+                    tree_peak[0] = max(tree_peak[0], _tree_rss(child.pid))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             _, status, usage = os.wait4(child.pid, 0)
             wall = time.perf_counter() - t0
+            stop.set()
+            sampler.join()
             child.returncode = os.waitstatus_to_exitcode(status)
             if child.returncode:
                 log.seek(0)
@@ -151,7 +182,8 @@ def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = 
             "trades": summary["metrics"]["trades"], "opportunities": summary["metrics"]["opportunities"],
             "paths": summary["run"]["paths"], "timing": summary["timing"],
             "context_us_per_block": summary["timing"]["context_us_per_block"],
-            "peak_rss_mb": usage.ru_maxrss / 1024, "command": " ".join(cmd[1:])}
+            "peak_rss_mb": usage.ru_maxrss / 1024, "peak_tree_rss_mb": tree_peak[0] / 2**20,
+            "net_profit_wei": summary["metrics"]["net_profit_wei"], "command": " ".join(cmd[1:])}
 
 
 def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]:
@@ -177,6 +209,26 @@ def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]
              "baseline_seconds": None, "ours": f"{r['peak_rss_mb']:,.0f} MB", "ours_seconds": None,
              "ratio": 2048 / r["peak_rss_mb"], "target": "<= 2 GB", "met": r["peak_rss_mb"] <= 2048}]
     return rows
+
+
+def bench_executors(preset: str, cache_dir: str, last_block=None, workers: int = 2) -> list[dict]:
+    """The same run on executor=local and on executor=dask with `workers` single-threaded processes: wall,
+    blocks/s, memory (the dask run's whole process tree); both must find the same trades and profit."""
+    local = backtest_once(preset, cache_dir, last_block)
+    dask = backtest_once(preset, cache_dir, last_block,
+                         extra=("executor=dask", f"executor.workers={workers}", "executor.threads_per_worker=1"))
+    for key in ("trades", "opportunities", "net_profit_wei"):
+        assert local[key] == dask[key], (key, local[key], dask[key])
+    name = f"{preset}, strategy=all ({local['blocks']:,} blocks)"
+    return [{"workload": f"end to end, executor=dask {workers} workers: {name}", "baseline": "executor=local",
+             "baseline_seconds": local["wall_seconds"], "ours": f"dask ({dask['blocks_per_second']:,.0f} blk/s)",
+             "ours_seconds": dask["wall_seconds"], "ratio": local["wall_seconds"] / dask["wall_seconds"],
+             "target": "(information)", "met": None, "detail": {"local": local, "dask": dask}},
+            {"workload": f"peak RSS, executor=dask {workers} workers (all processes): {name}",
+             "baseline": f"local: {local['peak_tree_rss_mb']:,.0f} MB", "baseline_seconds": None,
+             "ours": f"{dask['peak_tree_rss_mb']:,.0f} MB", "ours_seconds": None,
+             "ratio": dask["peak_tree_rss_mb"] / max(local["peak_tree_rss_mb"], 1e-9), "target": "(information)",
+             "met": None}]
 
 
 def bench_memory_scaling(preset: str, cache_dir: str, blocks: int) -> list[dict]:
@@ -253,6 +305,9 @@ def main(argv=None) -> list[dict]:
     size.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's check)")
     parser.add_argument("--scaling", action="store_true",
                         help="+ memory scaling on one and two mainnet-month partitions (~5 min)")
+    parser.add_argument("--executors", action="store_true",
+                        help="+ four mainnet-month partitions on executor=local vs executor=dask (~10 min)")
+    parser.add_argument("--workers", type=int, default=2, help="executor=dask workers of --executors")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cache-dir", default="data_cache")
     parser.add_argument("--json", default="bench_results/suite.json")
@@ -264,6 +319,7 @@ def main(argv=None) -> list[dict]:
         rows += bench_strategy_kernels("tiny", opts.cache_dir, 100, 2, 200)
         rows += bench_memory_scaling("tiny", opts.cache_dir, 100)
         rows += bench_sweep("tiny", opts.cache_dir, 2, k=100)
+        rows += bench_executors("tiny", opts.cache_dir)
     else:
         rows += bench_kernel(1_000_000 if opts.full else 200_000, opts.repeats, 20_000)
         # each strategy's kernel on a real run's launches (small has no V3 pool, so no JIT: the month has)
@@ -273,6 +329,10 @@ def main(argv=None) -> list[dict]:
         rows += bench_sweep("small", opts.cache_dir, opts.repeats)
         if opts.scaling or opts.full:  # one mainnet-month partition (7,200 blocks) and two
             rows += bench_memory_scaling("mainnet-month", opts.cache_dir, 7_200)
+        if opts.executors or opts.full:  # four mainnet-month partitions, local vs dask
+            from gpubt.data.synthetic import FIRST_BLOCK
+
+            rows += bench_executors("mainnet-month", opts.cache_dir, FIRST_BLOCK + 4 * 7_200 - 1, opts.workers)
         if opts.full:
             rows += bench_memory_scaling("mainnet-month", opts.cache_dir, 108_000)  # half month and the month
     print_table(rows)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -38,17 +37,19 @@ FREE, CHAINED = "free", "chained"
 
 @dataclass
 class Task:
-    """One unit of work: the partitions `bounds` of shard `shard`, for one group of strategies."""
+    """One unit of work: blocks first..last (inside one dataset partition) of shard `shard`, for one group of
+    strategies."""
 
     shard: int
     group: str                 # FREE: the cycles and the strategies that carry nothing; CHAINED: the others
-    bounds: list               # [(first, last), ...] dataset partitions, clipped to the run's range
+    first: int
+    last: int
     names: list                # the group's strategies (besides the cycles)
     folder: Path
 
     @property
     def blocks(self) -> int:
-        return sum(hi - lo + 1 for lo, hi in self.bounds)
+        return self.last - self.first + 1
 
     def done(self) -> dict | None:
         path = self.folder / "done.json"
@@ -69,7 +70,7 @@ class ShardedRun:
 
 
 # ------------------------------------------------------------------------------------------------ on a worker
-_SETUPS: dict = {}  # per worker process: (config, group) -> (dataset, backend, RunSetup), built once
+_SETUPS: dict = {}  # per worker process: (config, group) -> (cfg, dataset, backend, RunSetup, initial carried)
 
 
 def run_task(cfg_json: str, dataset_root: str, task: Task, top_block: int, threads: int, previous=None) -> dict:
@@ -100,18 +101,19 @@ def run_task(cfg_json: str, dataset_root: str, task: Task, top_block: int, threa
             strategy.restore(carried[strategy.name])
     if os.environ.get(FAILPOINT_ENV) == f"task:{task.folder.name}":  # the resume tests' fault injection
         raise RuntimeError(f"failpoint {FAILPOINT_ENV}=task:{task.folder.name}")
+    started = time.time()
     if task.folder.exists():  # an interrupted attempt's parts
         shutil.rmtree(task.folder)
     task.folder.mkdir(parents=True)
     parts = ResultParts(task.folder)
-    cfg.data.first_block, cfg.data.last_block = task.bounds[0][0], task.bounds[-1][1]
+    cfg.data.first_block, cfg.data.last_block = task.first, task.last
     bt = setup.backtest(cfg, dataset, backend, progress=False, parts=parts, top_block=top_block).run()
     result = {
         "stats": bt.stats, "parts": parts.count, "net_profit_wei": str(bt._net_profit_wei),
         "carried": {s.name: c for s in setup.strategies if (c := s.carried()) is not None},
         "batch_blocks": bt.batch_blocks, "context": [bt.context.allocations, bt.context.seconds],
         "counts": bt._counts,
-        "pid": os.getpid(),
+        "pid": os.getpid(), "started": started, "finished": time.time(),
     }
     write_json_atomic(result, task.folder / "done.json")
     return result
@@ -119,25 +121,35 @@ def run_task(cfg_json: str, dataset_root: str, task: Task, top_block: int, threa
 
 # ------------------------------------------------------------------------------------------------ on the host
 def plan(cfg, dataset, first: int, last: int, work: Path, chained_names: list, free_names: list) -> list[Task]:
-    """The tasks: shards of `executor.shard_partitions` partitions, a FREE task each (when there are cycles or
-    free strategies) and a CHAINED one each (when a strategy carries state)."""
-    bounds = [(max(lo, first), min(hi, last)) for lo, hi in dataset.partitions if hi >= first and lo <= last]
-    k = int(cfg.executor.get("shard_partitions", 1))
-    if k < 1:
-        raise ValueError(f"executor.shard_partitions = {k}: must be >= 1")
-    groups = ([(FREE, free_names)] if "arbitrage" in cfg.strategy or free_names else []) + \
-             ([(CHAINED, chained_names)] if chained_names else [])
+    """The tasks, by dataset partition (the shard): FREE tasks of `executor.task_blocks` blocks (rounded up to
+    whole batches, so their batches are the local loop's; 0: the partition) when there are cycles or free
+    strategies, and one CHAINED task for the partition when a strategy carries state (few, long links: each waits
+    for a worker to free up)."""
+    step = int(cfg.executor.get("task_blocks", 0))
+    if step < 0:
+        raise ValueError(f"executor.task_blocks = {step}: must be >= 0 (0: a dataset partition per task)")
+    batch = int(cfg.batch_blocks)
+    step = -(-step // batch) * batch if step else None
+    free = "arbitrage" in cfg.strategy or free_names
     tasks = []
-    for shard, i in enumerate(range(0, len(bounds), k)):
-        for group, names in groups:
-            tasks.append(Task(shard, group, bounds[i:i + k], list(names), work / f"shard-{shard:04d}-{group}"))
+    for lo, hi in dataset.partitions:
+        lo, hi = max(lo, first), min(hi, last)
+        if lo > hi:  # outside the run's range
+            continue
+        shard = len({t.shard for t in tasks})
+        if free:
+            for k, start in enumerate(range(lo, hi + 1, step or hi - lo + 1)):  # the loop's batches start at lo
+                tasks.append(Task(shard, FREE, start, min(start + (step or hi - lo + 1) - 1, hi), list(free_names),
+                                  work / f"shard-{shard:05d}-free-{k:03d}"))
+        if chained_names:
+            tasks.append(Task(shard, CHAINED, lo, hi, list(chained_names), work / f"shard-{shard:05d}-chained"))
     return tasks
 
 
 def _check_plan(work: Path, fingerprint: dict, tasks: list[Task], resume: bool) -> None:
     """Write the plan, or on resume check that the interrupted run had the same settings and shards."""
     path = work / SHARDS_FILE
-    plan_ = {"fingerprint": fingerprint, "tasks": [[t.shard, t.group, [list(b) for b in t.bounds]] for t in tasks]}
+    plan_ = {"fingerprint": fingerprint, "tasks": [[t.shard, t.group, t.first, t.last] for t in tasks]}
     if resume and path.is_file():
         old = json.loads(path.read_text())
         if old["fingerprint"] != fingerprint:
@@ -146,7 +158,7 @@ def _check_plan(work: Path, fingerprint: dict, tasks: list[Task], resume: bool) 
             raise ValueError(f"{path}: the interrupted run had different settings ({', '.join(changed)}); resume "
                              "with the same config, or delete the folder to start over")
         if old["tasks"] != plan_["tasks"]:
-            raise ValueError(f"{path}: the interrupted run had other shards (executor.shard_partitions or the "
+            raise ValueError(f"{path}: the interrupted run had other shards (executor.task_blocks or the "
                              "dataset changed); resume with the same ones, or delete the folder to start over")
         return
     work.mkdir(parents=True, exist_ok=True)
@@ -162,10 +174,20 @@ def client_for(executor_cfg):
         raise ValueError("executor=dask needs dask.distributed: pip install -e '.[dist]'") from None
     if executor_cfg.get("address"):
         return Client(str(executor_cfg.address)), None
+    import dask
+
     workers = int(executor_cfg.get("workers", 0)) or os.cpu_count() or 1
     threads = int(executor_cfg.get("threads_per_worker", 1))
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
-                           silence_logs=40)
+    # the workers' statistical profiler samples every thread's stack every 10 ms (~5 % of a task's time here), and
+    # Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold: every large numpy temporary is then
+    # mmapped and unmapped (page faults each time)
+    with dask.config.set({"distributed.worker.profile.enabled": False,
+                          "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        # numba's thread pool sized before numba loads: with the OpenMP layer, idle pool threads of one worker spin
+        # on the cores the others compute on (set_num_threads alone keeps the pool: tasks ran 1.6x slower)
+        env = {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                               dashboard_address=None, silence_logs=40, env=env)
     return Client(cluster), cluster
 
 
@@ -195,35 +217,38 @@ def run_sharded(cfg, dataset, work: Path, fingerprint: dict, strategies: list, f
         todo = [t for t in tasks if not done[id(t)]]
         if resumed:
             print(f"gpubt: dask: {len(tasks) - len(todo)} of {len(tasks)} tasks already done (resume)", flush=True)
+        n_workers = 0
         if todo:
             client, cluster = client_for(cfg.executor)
+            n_workers = len(client.scheduler_info()["workers"])
             try:
                 from dask.distributed import as_completed
 
-                futures, previous = {}, None
-                for t in tasks:  # the chain's first task after the last finished one starts from its carried state
-                    if t.group == CHAINED and done[id(t)]:
-                        previous = done[id(t)]
-                    if done[id(t)]:
-                        continue
+                def submit(t, previous=None):
                     # the chain is the critical path: its tasks go first when a worker frees up
-                    fut = client.submit(run_task, cfg_json, str(dataset.root), t, first,
-                                        threads, previous if t.group == CHAINED else None, pure=False,
-                                        priority=10 if t.group == CHAINED else 0)
+                    fut = client.submit(run_task, cfg_json, str(dataset.root), t, first, threads, previous,
+                                        pure=False, priority=10 if t.group == CHAINED else 0)
                     futures[fut] = t
-                    if t.group == CHAINED:
-                        previous = fut
-                for fut in as_completed(list(futures)):
+                    return fut
+
+                futures: dict = {}
+                chain = [t for t in tasks if t.group == CHAINED and not done[id(t)]]
+                previous = next((done[id(t)] for t in reversed(tasks) if t.group == CHAINED and done[id(t)]), None)
+                pending = as_completed([submit(t) for t in todo if t.group == FREE] +
+                                       ([submit(chain.pop(0), previous)] if chain else []))
+                for fut in pending:
                     t = futures[fut]
                     results[id(t)] = fut.result()
+                    if t.group == CHAINED and chain:  # the next link starts from what this one carried
+                        pending.add(submit(chain.pop(0), results[id(t)]))
                     bar.update(t.blocks)
                     if monitor is not None:  # a task is the monitor's batch here
                         r = results[id(t)]
                         monitor.observe_batch(t.blocks, r["stats"]["wall_seconds"],
                                               {k: v[0] for k, v in r["counts"].items()},
                                               {k: v[1] for k, v in r["counts"].items() if v[1]},
-                                              int(r["net_profit_wei"]) / 1e18, first_block=t.bounds[0][0],
-                                              last_block=t.bounds[-1][1])
+                                              int(r["net_profit_wei"]) / 1e18, first_block=t.first,
+                                              last_block=t.last)
             finally:
                 client.close()
                 if cluster is not None:
@@ -234,7 +259,13 @@ def run_sharded(cfg, dataset, work: Path, fingerprint: dict, strategies: list, f
     stats = _sum_stats([results[id(t)] for t in tasks])
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["tasks"] = len(tasks)
-    stats["workers_used"] = len({r.get("pid") for r in results.values()})
+    ran = [results[id(t)] for t in tasks if not done[id(t)]]
+    stats["workers_used"] = len({r["pid"] for r in ran})
+    # how busy the workers were: task seconds ÷ (workers × the loop's wall); the rest is waiting (the chain, the
+    # last tasks) and start-up
+    loop_wall = max((r["finished"] for r in ran), default=0) - min((r["started"] for r in ran), default=0)
+    stats["worker_utilization"] = (sum(r["finished"] - r["started"] for r in ran) / (n_workers * loop_wall)
+                                   if ran and loop_wall > 0 else None)
     context = SimpleNamespace(allocations=sum(r["context"][0] for r in results.values()),
                               seconds=sum(r["context"][1] for r in results.values()))
     return ShardedRun(parts, first, last, stats, first if resumed else None,
@@ -256,43 +287,26 @@ def _sum_stats(results: list[dict]) -> dict:
     return out
 
 
-def _first_block(parts: ResultParts, i: int):
-    """The first block of part i's trades or, without trades, of its opportunities (None: both empty)."""
-    for name in ResultParts.NAMES:
-        blocks = pq.read_table(parts.path(name, i), columns=["block_number"]).column("block_number")
-        if len(blocks):
-            return blocks[0].as_py()
-    return None
-
-
 def merge(tasks: list[Task], parts: ResultParts, order: list) -> None:
-    """The tasks' parts as the run's parts, one per dataset partition, in point order and, at one point, in the
-    strategies' `order` (what the local loop's stable sort gives). A shard with one group's parts is moved, not
-    rewritten."""
+    """The tasks' parts as the run's parts, one per shard, in point order and, at one point, in the strategies'
+    `order` (what the local loop's stable sort gives). A shard with one group's parts is moved, not rewritten."""
     by_shard: dict = {}
     for t in tasks:
         by_shard.setdefault(t.shard, []).append(t)
     for shard in sorted(by_shard):
-        group = by_shard[shard]
-        sources = [ResultParts(t.folder) for t in group]
-        for src, t in zip(sources, group):
+        sources = []
+        for t in by_shard[shard]:
+            src = ResultParts(t.folder)
             src.count = t.done()["parts"]
-        if len(group) == 1:
+            sources.append(src)
+        if len(sources) == 1:
             for i in range(sources[0].count):
                 for name in ResultParts.NAMES:
                     os.replace(sources[0].path(name, i), parts.path(name, parts.count))
                 parts.count += 1
-            continue
-        # a task's part lies in one partition (the loop spills at every partition's end)
-        starts = np.asarray([lo for lo, _ in group[0].bounds], np.int64)
-        where: dict = {}  # partition -> [(source, part)]
-        for src in sources:
-            for i in range(src.count):
-                first = _first_block(src, i)
-                if first is not None:
-                    where.setdefault(int(np.searchsorted(starts, first, side="right")) - 1, []).append((src, i))
-        for n in sorted(where):
-            tables = {name: [pq.read_table(src.path(name, i)) for src, i in where[n]] for name in ResultParts.NAMES}
+        elif any(src.count for src in sources):
+            tables = {name: [pq.read_table(src.path(name, i)) for src in sources for i in range(src.count)]
+                      for name in ResultParts.NAMES}
             parts.append(tables["trades"], tables["opportunities"], order)
             tables = None
             pa.default_memory_pool().release_unused()

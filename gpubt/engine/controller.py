@@ -680,7 +680,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "context_us_per_block": 1e6 * backtest.context.seconds / blocks_here,
         },
     }
-    for key in ("tasks", "workers_used"):  # executor=dask (gpubt/dist.py)
+    for key in ("tasks", "workers_used", "worker_utilization"):  # executor=dask (gpubt/dist.py)
         if key in stats:
             summary["timing"][key] = stats[key]
     summary["competition"] = competition_summary

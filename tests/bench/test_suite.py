@@ -14,7 +14,8 @@ def test_bench_smoke(tmp_path):
     workloads = [r["workload"] for r in report["rows"]]
     for prefix in ("kernel:", "sandwich kernel:", "jit kernel:", "liquidation kernel:", "cexdex kernel:",
                    "end to end: tiny, strategy=all", "screening ceiling: tiny", "context cost", "peak RSS (tiny",
-                   "peak RSS as the block count doubles", "threshold sweep"):
+                   "peak RSS as the block count doubles", "threshold sweep", "end to end, executor=dask 2 workers",
+                   "peak RSS, executor=dask"):
         assert any(w.startswith(prefix) for w in workloads), prefix
     for r in report["rows"]:
         assert r["ratio"] > 0 and r["target"]

@@ -10,11 +10,12 @@ import pytest
 
 pytest.importorskip("dask.distributed")
 
-# the two 100-block partitions of tiny, every strategy, the builder auction: the merge puts both groups' trades of
-# one point in the local loop's order, and liquidation / CEX-DEX trade in both shards
+# the two 100-block partitions of tiny, free tasks of 40 blocks (two start inside a partition), every strategy, the
+# builder auction: the merge puts both groups' trades of one point in the local loop's order, and liquidation /
+# CEX-DEX trade on either side of the chain's link
 RUN = [sys.executable, "-m", "gpubt.cli", "run", "backend=cpu", "data.preset=tiny",
        "progress=false", "batch_blocks=20", "strategy=[arbitrage,cexdex,sandwich,liquidation,jit]", "competition=default", "report.enabled=false"]
-DASK = ("executor=dask", "executor.workers=2")
+DASK = ("executor=dask", "executor.workers=2", "executor.task_blocks=40")  # 3 free tasks per partition
 FILES = ("trades.parquet", "opportunities.parquet", "daily_pnl.parquet", "validation_matches.parquet",
          "validation_misses.parquet", "validation_false_positives.parquet")
 
@@ -50,10 +51,11 @@ def test_dask_equals_local(local, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got, want = assert_same_results(tmp_path / "dask", local / "local")
     trades = pq.read_table(local / "local" / "trades.parquet").to_pydict()
-    for strategy in ("liquidation", "cexdex"):  # the chain's state crosses the shard boundary
+    for strategy in ("liquidation", "cexdex"):  # the chain's state crosses shard boundaries
         blocks = [b for b, s in zip(trades["block_number"], trades["strategy"]) if s == strategy]
-        assert min(blocks) <= 18000099 < max(blocks), strategy
-    assert got["timing"]["tasks"] == 4 and got["timing"]["workers_used"] == 2
+        assert min(blocks) < 18000100 <= max(blocks), strategy
+    assert got["timing"]["tasks"] == 8 and got["timing"]["workers_used"] == 2
+    assert 0 < got["timing"]["worker_utilization"] <= 1
     assert got["timing"]["pairs_per_second"] > 0 and got["run"]["resumed_from_block"] is None
     assert not list(tmp_path.glob(".dask.partial*"))
 
@@ -61,11 +63,11 @@ def test_dask_equals_local(local, tmp_path):
 @pytest.mark.slow
 def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
     out, work = tmp_path / "dask", tmp_path / ".dask.partial"
-    failed = run_cli(local / "cache", out, *DASK, env_extra={"GPUBT_FAILPOINT": "task:shard-0001-chained"})
+    failed = run_cli(local / "cache", out, *DASK, env_extra={"GPUBT_FAILPOINT": "task:shard-00001-chained"})
     assert failed.returncode != 0 and "failpoint" in failed.stderr
     assert (work / "shards.json").is_file() and not out.exists()
     finished = sorted(p.parent.name for p in work.glob("shard-*/done.json"))
-    assert "shard-0000-chained" in finished and "shard-0001-chained" not in finished
+    assert "shard-00000-chained" in finished and "shard-00001-chained" not in finished
 
     again = run_cli(local / "cache", out, *DASK)  # forgot resume=true
     assert again.returncode == 2 and "resume=true" in again.stderr
@@ -74,12 +76,12 @@ def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
 
     resumed = run_cli(local / "cache", out, *DASK, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"{len(finished)} of 4 tasks already done" in resumed.stdout
+    assert f"{len(finished)} of 8 tasks already done" in resumed.stdout
     got, _ = assert_same_results(out, local / "local")
     assert got["run"]["resumed_from_block"] is not None and not work.exists()
 
 
 def test_bad_executor_settings_fail_cleanly(local, tmp_path):
-    proc = run_cli(local / "cache", tmp_path / "bad", *DASK, "executor.shard_partitions=0")
-    assert proc.returncode == 2 and "executor.shard_partitions = 0" in proc.stderr
+    proc = run_cli(local / "cache", tmp_path / "bad", *DASK, "executor.task_blocks=-1")
+    assert proc.returncode == 2 and "executor.task_blocks = -1" in proc.stderr
     assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.partial").exists()
