@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from gpubt.data.store import write_json_atomic
-from gpubt.engine.checkpoint import FAILPOINT_ENV
+from gpubt.engine.checkpoint import FAILPOINT_ENV, check_fingerprint
 from gpubt.engine.results import ResultParts
 
 SHARDS_FILE = "shards.json"   # the work folder's plan: fingerprint and shards (marks a resumable sharded run)
@@ -152,11 +152,7 @@ def _check_plan(work: Path, fingerprint: dict, tasks: list[Task], resume: bool) 
     plan_ = {"fingerprint": fingerprint, "tasks": [[t.shard, t.group, t.first, t.last] for t in tasks]}
     if resume and path.is_file():
         old = json.loads(path.read_text())
-        if old["fingerprint"] != fingerprint:
-            changed = sorted(k for k in set(old["fingerprint"]) | set(fingerprint)
-                             if old["fingerprint"].get(k) != fingerprint.get(k))
-            raise ValueError(f"{path}: the interrupted run had different settings ({', '.join(changed)}); resume "
-                             "with the same config, or delete the folder to start over")
+        check_fingerprint(path, old["fingerprint"], fingerprint)
         if old["tasks"] != plan_["tasks"]:
             raise ValueError(f"{path}: the interrupted run had other shards (executor.task_blocks or the "
                              "dataset changed); resume with the same ones, or delete the folder to start over")

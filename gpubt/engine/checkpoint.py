@@ -28,6 +28,14 @@ def _failpoint(stage: str, n: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def check_fingerprint(path: Path, saved: dict, fingerprint: dict) -> None:
+    """Raise naming the settings that differ between an interrupted run (`saved`, read from `path`) and this one."""
+    if saved != fingerprint:
+        changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+        raise ValueError(f"{path}: the interrupted run had different settings ({', '.join(changed)}); resume with "
+                         "the same config, or delete the folder to start over")
+
+
 class Checkpointer:
     """Writes a checkpoint every `every_blocks` blocks into `folder`; `load()` returns the last one or None."""
 
@@ -76,11 +84,7 @@ class Checkpointer:
         if not self.path.is_file():
             return None
         data = json.loads(self.path.read_text())
-        if data["fingerprint"] != self.fingerprint:
-            changed = sorted(k for k in set(data["fingerprint"]) | set(self.fingerprint)
-                             if data["fingerprint"].get(k) != self.fingerprint.get(k))
-            raise ValueError(f"{self.path}: the interrupted run had different settings ({', '.join(changed)}); "
-                             "resume with the same config, or delete the folder to start over")
+        check_fingerprint(self.path, data["fingerprint"], self.fingerprint)
         s = data["state"]
         state.reserve0 = [int(r) for r in s["reserve0"]]
         state.reserve1 = [int(r) for r in s["reserve1"]]

@@ -73,6 +73,9 @@ def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
     assert again.returncode == 2 and "resume=true" in again.stderr
     other = run_cli(local / "cache", out, "resume=true")
     assert other.returncode == 2 and "executor=dask" in other.stderr
+    changed = run_cli(local / "cache", out, *DASK, "resume=true", "thresholds.min_profit_eth=0.5")
+    assert changed.returncode == 2 and "different settings (thresholds)" in changed.stderr
+    assert (work / "shards.json").is_file()  # a refused resume keeps the interrupted run
 
     resumed = run_cli(local / "cache", out, *DASK, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
