@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from gpubt.data.store import write_json_atomic
 from gpubt.engine.checkpoint import FAILPOINT_ENV, check_fingerprint
+from gpubt.engine.monitor import release_memory
 from gpubt.engine.results import ResultParts
 
 SHARDS_FILE = "shards.json"   # the work folder's plan: fingerprint and shards (marks a resumable sharded run)
@@ -305,6 +305,6 @@ def merge(tasks: list[Task], parts: ResultParts, order: list) -> None:
                       for name in ResultParts.NAMES}
             parts.append(tables["trades"], tables["opportunities"], order)
             tables = None
-            pa.default_memory_pool().release_unused()
+            release_memory()
     for t in tasks:
         shutil.rmtree(t.folder, ignore_errors=True)

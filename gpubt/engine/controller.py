@@ -32,6 +32,7 @@ from gpubt.dist import SHARDS_FILE
 from gpubt.engine.checkpoint import Checkpointer
 from gpubt.engine.context import ContextPool
 from gpubt.engine.metrics import format_summary, json_safe
+from gpubt.engine.monitor import release_memory
 from gpubt.engine.results import ROW, ResultParts, concat, in_point_order
 from gpubt.engine.verify import GasModel, reprice, screen_floor, select
 from gpubt.kernels.cycles import KEY_TX_BITS
@@ -599,7 +600,7 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
                 checks.add(*validator.add(trades.drop_columns([ROW]), dataset.read_range("labels", lo, hi), events,
                                           final=n == len(chunks) - 1))
             core = trades = landed = events = None
-            pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: give them back
+            release_memory()  # Arrow's pool and malloc keep freed pages: give them back
         scores = validator.scores() if validator else None
         if validator:
             checks.finish(scores)
@@ -610,7 +611,7 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals,
                        by_strategy, opportunity_counts, blocks, threshold_info, scores, auctions.summary())
     del totals, by_strategy  # the per-trade floats, before the report reads its own
-    pa.default_memory_pool().release_unused()
+    release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     if cfg.report.enabled:

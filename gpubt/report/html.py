@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gpubt.engine import metrics as M
+from gpubt.engine.monitor import release_memory
 from gpubt.schema import amounts_float
 
 WEI_PER_ETH = M.WEI_PER_ETH
@@ -74,7 +75,7 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
 
     figures = []
     trades = _read_trades(folder / "trades.parquet", capital, run)
-    pa.default_memory_pool().release_unused()   # Arrow's allocator keeps the batches' freed pages otherwise
+    release_memory()   # Arrow's pool and malloc keep the batches' freed pages otherwise
     net_eth = trades.net_eth
     figures.append(("Equity", _plot_equity(trades, capital, run),
                     f"Equity = initial capital ({capital:,.2f} ETH) + cumulative net profit, after each trade "
@@ -613,7 +614,7 @@ def _read_validation(path: Path):
                 v = amounts_float(column)
             values[count:count + len(v)] = v / WEI_PER_ETH if name.lower().endswith("_wei") else v
         count += batch.num_rows
-    pa.default_memory_pool().release_unused()
+    release_memory()
     return out[0][:count], out[1][:count], est, real
 
 

@@ -277,6 +277,23 @@ def test_trade_totals_in_chunks_equal_the_whole_table():
     assert whole["trades"] == 500 and whole["days"] == n_days
 
 
+def test_daily_pnl_in_chunks_equals_one_pass(monkeypatch):
+    """The trades' days are found CHUNK_VALUES trades at a time (the month's whole-length temporaries were its
+    peak); the days equal one pass's to the last bit, and a missing block in a later chunk is still named."""
+    rng = np.random.default_rng(13)
+    n_days, per_day = 7, 30
+    blocks = blocks_table(1, n_days * per_day, DAY // per_day)
+    rows = sorted((int(b), float(p), float(p) + 0.001, 0.001)
+                  for b, p in zip(rng.integers(1, n_days * per_day, 400), rng.normal(0.0, 0.05, 400)))
+    t = trades_table(rows)
+    one_pass = M.daily_pnl(t, blocks, 5.0)
+    monkeypatch.setattr(M, "CHUNK_VALUES", 7)
+    assert M.daily_pnl(t, blocks, 5.0).equals(one_pass)
+    assert one_pass.column("trades").to_numpy().sum() == 400 and one_pass.num_rows == n_days
+    with pytest.raises(ValueError, match=f"block {n_days * per_day + 5} is not in the blocks table"):
+        M.daily_pnl(trades_table(rows + [(n_days * per_day + 5, 0.1, 0.1, 0.0)]), blocks, 5.0)
+
+
 def test_max_drawdown_in_chunks_equals_the_whole_curve(monkeypatch):
     """max_drawdown works through the trades a chunk at a time; its maxima equal drawdown()'s to the last bit."""
     rng = np.random.default_rng(12)
