@@ -604,12 +604,12 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
         scores = validator.scores() if validator else None
         if validator:
             checks.finish(scores)
-    write_table_atomic(totals.daily(blocks, float(cfg.metrics.initial_capital_eth), first, last),
-                       work / "daily_pnl.parquet")
+    daily = totals.daily(blocks, float(cfg.metrics.initial_capital_eth), first, last)
+    write_table_atomic(daily, work / "daily_pnl.parquet")
     opportunity_counts = parts.write_opportunities(work / "opportunities.parquet")
     threshold.save(work / "thresholds.json")
     summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals,
-                       by_strategy, opportunity_counts, blocks, threshold_info, scores, auctions.summary())
+                       by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
     del totals, by_strategy  # the per-trade floats, before the report reads its own
     release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -640,16 +640,17 @@ def _thresholds(cfg, parts, dataset, blocks, first, last, min_profit_wei, priori
 
 
 def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals, by_strategy,
-             opportunity_counts, blocks, threshold_info, scores, competition_summary) -> dict:
+             opportunity_counts, blocks, daily, threshold_info, scores, competition_summary) -> dict:
     """summary.json: metrics of the trades that landed (after the builder bid: `totals`), run facts, timing.
-    `by_strategy`: a StrategyTally; `opportunity_counts`: per strategy; `scores`: validation's (or None)."""
+    `by_strategy`: a StrategyTally; `opportunity_counts`: per strategy; `daily`: totals.daily() of the run, as
+    written; `scores`: validation's (or None)."""
     stats = backtest.stats
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
         "metrics": totals.summary(sum(opportunity_counts.values()), stats["pairs_evaluated"], n_blocks,
                                   attempted=competition_summary["attempted"], blocks=blocks,
-                                  first_block=backtest.first_block, last_block=backtest.last_block,
+                                  first_block=backtest.first_block, last_block=backtest.last_block, daily=daily,
                                   initial_capital_eth=float(cfg.metrics.initial_capital_eth),
                                   bootstrap_samples=int(cfg.metrics.bootstrap_samples), seed=int(cfg.metrics.seed)),
         "run": {

@@ -91,8 +91,10 @@ class TradeTotals:
     def summary(self, n_opportunities: int, n_pairs: int, n_blocks: int, *, blocks=None,
                 first_block: int | None = None, last_block: int | None = None,
                 initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH, attempted: int | None = None,
-                bootstrap_samples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
-        """summarize_trades of the trades added."""
+                bootstrap_samples: int = 1000, seed: int = 0, confidence: float = 0.95,
+                daily: pa.Table | None = None) -> dict:
+        """summarize_trades of the trades added. `daily`: this object's `daily()` of the same blocks, range and
+        capital, when the caller has it already (so a month's days are not found twice)."""
         n = self.n
         net_eth, usd, _ = self._vectors()
         capital = float(initial_capital_eth)
@@ -113,8 +115,7 @@ class TradeTotals:
         rng = np.random.default_rng(seed)
         mean_ci = bootstrap_mean_ci(net_eth, bootstrap_samples, rng, confidence)
 
-        daily = None
-        if blocks is not None:
+        if daily is None and blocks is not None:
             daily = self.daily(blocks, capital, first_block, last_block)
         if daily is not None and daily.num_rows:
             returns = daily.column("return_frac").to_numpy()
@@ -221,7 +222,7 @@ def _daily(trade_blocks, net_eth, usd, blocks, initial_capital_eth, first_block,
                                  pnl_eth / prev_equity], schema=DAILY_PNL)
 
 
-def _days_of(trade_blocks, block_numbers, timestamps, day_lo: int = 0) -> np.ndarray:
+def _days_of(trade_blocks, block_numbers, timestamps, day_lo: int) -> np.ndarray:
     """Each trade's day − day_lo (np.intp, bincount's own index type, so it is not copied again). Worked
     CHUNK_VALUES trades at a time: whole-length temporaries took ~0.6 GB over a month's 17.8M trades, the
     run's peak."""

@@ -16,6 +16,7 @@ import math
 import os
 import resource
 
+import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger("gpubt.monitor")
@@ -37,8 +38,6 @@ def rss_bytes() -> float:
 def release_memory() -> None:
     """Give freed memory back to the OS: Arrow's pool keeps freed pages, and glibc's malloc keeps freed heap
     below its top (~90 MB after a 4-partition run's post-run) until malloc_trim. No-op where there is neither."""
-    import pyarrow as pa
-
     pa.default_memory_pool().release_unused()
     if _LIBC is not None:
         _LIBC.malloc_trim(0)

@@ -273,6 +273,8 @@ def test_trade_totals_in_chunks_equal_the_whole_table():
         chunk = t.filter(pa.array((block >= lo) & (block <= hi)))
         totals.add(chunk.take(pa.array(np.arange(chunk.num_rows)[::-1])))  # row order within a chunk: any
     assert totals.summary(700, 9000, n_days * per_day, **kwargs) == whole
+    days = totals.daily(blocks, 5.0, 1, n_days * per_day)
+    assert totals.summary(700, 9000, n_days * per_day, daily=days, **kwargs) == whole   # the controller's: days once
     assert totals.daily(blocks, 5.0, 1, n_days * per_day).equals(M.daily_pnl(t, blocks, 5.0, 1, n_days * per_day))
     assert whole["trades"] == 500 and whole["days"] == n_days
 
