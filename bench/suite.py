@@ -159,11 +159,11 @@ def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = 
         with open(Path(tmp) / "log", "w+") as log:
             t0 = time.perf_counter()
             child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            tree_peak, stop = [0], threading.Event()
+            timeline, stop = [], threading.Event()   # (seconds since start, tree RSS bytes)
 
             def sample():
                 while not stop.wait(0.5):
-                    tree_peak[0] = max(tree_peak[0], _tree_rss(child.pid))
+                    timeline.append((time.perf_counter() - t0, _tree_rss(child.pid)))
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
@@ -182,8 +182,18 @@ def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = 
             "trades": summary["metrics"]["trades"], "opportunities": summary["metrics"]["opportunities"],
             "paths": summary["run"]["paths"], "timing": summary["timing"],
             "context_us_per_block": summary["timing"]["context_us_per_block"],
-            "peak_rss_mb": usage.ru_maxrss / 1024, "peak_tree_rss_mb": tree_peak[0] / 2**20,
+            "peak_rss_mb": usage.ru_maxrss / 1024, "peak_tree_rss_mb": max((r for _, r in timeline), default=0) / 2**20,
+            # where the memory goes over the run: the loop is its first timing.wall_seconds (after start-up)
+            "peak_tree_at_seconds": max(timeline, key=lambda x: x[1], default=(None, 0))[0],
+            "rss_timeline_mb": _thinned(timeline, 300),
             "net_profit_wei": summary["metrics"]["net_profit_wei"], "command": " ".join(cmd[1:])}
+
+
+def _thinned(timeline: list, points: int) -> list:
+    """[(seconds, MB)] of at most `points` stretches of the samples, each its highest sample (peaks survive)."""
+    step = max(1, -(-len(timeline) // points))
+    return [[round(t, 1), round(r / 2**20)] for t, r in (max(timeline[i:i + step], key=lambda x: x[1])
+                                                        for i in range(0, len(timeline), step))]
 
 
 def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]:

@@ -44,15 +44,18 @@ DAILY_PNL = pa.schema([
 
 
 class TradeTotals:
-    """A run's trades reduced chunk by chunk (`add`, chunks in block order): exact sums and counts, and per trade
-    only what order statistics, drawdown, the bootstrap and the days need (net ETH, USD, block: 20 bytes), so a
-    month of trades is never one table in memory. `summary` and `daily` give summarize_trades' and daily_pnl's
-    results of all the chunks at once."""
+    """A run's trades reduced chunk by chunk (`add`, chunks in block order): exact sums and counts, per block the
+    trades, net ETH and USD (the days and the USD totals come from these), and per trade only the net ETH that
+    order statistics, drawdown and the bootstrap need (8 bytes), so a month of trades is never one table in
+    memory. `summary` and `daily` give summarize_trades' and daily_pnl's results of all the chunks at once."""
 
     def __init__(self):
         self.n = self.n_wins = self.n_losses = self.gas_units = 0
         self.net = self.gross = self.gas = self.wins = self.losses = 0   # exact wei (Python ints)
-        self._net_eth, self._usd, self._block = [], [], []
+        self._net_eth = np.zeros(0)                                      # per trade, (block, tx) order
+        self._blocks = np.zeros(0, np.int64)                             # blocks with a trade, ascending
+        self._block_trades = np.zeros(0, np.int64)
+        self._block_eth, self._block_usd = np.zeros(0), np.zeros(0)
 
     def add(self, trades: pa.Table) -> "TradeTotals":
         # exact sums in Arrow, floats by one cast: no Python int per trade
@@ -70,23 +73,35 @@ class TradeTotals:
         self.losses += amount_sum(losses)
         self.gas_units += int(trades.column("gas_units").to_numpy().sum())
         order = _trade_order(trades)
-        self._net_eth.append((amounts_float(net) / WEI_PER_ETH)[order])
-        self._usd.append(trades.column("net_profit_usd").to_numpy()[order])
-        self._block.append(trades.column("block_number").to_numpy().astype(np.int32)[order])
+        net_eth = (amounts_float(net) / WEI_PER_ETH)[order]
+        # grown in place: realloc of a large block remaps its pages (no copy), where joining the chunks at the end
+        # held them twice (~0.3 GB over a month's trades)
+        self._net_eth.resize(self.n, refcheck=False)
+        self._net_eth[self.n - len(net_eth):] = net_eth
+        self._add_per_block(trades.column("block_number").to_numpy()[order], net_eth,
+                            trades.column("net_profit_usd").to_numpy()[order])
         return self
 
-    def _vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(net ETH, USD, block) per trade in (block, tx) order, each list joined once."""
-        for name, dtype in (("_net_eth", np.float64), ("_usd", np.float64), ("_block", np.int32)):
-            parts = getattr(self, name)
-            setattr(self, name, [np.concatenate(parts) if parts else np.zeros(0, dtype)])
-        return self._net_eth[0], self._usd[0], self._block[0]
+    def _add_per_block(self, block: np.ndarray, net_eth: np.ndarray, usd: np.ndarray) -> None:
+        keys = np.union1d(self._blocks, block)
+        if len(keys) > len(self._blocks):   # new blocks: the sums so far move to their places among them
+            at = np.searchsorted(keys, self._blocks)
+            for name in ("_block_trades", "_block_eth", "_block_usd"):
+                grown = np.zeros(len(keys), getattr(self, name).dtype)
+                grown[at] = getattr(self, name)
+                setattr(self, name, grown)
+            self._blocks = keys
+        at = np.searchsorted(keys, block)
+        self._block_trades += np.bincount(at, minlength=len(keys))
+        # np.add.at adds in trade order onto the sums so far: a block split over chunks sums as in one pass
+        np.add.at(self._block_eth, at, net_eth)
+        np.add.at(self._block_usd, at, usd)
 
     def daily(self, blocks, initial_capital_eth: float = DEFAULT_INITIAL_CAPITAL_ETH,
               first_block: int | None = None, last_block: int | None = None) -> pa.Table:
         """daily_pnl of the trades added."""
-        net_eth, usd, block = self._vectors()
-        return _daily(block, net_eth, usd, blocks, initial_capital_eth, first_block, last_block)
+        return _daily(self._blocks, self._block_trades, self._block_eth, self._block_usd, blocks,
+                      initial_capital_eth, first_block, last_block)
 
     def summary(self, n_opportunities: int, n_pairs: int, n_blocks: int, *, blocks=None,
                 first_block: int | None = None, last_block: int | None = None,
@@ -96,7 +111,7 @@ class TradeTotals:
         """summarize_trades of the trades added. `daily`: this object's `daily()` of the same blocks, range and
         capital, when the caller has it already (so a month's days are not found twice)."""
         n = self.n
-        net_eth, usd, _ = self._vectors()
+        net_eth = self._net_eth
         capital = float(initial_capital_eth)
         if not capital > 0:
             raise ValueError(f"metrics.initial_capital_eth = {initial_capital_eth}: must be > 0")
@@ -104,8 +119,7 @@ class TradeTotals:
         if attempted < n:
             raise ValueError(f"attempted = {attempted} < trades = {n}: every landed trade was attempted")
 
-        final_equity = capital + float(np.cumsum(net_eth)[-1]) if n else capital
-        dd_eth, dd_frac = max_drawdown(net_eth, capital)
+        drawdown = _drawdown_of(net_eth, capital)
         win_rate = self.n_wins / n if n else 0.0
         loss_rate = self.n_losses / n if n else 0.0
         gross_wins, gross_losses = self.wins, -self.losses
@@ -129,6 +143,7 @@ class TradeTotals:
             sharpe, sharpe_ci, days = None, [None, None], None
 
         net_total, gross_total, gas_total = self.net, self.gross, self.gas
+        usd_total = float(self._block_usd.sum())
         out = {
             "blocks": n_blocks,
             "pairs_evaluated": n_pairs,
@@ -138,14 +153,14 @@ class TradeTotals:
             "gross_profit_wei": str(gross_total),
             "gas_cost_wei": str(gas_total),
             "net_profit_eth": net_total / WEI_PER_ETH,
-            "net_profit_usd": float(usd.sum()),
+            "net_profit_usd": usd_total,
             "mean_profit_per_trade_eth": float(net_eth.mean()) if n else 0.0,
-            "median_profit_per_trade_eth": float(np.median(net_eth)) if n else 0.0,
+            "median_profit_per_trade_eth": median(net_eth) if n else 0.0,
             "win_rate": win_rate,
             "gas_units": self.gas_units,
             # per trade
-            "mean_profit_per_trade_usd": float(usd.mean()) if n else 0.0,
-            "std_profit_per_trade_eth": float(net_eth.std(ddof=1)) if n > 1 else None,
+            "mean_profit_per_trade_usd": usd_total / n if n else 0.0,
+            "std_profit_per_trade_eth": std_ddof1(net_eth) if n > 1 else None,
             "best_trade_eth": float(net_eth.max()) if n else None,
             "worst_trade_eth": float(net_eth.min()) if n else None,
             "mean_profit_per_trade_ci95_eth": mean_ci,
@@ -162,10 +177,10 @@ class TradeTotals:
             "gas_efficiency": gross_total / gas_total if gas_total else None,
             # capital and risk
             "initial_capital_eth": capital,
-            "final_equity_eth": final_equity,
+            "final_equity_eth": capital + drawdown.total,
             "return_on_capital": net_total / WEI_PER_ETH / capital,
-            "max_drawdown_eth": dd_eth,
-            "max_drawdown_pct": 100.0 * dd_frac,
+            "max_drawdown_eth": drawdown.worst_eth,
+            "max_drawdown_pct": 100.0 * drawdown.worst_frac,
             # per day
             "days": days,
             "mean_daily_pnl_eth": float(daily_eth.mean()) if len(daily_eth) else None,
@@ -200,7 +215,8 @@ def daily_pnl(trades: pa.Table, blocks, initial_capital_eth: float = DEFAULT_INI
     return TradeTotals().add(trades).daily(blocks, initial_capital_eth, first_block, last_block)
 
 
-def _daily(trade_blocks, net_eth, usd, blocks, initial_capital_eth, first_block, last_block) -> pa.Table:
+def _daily(trade_blocks, trades, net_eth, usd, blocks, initial_capital_eth, first_block, last_block) -> pa.Table:
+    """The days of per-block sums: `trade_blocks` ascending, with their trade counts, net ETH and USD."""
     block_numbers, timestamps = _block_clock(blocks)
     keep = block_range_mask(block_numbers, first_block, last_block)
     if not keep.any():
@@ -209,12 +225,13 @@ def _daily(trade_blocks, net_eth, usd, blocks, initial_capital_eth, first_block,
     day_hi = int(timestamps[keep].max()) // SECONDS_PER_DAY
     n_days = day_hi - day_lo + 1
 
-    trade_day = _days_of(trade_blocks, block_numbers, timestamps, day_lo)
-    if len(trade_day) and (trade_day.min() < 0 or trade_day.max() >= n_days):
+    day = _days_of(trade_blocks, block_numbers, timestamps) - day_lo
+    if len(day) and (day.min() < 0 or day.max() >= n_days):
         raise ValueError("daily_pnl: trades outside the block range of first_block..last_block")
-    counts = np.bincount(trade_day, minlength=n_days).astype(np.int64)
-    pnl_eth = np.bincount(trade_day, weights=net_eth, minlength=n_days)
-    pnl_usd = np.bincount(trade_day, weights=usd, minlength=n_days)
+    counts = np.zeros(n_days, np.int64)
+    np.add.at(counts, day, trades)
+    pnl_eth = np.bincount(day, weights=net_eth, minlength=n_days)
+    pnl_usd = np.bincount(day, weights=usd, minlength=n_days)
     equity = float(initial_capital_eth) + np.cumsum(pnl_eth)
     prev_equity = np.concatenate([[float(initial_capital_eth)], equity[:-1]])
     days = np.arange(day_lo, day_hi + 1).astype("datetime64[D]")
@@ -222,21 +239,15 @@ def _daily(trade_blocks, net_eth, usd, blocks, initial_capital_eth, first_block,
                                  pnl_eth / prev_equity], schema=DAILY_PNL)
 
 
-def _days_of(trade_blocks, block_numbers, timestamps, day_lo: int) -> np.ndarray:
-    """Each trade's day − day_lo (np.intp, bincount's own index type, so it is not copied again). Worked
-    CHUNK_VALUES trades at a time: whole-length temporaries took ~0.6 GB over a month's 17.8M trades, the
-    run's peak."""
-    out = np.empty(len(trade_blocks), np.intp)
-    for lo in range(0, len(trade_blocks), CHUNK_VALUES):
-        chunk = trade_blocks[lo:lo + CHUNK_VALUES]
-        idx = np.searchsorted(block_numbers, chunk)
-        found = idx < len(block_numbers)
-        found[found] = block_numbers[idx[found]] == chunk[found]
-        if not found.all():
-            missing = int(chunk[np.flatnonzero(~found)[0]])
-            raise ValueError(f"trades: block {missing} is not in the blocks table (pass the blocks the run covered)")
-        out[lo:lo + len(chunk)] = timestamps[idx] // SECONDS_PER_DAY - day_lo
-    return out
+def _days_of(trade_blocks, block_numbers, timestamps) -> np.ndarray:
+    """The UTC day number (np.intp) of each of `trade_blocks`; a block not in `block_numbers` raises, named."""
+    idx = np.searchsorted(block_numbers, trade_blocks)
+    found = idx < len(block_numbers)
+    found[found] = block_numbers[idx[found]] == trade_blocks[found]
+    if not found.all():
+        missing = int(trade_blocks[np.flatnonzero(~found)[0]])
+        raise ValueError(f"trades: block {missing} is not in the blocks table (pass the blocks the run covered)")
+    return (timestamps[idx] // SECONDS_PER_DAY).astype(np.intp)
 
 
 def equity_curve(net_eth: np.ndarray, initial_capital_eth: float) -> np.ndarray:
@@ -251,7 +262,7 @@ def drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[np.ndarra
     return peak - equity, (peak - equity) / peak
 
 
-CHUNK_VALUES = 1 << 22   # whole-run per-trade arrays are worked through this many values at a time
+CHUNK_VALUES = 1 << 20   # whole-run per-trade arrays are worked through this many values at a time (~8 MB each)
 
 
 def running_sum(values: np.ndarray, start: float = 0.0) -> np.ndarray:
@@ -285,10 +296,78 @@ class Drawdown:
 def max_drawdown(net_eth: np.ndarray, initial_capital_eth: float) -> tuple[float, float]:
     """(largest drawdown in ETH, largest drawdown as a fraction of its peak) of the per-trade equity: `drawdown`'s
     maxima, taken CHUNK_VALUES trades at a time."""
+    tracker = _drawdown_of(net_eth, initial_capital_eth)
+    return tracker.worst_eth, tracker.worst_frac
+
+
+def _drawdown_of(net_eth: np.ndarray, initial_capital_eth: float) -> Drawdown:
+    """A Drawdown fed all of `net_eth`, CHUNK_VALUES trades at a time (its `total` is the cumsum's last value)."""
     tracker = Drawdown(initial_capital_eth)
     for lo in range(0, len(net_eth), CHUNK_VALUES):
         tracker.add(net_eth[lo:lo + CHUNK_VALUES])
-    return tracker.worst_eth, tracker.worst_frac
+    return tracker
+
+
+def std_ddof1(values: np.ndarray) -> float:
+    """The sample standard deviation (ddof=1) of two or more values, the squared deviations summed CHUNK_VALUES
+    at a time: np.std's one whole-length array of them was 142 MB over a month's trades."""
+    mean = float(values.mean())
+    squares = sum(float(np.square(values[lo:lo + CHUNK_VALUES] - mean).sum())
+                  for lo in range(0, len(values), CHUNK_VALUES))
+    return math.sqrt(squares / (len(values) - 1))
+
+
+def median(values: np.ndarray) -> float:
+    """np.median of float64 values (non-empty, no NaN), without its whole-length copy (142 MB over a month's
+    trades): the middle order statistics are found a chunk at a time."""
+    k = (len(values) - 1) // 2
+    low = _kth_smallest(values, k)
+    return low if len(values) % 2 else float(np.mean([low, _kth_smallest(values, k + 1)]))   # np.median's mean
+
+
+_SIGN = np.uint64(1 << 63)
+_DIGIT = 16                             # bits of the order key settled per pass: 2-3 passes for a month's trades
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort as the float64 values do (negative floats' magnitude bits flipped)."""
+    bits = values.view(np.int64)
+    return (bits ^ ((bits >> 63) & np.int64(0x7FFF_FFFF_FFFF_FFFF))).view(np.uint64) ^ _SIGN
+
+
+def _kth_smallest(values: np.ndarray, k: int) -> float:
+    """The k-th smallest value (0-based), exactly: a radix select on the order keys, one 16-bit digit per pass
+    over the values, until the values sharing the digits so far fit one chunk (np.partition then) or all bits
+    are settled (then they are one value)."""
+    step = max(1, CHUNK_VALUES // 4)    # per-chunk temporaries of a few keys' arrays: ~25 MB
+    prefix, rank = 0, k                 # the key's high bits found so far; k's rank among the values sharing them
+    for shift in range(64 - _DIGIT, -1, -_DIGIT):
+        counts = np.zeros(1 << _DIGIT, np.int64)
+        for lo in range(0, len(values), step):
+            keys = _order_keys(values[lo:lo + step])
+            if shift + _DIGIT < 64:
+                keys = keys[(keys >> np.uint64(shift + _DIGIT)) == np.uint64(prefix)]
+            counts += np.bincount(((keys >> np.uint64(shift)) & np.uint64((1 << _DIGIT) - 1)).astype(np.intp),
+                                  minlength=1 << _DIGIT)
+        below = np.cumsum(counts)
+        digit = int(np.searchsorted(below, rank, side="right"))
+        rank -= int(below[digit - 1]) if digit else 0
+        prefix = (prefix << _DIGIT) | digit
+        if shift == 0:
+            return _from_key(prefix)
+        if counts[digit] <= step:
+            sharing = np.concatenate([chunk[(_order_keys(chunk) >> np.uint64(shift)) == np.uint64(prefix)]
+                                      for chunk in (values[lo:lo + step] for lo in range(0, len(values), step))])
+            return float(np.partition(sharing, rank)[rank])
+    raise AssertionError("unreachable: the last pass settles every bit")
+
+
+def _from_key(key: int) -> float:
+    """The float64 whose _order_keys key is `key`."""
+    bits = np.array([key], np.uint64) ^ _SIGN
+    signed = bits.view(np.int64)
+    signed = np.where(signed < 0, signed ^ np.int64(0x7FFF_FFFF_FFFF_FFFF), signed)
+    return float(signed.view(np.float64)[0])
 
 
 def sharpe_ratio(daily_returns: np.ndarray) -> float | None:

@@ -279,21 +279,85 @@ def test_trade_totals_in_chunks_equal_the_whole_table():
     assert whole["trades"] == 500 and whole["days"] == n_days
 
 
-def test_daily_pnl_in_chunks_equals_one_pass(monkeypatch):
-    """The trades' days are found CHUNK_VALUES trades at a time (the month's whole-length temporaries were its
-    peak); the days equal one pass's to the last bit, and a missing block in a later chunk is still named."""
+def test_days_from_per_block_sums_with_blocks_split_over_chunks():
+    """The days come from per-block sums added in trade order: a block whose trades arrive in two chunks sums to
+    one pass's value to the last bit, the days equal one pass's, and a missing block in a later chunk is named."""
     rng = np.random.default_rng(13)
     n_days, per_day = 7, 30
     blocks = blocks_table(1, n_days * per_day, DAY // per_day)
-    rows = sorted((int(b), float(p), float(p) + 0.001, 0.001)
-                  for b, p in zip(rng.integers(1, n_days * per_day, 400), rng.normal(0.0, 0.05, 400)))
+    rows = sorted((int(b), float(p), float(p) + 0.001, 0.001, float(u))
+                  for b, p, u in zip(rng.integers(1, 40, 400), rng.normal(0.0, 0.05, 400), rng.normal(0, 90, 400)))
     t = trades_table(rows)
-    one_pass = M.daily_pnl(t, blocks, 5.0)
-    monkeypatch.setattr(M, "CHUNK_VALUES", 7)
-    assert M.daily_pnl(t, blocks, 5.0).equals(one_pass)
-    assert one_pass.column("trades").to_numpy().sum() == 400 and one_pass.num_rows == n_days
-    with pytest.raises(ValueError, match=f"block {n_days * per_day + 5} is not in the blocks table"):
-        M.daily_pnl(trades_table(rows + [(n_days * per_day + 5, 0.1, 0.1, 0.0)]), blocks, 5.0)
+    one_pass = M.TradeTotals().add(t)
+    block = t.column("block_number").to_numpy()
+    cuts = [0, 13, 101, 102, 250, 400]
+    assert any(block[c - 1] == block[c] for c in cuts[1:-1])       # some block's trades lie on both sides of a cut
+    split = M.TradeTotals()
+    for lo, hi in zip(cuts, cuts[1:]):
+        split.add(t.slice(lo, hi - lo))
+    for name in ("_blocks", "_block_trades", "_block_eth", "_block_usd", "_net_eth"):
+        assert np.array_equal(getattr(split, name), getattr(one_pass, name)), name
+    assert split.daily(blocks, 5.0).equals(M.daily_pnl(t, blocks, 5.0))
+    assert split._block_usd.sum() == pytest.approx(sum(r[4] for r in rows))
+    day = M.daily_pnl(t, blocks, 5.0)
+    assert day.column("trades").to_numpy().sum() == 400 and day.num_rows == n_days
+    with pytest.raises(ValueError, match="block 215 is not in the blocks table"):
+        split.add(trades_table([(215, 0.1, 0.1, 0.0)])).daily(blocks, 5.0)
+
+
+def test_median_and_std_without_whole_length_copies(monkeypatch):
+    """median() is a chunked radix select equal to np.median (ties, negatives, odd and even counts, values all
+    alike past a chunk); std_ddof1 sums the squared deviations a chunk at a time and matches np.std."""
+    rng = np.random.default_rng(5)
+    for chunk in (4, 64, 1 << 20):
+        monkeypatch.setattr(M, "CHUNK_VALUES", chunk)
+        for n in (1, 2, 3, 10, 257, 2000):
+            for values in (rng.normal(0, 1, n), np.round(rng.normal(0, 3, n)), np.full(n, -2.5),
+                           rng.exponential(1e-3, n) - 2e-4, np.concatenate([np.zeros(n // 2), rng.normal(0, 1, n - n // 2)])):
+                assert M.median(values) == np.median(values)
+                k = int(rng.integers(0, n))
+                assert M._kth_smallest(values, k) == np.sort(values)[k]
+                if n > 1:
+                    assert M.std_ddof1(values) == pytest.approx(values.std(ddof=1), rel=1e-12, abs=1e-300)
+
+
+def test_summary_memory_is_eight_bytes_a_trade_and_chunk_sized_temporaries(monkeypatch):
+    """TradeTotals holds one float64 per trade plus per-block sums; summary() and daily() allocate only
+    chunk-sized temporaries (the month's np.median copy, std deviations, cumsum and the chunks' join were each a
+    whole-length array: 142 MB over 17.8M trades)."""
+    import tracemalloc
+
+    monkeypatch.setattr(M, "CHUNK_VALUES", 1 << 14)
+    rng = np.random.default_rng(3)
+    n, n_blocks = 1_000_000, 20_000
+    net = rng.normal(1e15, 5e15, n).astype(np.int64)
+    block = np.sort(rng.integers(1, n_blocks + 1, n))
+    dec = pa.array(net).cast(schema.AMOUNT)
+    t = pa.table({"block_number": block, "tx_index": np.arange(n, dtype=np.int32), "net_profit_wei": dec,
+                  "gross_profit_wei": dec, "gas_cost_wei": dec, "gas_units": np.full(n, 170_000),
+                  "net_profit_usd": net / 1e18 * 2000.0})
+    pieces = [t.slice(lo, 100_000) for lo in range(0, n, 100_000)]
+    blocks = blocks_table(1, n_blocks, 12)
+    whole_length = 8 * n
+    tracemalloc.start()
+    try:
+        totals = M.TradeTotals()
+        for piece in pieces:
+            totals.add(piece)
+        held = tracemalloc.get_traced_memory()[0]
+        assert held < whole_length + 24 * n_blocks + 2_000_000
+        tracemalloc.reset_peak()
+        daily = totals.daily(blocks, 100.0)
+        m = totals.summary(1, 1, n_blocks, blocks=blocks, daily=daily, bootstrap_samples=3)
+        extra = tracemalloc.get_traced_memory()[1] - held
+    finally:
+        tracemalloc.stop()
+    assert extra < whole_length / 4, f"summary allocated {extra:,} B over {whole_length:,} B of per-trade floats"
+    net_eth = net / 1e18
+    assert m["median_profit_per_trade_eth"] == np.median(net_eth)
+    assert m["final_equity_eth"] == 100.0 + float(np.cumsum(net_eth)[-1])
+    assert m["std_profit_per_trade_eth"] == pytest.approx(net_eth.std(ddof=1), rel=1e-12)
+    assert m["trades"] == n and m["days"] == daily.num_rows
 
 
 def test_max_drawdown_in_chunks_equals_the_whole_curve(monkeypatch):
