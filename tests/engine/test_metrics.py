@@ -386,3 +386,8 @@ def test_bootstrap_of_the_mean_in_chunks(monkeypatch):
     assert [lo, hi] != small
     assert lo < values.mean() < hi
     assert (hi - lo) == pytest.approx(2 * 1.96 * values.std(ddof=1) / math.sqrt(len(values)), rel=0.2)
+    # every resample draws exactly n values however they split over the chunks: a constant's mean is exact
+    assert M.bootstrap_mean_ci(np.full(3000, 0.1), 50, np.random.default_rng(2)) == [pytest.approx(0.1, rel=1e-12)] * 2
+    # halves of 0 and 1: the chunks' shares of the draws centre the means on 0.5, as wide as the normal approximation
+    lo, hi = M.bootstrap_mean_ci(np.repeat([0.0, 1.0], 1500), 400, np.random.default_rng(3))
+    assert (lo + hi) / 2 == pytest.approx(0.5, abs=0.003) and (hi - lo) == pytest.approx(2 * 1.96 * 0.5 / math.sqrt(3000), rel=0.2)
