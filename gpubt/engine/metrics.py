@@ -320,13 +320,14 @@ def std_ddof1(values: np.ndarray) -> float:
 def median(values: np.ndarray) -> float:
     """np.median of float64 values (non-empty, no NaN), without its whole-length copy (142 MB over a month's
     trades): the middle order statistics are found a chunk at a time."""
+    values = np.ascontiguousarray(values, np.float64)   # the order keys are a view of the bits
     k = (len(values) - 1) // 2
     low = _kth_smallest(values, k)
     return low if len(values) % 2 else float(np.mean([low, _kth_smallest(values, k + 1)]))   # np.median's mean
 
 
 _SIGN = np.uint64(1 << 63)
-_DIGIT = 16                             # bits of the order key settled per pass: 2-3 passes for a month's trades
+_DIGIT = 16                             # bits of the order key settled per pass over the values
 
 
 def _order_keys(values: np.ndarray) -> np.ndarray:
@@ -339,7 +340,7 @@ def _kth_smallest(values: np.ndarray, k: int) -> float:
     """The k-th smallest value (0-based), exactly: a radix select on the order keys, one 16-bit digit per pass
     over the values, until the values sharing the digits so far fit one chunk (np.partition then) or all bits
     are settled (then they are one value)."""
-    step = max(1, CHUNK_VALUES // 4)    # per-chunk temporaries of a few keys' arrays: ~25 MB
+    step = max(1, CHUNK_VALUES // 4)    # per-chunk temporaries: a few key arrays of 2 MB
     prefix, rank = 0, k                 # the key's high bits found so far; k's rank among the values sharing them
     for shift in range(64 - _DIGIT, -1, -_DIGIT):
         counts = np.zeros(1 << _DIGIT, np.int64)

@@ -319,6 +319,8 @@ def test_median_and_std_without_whole_length_copies(monkeypatch):
                 assert M._kth_smallest(values, k) == np.sort(values)[k]
                 if n > 1:
                     assert M.std_ddof1(values) == pytest.approx(values.std(ddof=1), rel=1e-12, abs=1e-300)
+    strided = rng.normal(0, 1, (101, 3))[:, 1]                      # a column: not contiguous, keys need a copy
+    assert M.median(strided) == np.median(strided) and M.median([3, 1, 2]) == 2.0
 
 
 def test_summary_memory_is_eight_bytes_a_trade_and_chunk_sized_temporaries(monkeypatch):
