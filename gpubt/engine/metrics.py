@@ -344,8 +344,7 @@ def _kth_smallest(values: np.ndarray, k: int) -> float:
     prefix, rank = 0, k                 # the key's high bits found so far; k's rank among the values sharing them
     for shift in range(64 - _DIGIT, -1, -_DIGIT):
         counts = np.zeros(1 << _DIGIT, np.int64)
-        for lo in range(0, len(values), step):
-            keys = _order_keys(values[lo:lo + step])
+        for _, keys in _key_chunks(values, step):
             if shift + _DIGIT < 64:
                 keys = keys[(keys >> np.uint64(shift + _DIGIT)) == np.uint64(prefix)]
             counts += np.bincount(((keys >> np.uint64(shift)) & np.uint64((1 << _DIGIT) - 1)).astype(np.intp),
@@ -357,10 +356,17 @@ def _kth_smallest(values: np.ndarray, k: int) -> float:
         if shift == 0:
             return _from_key(prefix)
         if counts[digit] <= step:
-            sharing = np.concatenate([chunk[(_order_keys(chunk) >> np.uint64(shift)) == np.uint64(prefix)]
-                                      for chunk in (values[lo:lo + step] for lo in range(0, len(values), step))])
+            sharing = np.concatenate([chunk[(keys >> np.uint64(shift)) == np.uint64(prefix)]
+                                      for chunk, keys in _key_chunks(values, step)])
             return float(np.partition(sharing, rank)[rank])
     raise AssertionError("unreachable: the last pass settles every bit")
+
+
+def _key_chunks(values: np.ndarray, step: int):
+    """(chunk, its order keys) for each `step` values in turn."""
+    for lo in range(0, len(values), step):
+        chunk = values[lo:lo + step]
+        yield chunk, _order_keys(chunk)
 
 
 def _from_key(key: int) -> float:
