@@ -75,9 +75,12 @@ def _ingest(cfg) -> None:
 def _job_suffix() -> str:
     """'-N' for job N of a Hydra multirun (`gpubt run -m ...`), '' for a single run: keeps out_dirs apart."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    num = HydraConfig.get().job.num if HydraConfig.initialized() else None
-    return "" if num is None else f"-{num}"
+    # a single run leaves hydra.job.num missing ('???'): reading it there raises, so ask for the mode first
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    return f"-{HydraConfig.get().job.num}"
 
 
 def _hydra(command: str, task, argv: list[str], config_name: str = "config") -> int:

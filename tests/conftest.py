@@ -92,6 +92,17 @@ def hand_dataset(tmp_path) -> Path:
     return write_market(tmp_path / "hand", hand_market())
 
 
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A data.cache_dir holding the synthetic `tiny` market (seed 0), generated once per test session: pass
+    `data.cache_dir={tiny_cache}` to a run (read-only: copy it before mutating it)."""
+    from gpubt.data import synthetic
+
+    cache = tmp_path_factory.mktemp("cache")
+    synthetic.generate(cache / "synthetic-tiny-seed0", preset="tiny", seed=0, progress=False)
+    return cache
+
+
 def available_backends():
     """Backends to parametrize over: cpu and cudasim always, cuda where a GPU is usable."""
     from gpubt.backend import cuda_unavailable_reason
