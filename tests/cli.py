@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 GPUBT = [sys.executable, "-m", "gpubt.cli"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def gpubt(*args, cwd=None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -394,17 +394,19 @@ class StrategyTally:
             row[2] += schema.amount_sum(mine.column("gas_cost_wei"))
             row[3] += pc.sum(pc.greater(net, 0)).as_py() or 0
 
-    def table(self, opportunity_counts: dict) -> dict:
+    def table(self, opportunity_counts: dict, requested=(), notes: dict | None = None) -> dict:
         """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win
-        rate."""
+        rate. Every `requested` strategy has a row, zeros included; `notes`: name -> why it had nothing to do."""
         out = {}
-        for name in sorted(set(opportunity_counts) | set(self.tried)):
+        for name in sorted(set(opportunity_counts) | set(self.tried) | set(requested)):
             n, total, gas, wins = self.landed.get(name, (0, 0, 0, 0))
             n_tried = self.tried.get(name, 0)
             out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": n,
                          "survival_rate": n / n_tried if n_tried else None,
                          "net_profit_wei": str(total), "net_profit_eth": total / WEI_PER_ETH,
                          "gas_cost_eth": gas / WEI_PER_ETH, "win_rate": wins / n if n else None}
+            if (notes or {}).get(name):
+                out[name]["note"] = notes[name]
         return out
 
 
@@ -415,8 +417,22 @@ def format_by_strategy(by: dict) -> str:
              "n/a" if r["survival_rate"] is None else f"{r['survival_rate']:.1%}", f"{r['net_profit_eth']:.6f}",
              f"{r['gas_cost_eth']:.6f}") for name, r in by.items()]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join(" ".join(cell.ljust(w) if i == 0 else cell.rjust(w + 2)
-                               for i, (cell, w) in enumerate(zip(row, widths))) for row in [header, *rows])
+    lines = [" ".join(cell.ljust(w) if i == 0 else cell.rjust(w + 2) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in [header, *rows]]
+    return "\n".join([*lines, *(f"{name}: {r['note']}" for name, r in by.items() if r.get("note"))])
+
+
+def idle_notes(cfg, setup: "RunSetup", opportunity_counts: dict, first_block: int, last_block: int) -> dict:
+    """name -> one line on why a requested strategy found no opportunity, where the data is the reason."""
+    notes = {}
+    arbitrage = cfg.strategy.get("arbitrage")
+    if arbitrage is not None and not opportunity_counts.get("arbitrage") and len(setup.paths) == 0:
+        notes["arbitrage"] = (f"no {arbitrage.min_hops}..{arbitrage.max_hops}-hop cycles through the start tokens "
+                              "in this dataset")
+    for strategy in setup.strategies:
+        if not opportunity_counts.get(strategy.name) and (why := strategy.idle_reason(first_block, last_block)):
+            notes[strategy.name] = why
+    return notes
 
 
 def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:
@@ -501,7 +517,6 @@ def run(cfg) -> Path:
                               "checkpoints only with checkpoint_every_blocks > 0 or executor=dask)")
     dataset = open_dataset(cfg.data, progress)
     setup = RunSetup.build(cfg, dataset, backend)
-    paths, start_tokens, gas, min_profit_wei = setup.paths, setup.start_tokens, setup.gas, setup.min_profit_wei
     resolved = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
     every = int(cfg.get("checkpoint_every_blocks", 0))
@@ -535,8 +550,7 @@ def run(cfg) -> Path:
             raise
         finally:
             monitor.stop()
-        scores, summary = _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_tokens, gas,
-                                    min_profit_wei)
+        scores, summary = _post_run(cfg, work, out_dir, backend, dataset, backtest, setup)
         if checkpointer:
             checkpointer.remove()
         (work / SHARDS_FILE).unlink(missing_ok=True)
@@ -546,15 +560,16 @@ def run(cfg) -> Path:
         if work.exists() and not marker.is_file():
             shutil.rmtree(work, ignore_errors=True)
     print(format_summary(summary))
-    if len(summary["by_strategy"]) > 1:
-        print(format_by_strategy(summary["by_strategy"]))
-    if scores is not None:
-        print(format_scores(scores))
+    by = summary["by_strategy"]
+    if len(by) > 1 or any(r.get("note") for r in by.values()):
+        print(format_by_strategy(by))
+    if scores is not None and (lines := format_scores(scores, ran=list(cfg.strategy))):
+        print(lines)
     print(f"results  {out_dir}", flush=True)
     return out_dir
 
 
-def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei):
+def _post_run(cfg, work, out_dir, backend, dataset, backtest, setup: RunSetup):
     """Thresholds, the builder auction, validation, metrics and the files, from the run's result parts.
 
     One dataset partition at a time: its trades' core (no `detail`: gpubt/engine/results.py), its labels and
@@ -573,7 +588,7 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     blocks = dataset.read_range("blocks", first, last)
     bounds = [(max(lo, first), min(hi, last)) for lo, hi in dataset.partitions if hi >= first and lo <= last]
     kept_rows, threshold, threshold_info = _thresholds(cfg.thresholds, parts, dataset, blocks, first, last,
-                                                       min_profit_wei, gas.priority_fee_wei)
+                                                       setup.min_profit_wei, setup.gas.priority_fee_wei)
     auctions = competition.Auctions(cfg.get("competition"), backend.name)
     totals, by_strategy = TradeTotals(), StrategyTally()
     validator = None
@@ -608,7 +623,8 @@ def _post_run(cfg, work, out_dir, backend, dataset, backtest, paths, start_token
     write_table_atomic(daily, work / "daily_pnl.parquet")
     opportunity_counts = parts.write_opportunities(work / "opportunities.parquet")
     threshold.save(work / "thresholds.json")
-    summary = _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals,
+    notes = idle_notes(cfg, setup, opportunity_counts, first, last)
+    summary = _summary(cfg, backend, dataset, backtest, setup, notes, totals,
                        by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
     del totals, by_strategy  # the per-trade floats, before the report reads its own
     release_memory()
@@ -639,12 +655,12 @@ def _thresholds(cfg, parts, dataset, blocks, first, last, min_profit_wei, priori
     return kept.column(ROW).combine_chunks(), threshold, info
 
 
-def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_profit_wei, totals, by_strategy,
+def _summary(cfg, backend, dataset, backtest, setup: RunSetup, notes: dict, totals, by_strategy,
              opportunity_counts, blocks, daily, threshold_info, scores, competition_summary) -> dict:
     """summary.json: metrics of the trades that landed (after the builder bid: `totals`), run facts, timing.
     `by_strategy`: a StrategyTally; `opportunity_counts`: per strategy; `daily`: totals.daily() of the run, as
-    written; `scores`: validation's (or None)."""
-    stats = backtest.stats
+    written; `scores`: validation's (or None); `notes`: why a requested strategy had nothing to do."""
+    stats, gas = backtest.stats, setup.gas
     n_blocks = backtest.last_block - backtest.first_block + 1
     blocks_here = backtest.last_block - (backtest.resumed_from or backtest.first_block) + 1
     summary = {
@@ -659,8 +675,8 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
             "first_block": backtest.first_block, "last_block": backtest.last_block,
             "resumed_from_block": backtest.resumed_from,
             "strategies": list(cfg.strategy),
-            "paths": len(paths), "start_tokens": start_tokens.tolist(),
-            "min_profit_wei": str(min_profit_wei),
+            "paths": len(setup.paths), "start_tokens": setup.start_tokens.tolist(),
+            "min_profit_wei": str(setup.min_profit_wei),
             "threshold": threshold_info,
             "gas_model": {"base_units": gas.base_units, "per_hop_units": gas.per_hop_units,
                           "v3_hop_units": gas.v3_hop_units, "v3_tick_units": gas.v3_tick_units,
@@ -686,7 +702,7 @@ def _summary(cfg, backend, dataset, backtest, paths, start_tokens, gas, min_prof
         if key in stats:
             summary["timing"][key] = stats[key]
     summary["competition"] = competition_summary
-    summary["by_strategy"] = by_strategy.table(opportunity_counts)
+    summary["by_strategy"] = by_strategy.table(opportunity_counts, list(cfg.strategy), notes)
     if scores is not None:
         summary["validation"] = scores
     return json_safe(summary)

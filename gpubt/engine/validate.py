@@ -598,9 +598,12 @@ def load_labels(dataset, first_block: int | None = None, last_block: int | None 
     return dataset.read_range("labels", first_block, last_block)
 
 
-def format_scores(scores: dict) -> str:
+def format_scores(scores: dict, ran=None) -> str:
+    """One console line per label kind; `ran`: only the kinds of these strategies (default every kind)."""
     lines = []
     for kind, s in scores["kinds"].items():
+        if ran is not None and kind not in ran:
+            continue
         p = s["profit"]
         fmt = lambda v, f="{:.3f}": "n/a" if v is None else f.format(v)  # noqa: E731
         lines.append(f"{kind:<10} labels {s['labels']:>6}  ours {s['ours']:>6}  matched {s['matched']:>6}  "

@@ -62,6 +62,11 @@ class Strategy:
     def evaluate(self, batch, tables: BatchTables) -> StrategyResult:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def idle_reason(self, first_block: int, last_block: int) -> str | None:
+        """Why this strategy could find nothing in blocks first..last of its dataset (one line), or None when the
+        data gave it something to look at; asked after a run in which it found no opportunity."""
+        return None
+
     def carried(self) -> dict | None:
         """What the strategy carries from batch to batch because of its own trades (JSON-safe; checkpoints hold
         it, so a resumed run continues from it); None: nothing, every batch stands alone."""
@@ -70,6 +75,15 @@ class Strategy:
     def restore(self, carried: dict) -> None:
         """Continue from what `carried()` returned at a checkpoint."""
         raise ValueError(f"strategy {self.name} carries no state, yet the checkpoint holds some for it")
+
+
+def no_victims_reason(dataset, first_block: int, last_block: int, pool_ok=None) -> str | None:
+    """'no pending victim swaps ...' when blocks first..last hold no victim (on a pool where pool_ok[pool_id])."""
+    pools = dataset.read_range("victims", first_block, last_block, ["block_number", "pool_id"]).column("pool_id")
+    pools = pools.to_numpy()
+    if pool_ok is not None:
+        pools = pools[pool_ok[pools]]
+    return None if len(pools) else "no pending victim swaps (victims table) in these blocks"
 
 
 @functools.cache

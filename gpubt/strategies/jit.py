@@ -26,7 +26,7 @@ from gpubt import schema
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.pack import WETH, point_key
-from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch, no_victims_reason
 from gpubt.strategies.sandwich import option, token_wei_per_raw
 
 Q128 = 2**128
@@ -129,6 +129,11 @@ class JitStrategy(Strategy):
         self.burn_gas = int(option(cfg, "burn_gas", exact_gas.V3_BURN_COLLECT_TX_GAS))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
         self.stats = dict(victims=0, screened=0, screened_profitable=0, selected=0, trades=0, rejected_exact=0)
+
+    def idle_reason(self, first_block: int, last_block: int) -> str | None:
+        if not self.meta.is_v3.any():
+            return "no V3 pools in this dataset (JIT liquidity needs concentrated-liquidity pools)"
+        return no_victims_reason(self.dataset, first_block, last_block, self.meta.is_v3)
 
     def evaluate(self, batch, tables) -> StrategyResult:
         victims = tables.victims

@@ -226,6 +226,9 @@ class LiquidationStrategy(Strategy):
         return row, debt, repay, seized
 
     # -- evaluate -------------------------------------------------------------------------------------------------
+    def idle_reason(self, first_block: int, last_block: int) -> str | None:
+        return None if len(self.ids) else "no lending positions in this dataset (positions.parquet)"
+
     def evaluate(self, batch, tables=None) -> StrategyResult:
         first, last = batch.first_block, batch.first_block + batch.n_blocks - 1
         price_usd = self.oracle.at(np.arange(first, last + 1))

@@ -26,7 +26,7 @@ from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.pack import WETH, point_key
-from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch, no_victims_reason
 
 
 def option(cfg, name: str, default):
@@ -257,6 +257,9 @@ class SandwichStrategy(Strategy):
         return v, members
 
     # -- evaluate ---------------------------------------------------------------------------------------------
+    def idle_reason(self, first_block: int, last_block: int) -> str | None:
+        return no_victims_reason(self.dataset, first_block, last_block)
+
     def evaluate(self, batch, tables) -> StrategyResult:
         victims = tables.victims
         empty = StrategyResult(schema.OPPORTUNITIES.empty_table(), [])

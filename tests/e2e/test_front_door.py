@@ -1,0 +1,70 @@
+"""What a newcomer types first: `gpubt run` with the defaults (no out_dir), a multirun, every requested strategy
+reported."""
+import json
+
+import pytest
+
+from tests.cli import gpubt, run_inprocess
+
+from ..conftest import hand_market, write_market
+
+TINY = ("backend=cpu", "data.preset=tiny", "progress=false", "report.enabled=false")
+
+
+def test_run_without_out_dir_writes_results_under_the_working_directory(tiny_cache, tmp_path):
+    proc = gpubt("run", *TINY, f"data.cache_dir={tiny_cache}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = (tmp_path / "results").iterdir()
+    assert folder.name.startswith("synthetic-")
+    assert (folder / "summary.json").is_file() and (folder / "trades.parquet").is_file()
+    assert f"results  results/{folder.name}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_multirun_gets_one_folder_per_job(tiny_cache, tmp_path):
+    proc = gpubt("run", "-m", *TINY, f"data.cache_dir={tiny_cache}", "thresholds.min_profit_eth=0.001,0.01",
+                 cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folders = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert len(folders) == 2 and folders[0].endswith("-0") and folders[1].endswith("-1"), folders
+    thresholds = [json.loads((tmp_path / "results" / f / "summary.json").read_text())["run"]["min_profit_wei"]
+                  for f in folders]
+    assert thresholds == [str(10**15), str(10**16)]
+
+
+def test_strategy_all_reports_all_five_and_prints_only_what_ran(tiny_cache, tmp_path):
+    proc = gpubt("run", *TINY, f"data.cache_dir={tiny_cache}", "strategy=all", f"out_dir={tmp_path / 'all'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    by = json.loads((tmp_path / "all" / "summary.json").read_text())["by_strategy"]
+    assert sorted(by) == ["arbitrage", "cexdex", "jit", "liquidation", "sandwich"]
+    table = proc.stdout[proc.stdout.index("strategy "):]
+    for name in by:
+        assert f"\n{name} " in table, name
+    # an arbitrage-only run on the same (labelled) market prints no line for the CEX-DEX labels it never chased
+    alone = gpubt("run", *TINY, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'arb'}")
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert "arbitrage  labels" in alone.stdout and "cexdex" not in alone.stdout
+
+
+def test_a_strategy_with_nothing_to_do_says_why(tmp_path):
+    """The hand market has V2 pools only and no pending swaps: JIT and sandwich show up with zeros and a reason."""
+    data = write_market(tmp_path / "hand", hand_market())
+    out = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false", "report.enabled=false",
+                        "strategy=[arbitrage,jit,sandwich]", f"out_dir={tmp_path / 'out'}")
+    by = json.loads((out / "summary.json").read_text())["by_strategy"]
+    assert sorted(by) == ["arbitrage", "jit", "sandwich"]
+    assert by["jit"]["trades"] == 0 and by["jit"]["note"].startswith("no V3 pools in this dataset")
+    assert by["sandwich"]["opportunities"] == 0 and "no pending victim swaps" in by["sandwich"]["note"]
+    assert by["arbitrage"]["trades"] > 0 and "note" not in by["arbitrage"]
+
+
+def test_ci_runs_the_readme_commands_as_written():
+    """.ci/run runs `make run` with no ARGS before `make test`, and checks what it wrote."""
+    from tests.cli import REPO
+
+    lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    readme = (REPO / "README.md").read_text()
+    assert "make run" in lines and "make run" in readme and "make test" in readme
+    first_test = next(i for i, line in enumerate(lines) if line.startswith("make test"))
+    assert lines.index("make run") < first_test
+    assert any("summary.json" in line for line in lines) and any("report.html" in line for line in lines)
