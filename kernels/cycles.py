@@ -1,28 +1,6 @@
 """Cyclic-arbitrage screening: every (evaluation point × candidate path) pair of a batch, in float64.
 
-State is versioned (ARCHITECTURE principle 4): each pool's states in the batch form a sorted log
-(`log_key`, sliced per pool by `log_offsets`); the state at an evaluation point is the last entry whose key is
-<= the point's key, found by binary search. So every pair is independent. A V2 entry holds the reserves
-(`log_reserve0/1`); a V3 entry holds the sqrt price, liquidity and tick after its event and the version of the
-pool's initialized-tick table it sees (`log_tick_version`: the table is the slice tick_offsets[v]..[v+1] of
-`tick_index` / `tick_sqrt_price` / `tick_liquidity_net`; a new version starts at every mint or burn).
-
-Keys: block_offset · 2**20 + tx_index, block_offset relative to the batch's first block; a point's key means
-"after every tx with a key <= it" (top of a block = key of its previous block's tx 2**20 − 1).
-
-Optimal input. A pure-V2 cycle composes into one Möbius map out(x) = K·x/(M + N·x) with the closed-form optimum
-x* = (√(K·M) − M)/N. A V3 hop is a Möbius map only inside one tick range, so a cycle with a V3 hop:
-1. composes the closed form with each V3 hop replaced by its current range's virtual reserves (L/s, L·s);
-   it is unprofitable iff that form is (the marginal rate at x = 0 is the same), else gives x_v;
-2. evaluates the real cycle at x_v: if no V3 hop crosses an initialized tick there, the cycle *is* that Möbius
-   map on [0, x_v] and x_v is the exact float optimum (the common case: most back-runs stay in range);
-3. otherwise bisects on the marginal rate d out/dx = Π (hop marginal rates), which is continuous and decreasing
-   (every hop's output is concave in its input, so is their composition, so the profit out(x) − x is concave):
-   the bracket [0, x_v] is doubled until the rate is < 1, then halved at most V3_BISECTIONS times (to 1e-10
-   relative). Bisection was chosen over golden-section (same bracket, 1 evaluation per step, but the rate
-   halves the bracket where golden section shrinks it by 0.618) and over piecewise closed forms per tick
-   range (exact, but they can oscillate at a range boundary, where the optimum often sits, and need a
-   fallback anyway). The iteration count is fixed, so the work per pair is bounded on the GPU.
+State log, point keys and the optimal input (V2 closed form, V3 bisection): docs/strategies.md#cyclic-arbitrage.
 """
 from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.py rebinds the names below)
 

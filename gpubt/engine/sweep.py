@@ -1,27 +1,6 @@
-"""Vectorized threshold sweeps: K threshold configs evaluated in one pass over a run's trades (ARCHITECTURE 6).
+"""Vectorized threshold sweeps: K threshold configs evaluated in one pass over a run's trades.
 
-Why one run suffices. The controller's selection (`verify.select`) walks each evaluation point's candidates best
-first (by screened net profit) and skips a path that shares a pool with one already taken. A threshold that is
-one number per block (every config here, static or dynamic) keeps, at each point, a *prefix* of that best-first
-list, and greedy decisions on a prefix depend only on the items before them. So the trades under any threshold
-T >= the run's own threshold T0 are exactly {the run's trades (selected at T0)} ∩ {screened net > T(block)}: no
-re-selection, no re-pricing, and the exact net profits in trades.parquet are the ones each config would book.
-(The opportunities the run did not take never become trades at a higher threshold: they were skipped for a
-better overlapping path, which stays above any threshold they pass.) Thresholds below T0 cannot be evaluated:
-configs whose threshold drops below T0 in some block are flagged (`blocks_below_run_threshold` > 0, `exact`
-false) and never chosen as best.
-
-How. A config's threshold per block is linear in its parameters, threshold_wei(k, b) = params[k] · basis[b]
-(`ThresholdGrid`); one numba kernel (`sweep_nb`, prange over configs) walks the trades in time order and indexes
-the config axis inside the reduction, so memory is O(K + N), never a (K × N) copy. Sums of exact net profits are
-exact integers (each net split into int64 gwei and wei-remainder limbs); drawdown and Sharpe are float64 ETH.
-Static thresholds also have `prefix_metrics`: sort once by screened profit, searchsorted per config, read
-cumulative sums (O(N log N + K log N); counts and exact sums only).
-
-Metrics per config: trades, wins, win_rate, net_profit_wei (exact), net_profit_eth, profit_factor = Σ net of
-winning trades ÷ |Σ net of losing trades| (inf when none lose), max_drawdown_eth = max over time of (running
-peak − equity) of the cumulative net profit (peak starts at 0), sharpe = mean ÷ std of the per-block net profit
-over all blocks of the run (blocks without trades count as 0) × √(blocks per year at 12 s).
+Why one run suffices, the kernel and the per-config metrics: docs/strategies.md#threshold-sweeps.
 """
 from __future__ import annotations
 

@@ -1,26 +1,6 @@
 """When to act on a screened opportunity: a static minimum profit, or a dynamic one learned from history.
 
-Both give one minimum screened net profit (wei) per block, `threshold_wei(features, xp)`; an opportunity is acted
-on iff its screened net profit (after gas) exceeds its block's threshold. Keeping the threshold per block (not
-per opportunity) keeps the selection exact under any threshold: see gpubt/engine/sweep.py.
-
-Per-block features (`block_features`, vectorized numpy, trailing windows only, so no look-ahead):
-  gas_pct      percentile rank of the block's base fee among the last `gas_window` blocks (itself included), 0..1
-  eth_vol      realized volatility of the reference ETH price: sqrt(Σ r² over the last `vol_window` blocks ÷
-               vol_window × blocks per year), r = log returns between consecutive price samples (annualised)
-  congestion   gas_used ÷ gas_limit of the previous block
-  competition  labeled competing arbitrages per block over the previous `competition_window` blocks (or a constant)
-  success_rate our past success rate over the previous `success_window` blocks, (wins + 5·0.5) ÷ (tries + 5)
-
-Dynamic model (`DynamicThreshold`): success probability p_b = sigmoid(w · z_b + c), z_b the standardized features;
-act iff p_b · N − (1 − p_b) · C_b > margin, N the screened net profit, C_b = revert_gas_units × gas price the gas a
-preempted (reverting) transaction burns; i.e. threshold_b = (margin + (1 − p_b) · C_b) ÷ p_b. w, c are fitted
-by gradient descent (JAX, Adam on the mean binary cross-entropy + L2) on past outcomes.
-
-Outcome label (`success_labels`): a trade we took at point (block, tx t) succeeded iff its exact net profit is > 0
-and it was not preempted: no labeled arbitrage in the same block at tx t+1 .. t+`preempt_txs` shares a pool with
-it (that searcher back-ran the same state first). It is the validation matching rule (gpubt/engine/validate.py)
-seen from the other side.
+Features, the dynamic model and its outcome label: docs/strategies.md#thresholds-when-to-act.
 """
 from __future__ import annotations
 
@@ -165,7 +145,7 @@ def block_features(blocks: pa.Table, prices: pa.Table, labels: pa.Table | None =
 def success_labels(trades: pa.Table, labels: pa.Table, preempt_txs: int = 1,
                    competing_kind: str = "arbitrage") -> np.ndarray:
     """bool per trade: exact net profit > 0 and no labeled `competing_kind` at tx t+1..t+preempt_txs of its block
-    shares a pool with it (see the module docstring)."""
+    shares a pool with it (docs/strategies.md#thresholds-when-to-act)."""
     from gpubt.engine.validate import candidate_pairs, pools_matrix
 
     net_positive = np.asarray(pc.greater(trades.column("net_profit_wei"), 0).to_numpy(zero_copy_only=False), bool)
@@ -323,7 +303,7 @@ def apply_config(cfg, trades: pa.Table, labels: pa.Table, blocks: pa.Table, read
 
     static: nothing to filter. dynamic: fit the model on cfg.fit's block range (default: the first half of the
     run, so the second half is out of sample) or load cfg.model_path, then keep the trades whose screened net
-    profit beats max(floor, threshold of their block) — exact, by the argument in gpubt/engine/sweep.py.
+    profit beats max(floor, threshold of their block) — exact, by docs/strategies.md#threshold-sweeps.
     `read_prices()` returns the PRICES of the run's blocks: called only by the dynamic model (the
     static one never reads them). Returns (trades, threshold model, info dict for the summary).
     """
