@@ -10,11 +10,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpubt.exact.v3 import MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK, TICK_SPACINGS as V3_FEE_TIERS
+
 AMOUNT = pa.decimal128(38, 0)
 # V3 quantities: sqrtPriceX96 is a uint160 and liquidity a uint128, beyond decimal128's 38 digits.
 BIG = pa.decimal256(76, 0)
 
 _INT64_MAX = 2**63 - 1
+MAX_ID = 1 << 24          # token and pool ids index dense per-id arrays: 16M slots at most
+MAX_DECIMALS = 36         # a whole token (10**decimals raw units) fits the 38 digits of AMOUNT
+MAX_TX_INDEX = (1 << 20) - 1  # kernels/cycles.py KEY_TX_BITS: a point key holds the tx index in 20 bits
+PROTOCOLS = ("v2", "v3")
 
 
 def block_range_mask(block_numbers, first_block: int | None = None, last_block: int | None = None) -> np.ndarray:
@@ -274,17 +280,52 @@ def _fail_where(mask, source: str, message) -> None:
         raise SchemaError(f"{source} row {row}: {message(row)}")
 
 
+def _no_nulls(table: pa.Table, columns, source: str, why: str = "required") -> None:
+    for name in columns:
+        col = table.column(name)
+        if col.null_count:
+            _fail_where(pc.is_null(col), source, lambda r, n=name: f"{n} is null ({why})")
+
+
+def _check_ids(ids, source: str, name: str) -> None:
+    """Ids index dense arrays (one slot per id up to the largest): 0 <= id < MAX_ID."""
+    _fail_where(pc.or_(pc.less(ids, 0), pc.greater_equal(ids, MAX_ID)), source,
+                lambda r: f"{name} = {ids[r]} (ids are in [0, {MAX_ID}): they index arrays, keep them dense)")
+
+
+def _check_known(col, known, source: str, name: str, what: str) -> None:
+    """Every non-null value of `col` is in `known`; `what` says what they must be ("a pool_id of the pools
+    table")."""
+    unknown = pc.and_(pc.is_valid(col), pc.invert(pc.is_in(col, value_set=known)))
+    _fail_where(unknown, source, lambda r: f"{name} = {col[r]} is not {what}")
+
+
 def validate_tokens(tokens: pa.Table, source: str = "tokens") -> pa.Table:
+    """Unique ids in [0, MAX_ID), decimals in 0..MAX_DECIMALS."""
     tokens = conform(tokens, "tokens", source)
+    _no_nulls(tokens, ("token_id", "decimals"), source)
     ids = tokens.column("token_id")
-    _fail_where(pc.less(ids, 0), source, lambda r: f"token_id = {ids[r]} (ids are >= 0)")
+    _check_ids(ids, source, "token_id")
     _check_unique(ids, source, "token_id")
+    decimals = tokens.column("decimals")
+    symbol = tokens.column("symbol")
+    _fail_where(pc.or_(pc.less(decimals, 0), pc.greater(decimals, MAX_DECIMALS)), source,
+                lambda r: f"token {ids[r]} ({symbol[r]}) decimals = {decimals[r]} (ERC-20 decimals are 0.."
+                          f"{MAX_DECIMALS} here: raw amounts are stored in 38 digits)")
     return tokens
 
 
 def validate_pools(pools: pa.Table, tokens: pa.Table, source: str = "pools") -> pa.Table:
+    """Unique ids, known tokens, fee and protocol; a V3 pool needs a tick spacing (or a standard fee tier)."""
     pools = conform(pools, "pools", source)
+    _no_nulls(pools, ("pool_id", "protocol", "token0", "token1", "fee_ppm"), source)
+    i = pools.schema.get_field_index("tick_spacing")
+    pools = pools.set_column(i, pools.schema.field(i), pc.fill_null(pools.column(i), 0))  # V2 pools: none
+    _check_ids(pools.column("pool_id"), source, "pool_id")
     _check_unique(pools.column("pool_id"), source, "pool_id")
+    protocol = pools.column("protocol")
+    _fail_where(pc.invert(pc.is_in(protocol, value_set=pa.array(PROTOCOLS))), source,
+                lambda r: f"protocol = {protocol[r]} (supported: {', '.join(PROTOCOLS)})")
     token_ids = tokens.column("token_id")
     for side in ("token0", "token1"):
         col = pools.column(side)
@@ -295,11 +336,18 @@ def validate_pools(pools: pa.Table, tokens: pa.Table, source: str = "pools") -> 
     fee = pools.column("fee_ppm")
     bad_fee = pc.or_(pc.less(fee, 0), pc.greater_equal(fee, 1_000_000))
     _fail_where(bad_fee, source, lambda r: f"fee_ppm = {fee[r]} (must be in [0, 1000000))")
+    spacing = pools.column("tick_spacing")
+    _fail_where(pc.less(spacing, 0), source, lambda r: f"tick_spacing = {spacing[r]} (must be >= 0)")
+    no_spacing = pc.and_(pc.and_(pc.equal(protocol, "v3"), pc.equal(spacing, 0)),
+                         pc.invert(pc.is_in(fee, value_set=pa.array(list(V3_FEE_TIERS), pa.int32()))))
+    _fail_where(no_spacing, source, lambda r: f"a v3 pool with fee_ppm = {fee[r]} needs its tick_spacing (> 0; "
+                                              f"only the fee tiers {sorted(V3_FEE_TIERS)} imply one)")
     return pools
 
 
 def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
     blocks = conform(blocks, "blocks", source)
+    _no_nulls(blocks, ("block_number", "base_fee_wei"), source)
     num = blocks.column("block_number").to_numpy()
     if len(num) > 1:
         bad = np.flatnonzero(np.diff(num) <= 0)
@@ -315,13 +363,26 @@ def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
 def validate_events(events: pa.Table, pools: pa.Table, source: str = "events") -> pa.Table:
     """Checks kinds, known pools, positive reserves, and strict (block, tx, log) order (no duplicates)."""
     events = conform(events, "events", source)
+    _no_nulls(events, ("block_number", "tx_index", "log_index", "pool_id", "kind"), source)
     kind = events.column("kind")
     bad_kind = pc.invert(pc.is_in(kind, value_set=pa.array(EVENT_KINDS)))
     _fail_where(bad_kind, source, lambda r: f"kind = {kind[r]!r} (expected one of {', '.join(EVENT_KINDS)})")
     pool_id = events.column("pool_id")
     unknown = pc.invert(pc.is_in(pool_id, value_set=pools.column("pool_id")))
     _fail_where(unknown, source, lambda r: f"pool_id = {pool_id[r]} is not in the pools table")
-    validate_events_like_reserves(events, source)
+    _check_tx_index(events, source)
+    log_index = events.column("log_index")
+    _fail_where(pc.less(log_index, 0), source, lambda r: f"log_index = {log_index[r]} (must be >= 0)")
+    validate_events_like_reserves(events, source, pools)
+    is_v3 = _is_v3_row(events, pools)
+    lp = pc.and_(is_v3, pc.is_in(kind, value_set=pa.array(["mint", "burn"])))
+    for col_name in ("tick_lower", "tick_upper", "liquidity_delta"):
+        col = events.column(col_name)
+        _fail_where(pc.and_(lp, pc.is_null(col)), source,
+                    lambda r, n=col_name: f"{n} is null (a V3 {kind[r]} row carries its range and liquidity_delta)")
+    bad_range = pc.and_(lp, pc.greater_equal(events.column("tick_lower"), events.column("tick_upper")))
+    _fail_where(bad_range, source, lambda r: f"tick_lower = {events.column('tick_lower')[r]} >= tick_upper = "
+                                             f"{events.column('tick_upper')[r]} (a position's range is lower < upper)")
     for col_name in ("amount0_in", "amount1_in", "amount0_out", "amount1_out"):
         col = events.column(col_name)
         _fail_where(pc.less(col, pa.scalar(0, AMOUNT)), source,
@@ -342,16 +403,206 @@ def validate_events(events: pa.Table, pools: pa.Table, source: str = "events") -
     return events
 
 
-def validate_events_like_reserves(table: pa.Table, source: str) -> None:
-    """V2 reserves (rows without sqrt_price_x96) must be > 0; V3 balances >= 0."""
-    is_v3 = pc.is_valid(table.column("sqrt_price_x96"))
+def _is_v3_row(table: pa.Table, pools: pa.Table | None):
+    """bool per row: the row's pool is V3 (from the pools table; without it, rows that carry sqrt_price_x96)."""
+    if pools is None:
+        return pc.is_valid(table.column("sqrt_price_x96"))
+    v3_ids = pools.filter(pc.equal(pools.column("protocol"), "v3")).column("pool_id")
+    return pc.fill_null(pc.is_in(table.column("pool_id"), value_set=v3_ids), False)
+
+
+def _check_tx_index(table: pa.Table, source: str) -> None:
+    tx = table.column("tx_index")
+    _fail_where(pc.or_(pc.less(tx, 0), pc.greater(tx, MAX_TX_INDEX)), source,
+                lambda r: f"tx_index = {tx[r]} (a transaction's index in its block: 0..{MAX_TX_INDEX})")
+
+
+def validate_events_like_reserves(table: pa.Table, source: str, pools: pa.Table | None = None,
+                                  v3_state_required: bool = True) -> None:
+    """V2 reserves must be > 0; a V3 row carries sqrt_price_x96 in the valid range, liquidity >= 0, a tick, and
+    token balances >= 0 (without `v3_state_required`, snapshots, a null or 0 sqrt_price_x96 means "not
+    initialized yet"). With `pools` a row is V3 when its pool is; else when it carries sqrt_price_x96."""
+    is_v3 = _is_v3_row(table, pools)
+    is_v2 = pc.invert(is_v3)
     for col_name in ("reserve0", "reserve1"):
         col = table.column(col_name)
-        bad_v2 = pc.and_(pc.invert(is_v3), pc.less_equal(col, pa.scalar(0, AMOUNT)))
+        _fail_where(pc.and_(is_v2, pc.is_null(col)), source,
+                    lambda r, n=col_name: f"{n} is null (a V2 row carries the pool's reserves)")
+        bad_v2 = pc.and_(is_v2, pc.less_equal(col, pa.scalar(0, AMOUNT)))
         _fail_where(bad_v2, source,
                     lambda r, c=col, n=col_name: f"{n} = {c[r]} (a pool must have liquidity: reserves > 0)")
         _fail_where(pc.and_(is_v3, pc.less(col, pa.scalar(0, AMOUNT))), source,
                     lambda r, c=col, n=col_name: f"{n} = {c[r]} (a V3 pool's token balance cannot be negative)")
+    if pools is None:
+        return
+    sqrt_price = table.column("sqrt_price_x96")
+    if not v3_state_required:  # only rows with a price carry a state
+        is_v3 = pc.and_(is_v3, pc.fill_null(pc.greater(sqrt_price, pa.scalar(0, BIG)), False))
+    for col_name in ("sqrt_price_x96", "liquidity", "tick"):
+        _fail_where(pc.and_(is_v3, pc.is_null(table.column(col_name))), source,
+                    lambda r, n=col_name: f"{n} is null (a V3 pool's row carries sqrt_price_x96, liquidity, tick)")
+    bad_price = pc.and_(is_v3, pc.or_(pc.less(sqrt_price, pa.scalar(MIN_SQRT_RATIO, BIG)),
+                                      pc.greater_equal(sqrt_price, pa.scalar(MAX_SQRT_RATIO, BIG))))
+    _fail_where(bad_price, source, lambda r: f"sqrt_price_x96 = {sqrt_price[r]} (outside Uniswap V3's "
+                                             f"[{MIN_SQRT_RATIO}, {MAX_SQRT_RATIO}))")
+    liquidity = table.column("liquidity")
+    _fail_where(pc.and_(is_v3, pc.less(liquidity, pa.scalar(0, BIG))), source,
+                lambda r: f"liquidity = {liquidity[r]} (must be >= 0)")
+    tick = table.column("tick")
+    _fail_where(pc.and_(is_v3, pc.or_(pc.less(tick, MIN_TICK), pc.greater(tick, MAX_TICK))), source,
+                lambda r: f"tick = {tick[r]} (outside Uniswap V3's [{MIN_TICK}, {MAX_TICK}])")
+
+
+def validate_snapshots(snapshots: pa.Table, pools: pa.Table, source: str = "snapshots") -> pa.Table:
+    """Known pools, one row per pool, reserves as in events."""
+    snapshots = conform(snapshots, "snapshots", source)
+    _no_nulls(snapshots, ("block_number", "pool_id"), source)
+    pool_id = snapshots.column("pool_id")
+    _check_known(pool_id, pools.column("pool_id"), source, "pool_id", "a pool_id of the pools table")
+    _check_unique(pool_id, source, "pool_id")
+    validate_events_like_reserves(snapshots, source, pools, v3_state_required=False)
+    return snapshots
+
+
+def validate_ticks(ticks: pa.Table, pools: pa.Table, source: str = "ticks") -> pa.Table:
+    """Initialized ticks of known V3 pools."""
+    ticks = conform(ticks, "ticks", source)
+    _no_nulls(ticks, ticks.column_names, source)
+    v3_ids = pools.filter(pc.equal(pools.column("protocol"), "v3")).column("pool_id")
+    _check_known(ticks.column("pool_id"), v3_ids, source, "pool_id", "a v3 pool_id of the pools table")
+    tick = ticks.column("tick")
+    _fail_where(pc.or_(pc.less(tick, MIN_TICK), pc.greater(tick, MAX_TICK)), source,
+                lambda r: f"tick = {tick[r]} (outside Uniswap V3's [{MIN_TICK}, {MAX_TICK}])")
+    gross = ticks.column("liquidity_gross")
+    _fail_where(pc.less_equal(gross, pa.scalar(0, BIG)), source,
+                lambda r: f"liquidity_gross = {gross[r]} (an initialized tick has liquidity_gross > 0)")
+    return ticks
+
+
+def validate_victims(victims: pa.Table, pools: pa.Table, source: str = "victims") -> pa.Table:
+    """Pending swaps on known pools, amounts >= 0."""
+    victims = conform(victims, "victims", source)
+    _no_nulls(victims, ("block_number", "tx_index", "pool_id", "zero_for_one", "amount_in", "amount_out_min"),
+              source)
+    _check_known(victims.column("pool_id"), pools.column("pool_id"), source, "pool_id",
+                 "a pool_id of the pools table")
+    _check_tx_index(victims, source)
+    for name in ("amount_in", "amount_out_min"):
+        col = victims.column(name)
+        _fail_where(pc.less(col, pa.scalar(0, AMOUNT)), source,
+                    lambda r, c=col, n=name: f"{n} = {c[r]} (amounts are unsigned)")
+    return victims
+
+
+def validate_labels(labels: pa.Table, pools: pa.Table, tokens: pa.Table, source: str = "labels") -> pa.Table:
+    """Executed MEV on known pools, a known profit token."""
+    labels = conform(labels, "labels", source)
+    _no_nulls(labels, ("block_number", "tx_index", "kind"), source)
+    _check_tx_index(labels, source)
+    flat = pc.list_flatten(labels.column("pools"))
+    unknown = pc.and_(pc.is_valid(flat), pc.invert(pc.is_in(flat, value_set=pools.column("pool_id"))))
+    if pc.any(unknown).as_py():
+        parents = pc.list_parent_indices(labels.column("pools"))
+        at = _first_row(unknown)
+        row = int(parents[at].as_py())
+        raise SchemaError(f"{source} row {row}: pools holds {flat[at]}, not a pool_id of the pools table")
+    _check_known(labels.column("profit_token"), tokens.column("token_id"), source, "profit_token",
+                 "a token_id of the tokens table")
+    return labels
+
+
+def validate_prices(prices: pa.Table, tokens: pa.Table, source: str = "prices") -> pa.Table:
+    """Known tokens, prices finite and > 0 USD."""
+    prices = conform(prices, "prices", source)
+    _no_nulls(prices, prices.column_names, source)
+    token = prices.column("token_id")
+    _check_known(token, tokens.column("token_id"), source, "token_id", "a token_id of the tokens table")
+    price = prices.column("price_usd")
+    bad = pc.invert(pc.and_(pc.is_finite(price), pc.greater(price, 0.0)))  # NaN compares false: bad
+    _fail_where(bad, source, lambda r: f"price_usd = {price[r]} for token {token[r]} (prices are finite and "
+                                       "> 0 USD per whole token)")
+    return prices
+
+
+def check_partition_rows(table: pa.Table, first: int, last: int, source: str, consecutive: bool = False) -> None:
+    """Every row of a partition's table has first <= block_number <= last, in non-decreasing order; with
+    `consecutive` (blocks) there is one row per block first..last."""
+    blocks = table.column("block_number").to_numpy(zero_copy_only=False)
+    outside = np.flatnonzero((blocks < first) | (blocks > last))
+    if len(outside):
+        r = int(outside[0])
+        raise SchemaError(f"{source} row {r}: block_number {blocks[r]} is outside the partition {first}..{last} "
+                          "(the manifest's partitions must match the files' blocks)")
+    down = np.flatnonzero(np.diff(blocks) < 0)
+    if len(down):
+        r = int(down[0]) + 1
+        raise SchemaError(f"{source} row {r}: block_number {blocks[r]} after {blocks[r - 1]} (rows are sorted by "
+                          "block_number)")
+    if consecutive and len(blocks) != last - first + 1:
+        have = set(blocks.tolist())
+        missing = next(b for b in range(first, last + 1) if b not in have)
+        raise SchemaError(f"{source}: {len(blocks)} blocks for the partition {first}..{last} (block {missing} is "
+                          "missing: the manifest's partitions must match the files' blocks)")
+
+
+# a pool's two sides hold equal value at its price; this far apart (a wrong decimals is a power of ten, and a
+# mistaken 18 for 6 is 1e12), a token's decimals or price is wrong
+PRICE_MISMATCH = 10.0
+PRICE_CHECK_MIN_USD = 1e3  # pools holding less (on their larger side) are not checked: dust can be at any price
+
+
+def check_pool_prices(tokens: pa.Table, pools: pa.Table, snapshots: pa.Table, prices: pa.Table,
+                      tokens_source: str, prices_source: str) -> None:
+    """Raise when a pool's two sides, valued at the reference prices with the tokens' decimals, differ by more
+    than PRICE_MISMATCH (a wrong decimals or price: USDC at 0 decimals made its raw unit a million times dearer
+    and the CEX-DEX strategy reported 1.75e13 ETH). Uses each token's first price in `prices` and the
+    snapshot's state (V3: virtual reserves from sqrt price and liquidity); pools worth < PRICE_CHECK_MIN_USD on
+    both sides are skipped."""
+    if not snapshots.num_rows or not prices.num_rows:
+        return
+    n_tokens = int(pc.max(tokens.column("token_id")).as_py()) + 1
+    decimals = np.zeros(n_tokens)
+    decimals[tokens.column("token_id").to_numpy()] = tokens.column("decimals").to_numpy()
+    symbol = dict(zip(tokens.column("token_id").to_pylist(), tokens.column("symbol").to_pylist()))
+    price = np.full(n_tokens, np.nan)
+    price_block = np.zeros(n_tokens, np.int64)
+    order = np.argsort(prices.column("block_number").to_numpy(), kind="stable")[::-1]  # the first sample wins
+    price[prices.column("token_id").to_numpy()[order]] = prices.column("price_usd").to_numpy()[order]
+    price_block[prices.column("token_id").to_numpy()[order]] = prices.column("block_number").to_numpy()[order]
+    pool_ids = pools.column("pool_id").to_numpy()
+    n_pools = int(pool_ids.max()) + 1
+    token0, token1 = np.zeros(n_pools, np.int64), np.zeros(n_pools, np.int64)
+    token0[pool_ids] = pools.column("token0").to_numpy()
+    token1[pool_ids] = pools.column("token1").to_numpy()
+    pid = snapshots.column("pool_id").to_numpy()
+    t0, t1 = token0[pid], token1[pid]
+    with np.errstate(all="ignore"):
+        raw0 = amounts_to_float(snapshots.column("reserve0").fill_null(0))
+        raw1 = amounts_to_float(snapshots.column("reserve1").fill_null(0))
+        sqrt_price = pc.cast(snapshots.column("sqrt_price_x96"), pa.float64()).to_numpy(zero_copy_only=False) / 2**96
+        liquidity = pc.cast(snapshots.column("liquidity"), pa.float64()).to_numpy(zero_copy_only=False)
+        v3 = np.isfinite(sqrt_price) & (sqrt_price > 0)
+        raw0 = np.where(v3, liquidity / sqrt_price, raw0)  # V3: virtual reserves at the pool's price
+        raw1 = np.where(v3, liquidity * sqrt_price, raw1)
+        usd0 = raw0 / 10.0 ** decimals[t0] * price[t0]
+        usd1 = raw1 / 10.0 ** decimals[t1] * price[t1]
+        ratio = usd0 / usd1
+        checked = np.isfinite(ratio) & (ratio > 0) & (np.maximum(usd0, usd1) >= PRICE_CHECK_MIN_USD)
+        off = checked & ((ratio > PRICE_MISMATCH) | (ratio < 1.0 / PRICE_MISMATCH))
+    if not off.any():
+        return
+    # blame the token in the most mismatched pools (a wrong decimals puts every pool of its token off)
+    blamed = np.bincount(np.concatenate([t0[off], t1[off]]), minlength=n_tokens)
+    token = int(np.argmax(blamed))
+    row = int(np.flatnonzero(off & ((t0 == token) | (t1 == token)))[0])
+    a, b = int(t0[row]), int(t1[row])
+    factor = max(ratio[row], 1.0 / ratio[row])
+    raise SchemaError(
+        f"{tokens_source}: token {token} ({symbol[token]}) decimals = {int(decimals[token])} disagree with its "
+        f"price in {prices_source}: at those prices pool {int(pid[row])} holds ${usd0[row]:.3g} of {symbol[a]} "
+        f"and ${usd1[row]:.3g} of {symbol[b]}, {factor:.2g}x apart where a pool's two sides hold about equal value "
+        f"({int(blamed[token])} pool(s) of {symbol[token]} are this far off): fix {symbol[token]}'s decimals or "
+        "its prices")
 
 
 def _check_unique(col, source: str, name: str) -> None:

@@ -134,25 +134,71 @@ class DatasetWriter:
         }, self.root / "manifest.json")
 
 
+def read_manifest(root: Path) -> dict:
+    """manifest.json of the dataset at `root`, checked: format, and partitions [[first, last], ...] of ints,
+    first <= last, each starting where the previous one ended (+1), matching first_block / last_block."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise schema.SchemaError(f"{path}: not found (is {root} a gpubt dataset? create one with `gpubt generate` "
+                                 "or point data.path at one)")
+    try:
+        manifest = json.loads(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise schema.SchemaError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise schema.SchemaError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(manifest, dict):
+        raise schema.SchemaError(f"{path}: a JSON object is expected, not {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise schema.SchemaError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    parts = manifest.get("partitions")
+    if not isinstance(parts, list):
+        raise schema.SchemaError(f"{path}: partitions is {'missing' if parts is None else type(parts).__name__} "
+                                 "(a list of [first_block, last_block] pairs)")
+    if not parts:
+        raise schema.SchemaError(f"{path}: the dataset has no complete partition")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    for i, part in enumerate(parts):
+        if not (isinstance(part, list) and len(part) == 2 and all(is_int(v) and v >= 0 for v in part)):
+            raise schema.SchemaError(f"{path}: partitions[{i}] = {part!r} (a [first_block, last_block] pair of "
+                                     "block numbers)")
+        if part[0] > part[1]:
+            raise schema.SchemaError(f"{path}: partitions[{i}] = {part} (first_block > last_block)")
+        if i and part[0] != parts[i - 1][1] + 1:
+            raise schema.SchemaError(f"{path}: partitions[{i}] starts at block {part[0]}, the previous one ends at "
+                                     f"{parts[i - 1][1]} (partitions are contiguous and in order)")
+    for key, value in (("first_block", parts[0][0]), ("last_block", parts[-1][1])):
+        if manifest.get(key) is not None and manifest[key] != value:
+            raise schema.SchemaError(f"{path}: {key} = {manifest[key]!r} but the partitions say {value}")
+    if not isinstance(manifest.get("complete", False), bool):
+        raise schema.SchemaError(f"{path}: complete = {manifest['complete']!r} (true or false)")
+    if not isinstance(manifest.get("params", {}), dict):
+        raise schema.SchemaError(f"{path}: params = {manifest['params']!r} (an object)")
+    return manifest
+
+
 class Dataset:
     """Read side of the store; every table is validated against gpubt.schema as it is loaded."""
 
     def __init__(self, root):
         self.root = Path(root)
-        manifest_path = self.root / "manifest.json"
-        if not manifest_path.is_file():
-            raise schema.SchemaError(f"{manifest_path}: not found (is {self.root} a gpubt dataset? "
-                                     "create one with `gpubt generate` or point data.path at one)")
-        self.manifest = json.loads(manifest_path.read_text())
-        if self.manifest.get("format") != FORMAT:
-            raise schema.SchemaError(f"{manifest_path}: format {self.manifest.get('format')!r} is not {FORMAT!r}")
+        self.manifest = read_manifest(self.root)
         self.partitions = [tuple(p) for p in self.manifest["partitions"]]
-        if not self.partitions:
-            raise schema.SchemaError(f"{manifest_path}: the dataset has no complete partition")
         self.tokens = schema.validate_tokens(self._read_file(self.root / "tokens.parquet"),
                                              str(self.root / "tokens.parquet"))
         self.pools = schema.validate_pools(self._read_file(self.root / "pools.parquet"), self.tokens,
                                            str(self.root / "pools.parquet"))
+
+    def check_prices(self) -> None:
+        """Refuse tokens whose decimals (or prices) put a pool's two sides far apart in value, at the first
+        partition's snapshot (schema.check_pool_prices): the figures of every strategy that values tokens
+        through the prices would be off by powers of ten."""
+        part = self.partitions[0]
+        schema.check_pool_prices(self.tokens, self.pools, self.read_partition("snapshots", part),
+                                 self.read_partition("prices", part), str(self.root / "tokens.parquet"),
+                                 str(self.path("prices", part)))
 
     @property
     def complete(self) -> bool:
@@ -179,20 +225,29 @@ class Dataset:
             raise schema.SchemaError(f"{path}: unreadable parquet ({exc})") from None
 
     def read_partition(self, name: str, part) -> pa.Table:
-        """One partition of a partitioned table, validated."""
+        """One partition of a partitioned table, validated (its rows inside the partition's block range)."""
         path = self.path(name, part)
         if name in OPTIONAL_TABLES and not path.is_file():
             return schema.SCHEMAS[name].empty_table()
-        table = self._read_file(path)
+        table, source = self._read_file(path), str(path)
         if name == "events":
-            return schema.validate_events(table, self.pools, str(path))
-        if name == "blocks":
-            return schema.validate_blocks(table, str(path))
-        if name == "snapshots":
-            table = schema.conform(table, name, str(path))
-            schema.validate_events_like_reserves(table, str(path))
-            return table
-        return schema.conform(table, name, str(path))
+            table = schema.validate_events(table, self.pools, source)
+        elif name == "blocks":
+            table = schema.validate_blocks(table, source)
+        elif name == "snapshots":
+            table = schema.validate_snapshots(table, self.pools, source)
+        elif name == "ticks":
+            table = schema.validate_ticks(table, self.pools, source)
+        elif name == "victims":
+            table = schema.validate_victims(table, self.pools, source)
+        elif name == "labels":
+            table = schema.validate_labels(table, self.pools, self.tokens, source)
+        elif name == "prices":
+            table = schema.validate_prices(table, self.tokens, source)
+        else:
+            table = schema.conform(table, name, source)
+        schema.check_partition_rows(table, part[0], part[1], source, consecutive=name == "blocks")
+        return table
 
     def read(self, name: str) -> pa.Table:
         """A whole partitioned table (small datasets and tests; the controller reads partition by partition)."""
