@@ -366,6 +366,7 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
     changed[1:] = ~same_state
     trigger = changed & (log_key >= 0)
     pair_key, pair_path = evaluation_pairs(log_pool[trigger], log_key[trigger], paths, evaluate_top)
+    pair_key, pair_path = _with_state(pair_key, pair_path, paths, log_offsets, log_key)
     # after tx t of block o the key is (o << 20) + t; the top of block o is (o << 20) − 1: both give o here
     pair_block = ((pair_key + 1) >> KEY_TX_BITS).astype(np.int32)
 
@@ -395,6 +396,24 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
     return Batch(first_block, n_blocks, log_offsets, log_key, log_reserve0, log_reserve1, log_exact0, log_exact1,
                  pair_key.astype(np.int64), pair_path, pair_block, base_fee_wei, gas_price_wei, wei_per_raw, eth_usd,
                  current, **v3_log)
+
+
+def _with_state(pair_key: np.ndarray, pair_path: np.ndarray, paths: Paths, log_offsets: np.ndarray,
+                log_key: np.ndarray):
+    """The pairs whose every pool has a state at the pair's key. A pool created inside the range has none before
+    its first event: the screen would price a path through it at 0 (a candidate once the threshold is <= −gas)
+    and exact re-pricing would have no reserves to price it with."""
+    if not len(pair_key):
+        return pair_key, pair_path
+    has_state = log_offsets[1:] > log_offsets[:-1]
+    first_key = np.full(len(has_state), np.iinfo(np.int64).max, np.int64)
+    first_key[has_state] = log_key[log_offsets[:-1][has_state]]  # a pool's log is sorted by key
+    hop_ready = np.where(paths.pools >= 0, first_key[np.maximum(paths.pools, 0)], -1)
+    path_ready = hop_ready.max(axis=1)  # the first key at which every pool of the path has a state
+    if (path_ready <= -1).all():  # every path has its state at the batch's top: nothing to drop
+        return pair_key, pair_path
+    keep = pair_key >= path_ready[pair_path]
+    return pair_key[keep], pair_path[keep]
 
 
 Q96 = float(2**96)
