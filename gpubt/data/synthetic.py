@@ -29,6 +29,7 @@ marked against a CEX hedge at the reference price.
 """
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 from collections import namedtuple
@@ -1212,7 +1213,8 @@ def _noise_inputs(exact: dict, acts: dict, noise: np.ndarray) -> list:
 def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = True, **overrides) -> pathlib.Path:
     """Write a synthetic dataset to `out_dir` and return its path.
 
-    `overrides` replace preset parameters (see PRESETS); `overwrite=True` replaces an existing dataset.
+    `overrides` replace preset parameters (see PRESETS); `overwrite=True` replaces an existing dataset;
+    `cache=True` marks the folder as gpubt's own cache (`is_own_cache`), the only kind it may ever replace.
     """
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed = {seed!r}: must be an int in [0, 2**63)")
@@ -1220,6 +1222,7 @@ def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = Tru
     if preset not in PRESETS:
         raise ValueError(f"preset = {preset!r}: unknown (choose one of {', '.join(PRESETS)})")
     overwrite = bool(overrides.pop("overwrite", False))
+    cache = bool(overrides.pop("cache", False))
     unknown = sorted(set(overrides) - set(PRESETS[preset]))
     if unknown:
         raise ValueError(f"unknown synthetic parameter(s) {', '.join(unknown)} "
@@ -1234,6 +1237,9 @@ def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = Tru
             raise FileExistsError(f"{out_dir} already holds a dataset (manifest.json); "
                                   "pass overwrite=True to replace it or choose another folder")
         _remove_dataset(out_dir)
+    if cache:  # marked before the first file, so an interrupted generation is recognised as ours too
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / CACHE_MARK).write_text(json.dumps({"path": str(out_dir.resolve())}))
 
     sim = _Simulator(params, seed)
     writer = DatasetWriter(out_dir, source="synthetic", params=dict(params, preset=preset, seed=seed))
@@ -1248,6 +1254,19 @@ def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = Tru
             bar.update(last - first + 1)
     writer.finish()
     return out_dir
+
+
+CACHE_MARK = ".gpubt-cache.json"  # {"path": the folder}: gpubt generated this dataset into its own cache here
+
+
+def is_own_cache(root) -> bool:
+    """gpubt generated the dataset at `root` into its cache (generate(cache=True)) at this very path (a copy
+    elsewhere is not: the mark names the folder it was written in)."""
+    root = pathlib.Path(root)
+    try:
+        return json.loads((root / CACHE_MARK).read_text()).get("path") == str(root.resolve())
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _remove_dataset(root: pathlib.Path) -> None:
