@@ -69,17 +69,14 @@ class ReferencePrices:
         return np.ascontiguousarray(out)
 
 
-def load_reference_table(path) -> pa.Table:
-    """A user-supplied reference price table (parquet, PRICES schema), validated and sorted by block."""
+def load_reference_table(path, tokens: pa.Table) -> pa.Table:
+    """A user-supplied reference price table (parquet, PRICES schema), validated (known tokens, prices finite and
+    > 0) and sorted by block."""
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise schema.SchemaError(f"{path}: unreadable reference prices ({exc})") from None
-    table = schema.conform(table, "prices", str(path))
-    bad = np.flatnonzero(~(table.column("price_usd").to_numpy() > 0))
-    if len(bad):
-        raise schema.SchemaError(f"{path} row {int(bad[0])}: price_usd = {table.column('price_usd')[int(bad[0])]} "
-                                 "(reference prices are > 0 USD)")
+        raise schema.SchemaError(f"strategy.cexdex.prices_path={path}: unreadable reference prices ({exc})") from None
+    table = schema.validate_prices(table, tokens, str(path))
     return table.sort_by([("block_number", "ascending"), ("token_id", "ascending")])
 
 
@@ -113,7 +110,7 @@ class CexDexStrategy(Strategy):
         self.pools = PoolTable(dataset.pools)
         self.scale = token_scale(dataset)
         self.n_tokens = len(self.scale)
-        table = load_reference_table(get("prices_path")) if get("prices_path") else dataset.read("prices")
+        table = load_reference_table(get("prices_path"), dataset.tokens) if get("prices_path") else dataset.read("prices")
         self.reference = ReferencePrices(table, self.n_tokens, float(get("reference_noise_bps", 0.0)),
                                          int(get("seed", 0)))
         self.variant = str(get("variant", "cex"))
