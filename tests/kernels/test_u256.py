@@ -205,9 +205,10 @@ def u256_signatures():
     }
 
 
-def ptx_report(functions, signatures, monkeypatch) -> dict:
+def ptx_report(functions, signatures, monkeypatch, dependencies=()) -> dict:
     """name -> (PTX bytes, ptxas stack/spill line or None): every function compiled to sm_90 PTX without a GPU
-    (the compute capability answered as tests/kernels/conftest.py does), then assembled by ptxas if present."""
+    (the compute capability answered as tests/kernels/conftest.py does), calls bound to the CUDA build of
+    `dependencies` + `functions`, then assembled by ptxas if present."""
     from numba import cuda
     import numba.cuda.dispatcher as dispatcher
 
@@ -217,7 +218,7 @@ def ptx_report(functions, signatures, monkeypatch) -> dict:
         compute_capability = (9, 0)
 
     monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device())
-    cuda_fns = u256.build("cuda", functions)
+    cuda_fns = u256.build("cuda", tuple(dependencies) + tuple(functions))
     deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
     ptxas = shutil.which("ptxas")
     report = {}
