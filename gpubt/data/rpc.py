@@ -6,8 +6,10 @@ swapped in a tracked pool (for router calldata → VICTIMS); then gpubt/data/dec
 the partition is written atomically (tables and side files first, the manifest last).
 
 Robustness:
-- every request retries with exponential backoff on timeouts, dropped connections, HTTP 429 (Retry-After) and 5xx;
-  at most `concurrency` requests are in flight;
+- every request retries with exponential backoff on timeouts, dropped connections, HTTP 429 (Retry-After) and 5xx,
+  one log line an attempt, at most `max_retries` times and `max_retry_seconds` in all (each attempt waits at most
+  `timeout_s` for the answer); a node that refuses the connection (nothing listening), cannot be resolved, or answers
+  something other than JSON before it ever answered fails at once; at most `concurrency` requests are in flight;
 - resume: the manifest lists the complete partitions and `ingest_state/<partition>.parquet.json` holds the pool
   state at each partition's end, so a killed ingest continues after its last complete partition; files of a
   partition the manifest does not list are rewritten; re-running a finished ingest changes nothing;
@@ -24,6 +26,7 @@ import os
 import random
 import re
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -94,16 +97,18 @@ class RpcClient:
     """JSON-RPC over HTTP with retries; thread-safe (one keep-alive session per thread)."""
 
     url: str
-    timeout_s: float = 30.0
+    timeout_s: float = 10.0          # one attempt's wait for the answer
     max_retries: int = 8
     backoff_s: float = 0.5
     max_backoff_s: float = 20.0
+    max_retry_seconds: float = 30.0  # one request's attempts and waits together
     stats: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._id = 0
+        self._answered = False  # the node answered once: a refused connection is then a restart, worth retrying
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -116,34 +121,54 @@ class RpcClient:
         return s
 
     def _post(self, payload, what: str):
-        """POST with retries on transport faults; returns the decoded JSON body."""
+        """POST with retries on transport faults (one log line each); returns the decoded JSON body."""
+        attempts = self.max_retries + 1
+        t0 = time.monotonic()
+        deadline = t0 + self.max_retry_seconds
         delay = self.backoff_s
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(1, attempts + 1):
             reason, wait = None, None
+            timeout = max(0.05, min(self.timeout_s, deadline - time.monotonic()))
             try:
-                resp = self._session().post(self.url, json=payload, timeout=self.timeout_s)
+                resp = self._session().post(self.url, json=payload, timeout=timeout)
                 if resp.status_code == 429:
-                    reason = "http_429"
+                    reason, detail = "http_429", "HTTP 429 Too Many Requests"
                     wait = _retry_after(resp.headers.get("Retry-After"))
                 elif resp.status_code >= 500:
-                    reason = "http_5xx"
+                    reason, detail = "http_5xx", f"HTTP {resp.status_code} {_shown(resp.text, 80)}"
                 elif resp.status_code != 200:
-                    raise RpcUnavailable(f"{self.url}: HTTP {resp.status_code} on {what} ({resp.text[:200]!r})")
+                    raise RpcUnavailable(f"{self.url}: HTTP {resp.status_code} on {what} ({_shown(resp.text)}); is "
+                                         "rpc_url the node's JSON-RPC endpoint?")
                 else:
                     try:
-                        return resp.json()
+                        body = resp.json()
+                        self._answered = True
+                        return body
                     except ValueError:
-                        reason = "bad_json"
+                        reason, detail = "bad_json", f"not JSON: {_shown(resp.text, 80)}"
+                        if not self._answered:
+                            raise RpcUnavailable(f"{self.url}: the answer to {what} is not JSON "
+                                                 f"({_shown(resp.text)}): is rpc_url a JSON-RPC endpoint?") from None
             except requests.Timeout:
-                reason = "timeout"
-            except requests.ConnectionError:
-                reason = "connection"
+                reason, detail = "timeout", f"no answer within {timeout:.1f} s"
+            except requests.ConnectionError as exc:
+                reason, detail = "connection", f"connection failed: {_root_cause(exc)}"
                 self._local.session = None  # a dropped keep-alive connection: start a fresh one
+                if not self._answered and _caused_by(exc, (ConnectionRefusedError, socket.gaierror)):
+                    raise RpcUnavailable(f"{self.url}: {what}: {_root_cause(exc)}: no node is listening there; "
+                                         "start the node, or fix rpc_url") from None
             self._count(f"retry_{reason}")
-            if attempt == self.max_retries:
-                raise RpcUnavailable(f"{self.url}: {what} failed {self.max_retries + 1} times (last: {reason}); "
-                                     "is the node up? raise rpc.max_retries or lower ingest.concurrency")
-            time.sleep(min(wait if wait is not None else delay * (0.5 + random.random()), self.max_backoff_s))
+            left = deadline - time.monotonic()
+            if attempt == attempts or left <= 0:
+                raise RpcUnavailable(
+                    f"{self.url}: {what} failed {attempt} times in {time.monotonic() - t0:.1f} s (last: {detail}); is "
+                    f"the node up and rpc_url right? For a slow or busy node raise timeout_s={self.timeout_s:g} (one "
+                    f"attempt), max_retry_seconds={self.max_retry_seconds:g} (all attempts) or max_retries="
+                    f"{self.max_retries}, or lower concurrency")
+            sleep = min(wait if wait is not None else delay * (0.5 + random.random()), self.max_backoff_s, left)
+            log.warning("%s: %s attempt %d/%d failed (%s); retrying in %.1f s", self.url, what, attempt, attempts,
+                        detail, sleep)
+            time.sleep(sleep)
             delay = min(delay * 2, self.max_backoff_s)
         raise AssertionError("unreachable")
 
@@ -155,8 +180,9 @@ class RpcClient:
     def call(self, method: str, params: list):
         self._count("requests")
         body = self._post({"jsonrpc": "2.0", "id": self._next_id(), "method": method, "params": params}, method)
-        if not isinstance(body, dict):
-            raise RpcUnavailable(f"{self.url}: {method}: unexpected response {str(body)[:200]}")
+        if not isinstance(body, dict) or ("result" not in body and not body.get("error")):
+            raise RpcUnavailable(f"{self.url}: the node's answer to {method} is not a JSON-RPC response (no result, "
+                                 f"no error): {_shown(body)}; is rpc_url a JSON-RPC endpoint?")
         if "error" in body and body["error"]:
             err = body["error"]
             cls = TooManyResults if method == "eth_getLogs" and _TOO_MANY.search(str(err.get("message"))) else RpcError
@@ -189,8 +215,43 @@ class RpcClient:
                     continue
                 raise RpcError(what, err)
             self._count("retry_bad_batch")
+            log.warning("%s: %s attempt %d/%d: not a JSON-RPC batch response (%s); retrying", self.url, what,
+                        attempt + 1, self.max_retries + 1, _shown(body, 80))
             time.sleep(self.backoff_s)
-        raise RpcUnavailable(f"{self.url}: {what}: no well-formed batch response after {self.max_retries + 1} tries")
+        raise RpcUnavailable(f"{self.url}: {what}: no well-formed batch response after {self.max_retries + 1} tries "
+                             f"(last: {_shown(body)}); does the node accept JSON-RPC batches?")
+
+
+def _shown(body, limit: int = 200) -> str:
+    """A node's answer for an error message: JSON (or text), truncated to `limit` characters."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def _causes(exc: BaseException):
+    """exc and what it wraps (requests -> urllib3 -> socket errors), without repeats."""
+    seen, stack = set(), [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        stack += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+
+
+def _caused_by(exc: BaseException, types: tuple) -> bool:
+    return any(isinstance(e, types) for e in _causes(exc))
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The OS-level reason of a connection error ('[Errno 111] Connection refused'), else its innermost message."""
+    causes = list(_causes(exc))
+    for e in causes:
+        if isinstance(e, OSError) and e.errno is not None:
+            return str(e)
+    return str(causes[-1]) or type(causes[-1]).__name__
 
 
 def _retry_after(value) -> float | None:
@@ -428,9 +489,10 @@ class IngestConfig:
     batch_size: int = 100
     concurrency: int = 4
     confirmations: int = 12
-    timeout_s: float = 30.0
+    timeout_s: float = 10.0
     max_retries: int = 8
     backoff_s: float = 0.5
+    max_retry_seconds: float = 30.0
     progress: bool = True
 
     def fingerprint(self) -> dict:
@@ -481,7 +543,8 @@ def ingest(cfg: IngestConfig) -> IngestResult:
     root = Path(cfg.out)
     if cfg.partition_blocks < 1 or cfg.chunk_size < 1 or cfg.concurrency < 1:
         raise IngestError("ingest.partition_blocks, chunk_size and concurrency must be >= 1")
-    client = RpcClient(cfg.rpc_url, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries, backoff_s=cfg.backoff_s)
+    client = RpcClient(cfg.rpc_url, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries, backoff_s=cfg.backoff_s,
+                       max_retry_seconds=cfg.max_retry_seconds)
     fetch = Fetcher(client, concurrency=cfg.concurrency, chunk_size=cfg.chunk_size, batch_size=cfg.batch_size)
     try:
         return _ingest(cfg, root, client, fetch, t_start)
@@ -783,9 +846,16 @@ def config_from_hydra(cfg) -> IngestConfig:
         price_interval=int(c.get("price_interval") or 100),
         partition_blocks=int(c.get("partition_blocks", 1000)), chunk_size=int(c.get("chunk_size", 1000)),
         batch_size=int(c.get("batch_size", 100)), concurrency=int(c.get("concurrency", 4)),
-        confirmations=int(c.get("confirmations", 12)), timeout_s=float(c.get("timeout_s", 30)),
+        confirmations=int(c.get("confirmations", 12)), timeout_s=_positive(c, "timeout_s", 10.0),
         max_retries=int(c.get("max_retries", 8)), backoff_s=float(c.get("backoff_s", 0.5)),
-        progress=bool(c.get("progress", True)))
+        max_retry_seconds=_positive(c, "max_retry_seconds", 30.0), progress=bool(c.get("progress", True)))
+
+
+def _positive(c: dict, key: str, default: float) -> float:
+    value = c.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise IngestError(f"{key}={value}: must be a number of seconds > 0")
+    return float(value)
 
 
 def run_from_hydra(cfg) -> IngestResult:
