@@ -8,24 +8,136 @@ Layout of a work folder (the results folder's hidden `.partial` twin until the r
 
 The results so far are written as a part before checkpoint.json, which is replaced atomically last: a crash
 at any point leaves either the old checkpoint (and maybe orphan parts, ignored and overwritten) or the new one.
+
+One process per work folder: `claim_work_folder` takes an flock on `.<out_dir>.partial.lock` beside it (the file
+holds the holder's pid) before touching the folder, and the run keeps it until its results folder is published or
+it failed. The kernel drops the lock with its process, so a killed run's folder is free again at once.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import numpy as np
 from gpubt.data.store import write_json_atomic
 
-FAILPOINT_ENV = "GPUBT_FAILPOINT"  # fault injection for tests: "after-checkpoint:N" or "after-parts:N"
+# fault injection for tests: "after-checkpoint:N" or "after-parts:N" (SIGKILL there); with ":stop" appended the
+# process SIGSTOPs itself instead, holding its work folder until a SIGCONT (the two-runs-one-folder tests)
+FAILPOINT_ENV = "GPUBT_FAILPOINT"
+CHECKPOINT_FILE = "checkpoint.json"
 
 
 def _failpoint(stage: str, n: int) -> None:
-    """SIGKILL this process at a named point (set by the kill/resume tests; a no-op otherwise)."""
-    if os.environ.get(FAILPOINT_ENV) == f"{stage}:{n}":
+    """SIGKILL (or SIGSTOP) this process at a named point (set by tests; a no-op otherwise)."""
+    point = os.environ.get(FAILPOINT_ENV)
+    if point == f"{stage}:{n}":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif point == f"{stage}:{n}:stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+class OutDirError(ValueError):
+    """out_dir cannot be used: its folder cannot be written, or another run is writing it."""
+
+
+class WorkLock:
+    """This process's exclusive hold on a work folder: fcntl.flock on `<work>.lock` beside it, which holds the
+    holder's pid. `acquire()` never waits: it raises OutDirError naming the holder."""
+
+    def __init__(self, work: Path):
+        self.work = Path(work)
+        self.path = self.work.with_name(self.work.name + ".lock")
+        self._fd = None
+
+    def acquire(self) -> None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise OutDirError(f"another gpubt run (pid {holder}) is writing {self.work}; wait for it to finish, "
+                                  "or choose another out_dir") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # the holder we waited on may have finished and unlinked the file between our open and flock
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Remove the lock file (still holding it, so no one locks a file about to vanish), then let go."""
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink()
+        except OSError:
+            pass  # a stale lock file is harmless: the next run locks it
+        os.close(self._fd)
+        self._fd = None
+
+
+def _unwritable(out_dir: Path, exc: OSError) -> OutDirError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return OutDirError(f"out_dir {out_dir}: {exc.strerror or exc}{where}; choose an out_dir in a writable folder")
+
+
+def claim_work_folder(out_dir: Path, resume: bool, executor: str, markers: dict) -> tuple[Path, WorkLock]:
+    """The work folder of `out_dir`, created (or kept, to resume) and locked by this process: (folder, lock).
+
+    Refused with one line before any work: out_dir exists, cannot be written, another run holds the folder, or it
+    holds an interrupted run that resume=true continues. `markers`: executor name -> the file in the folder that
+    marks its resumable run. A folder with no such file (a run killed before its first checkpoint) is removed
+    and the run starts over."""
+    out_dir = Path(out_dir)
+    work = out_dir.parent / f".{out_dir.name}.partial"
+    if out_dir.exists():
+        raise FileExistsError(f"out_dir {out_dir} already exists; choose another out_dir (results are never "
+                              "overwritten)")
+    lock = WorkLock(work)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise _unwritable(out_dir, exc) from None
+    try:
+        if out_dir.exists():  # published by the run that held the lock a moment ago
+            raise FileExistsError(f"out_dir {out_dir} already exists; choose another out_dir (results are never "
+                                  "overwritten)")
+        found = [name for name, marker in markers.items() if (work / marker).is_file()]
+        if found and not resume:
+            raise FileExistsError(f"{work} holds an interrupted run of out_dir={out_dir}: add resume=true to "
+                                  "continue it, or delete that folder to start over")
+        if found and executor not in found:
+            raise FileExistsError(f"resume=true: {work} holds a run of executor={found[0]}; resume it with that "
+                                  "executor")
+        if resume and not found and not work.exists():
+            raise FileExistsError(f"resume=true: no checkpoint at {work} (pass the interrupted run's out_dir; a run "
+                                  "checkpoints only with checkpoint_every_blocks > 0 or executor=dask)")
+        try:
+            if not found and work.exists():
+                print(f"gpubt: {work} holds no checkpoint (a run stopped before its first one): starting over",
+                      flush=True)
+                shutil.rmtree(work)
+            work.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(out_dir, exc) from None
+    except BaseException:
+        lock.release()
+        raise
+    return work, lock
 
 
 def check_fingerprint(path: Path, saved: dict, fingerprint: dict) -> None:
@@ -48,7 +160,7 @@ class Checkpointer:
 
     @property
     def path(self) -> Path:
-        return self.folder / "checkpoint.json"
+        return self.folder / CHECKPOINT_FILE
 
     def due(self, block: int, first_block: int) -> bool:
         if self.every_blocks <= 0:

@@ -482,53 +482,89 @@ class RunSetup:
                         **options)
 
 
+# option values run() checks before anything else: key -> kind (KINDS: what the value must be)
+OPTION_KINDS = {
+    "batch_blocks": "int>=1", "memory_budget_mb": "num>0", "checkpoint_every_blocks": "int>=0",
+    "progress": "bool", "resume": "bool", "thresholds.min_profit_eth": "num>=0",
+    "gas.base_units": "int>=0", "gas.per_hop_units": "int>=0", "gas.v3_hop_units": "int>=0",
+    "gas.v3_tick_units": "int>=0", "gas.priority_fee_gwei": "num>=0",
+    "metrics.initial_capital_eth": "num>0", "metrics.bootstrap_samples": "int>=0", "metrics.seed": "int",
+    "validation.enabled": "bool", "validation.min_gap": "int", "validation.max_gap": "int",
+    "monitor.port": "port", "monitor.anomaly_k": "num>0", "monitor.anomaly_alpha": "fraction",
+    "monitor.anomaly_warmup": "int>=0", "monitor.anomaly_min_std": "num>=0", "report.enabled": "bool",
+    "data.seed": "int", "data.first_block": "block", "data.last_block": "block",
+    "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
+}
+KINDS = {  # kind -> (accepts the value, what it must be)
+    "int": (lambda v: True, "an integer"),
+    "int>=0": (lambda v: v >= 0, "an integer >= 0"),
+    "int>=1": (lambda v: v >= 1, "an integer >= 1"),
+    "block": (lambda v: v >= 0, "a block number (or null)"),
+    "port": (lambda v: 0 <= v <= 65535, "a port number 0..65535 (0: off)"),
+    "num>=0": (lambda v: v >= 0, "a finite number >= 0"),
+    "num>0": (lambda v: v > 0, "a finite number > 0"),
+    "fraction": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "bool": (lambda v: True, "true or false"),
+}
+
+
+def check_options(cfg) -> None:
+    """Raise ValueError naming the first option of OPTION_KINDS whose value is the wrong type or out of range."""
+    from omegaconf import OmegaConf
+
+    absent = object()
+    for key, kind in OPTION_KINDS.items():
+        value = OmegaConf.select(cfg, key, default=absent)
+        if value is absent or (value is None and kind == "block"):
+            continue
+        accepts, must = KINDS[kind]
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind.startswith(("num", "fraction")):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or not accepts(value):
+            raise ValueError(f"{key}={value}: must be {must}")
+
+
 def run(cfg) -> Path:
     """Run the backtest `cfg` describes and write its results folder; returns the folder.
 
-    The run works in a hidden `.<out_dir>.partial` folder renamed into place at the end, so a failed run
-    leaves no partial results folder. With `checkpoint_every_blocks` > 0 it checkpoints there, and
-    `resume=true` (same config and out_dir) continues an interrupted run to identical results.
+    The run works in a hidden `.<out_dir>.partial` folder, locked by this process, renamed into place as its very
+    last step, so a failed run leaves no results folder and two runs never share one. With
+    `checkpoint_every_blocks` > 0 it checkpoints there, and `resume=true` (same config and out_dir) continues an
+    interrupted run to identical results.
     """
     from omegaconf import OmegaConf
 
+    from gpubt.engine.checkpoint import CHECKPOINT_FILE, OutDirError, claim_work_folder
     from gpubt.engine.monitor import Monitor
     from gpubt.engine.validate import format_scores
 
+    check_options(cfg)
     progress = bool(cfg.progress)
     resume = bool(cfg.get("resume", False))
-    backend = resolve_backend(cfg.backend.name)
-    print(f"gpubt: backend {backend.name} ({backend.reason})", flush=True)
     out_dir = Path(cfg.out_dir)
-    work = out_dir.parent / f".{out_dir.name}.partial"
-    if out_dir.exists():
-        raise FileExistsError(f"out_dir {out_dir} already exists; choose another out_dir (results are never "
-                              "overwritten)")
-    if work.exists() and not resume:
-        raise FileExistsError(f"{work} holds an interrupted run of out_dir={out_dir}: add resume=true to continue "
-                              "it, or delete that folder to start over")
     sharded = cfg.get("executor", {}).get("name", "local") == "dask"
-    marker = work / (SHARDS_FILE if sharded else "checkpoint.json")
-    if resume and not marker.is_file():
-        other = work / ("checkpoint.json" if sharded else SHARDS_FILE)
-        if other.is_file():
-            raise FileExistsError(f"resume=true: {work} holds a run of executor={'local' if sharded else 'dask'}; "
-                                  "resume it with that executor")
-        raise FileExistsError(f"resume=true: no checkpoint at {work} (pass the interrupted run's out_dir; a run "
-                              "checkpoints only with checkpoint_every_blocks > 0 or executor=dask)")
-    dataset = open_dataset(cfg.data, progress)
-    setup = RunSetup.build(cfg, dataset, backend)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
-    every = int(cfg.get("checkpoint_every_blocks", 0))
-    checkpointer = Checkpointer(work, every, fingerprint) if (every > 0 or resume) and not sharded else None
-    m = cfg.monitor
-    monitor = Monitor(int(m.port), anomaly_k=float(m.anomaly_k), anomaly_alpha=float(m.anomaly_alpha),
-                      anomaly_warmup=int(m.anomaly_warmup), anomaly_min_std=float(m.anomaly_min_std)).start()
-    if monitor.url:
-        print(f"gpubt: Prometheus metrics at {monitor.url}", flush=True)
-    parts = ResultParts(work)
-    work.mkdir(parents=True, exist_ok=True)
+    work, lock = claim_work_folder(out_dir, resume, "dask" if sharded else "local",
+                                   {"local": CHECKPOINT_FILE, "dask": SHARDS_FILE})
+    marker = work / (SHARDS_FILE if sharded else CHECKPOINT_FILE)
     try:
+        backend = resolve_backend(cfg.backend.name)
+        print(f"gpubt: backend {backend.name} ({backend.reason})", flush=True)
+        dataset = open_dataset(cfg.data, progress)
+        setup = RunSetup.build(cfg, dataset, backend)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        fingerprint = {k: v for k, v in resolved.items() if k not in RUN_ONLY_KEYS}
+        every = int(cfg.get("checkpoint_every_blocks", 0))
+        checkpointer = Checkpointer(work, every, fingerprint) if (every > 0 or resume) and not sharded else None
+        m = cfg.monitor
+        monitor = Monitor(int(m.port), anomaly_k=float(m.anomaly_k), anomaly_alpha=float(m.anomaly_alpha),
+                          anomaly_warmup=int(m.anomaly_warmup), anomaly_min_std=float(m.anomaly_min_std)).start()
+        if monitor.url:
+            print(f"gpubt: Prometheus metrics at {monitor.url}", flush=True)
+        parts = ResultParts(work)
         try:
             if sharded:  # every finished task is a resume point
                 from gpubt.dist import run_sharded
@@ -551,20 +587,27 @@ def run(cfg) -> Path:
         finally:
             monitor.stop()
         scores, summary = _post_run(cfg, work, out_dir, backend, dataset, backtest, setup)
+        # the console text is formatted before publishing: nothing that can fail runs after it
+        console = [format_summary(summary)]
+        by = summary["by_strategy"]
+        if len(by) > 1 or any(r.get("note") for r in by.values()):
+            console.append(format_by_strategy(by))
+        if scores is not None and (lines := format_scores(scores, ran=list(cfg.strategy))):
+            console.append(lines)
         if checkpointer:
             checkpointer.remove()
         (work / SHARDS_FILE).unlink(missing_ok=True)
         parts.remove()
-        os.replace(work, out_dir)
+        try:
+            os.replace(work, out_dir)  # publish: the last step (the lock is held until after it)
+        except OSError as exc:
+            raise OutDirError(f"out_dir {out_dir}: cannot publish the results there ({exc.strerror or exc}); "
+                              "the run's results were discarded") from None
     finally:
         if work.exists() and not marker.is_file():
             shutil.rmtree(work, ignore_errors=True)
-    print(format_summary(summary))
-    by = summary["by_strategy"]
-    if len(by) > 1 or any(r.get("note") for r in by.values()):
-        print(format_by_strategy(by))
-    if scores is not None and (lines := format_scores(scores, ran=list(cfg.strategy))):
-        print(lines)
+        lock.release()
+    print("\n".join(console))
     print(f"results  {out_dir}", flush=True)
     return out_dir
 
