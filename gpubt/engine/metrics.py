@@ -1,6 +1,6 @@
 """Trading metrics reduced from the trades table; every figure is computed here from exact amounts.
 
-Formulas (README "Metrics" repeats them in words):
+Formulas (docs/metrics.md repeats them in words):
 
 - equity: `initial_capital_eth` + cumulative net PnL, after each trade (trades in (block, tx) order) or each day.
 - daily return r_d = PnL_d / equity at the end of day d−1 (the first day divides by the initial capital);

@@ -39,7 +39,7 @@ class GasModel:
 
 
 # The float64 screen must never drop an opportunity whose exact profit clears the threshold. Float-vs-exact error
-# measured on the small preset (README "Fidelity"): relative to profit, max 1e-8 for V2 cycles and 3.6e-5 for mixed
+# measured on the small preset (docs/fidelity.md): relative to profit, max 1e-8 for V2 cycles and 3.6e-5 for mixed
 # V2/V3 ones (integer rounding of coarse tokens: one raw WBTC unit is ~1.1e11 wei). The screen keeps a candidate
 # when its float net profit exceeds threshold − margin; the exact net profit then decides.
 SCREEN_MARGIN_REL = 1e-4      # of the screened gross profit (≈ 3× the worst error measured)

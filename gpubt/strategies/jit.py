@@ -11,8 +11,8 @@ fees owed = mulDiv(fee growth inside, ΔL, 2**128), exactly as Position.update.
 
 Profit, raw units of the victim's input token (the fee token): fees + Δin + Δout valued at the pool's exact price
 after the swap (floor(Δout · sqrtP²/2**192), or · 2**192/sqrtP²); every amount in `detail` is exact, the
-valuation of the output-token leg is the only rounding. Gas = mint_gas + burn_gas (config; see the report: not yet
-measured in exact/gas.py).
+valuation of the output-token leg is the only rounding. Gas = mint_gas + burn_gas (config; measured on the real
+bytecode: exact/gas.py V3_MINT_TX_GAS, V3_BURN_COLLECT_TX_GAS, docs/fidelity.md).
 """
 from __future__ import annotations
 
