@@ -90,8 +90,12 @@ class WorkLock:
 
 
 def _unwritable(out_dir: Path, exc: OSError) -> OutDirError:
-    where = f" ({exc.filename})" if exc.filename else ""
-    return OutDirError(f"out_dir {out_dir}: {exc.strerror or exc}{where}; choose an out_dir in a writable folder")
+    above = next((p for p in Path(out_dir).parents if p.exists()), None)  # mkdir says "File exists" for a file there
+    if above is not None and not above.is_dir():
+        reason = f"{above} is a file, not a folder"
+    else:
+        reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    return OutDirError(f"out_dir {out_dir}: {reason}; choose an out_dir in a writable folder")
 
 
 def claim_work_folder(out_dir: Path, resume: bool, executor: str, markers: dict) -> tuple[Path, WorkLock]:

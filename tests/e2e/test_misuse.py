@@ -85,14 +85,14 @@ def test_out_dir_under_a_file(tmp_path):
     proc = gpubt("run", *_run_args(tmp_path / "cache", afile / "x"), timeout=120)
     assert proc.returncode == 2
     line = _no_traceback(proc)
-    assert line.startswith(f"gpubt: error: out_dir {afile / 'x'}: "), line
+    assert line.startswith(f"gpubt: error: out_dir {afile / 'x'}: {afile} is a file, not a folder"), line
     assert not (tmp_path / "cache").exists()  # refused before any work (no dataset generated)
 
 
 def test_out_dir_deeper_under_a_file(tmp_path):
     afile = tmp_path / "notes.txt"
     afile.write_text("not a folder")
-    with pytest.raises(OutDirError, match=f"out_dir {afile}/a/b: "):
+    with pytest.raises(OutDirError, match=f"out_dir {afile}/a/b: {afile} is a file, not a folder"):
         run_inprocess(*_run_args(tmp_path / "cache", afile / "a" / "b"))
     assert not (tmp_path / "cache").exists()
 
