@@ -16,7 +16,7 @@ from numba import prange  # noqa: F401  (the CPU driver's loop)
 
 from . import u256 as _u256
 from .u256 import (  # noqa: F401  (rebound per target by kernels/compile.py)
-    M32, MAX64, ONE, S32, U256_OK, Z, add_carry, mac64, div_rounding_up, mul_div, mul_div_rounding_up, u256_add,
+    M32, MAX64, ONE, S32, U256_OK, Z, mac64, div_rounding_up, mul_div, mul_div_rounding_up, u256_add,
     u256_divmod, u256_eq, u256_is_zero, u256_lt, u256_mul, u256_mul_small, u256_neg, u256_shl, u256_shr, u256_sub,
     u512_divmod,
 )

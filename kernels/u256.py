@@ -149,16 +149,6 @@ def div128by64(u1, u0, v):
 
 
 # ------------------------------------------------------------------------------------------------------- u256
-def u256_zero():
-    """The u256 0."""
-    return (Z, Z, Z, Z)
-
-
-def u256_from_u64(x):
-    """A uint64 as a u256."""
-    return (np.uint64(x), Z, Z, Z)
-
-
 def u256_is_zero(a):
     """a == 0."""
     return (a[0] | a[1] | a[2] | a[3]) == Z
@@ -403,7 +393,7 @@ def div_rounding_up(x, y):
 # Dependency order for kernels/compile.build (a function calls only functions listed before it).
 U256_FUNCTIONS = (
     mul64, mac64, add_carry, sub_borrow, clz64, div128by64,
-    u256_zero, u256_from_u64, u256_is_zero, u256_eq, u256_lt, u256_add, u256_sub, u256_neg, u256_or, u256_shl,
+    u256_is_zero, u256_eq, u256_lt, u256_add, u256_sub, u256_neg, u256_or, u256_shl,
     u256_shr, u256_clz, u256_mul_small, u256_mul, knuth_step, u512_divmod, u256_divmod, mul_div,
     mul_div_rounding_up, div_rounding_up,
 )
@@ -462,7 +452,8 @@ def elementwise(fn, in_kinds: str, out_kinds: str):
 
     for kind in in_kinds + out_kinds:
         if kind not in COLUMN_KINDS:
-            raise ValueError(f"column kind {kind!r} in {in_kinds!r} -> {out_kinds!r}: use one of {sorted(COLUMN_KINDS)}")
+            raise ValueError(f"column kind {kind!r} in {in_kinds!r} -> {out_kinds!r}: "
+                             f"use one of {sorted(COLUMN_KINDS)}")
     name = fn.__name__
     ins = [f"in{k}" for k in range(len(in_kinds))]
     outs = [f"out{k}" for k in range(len(out_kinds))]

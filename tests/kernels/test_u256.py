@@ -197,7 +197,7 @@ def u256_signatures():
     t, w, i = types.UniTuple(types.uint64, 4), types.uint64, types.int64
     return {
         "mul64": (w, w), "mac64": (w, w, w, w), "add_carry": (w, w, w), "sub_borrow": (w, w, w), "clz64": (w,),
-        "div128by64": (w, w, w), "u256_zero": (), "u256_from_u64": (w,), "u256_is_zero": (t,), "u256_eq": (t, t),
+        "div128by64": (w, w, w), "u256_is_zero": (t,), "u256_eq": (t, t),
         "u256_lt": (t, t), "u256_add": (t, t), "u256_sub": (t, t), "u256_neg": (t,), "u256_or": (t, t),
         "u256_shl": (t, w), "u256_shr": (t, i), "u256_clz": (t,), "u256_mul_small": (t, w), "u256_mul": (t, t),
         "knuth_step": (w, t, t), "u512_divmod": (t, t, t), "u256_divmod": (t, t), "mul_div": (t, t, t),

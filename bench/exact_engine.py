@@ -1,0 +1,133 @@
+"""Exact Uniswap math: Python ints (gpubt.exact, the oracle) vs the u256 device functions (kernels/exact_uniswap.py)
+built for the numba CPU, in ns per operation on one core.
+
+Workloads (seeded, mainnet-sized numbers; none reverts): V2 getAmountOut (0.30 % fee), the amount chain of a 3-hop
+V2 cycle, V3 SwapMath.computeSwapStep (exact in and out, both directions, targets up to 200 ticks away) and
+FullMath.mulDiv (V3-sized operands). Python: a loop calling the oracle on prebuilt ints. Numba: the batch driver over
+limb arrays already packed (packing ints into limbs is a host cost not counted here), compiled beforehand, run with
+--threads numba threads (default 1: per core). Medians of --repeats; `--check` asserts both give the same values.
+
+    python bench/exact_engine.py                  # 20,000 cases per op, 5 repeats
+    python bench/exact_engine.py --n 100000 --check
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from common import machine, median_seconds, row  # bench/common.py (scripts run from bench/)
+
+from gpubt.exact import v2, v3
+from gpubt.kernels import exact_uniswap as ex
+from gpubt.kernels import u256
+
+
+def _mainnet_amount(rng, lo=15, hi=21):
+    return int(10 ** rng.uniform(lo, hi))
+
+
+def get_amount_out_case(rng, n):
+    rows = [(_mainnet_amount(rng), _mainnet_amount(rng, 18, 24), _mainnet_amount(rng, 18, 24), 3000)
+            for _ in range(n)]
+    python = (lambda: [v2.get_amount_out(*r) for r in rows])
+    columns = [u256.to_limb_array([r[k] for r in rows]) for k in range(3)] + [np.full(n, 3000, np.int64)]
+    outs = [np.zeros((n, 4), np.uint64), np.zeros(n, np.int64)]
+    return python, "v2_get_amount_out", columns, outs, lambda res: [(v,) for v in res]
+
+
+def cycle_case(rng, n, hops=3):
+    paths = []
+    for _ in range(n):
+        r_in = [_mainnet_amount(rng, 18, 24) for _ in range(hops)]
+        r_out = [_mainnet_amount(rng, 18, 24) for _ in range(hops)]
+        paths.append((_mainnet_amount(rng, 16, 20), r_in, r_out, [3000] * hops))
+    python = (lambda: [v2.path_amount_out(*p) for p in paths])
+    reserve_in = np.stack([u256.to_limb_array(p[1]) for p in paths])
+    reserve_out = np.stack([u256.to_limb_array(p[2]) for p in paths])
+    columns = [u256.to_limb_array([p[0] for p in paths]), reserve_in, reserve_out, np.full((n, hops), 3000, np.int64)]
+    outs = [np.zeros((n, 4), np.uint64), np.zeros(n, np.int64)]
+    return python, "v2_paths_amount_out", columns, outs, lambda res: [(v,) for v in res]
+
+
+def swap_step_case(rng, n):
+    rows = []
+    for _ in range(n):
+        tick = rng.randint(-200_000, 200_000)
+        current = v3.get_sqrt_ratio_at_tick(tick) + rng.randrange(1 << 40)
+        target = v3.get_sqrt_ratio_at_tick(tick + rng.choice([-1, 1]) * rng.randint(1, 200))
+        remaining = _mainnet_amount(rng, 12, 22) * rng.choice([1, -1])
+        rows.append((current, target, _mainnet_amount(rng, 15, 24), remaining, rng.choice([500, 3000, 10000])))
+    python = (lambda: [v3.compute_swap_step(*r) for r in rows])
+    columns = [u256.to_limb_array([r[k] for r in rows]) for k in range(4)] + [np.array([r[4] for r in rows])]
+    outs = [np.zeros((n, 4), np.uint64) for _ in range(4)] + [np.zeros(n, np.int64)]
+    return python, "compute_swap_step", columns, outs, lambda res: [tuple(step) for step in res]
+
+
+def mul_div_case(rng, n):
+    rows = [(rng.getrandbits(rng.randint(96, 200)), rng.getrandbits(rng.randint(64, 160)),
+             rng.getrandbits(rng.randint(104, 160)) | 1 << 103) for _ in range(n)]
+    python = (lambda: [v3.mul_div(*r) for r in rows])
+    columns = [u256.to_limb_array([r[k] for r in rows]) for k in range(3)]
+    outs = [np.zeros((n, 4), np.uint64), np.zeros(n, np.int64)]
+    return python, "mul_div", columns, outs, lambda res: [(v,) for v in res]
+
+
+WORKLOADS = {
+    "getAmountOut (V2)": get_amount_out_case,
+    "3-hop V2 cycle amount chain": cycle_case,
+    "computeSwapStep (V3)": swap_step_case,
+    "mulDiv (FullMath)": mul_div_case,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20_000, help="cases per operation")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="numba threads (1: ns per op on one core)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default="bench_results/exact_engine.json")
+    parser.add_argument("--check", action="store_true", help="assert numba's values equal the Python ints'")
+    opts = parser.parse_args()
+
+    import numba
+
+    numba.set_num_threads(opts.threads)
+    kernels = ex.build("cpu")
+    rows = []
+    print(f"{'operation':30s} {'Python ints ns/op':>18s} {'numba CPU ns/op':>16s} {'ratio':>7s}")
+    for name, make in WORKLOADS.items():
+        python, driver, columns, outs, as_tuples = make(random.Random(f"{opts.seed}:{name}"), opts.n)
+
+        def run_numba():
+            u256.launch(kernels, "cpu", driver, *columns, *outs)
+
+        run_numba()  # compile
+        t_python = median_seconds(python, opts.repeats)
+        t_numba = median_seconds(run_numba, opts.repeats)
+        if opts.check:
+            assert not outs[-1].any(), f"{name}: a case reverted on the device"
+            values = list(zip(*(u256.from_limb_array(o) for o in outs[:-1])))
+            expected = as_tuples(python())
+            mismatches = sum(a != b for a, b in zip(values, expected))
+            assert mismatches == 0, f"{name}: {mismatches} of {opts.n} values differ"
+        entry = row(name, "Python ints (gpubt.exact)", t_python, "numba CPU (kernels/exact_uniswap)", t_numba,
+                    None, None)
+        entry.update(n=opts.n, python_ns_per_op=t_python / opts.n * 1e9, numba_ns_per_op=t_numba / opts.n * 1e9)
+        rows.append(entry)
+        print(f"{name:30s} {entry['python_ns_per_op']:18,.0f} {entry['numba_ns_per_op']:16,.0f} "
+              f"{entry['ratio']:6.1f}x")
+    out = Path(opts.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": "exact_engine", "n": opts.n, "repeats": opts.repeats,
+                               "threads": opts.threads, "checked": opts.check, "machine": machine(), "rows": rows},
+                              indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
