@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench bench-peer clean setup
+.PHONY: run test test-fast bench bench-peer clean setup
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ run: $(STAMP)
 
 test: $(STAMP) node_modules/.stamp tests/ingest/node/node_modules/.stamp
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the tests not marked slow (no node, no EVM bytecode, no dask cluster, no long end-to-end runs): no npm needed
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # tests/evm/: Uniswap V2/V3 artifacts + solc from npm (package-lock.json), then the test contracts compiled
 node_modules/.stamp: package.json package-lock.json tests/evm/build_contracts.js $(wildcard tests/evm/contracts/*.sol)

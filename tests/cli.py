@@ -12,8 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def gpubt(*args, cwd=None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`gpubt ARGS...` as a user types it; returns the finished process (returncode, stdout, stderr)."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    """`gpubt ARGS...` as a user types it; returns the finished process (returncode, stdout, stderr). The test
+    process's environment minus GPUBT_FAILPOINT (a kill point is set only by the test that passes it in `env`)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "GPUBT_FAILPOINT"}
+    full_env.update(PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([*GPUBT, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env=full_env)
 

@@ -92,15 +92,34 @@ def hand_dataset(tmp_path) -> Path:
     return write_market(tmp_path / "hand", hand_market())
 
 
+TINY = "synthetic-tiny-seed0"  # the folder of the tiny market in tiny_cache (what data.preset=tiny data.seed=0 reads)
+
+
+def _files(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory) -> Path:
     """A data.cache_dir holding the synthetic `tiny` market (seed 0), generated once per test session: pass
-    `data.cache_dir={tiny_cache}` to a run (read-only: copy it before mutating it)."""
+    `data.cache_dir={tiny_cache}` to a run, or read `tiny_cache / TINY` as a Dataset. Read-only: a test that
+    writes there (e.g. a run with the liquidation strategy, which stores its generated positions.parquet in the
+    dataset) takes `writable_copy(tiny_cache, tmp_path)` instead; the session fails if anything changed it."""
     from gpubt.data import synthetic
 
     cache = tmp_path_factory.mktemp("cache")
-    synthetic.generate(cache / "synthetic-tiny-seed0", preset="tiny", seed=0, progress=False)
-    return cache
+    synthetic.generate(cache / TINY, preset="tiny", seed=0, progress=False)
+    before = _files(cache)
+    yield cache
+    changed = sorted(set(before.items()) ^ set(_files(cache).items()))
+    assert not changed, f"a test wrote into the shared tiny_cache (copy it first: writable_copy): {changed}"
+
+
+def writable_copy(cache: Path, dest: Path) -> Path:
+    """A private copy of a data.cache_dir (e.g. tiny_cache) under `dest`, for runs that write into it."""
+    import shutil
+
+    return Path(shutil.copytree(cache, Path(dest) / "cache"))
 
 
 def available_backends():
@@ -117,7 +136,7 @@ def available_backends():
 def cpu_kernels():
     from gpubt.kernels.compile import build_cpu
 
-    return build_cpu()
+    return build_cpu(cache=True)  # the backtester's disk-cached build: compiled again only when kernels/ change
 
 
 @pytest.fixture(scope="session")

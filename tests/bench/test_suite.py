@@ -1,13 +1,15 @@
 """`gpubt bench --smoke`: the benchmark suite runs end to end in seconds, so it cannot silently rot."""
 import json
-import subprocess
-import sys
+
+import pytest
+
+from ..cli import gpubt
 
 
+@pytest.mark.slow  # ~20 s: every workload once, dask's LocalCluster included
 def test_bench_smoke(tmp_path):
     out = tmp_path / "suite.json"
-    proc = subprocess.run([sys.executable, "-m", "gpubt.cli", "bench", "--smoke", "--cache-dir", str(tmp_path / "c"),
-                           "--json", str(out)], capture_output=True, text=True, timeout=900)
+    proc = gpubt("bench", "--smoke", "--cache-dir", tmp_path / "c", "--json", out, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["mode"] == "smoke" and report["machine"]["cores"] >= 1

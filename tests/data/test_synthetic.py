@@ -21,9 +21,11 @@ def _read_all(path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = synthetic.generate(tmp_path_factory.mktemp("tiny") / "ds", preset="tiny", seed=7, progress=False)
-    return path, _read_all(path)
+def tiny(tiny_cache):
+    """The shared tiny market (seed 0, tests/conftest.py): (path, its tables)."""
+    from ..conftest import TINY
+
+    return tiny_cache / TINY, _read_all(tiny_cache / TINY)
 
 
 def _replay_v3_row(i, row, pool, balances):
@@ -91,10 +93,10 @@ def _replay(events, pools, v3_pools=None, every_pool=True):
 
 def test_same_seed_same_tables_other_seed_other_events(tmp_path, tiny):
     path, tables = tiny
-    again = _read_all(synthetic.generate(tmp_path / "again", preset="tiny", seed=7, progress=False))
+    again = _read_all(synthetic.generate(tmp_path / "again", preset="tiny", seed=0, progress=False))
     for name in TABLES:
         assert tables[name].equals(again[name]), name
-    other = _read_all(synthetic.generate(tmp_path / "other", preset="tiny", seed=8, progress=False))
+    other = _read_all(synthetic.generate(tmp_path / "other", preset="tiny", seed=1, progress=False))
     assert not tables["events"].equals(other["events"])
 
 
@@ -108,7 +110,7 @@ def test_schema_and_manifest(tiny):
     schema.validate_events(tables["events"], tables["pools"])
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["source"] == "synthetic"
-    assert manifest["params"]["preset"] == "tiny" and manifest["params"]["seed"] == 7
+    assert manifest["params"]["preset"] == "tiny" and manifest["params"]["seed"] == 0
     tokens = tables["tokens"].to_pylist()
     assert tokens[0]["symbol"] == "WETH" and tokens[0]["token_id"] == 0 and tokens[0]["decimals"] == 18
     assert all(t["address"].startswith("0x") and len(t["address"]) == 42 for t in tokens)
@@ -256,15 +258,16 @@ def test_victims_min_out_at_most_actual_out(tiny):
         assert 0 <= v["amount_out_min"] <= out
 
 
-def test_unknown_override_and_existing_dataset(tmp_path, tiny):
+def test_unknown_override_and_existing_dataset(tmp_path):
     with pytest.raises(ValueError, match="swaps_per_blok"):
         synthetic.generate(tmp_path / "x", preset="tiny", progress=False, swaps_per_blok=3)
     with pytest.raises(ValueError, match="preset"):
         synthetic.generate(tmp_path / "x", preset="huge", progress=False)
-    path, _ = tiny
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        synthetic.generate(path, preset="tiny", progress=False)
+    assert not (tmp_path / "x").exists()
     out = synthetic.generate(tmp_path / "ow", preset="tiny", progress=False, n_blocks=50, partition_blocks=20)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        synthetic.generate(out, preset="tiny", progress=False, n_blocks=30, partition_blocks=30)
+    assert Dataset(out).partitions == [(18_000_000, 18_000_019), (18_000_020, 18_000_039), (18_000_040, 18_000_049)]
     (out / "notes.txt").write_text("keep me")
     synthetic.generate(out, preset="tiny", progress=False, n_blocks=30, partition_blocks=30, overwrite=True)
     ds = Dataset(out)

@@ -1,23 +1,22 @@
-"""The real `gpubt` command line, end to end, and its failures on bad input."""
+"""The real `gpubt` command line end to end: its contract as a process (exit 0 on success, 2 and one line on stderr
+for a user error, --help, Hydra's multirun), and the same runs in-process (tests/cli.py) where the process is not
+the point (results, validation, sweeps, bad input)."""
 import json
 import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from gpubt.backend import cuda_unavailable_reason
+from gpubt.backend import BackendUnavailable, cuda_unavailable_reason
+from gpubt.schema import SchemaError
 
-from ..conftest import hand_market, write_market
+from ..cli import GPUBT, compose, gpubt, run_inprocess
+from ..conftest import hand_market, write_market, writable_copy
 
-GPUBT = [sys.executable, "-m", "gpubt.cli"]
-
-
-def gpubt(*args, cwd=None, timeout=600):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([*GPUBT, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+TINY_RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "thresholds.min_profit_eth=0.0001")
 
 
 def test_help():
@@ -84,17 +83,16 @@ def _state_at(states, pool, block, tx):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    out = work / "results" / "tiny"
-    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={out}",
-                 "progress=false", "thresholds.min_profit_eth=0.0001")
+def tiny_run(tiny_cache, tmp_path_factory):
+    """`gpubt run` on the tiny market as a user types it: (results folder, the finished process)."""
+    out = tmp_path_factory.mktemp("e2e") / "results" / "tiny"
+    proc = gpubt("run", *TINY_RUN, f"data.cache_dir={tiny_cache}", f"out_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return work, out, proc
+    return out, proc
 
 
 def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
-    work, out, proc = tiny_run
+    out, proc = tiny_run
     assert "backend cpu" in proc.stdout and "net profit" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     trades = pq.read_table(out / "trades.parquet").to_pylist()
@@ -142,21 +140,20 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_run):
     assert any(s == {"v2", "v3"} for s in protocols), "the tiny market's trades include mixed V2/V3 cycles"
 
 
-def test_rerun_reuses_the_dataset_and_is_deterministic(tiny_run):
-    work, out, _ = tiny_run
+def test_rerun_reuses_the_dataset_and_is_deterministic(tiny_run, tiny_cache, tmp_path):
+    out, _ = tiny_run
     manifest = Path(json.loads((out / "summary.json").read_text())["run"]["dataset"]) / "manifest.json"
-    assert json.loads(manifest.read_text())["complete"] is True
+    assert manifest.parent.parent == tiny_cache and json.loads(manifest.read_text())["complete"] is True
     written = manifest.stat().st_mtime_ns
-    again = work / "results" / "again"
-    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={again}",
-                 "progress=false", "thresholds.min_profit_eth=0.0001")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = run_inprocess(*TINY_RUN, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'again'}")
     assert pq.read_table(again / "trades.parquet").equals(pq.read_table(out / "trades.parquet"))
     assert manifest.stat().st_mtime_ns == written  # the complete cached dataset was reused, not regenerated
-    # an existing results folder is never overwritten
-    clash = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={again}",
+    # an existing results folder is never overwritten: the CLI's user-error contract, exit 2 and one line
+    clash = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}", f"out_dir={again}",
                   "progress=false")
-    assert clash.returncode == 2 and "already exists" in clash.stderr
+    assert clash.returncode == 2 and clash.stdout == "", clash.stdout
+    assert clash.stderr.splitlines() == [f"gpubt: error: out_dir {again} already exists; choose another out_dir "
+                                         "(results are never overwritten)"]
 
 
 def _corrupt(tmp_path, how):
@@ -182,46 +179,67 @@ def _corrupt(tmp_path, how):
     return root, part
 
 
-@pytest.mark.parametrize("how, message", [
+BAD_INPUT = [
     ("missing_column", "missing column(s) reserve1"),
     ("negative_reserve", "row 3: reserve0 = -5"),
     ("duplicate_event", "row 2: duplicate event"),
     ("unknown_pool", "row 4: pool_id = 99 is not in the pools table"),
-])
+]
+
+
+@pytest.mark.parametrize("how, message", BAD_INPUT)
 def test_bad_input_fails_cleanly(tmp_path, how, message):
+    root, part = _corrupt(tmp_path, how)
+    out = tmp_path / "results" / "bad"
+    with pytest.raises(SchemaError) as err:
+        run_inprocess("backend=cpu", "data=parquet", f"data.path={root}", f"out_dir={out}", "progress=false")
+    assert message in str(err.value) and str(part) in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)  # the CLI prints it as its one line on stderr
+    assert not out.exists()
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_bad_input_through_the_cli_exits_2_with_one_line(tmp_path):
+    """The process contract of a user error: exit status 2, one line on stderr naming the file and row, no
+    traceback, no results folder."""
+    how, message = BAD_INPUT[1]
     root, part = _corrupt(tmp_path, how)
     out = tmp_path / "results" / "bad"
     proc = gpubt("run", "backend=cpu", "data=parquet", f"data.path={root}", f"out_dir={out}", "progress=false")
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert message in proc.stderr and str(part) in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("gpubt: error: ") and message in line and str(part) in line, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
     assert not out.exists()
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
 @pytest.mark.skipif(cuda_unavailable_reason() is None, reason="a GPU is usable here")
-def test_cuda_backend_without_gpu_says_why(hand_dataset, tmp_path):
-    proc = gpubt("run", "backend=cuda", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'r'}")
-    assert proc.returncode == 2 and "backend=cuda is not usable here" in proc.stderr
-    auto = gpubt("run", "backend=auto", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'a'}",
-                 "progress=false")
-    assert auto.returncode == 0, auto.stderr
-    assert "backend cpu (auto: cuda unavailable" in auto.stdout
-    listing = gpubt("backends")
-    assert listing.returncode == 0 and "cpu" in listing.stdout and "cuda" in listing.stdout
+def test_cuda_backend_without_gpu_says_why(hand_dataset, tmp_path, capsys):
+    with pytest.raises(BackendUnavailable, match="backend=cuda is not usable here"):
+        run_inprocess("backend=cuda", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'r'}")
+    assert not (tmp_path / "r").exists()
+    run_inprocess("backend=auto", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'a'}",
+                  "progress=false")
+    assert "backend cpu (auto: cuda unavailable" in capsys.readouterr().out
+    from gpubt.cli import main
+
+    assert main(["backends"]) == 0
+    listing = capsys.readouterr().out
+    assert "cpu" in listing and "cuda     unavailable" in listing
 
 
-def test_cudasim_backend_through_the_cli(hand_dataset, tmp_path):
-    sim = gpubt("run", "backend=cudasim", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 's'}",
-                "progress=false", "thresholds.min_profit_eth=0")
-    cpu = gpubt("run", "backend=cpu", "data=parquet", f"data.path={hand_dataset}", f"out_dir={tmp_path / 'c'}",
-                "progress=false", "thresholds.min_profit_eth=0")
-    assert sim.returncode == 0 and cpu.returncode == 0, sim.stderr + cpu.stderr
-    assert pq.read_table(tmp_path / "s" / "trades.parquet").equals(pq.read_table(tmp_path / "c" / "trades.parquet"))
+def test_cudasim_backend_equals_cpu_in_a_run(hand_dataset, tmp_path):
+    common = ("data=parquet", f"data.path={hand_dataset}", "progress=false", "thresholds.min_profit_eth=0")
+    sim = run_inprocess("backend=cudasim", *common, f"out_dir={tmp_path / 's'}")
+    cpu = run_inprocess("backend=cpu", *common, f"out_dir={tmp_path / 'c'}")
+    trades = pq.read_table(sim / "trades.parquet")
+    assert trades.num_rows > 0 and trades.equals(pq.read_table(cpu / "trades.parquet"))
+    assert json.loads((sim / "summary.json").read_text())["run"]["backend"] == "cudasim"
 
 
 def test_run_writes_report_validation_and_daily_pnl(tiny_run):
-    _, out, proc = tiny_run
+    out, proc = tiny_run
     for name in ("report.html", "daily_pnl.parquet", "thresholds.json", "validation.json",
                  "validation_matches.parquet"):
         assert (out / name).is_file(), name
@@ -233,14 +251,13 @@ def test_run_writes_report_validation_and_daily_pnl(tiny_run):
 
 
 def test_sweep_command(tiny_run, tmp_path):
-    work, out, _ = tiny_run
-    run_copy = tmp_path / "run"
-    import shutil
+    """`gpubt sweep` (in-process: the config it composes, then gpubt.engine.sweep.run_sweep as the CLI calls it)."""
+    from gpubt.engine.sweep import run_sweep
 
+    out, _ = tiny_run
+    run_copy = tmp_path / "run"
     shutil.copytree(out, run_copy)
-    proc = gpubt("sweep", f"sweep.run_dir={run_copy}", "sweep.grid=static",
-                 "sweep.min_profit_eth=[0.0001,0.001,0.01,1.0]")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_sweep(compose(f"sweep.run_dir={run_copy}", "sweep.grid=static", "sweep.min_profit_eth=[0.0001,0.001,0.01,1.0]"))
     table = pq.read_table(run_copy / "sweep.parquet").to_pylist()
     assert [round(r["min_profit_eth"], 6) for r in table] == [0.0001, 0.001, 0.01, 1.0]
     trades = pq.read_table(out / "trades.parquet").to_pylist()
@@ -250,16 +267,14 @@ def test_sweep_command(tiny_run, tmp_path):
         assert int(row["net_profit_wei"]) == sum(int(t["net_profit_wei"]) for t in kept)
     best = json.loads((run_copy / "sweep_best.json").read_text())
     assert best["configs"] == 4 and best["best"]["config"] == 0
-    bad = gpubt("sweep", f"sweep.run_dir={tmp_path / 'nope'}")
-    assert bad.returncode == 2 and "no summary.json" in bad.stderr
+    with pytest.raises(SchemaError, match="no summary.json"):
+        run_sweep(compose(f"sweep.run_dir={tmp_path / 'nope'}"))
 
 
-def test_dynamic_threshold_run(tiny_run, tmp_path):
-    work, out, _ = tiny_run
-    dyn = tmp_path / "dynamic"
-    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={dyn}",
-                 "progress=false", "thresholds=dynamic", "thresholds.min_profit_eth=0.0001", "report.enabled=false")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_dynamic_threshold_run(tiny_run, tiny_cache, tmp_path):
+    out, _ = tiny_run
+    dyn = run_inprocess(*TINY_RUN, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'dynamic'}",
+                        "thresholds=dynamic", "report.enabled=false")
     model = json.loads((dyn / "thresholds.json").read_text())
     assert model["kind"] == "dynamic" and len(model["weights"]) == 5
     summary = json.loads((dyn / "summary.json").read_text())
@@ -269,6 +284,7 @@ def test_dynamic_threshold_run(tiny_run, tmp_path):
     assert info["fit_blocks"][1] < summary["run"]["last_block"]  # the second half is out of sample
 
 
+@pytest.mark.slow  # generates the small market (2,000 blocks): long enough a run to scrape it while it runs
 def test_prometheus_endpoint_during_a_real_run(tmp_path):
     import socket
     import time
@@ -301,9 +317,8 @@ def test_prometheus_endpoint_during_a_real_run(tmp_path):
     assert seen == sorted(seen)  # counters only grow
 
 
-def test_hydra_multirun_gives_each_job_its_own_results(tiny_run, tmp_path):
-    work, _, _ = tiny_run
-    proc = gpubt("run", "-m", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}",
+def test_hydra_multirun_gives_each_job_its_own_results(tiny_cache, tmp_path):
+    proc = gpubt("run", "-m", "backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}",
                  "progress=false", "report.enabled=false", "strategy.arbitrage.max_hops=2,3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted((tmp_path / "results").iterdir())
@@ -312,15 +327,14 @@ def test_hydra_multirun_gives_each_job_its_own_results(tiny_run, tmp_path):
     assert hops[0] < hops[1]  # max_hops=2 enumerates fewer cycles than 3
 
 
-def test_all_strategies_with_competition(tiny_run, tmp_path):
-    """strategy=all through the real CLI: every strategy runs, trades carry their strategy, the summary's exact
-    totals are the landed trades' sums, and the auction decides which trades land."""
-    work, _, _ = tiny_run
-    out = tmp_path / "all"
-    proc = gpubt("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={work / 'cache'}", f"out_dir={out}",
-                 "progress=false", "report.enabled=false", "strategy=all", "competition=default",
-                 "thresholds.min_profit_eth=0.0001")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_all_strategies_with_competition(tiny_cache, tmp_path, capsys):
+    """strategy=all: every strategy runs, trades carry their strategy, the summary's exact totals are the landed
+    trades' sums, and the auction decides which trades land."""
+    cache = writable_copy(tiny_cache, tmp_path)  # the liquidation strategy writes its positions into the dataset
+    out = run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={cache}", f"out_dir={tmp_path / 'all'}",
+                        "progress=false", "report.enabled=false", "strategy=all", "competition=default",
+                        "thresholds.min_profit_eth=0.0001")
+    stdout = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["strategies"] == ["arbitrage", "sandwich", "jit", "liquidation", "cexdex"]
     trades = pq.read_table(out / "trades.parquet").to_pylist()
@@ -343,7 +357,7 @@ def test_all_strategies_with_competition(tiny_run, tmp_path):
         won = [t for t in landed if t["strategy"] == name]
         assert row["trades"] == len(won)
         assert abs(row["gas_cost_eth"] - sum(int(t["gas_cost_wei"]) for t in won) / 1e18) < 1e-9
-    assert "survival" in proc.stdout  # the per-strategy table
+    assert "survival" in stdout  # the per-strategy table
     # the synthetic CEX-DEX searchers trade pool states our CEX-DEX strategy priced (same-state rule; the gap rule
     # matched none of them). Recall stays well below 1 on tiny: the backtester sees PRICES every 10 blocks, the
     # searchers every block, and a 5 bps CEX fee keeps it off the narrow-band 0.05 % V3 pools the searchers trade

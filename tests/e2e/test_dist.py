@@ -1,38 +1,37 @@
 """executor=dask (gpubt/dist.py) through the real CLI on a real LocalCluster: its results equal executor=local's,
 with the chained strategies' state carried across shards, and a failed task's run resumes where it stopped."""
 import json
-import os
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
+
+from ..cli import gpubt, run_inprocess
+from ..conftest import writable_copy
 
 pytest.importorskip("dask.distributed")
 
 # the two 100-block partitions of tiny, free tasks of 40 blocks (two start inside a partition), every strategy, the
 # builder auction: the merge puts both groups' trades of one point in the local loop's order, and liquidation /
 # CEX-DEX trade on either side of the chain's link
-RUN = [sys.executable, "-m", "gpubt.cli", "run", "backend=cpu", "data.preset=tiny",
-       "progress=false", "batch_blocks=20", "strategy=[arbitrage,cexdex,sandwich,liquidation,jit]", "competition=default", "report.enabled=false"]
+RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "batch_blocks=20",
+       "strategy=[arbitrage,cexdex,sandwich,liquidation,jit]", "competition=default", "report.enabled=false")
 DASK = ("executor=dask", "executor.workers=2", "executor.task_blocks=40")  # 3 free tasks per partition
 FILES = ("trades.parquet", "opportunities.parquet", "daily_pnl.parquet", "validation_matches.parquet",
          "validation_misses.parquet", "validation_false_positives.parquet")
 
 
-def run_cli(cache, out, *extra, env_extra=None):
-    env = dict(os.environ)
-    env.pop("GPUBT_FAILPOINT", None)
-    env.update(env_extra or {})
-    return subprocess.run([*RUN, f"data.cache_dir={cache}", f"out_dir={out}", *extra], capture_output=True,
-                          text=True, env=env, timeout=900)
+def run_cli(cache, out, *extra, failpoint=None):
+    """`gpubt run` in a subprocess: dask starts its LocalCluster there, and a failpoint stops that process."""
+    return gpubt("run", *RUN, f"data.cache_dir={cache}", f"out_dir={out}", *extra, timeout=900,
+                 env={"GPUBT_FAILPOINT": failpoint or ""})
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory):
+def local(tiny_cache, tmp_path_factory):
+    """executor=local on a private copy of the tiny market (the liquidation strategy writes its positions there):
+    the folder holding `cache` and the results folder `local`."""
     work = tmp_path_factory.mktemp("dist")
-    proc = run_cli(work / "cache", work / "local")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_inprocess(*RUN, f"data.cache_dir={writable_copy(tiny_cache, work)}", f"out_dir={work / 'local'}")
     return work
 
 
@@ -63,7 +62,7 @@ def test_dask_equals_local(local, tmp_path):
 @pytest.mark.slow
 def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
     out, work = tmp_path / "dask", tmp_path / ".dask.partial"
-    failed = run_cli(local / "cache", out, *DASK, env_extra={"GPUBT_FAILPOINT": "task:shard-00001-chained"})
+    failed = run_cli(local / "cache", out, *DASK, failpoint="task:shard-00001-chained")
     assert failed.returncode != 0 and "failpoint" in failed.stderr
     assert (work / "shards.json").is_file() and not out.exists()
     finished = sorted(p.parent.name for p in work.glob("shard-*/done.json"))
@@ -84,7 +83,8 @@ def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
     assert got["run"]["resumed_from_block"] is not None and not work.exists()
 
 
-def test_bad_executor_settings_fail_cleanly(local, tmp_path):
-    proc = run_cli(local / "cache", tmp_path / "bad", *DASK, "executor.task_blocks=-1")
-    assert proc.returncode == 2 and "executor.task_blocks = -1" in proc.stderr
+def test_bad_executor_settings_fail_cleanly(tiny_cache, tmp_path):
+    with pytest.raises(ValueError, match=r"executor\.task_blocks ?= ?-1"):
+        run_inprocess(*RUN, *DASK, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'bad'}",
+                      "executor.task_blocks=-1")
     assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.partial").exists()

@@ -4,21 +4,20 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from gpubt.kernels import auction as ka
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gpubt import schema
-from gpubt.cli import _config_dir
 from gpubt.engine import competition
 from gpubt.engine.metrics import summarize_trades
+
+from ..cli import compose
 
 E18 = 10**18
 
 
 def _cfg(**overrides):
     """The competition=default config group (composed through Hydra as the lead will wire it) plus overrides."""
-    with initialize_config_dir(config_dir=_config_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["competition=default"]).competition
+    cfg = compose("competition=default").competition
     OmegaConf.set_struct(cfg, False)  # overrides may add keys (a user would write +competition.x=...)
     return OmegaConf.merge(cfg, overrides)
 
@@ -40,8 +39,7 @@ def trades_table(n=60, seed=0):
 def test_config_group_composes_and_none_disables():
     cfg = _cfg()
     assert cfg.enabled and cfg.searchers.count > 0 and cfg.ours.policy == "fixed"
-    with initialize_config_dir(config_dir=_config_dir(), version_base="1.3"):
-        none = compose(config_name="config", overrides=["competition=none"]).competition
+    none = compose("competition=none").competition
     assert not competition.enabled(none)
     params = competition.auction_params(cfg)
     assert params.shape == (ka.N_PARAMS,) and params[ka.P_OUR_BID_FRACTION] == cfg.ours.bid_fraction

@@ -1,13 +1,7 @@
 """The Hydra config: defaults compose, and the gas model defaults are the EVM-measured constants."""
-from hydra import compose, initialize_config_dir
-
-from gpubt.cli import _config_dir
 from gpubt.exact import gas
 
-
-def _cfg(*overrides):
-    with initialize_config_dir(config_dir=_config_dir(), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+from ..cli import compose as _cfg
 
 
 def test_gas_defaults_are_the_measured_constants():

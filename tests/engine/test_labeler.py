@@ -221,12 +221,12 @@ def test_unknown_kind_is_refused():
         label_mev(tables["events"], tables["pools"], kinds=("liquidation",))
 
 
-def test_synthetic_tiny_planted_arbitrages_are_found(tmp_path):
+def test_synthetic_tiny_planted_arbitrages_are_found(tiny_cache):
     from gpubt.data.store import Dataset
-    from gpubt.data.synthetic import generate
 
-    generate(tmp_path, "tiny", seed=0, progress=False)
-    data = Dataset(tmp_path)
+    from ..conftest import TINY
+
+    data = Dataset(tiny_cache / TINY)
     events, planted = data.read("events"), data.read("labels")
     labels, _ = label_mev(events, data.pools)
     planted = planted.filter(pc.equal(planted.column("kind"), "arbitrage"))

@@ -6,7 +6,6 @@ import pyarrow as pa
 import pytest
 
 from gpubt.backend import Backend
-from gpubt.data import synthetic
 from gpubt.data.store import Dataset
 from gpubt.engine.controller import Backtest, _rows_in
 from gpubt.engine.verify import GasModel
@@ -17,10 +16,13 @@ from gpubt.paths import enumerate_cycles
 
 
 @pytest.fixture(scope="module")
-def v3_dataset(tmp_path_factory):
-    path = synthetic.generate(tmp_path_factory.mktemp("v3") / "ds", preset="tiny", seed=3, progress=False,
-                              n_blocks=120, partition_blocks=50)
-    return Dataset(path)
+def v3_dataset(tiny_cache):
+    """The shared tiny market: 8 V3 pools among 30, two partitions of 100 blocks (18,000,000..18,000,199)."""
+    from ..conftest import TINY
+
+    ds = Dataset(tiny_cache / TINY)
+    assert ds.partitions == [(18_000_000, 18_000_099), (18_000_100, 18_000_199)]
+    return ds
 
 
 def _naive_v3(events_rows, pool, block, tx):
@@ -44,7 +46,7 @@ def test_v3_state_lookup_equals_replay(v3_dataset):
     ds = v3_dataset
     paths = enumerate_cycles(ds.pools, [0])
     v3_pools = np.flatnonzero(paths.pool_is_v3)
-    first, last = 18_000_060, 18_000_085          # starts mid-partition: the state loads from its snapshot
+    first, last = 18_000_160, 18_000_185          # starts mid-partition: the state loads from its snapshot
     state = MarketState(len(paths.pool_is_v3), ds.tokens.num_rows)
     part = ds.partitions[1]
     state.load_snapshot(ds.read_partition("snapshots", part))
@@ -132,7 +134,7 @@ def test_v3_results_do_not_depend_on_batch_size(v3_dataset, full_run):
 def test_v3_run_can_start_anywhere(v3_dataset, full_run):
     """A run starting mid-partition loads the V3 state from the partition's SNAPSHOTS + TICKS + events: its
     trades after the first block's top equal the full run's."""
-    start = 18_000_073
+    start = 18_000_173  # in the second partition: its SNAPSHOTS + TICKS, then its events up to the start
     late = _backtest(v3_dataset, 11, first=start).trades()
     keep = lambda t: t.filter(pa.compute.and_(pa.compute.greater_equal(t["block_number"], start),  # noqa: E731
                                               pa.compute.greater_equal(t["tx_index"], 0)))

@@ -30,10 +30,10 @@ def run_backtest(dataset_path, min_profit_wei: int, batch_blocks: int = 50):
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory):
-    from gpubt.data import synthetic
+def tiny_dataset(tiny_cache):
+    from ..conftest import TINY
 
-    return synthetic.generate(tmp_path_factory.mktemp("tiny-sweep") / "ds", preset="tiny", seed=3, progress=False)
+    return tiny_cache / TINY
 
 
 def _random_input(rng, n_trades=400, n_blocks=60, run_min=1e15):

@@ -136,15 +136,15 @@ def test_fit_reduces_loss_and_recovers_weight_signs():
     assert bce(q) < bce(np.full(n, base)) - 0.1
 
 
-def test_fit_from_run_on_tiny_market(tmp_path):
+def test_fit_from_run_on_tiny_market(tiny_cache, tmp_path):
     pytest.importorskip("jax")
-    from gpubt.data import synthetic
     from gpubt.data.store import Dataset
     from gpubt.engine.thresholds import fit_from_run
 
+    from ..conftest import TINY
     from .test_sweep import run_backtest
 
-    path = synthetic.generate(tmp_path / "ds", preset="tiny", seed=5, progress=False)
+    path = tiny_cache / TINY
     ds = Dataset(path)
     trades = run_backtest(path, 10**14).trades()
     model, features, success = fit_from_run(trades, ds.read("labels"), ds.read("blocks"), ds.read("prices"),

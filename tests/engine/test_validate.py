@@ -132,14 +132,14 @@ def test_candidate_pairs_windows_do_not_cross_blocks():
     assert all(len(a) == 0 for a in empty)
 
 
-def test_tiny_market_run_finds_the_planted_arbitrages(tmp_path):
-    from gpubt.data import synthetic
+def test_tiny_market_run_finds_the_planted_arbitrages(tiny_cache):
     from gpubt.data.store import Dataset
     from gpubt.engine.validate import load_labels
 
+    from ..conftest import TINY
     from .test_sweep import run_backtest
 
-    path = synthetic.generate(tmp_path / "ds", preset="tiny", seed=11, progress=False)
+    path = tiny_cache / TINY
     ds = Dataset(path)
     backtest = run_backtest(path, 5 * 10**14)
     labels = load_labels(ds, backtest.first_block, backtest.last_block)

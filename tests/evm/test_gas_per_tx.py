@@ -11,6 +11,8 @@ from gpubt.exact import gas
 from tests.evm.chain import DEPLOYER, Chain
 from tests.evm.txchain import TxChain
 
+pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
+
 # Probe runtime (hand-assembled), returning three gas deltas, each taken between two GAS opcodes:
 #   word 0: SLOAD(calldata[0])           = SLOAD + 9    (PUSH0 2, CALLDATALOAD 3, POP 2, GAS 2)
 #   word 1: BALANCE(calldata[32])        = BALANCE + 10 (PUSH1 3, CALLDATALOAD 3, POP 2, GAS 2)

@@ -10,6 +10,8 @@ from gpubt.exact.v2 import get_amount_in, get_amount_out
 from tests.evm.chain import DEPLOYER, Chain, Reverted
 from tests.evm.conftest import evm_cases
 
+pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
+
 MAX_UINT112 = 2**112 - 1
 SWAPS_PER_PAIR = 10
 

@@ -11,6 +11,8 @@ from gpubt.exact import v3
 from tests.evm.chain import Chain, Reverted
 from tests.evm.conftest import evm_cases
 
+pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
+
 
 def _big(rng: random.Random, bits: int) -> int:
     u = rng.random()

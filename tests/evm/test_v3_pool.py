@@ -13,6 +13,8 @@ from gpubt.exact import v3
 from tests.evm.chain import Chain, Reverted
 from tests.evm.conftest import evm_cases
 
+pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
+
 SWAPS_PER_POOL = 16
 SLOT0 = ["uint160", "int24", "uint16", "uint16", "uint16", "uint8", "bool"]
 

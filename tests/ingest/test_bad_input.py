@@ -11,6 +11,8 @@ from . import chain
 from .conftest import ingest_config
 from .helpers import snapshot_files
 
+pytestmark = pytest.mark.slow  # a ganache node with the Uniswap contracts and a scripted history (conftest.py)
+
 
 def test_wrong_chain_id(market, tmp_path):
     with pytest.raises(ChainMismatch, match="chain id is 1337, expected chain_id=1"):
@@ -49,7 +51,6 @@ def test_corrupted_partition_file(market, reference, tmp_path):
     assert snapshot_files(out) == before
 
 
-@pytest.mark.slow
 def test_reorg_between_two_runs(tmp_path):
     """Ingest, revert the node to a snapshot and mine a different history, ingest again: refused, dataset intact."""
     reason = chain.missing_reason()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import random
 import signal
 import socketserver
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,8 +15,11 @@ import requests
 
 from gpubt.data.rpc import ingest
 
+from ..cli import gpubt
 from .conftest import ingest_config
 from .helpers import assert_same_dataset
+
+pytestmark = pytest.mark.slow  # a ganache node with the Uniswap contracts and a scripted history (conftest.py)
 
 
 class FaultProxy:
@@ -110,19 +110,18 @@ def test_faults_are_survived(market, reference, tmp_path):
     assert_same_dataset(tmp_path / "faulty", reference[0])
 
 
-def _cli_ingest(market, out, env=None):
-    args = [sys.executable, "-m", "gpubt.cli", "ingest", f"rpc_url={market.node.url}", "chain_id=1337",
-            "first_block=1", f"last_block={market.last_block}", f"factories=[{','.join(market.factories())}]",
-            f"weth={market.c['weth'].address}", f"out={out}", "partition_blocks=50", "chunk_size=20",
-            "confirmations=0", "eth_usd=2000", "progress=false"]
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+def _cli_ingest(market, out, failpoint=""):
+    """`gpubt ingest` in a subprocess (the point here: it gets SIGKILLed at the failpoint)."""
+    return gpubt("ingest", f"rpc_url={market.node.url}", "chain_id=1337", "first_block=1",
+                 f"last_block={market.last_block}", f"factories=[{','.join(market.factories())}]",
+                 f"weth={market.c['weth'].address}", f"out={out}", "partition_blocks=50", "chunk_size=20",
+                 "confirmations=0", "eth_usd=2000", "progress=false", timeout=300, env={"GPUBT_FAILPOINT": failpoint})
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("failpoint", ["ingest-after-partition:2", "ingest-before-write:3"])
 def test_sigkill_then_resume_is_identical(market, reference, tmp_path, failpoint):
     out = tmp_path / "killed"
-    killed = _cli_ingest(market, out, {"GPUBT_FAILPOINT": failpoint})
+    killed = _cli_ingest(market, out, failpoint)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     resumed = _cli_ingest(market, out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

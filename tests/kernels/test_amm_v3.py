@@ -137,11 +137,9 @@ def _cycle_args(args):
 
 
 @pytest.fixture(scope="module")
-def mixed_batch():
+def mixed_batch(cpu_kernels):
     args, outs, info = v3_market.random_batch(4, v3_share=0.7, n_pairs=1500)
-    from gpubt.kernels.compile import build_cpu
-
-    kernels = build_cpu()
+    kernels = cpu_kernels
     kernels.screen_pairs_cpu(*args, *outs)
     mixed = args[6][args[1]].any(axis=1) & (outs[1] > 0)
     return args, outs, info, kernels, np.flatnonzero(mixed)

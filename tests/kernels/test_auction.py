@@ -1,11 +1,11 @@
 """The bundle-auction kernel (kernels/auction.py): CPU build vs CUDA simulator vs pure Python, the model's sanity
-properties (no competitor: we always win and pay our bid; more or more skilled competitors: we win less), and
-every device function and the kernel compiled to sm_90 PTX."""
+properties (no competitor: we always win and pay our bid; more or more skilled competitors: we win less). Its
+sm_90 PTX: tests/kernels/test_ptx.py."""
 import numpy as np
 import pytest
 from gpubt.kernels import auction as ka
 
-from gpubt.engine.competition import SearcherPopulation, auction_kernels, run_auction
+from gpubt.engine.competition import SearcherPopulation, run_auction
 
 KINDS = ("arbitrage", "sandwich", "cexdex")
 
@@ -163,23 +163,3 @@ def test_a_higher_bid_wins_more_and_keeps_less():
     assert (wins[0] <= wins[1]).all() and (wins[1] <= wins[2]).all()  # same scenarios: exact per opportunity
     kept = [((value - o["our_bid_wei"]) / value) for o in outs]
     assert (kept[0] > kept[1]).all() and (kept[1] > kept[2]).all()
-
-
-def test_every_auction_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
-    from numba import boolean, float64, int32, int64
-    from numba.types import Array
-
-    a1 = lambda t: Array(t, 1, "C")  # noqa: E731
-    a2 = lambda t: Array(t, 2, "C")  # noqa: E731
-    i8, f8 = int64, float64
-    population_args = (a1(f8), a1(f8), a1(f8), a2(f8), a1(f8))  # skill, latency, capital, focus, params
-    outputs = (a1(f8),) * 6 + (a1(boolean), a1(f8), a2(boolean), a2(f8))
-    kernel_args = (i8, i8, a1(i8), a1(f8), a1(int32), *population_args, *outputs)
-    signatures = {
-        "competitor_bid": (i8, i8, i8, i8, i8, f8, int32, *population_args),
-        "auction_scenario": (i8, i8, i8, i8, f8, int32, f8, *population_args),
-        "our_bid_for": (i8, i8, i8, f8, int32, *population_args),
-        "auction_opportunity": (i8, *kernel_args),
-    }
-    ptx_without_gpu(ka.AUCTION_FUNCTIONS[len(ka.RNG_FUNCTIONS):], signatures, auction_kernels("cuda"), ka.auction_cuda,
-                    kernel_args)

@@ -1,14 +1,11 @@
-"""Liquidation screening kernel: CPU build vs CUDA simulator vs pure Python, the health-factor / profit math vs a
-hand computation, and sm_90 PTX of every device function and kernel."""
+"""Liquidation screening kernel: CPU build vs pure Python, the health-factor / profit math vs a hand computation
+(CPU vs CUDA simulator: tests/kernels/test_cudasim.py; sm_90 PTX: tests/kernels/test_ptx.py)."""
 import math
 
 import numpy as np
 import pytest
 from gpubt.kernels import liquidation
 from gpubt.kernels.compile import build
-
-from gpubt.backend import Backend
-from gpubt.strategies.base import launch
 
 from . import v3_market
 
@@ -20,7 +17,7 @@ def ref():
 
 @pytest.fixture(scope="module")
 def cpu():
-    return build("cpu", liquidation.device_functions(), liquidation.CPU_DRIVERS)
+    return build("cpu", liquidation.device_functions(), liquidation.CPU_DRIVERS, cache=True)  # as the backtester
 
 
 def outputs(n):
@@ -79,16 +76,6 @@ def test_cpu_equals_python_reference(ref, cpu, seed):
     assert (health < 1).any() and (health >= 1).any() and (route >= 0).any() and np.isinf(health).any()
 
 
-def test_cudasim_equals_cpu():
-    args = random_args(3, n_positions=30)
-    n = len(args[0])
-    out_cpu, out_sim = outputs(n), outputs(n)
-    launch(Backend("cpu"), "liquidation", "liquidation_pairs", n, (*args, *out_cpu))
-    launch(Backend("cudasim"), "liquidation", "liquidation_pairs", n, (*args, *out_sim))
-    for a, b in zip(out_cpu, out_sim):
-        np.testing.assert_array_equal(a, b)
-
-
 def _one_pool_args(collateral_raw, debt_raw, rate=0.0, blocks_since=0):
     """10 WETH-ish collateral (token 0, 2,000 USD) against USDC debt (token 1), one V2 WETH/USDC pool:
     1,000 WETH / 2,000,000 USDC; LT 82.5 %, bonus 5 %, close factor 50 %, flash fee 5 bps, 30 gwei."""
@@ -131,25 +118,3 @@ def test_bad_debt_seizes_all_collateral_and_interest_accrues(cpu):
     out = outputs(1)
     cpu.liquidation_pairs_cpu(*_one_pool_args(10e18, 16_000e6), *out)
     assert out[0][0] > 1 and out[3][0] == -1 and np.isneginf(out[5][0])           # healthy: nothing to do
-
-
-def test_every_device_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
-    from numba import boolean, float64, int32, int64
-    from numba.types import Array
-
-    a1 = lambda t: Array(t, 1, "C")
-    a2 = lambda t: Array(t, 2, "C")
-    f8, i4, i8, b1 = float64, int32, int64, boolean
-    state = (a1(i8), a1(i8), a1(f8), a1(f8), a1(f8), a1(f8), a1(i4), a1(i4), a1(i8), a1(i4), a1(f8), a1(f8))
-    routes = (a2(i4), a2(b1), a2(f8), a2(b1))
-    pair_args = (a1(i4), a1(i4), a1(i4), a1(i4), a1(f8), a1(f8), a1(i8), a1(f8), a1(f8), a1(f8), a1(f8), a1(i8),
-                 *routes, a1(f8), *state, i8, a2(f8), a1(f8), a1(f8), a1(f8), f8,
-                 a1(f8), a1(f8), a1(f8), a1(i8), a1(f8), a1(f8))
-    signatures = {
-        "route_amount_out": (i8, f8, i8, *routes, *state, i8),
-        "liquidation_terms": (f8, f8, f8, f8, f8, f8, f8),
-        "liquidation_pair": (i8, *pair_args),
-    }
-    functions = [getattr(liquidation, name) for name in signatures]
-    ptx_without_gpu(functions, signatures, build("cuda", liquidation.device_functions()),
-                    liquidation.liquidation_pairs_cuda, pair_args)

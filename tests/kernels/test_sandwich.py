@@ -1,11 +1,11 @@
 """The sandwich kernel: V2 closed-form largest front-run vs exact integer bisection, profit unimodality, CPU build
-vs the CUDA build under the simulator vs the pure-Python source, and sm_90 PTX of every function and kernel."""
+vs the pure-Python source (CPU vs the CUDA build under the simulator: tests/kernels/test_cudasim.py; sm_90 PTX:
+tests/kernels/test_ptx.py)."""
 import numpy as np
 import pytest
 
 from gpubt.exact import v2 as exact_v2
 from gpubt.kernels import sandwich as ks
-from gpubt.strategies.base import launch
 from gpubt.strategies.sandwich import ExactPool, V2PoolFactory, exact_bundle, exact_max_frontrun, v2_victim_slack
 
 from . import v3_market
@@ -20,7 +20,7 @@ def py():
 
 @pytest.fixture(scope="module")
 def cpu():
-    return ks.build("cpu")
+    return ks.build("cpu", cache=True)  # the disk-cached build the backtester runs
 
 
 def exact_v2_max_frontrun(r_in, r_out, v, m):
@@ -119,19 +119,6 @@ def test_cpu_equals_python_reference(py, cpu, seed, v3_share):
     assert (o_cpu[2] > 0).any() and (o_cpu[2] == 0).any()  # profitable and unprofitable scenarios both occur
 
 
-def test_cudasim_equals_cpu(cpu):
-    """One thread per scenario under the simulator == the CPU build (no FMA on either: exact equality)."""
-    from gpubt.backend import Backend
-
-    kargs, _, _ = random_scenarios(3, n=40, v3_share=0.5)
-    n = kargs[0].shape[0]
-    o_cpu, o_sim = outputs(n), outputs(n)
-    cpu.screen_sandwich_cpu(*kargs, *o_cpu)
-    launch(Backend("cudasim"), "sandwich", "screen_sandwich", n, kargs + tuple(o_sim))
-    for a, b in zip(o_cpu, o_sim):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_screen_optimum_is_the_max_of_a_profit_scan(py):
     """P(a) is unimodal on [0, a_hi]: the golden-section optimum beats a 400-point scan (up to float noise)."""
     kargs, _, _ = random_scenarios(4, n=30, v3_share=0.5)
@@ -215,14 +202,3 @@ def test_exact_bundle_round_trip_keeps_every_victim_whole():
         assert a_max == pytest.approx(o[1][i], rel=1e-6)
         checked += 1
     assert checked >= 5
-
-
-def test_every_device_function_and_kernel_compiles_to_ptx(ptx_without_gpu):
-    """Signatures are taken from a CPU build (not inlined) after a run (same argument types on both targets)."""
-    cpu = ks.build("cpu", inline=False)
-    kargs, _, _ = random_scenarios(6, n=20, v3_share=0.5)
-    cpu.screen_sandwich_cpu(*kargs, *outputs(kargs[0].shape[0]))
-    for fn in (cpu.sandwich_max_frontrun_v2,):
-        fn(1e21, 1e21, 0.997, 1e18, 9e17)
-    ptx_without_gpu(ks.DEVICE_FUNCTIONS, cpu, ks.build("cuda"), ks.screen_sandwich_cuda,
-                    cpu.screen_sandwich_cpu.signatures[0])

@@ -1,12 +1,10 @@
-"""report.html from a real results folder (the CLI on the tiny preset), checked as data and in headless Chromium."""
+"""report.html from a real results folder (a run on the tiny preset), checked as data and in headless Chromium."""
 import base64
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,8 @@ from PIL import Image
 
 from gpubt.report.html import write_report
 
+from ..cli import run_inprocess
+
 BASE_PLOTS = ["Equity", "Drawdown", "Daily PnL", "Profit distribution per strategy", "Cumulative gas",
               "Opportunities per block"]
 # a default `gpubt run` on a labeled dataset also validates, so its folder holds validation_matches.parquet
@@ -26,15 +26,10 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    """A results folder written by the real `gpubt run` on the tiny synthetic preset."""
-    tmp = tmp_path_factory.mktemp("report")
-    cmd = [sys.executable, "-m", "gpubt.cli", "run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={tmp}",
-           f"out_dir={tmp}/r", "progress=false"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    assert done.returncode == 0, done.stdout + done.stderr
-    return tmp / "r"
+def results(tiny_cache, tmp_path_factory) -> Path:
+    """A results folder written by `gpubt run` (in-process) on the tiny synthetic preset."""
+    return run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}",
+                         f"out_dir={tmp_path_factory.mktemp('report') / 'r'}", "progress=false")
 
 
 def images(page: str) -> dict:

@@ -136,12 +136,11 @@ def test_exact_liquidation_matches_hand_computation(hand_dataset, tmp_path):
 
 # ------------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory):
-    from gpubt.data import synthetic
+def tiny_dataset(tiny_cache, tmp_path_factory):
+    """A private copy of the shared tiny market: the liquidation strategy writes its generated book into it."""
+    from ..conftest import TINY, writable_copy
 
-    root = tmp_path_factory.mktemp("tiny") / "synthetic-tiny"
-    synthetic.generate(root, preset="tiny", seed=0, progress=False)
-    return Dataset(root)
+    return Dataset(writable_copy(tiny_cache, tmp_path_factory.mktemp("tiny")) / TINY)
 
 
 LIQ_CFG = {"generate": {"n_positions": 40, "seed": 1, "hf_spread": [0.0, 0.4]}}

@@ -94,15 +94,12 @@ def test_sandwich_on_a_hand_market_cpu_equals_cudasim(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_v3(tmp_path_factory):
-    from gpubt.data.synthetic import generate
+def tiny_v3(tiny_cache):
+    from ..conftest import TINY
 
-    root = tmp_path_factory.mktemp("tiny") / "synthetic-tiny"
-    generate(root, preset="tiny", seed=0, progress=False, overwrite=True)
-    return Dataset(root)
+    return Dataset(tiny_cache / TINY)
 
 
-@pytest.mark.slow
 def test_strategies_on_synthetic_tiny_with_v3_cpu_equals_cudasim(tiny_v3):
     ds = tiny_v3
     paths = enumerate_cycles(ds.pools, [0])
