@@ -192,7 +192,7 @@ def kernels_for(builds, target):
     return builds[target]
 
 
-@pytest.mark.parametrize("target", ["cpu", "cudasim"])
+@pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", list(CASES))
 def test_equals_the_oracle(builds, target, name):
     ins, outs, generate, expect, reasons = CASES[name]
@@ -206,7 +206,7 @@ def test_equals_the_oracle(builds, target, name):
     assert kinds == {"ok", "revert"}, f"{name}: the cases only exercise {kinds}"
 
 
-@pytest.mark.parametrize("target", ["cpu", "cudasim"])
+@pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
 def test_v2_path_amount_out(builds, target):
     """The 1–3 hop amount chain (−1 fee pads a shorter path) equals gpubt.exact.v2.path_amount_out."""
     rng = random.Random(f"path:{target}")
@@ -276,6 +276,7 @@ def driver_signature(in_kinds, out_kinds):
     return tuple(column[k] for k in in_kinds + out_kinds)
 
 
+@pytest.mark.slow
 def test_every_exact_function_and_driver_compiles_to_ptx(monkeypatch):
     """Each device function to an sm_90 .func and each batch driver to an .entry (assembled by ptxas: registers)."""
     from numba import cuda, types

@@ -161,7 +161,7 @@ def builds():
     return {}
 
 
-@pytest.mark.parametrize("target", ["cpu", "cudasim"])
+@pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", list(CASES))
 def test_against_python_ints(builds, target, name):
     fn, ins, outs, generate, oracle = CASES[name]
@@ -207,7 +207,7 @@ def u256_signatures():
 
 def ptx_report(functions, signatures, monkeypatch, dependencies=()) -> dict:
     """name -> (PTX bytes, ptxas stack/spill line or None): every function compiled to sm_90 PTX without a GPU
-    (the compute capability answered as tests/kernels/conftest.py does), calls bound to the CUDA build of
+    (the compute capability answered as tests/kernels/test_ptx.py does), calls bound to the CUDA build of
     `dependencies` + `functions`, then assembled by ptxas if present."""
     from numba import cuda
     import numba.cuda.dispatcher as dispatcher
@@ -246,6 +246,7 @@ def print_ptx_report(report: dict) -> None:
         print(f"{name:42s} {size:10,d}  {resources or '(no ptxas on PATH)'}")
 
 
+@pytest.mark.slow
 def test_every_u256_function_compiles_to_ptx(monkeypatch):
     report = ptx_report(u256.U256_FUNCTIONS, u256_signatures(), monkeypatch)
     print_ptx_report(report)
