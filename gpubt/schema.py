@@ -21,6 +21,7 @@ MAX_ID = 1 << 24          # token and pool ids index dense per-id arrays: 16M sl
 MAX_DECIMALS = 36         # a whole token (10**decimals raw units) fits the 38 digits of AMOUNT
 MAX_TX_INDEX = (1 << 20) - 1  # kernels/cycles.py KEY_TX_BITS: a point key holds the tx index in 20 bits
 PROTOCOLS = ("v2", "v3")
+MAX_TIMESTAMP = 1 << 35   # seconds since 1970: year 3058 (a day axis of a run stays small)
 
 
 def block_range_mask(block_numbers, first_block: int | None = None, last_block: int | None = None) -> np.ndarray:
@@ -221,7 +222,11 @@ SCHEMAS = {
 
 
 class SchemaError(ValueError):
-    """An input table breaks the contract; the message names the file, column and row and the fix."""
+    """An input table breaks the contract; the message names the file, column and row and the fix. One line:
+    the text of an error it quotes (Arrow's span lines) is joined."""
+
+    def __init__(self, message):
+        super().__init__(" ".join(str(message).split()))
 
 
 # Columns a producer may omit (V2-only data): they are filled with nulls (tick_spacing with 0).
@@ -346,8 +351,10 @@ def validate_pools(pools: pa.Table, tokens: pa.Table, source: str = "pools") -> 
 
 
 def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
+    """Strictly increasing block numbers, non-decreasing timestamps (seconds since 1970, < MAX_TIMESTAMP), base fee
+    >= 0, 0 <= gas_used <= gas_limit."""
     blocks = conform(blocks, "blocks", source)
-    _no_nulls(blocks, ("block_number", "base_fee_wei"), source)
+    _no_nulls(blocks, ("block_number", "timestamp", "base_fee_wei", "gas_used", "gas_limit"), source)
     num = blocks.column("block_number").to_numpy()
     if len(num) > 1:
         bad = np.flatnonzero(np.diff(num) <= 0)
@@ -357,6 +364,19 @@ def validate_blocks(blocks: pa.Table, source: str = "blocks") -> pa.Table:
                               "(blocks must be strictly increasing)")
     fee = blocks.column("base_fee_wei")
     _fail_where(pc.less(fee, 0), source, lambda r: f"base_fee_wei = {fee[r]} (must be >= 0)")
+    ts = blocks.column("timestamp")
+    _fail_where(pc.or_(pc.less(ts, 0), pc.greater_equal(ts, MAX_TIMESTAMP)), source,
+                lambda r: f"timestamp = {ts[r]} (seconds since 1970: 0..{MAX_TIMESTAMP - 1})")
+    ts_np = ts.to_numpy()
+    back = np.flatnonzero(np.diff(ts_np) < 0)
+    if len(back):
+        r = int(back[0]) + 1
+        raise SchemaError(f"{source} row {r}: timestamp {ts_np[r]} before the previous block's {ts_np[r - 1]} "
+                          "(block timestamps never decrease)")
+    used, limit = blocks.column("gas_used"), blocks.column("gas_limit")
+    _fail_where(pc.less_equal(limit, 0), source, lambda r: f"gas_limit = {limit[r]} (must be > 0)")
+    _fail_where(pc.or_(pc.less(used, 0), pc.greater(used, limit)), source,
+                lambda r: f"gas_used = {used[r]} (must be in 0..gas_limit = {limit[r]})")
     return blocks
 
 

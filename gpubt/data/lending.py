@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gpubt import schema
+from gpubt.data.store import read_parquet
 
 POSITIONS = pa.schema([
     ("position_id", pa.int32()),
@@ -136,7 +137,7 @@ def load_positions(path, tokens: pa.Table) -> pa.Table:
             types = {f.name: (pa.string() if f.type == schema.AMOUNT else f.type) for f in POSITIONS}
             table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
         else:
-            table = pq.read_table(path)
+            table = read_parquet(path)  # page CRCs and strings checked
     except (pa.ArrowInvalid, OSError) as exc:
         raise schema.SchemaError(f"{path}: unreadable positions table ({exc})") from None
     return validate_positions(table, tokens, str(path))
@@ -287,6 +288,6 @@ def open_positions(dataset, cfg) -> pa.Table:
     table = generate_positions(dataset, **gen)
     tagged = table.replace_schema_metadata({"gpubt_generate": repr(sorted(gen.items()))})
     schema_tmp = own.with_suffix(".parquet.tmp")
-    pq.write_table(tagged, schema_tmp)
+    pq.write_table(tagged, schema_tmp, write_page_checksum=True)
     schema_tmp.replace(own)
     return table
