@@ -17,6 +17,8 @@ commands:
              (e.g. gpubt sweep sweep.run_dir=results/RUN sweep.grid=linear; writes sweep.parquet)
   ingest     read Uniswap pools' history from a JSON-RPC node into a parquet dataset
              (e.g. gpubt ingest rpc_url=URL first_block=N last_block=M pools='[0x...]' out=data/x)
+  market-stats  a dataset's market statistics beside the published mainnet ranges
+             (e.g. gpubt market-stats data_cache/synthetic-small-seed0; --json for the rows)
   bench      the benchmark suite (bench/suite.py; --full for the long workloads, --smoke for seconds)
   backends   say which compute backends are usable on this machine
 
@@ -135,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         return _hydra("sweep", _sweep, rest)
     if command == "ingest":
         return _hydra("ingest", _ingest, rest, config_name="ingest")
+    if command == "market-stats":
+        from gpubt.market_stats import main as market_stats
+
+        return market_stats(rest)
     if command == "bench":
         return _bench(rest)
     if command == "backends":

@@ -1,0 +1,210 @@
+"""gpubt market-stats: every figure recomputed here from the raw parquet tables (pyarrow and numpy, no gpubt code),
+the table and --json through the real command line, and one-line errors."""
+import json
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from gpubt.data.store import DatasetWriter
+from gpubt.market_stats import LABEL_KINDS, PUBLISHED, format_market_stats, main, market_stats
+from tests.cli import gpubt
+from tests.conftest import TINY, hand_market
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_cache):
+    return tiny_cache / TINY
+
+
+@pytest.fixture(scope="module")
+def rows(tiny):
+    return {row["key"]: row for row in market_stats(tiny)}
+
+
+def _table(root, name):
+    return pq.read_table(root / name) if (root / name).is_dir() else pq.read_table(root / f"{name}.parquet")
+
+
+def _floats(column) -> np.ndarray:
+    return np.array([float(int(v)) if isinstance(v, Decimal) else np.nan for v in column.to_pylist()])
+
+
+def _swap_usd(root) -> np.ndarray:
+    """USD paid into each swap: amount0_in and amount1_in at the latest price sample at or before its block."""
+    tokens, pools = _table(root, "tokens"), _table(root, "pools")
+    decimals = dict(zip(tokens.column("token_id").to_pylist(), tokens.column("decimals").to_pylist()))
+    side_token = {p: (a, b) for p, a, b in zip(*(pools.column(c).to_pylist() for c in ("pool_id", "token0", "token1")))}
+    prices = _table(root, "prices")
+    samples = {}
+    for token in set(prices.column("token_id").to_pylist()):
+        mine = prices.filter(pc.equal(prices.column("token_id"), token))
+        order = np.argsort(mine.column("block_number").to_numpy(), kind="stable")
+        samples[token] = (mine.column("block_number").to_numpy()[order], mine.column("price_usd").to_numpy()[order])
+    events = _table(root, "events")
+    swaps = events.filter(pc.equal(events.column("kind"), "swap"))
+    usd = np.zeros(swaps.num_rows)
+    for side in (0, 1):
+        amount = _floats(swaps.column(f"amount{side}_in"))
+        for i, (pool, block) in enumerate(zip(swaps.column("pool_id").to_pylist(),
+                                              swaps.column("block_number").to_pylist())):
+            if amount[i] > 0:
+                token = side_token[pool][side]
+                blocks, price = samples.get(token, (np.zeros(0, np.int64), np.zeros(0)))
+                at = np.searchsorted(blocks, block, side="right") - 1
+                usd[i] += amount[i] / 10.0 ** decimals[token] * (price[at] if at >= 0 else np.nan)
+    return usd
+
+
+def test_labels_per_block_by_kind(tiny, rows):
+    n_blocks = _table(tiny, "blocks").num_rows
+    labels = _table(tiny, "labels")
+    counts = {k: 0 for k in LABEL_KINDS}
+    counts.update(zip(*(c.to_pylist() for c in pc.value_counts(labels.column("kind")).flatten())))
+    assert sum(counts.values()) > 0  # the tiny market plants arbitrage and cexdex labels
+    for kind in LABEL_KINDS:
+        assert rows[f"{kind}_per_block"]["value"] == counts[kind] / n_blocks, kind
+    assert rows["atomic_tx_per_block"]["value"] == (counts["arbitrage"] + counts["liquidation"]
+                                                    + 2 * counts["sandwich"]) / n_blocks
+    with_mev = len(set(labels.column("block_number").to_pylist()))
+    assert rows["blocks_without_mev"]["value"] == pytest.approx(1 - with_mev / n_blocks, abs=1e-15)
+
+
+def test_swaps_per_block_and_median_swap_usd(tiny, rows):
+    n_blocks = _table(tiny, "blocks").num_rows
+    events = _table(tiny, "events")
+    n_swaps = pc.sum(pc.equal(events.column("kind"), "swap")).as_py()
+    assert rows["swaps_per_block"]["value"] == n_swaps / n_blocks
+    usd = _swap_usd(tiny)
+    assert np.isfinite(usd).all() and len(usd) == n_swaps
+    assert rows["swap_usd_median"]["value"] == pytest.approx(float(np.median(usd)), rel=1e-12)
+
+
+def test_base_fee_and_gas(tiny, rows):
+    blocks = _table(tiny, "blocks").sort_by("block_number")
+    fee = [int(v) for v in blocks.column("base_fee_wei").to_pylist()]
+    used, limit = blocks.column("gas_used").to_pylist(), blocks.column("gas_limit").to_pylist()
+    steps = [abs(fee[i + 1] / fee[i] - 1.0) for i in range(len(fee) - 1)]
+    assert rows["base_fee_step_max"]["value"] == pytest.approx(max(steps), rel=1e-12)
+
+    def eip1559(base, gas_used, gas_limit):
+        target = gas_limit // 2
+        change = base * abs(gas_used - target) // target // 8
+        return base + max(change, 1) if gas_used > target else base - change
+    exact = sum(eip1559(fee[i], used[i], limit[i]) == fee[i + 1] for i in range(len(fee) - 1))
+    assert rows["base_fee_eip1559_exact"]["value"] == exact / (len(fee) - 1)
+    assert rows["base_fee_eip1559_exact"]["detail"].endswith(f"of {len(fee) - 1:,} steps")  # across partitions too
+    assert rows["gas_used_ratio"]["value"] == pytest.approx(np.mean(np.array(used) / np.array(limit)), rel=1e-12)
+    assert rows["gas_limit"]["value"] == np.mean(limit)
+
+
+def test_label_profits_and_searchers(tiny, rows):
+    labels = _table(tiny, "labels")
+    tokens = _table(tiny, "tokens")
+    weth = tokens.column("symbol").to_pylist().index("WETH")
+    arb = labels.filter(pc.equal(labels.column("kind"), "arbitrage"))
+    assert set(arb.column("profit_token").to_pylist()) == {weth}  # the synthetic searchers take profit in WETH
+    prices = _table(tiny, "prices").filter(pc.equal(_table(tiny, "prices").column("token_id"), weth))
+    blocks, eth_usd = prices.column("block_number").to_numpy(), prices.column("price_usd").to_numpy()
+    at = np.searchsorted(blocks, arb.column("block_number").to_numpy(), side="right") - 1
+    profit_usd = _floats(arb.column("profit_raw")) / 1e18 * eth_usd[at]
+    assert rows["arbitrage_profit_usd"]["value"] == pytest.approx(profit_usd.mean(), rel=1e-12)
+    n_pools = np.array([len(p) for p in arb.column("pools").to_pylist()])
+    assert rows["arbitrage_2_3_pools"]["value"] == np.mean((n_pools >= 2) & (n_pools <= 3))
+    assert rows["arbitrage_profit_weth"]["value"] == 1.0
+
+    atomic = labels.filter(pc.is_in(labels.column("kind"), pa.array(["arbitrage", "sandwich", "liquidation"])))
+    counts = sorted(pc.value_counts(atomic.column("searcher")).field("counts").to_pylist(), reverse=True)
+    assert rows["top1_searcher_share"]["value"] == counts[0] / sum(counts)
+    assert rows["top5_searcher_share"]["value"] == sum(counts[:5]) / sum(counts)
+    assert rows["searchers_14d"]["value"] is None and "14 days" in rows["searchers_14d"]["detail"]
+
+    pools = _table(tiny, "pools")
+    assert rows["v3_pool_share"]["value"] == pc.sum(pc.equal(pools.column("protocol"), "v3")).as_py() / pools.num_rows
+    assert rows["v3_pool_share"]["in_range"] is None  # no published figure: shown, not compared
+
+
+def test_rows_match_the_published_table(rows):
+    assert list(rows) == [p.key for p in PUBLISHED]
+    for pub in PUBLISHED:
+        row = rows[pub.key]
+        assert row["statistic"] == pub.statistic and row["unit"] == pub.unit and row["source"] == "; ".join(pub.sources)
+        if row["value"] is None:
+            assert row["in_range"] is None and row["detail"].startswith("n/a (")
+        elif pub.low is not None:
+            assert row["published_range"] == [pub.low, pub.high]
+            assert row["in_range"] == (pub.low <= row["value"] <= pub.high)
+    assert rows["sandwich_profit_usd"]["detail"] == "n/a (no sandwich labels)"  # the synthetic market plants none
+    assert rows["sandwich_per_block"]["value"] == 0 and rows["sandwich_per_block"]["in_range"] is False
+
+
+def test_prices_carry_across_partitions_and_missing_data_is_na(tmp_path):
+    """A hand market (written as an ingested dataset) split in two partitions with prices only at its first
+    block: the second partition's swaps are valued at the carried prices; it has no labels, so the label figures
+    are n/a, and kinds the labeler does not look for are n/a rather than zero."""
+    tables = hand_market()
+    tables["prices"] = tables["prices"].filter(pc.equal(tables["prices"].column("block_number"), 100))
+    writer = DatasetWriter(tmp_path / "hand", source="rpc")
+    writer.write_static(tables["tokens"], tables["pools"])
+    for first, last in ((100, 102), (103, 105)):
+        part = {}
+        for name in ("blocks", "events", "victims", "labels", "prices"):
+            b = tables[name].column("block_number")
+            part[name] = tables[name].filter(pc.and_(pc.greater_equal(b, first), pc.less_equal(b, last)))
+        snapshots = tables["snapshots"]
+        part["snapshots"] = snapshots.set_column(0, "block_number", pa.array([first] * snapshots.num_rows, pa.int64()))
+        writer.write_partition(first, last, part)
+    writer.finish()
+    got = {row["key"]: row for row in market_stats(tmp_path / "hand")}
+    usd = _swap_usd(tmp_path / "hand")
+    assert len(usd) == 7 and np.isfinite(usd).all()
+    assert got["swap_usd_median"]["value"] == pytest.approx(float(np.median(usd)), rel=1e-12)
+    assert got["swaps_per_block"]["value"] == 7 / 6
+    assert got["arbitrage_per_block"]["value"] == 0.0 and got["blocks_without_mev"]["value"] == 1.0
+    for key in ("arbitrage_profit_usd", "top1_searcher_share", "bribe_per_tx_eth", "searchers_14d"):
+        assert got[key]["value"] is None and got[key]["detail"].startswith("n/a ("), key
+    for kind in ("cexdex", "liquidation"):
+        assert got[f"{kind}_per_block"]["value"] is None and "labeler" in got[f"{kind}_per_block"]["detail"]
+    table = format_market_stats(list(got.values()))
+    assert "n/a (no arbitrage labels)" in table and "out of range" in table
+
+
+def test_cli_prints_the_table_and_json(tiny, rows):
+    done = gpubt("market-stats", tiny)
+    assert done.returncode == 0, done.stderr
+    assert "swaps per block" in done.stdout and "in range" in done.stdout and "OUT" in done.stdout
+    assert "n/a (no sandwich labels)" in done.stdout
+    done = gpubt("market-stats", f"data.path={tiny}", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads(json.dumps(list(rows.values())))
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    done = gpubt("market-stats", tmp_path / "missing")
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpubt: error:") and "manifest.json: not found" in lines[0]
+
+    assert main([]) == 2 and main([str(tmp_path), str(tmp_path)]) == 2 and main(["--csv", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("gpubt: error:") for line in err)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    assert main([str(tmp_path / "bad")]) == 2
+    assert "invalid JSON" in capsys.readouterr().err
+
+
+def test_an_unknown_pool_in_events_is_one_line(hand_dataset, capsys):
+    """Events are read in the columns the statistics use, not validated whole: the pool ids they index are checked."""
+    path = next((hand_dataset / "events").iterdir())
+    events = pq.read_table(path)
+    pool_id = events.column("pool_id").to_pylist()
+    pool_id[3] = 99
+    column = events.schema.get_field_index("pool_id")
+    pq.write_table(events.set_column(column, "pool_id", pa.array(pool_id, pa.int32())), path)
+    assert main([str(hand_dataset)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path} row 3: pool_id = 99 is not a pool_id of the pools table" in err[0]
