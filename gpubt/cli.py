@@ -1,6 +1,7 @@
 """`gpubt` command line: subcommands forward to plain functions through Hydra (configs/ is the config)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +44,10 @@ def _fail_cleanly(fn):
         except (SchemaError, BackendUnavailable, FileExistsError, ValueError) as exc:
             print(f"gpubt: error: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        except BrokenPipeError:  # `gpubt run | head`: the reader left; what was written stays written
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            print("gpubt: stdout was closed (broken pipe)", file=sys.stderr, flush=True)
+            raise SystemExit(141) from None
 
     return task
 

@@ -248,3 +248,16 @@ def test_kill_before_the_first_checkpoint_then_rerun(tiny_cache, tmp_path, refer
     assert "starting over" in again.stdout
     assert pq.read_table(out / "trades.parquet").equals(reference_trades)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tiny_cache, tmp_path):
+    """`gpubt run | head -1`: the run finishes and publishes; the closed stdout is one line on stderr, exit 141."""
+    out = tmp_path / "piped"
+    proc = subprocess.Popen([*GPUBT, "run", *_run_args(tiny_cache, out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # "gpubt: backend cpu ...", then the reader is gone
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=600) == 141, stderr[-2000:]
+    assert "Traceback" not in stderr and "broken pipe" in stderr
+    assert (out / "summary.json").is_file()
