@@ -47,28 +47,72 @@ WEI_PER_ETH = 10**18
 
 
 def open_dataset(data_cfg, progress: bool = True) -> Dataset:
-    """The dataset the config names; the synthetic source generates (once, then reuses) a seeded dataset."""
+    """The dataset the config names; the synthetic source generates (once, then reuses) a seeded dataset. An
+    incomplete dataset (an interrupted writer's) is refused unless data.allow_incomplete=true; tokens whose
+    decimals disagree with the prices are refused (Dataset.check_prices)."""
     if data_cfg.source == "synthetic":
-        from gpubt.data import synthetic
-
-        path = Path(data_cfg.path or Path(data_cfg.cache_dir) / f"synthetic-{data_cfg.preset}-seed{data_cfg.seed}")
-        params = {"preset": data_cfg.preset, "seed": int(data_cfg.seed)}
-        if (path / "manifest.json").is_file():
-            existing = Dataset(path)
-            if existing.complete and all(existing.manifest["params"].get(k) == v for k, v in params.items()):
-                return existing
-        synthetic.generate(path, preset=data_cfg.preset, seed=int(data_cfg.seed), progress=progress,
-                           overwrite=True)
-        return Dataset(path)
-    if data_cfg.source == "parquet":
+        dataset = _synthetic_dataset(data_cfg, progress)
+    elif data_cfg.source == "parquet":
         if not data_cfg.path:
             raise schema.SchemaError("data=parquet needs data.path=<a gpubt dataset folder>")
-        return Dataset(data_cfg.path)
-    if data_cfg.source == "cryo":  # cryo parquet → a gpubt dataset (converted once, cached), see gpubt/data/cryo.py
+        dataset = Dataset(data_cfg.path)
+    elif data_cfg.source == "cryo":  # cryo parquet → a gpubt dataset (converted once, cached), see gpubt/data/cryo.py
         from gpubt.data import cryo
 
-        return cryo.open_cached(data_cfg)
-    raise schema.SchemaError(f"data.source={data_cfg.source!r} is unknown (synthetic, parquet or cryo)")
+        dataset = cryo.open_cached(data_cfg)
+    else:
+        raise schema.SchemaError(f"data.source={data_cfg.source!r} is unknown (synthetic, parquet or cryo)")
+    if not dataset.complete:
+        where = (f"{dataset.root / 'manifest.json'}: complete = false (an interrupted writer's dataset, blocks "
+                 f"{dataset.first_block}..{dataset.last_block} so far)")
+        if not data_cfg.get("allow_incomplete", False):
+            raise schema.SchemaError(f"{where}: finish writing it, or add data.allow_incomplete=true to backtest "
+                                     "what it holds")
+        print(f"gpubt: warning: {where}: backtesting the incomplete dataset (data.allow_incomplete=true)",
+              file=sys.stderr, flush=True)
+    dataset.check_prices()
+    return dataset
+
+
+def _synthetic_dataset(data_cfg, progress: bool) -> Dataset:
+    """data=synthetic: the seeded market at data.path (default: cache_dir/synthetic-<preset>-seed<seed>), generated
+    when the folder is new or empty. gpubt replaces only what it generated into its own cache (the default
+    folder, marked by synthetic.generate(cache=True)); any other dataset or file there is refused, never deleted."""
+    from gpubt.data import synthetic
+
+    cached = not data_cfg.path
+    path = Path(data_cfg.path or Path(data_cfg.cache_dir) / f"synthetic-{data_cfg.preset}-seed{data_cfg.seed}")
+    key = f"data.cache_dir={data_cfg.cache_dir}: {path}" if cached else f"data.path={path}"
+    params = {"preset": data_cfg.preset, "seed": int(data_cfg.seed)}
+    if path.exists() and not path.is_dir():
+        raise schema.SchemaError(f"{key} is a file, not a dataset folder")
+    ours = cached and synthetic.is_own_cache(path)
+    if (path / "manifest.json").is_file():
+        try:
+            existing = Dataset(path)
+        except schema.SchemaError:
+            if not ours:
+                raise
+            existing = None
+        if existing is not None:
+            manifest, has = existing.manifest, existing.manifest.get("params") or {}
+            if (existing.complete and manifest.get("source") == "synthetic"
+                    and all(has.get(k) == v for k, v in params.items())):
+                return existing
+            if not ours:
+                what = ", ".join(f"{k} {has.get(k)!r}" for k in params)
+                raise schema.SchemaError(
+                    f"{key} holds a dataset (source {manifest.get('source')!r}, {what}"
+                    f"{'' if existing.complete else ', incomplete'}) that gpubt did not generate there, so it is "
+                    f"never replaced: to backtest it run with data=parquet data.path={path}; for the synthetic "
+                    f"{params['preset']} market seed {params['seed']} choose another (new or empty) folder")
+    elif path.is_dir() and any(path.iterdir()) and not ours:
+        raise schema.SchemaError(f"{key} is not a gpubt dataset (no manifest.json) and not empty: gpubt writes the "
+                                 "synthetic market only into a new or empty folder; to backtest a dataset run with "
+                                 "data=parquet data.path=<its folder>")
+    synthetic.generate(path, preset=data_cfg.preset, seed=int(data_cfg.seed), progress=progress, overwrite=ours,
+                       cache=cached)
+    return Dataset(path)
 
 
 def load_strategy(name: str):
@@ -88,21 +132,26 @@ def load_strategy(name: str):
 
 
 def resolve_tokens(dataset: Dataset, names) -> np.ndarray:
-    """Token ids for a list of symbols or ids; unknown names raise with the known symbols."""
+    """Token ids for a list of symbols or ids; an unknown or ambiguous name raises naming the tokens file."""
     symbols = dataset.tokens.column("symbol").to_pylist()
     ids = dataset.tokens.column("token_id").to_pylist()
-    by_symbol = dict(zip(symbols, ids))
+    hubs = [s for s, hub in zip(symbols, dataset.tokens.column("is_hub").to_pylist()) if hub and s]
+    where = dataset.root / "tokens.parquet"
     out = []
     for name in names:
         if isinstance(name, int) or str(name).isdigit():
             if int(name) not in ids:
-                raise schema.SchemaError(f"strategy.arbitrage.start_tokens: token id {name} is not in the dataset")
+                raise schema.SchemaError(f"strategy.arbitrage.start_tokens: token id {name} is not in {where}")
             out.append(int(name))
-        elif name in by_symbol:
-            out.append(by_symbol[name])
-        else:
-            raise schema.SchemaError(f"strategy.arbitrage.start_tokens: unknown token {name!r} "
-                                     f"(known hubs: {', '.join(s for s in symbols[:8])}, ...)")
+            continue
+        matches = [i for s, i in zip(symbols, ids) if s == name]
+        if not matches:
+            raise schema.SchemaError(f"strategy.arbitrage.start_tokens: no token {name!r} in {where} (its hubs: "
+                                     f"{', '.join(hubs[:8]) or 'none'}; a token id works too)")
+        if len(matches) > 1:
+            raise schema.SchemaError(f"strategy.arbitrage.start_tokens: {len(matches)} tokens of {where} are "
+                                     f"{name!r} (ids {', '.join(map(str, matches[:5]))}): name it by its token id")
+        out.append(matches[0])
     return np.asarray(out, np.int32)
 
 
@@ -462,6 +511,18 @@ class RunSetup:
         """`names`: the strategies (besides the cycles) to construct, default all of cfg.strategy; `cycles`:
         False for none (an empty path set)."""
         arbitrage = cfg.strategy.get("arbitrage") if cycles else None
+        if arbitrage:  # options whose ranges must agree (each value alone: check_options)
+            lo, hi = int(arbitrage.min_hops), int(arbitrage.max_hops)
+            for key, hops in (("min_hops", lo), ("max_hops", hi)):
+                if hops < 2:
+                    raise schema.SchemaError(f"strategy.arbitrage.{key}={hops}: a cycle has at least 2 hops")
+            if lo > hi:
+                raise schema.SchemaError(f"strategy.arbitrage.min_hops={lo} is more than strategy.arbitrage.max_hops="
+                                         f"{hi}: no cycle has min_hops..max_hops hops")
+        first, last = cfg.data.get("first_block"), cfg.data.get("last_block")
+        if first is not None and last is not None and int(first) > int(last):
+            raise schema.SchemaError(f"data.first_block={first} is after data.last_block={last}: the range is "
+                                     "first_block..last_block")
         start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
         paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [],
                                  int(arbitrage.max_hops) if arbitrage else 2,
