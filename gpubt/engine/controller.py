@@ -100,10 +100,11 @@ def _synthetic_dataset(data_cfg, progress: bool) -> Dataset:
                     and all(has.get(k) == v for k, v in params.items())):
                 return existing
             if not ours:
-                what = ", ".join(f"{k} {has.get(k)!r}" for k in params)
+                what = (f"synthetic {has.get('preset')} seed {has.get('seed')}" if manifest.get("source") == "synthetic"
+                        else f"source {manifest.get('source')!r}")
                 raise schema.SchemaError(
-                    f"{key} holds a dataset (source {manifest.get('source')!r}, {what}"
-                    f"{'' if existing.complete else ', incomplete'}) that gpubt did not generate there, so it is "
+                    f"{key} holds a dataset ({what}{'' if existing.complete else ', incomplete'}) that gpubt did "
+                    f"not generate there, so it is "
                     f"never replaced: to backtest it run with data=parquet data.path={path}; for the synthetic "
                     f"{params['preset']} market seed {params['seed']} choose another (new or empty) folder")
     elif path.is_dir() and any(path.iterdir()) and not ours:
