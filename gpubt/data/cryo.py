@@ -28,7 +28,7 @@ from gpubt import schema
 from gpubt.data import decode
 from gpubt.engine.labeler import label_mev
 from gpubt.data.rpc import KNOWN_VENUES, MAINNET_WETH, _addr, _pools_table, _tokens_table
-from gpubt.data.store import Dataset, DatasetWriter, partition_name, write_table_atomic
+from gpubt.data.store import PARTITIONED, Dataset, DatasetWriter, partition_name, write_table_atomic
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +292,24 @@ def open_cached(data_cfg) -> Dataset:
         if manifest.get("complete") and manifest.get("params", {}).get("fingerprint") == key:
             return Dataset(out)
         if manifest.get("source") == SOURCE:  # stale or interrupted conversion of ours: redo it from scratch
-            import shutil
-            shutil.rmtree(out)
+            _remove_conversion(out)
     convert(root, out, fingerprint=key, **params)
     return Dataset(out)
+
+
+CONVERSION_ENTRIES = {"manifest.json", "tokens.parquet", "pools.parquet", "router_calls", *PARTITIONED}
+
+
+def _remove_conversion(out: Path) -> None:
+    """Delete a stale conversion of ours, entry by entry: only what a conversion writes. Anything else in the
+    folder is the user's (data.out may name any folder), so then nothing is deleted and the run is refused."""
+    import shutil
+
+    others = sorted(p.name for p in out.iterdir() if p.name not in CONVERSION_ENTRIES and not p.name.endswith(".tmp"))
+    if others:
+        raise CryoError(f"data.out={out}: holds an outdated cryo conversion and files gpubt did not write "
+                        f"({', '.join(others[:5])}); choose another data.out, or move those files out")
+    for entry in out.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 

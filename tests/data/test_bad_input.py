@@ -358,3 +358,25 @@ def test_bad_dataset_is_one_line_exit_2_cli(ds, tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert lines[0].startswith(f"gpubt: error: {ds / 'prices' / PART0} row 12: price_usd = inf"), lines[0]
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
+
+
+def test_an_outdated_cryo_conversion_is_redone_without_touching_other_files(tmp_path, monkeypatch):
+    """data=cryo redoes a stale conversion of its own; files it did not write in data.out are never deleted."""
+    from gpubt.data import cryo
+    from tests.cli import compose
+
+    src, out = tmp_path / "cryo", tmp_path / "out"
+    src.mkdir()
+    (out / "events").mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"source": "cryo", "complete": True,
+                                                    "params": {"fingerprint": "outdated"}}))
+    (out / "notes.txt").write_text("mine")
+    cfg = compose("data=cryo", f"data.path={src}", f"data.out={out}").data
+    converted = []
+    monkeypatch.setattr(cryo, "convert", lambda *args, **kwargs: converted.append(args))
+    with pytest.raises(cryo.CryoError, match="notes.txt"):
+        cryo.open_cached(cfg)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "events").is_dir() and not converted
+    (out / "notes.txt").unlink()
+    monkeypatch.setattr(cryo, "Dataset", lambda path: path)
+    assert cryo.open_cached(cfg) == out and converted and not any(out.iterdir())
