@@ -512,18 +512,7 @@ class RunSetup:
         """`names`: the strategies (besides the cycles) to construct, default all of cfg.strategy; `cycles`:
         False for none (an empty path set)."""
         arbitrage = cfg.strategy.get("arbitrage") if cycles else None
-        if arbitrage:  # options whose ranges must agree (each value alone: check_options)
-            lo, hi = int(arbitrage.min_hops), int(arbitrage.max_hops)
-            for key, hops in (("min_hops", lo), ("max_hops", hi)):
-                if hops < 2:
-                    raise schema.SchemaError(f"strategy.arbitrage.{key}={hops}: a cycle has at least 2 hops")
-            if lo > hi:
-                raise schema.SchemaError(f"strategy.arbitrage.min_hops={lo} is more than strategy.arbitrage.max_hops="
-                                         f"{hi}: no cycle has min_hops..max_hops hops")
-        first, last = cfg.data.get("first_block"), cfg.data.get("last_block")
-        if first is not None and last is not None and int(first) > int(last):
-            raise schema.SchemaError(f"data.first_block={first} is after data.last_block={last}: the range is "
-                                     "first_block..last_block")
+        check_ranges(cfg)
         start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
         paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [],
                                  int(arbitrage.max_hops) if arbitrage else 2,
@@ -590,6 +579,23 @@ def check_options(cfg) -> None:
             raise ValueError(f"{key}={value}: must be {must}")
 
 
+def check_ranges(cfg) -> None:
+    """Raise SchemaError naming the options whose values disagree with each other (each alone: check_options)."""
+    arbitrage = cfg.strategy.get("arbitrage")
+    if arbitrage:
+        lo, hi = int(arbitrage.min_hops), int(arbitrage.max_hops)
+        for key, hops in (("min_hops", lo), ("max_hops", hi)):
+            if hops < 2:
+                raise schema.SchemaError(f"strategy.arbitrage.{key}={hops}: a cycle has at least 2 hops")
+        if lo > hi:
+            raise schema.SchemaError(f"strategy.arbitrage.min_hops={lo} is more than strategy.arbitrage.max_hops="
+                                     f"{hi}: no cycle has min_hops..max_hops hops")
+    first, last = cfg.data.get("first_block"), cfg.data.get("last_block")
+    if first is not None and last is not None and int(first) > int(last):
+        raise schema.SchemaError(f"data.first_block={first} is after data.last_block={last}: the range is "
+                                 "first_block..last_block")
+
+
 def run(cfg) -> Path:
     """Run the backtest `cfg` describes and write its results folder; returns the folder.
 
@@ -605,6 +611,7 @@ def run(cfg) -> Path:
     from gpubt.engine.validate import format_scores
 
     check_options(cfg)
+    check_ranges(cfg)  # before the dataset: a synthetic run would build its cache first
     progress = bool(cfg.progress)
     resume = bool(cfg.get("resume", False))
     out_dir = Path(cfg.out_dir)

@@ -380,3 +380,11 @@ def test_an_outdated_cryo_conversion_is_redone_without_touching_other_files(tmp_
     (out / "notes.txt").unlink()
     monkeypatch.setattr(cryo, "Dataset", lambda path: path)
     assert cryo.open_cached(cfg) == out and converted and not any(out.iterdir())
+
+
+def test_inconsistent_options_are_refused_before_any_dataset_is_built(tmp_path):
+    """A default (synthetic) run with min_hops > max_hops is refused before it generates its market."""
+    with pytest.raises(SchemaError, match="min_hops=5"):
+        run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={tmp_path / 'cache'}", "progress=false",
+                      "strategy.arbitrage.min_hops=5", "strategy.arbitrage.max_hops=3", f"out_dir={tmp_path / 'o'}")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()
