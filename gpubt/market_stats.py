@@ -28,7 +28,7 @@ BLOCKS_PER_DAY = 7_200
 SEARCHER_WINDOW_BLOCKS = 14 * BLOCKS_PER_DAY  # the searcher counts are over 14-day windows
 ATOMIC_KINDS = ("arbitrage", "sandwich", "liquidation")  # what Zeromev counts as atomic MEV
 LABEL_KINDS = ("arbitrage", "sandwich", "jit", "liquidation", "cexdex")
-# sources whose labels come from gpubt's labeler (gpubt/engine/labeler.py): kinds it does not look for are n/a
+# sources whose labels come from gpubt's labeler (gpubt/data/labeler.py): kinds it does not look for are n/a
 # there, not zero
 INGESTED_SOURCES = ("rpc", "cryo")
 
@@ -393,7 +393,7 @@ def market_stats(dataset) -> list[dict]:
     n = t.n_blocks
     ingested = facts["source"] in INGESTED_SOURCES
     if ingested:
-        from gpubt.engine.labeler import KINDS as from_labeler  # imported only here: it brings numba in
+        from gpubt.data.labeler import KINDS as from_labeler  # imported only here: it brings numba in
     rows = []
 
     def unlabeled(kind: str) -> str | None:

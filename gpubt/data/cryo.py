@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from gpubt import schema
 from gpubt.data import decode
-from gpubt.engine.labeler import label_mev
+from gpubt.data.labeler import label_mev
 from gpubt.data.rpc import KNOWN_VENUES, MAINNET_WETH, _addr, _pools_table, _tokens_table
 from gpubt.data.store import PARTITIONED, Dataset, DatasetWriter, partition_name, write_table_atomic
 

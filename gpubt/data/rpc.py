@@ -42,7 +42,7 @@ from gpubt import schema
 from gpubt.data import decode
 from gpubt.data.store import PARTITIONED, DatasetWriter, partition_name, write_json_atomic, \
     write_table_atomic
-from gpubt.engine.labeler import label_mev
+from gpubt.data.labeler import label_mev
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Finds executed MEV in ingested logs: sandwiches, cyclic arbitrages and JIT liquidity sandwiches.
 
 The rules are those of mev-inspect-js (Destiner/mev-inspect-js, MIT), checked against its mainnet fixtures
-(tests/engine/test_labeler.py):
+(tests/data/test_labeler.py):
 
 - **sandwich**: in one block, a front swap F on a pool (its recipient, the *sandwicher*, is not a known router),
   then, on the same pool and in other transactions than F's, at least one victim (a swap in F's direction whose

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 from gpubt import schema
-from gpubt.engine.labeler import ATTACKS, events_from_mev_inspect, label_mev, victims_of
+from gpubt.data.labeler import ATTACKS, events_from_mev_inspect, label_mev, victims_of
 from tests.conftest import SHARED_DATA
 
 FIXTURES = SHARED_DATA / "mev-inspect-js-derived"
