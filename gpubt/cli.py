@@ -55,7 +55,7 @@ def _fail_cleanly(fn):
 def _run(cfg) -> None:
     from gpubt.engine.controller import run
 
-    run(cfg)
+    print(run(cfg).console, flush=True)
 
 
 def _sweep(cfg) -> None:

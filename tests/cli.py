@@ -34,8 +34,9 @@ def compose(*overrides, config_name: str = "config"):
         return hydra_compose(config_name=config_name, overrides=[str(o) for o in overrides])
 
 
-def run_inprocess(*overrides) -> Path:
-    """`gpubt run OVERRIDES...` in this process; returns the results folder (exceptions propagate)."""
+def run_inprocess(*overrides):
+    """`gpubt run OVERRIDES...` in this process; returns its RunResult (`.out_dir` is the results folder;
+    exceptions propagate)."""
     from gpubt.engine.controller import run
 
-    return Path(run(compose(*overrides)))
+    return run(compose(*overrides))

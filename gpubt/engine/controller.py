@@ -596,8 +596,21 @@ def check_ranges(cfg) -> None:
                                  "first_block..last_block")
 
 
-def run(cfg) -> Path:
-    """Run the backtest `cfg` describes and write its results folder; returns the folder.
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run returns: its published results folder, the summary written to summary.json, the console
+    text the command line prints (ending with the `results  <out_dir>` line), and the paths of the main outputs."""
+    out_dir: Path
+    summary: dict
+    console: str
+    summary_path: Path
+    trades_path: Path
+    opportunities_path: Path
+    report_path: Path | None  # None with report.enabled=false
+
+
+def run(cfg) -> RunResult:
+    """Run the backtest `cfg` describes and write its results folder; returns a RunResult (prints no summary).
 
     The run works in a hidden `.<out_dir>.partial` folder, locked by this process, renamed into place as its very
     last step, so a failed run leaves no results folder and two runs never share one. With
@@ -676,9 +689,11 @@ def run(cfg) -> Path:
         if work.exists() and not marker.is_file():
             shutil.rmtree(work, ignore_errors=True)
         lock.release()
-    print("\n".join(console))
-    print(f"results  {out_dir}", flush=True)
-    return out_dir
+    console.append(f"results  {out_dir}")
+    return RunResult(out_dir=out_dir, summary=summary, console="\n".join(console),
+                     summary_path=out_dir / "summary.json", trades_path=out_dir / "trades.parquet",
+                     opportunities_path=out_dir / "opportunities.parquet",
+                     report_path=out_dir / "report.html" if cfg.report.enabled else None)
 
 
 def _post_run(cfg, work, out_dir, backend, dataset, backtest, setup: RunSetup):

@@ -53,7 +53,7 @@ def manifest(root: Path, change) -> None:
 
 
 def run_parquet(root: Path, out: Path, *overrides) -> Path:
-    return run_inprocess(*RUN, "data=parquet", f"data.path={root}", f"out_dir={out}", *overrides)
+    return run_inprocess(*RUN, "data=parquet", f"data.path={root}", f"out_dir={out}", *overrides).out_dir
 
 
 def refused(root: Path, tmp_path: Path, *overrides, names=()) -> str:

@@ -145,7 +145,7 @@ def test_rerun_reuses_the_dataset_and_is_deterministic(tiny_run, tiny_cache, tmp
     manifest = Path(json.loads((out / "summary.json").read_text())["run"]["dataset"]) / "manifest.json"
     assert manifest.parent.parent == tiny_cache and json.loads(manifest.read_text())["complete"] is True
     written = manifest.stat().st_mtime_ns
-    again = run_inprocess(*TINY_RUN, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'again'}")
+    again = run_inprocess(*TINY_RUN, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'again'}").out_dir
     assert pq.read_table(again / "trades.parquet").equals(pq.read_table(out / "trades.parquet"))
     assert manifest.stat().st_mtime_ns == written  # the complete cached dataset was reused, not regenerated
     # an existing results folder is never overwritten: the CLI's user-error contract, exit 2 and one line
@@ -231,8 +231,8 @@ def test_cuda_backend_without_gpu_says_why(hand_dataset, tmp_path, capsys):
 
 def test_cudasim_backend_equals_cpu_in_a_run(hand_dataset, tmp_path):
     common = ("data=parquet", f"data.path={hand_dataset}", "progress=false", "thresholds.min_profit_eth=0")
-    sim = run_inprocess("backend=cudasim", *common, f"out_dir={tmp_path / 's'}")
-    cpu = run_inprocess("backend=cpu", *common, f"out_dir={tmp_path / 'c'}")
+    sim = run_inprocess("backend=cudasim", *common, f"out_dir={tmp_path / 's'}").out_dir
+    cpu = run_inprocess("backend=cpu", *common, f"out_dir={tmp_path / 'c'}").out_dir
     trades = pq.read_table(sim / "trades.parquet")
     assert trades.num_rows > 0 and trades.equals(pq.read_table(cpu / "trades.parquet"))
     assert json.loads((sim / "summary.json").read_text())["run"]["backend"] == "cudasim"
@@ -274,7 +274,7 @@ def test_sweep_command(tiny_run, tmp_path):
 def test_dynamic_threshold_run(tiny_run, tiny_cache, tmp_path):
     out, _ = tiny_run
     dyn = run_inprocess(*TINY_RUN, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'dynamic'}",
-                        "thresholds=dynamic", "report.enabled=false")
+                        "thresholds=dynamic", "report.enabled=false").out_dir
     model = json.loads((dyn / "thresholds.json").read_text())
     assert model["kind"] == "dynamic" and len(model["weights"]) == 5
     summary = json.loads((dyn / "summary.json").read_text())
@@ -327,14 +327,14 @@ def test_hydra_multirun_gives_each_job_its_own_results(tiny_cache, tmp_path):
     assert hops[0] < hops[1]  # max_hops=2 enumerates fewer cycles than 3
 
 
-def test_all_strategies_with_competition(tiny_cache, tmp_path, capsys):
+def test_all_strategies_with_competition(tiny_cache, tmp_path):
     """strategy=all: every strategy runs, trades carry their strategy, the summary's exact totals are the landed
     trades' sums, and the auction decides which trades land."""
     cache = writable_copy(tiny_cache, tmp_path)  # the liquidation strategy writes its positions into the dataset
-    out = run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={cache}", f"out_dir={tmp_path / 'all'}",
-                        "progress=false", "report.enabled=false", "strategy=all", "competition=default",
-                        "thresholds.min_profit_eth=0.0001")
-    stdout = capsys.readouterr().out
+    result = run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={cache}",
+                           f"out_dir={tmp_path / 'all'}", "progress=false", "report.enabled=false", "strategy=all",
+                           "competition=default", "thresholds.min_profit_eth=0.0001")
+    out, stdout = result.out_dir, result.console
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["strategies"] == ["arbitrage", "sandwich", "jit", "liquidation", "cexdex"]
     trades = pq.read_table(out / "trades.parquet").to_pylist()

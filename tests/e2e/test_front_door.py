@@ -51,7 +51,7 @@ def test_a_strategy_with_nothing_to_do_says_why(tmp_path):
     """The hand market has V2 pools only and no pending swaps: JIT and sandwich show up with zeros and a reason."""
     data = write_market(tmp_path / "hand", hand_market())
     out = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false", "report.enabled=false",
-                        "strategy=[arbitrage,jit,sandwich]", f"out_dir={tmp_path / 'out'}")
+                        "strategy=[arbitrage,jit,sandwich]", f"out_dir={tmp_path / 'out'}").out_dir
     by = json.loads((out / "summary.json").read_text())["by_strategy"]
     assert sorted(by) == ["arbitrage", "jit", "sandwich"]
     assert by["jit"]["trades"] == 0 and by["jit"]["note"].startswith("no V3 pools in this dataset")
@@ -69,3 +69,22 @@ def test_ci_runs_the_readme_commands_as_written():
     first_test = next(i for i, line in enumerate(lines) if line.startswith("make test"))
     assert lines.index("make run") < first_test
     assert any("summary.json" in line for line in lines) and any("report.html" in line for line in lines)
+
+
+def test_run_returns_a_result_object_the_command_line_prints(tmp_path, capsys):
+    """run(cfg) returns a RunResult and prints no summary: its summary is summary.json's, its console text (what
+    `gpubt run` prints) ends with the results line, and its paths are the main outputs."""
+    data = write_market(tmp_path / "hand", hand_market())
+    out = tmp_path / "out"
+    result = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false", f"out_dir={out}")
+    assert result.out_dir == out
+    assert result.summary == json.loads((out / "summary.json").read_text())
+    assert result.console.splitlines()[-1] == f"results  {out}"
+    assert (result.summary_path, result.trades_path, result.opportunities_path, result.report_path) == (
+        out / "summary.json", out / "trades.parquet", out / "opportunities.parquet", out / "report.html")
+    assert all(p.is_file() for p in (result.summary_path, result.trades_path, result.opportunities_path,
+                                     result.report_path))
+    assert "results  " not in capsys.readouterr().out  # printing is the command line's job
+    quiet = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false",
+                          "report.enabled=false", f"out_dir={tmp_path / 'quiet'}")
+    assert quiet.report_path is None and not (quiet.out_dir / "report.html").exists()

@@ -173,7 +173,7 @@ def test_a_partial_folder_without_checkpoint_starts_over(tiny_cache, tmp_path, c
     if leftover == "parts-only":
         (work / "trades-00000.parquet").write_bytes(b"half a part")
     (tmp_path / ".run.partial.lock").write_text("999999999\n")  # a dead holder's lock file: no lock held
-    assert run_inprocess(*_run_args(tiny_cache, out)) == out
+    assert run_inprocess(*_run_args(tiny_cache, out)).out_dir == out
     assert "starting over" in capsys.readouterr().out
     assert (out / "summary.json").is_file() and not (out / "trades-00000.parquet").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -21,7 +21,7 @@ def run_cli(cache, out, *extra, failpoint=None):
 def reference(tiny_cache, tmp_path_factory):
     """The uninterrupted run on the shared tiny market: its results folder."""
     return run_inprocess(*RUN, f"data.cache_dir={tiny_cache}",
-                         f"out_dir={tmp_path_factory.mktemp('resume') / 'reference'}")
+                         f"out_dir={tmp_path_factory.mktemp('resume') / 'reference'}").out_dir
 
 
 @pytest.mark.parametrize("failpoint", ["after-checkpoint:1", pytest.param("after-parts:3", marks=pytest.mark.slow),

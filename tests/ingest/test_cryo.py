@@ -68,7 +68,7 @@ def test_cryo_missing_dataset_is_named(tmp_path):
 @node
 def test_run_data_cryo_equals_run_on_ingest(market, reference, cryo_dir, tmp_path):
     def run(*data_args, out):
-        out = run_inprocess(*data_args, "backend=cpu", f"out_dir={out}", "progress=false")
+        out = run_inprocess(*data_args, "backend=cpu", f"out_dir={out}", "progress=false").out_dir
         return json.loads((out / "summary.json").read_text()), pq.read_table(out / "trades.parquet")
 
     a, trades_a = run("data=parquet", f"data.path={reference[0]}", out=tmp_path / "run-ingest")

@@ -189,7 +189,7 @@ def test_cli_ingest_then_backtest(market, reference, tmp_path):
     again = gpubt(*args, timeout=300)  # idempotent
     assert again.returncode == 0 and "nothing to do" in again.stdout
     res = run_inprocess("data=parquet", f"data.path={out}", "backend=cpu", f"out_dir={tmp_path / 'run'}",
-                        "progress=false")
+                        "progress=false").out_dir
     summary = json.loads((res / "summary.json").read_text())
     assert (summary["run"]["first_block"], summary["run"]["last_block"]) == (1, market.last_block)
     assert summary["metrics"]["trades"] == pq.read_table(res / "trades.parquet").num_rows
@@ -200,7 +200,7 @@ def test_mev_strategies_run_on_the_ingested_dataset(market, reference, tmp_path)
     pools against the ingested WETH price, on cpu; exact trades or none, never a crash."""
     res = run_inprocess("data=parquet", f"data.path={reference[0]}", "backend=cpu", f"out_dir={tmp_path / 'mev'}",
                         "progress=false", "report.enabled=false", "strategy=[arbitrage,sandwich,jit,cexdex]",
-                        "thresholds.min_profit_eth=0")
+                        "thresholds.min_profit_eth=0").out_dir
     summary = json.loads((res / "summary.json").read_text())
     assert summary["run"]["strategies"] == ["arbitrage", "sandwich", "jit", "cexdex"]
     trades = pq.read_table(res / "trades.parquet").to_pylist()

@@ -29,7 +29,7 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 def results(tiny_cache, tmp_path_factory) -> Path:
     """A results folder written by `gpubt run` (in-process) on the tiny synthetic preset."""
     return run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}",
-                         f"out_dir={tmp_path_factory.mktemp('report') / 'r'}", "progress=false")
+                         f"out_dir={tmp_path_factory.mktemp('report') / 'r'}", "progress=false").out_dir
 
 
 def images(page: str) -> dict:
