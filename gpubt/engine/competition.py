@@ -227,8 +227,8 @@ class Auctions:
     """The `competition` config on `backend_name`, applied chunk by chunk (`add`: one chunk's trades, in any
     order: every opportunity's randomness is keyed by its id); `summary()` covers every chunk added.
 
-    `kind`: the strategy kind of every trade (default: a `kind` column of `trades`, else competition.ours.kind,
-    else "arbitrage"). With competition disabled every trade wins at bid 0 and the summary says so.
+    `kind`: the strategy kind of every trade (default: a `kind` column of `trades`, else its `strategy` where that
+    is one of the population's kinds, else competition.ours.kind, else "arbitrage"). With competition disabled every trade wins at bid 0 and the summary says so.
     """
 
     def __init__(self, cfg, backend_name: str = "cpu", kind: str | None = None):
@@ -256,10 +256,14 @@ class Auctions:
             return _append(trades, columns)
         net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
         population = self.population
+        default = self.kind or str(_get(self.ours, "kind", "arbitrage"))
         if "kind" in trades.column_names:
             kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
+        elif "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
+            kinds = np.array([population.kind_id(k if k in population.kinds else default)
+                              for k in trades.column("strategy").to_pylist()], np.int32)
         else:
-            kinds = np.full(n, population.kind_id(self.kind or str(_get(self.ours, "kind", "arbitrage"))), np.int32)
+            kinds = np.full(n, population.kind_id(default), np.int32)
         ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
                               trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
         value = np.asarray(net, np.float64)

@@ -138,3 +138,21 @@ def test_opportunity_ids_are_stable_and_distinct():
     ids = competition.opportunity_ids(blocks, tx, tx % 5)
     assert ids.dtype == np.int64 and len(np.unique(ids)) == len(ids)
     np.testing.assert_array_equal(ids[:5], competition.opportunity_ids(blocks[:5], tx[:5], tx[:5] % 5))
+
+
+def test_each_trade_meets_the_searchers_of_its_own_strategy():
+    """A sandwich is auctioned against the sandwich specialists, not as an arbitrage (the `strategy` column)."""
+    trades = trades_table(n=30)
+    cfg = _cfg(scenarios=400, searchers={"specialization": {"arbitrage": 1.0, "sandwich": 0.0, "liquidation": 0.0,
+                                                           "jit": 0.0, "cexdex": 0.0}})
+    as_arb, _ = competition.apply(trades.set_column(trades.schema.get_field_index("strategy"), "strategy",
+                                                    pa.array(["arbitrage"] * 30)), cfg, "cpu")
+    as_sandwich, _ = competition.apply(trades.set_column(trades.schema.get_field_index("strategy"), "strategy",
+                                                         pa.array(["sandwich"] * 30)), cfg, "cpu")
+    p_arb = as_arb.column("win_probability").to_numpy()
+    p_sandwich = as_sandwich.column("win_probability").to_numpy()
+    # every rival's primary kind is arbitrage: a sandwich meets only their off-kind interest, so it wins more often
+    assert p_sandwich.mean() > p_arb.mean() + 0.1
+    unknown, _ = competition.apply(trades.set_column(trades.schema.get_field_index("strategy"), "strategy",
+                                                     pa.array(["toy"] * 30)), cfg, "cpu")
+    assert unknown.column("win_probability").to_numpy().tolist() == p_arb.tolist()  # no kind of its own: ours.kind
