@@ -65,7 +65,11 @@ LAUNCHES = {
 }
 
 
-@pytest.mark.parametrize("name", LAUNCHES)
+SLOW_LAUNCHES = {"sandwich"}  # ~1-2 min in the simulator: make test runs it, make test-fast skips it
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_LAUNCHES else n
+                                  for n in LAUNCHES])
 def test_cudasim_equals_cpu(name):
     case = LAUNCHES[name]()
     args = tuple(case.inputs())
