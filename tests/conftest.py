@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -120,6 +121,17 @@ def writable_copy(cache: Path, dest: Path) -> Path:
     import shutil
 
     return Path(shutil.copytree(cache, Path(dest) / "cache"))
+
+
+@pytest.fixture
+def simulator_threads():
+    """For a test that launches a kernel on numba's CUDA simulator with many scenario threads: the simulator runs a
+    block's threads as Python threads while its launcher polls them in a busy loop, and at the default 5 ms GIL
+    switch interval the poller holds the GIL most of the time (the auction test: 143 s at 5 ms, 8.5 s at 0.1 ms)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)
+    yield
+    sys.setswitchinterval(before)
 
 
 def available_backends():

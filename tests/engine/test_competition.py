@@ -121,7 +121,8 @@ def test_apply_without_trades():
     assert out.num_rows == 0 and summary["attempted"] == 0 and summary["survival_rate"] is None
 
 
-@pytest.mark.slow  # the auction kernel under the simulator: ~20-60 s
+@pytest.mark.slow  # the auction kernel under the simulator
+@pytest.mark.usefixtures("simulator_threads")
 def test_cpu_equals_cudasim():
     trades = trades_table(10, seed=3)  # the simulator runs each thread as Python: small on purpose
     cfg = _cfg(scenarios=6, searchers={"count": 8}, ours={"policy": "shade"})

@@ -52,7 +52,8 @@ def assert_same(a: dict, b: dict):
             np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=0, err_msg=name)
 
 
-@pytest.mark.slow  # the simulator runs every scenario thread in Python: 20 s to 2 min
+@pytest.mark.slow  # the simulator runs every scenario thread in Python
+@pytest.mark.usefixtures("simulator_threads")
 @pytest.mark.parametrize("policy, failed_cost_wei", [(ka.POLICY_FIXED, 0.0), (ka.POLICY_SHADE, 1e14)])
 def test_cpu_equals_simulator(policy, failed_cost_wei):
     """12 opportunities × 6 scenarios × 16 searchers (the simulator runs every thread as Python: small on purpose);

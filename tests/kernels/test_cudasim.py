@@ -70,6 +70,7 @@ SLOW_LAUNCHES = {"sandwich"}  # ~1-2 min in the simulator: make test runs it, ma
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_LAUNCHES else n
                                   for n in LAUNCHES])
+@pytest.mark.usefixtures("simulator_threads")
 def test_cudasim_equals_cpu(name):
     case = LAUNCHES[name]()
     args = tuple(case.inputs())
