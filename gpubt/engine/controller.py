@@ -512,7 +512,6 @@ class RunSetup:
         """`names`: the strategies (besides the cycles) to construct, default all of cfg.strategy; `cycles`:
         False for none (an empty path set)."""
         arbitrage = cfg.strategy.get("arbitrage") if cycles else None
-        check_ranges(cfg)
         start_tokens = resolve_tokens(dataset, list(arbitrage.start_tokens) if arbitrage else ["WETH"])
         paths = enumerate_cycles(dataset.pools, start_tokens if arbitrage else [],
                                  int(arbitrage.max_hops) if arbitrage else 2,

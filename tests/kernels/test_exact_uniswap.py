@@ -4,11 +4,8 @@ default 20,000; CI sets 200,000) and the CUDA build under numba's simulator (2,0
 batch driver compiled to sm_90 PTX (ptxas registers, stack and spills where ptxas is on PATH)."""
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import subprocess
-import tempfile
 import warnings
 
 import numpy as np
@@ -18,8 +15,8 @@ from gpubt.exact import v2, v3
 from gpubt.kernels import exact_uniswap as ex
 from gpubt.kernels import u256
 
-from .test_u256 import (MAX256, TARGET_CASES, compare, print_ptx_report, ptx_report, random_uint, run_rows,
-                        u256_signatures)
+from .test_u256 import (MAX256, TARGET_CASES, compare, print_ptx_report, ptx_report, ptxas_info, random_uint,
+                        run_rows, u256_signatures)
 
 FEES = (0, 1, 100, 500, 3000, 10000, 999_999)
 V2_BAD_FEES = (-1, 1_000_001, -(2**40))
@@ -298,18 +295,7 @@ def test_every_exact_function_and_driver_compiles_to_ptx(monkeypatch):
     for name, driver, signature in kernels:
         ptx, _ = cuda.compile_ptx(rebind(driver, deps), signature, cc=(9, 0))
         assert ".entry" in ptx and ".target sm_90" in ptx, name
-        resources = None
-        if ptxas:
-            with tempfile.TemporaryDirectory() as tmp:
-                source = os.path.join(tmp, f"{name}.ptx")
-                with open(source, "w") as f:
-                    f.write(ptx)
-                done = subprocess.run([ptxas, "-arch=sm_90", "-v", "-o", os.devnull, source], text=True,
-                                      capture_output=True, timeout=300)
-            assert done.returncode == 0, f"ptxas rejected the {name} driver: {done.stderr[-2000:]}"
-            resources = "; ".join(ln.split("ptxas info    : ")[-1].strip() for ln in done.stderr.splitlines()
-                                  if "registers" in ln or "stack frame" in ln)
-        report[f"{name}_cuda (kernel)"] = (len(ptx), resources)
+        report[f"{name}_cuda (kernel)"] = (len(ptx), ptxas_info(ptxas, f"the {name} driver", ptx))
     print_ptx_report(report)
     assert {fn.__name__ for fn in ex.EXACT_FUNCTIONS} <= set(report)
 

@@ -225,19 +225,24 @@ def ptx_report(functions, signatures, monkeypatch, dependencies=()) -> dict:
     for fn in functions:
         ptx, _ = cuda.compile_ptx(rebind(fn, deps), signatures[fn.__name__], device=True, cc=(9, 0))
         assert ".target sm_90" in ptx and ".func" in ptx, fn.__name__
-        resources = None
-        if ptxas:
-            with tempfile.TemporaryDirectory() as tmp:
-                source = os.path.join(tmp, f"{fn.__name__}.ptx")
-                with open(source, "w") as f:
-                    f.write(ptx)
-                done = subprocess.run([ptxas, "-arch=sm_90", "-c", "-v", "-o", os.devnull, source], text=True,
-                                      capture_output=True, timeout=300)
-            assert done.returncode == 0, f"ptxas rejected {fn.__name__}: {done.stderr[-2000:]}"
-            lines = [ln.strip() for ln in done.stderr.splitlines() if "stack frame" in ln]
-            resources = lines[-1] if lines else None
-        report[fn.__name__] = (len(ptx), resources)
+        report[fn.__name__] = (len(ptx), ptxas_info(ptxas, fn.__name__, ptx, "-c"))
     return report
+
+
+def ptxas_info(ptxas, name: str, ptx: str, *flags) -> str | None:
+    """Assemble `ptx` for sm_90 with ptxas -v (asserting it is accepted); its register / stack lines, or None
+    without ptxas."""
+    if not ptxas:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, f"{name}.ptx")
+        with open(source, "w") as f:
+            f.write(ptx)
+        done = subprocess.run([ptxas, "-arch=sm_90", *flags, "-v", "-o", os.devnull, source], text=True,
+                              capture_output=True, timeout=300)
+    assert done.returncode == 0, f"ptxas rejected {name}: {done.stderr[-2000:]}"
+    return "; ".join(ln.split("ptxas info    : ")[-1].strip() for ln in done.stderr.splitlines()
+                     if "registers" in ln or "stack frame" in ln) or None
 
 
 def print_ptx_report(report: dict) -> None:
