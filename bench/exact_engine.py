@@ -21,8 +21,8 @@ import numpy as np
 
 from common import machine, median_seconds, row  # bench/common.py (scripts run from bench/)
 
+from gpubt.backend import Backend
 from gpubt.exact import v2, v3
-from gpubt.kernels import exact_uniswap as ex
 from gpubt.kernels import u256
 
 
@@ -97,14 +97,14 @@ def main() -> None:
     import numba
 
     numba.set_num_threads(opts.threads)
-    kernels = ex.build("cpu")
+    cpu = Backend("cpu")
     rows = []
     print(f"{'operation':30s} {'Python ints ns/op':>18s} {'numba CPU ns/op':>16s} {'ratio':>7s}")
     for name, make in WORKLOADS.items():
         python, driver, columns, outs, as_tuples = make(random.Random(f"{opts.seed}:{name}"), opts.n)
 
         def run_numba():
-            u256.launch(kernels, "cpu", driver, *columns, *outs)
+            cpu.launch("exact_uniswap", driver, opts.n, (*columns, *outs))
 
         run_numba()  # compile
         t_python = median_seconds(python, opts.repeats)

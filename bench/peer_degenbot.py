@@ -317,8 +317,9 @@ def main(argv=None):
     args = screen_args(market)
     outs = tuple(np.zeros(n) for _ in range(3))
     cpu = Backend("cpu")
-    cpu.screen_pairs(*kernel_args(*args), *outs)  # compile outside the timing
-    t_screen = median_seconds(lambda: cpu.screen_pairs(*kernel_args(*args), *outs), opts.repeats)
+    cpu.launch("cycles", "screen_pairs", n, (*kernel_args(*args), *outs))  # compile outside the timing
+    t_screen = median_seconds(lambda: cpu.launch("cycles", "screen_pairs", n, (*kernel_args(*args), *outs)),
+                              opts.repeats)
     rows.append({"workload": f"gpubt float screen, cpu ({os.cpu_count()} cores)", "cycles": n, "seconds": t_screen})
     amount_in_float, gross_float = outs[0].copy(), outs[1].copy()
     flagged = gross_float > 0.0
@@ -336,8 +337,8 @@ def main(argv=None):
         gpu = Backend("cuda")
         dev_args = [gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in kernel_args(*args)]
         dev_outs = [gpu.to_device(np.zeros(n)) for _ in range(3)]
-        gpu.screen_pairs(*dev_args, *dev_outs)
-        t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev_args, *dev_outs), opts.repeats)
+        gpu.launch("cycles", "screen_pairs", n, (*dev_args, *dev_outs))
+        t_gpu = median_seconds(lambda: gpu.launch("cycles", "screen_pairs", n, (*dev_args, *dev_outs)), opts.repeats)
         rows.append({"workload": "gpubt float screen, cuda (arrays resident)", "cycles": n, "seconds": t_gpu})
     else:
         print(f"(cuda not measured: {why_not})")

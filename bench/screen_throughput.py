@@ -19,9 +19,11 @@ from common import assert_screen_agrees, kernel_args, median_seconds  # bench/co
 from gpubt.backend import Backend, cuda_unavailable_reason
 from gpubt.data.store import Dataset
 from gpubt.data import synthetic
-from gpubt.kernels.compile import python_functions
-from gpubt.pack import MarketState, pack_batch
-from gpubt.paths import enumerate_cycles
+from gpubt.kernels.compile import build_kernel
+from gpubt.exact.gas import GasModel
+from gpubt.market.batch import pack_batch
+from gpubt.market.state import MarketState
+from gpubt.strategies.arbitrage import Arbitrage
 
 
 def load_batch(preset: str, blocks: int, cache_dir: str, max_hops: int):
@@ -33,23 +35,25 @@ def load_batch(preset: str, blocks: int, cache_dir: str, max_hops: int):
     ds = Dataset(path)
     part = ds.partitions[0]
     last = min(part[0] + blocks - 1, part[1])
-    paths = enumerate_cycles(ds.pools, [0], max_hops=max_hops)
+    arbitrage = Arbitrage({"start_tokens": [0], "max_hops": max_hops, "min_hops": 2}, ds, Backend("cpu"),
+                          GasModel(50_000, 60_000, 10**9), 0)
+    paths = arbitrage.paths
     n_tokens = int(ds.tokens.column("token_id").to_numpy().max()) + 1
     state = MarketState(int(ds.pools.column("pool_id").to_numpy().max()) + 1, n_tokens)
     state.load_snapshot(ds.read_partition("snapshots", part))
-    decimals = np.zeros(n_tokens, np.int64)
-    decimals[ds.tokens.column("token_id").to_numpy()] = ds.tokens.column("decimals").to_numpy()
 
     def upto(t):
         return t.filter(t["block_number"].to_numpy() <= last)
 
     batch = pack_batch(part[0], last, upto(ds.read_partition("blocks", part)), upto(ds.read_partition("events", part)),
-                       upto(ds.read_partition("prices", part)), state, paths, np.array([0], np.int32), decimals,
-                       10**9, evaluate_top=True, dataset=ds)
+                       upto(ds.read_partition("prices", part)), state, paths.pool_is_v3, 10**9, evaluate_top=True,
+                       dataset=ds)
+    pair_key, pair_path = arbitrage.pairs(batch)
+    pair_block = ((pair_key + 1) >> 20).astype(np.int32)
     gas_units = (50_000 + 60_000 * paths.hops).astype(np.float64)
-    args = (batch.pair_key, batch.pair_path, batch.pair_block, paths.pools, paths.zero_for_one, paths.gamma, gas_units,
+    args = (pair_key, pair_path, pair_block, paths.pools, paths.zero_for_one, paths.gamma, gas_units,
             np.zeros(len(paths), np.int32), batch.log_offsets, batch.log_key, batch.log_reserve0, batch.log_reserve1,
-            batch.wei_per_raw, batch.gas_price_wei)  # V2 pools only (the NumPy baseline has no V3 hop)
+            arbitrage.wei_per_raw(batch), batch.gas_price_wei)  # V2 pools only (the NumPy baseline has no V3 hop)
     return batch, paths, args
 
 
@@ -98,13 +102,13 @@ def main(argv=None):
     opts = parser.parse_args(argv)
 
     batch, paths, args = load_batch(opts.preset, opts.blocks, opts.cache_dir, opts.max_hops)
-    n = batch.n_pairs
+    n = len(args[0])
     print(f"batch: {opts.preset}, {batch.n_blocks} blocks, {len(paths):,} paths, {n:,} pairs, "
           f"{len(batch.log_key):,} state-log entries; {os.cpu_count()} cores")
     outs = lambda size: tuple(np.zeros(size) for _ in range(3))  # noqa: E731
     rows = []
 
-    ref = python_functions()
+    ref = build_kernel("cycles", "python")
     sample = min(opts.python_sample, n)
     ref_out = outs(n)
     t_py = median_seconds(lambda: [ref.screen_pair(i, *kernel_args(*args), *ref_out) for i in range(sample)], 1)
@@ -116,16 +120,17 @@ def main(argv=None):
 
     cpu = Backend("cpu")
     cpu_out = outs(n)
-    cpu.screen_pairs(*kernel_args(*args), *cpu_out)  # compile outside the timing
-    t_cpu = median_seconds(lambda: cpu.screen_pairs(*kernel_args(*args), *cpu_out), opts.repeats)
+    cpu.launch("cycles", "screen_pairs", n, (*kernel_args(*args), *cpu_out))  # compile outside the timing
+    t_cpu = median_seconds(lambda: cpu.launch("cycles", "screen_pairs", n, (*kernel_args(*args), *cpu_out)),
+                           opts.repeats)
     rows.append({"workload": f"gpubt cpu (numba prange, {os.cpu_count()} cores)", "pairs": n, "seconds": t_cpu})
 
     if cuda_unavailable_reason() is None:
         gpu = Backend("cuda")
         dev_args = [gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in kernel_args(*args)]
         dev_out = [gpu.to_device(o) for o in outs(n)]
-        gpu.screen_pairs(*dev_args, *dev_out)
-        t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev_args, *dev_out), opts.repeats)
+        gpu.launch("cycles", "screen_pairs", n, (*dev_args, *dev_out))
+        t_gpu = median_seconds(lambda: gpu.launch("cycles", "screen_pairs", n, (*dev_args, *dev_out)), opts.repeats)
         rows.append({"workload": "gpubt cuda (kernel, arrays resident)", "pairs": n, "seconds": t_gpu})
     else:
         print(f"(cuda not measured: {cuda_unavailable_reason()})")

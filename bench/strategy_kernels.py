@@ -4,7 +4,7 @@ against its pure-Python build, a NumPy vectorized reference and a gather-only ro
 The launches are captured from `gpubt run strategy=all` over a dataset's first blocks (every argument the
 strategy passes, copied). Per strategy:
 - ours: the numba-CPU driver over every captured launch (medians of --repeats);
-- pure Python: the same source run as Python (kernels.compile.build("python")) on a sample of items, scaled;
+- pure Python: the same source run as Python (kernels.compile.build_kernel(..., "python")) on a sample, scaled;
 - NumPy: bench/ref_<strategy>.py `numpy_reference`, vectorized over the items it covers (the V2 subset where a
   kernel's V3 walk has no vectorized form: see each file), timed against the kernel on the same items, and checked
   against the kernel's outputs there (`assert_agrees`);
@@ -59,41 +59,39 @@ class Launch:
 
 def capture(preset: str, cache_dir: str, blocks: int) -> dict[str, list[Launch]]:
     """Run `gpubt run strategy=all` (CPU) over the dataset's first `blocks` blocks in this process and record
-    every strategy kernel launch: {strategy: [Launch, ...]}."""
+    every strategy kernel launch (Strategy.launch of kernels/<strategy>.py, not its one-item compile launch):
+    {strategy: [Launch, ...]}."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from gpubt import cli
-    from gpubt.engine import controller
+    from gpubt import backtest
+    from gpubt.run import setup
+    from gpubt.strategies.base import Strategy
 
     if not OmegaConf.has_resolver("job_suffix"):
         OmegaConf.register_new_resolver("job_suffix", lambda: "")
     launches: dict[str, list[Launch]] = {s: [] for s in STRATEGIES}
-    modules = {s: importlib.import_module(f"gpubt.strategies.{s}") for s in STRATEGIES}
-    originals = {s: m.launch for s, m in modules.items()}
+    original = Strategy.launch
 
-    def recorder(strategy):
-        def record(backend, module, driver, n, args):
-            if n:
-                launches[strategy].append(Launch(driver, int(n), tuple(
-                    np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)))
-            originals[strategy](backend, module, driver, n, args)
-        return record
+    def record(strategy, module, driver, n, args):
+        if n and module in launches:
+            launches[module].append(Launch(driver, int(n), tuple(
+                np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)))
+        original(strategy, module, driver, n, args)
 
     with tempfile.TemporaryDirectory(prefix="gpubt-kcap-") as tmp:
         with initialize_config_dir(config_dir=cli._config_dir(), version_base="1.3"):
             cfg = compose("config", overrides=[f"data.preset={preset}", f"data.cache_dir={cache_dir}", "strategy=all",
                                                "backend=cpu", "progress=false", "report.enabled=false",
                                                "validation.enabled=false", f"out_dir={tmp}/run"])
-        first = controller.open_dataset(cfg.data, progress=False).first_block
+        first = setup.open_dataset(cfg.data, progress=False).first_block
         OmegaConf.update(cfg, "data.last_block", first + blocks - 1, force_add=True)
         try:
-            for s, m in modules.items():
-                m.launch = recorder(s)
-            controller.run(cfg)
+            Strategy.launch = record
+            backtest.run(cfg)
         finally:
-            for s, m in modules.items():
-                m.launch = originals[s]
+            Strategy.launch = original
     return launches
 
 
@@ -109,11 +107,12 @@ def _items_sample(launches: list[Launch], sample: int) -> list[tuple[int, np.nda
 
 def bench_strategy(strategy: str, launches: list[Launch], repeats: int, python_sample: int) -> list[dict]:
     """The rows of one strategy (see the module docstring)."""
-    from gpubt.strategies.base import kernels_for
+    from gpubt.backend import Backend
+    from gpubt.kernels.compile import build_kernel
 
     ref = importlib.import_module(f"ref_{strategy}")
-    cpu = kernels_for(strategy, "cpu")
-    py = importlib.import_module(f"gpubt.kernels.{strategy}").build("python")
+    cpu = Backend("cpu").compiled(strategy)
+    py = build_kernel(strategy, "python")
     n_total = sum(x.n for x in launches)
     label = f"{strategy} kernel: {n_total:,} items in {len(launches)} launches"
     args = [x.fresh() for x in launches]

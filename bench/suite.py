@@ -86,16 +86,16 @@ def bench_kernel(n_paths: int, repeats: int, python_sample: int) -> list[dict]:
     import numba
 
     from gpubt.backend import Backend, cuda_unavailable_reason
-    from gpubt.kernels.compile import python_functions, rebind
+    from gpubt.kernels.compile import build_kernel, rebind
 
     args = random_cycles(n_paths)           # V2 workload: what the NumPy reference and the roofline take
     kargs = kernel_args(*args)              # the kernel's full argument list (empty V3 state)
     outs = [np.zeros(n_paths) for _ in range(3)]
     cpu = Backend("cpu")
-    cpu.screen_pairs(*kargs, *outs)  # compile outside timing
-    t_cpu = median_seconds(lambda: cpu.screen_pairs(*kargs, *outs), repeats)
+    cpu.launch("cycles", "screen_pairs", n_paths, (*kargs, *outs))  # compile outside timing
+    t_cpu = median_seconds(lambda: cpu.launch("cycles", "screen_pairs", n_paths, (*kargs, *outs)), repeats)
     t_np = median_seconds(lambda: numpy_reference(*args), repeats)
-    ref = python_functions()
+    ref = build_kernel("cycles", "python")
     sample = min(python_sample, n_paths)
     ref_outs = [np.zeros(n_paths) for _ in range(3)]
     t_py = median_seconds(lambda: [ref.screen_pair(i, *kargs, *ref_outs) for i in range(sample)], 1) * n_paths / sample
@@ -116,8 +116,8 @@ def bench_kernel(n_paths: int, repeats: int, python_sample: int) -> list[dict]:
         gpu = Backend("cuda")
         dev = [gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in kargs]
         dev_out = [gpu.to_device(o) for o in outs]
-        gpu.screen_pairs(*dev, *dev_out)
-        t_gpu = median_seconds(lambda: gpu.screen_pairs(*dev, *dev_out), repeats)
+        gpu.launch("cycles", "screen_pairs", n_paths, (*dev, *dev_out))
+        t_gpu = median_seconds(lambda: gpu.launch("cycles", "screen_pairs", n_paths, (*dev, *dev_out)), repeats)
         rows.append(row(f"kernel: {n_paths:,} 3-hop V2 cycles", "gpubt cpu", t_cpu, "gpubt cuda", t_gpu, "", None))
     return rows
 
@@ -178,9 +178,11 @@ def backtest_once(preset: str, cache_dir: str, last_block=None, strategy: str = 
         summary = json.loads((out / "summary.json").read_text())
     n = summary["metrics"]["blocks"]
     return {"blocks": n, "wall_seconds": wall, "blocks_per_second": n / wall, "strategy": strategy,
-            "pairs_per_block": summary["metrics"]["pairs_evaluated"] / n,
+            # the arbitrage screen's own figures (summary.json timing.by_strategy)
+            "pairs_per_block": summary["timing"]["by_strategy"]["arbitrage"]["screened"] / n,
+            "arbitrage_screen_seconds": summary["timing"]["by_strategy"]["arbitrage"]["screen_seconds"],
             "trades": summary["metrics"]["trades"], "opportunities": summary["metrics"]["opportunities"],
-            "paths": summary["run"]["paths"], "timing": summary["timing"],
+            "paths": summary["run"]["setup"]["arbitrage"]["paths"], "timing": summary["timing"],
             "context_us_per_block": summary["timing"]["context_us_per_block"],
             "peak_rss_mb": usage.ru_maxrss / 1024, "peak_tree_rss_mb": max((r for _, r in timeline), default=0) / 2**20,
             # where the memory goes over the run: the loop is its first timing.wall_seconds (after start-up)
@@ -198,7 +200,7 @@ def _thinned(timeline: list, points: int) -> list:
 
 def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]:
     r = backtest_once(preset, cache_dir, last_block)
-    ceiling = r["blocks"] / r["timing"]["screen_seconds"]
+    ceiling = r["blocks"] / r["arbitrage_screen_seconds"]
     # baseline: the issue's targets (the seed system's month took 7,560 s: 28.6 blocks/s), not measured here
     rows = [{"workload": f"end to end: {preset}, strategy=all ({r['blocks']:,} blocks, {r['trades']:,} trades)",
              "baseline": "target 3,600 blocks/s", "baseline_seconds": None, "ours": "gpubt run (cpu)",
@@ -207,9 +209,9 @@ def bench_end_to_end(preset: str, cache_dir: str, last_block=None) -> list[dict]
             # what the arbitrage screen alone allows: the loop cannot beat blocks ÷ the kernel's own seconds (its
             # pairs per block × the kernel's pairs/s), however little the rest of the loop costs
             {"workload": f"screening ceiling: {preset} ({r['pairs_per_block']:,.0f} pairs/block at "
-                         f"{r['timing']['pairs_per_second'] / 1e6:,.1f}M pairs/s)",
+                         f"{r['pairs_per_block'] * r['blocks'] / r['arbitrage_screen_seconds'] / 1e6:,.1f}M pairs/s)",
              "baseline": "target 3,600 blocks/s", "baseline_seconds": None, "ours": "blocks / screen s",
-             "ours_seconds": r["timing"]["screen_seconds"], "ratio": ceiling / 3600,
+             "ours_seconds": r["arbitrage_screen_seconds"], "ratio": ceiling / 3600,
              "target": ">= 3,600 blocks/s", "met": ceiling >= 3600},
             {"workload": f"context cost per block ({preset})", "baseline": "target 10 µs", "baseline_seconds": None,
              "ours": "ContextPool", "ours_seconds": r["context_us_per_block"] * 1e-6,
@@ -245,7 +247,7 @@ def bench_memory_scaling(preset: str, cache_dir: str, blocks: int) -> list[dict]
     """Peak RSS of `blocks` blocks and of twice as many (the run's first blocks): flat means the ratio ~1."""
     from omegaconf import OmegaConf
 
-    from gpubt.engine.controller import open_dataset
+    from gpubt.run.setup import open_dataset
 
     ds_first = open_dataset(OmegaConf.create({"source": "synthetic", "preset": preset, "seed": 0, "path": None,
                                               "cache_dir": cache_dir}), progress=False).first_block
@@ -263,18 +265,19 @@ def bench_sweep(preset: str, cache_dir: str, repeats: int, k: int = 1000) -> lis
     """1 vs k static threshold configs over a small run's trades (the vectorized sweep)."""
     from omegaconf import OmegaConf
 
+    from gpubt.analysis.sweep import SweepInput, static_grid, sweep
     from gpubt.backend import Backend
-    from gpubt.engine.controller import Backtest, open_dataset
-    from gpubt.engine.sweep import SweepInput, static_grid, sweep
-    from gpubt.engine.verify import GasModel
     from gpubt.exact import gas
-    from gpubt.paths import enumerate_cycles
+    from gpubt.exact.gas import GasModel
+    from gpubt.run.loop import Backtest
+    from gpubt.run.setup import open_dataset
+    from gpubt.strategies.arbitrage import Arbitrage
 
     ds = open_dataset(OmegaConf.create({"source": "synthetic", "preset": preset, "seed": 0, "path": None,
                                         "cache_dir": cache_dir}), progress=False)
-    paths = enumerate_cycles(ds.pools, [0], 3)
-    bt = Backtest(ds, Backend("cpu"), paths, np.array([0], np.int32),
-                  GasModel(gas.CYCLE_BASE_GAS, gas.V2_HOP_GAS, 10**9), 10**14, 250, progress=False).run()
+    gas_model = GasModel(gas.CYCLE_BASE_GAS, gas.V2_HOP_GAS, 10**9)
+    arbitrage = Arbitrage({"start_tokens": [0], "max_hops": 3, "min_hops": 2}, ds, Backend("cpu"), gas_model, 10**14)
+    bt = Backtest(ds, arbitrage.backend, [arbitrage], gas_model, 250, progress=False).run()
     trades = bt.trades()
     inp = SweepInput.from_trades(trades, bt.first_block, bt.last_block, 10**14)  # the prebuilt input
     one = static_grid(inp.n_blocks, [0.001])

@@ -25,9 +25,9 @@ import yaml
 from common import median_seconds  # bench/common.py (scripts run from bench/)
 
 from gpubt.data.store import Dataset
-from gpubt.engine.sweep import (PARALLEL_MIN_WORK, SweepInput, ThresholdGrid, linear_grid, static_grid, sweep,
+from gpubt.analysis.sweep import (PARALLEL_MIN_WORK, SweepInput, ThresholdGrid, linear_grid, static_grid, sweep,
                                 sweep_nb, sweep_serial_nb)
-from gpubt.engine.thresholds import block_features
+from gpubt.analysis.thresholds import block_features
 
 
 def _kernel(inp, grid):

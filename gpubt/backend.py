@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 
 import numpy as np
 
@@ -44,8 +45,15 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
+@functools.cache
+def _compiled(module: str, name: str):
+    from gpubt.kernels.compile import build_kernel
+
+    return build_kernel(module, name, cache=name == "cpu")
+
+
 class Backend:
-    """`name`, array module `xp`, and `screen_pairs(...)` launching the cycle-screening kernel."""
+    """`name`, array module `xp`, and `launch(module, driver, n, args)` running any registered kernel."""
 
     def __init__(self, name: str, reason: str = ""):
         self.name = name
@@ -60,32 +68,30 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 
-    @functools.cached_property
-    def kernels(self):
-        from gpubt.kernels import compile as kc
-
-        if self.name == "cpu":
-            return kc.build_cpu(cache=True)
-        return kc.build_cuda(simulator=self.name == "cudasim")
-
     def to_device(self, array):
         return self.xp.asarray(array)
 
     def to_host(self, array) -> np.ndarray:
         return array.get() if self.name == "cuda" else np.asarray(array)
 
-    def screen_pairs(self, *args) -> None:
-        """Launch the pair-screening kernel; arguments as kernels/cycles.py:screen_pairs_*, on this backend."""
-        n = args[0].shape[0]
+    def compiled(self, module: str):
+        """kernels/<module>.py (gpubt.kernels.REGISTRY) compiled for this backend: its functions by name. Built once
+        per (module, backend name) in a process; the CPU build is cached on disk (kernels.compile.cached_njit)."""
+        return _compiled(module, self.name)
+
+    def launch(self, module: str, driver: str, n: int, args: tuple) -> None:
+        """Run kernels/<module>.py's `driver` over n items: `<driver>_cpu` (a prange loop) on cpu, `<driver>_cuda`
+        (one thread per item) on cuda and cudasim; `args` are the driver's, on this backend's device."""
         if n == 0:
             return
+        kernels = self.compiled(module)
         if self.name == "cpu":
-            self.kernels.screen_pairs_cpu(*args)
-        else:
-            blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-            self.kernels.screen_pairs_cuda[blocks, THREADS_PER_BLOCK](*args)
-            if self.name == "cuda":
-                self.xp.cuda.runtime.deviceSynchronize()
+            getattr(kernels, f"{driver}_cpu")(*args)
+            return
+        blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+        getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
+        if self.name == "cuda":
+            self.xp.cuda.runtime.deviceSynchronize()
 
 
 def resolve_backend(name: str) -> Backend:
@@ -110,3 +116,39 @@ def resolve_backend(name: str) -> Backend:
     if why_not:
         return Backend("cpu", f"auto: cuda unavailable ({why_not}), using cpu")
     return Backend("cuda", "auto: a CUDA GPU is usable")
+
+
+class ContextPool:
+    """Named buffers on a backend; `get(name, n, dtype)` returns a length-n view, growing the buffer ×1.5 only
+    when a batch needs more than any batch before it. `upload` copies host arrays into such buffers on a GPU; on
+    the CPU (`copy` False by default there) the kernels read the host arrays themselves, so nothing is copied
+    (the copy cost 24 µs per block on a mainnet-month partition, over the 10 µs context budget)."""
+
+    def __init__(self, backend, growth: float = 1.5, copy: bool | None = None):
+        self.backend = backend
+        self.growth = growth
+        self.copy = backend.name != "cpu" if copy is None else bool(copy)
+        self._buffers: dict[str, object] = {}
+        self.allocations = 0  # how many device allocations happened (tests check reuse)
+        self.seconds = 0.0    # time spent providing buffers (the per-batch "context cost")
+
+    def get(self, name: str, n: int, dtype):
+        t0 = time.perf_counter()
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] < n or buf.dtype != dtype:
+            capacity = max(n, int(buf.shape[0] * self.growth) if buf is not None else n, 1)
+            buf = self.backend.xp.empty(capacity, dtype=dtype)
+            self._buffers[name] = buf
+            self.allocations += 1
+        self.seconds += time.perf_counter() - t0
+        return buf[:n]
+
+    def upload(self, name: str, host_array):
+        """Copy a host array into the named reusable buffer; returns the device view (on the CPU: the array)."""
+        if not self.copy:
+            return host_array
+        view = self.get(name, host_array.shape[0], host_array.dtype)
+        t0 = time.perf_counter()
+        view[...] = host_array  # cupy copies a numpy source host → device
+        self.seconds += time.perf_counter() - t0
+        return view

@@ -53,13 +53,13 @@ def _fail_cleanly(fn):
 
 
 def _run(cfg) -> None:
-    from gpubt.engine.controller import run
+    from gpubt.backtest import run
 
     print(run(cfg).console, flush=True)
 
 
 def _sweep(cfg) -> None:
-    from gpubt.engine.sweep import run_sweep
+    from gpubt.analysis.sweep import run_sweep
 
     run_sweep(cfg)
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "ingest":
         return _hydra("ingest", _ingest, rest, config_name="ingest")
     if command == "market-stats":
-        from gpubt.market_stats import main as market_stats
+        from gpubt.analysis.market_stats import main as market_stats
 
         return market_stats(rest)
     if command == "bench":

@@ -2,7 +2,7 @@
 
 Token amounts and reserves are raw integer units (wei) stored as decimal128(38, 0): V2 reserves are uint112
 (< 5.2e33), well inside 38 digits, and Python `int(Decimal)` is exact. Events carry the pool's reserves *after*
-the event, so the state of a pool at any (block, tx index) is a lookup (see gpubt/pack.py).
+the event, so the state of a pool at any (block, tx index) is a lookup (see gpubt/market/batch.py).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.
 
 from .rng import RNG_FUNCTIONS, normal, stream_key, uniform2  # noqa: F401  (rebound per target)
 
-# params: a float64 array of N_PARAMS, indexed by these (gpubt/engine/competition.py fills it)
+# params: a float64 array of N_PARAMS, indexed by these (gpubt/analysis/competition.py fills it)
 P_LATENCY_WINDOW_MS = 0
 P_VALUE_NOISE = 1
 P_MIN_BID_SHARE = 2
@@ -180,7 +180,7 @@ def auction_cuda(seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_sk
                             out_scenario_won, out_scenario_max_bid_wei)
 
 
-# Dependency order for kernels/compile.build, with the RNG functions they call.
-AUCTION_FUNCTIONS = RNG_FUNCTIONS + (competitor_bid, auction_scenario, our_bid_for, auction_opportunity)
-CPU_DRIVERS = (auction_cpu,)
-CUDA_DRIVERS = (auction_cuda,)
+# The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order (the RNG's first),
+# (CPU, CUDA) drivers.
+DEVICE_FUNCTIONS = RNG_FUNCTIONS + (competitor_bid, auction_scenario, our_bid_for, auction_opportunity)
+DRIVERS = ((auction_cpu, auction_cuda),)

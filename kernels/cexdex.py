@@ -22,6 +22,7 @@ import math
 
 from numba import prange
 
+from . import amm_v2, amm_v3, cycles
 from .amm_v2 import v2_amount_out
 from .amm_v3 import (
     MAX_SQRT_PRICE,
@@ -215,21 +216,9 @@ def cexdex_pairs_cuda(pair_pool, pair_key, pair_block, pool_token0, pool_token1,
                     out_gross_usd, out_net_wei)
 
 
-def device_functions():
-    """This kernel's device functions with the helpers they call, in dependency order (kernels.compile.build)."""
-    from . import amm_v2, amm_v3, cycles
-
-    return (amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, cycles.find_state, v2_input_to_rate,
-            v3_input_to_price, cexdex_trade, cexdex_pair)
-
-
-CPU_DRIVERS = (cexdex_pairs_cpu,)
-CUDA_DRIVERS = (cexdex_pairs_cuda,)
-
-
-def build(target: str, inline: bool = True, cache: bool = False):
-    """This kernel's device functions and drivers compiled for `target` (python | cpu | cuda | cudasim);
-    `cache`: the CPU build on disk (kernels.compile.cached_njit)."""
-    from .compile import build as _build
-
-    return _build(target, device_functions(), CPU_DRIVERS, CUDA_DRIVERS, inline=inline, cache=cache)
+# The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
+DEVICE_FUNCTIONS = (
+    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, cycles.find_state, v2_input_to_rate, v3_input_to_price,
+    cexdex_trade, cexdex_pair,
+)
+DRIVERS = ((cexdex_pairs_cpu, cexdex_pairs_cuda),)

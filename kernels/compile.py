@@ -1,5 +1,8 @@
 """One source, two targets: compile the plain-Python device functions for numba-CPU and numba-CUDA.
 
+`build_kernel(name, target)` compiles a registered kernel module from its declaration (gpubt.kernels.REGISTRY);
+`build` compiles any functions and drivers (tests' own kernels).
+
 Each function is cloned with its globals rebound to the *compiled* versions (for the same target) of the
 functions it calls, so `screen_cycle` calls the CPU `compose_hop` on the CPU and the CUDA one on the GPU.
 
@@ -18,23 +21,14 @@ code; `cached_njit` keys it on every kernels/*.py file plus its own instead.
 """
 import ast
 import hashlib
+import importlib
 import inspect
 import textwrap
 import types
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import amm_v2, amm_v3, cycles
-
-# Dependency order: a function may call only functions listed before it.
-DEVICE_FUNCTIONS = (
-    amm_v2.v2_amount_out, amm_v2.compose_hop, amm_v2.cycle_out, amm_v2.optimal_profit, amm_v2.optimal_input,
-    amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in, amm_v3.v3_marginal_rate,
-    amm_v3.v3_virtual_reserves,
-    cycles.find_state, cycles.cycle_eval, cycles.screen_cycle, cycles.screen_pair,
-)
-CPU_DRIVERS = (cycles.screen_pairs_cpu,)
-CUDA_DRIVERS = (cycles.screen_pairs_cuda,)
+from . import REGISTRY
 
 # Device functions the CPU build calls rather than inlines: loops called from several sites (see above).
 NOT_INLINED = frozenset({
@@ -158,23 +152,21 @@ def paste_item(driver, functions):
     return pasted
 
 
-def _build(device_decorator, driver_decorator, drivers, extra=None, functions=None):
+def _build(device_decorator, driver_decorator, drivers, functions, extra=None):
     compiled = dict(extra or {})
-    for fn in DEVICE_FUNCTIONS if functions is None else functions:
+    for fn in functions:
         compiled[fn.__name__] = device_decorator(rebind(fn, compiled))
     for fn in drivers:
         compiled[fn.__name__] = driver_decorator(rebind(fn, compiled))
     return SimpleNamespace(**{k: v for k, v in compiled.items() if k != "cuda"})
 
 
-def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: bool = False, inline: bool = True):
+def build(target: str, functions, cpu_drivers=(), cuda_drivers=(), cache: bool = False, inline: bool = True):
     """Compile device functions (dependency order; include the helpers they call, e.g. amm_v2's) and their
     drivers for `target`: "python" (the pure-Python reference), "cpu", "cuda" or "cudasim" (numba's CUDA
-    simulator). No functions: the cycle-screening kernel; a strategy's kernel module passes its own.
+    simulator): a namespace of the compiled functions by name. A registered kernel module: `build_kernel`.
     `cache` caches the CPU build on disk (`cached_njit`); `inline=False` compiles every CPU
     device function on its own (slower, but each one's typed signatures can be read, e.g. to build it for CUDA)."""
-    if functions is None:
-        functions, cpu_drivers, cuda_drivers = DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS
     functions = tuple(functions)
     if target == "python":
         return _build(lambda f: f, lambda f: f, cpu_drivers, extra={"prange": range}, functions=functions)
@@ -209,16 +201,19 @@ def build(target: str, functions=None, cpu_drivers=(), cuda_drivers=(), cache: b
     raise ValueError(f"target = {target!r} (python, cpu, cuda or cudasim)")
 
 
-def python_functions():
-    """The undecorated device functions with calls resolved to each other (the slow pure-Python reference)."""
-    return build("python")
+def kernel_module(name: str):
+    """kernels/<name>.py, a module of the REGISTRY (kernels/__init__.py says what it declares)."""
+    if name not in REGISTRY:
+        raise ValueError(f"kernels/{name}.py is not a registered kernel module; register it in "
+                         f"gpubt.kernels.REGISTRY (now: {', '.join(REGISTRY)})")
+    return importlib.import_module(f"{__package__}.{name}")
 
 
-def build_cpu(cache: bool = False):
-    """The cycle-screening kernel for numba-CPU (`prange`-parallel driver)."""
-    return build("cpu", cache=cache)
-
-
-def build_cuda(simulator: bool = False):
-    """The cycle-screening kernel for numba-CUDA (`cuda.grid` driver), or for numba's CUDA simulator."""
-    return build("cudasim" if simulator else "cuda")
+def build_kernel(name: str, target: str, cache: bool = False):
+    """kernels/<name>.py compiled for `target` from its declaration (DEVICE_FUNCTIONS, DRIVERS, INLINE) by `build`;
+    `cache`: the CPU build on disk. gpubt.backend.Backend.compiled is this, built once per process."""
+    module = kernel_module(name)
+    cpu_drivers = tuple(cpu for cpu, _ in module.DRIVERS)
+    cuda_drivers = tuple(cuda for _, cuda in module.DRIVERS)
+    return build(target, module.DEVICE_FUNCTIONS, cpu_drivers, cuda_drivers, cache=cache,
+                 inline=getattr(module, "INLINE", True))

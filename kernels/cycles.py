@@ -4,6 +4,7 @@ State log, point keys and the optimal input (V2 closed form, V3 bisection): docs
 """
 from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.py rebinds the names below)
 
+from . import amm_v2, amm_v3
 from .amm_v2 import compose_hop, optimal_profit, v2_amount_out  # noqa: F401  (rebound per target)
 from .amm_v3 import V3_OK, v3_marginal_rate, v3_swap_exact_in, v3_virtual_reserves  # noqa: F401
 
@@ -187,3 +188,13 @@ def screen_pairs_cuda(pair_key, pair_path, pair_block, path_pools, path_zero_for
                     log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
                     tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
                     out_amount_in, out_gross_raw, out_net_wei)
+
+
+# The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
+DEVICE_FUNCTIONS = (
+    amm_v2.v2_amount_out, amm_v2.compose_hop, amm_v2.cycle_out, amm_v2.optimal_profit, amm_v2.optimal_input,
+    amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in, amm_v3.v3_marginal_rate,
+    amm_v3.v3_virtual_reserves,
+    find_state, cycle_eval, screen_cycle, screen_pair,
+)
+DRIVERS = ((screen_pairs_cpu, screen_pairs_cuda),)

@@ -440,13 +440,12 @@ BATCH_KINDS = {
     "get_amount1_delta": ("uuub", "ui"),
     "compute_swap_step": ("uuuui", "uuuui"),
 }
-ALL_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS
 
 
-def build(target: str):
-    """The u256 and exact Uniswap device functions with their batch drivers (BATCH_KINDS, v2_paths_amount_out)
-    compiled for `target` (cpu | cuda | cudasim); run a driver with kernels.u256.launch(kernels, target, name, ...)."""
-    by_name = {fn.__name__: fn for fn in ALL_FUNCTIONS}
-    drivers = [_u256.elementwise(by_name[name], *kinds) for name, kinds in BATCH_KINDS.items()]
-    drivers.append((v2_paths_amount_out_cpu, v2_paths_amount_out_cuda))
-    return _u256.build(target, ALL_FUNCTIONS, drivers)
+# The kernel's declaration (gpubt.kernels.REGISTRY): the u256 and exact device functions in dependency order, the
+# row-by-row driver of each BATCH_KINDS function and the path driver, every CPU function compiled on its own
+# (kernels/u256.build says why).
+DEVICE_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS
+DRIVERS = tuple(_u256.elementwise(next(fn for fn in DEVICE_FUNCTIONS if fn.__name__ == name), *kinds)
+                for name, kinds in BATCH_KINDS.items()) + ((v2_paths_amount_out_cpu, v2_paths_amount_out_cuda),)
+INLINE = False

@@ -22,6 +22,7 @@ import math
 
 from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.py rebinds the names below)
 
+from . import amm_v3, cycles
 from .amm_v3 import MAX_SQRT_PRICE, MAX_TICK, MIN_SQRT_PRICE, MIN_TICK, V3_LIMIT, V3_MAX_STEPS, V3_OK  # noqa: F401
 from .amm_v3 import v3_next_tick_position  # noqa: F401  (rebound per target)
 from .cycles import find_state  # noqa: F401
@@ -257,19 +258,9 @@ def screen_jit_cuda(victim_pool, victim_key, victim_zero_for_one, victim_amount_
                    out_fees_raw, out_gross_raw, out_net_wei)
 
 
-from . import amm_v3 as _amm_v3, cycles as _cycles  # noqa: E402
-
+# The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
-    _amm_v3.v3_next_tick_position, _cycles.find_state, tick_to_sqrt_price, position_amounts, v3_swap_with_position,
+    amm_v3.v3_next_tick_position, cycles.find_state, tick_to_sqrt_price, position_amounts, v3_swap_with_position,
     jit_eval, screen_jit,
 )
-CPU_DRIVERS = (screen_jit_cpu,)
-CUDA_DRIVERS = (screen_jit_cuda,)
-
-
-def build(target: str, inline: bool = True, cache: bool = False):
-    """The JIT device functions and drivers compiled for `target` (python | cpu | cuda | cudasim);
-    `cache`: the CPU build on disk (kernels.compile.cached_njit)."""
-    from .compile import build as _build
-
-    return _build(target, DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS, inline=inline, cache=cache)
+DRIVERS = ((screen_jit_cpu, screen_jit_cuda),)

@@ -17,6 +17,7 @@ import math
 
 from numba import prange
 
+from . import amm_v2, amm_v3, cycles
 from .amm_v2 import v2_amount_out
 from .amm_v3 import V3_OK, v3_swap_exact_in
 from .cycles import KEY_TX_BITS, find_state
@@ -163,21 +164,9 @@ def liquidation_pairs_cuda(pair_position, pair_block, pos_collateral_token, pos_
                          out_health, out_repay_raw, out_seized_raw, out_route, out_amount_out, out_net_wei)
 
 
-def device_functions():
-    """This kernel's device functions with the helpers they call, in dependency order (kernels.compile.build)."""
-    from . import amm_v2, amm_v3, cycles
-
-    return (amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price,
-            amm_v3.v3_swap_exact_in, cycles.find_state, route_amount_out, liquidation_terms, liquidation_pair)
-
-
-CPU_DRIVERS = (liquidation_pairs_cpu,)
-CUDA_DRIVERS = (liquidation_pairs_cuda,)
-
-
-def build(target: str, inline: bool = True, cache: bool = False):
-    """This kernel's device functions and drivers compiled for `target` (python | cpu | cuda | cudasim);
-    `cache`: the CPU build on disk (kernels.compile.cached_njit)."""
-    from .compile import build as _build
-
-    return _build(target, device_functions(), CPU_DRIVERS, CUDA_DRIVERS, inline=inline, cache=cache)
+# The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
+DEVICE_FUNCTIONS = (
+    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in,
+    cycles.find_state, route_amount_out, liquidation_terms, liquidation_pair,
+)
+DRIVERS = ((liquidation_pairs_cpu, liquidation_pairs_cuda),)

@@ -35,6 +35,7 @@ import math
 
 from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.py rebinds the names below)
 
+from . import amm_v2, amm_v3, cycles
 from .amm_v2 import v2_amount_out  # noqa: F401  (rebound per target)
 from .amm_v3 import V3_OK, v3_swap_exact_in  # noqa: F401
 from .cycles import find_state  # noqa: F401
@@ -283,20 +284,9 @@ def screen_sandwich_cuda(scen_pool, scen_key, scen_zero_for_one, scen_start, sce
                         out_gross_raw, out_net_wei, out_crossed)
 
 
-# Dependency order for kernels.compile.build (helpers first).
-from . import amm_v2 as _amm_v2, amm_v3 as _amm_v3, cycles as _cycles  # noqa: E402
-
+# The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
-    _amm_v2.v2_amount_out, _amm_v3.v3_next_tick_position, _amm_v3.v3_tick_at_sqrt_price, _amm_v3.v3_swap_exact_in,
-    _cycles.find_state, sandwich_max_frontrun_v2, pool_swap, sandwich_eval, sandwich_screen, screen_sandwich,
+    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in,
+    cycles.find_state, sandwich_max_frontrun_v2, pool_swap, sandwich_eval, sandwich_screen, screen_sandwich,
 )
-CPU_DRIVERS = (screen_sandwich_cpu,)
-CUDA_DRIVERS = (screen_sandwich_cuda,)
-
-
-def build(target: str, inline: bool = True, cache: bool = False):
-    """The sandwich device functions and drivers compiled for `target` (python | cpu | cuda | cudasim);
-    `cache`: the CPU build on disk (kernels.compile.cached_njit)."""
-    from .compile import build as _build
-
-    return _build(target, DEVICE_FUNCTIONS, CPU_DRIVERS, CUDA_DRIVERS, inline=inline, cache=cache)
+DRIVERS = ((screen_sandwich_cpu, screen_sandwich_cuda),)

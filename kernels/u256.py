@@ -440,7 +440,6 @@ def signed(x: int) -> int:
 # ------------------------------------------------------------------------------------ batch drivers (host side)
 COLUMN_KINDS = {"u": "an (n, 4) uint64 limb column", "w": "an (n,) uint64 column", "i": "an (n,) int64 column",
                 "b": "an (n,) bool column"}
-THREADS_PER_BLOCK = 128
 
 
 def elementwise(fn, in_kinds: str, out_kinds: str):
@@ -486,15 +485,3 @@ def build(target: str, functions=U256_FUNCTIONS, drivers=()):
     from .compile import build as _build
 
     return _build(target, functions, [d[0] for d in drivers], [d[1] for d in drivers], inline=False)
-
-
-def launch(kernels, target: str, name: str, *columns) -> None:
-    """Run driver `name` of a build for `target` over its columns (the first input's rows)."""
-    n = columns[0].shape[0]
-    if n == 0:
-        return
-    if target == "cpu":
-        getattr(kernels, f"{name}_cpu")(*columns)
-        return
-    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    getattr(kernels, f"{name}_cuda")[blocks, THREADS_PER_BLOCK](*columns)

@@ -37,6 +37,6 @@ def compose(*overrides, config_name: str = "config"):
 def run_inprocess(*overrides):
     """`gpubt run OVERRIDES...` in this process; returns its RunResult (`.out_dir` is the results folder;
     exceptions propagate)."""
-    from gpubt.engine.controller import run
+    from gpubt.backtest import run
 
     return run(compose(*overrides))

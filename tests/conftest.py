@@ -146,23 +146,23 @@ def available_backends():
 
 @pytest.fixture(scope="session")
 def cpu_kernels():
-    from gpubt.kernels.compile import build_cpu
+    from gpubt.backend import Backend
 
-    return build_cpu(cache=True)  # the backtester's disk-cached build: compiled again only when kernels/ change
+    return Backend("cpu").compiled("cycles")  # the backtester's disk-cached build: compiled again when kernels/ change
 
 
 @pytest.fixture(scope="session")
 def sim_kernels():
-    from gpubt.kernels.compile import build_cuda
+    from gpubt.backend import Backend
 
-    return build_cuda(simulator=True)
+    return Backend("cudasim").compiled("cycles")
 
 
 @pytest.fixture(scope="session")
 def ref_kernels():
-    from gpubt.kernels.compile import python_functions
+    from gpubt.kernels.compile import build_kernel
 
-    return python_functions()
+    return build_kernel("cycles", "python")
 
 
 def pytest_collection_modifyitems(config, items):

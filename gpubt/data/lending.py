@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from gpubt import schema
 from gpubt.data.store import read_parquet
+from gpubt.market.prices import price_matrix
 
 POSITIONS = pa.schema([
     ("position_id", pa.int32()),
@@ -141,24 +142,6 @@ def load_positions(path, tokens: pa.Table) -> pa.Table:
     except (pa.ArrowInvalid, OSError) as exc:
         raise schema.SchemaError(f"{path}: unreadable positions table ({exc})") from None
     return validate_positions(table, tokens, str(path))
-
-
-def price_matrix(prices: pa.Table, n_tokens: int):
-    """(sample blocks, forward-filled USD prices (samples × tokens), NaN before a token's first sample)."""
-    blocks = prices.column("block_number").to_numpy()
-    tokens = prices.column("token_id").to_numpy()
-    values = prices.column("price_usd").to_numpy()
-    if len(blocks) and (blocks[1:] >= blocks[:-1]).all():  # block-sorted, as a dataset stores it: no sort
-        first = np.concatenate(([True], blocks[1:] != blocks[:-1]))  # a row that starts a new sample block
-        sample_blocks, row = blocks[first], np.cumsum(first) - 1
-    else:
-        sample_blocks, row = np.unique(blocks, return_inverse=True)
-    dense = np.full((len(sample_blocks), n_tokens), np.nan)
-    dense[row, tokens] = values
-    # forward fill: each cell takes the last sample row at or before it that has the token (row 0, NaN, if none)
-    last = np.where(np.isnan(dense), 0, np.arange(len(sample_blocks))[:, None])
-    np.maximum.accumulate(last, axis=0, out=last)
-    return sample_blocks, dense[last, np.arange(n_tokens)]
 
 
 def _pool_tvl_usd(dataset, price_usd: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -38,10 +38,11 @@ import numpy as np
 import pyarrow as pa
 
 from gpubt import schema
+from gpubt.backend import Backend
 from gpubt.data.store import PARTITIONED, DatasetWriter
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import amm_v2, amm_v3
-from gpubt.kernels.compile import build_cpu, cached_njit
+from gpubt.kernels.compile import cached_njit
 
 FIRST_BLOCK = 18_000_000
 FIRST_TIMESTAMP = 1_693_066_895   # mainnet block 18,000,000 (2023-08-26)
@@ -118,7 +119,7 @@ Knobs = namedtuple("Knobs", [
 # float pass (numba)
 
 _amount_out_nb = cached_njit(amm_v2.v2_amount_out)
-_kernels = build_cpu(cache=True)  # the backtester's device functions: searchers screen cycles as it does
+_kernels = Backend("cpu").compiled("cycles")  # the backtester's device functions: searchers screen cycles as it does
 _screen_cycle_nb = _kernels.screen_cycle
 _v3_swap_nb = _kernels.v3_swap_exact_in
 _v3_next_nb = _kernels.v3_next_tick_position

@@ -13,6 +13,8 @@ Superseded: the earlier warm figures (V2 38,021; V3 29,260 + 7,678/tick) came fr
 journal (storage warm, dirty-slot SSTOREs at 100): too low for a real transaction by ~30,000 (V2) and
 ~16,000 per V3 tick crossed.
 """
+from dataclasses import dataclass
+
 # A V2 cycle run by an arbitrage executor contract in one transaction (GpubtCycleExecutor: first hop paid from
 # its balance, getReserves + amount out per hop, each output sent to the next pair, a final profit check):
 # gas = CYCLE_BASE_GAS + V2_HOP_GAS × hops; least squares over 2/3/4 hops (136,067 / 187,621 / 239,181 median,
@@ -56,3 +58,20 @@ V3_BURN_COLLECT_TX_GAS_TICKS_INITIALIZED = 121_006  # p10-p90 120,743-121,139
 # A V3 hop inside a cycle (not measured in an executor yet): the V2 hop's marginal cost plus the difference
 # between the V3 and V2 swap calls measured alone; + V3_GAS_PER_TICK_CROSSED per initialized tick crossed.
 V3_HOP_GAS = V2_HOP_GAS + (V3_SWAP_BASE_GAS - V2_SWAP_GAS)
+
+
+@dataclass(frozen=True)
+class GasModel:
+    """gas units of a cycle = base_units + per_hop_units × V2 hops + Σ over V3 hops (v3_hop_units + v3_tick_units ×
+    initialized ticks crossed); price = base fee + priority fee (wei/gas). The screen knows no tick crossings
+    (it charges v3_hop_units); exact re-pricing counts them. Defaults: gpubt/exact/gas.py."""
+
+    base_units: int
+    per_hop_units: int
+    priority_fee_wei: int
+    v3_hop_units: int = V3_HOP_GAS
+    v3_tick_units: int = V3_GAS_PER_TICK_CROSSED
+
+    def units(self, hops, v3_hops=0, ticks_crossed=0):
+        return (self.base_units + self.per_hop_units * (hops - v3_hops) + self.v3_hop_units * v3_hops
+                + self.v3_tick_units * ticks_crossed)

@@ -4,7 +4,7 @@
 
 Reads summary.json, trades.parquet and opportunities.parquet; optional inputs, each plotted only when the
 file is in the folder:
-  daily_pnl.parquet            gpubt.engine.metrics.DAILY_PNL (else computed from the dataset's blocks table
+  daily_pnl.parquet            gpubt.analysis.metrics.DAILY_PNL (else computed from the dataset's blocks table
                                when summary.json's run.dataset can still be opened)
   sweep.parquet                one row per threshold config: parameter columns + a metric column
                                (net_profit_eth, else net_profit_wei, profit_eth, trades): a heatmap of the
@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gpubt.engine import metrics as M
-from gpubt.engine.monitor import release_memory
+from gpubt.analysis import metrics as M
+from gpubt.run.monitor import release_memory
+from gpubt.report.console import summary_rows
 from gpubt.schema import amounts_float
 
 WEI_PER_ETH = M.WEI_PER_ETH
@@ -500,7 +501,7 @@ def _plot_opportunities(opportunities: _OpportunityCounts) -> str:
 
 
 SWEEP_VALUES = ("net_profit_eth", "net_profit_wei", "profit_eth", "trades")   # the plotted metric, first found
-# per-config results of gpubt.engine.sweep (and the usual id columns): never threshold parameters
+# per-config results of gpubt.analysis.sweep (and the usual id columns): never threshold parameters
 SWEEP_RESULT_COLUMNS = {"config", "config_id", "sweep_id", "index", "trades", "wins", "win_rate",
                         "net_profit_wei", "net_profit_eth", "profit_eth", "profit_factor", "max_drawdown_eth",
                         "sharpe", "blocks_below_run_threshold", "exact"}
@@ -674,8 +675,10 @@ def _run_rows(summary: dict) -> list[tuple[str, str, str]]:
         params = run.get("dataset_params", {})
         note = ", ".join(f"{k} {params[k]}" for k in ("preset", "seed") if k in params)
         rows.append(("dataset", run["dataset"], note))
-    if run.get("paths") is not None:
-        rows.append(("paths", f"{run['paths']:,}", f"start tokens {run.get('start_tokens')}"))
+    for name, built in (run.get("setup") or {}).items():  # what each strategy built (Strategy.describe)
+        if built:
+            rows.append((name, ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in built.items()),
+                         "set up"))
     if run.get("min_profit_wei") is not None:
         rows.append(("threshold", f"{int(run['min_profit_wei']) / WEI_PER_ETH:g} ETH", "min net profit (float screen)"))
     if run.get("gas_model"):
@@ -685,7 +688,7 @@ def _run_rows(summary: dict) -> list[tuple[str, str, str]]:
     if timing.get("wall_seconds") is not None:
         rows.append(("wall time", f"{timing['wall_seconds']:,.2f} s",
                      f"compile {timing.get('compile_seconds', 0):,.2f} s, screen "
-                     f"{timing.get('screen_seconds', 0):,.3f} s, verify {timing.get('verify_seconds', 0):,.3f} s"))
+                     f"{timing.get('screen_seconds', 0):,.3f} s, exact {timing.get('exact_seconds', 0):,.3f} s"))
     return rows
 
 
@@ -702,7 +705,7 @@ def _page(folder: Path, summary: dict, figures, recomputed: bool) -> str:
              f"<h1>{html.escape(title)}</h1>",
              f"<p class=sub>{html.escape(str(folder.resolve()))} · profits are exact net of gas "
              "(wei → ETH); USD at the block's reference ETH/USD price</p>",
-             "<h2>Metrics</h2>", _table(M.summary_rows(summary))]
+             "<h2>Metrics</h2>", _table(summary_rows(summary))]
     if recomputed:
         parts.append("<p class=warn>summary.json predates the extended metrics: they were computed by the "
                      "report from trades.parquet.</p>")

@@ -1,31 +1,34 @@
-"""The interface between the controller's batch loop and a strategy.
+"""The one interface between the batch loop and a strategy (arbitrage, sandwich, JIT, liquidation, CEX-DEX, yours).
 
-Per batch the controller packs a `gpubt.pack.Batch` (versioned pool state: V2 reserves and V3 sqrt price /
-liquidity / tick / tick tables, exact and float, looked up by (pool, key) — see pack.Batch.log_index and
-kernels.cycles.find_state) and hands each enabled strategy that batch plus the batch's raw Arrow tables.
-A strategy screens its scenarios on the backend in float64 (its kernel in kernels/<name>.py, compiled with
-kernels.compile.build), keeps those over the threshold, re-prices them with exact integer math, and returns:
+Per batch the loop packs a `gpubt.market.batch.Batch` (versioned pool state: V2 reserves and V3 sqrt price /
+liquidity / tick / tick tables, exact and float, looked up by (pool, key); its state log is uploaded to the
+backend once, `batch.device_state(backend)`) and calls every strategy's `evaluate(batch, tables)` in config order.
+A strategy screens its scenarios on the backend in float64 (its kernel in kernels/<name>.py, launched with
+`self.launch`), keeps those that pass `self.passes_screen` (the one screening-margin rule), re-prices them with exact
+integer math, and returns:
 
 - opportunities: an OPPORTUNITIES table (schema.py) with `strategy` set; path_id = the strategy's own scenario id
   (e.g. the victim's row), start_token = the profit token, hops = number of pool legs;
-- trades: rows (dicts) of the TRADES schema with `strategy` set and `detail` a JSON string of what a reader needs
-  to re-check the trade (amounts per leg, victims, positions, ...). Every wei figure is an exact Python int.
+- trades: rows (dicts) of the TRADES schema, `detail` a JSON string of what a reader needs to re-check the trade
+  (amounts per leg, victims, positions, ...). Every wei figure is an exact Python int; a trade is taken only when
+  its exact net profit is > min_profit_wei (`self.takes`).
+
+It counts its own work in `stats` (STAT_KEYS, plus any of its own); the loop puts them in summary.json (timing,
+by_strategy).
 
 Keys: a point key is (block − batch.first_block) << 20 | tx_index (kernels/cycles.py: KEY_TX_BITS); "before tx t"
 is key (o << 20) + t − 1.
 """
 from __future__ import annotations
 
-import functools
-import importlib
+import contextlib
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from gpubt.backend import THREADS_PER_BLOCK
-from gpubt.exact import v3 as exact_v3
 
 # a trade's `detail` as json.dumps(detail, sort_keys=True) gives it, with one encoder for every trade (dumps with
 # options builds a new encoder per call: ~20 % of the call)
@@ -40,7 +43,6 @@ class BatchTables:
     events: pa.Table
     victims: pa.Table
     prices: pa.Table
-    price_usd_start: object   # numpy float64 (n_tokens): reference prices in force at the batch's first block
 
 
 @dataclass
@@ -49,18 +51,89 @@ class StrategyResult:
     trades: list              # TRADES rows (dicts)
 
 
+# The float64 screen must never drop an opportunity whose exact profit clears the threshold. Float-vs-exact error
+# measured on the small preset (docs/fidelity.md): relative to profit, max 1e-8 for V2 cycles and 3.6e-5 for mixed
+# V2/V3 ones (integer rounding of coarse tokens: one raw WBTC unit is ~1.1e11 wei). Every strategy's screen keeps a
+# candidate when its float net profit exceeds threshold − margin; the exact net profit then decides.
+SCREEN_MARGIN_REL = 1e-4      # of the screened gross profit (≈ 3× the worst error measured)
+SCREEN_MARGIN_WEI = 10**12    # absolute floor, 1e-6 ETH (≈ 10 raw WBTC units)
+
+# what every strategy counts (summary.json: timing.by_strategy)
+STAT_KEYS = ("screened", "candidates", "exact_priced", "exact_rejected", "trades",
+             "compile_seconds", "screen_seconds", "exact_seconds")
+
+
+def screen_floor(min_profit_wei: int, gross_wei):
+    """Per candidate: the float net profit it needs to reach exact re-pricing (the margin rule above)."""
+    return float(min_profit_wei) - (SCREEN_MARGIN_REL * np.abs(gross_wei) + SCREEN_MARGIN_WEI)
+
+
 class Strategy:
     """Base class: `name`, and `evaluate(batch, tables) -> StrategyResult`. Construct with
-    (cfg: the strategy's config node, dataset, backend, gas: engine.verify.GasModel, min_profit_wei: int)."""
+    (cfg: the strategy's config node, dataset, backend, gas: exact.gas.GasModel, min_profit_wei: int)."""
 
     name = "base"
+    needs_victims = False  # evaluate reads tables.victims (else the loop does not read the victims table)
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         self.cfg, self.dataset, self.backend, self.gas = cfg, dataset, backend, gas
         self.min_profit_wei = int(min_profit_wei)
+        self.stats = dict.fromkeys(STAT_KEYS, 0)
+        self._compiled: set = set()
 
     def evaluate(self, batch, tables: BatchTables) -> StrategyResult:  # pragma: no cover - interface
         raise NotImplementedError
+
+    # -- what every strategy shares ---------------------------------------------------------------------------
+    def passes_screen(self, net_wei, gross_wei) -> np.ndarray:
+        """Mask of the screened scenarios that go on to exact pricing: float net profit over the threshold less
+        the margin no float error crosses (`screen_floor`, from their float gross profit in wei). Counts them."""
+        net_wei = np.asarray(net_wei, np.float64)
+        keep = net_wei > screen_floor(self.min_profit_wei, np.nan_to_num(np.asarray(gross_wei, np.float64)))
+        self.stats["candidates"] += int(keep.sum())
+        return keep
+
+    def takes(self, trade, decision_wei: int | None = None) -> bool:
+        """Whether an exactly priced trade (or None: it does not execute) is taken: its exact net profit decides
+        (`decision_wei` when the trade's reported profit is not known at its point, e.g. CEX-DEX's markout)."""
+        self.stats["exact_priced"] += 1
+        net = trade["net_profit_wei"] if trade is not None and decision_wei is None else decision_wei
+        if trade is None or net <= self.min_profit_wei:
+            self.stats["exact_rejected"] += 1
+            return False
+        self.stats["trades"] += 1
+        return True
+
+    def launch(self, module: str, driver: str, n: int, args: tuple) -> None:
+        """Launch kernels/<module>.py's `driver` over n items (args[0] is the per-item array whose length is n).
+        The first launch of a driver runs one item first, timed as compile_seconds, so screen_seconds measure
+        throughput, not numba's compilation."""
+        if n == 0:
+            return
+        if (module, driver) not in self._compiled:
+            t0 = time.perf_counter()
+            self.backend.launch(module, driver, 1, (args[0][:1], *args[1:]))
+            self._compiled.add((module, driver))
+            self.stats["compile_seconds"] += time.perf_counter() - t0
+        self.backend.launch(module, driver, n, args)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        """Add the block's wall time to stats[<stage>_seconds] (screen, exact), less any compilation in it."""
+        t0, compiled = time.perf_counter(), self.stats["compile_seconds"]
+        try:
+            yield
+        finally:
+            self.stats[f"{stage}_seconds"] += time.perf_counter() - t0 - (self.stats["compile_seconds"] - compiled)
+
+    def describe(self) -> dict:
+        """What the strategy built from its config and the dataset, for summary.json's run.setup (JSON-safe)."""
+        return {}
+
+    def device_bytes(self, batch) -> int:
+        """Bytes the strategy's own arrays take on the backend for `batch` (the loop's memory budget adds the
+        state log's): 0 unless a strategy's work grows with the batch enough to matter."""
+        return 0
 
     def idle_reason(self, first_block: int, last_block: int) -> str | None:
         """Why this strategy could find nothing in blocks first..last of its dataset (one line), or None when the
@@ -86,54 +159,7 @@ def no_victims_reason(dataset, first_block: int, last_block: int, pool_ok=None) 
     return None if len(pools) else "no pending victim swaps (victims table) in these blocks"
 
 
-@functools.cache
-def kernels_for(module: str, target: str):
-    """The compiled kernels of kernels/<module>.py for a backend name (cpu | cuda | cudasim), built once."""
-    return importlib.import_module(f"gpubt.kernels.{module}").build(target, cache=target == "cpu")
-
-
-def launch(backend, module: str, driver: str, n: int, args: tuple) -> None:
-    """Run `<driver>_cpu` (prange) or `<driver>_cuda` (one thread per item) of kernels/<module>.py on `backend`."""
-    if n == 0:
-        return
-    kernels = kernels_for(module, backend.name)
-    if backend.name == "cpu":
-        getattr(kernels, f"{driver}_cpu")(*args)
-        return
-    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
-    if backend.name == "cuda":
-        backend.xp.cuda.runtime.deviceSynchronize()
-
-
 def device_array(backend, array):
     """`array` on the backend, C-contiguous and writable (the simulator copies every argument back after a
     launch, and Arrow-backed arrays are read-only)."""
     return backend.to_device(np.require(array, requirements=("C", "W")))
-
-
-class PoolTable:
-    """Per pool_id arrays of a dataset's pools table (token0/1, fee_ppm, gamma = kept fraction, is_v3,
-    tick_spacing: a V3 pool without one gets its fee tier's), and the tokens' decimals when given."""
-
-    def __init__(self, pools: pa.Table, tokens: pa.Table | None = None):
-        ids = pools.column("pool_id").to_numpy()
-        self.n = n = int(ids.max()) + 1 if len(ids) else 0
-        self.token0 = np.zeros(n, np.int32)
-        self.token1 = np.zeros(n, np.int32)
-        self.fee_ppm = np.zeros(n, np.int32)
-        self.is_v3 = np.zeros(n, np.bool_)
-        self.tick_spacing = np.zeros(n, np.int32)
-        self.token0[ids] = pools.column("token0").to_numpy()
-        self.token1[ids] = pools.column("token1").to_numpy()
-        self.fee_ppm[ids] = pools.column("fee_ppm").to_numpy()
-        self.is_v3[ids] = np.asarray(pools.column("protocol").to_pylist(), dtype=object) == "v3"
-        if "tick_spacing" in pools.column_names:
-            self.tick_spacing[ids] = pools.column("tick_spacing").fill_null(0).to_numpy()
-        for p in np.flatnonzero(self.is_v3 & (self.tick_spacing == 0)).tolist():
-            self.tick_spacing[p] = exact_v3.TICK_SPACINGS.get(int(self.fee_ppm[p]), 1)
-        self.gamma = 1.0 - self.fee_ppm.astype(np.float64) / 1e6
-        if tokens is not None:
-            tid = tokens.column("token_id").to_numpy()
-            self.decimals = np.zeros(int(tid.max()) + 1 if len(tid) else 0, np.int64)
-            self.decimals[tid] = tokens.column("decimals").to_numpy()

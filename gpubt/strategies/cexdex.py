@@ -22,14 +22,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gpubt import schema
-from gpubt.data.lending import price_matrix
-from gpubt.engine.verify import v3_quote_pool
+from gpubt.exact.hops import v3_quote_pool
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
-from gpubt.pack import LOG_KEY_SPAN, WETH
-from gpubt.strategies.base import DETAIL_JSON, PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.market.batch import LOG_KEY_SPAN, WETH
+from gpubt.market.prices import price_matrix, prices_at
+from gpubt.market.pools import PoolTable
+from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array
 
 BLOCK_SECONDS = 12
 
@@ -62,8 +63,7 @@ class ReferencePrices:
     def at(self, blocks) -> np.ndarray:
         """(len(blocks), n_tokens) float64 USD per whole token."""
         blocks = np.asarray(blocks, np.int64)
-        idx = np.searchsorted(self.sample_blocks, blocks, side="right") - 1
-        out = np.where((idx >= 0)[:, None], self.dense[np.maximum(idx, 0)], np.nan)
+        out = prices_at(self.sample_blocks, self.dense, blocks)
         if self.noise_bps > 0.0:
             out = out * np.exp(self.noise_bps / 1e4 * _normal(self.seed, blocks, self.n_tokens))
         return np.ascontiguousarray(out)
@@ -161,28 +161,31 @@ class CexDexStrategy(Strategy):
                 be.xp.zeros(n), be.xp.zeros(n))
         p = self.pools
         args = (up(pair_pool), up(pair_key.astype(np.int64)), up(pair_block), up(p.token0), up(p.token1),
-                up(p.gamma), up(p.is_v3), *(up(a) for a in batch.kernel_state()), V3_MAX_STEPS, up(ref), up(ref),
+                up(p.gamma), up(p.is_v3), *batch.device_state(be), V3_MAX_STEPS, up(ref), up(ref),
                 up(self.scale), up(wei_per_usd), up(batch.gas_price_wei), self.keep, self.bridge_cost_usd,
                 float(self.gas_v2), float(self.gas_v3), float(self.gas_per_tick), *outs)
-        launch(be, "cexdex", "cexdex_pairs", n, args)
+        self.launch("cexdex", "cexdex_pairs", n, args)
         return (*(be.to_host(o) for o in outs), ref, mark)
 
     # -- evaluate -------------------------------------------------------------------------------------------------
     def evaluate(self, batch, tables=None) -> StrategyResult:
         pair_pool, pair_key = self.points(batch)
-        zfo, x, out, crossed, gross_usd, net, ref, mark = self.screen(batch, pair_pool, pair_key)
-        cand = np.flatnonzero(net > self.min_profit_wei)
+        self.stats["screened"] += len(pair_pool)
+        with self.timed("screen"):
+            zfo, x, out, crossed, gross_usd, net, ref, mark = self.screen(batch, pair_pool, pair_key)
+            gross_wei = gross_usd * 1e18 / ref[(pair_key + 1) >> KEY_TX_BITS, WETH]
+            cand = np.flatnonzero(self.passes_screen(net, gross_wei))
         entry = batch.log_index(pair_pool[cand], pair_key[cand])
-        # one trade per pool state: the first point (pairs are sorted by pool, key) of each log entry
-        first = np.concatenate(([True], entry[1:] != entry[:-1])) if len(cand) else np.zeros(0, np.bool_)
-        at_snapshot = batch.log_key[entry] < 0
-        keep = first & ~(at_snapshot & self.arbed[pair_pool[cand]])
-        chosen = cand[keep]
-        chosen_entry = entry[keep]
+        # one trade per pool state: the first point (pairs are sorted by pool, key) of each log entry whose trade
+        # is taken; a pool state we traded at a batch's end is skipped at the next batch's snapshot
+        skip = (batch.log_key[entry] < 0) & self.arbed[pair_pool[cand]]
         opp = {f.name: [] for f in schema.OPPORTUNITIES}
         trades = []
         cache: dict = {}
-        for i, e in zip(chosen.tolist(), chosen_entry.tolist()):
+        traded_entry = np.zeros(len(batch.log_key) + 1, np.bool_)
+        for i, e in zip(cand[~skip].tolist(), entry[~skip].tolist()):
+            if traded_entry[e]:
+                continue
             pool, key = int(pair_pool[i]), int(pair_key[i])
             block = (key + 1) >> KEY_TX_BITS
             t_in = int(self.pools.token0[pool] if zfo[i] else self.pools.token1[pool])
@@ -195,15 +198,16 @@ class CexDexStrategy(Strategy):
             opp["screen_amount_in"].append(float(x[i]))
             opp["screen_gross_profit_raw"].append(float(gross_usd[i] / (ref[block, t_in] / self.scale[t_in])))
             opp["screen_net_profit_wei"].append(float(net[i]))
-            trade = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block], mark[block], cache)
-            if trade is not None:
+            with self.timed("exact"):
+                trade, net_at_point = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block],
+                                                   mark[block], cache)
+            if self.takes(trade, net_at_point):
                 trade["screen_net_profit_wei"] = float(net[i])
                 trades.append(trade)
+                traded_entry[e] = True
         # which pools end the batch on a state we traded (their last log entry)
         ends = batch.log_offsets[1:] - 1
         has = np.diff(batch.log_offsets) > 0
-        traded_entry = np.zeros(len(batch.log_key) + 1, np.bool_)
-        traded_entry[chosen_entry] = True
         no_events = np.zeros(self.pools.n, np.bool_)
         no_events[:len(has)] = has & (batch.log_key[np.maximum(ends, 0)] < 0)
         ended_on_trade = np.zeros(self.pools.n, np.bool_)
@@ -220,14 +224,15 @@ class CexDexStrategy(Strategy):
         self.arbed[np.asarray(carried["arbed"], np.int64)] = True
 
     def reprice(self, batch, pool: int, key: int, zero_for_one: bool, x_float: float, ref_usd: np.ndarray,
-                mark_usd: np.ndarray, cache: dict) -> dict | None:
-        """The DEX leg at integer input floor(x) with exact V2 / V3 math, marked out like the screen: a TRADES row
-        (None when the exact pool cannot take the input)."""
+                mark_usd: np.ndarray, cache: dict) -> tuple[dict | None, int]:
+        """The DEX leg at integer input floor(x) with exact V2 / V3 math: (its TRADES row, marked out like the
+        screen (None when the exact pool cannot take the input); its exact net profit at the point's reference,
+        the figure the decision to trade is made on: no look-ahead)."""
         p = self.pools
         fee = int(p.fee_ppm[pool])
         amount_in = int(x_float)
         if amount_in <= 0:
-            return None
+            return None, 0
         crossed = 0
         if p.is_v3[pool]:
             sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
@@ -236,10 +241,10 @@ class CexDexStrategy(Strategy):
             try:
                 o = quote.swap_outcome(zero_for_one, amount_in, limit, commit=False)
             except exact_v3.V3Revert:
-                return None
+                return None, 0
             paid, amount_out = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
             if paid != amount_in or amount_out <= 0:
-                return None
+                return None, 0
             crossed = o.ticks_crossed
             gas_units = self.gas_v3 + self.gas_per_tick * crossed
             state = {"sqrt_price_x96": _big(sqrt_price), "liquidity": _big(liquidity), "tick": tick}
@@ -252,15 +257,19 @@ class CexDexStrategy(Strategy):
         block = (key + 1) >> KEY_TX_BITS
         t_in = int(p.token0[pool] if zero_for_one else p.token1[pool])
         t_out = int(p.token1[pool] if zero_for_one else p.token0[pool])
-        m_in, m_out = mark_usd[t_in] / self.scale[t_in], mark_usd[t_out] / self.scale[t_out]
         # the hedge: amount_out sold at the markout reference, less the CEX / bridge fees, in raw input token
-        hedge_raw = round(amount_out * self.keep * m_out / m_in - self.bridge_cost_usd / m_in)
-        gross_raw = hedge_raw - amount_in
-        wei_per_usd = 1e18 / float(mark_usd[WETH])
-        gross_wei = gross_raw if t_in == WETH else round(gross_raw * m_in * wei_per_usd)
         gas_price_wei = int(batch.base_fee_wei[block]) + self.gas.priority_fee_wei
         gas_cost_wei = gas_units * gas_price_wei
+
+        def hedged(usd) -> tuple[int, int, int]:  # (hedge, gross, gross in wei) at reference prices `usd`
+            r_in, r_out = usd[t_in] / self.scale[t_in], usd[t_out] / self.scale[t_out]
+            hedge = round(amount_out * self.keep * r_out / r_in - self.bridge_cost_usd / r_in)
+            gross = hedge - amount_in
+            return hedge, gross, gross if t_in == WETH else round(gross * r_in * (1e18 / float(usd[WETH])))
+
+        hedge_raw, gross_raw, gross_wei = hedged(mark_usd)
         net_wei = gross_wei - gas_cost_wei
+        net_at_point = hedged(ref_usd)[2] - gas_cost_wei
         t0, t1 = int(p.token0[pool]), int(p.token1[pool])
         ref_pool_price = (ref_usd[t0] / self.scale[t0]) / (ref_usd[t1] / self.scale[t1])
         detail = {
@@ -292,4 +301,4 @@ class CexDexStrategy(Strategy):
             "net_profit_wei": net_wei,
             "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block]),
             "detail": DETAIL_JSON(detail),
-        }
+        }, net_at_point

@@ -25,8 +25,9 @@ import pyarrow as pa
 from gpubt import schema
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
-from gpubt.pack import WETH, point_key
-from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch, no_victims_reason
+from gpubt.market.batch import WETH, point_key
+from gpubt.market.pools import PoolTable
+from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason
 from gpubt.strategies.sandwich import option, token_wei_per_raw
 
 Q128 = 2**128
@@ -117,6 +118,7 @@ def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lo
 
 class JitStrategy(Strategy):
     name = "jit"
+    needs_victims = True
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
@@ -128,7 +130,7 @@ class JitStrategy(Strategy):
         self.mint_gas = int(option(cfg, "mint_gas", exact_gas.V3_MINT_TX_GAS))
         self.burn_gas = int(option(cfg, "burn_gas", exact_gas.V3_BURN_COLLECT_TX_GAS))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
-        self.stats = dict(victims=0, screened=0, screened_profitable=0, selected=0, trades=0, rejected_exact=0)
+        self.stats.update(victims=0, selected=0)
 
     def idle_reason(self, first_block: int, last_block: int) -> str | None:
         if not self.meta.is_v3.any():
@@ -145,7 +147,7 @@ class JitStrategy(Strategy):
         block = victims.column("block_number").to_numpy().astype(np.int64) - batch.first_block
         zfo = victims.column("zero_for_one").to_numpy(zero_copy_only=False).astype(np.bool_)
         amount_in_f = schema.amounts_to_float(victims.column("amount_in"))
-        token_wei = token_wei_per_raw(batch, tables, self.meta.decimals)
+        token_wei = token_wei_per_raw(batch, self.meta.decimals)
         t0, t1 = self.meta.token0[pool], self.meta.token1[pool]
         w0, w1 = token_wei[block, t0], token_wei[block, t1]
         w_in = np.where(zfo, w0, w1)
@@ -160,19 +162,19 @@ class JitStrategy(Strategy):
         n = len(rows)
         be = self.backend
         dev = functools.partial(device_array, be)
-        outs = ([be.xp.zeros(n, np.int32), be.xp.zeros(n, np.int32)] + [be.xp.zeros(n, np.float64) for _ in range(4)])
-        st = batch.kernel_state()
-        args = (dev(pool[rows]), dev(key[rows]), dev(zfo[rows]), dev(amount_in_f[rows]),
-                dev(schema.amounts_to_float(victims.column("amount_out_min"))[rows]),
-                dev(np.full(n, self.capital_eth * 1e18)), dev(w_in[rows]), dev(w0[rows]), dev(w1[rows]),
-                dev(batch.gas_price_wei[block[rows]]), dev(self.meta.gamma), dev(self.meta.tick_spacing),
-                dev(self.range_spacings), dev(self.size_fractions), dev(st[0]), dev(st[1]), *(dev(a) for a in st[4:]),
-                self.max_steps, float(self.mint_gas + self.burn_gas), *outs)
-        launch(be, "jit", "screen_jit", n, args)
-        t_lower, t_upper, liq, fees, gross, net = (be.to_host(o) for o in outs)
-
-        passed = np.flatnonzero((net > self.min_profit_wei) & (liq > 0))
-        self.stats["screened_profitable"] += len(passed)
+        with self.timed("screen"):
+            outs = ([be.xp.zeros(n, np.int32), be.xp.zeros(n, np.int32)]
+                    + [be.xp.zeros(n, np.float64) for _ in range(4)])
+            st = batch.device_state(be)
+            args = (dev(pool[rows]), dev(key[rows]), dev(zfo[rows]), dev(amount_in_f[rows]),
+                    dev(schema.amounts_to_float(victims.column("amount_out_min"))[rows]),
+                    dev(np.full(n, self.capital_eth * 1e18)), dev(w_in[rows]), dev(w0[rows]), dev(w1[rows]),
+                    dev(batch.gas_price_wei[block[rows]]), dev(self.meta.gamma), dev(self.meta.tick_spacing),
+                    dev(self.range_spacings), dev(self.size_fractions), st[0], st[1], *st[4:],
+                    self.max_steps, float(self.mint_gas + self.burn_gas), *outs)
+            self.launch("jit", "screen_jit", n, args)
+            t_lower, t_upper, liq, fees, gross, net = (be.to_host(o) for o in outs)
+            passed = np.flatnonzero(self.passes_screen(net, gross * np.nan_to_num(w_in[rows])) & (liq > 0))
         vr = rows[passed]
         opportunities = pa.Table.from_pydict({
             "strategy": ["jit"] * len(passed),
@@ -194,63 +196,68 @@ class JitStrategy(Strategy):
         min_out = victims.column("amount_out_min").to_pylist()
         hashes = victims.column("tx_hash").to_pylist()
         trades = []
-        for j in sorted(best.values()):
-            r = int(rows[j])
-            p, z = int(pool[r]), bool(zfo[r])
-            sqrt_price, liquidity, tick, table = batch.exact_v3_state(p, int(key[r]))
-            fee, spacing = int(self.meta.fee_ppm[p]), int(self.meta.tick_spacing[p])
-            v_in, v_min = int(amount_in[r]), int(min_out[r])
-            res = exact_jit(exact_pool(fee, spacing, sqrt_price, liquidity, tick, table), z, v_in, int(t_lower[j]),
-                            int(t_upper[j]), int(liq[j]))
-            plain = exact_pool(fee, spacing, sqrt_price, liquidity, tick, table)
-            try:
-                o = plain.swap_outcome(z, v_in, exact_v3.MIN_SQRT_RATIO + 1 if z else exact_v3.MAX_SQRT_RATIO - 1,
-                                       commit=False)
-                victim_plain = -(o.amount1 if z else o.amount0)
-            except exact_v3.V3Revert:
-                victim_plain = None
-            if res is None or res["victim_out"] < v_min:
-                self.stats["rejected_exact"] += 1
-                continue
-            b = int(block[r])
-            token_in = int(t0[r] if z else t1[r])
-            gross_raw = res["gross"]
-            gross_wei = gross_raw if token_in == WETH else round(gross_raw * float(w_in[r]))
-            gas_units = self.mint_gas + self.burn_gas
-            gas_price_wei = int(batch.base_fee_wei[b]) + int(self.gas.priority_fee_wei)
-            net_wei = gross_wei - gas_units * gas_price_wei
-            if net_wei <= self.min_profit_wei:
-                self.stats["rejected_exact"] += 1
-                continue
-            detail = {
-                "pool": p, "tick_lower": int(t_lower[j]), "tick_upper": int(t_upper[j]), "liquidity": str(int(liq[j])),
-                "minted": [str(a) for a in res["minted"]], "burned": [str(a) for a in res["burned"]],
-                "fees": str(res["fees"]), "swap_fee_total": str(res["fee_total"]), "inventory_in": str(res["d_in"]),
-                "inventory_out": str(res["d_out"]), "sqrt_price_after": str(res["sqrt_price_after"]),
-                "victim": {"tx_index": int(tx[r]), "tx_hash": hashes[r], "amount_in": str(v_in),
-                           "amount_out_min": str(v_min), "amount_out": str(res["victim_out"]),
-                           "amount_out_without_jit": None if victim_plain is None else str(victim_plain)},
-                "gas": {"mint": self.mint_gas, "burn": self.burn_gas},
-            }
-            trades.append({
-                "strategy": "jit",
-                "block_number": batch.first_block + b,
-                "tx_index": int(tx[r]) - 1,
-                "path_id": r,
-                "start_token": token_in,
-                "pools": [p],
-                "zero_for_one": [z],
-                "amount_in": res["minted"][0] if z else res["minted"][1],
-                "amount_out": res["burned"][0] + res["fees"] if z else res["burned"][1] + res["fees"],
-                "gross_profit_raw": gross_raw,
-                "gross_profit_wei": gross_wei,
-                "gas_units": gas_units,
-                "gas_price_wei": gas_price_wei,
-                "gas_cost_wei": gas_units * gas_price_wei,
-                "net_profit_wei": net_wei,
-                "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[b]),
-                "screen_net_profit_wei": float(net[j]),
-                "detail": json.dumps(detail),
-            })
-        self.stats["trades"] += len(trades)
+        with self.timed("exact"):
+            for j in sorted(best.values()):
+                r = int(rows[j])
+                z = bool(zfo[r])
+                trade = self.reprice(batch, r, int(pool[r]), z, int(key[r]), int(block[r]), int(tx[r]),
+                                     int(t0[r] if z else t1[r]), float(w_in[r]), int(amount_in[r]), int(min_out[r]),
+                                     hashes[r], (int(t_lower[j]), int(t_upper[j]), int(liq[j])), float(net[j]))
+                if self.takes(trade):
+                    trades.append(trade)
         return StrategyResult(opportunities, trades)
+
+    def reprice(self, batch, r: int, p: int, z: bool, key: int, b: int, tx: int, token_in: int, w_in: float,
+                v_in: int, v_min: int, tx_hash, position: tuple, screened_net: float) -> dict | None:
+        """The exact JIT trade around victim row r (pool p, direction z, at `key` of block offset b) with the
+        screened position (tick_lower, tick_upper, liquidity); None when the victim's exact output misses its
+        minimum."""
+        t_lower, t_upper, liquidity_delta = position
+        sqrt_price, liquidity, tick, table = batch.exact_v3_state(p, key)
+        fee, spacing = int(self.meta.fee_ppm[p]), int(self.meta.tick_spacing[p])
+        res = exact_jit(exact_pool(fee, spacing, sqrt_price, liquidity, tick, table), z, v_in, t_lower, t_upper,
+                        liquidity_delta)
+        plain = exact_pool(fee, spacing, sqrt_price, liquidity, tick, table)
+        try:
+            o = plain.swap_outcome(z, v_in, exact_v3.MIN_SQRT_RATIO + 1 if z else exact_v3.MAX_SQRT_RATIO - 1,
+                                   commit=False)
+            victim_plain = -(o.amount1 if z else o.amount0)
+        except exact_v3.V3Revert:
+            victim_plain = None
+        if res is None or res["victim_out"] < v_min:
+            return None
+        gross_raw = res["gross"]
+        gross_wei = gross_raw if token_in == WETH else round(gross_raw * w_in)
+        gas_units = self.mint_gas + self.burn_gas
+        gas_price_wei = int(batch.base_fee_wei[b]) + int(self.gas.priority_fee_wei)
+        net_wei = gross_wei - gas_units * gas_price_wei
+        detail = {
+            "pool": p, "tick_lower": t_lower, "tick_upper": t_upper, "liquidity": str(liquidity_delta),
+            "minted": [str(a) for a in res["minted"]], "burned": [str(a) for a in res["burned"]],
+            "fees": str(res["fees"]), "swap_fee_total": str(res["fee_total"]), "inventory_in": str(res["d_in"]),
+            "inventory_out": str(res["d_out"]), "sqrt_price_after": str(res["sqrt_price_after"]),
+            "victim": {"tx_index": tx, "tx_hash": tx_hash, "amount_in": str(v_in),
+                       "amount_out_min": str(v_min), "amount_out": str(res["victim_out"]),
+                       "amount_out_without_jit": None if victim_plain is None else str(victim_plain)},
+            "gas": {"mint": self.mint_gas, "burn": self.burn_gas},
+        }
+        return {
+            "strategy": "jit",
+            "block_number": batch.first_block + b,
+            "tx_index": tx - 1,
+            "path_id": r,
+            "start_token": token_in,
+            "pools": [p],
+            "zero_for_one": [z],
+            "amount_in": res["minted"][0] if z else res["minted"][1],
+            "amount_out": res["burned"][0] + res["fees"] if z else res["burned"][1] + res["fees"],
+            "gross_profit_raw": gross_raw,
+            "gross_profit_wei": gross_wei,
+            "gas_units": gas_units,
+            "gas_price_wei": gas_price_wei,
+            "gas_cost_wei": gas_units * gas_price_wei,
+            "net_profit_wei": net_wei,
+            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[b]),
+            "screen_net_profit_wei": screened_net,
+            "detail": json.dumps(detail),
+        }

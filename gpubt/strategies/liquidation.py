@@ -26,11 +26,12 @@ import numpy as np
 
 from gpubt import schema
 from gpubt.data import lending
-from gpubt.engine.verify import v2_hop, v3_hop, v3_quote_pool
 from gpubt.exact import gas as exact_gas
+from gpubt.exact.hops import v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
-from gpubt.pack import WETH
-from gpubt.strategies.base import DETAIL_JSON, PoolTable, Strategy, StrategyResult, device_array, launch
+from gpubt.market.prices import WETH
+from gpubt.market.pools import PoolTable
+from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array
 from gpubt.strategies.cexdex import ReferencePrices, _big, opportunities_table, token_scale
 
 ROUTE_HOPS = 2
@@ -146,9 +147,9 @@ class LiquidationStrategy(Strategy):
                 up(debt), up(self.ref_block - first), up(np.log1p(self.rate)), up(self.threshold_bps / 1e4),
                 up(self.bonus_bps / 1e4), up(self.close_factor_bps / 1e4), up(self.route_offsets),
                 up(self.route_pools), up(self.route_zfo), up(self.route_gamma), up(self.route_is_v3),
-                up(self.route_gas), *(up(a) for a in batch.kernel_state()), V3_MAX_STEPS, up(price_usd),
+                up(self.route_gas), *batch.device_state(be), V3_MAX_STEPS, up(price_usd),
                 up(self.scale), up(wei_per_usd), up(batch.gas_price_wei), self.flash_fee_bps / 1e4, *outs)
-        launch(be, "liquidation", "liquidation_pairs", n, args)
+        self.launch("liquidation", "liquidation_pairs", n, args)
         return (pair_position, pair_block, *(be.to_host(o) for o in outs))
 
     # -- exact ----------------------------------------------------------------------------------------------------
@@ -240,8 +241,12 @@ class LiquidationStrategy(Strategy):
         for _ in range(self.max_rounds):
             if len(todo) == 0:
                 break
-            pos, blk, health, repay, seized, route, amount_out, net = self.screen(batch, todo, price_usd)
-            hit = np.flatnonzero((net > self.min_profit_wei) & (route >= 0))
+            with self.timed("screen"):
+                pos, blk, health, repay, seized, route, amount_out, net = self.screen(batch, todo, price_usd)
+                self.stats["screened"] += len(pos)
+                debt_token = self.debt_token[pos]
+                wei_per_raw = price_usd[blk, debt_token] / price_usd[blk, WETH] * 1e18 / self.scale[debt_token]
+                hit = np.flatnonzero(self.passes_screen(net, amount_out * wei_per_raw) & (route >= 0))
             if len(hit) == 0:
                 break
             # the first hit of each position (pairs are sorted by position, then block)
@@ -258,8 +263,9 @@ class LiquidationStrategy(Strategy):
                 opp["screen_amount_in"].append(float(repay[i]))
                 opp["screen_gross_profit_raw"].append(float(amount_out[i] - repay[i] * (1 + self.flash_fee_bps / 1e4)))
                 opp["screen_net_profit_wei"].append(float(net[i]))
-                priced = self.reprice(batch, p, b, r, price_usd[b], cache)
-                if priced is not None and priced[0]["net_profit_wei"] > self.min_profit_wei:
+                with self.timed("exact"):
+                    priced = self.reprice(batch, p, b, r, price_usd[b], cache)
+                if self.takes(priced[0] if priced is not None else None):
                     row, debt, repaid, taken = priced
                     row["screen_net_profit_wei"] = float(net[i])
                     trades.append(row)

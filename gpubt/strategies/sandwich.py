@@ -2,7 +2,7 @@
 
 Screen: kernels/sandwich.py (float64, one thread per scenario: every victim alone, and with `multi_victim` every
 (pool, block, direction) group of >= 2 victims, first `max_victims_per_group` in block order, as one bundle).
-Select: per (pool, block) the best screened scenario over min_profit_wei (one sandwich per pool per block: a second
+Select: per (pool, block) the best scenario that passes the screen (one sandwich per pool per block: a second
 one would run on a state the first changed). Verify: the bundle is re-run with exact integer math (gpubt.exact.v2
 getAmountOut / gpubt.exact.v3 V3Pool swaps) on the exact pre-state; the largest front-run is found exactly
 (integer bisection on "every victim's exact output >= amount_out_min", monotone in the front-run); the front-run
@@ -24,9 +24,11 @@ from gpubt import schema
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v2 as exact_v2
 from gpubt.exact import v3 as exact_v3
+from gpubt.exact.hops import v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
-from gpubt.pack import WETH, point_key
-from gpubt.strategies.base import PoolTable, Strategy, StrategyResult, device_array, launch, no_victims_reason
+from gpubt.market.batch import WETH, point_key
+from gpubt.market.pools import PoolTable
+from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason
 
 
 def option(cfg, name: str, default):
@@ -37,23 +39,12 @@ def option(cfg, name: str, default):
     return default if value is None else value
 
 
-def token_wei_per_raw(batch, tables, decimals: np.ndarray) -> np.ndarray:
-    """(n_blocks, n_tokens) float64: wei value of one raw unit of each token at each block of the batch (reference
-    prices forward-filled from the batch start; WETH exactly 1; NaN where a token has no price yet)."""
-    current = np.array(tables.price_usd_start, np.float64, copy=True)
-    if len(current) < len(decimals):
-        current = np.concatenate([current, np.full(len(decimals) - len(current), np.nan)])
-    prices = tables.prices
-    p_block = prices.column("block_number").to_numpy() - batch.first_block
-    p_token = prices.column("token_id").to_numpy()
-    p_usd = prices.column("price_usd").to_numpy()
-    out = np.empty((batch.n_blocks, len(decimals)))
-    cursor = 0
-    for b in range(batch.n_blocks):
-        while cursor < len(p_block) and p_block[cursor] <= b:
-            current[p_token[cursor]] = p_usd[cursor]
-            cursor += 1
-        out[b] = current[:len(decimals)]
+def token_wei_per_raw(batch, decimals: np.ndarray) -> np.ndarray:
+    """(n_blocks, n_tokens) float64: wei value of one raw unit of each token at each block of the batch (the
+    batch's reference prices; WETH exactly 1; NaN where a token has no price yet)."""
+    out = batch.price_usd[:, :len(decimals)]
+    if out.shape[1] < len(decimals):
+        out = np.concatenate([out, np.full((batch.n_blocks, len(decimals) - out.shape[1]), np.nan)], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = out / out[:, WETH:WETH + 1] * 10.0 ** (18 - decimals.astype(np.float64))[None, :]
     out[:, WETH] = 1.0
@@ -223,6 +214,7 @@ def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap:
 
 class SandwichStrategy(Strategy):
     name = "sandwich"
+    needs_victims = True
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
@@ -231,7 +223,7 @@ class SandwichStrategy(Strategy):
         self.multi_victim = bool(option(cfg, "multi_victim", True))
         self.max_group = int(option(cfg, "max_victims_per_group", 8))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
-        self.stats = dict(victims=0, scenarios=0, screened_profitable=0, selected=0, trades=0, rejected_exact=0)
+        self.stats.update(victims=0, selected=0)
 
     # -- scenarios --------------------------------------------------------------------------------------------
     def scenarios(self, batch, victims: pa.Table):
@@ -268,7 +260,7 @@ class SandwichStrategy(Strategy):
         v, members = self.scenarios(batch, victims)
         self.stats["victims"] += victims.num_rows
         n_s = len(members)
-        self.stats["scenarios"] += n_s
+        self.stats["screened"] += n_s
         first = np.array([m[0] for m in members], np.int64)
         s_pool = v["pool"][first]
         s_block = v["block"][first]
@@ -278,7 +270,7 @@ class SandwichStrategy(Strategy):
         s_start = np.zeros(n_s, np.int64)
         np.cumsum(s_count[:-1], out=s_start[1:])
         s_victims = np.array([i for m in members for i in m], np.int32)
-        token_wei = token_wei_per_raw(batch, tables, self.meta.decimals)
+        token_wei = token_wei_per_raw(batch, self.meta.decimals)
         token_in = np.where(s_zfo, self.meta.token0[s_pool], self.meta.token1[s_pool])
         s_wei = token_wei[s_block, token_in]
         s_capital = np.where(np.isfinite(s_wei) & (s_wei > 0), self.capital_eth * 1e18 / np.where(s_wei > 0, s_wei, 1),
@@ -288,17 +280,16 @@ class SandwichStrategy(Strategy):
 
         be = self.backend
         dev = functools.partial(device_array, be)
-        outs = [be.xp.zeros(n_s, np.float64) for _ in range(4)] + [be.xp.zeros(n_s, np.int64)]
-        args = (dev(s_pool), dev(s_key), dev(s_zfo), dev(s_start), dev(s_count), dev(s_capital), dev(s_wei),
-                dev(s_gas_price), dev(s_victims), dev(v["amount_in_f"]), dev(v["min_out_f"]), dev(self.meta.is_v3),
-                dev(self.meta.gamma), *(dev(a) for a in batch.kernel_state()), self.max_steps,
-                float(exact_gas.V2_SWAP_TX_GAS), float(exact_gas.V3_SWAP_TX_BASE_GAS),
-                float(exact_gas.V3_SWAP_TX_GAS_PER_TICK), *outs)
-        launch(be, "sandwich", "screen_sandwich", n_s, args)
-        x, a_max, gross, net, crossed = (be.to_host(o) for o in outs)
-
-        passed = np.flatnonzero((net > self.min_profit_wei) & (x > 0))
-        self.stats["screened_profitable"] += len(passed)
+        with self.timed("screen"):
+            outs = [be.xp.zeros(n_s, np.float64) for _ in range(4)] + [be.xp.zeros(n_s, np.int64)]
+            args = (dev(s_pool), dev(s_key), dev(s_zfo), dev(s_start), dev(s_count), dev(s_capital), dev(s_wei),
+                    dev(s_gas_price), dev(s_victims), dev(v["amount_in_f"]), dev(v["min_out_f"]),
+                    dev(self.meta.is_v3), dev(self.meta.gamma), *batch.device_state(be), self.max_steps,
+                    float(exact_gas.V2_SWAP_TX_GAS), float(exact_gas.V3_SWAP_TX_BASE_GAS),
+                    float(exact_gas.V3_SWAP_TX_GAS_PER_TICK), *outs)
+            self.launch("sandwich", "screen_sandwich", n_s, args)
+            x, a_max, gross, net, crossed = (be.to_host(o) for o in outs)
+            passed = np.flatnonzero(self.passes_screen(net, gross * s_wei) & (x > 0))
         opportunities = pa.Table.from_pydict({
             "strategy": ["sandwich"] * len(passed),
             "block_number": (batch.first_block + s_block[passed]).tolist(),
@@ -318,24 +309,20 @@ class SandwichStrategy(Strategy):
         self.stats["selected"] += len(best)
         trades = []
         cache: dict = {}
-        for i in sorted(best.values()):
-            trade = self.reprice(batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]),
-                                 float(s_capital[i]), int(token_in[i]), float(s_wei[i]), cache)
-            if trade is None or trade["net_profit_wei"] <= self.min_profit_wei:
-                self.stats["rejected_exact"] += 1
-                continue
-            trade["path_id"] = int(first[i])
-            trade["screen_net_profit_wei"] = float(net[i])
-            trades.append(trade)
-        self.stats["trades"] += len(trades)
+        with self.timed("exact"):
+            for i in sorted(best.values()):
+                trade = self.reprice(batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]),
+                                     float(s_capital[i]), int(token_in[i]), float(s_wei[i]), cache)
+                if self.takes(trade):
+                    trade["path_id"] = int(first[i])
+                    trade["screen_net_profit_wei"] = float(net[i])
+                    trades.append(trade)
         return StrategyResult(opportunities, trades)
 
     def make_pool_factory(self, batch, pool: int, key: int, cache: dict):
         """A function returning a fresh ExactPool at (pool, key)."""
         fee = int(self.meta.fee_ppm[pool])
         if self.meta.is_v3[pool]:
-            from gpubt.engine.verify import v3_quote_pool
-
             sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
             spacing = int(self.meta.tick_spacing[pool])
             return lambda: ExactPool(True, fee, v3_pool=v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick,

@@ -127,7 +127,7 @@ def test_synthetic_cache_refuses_a_dataset_it_did_not_generate(tiny_cache, tmp_p
 def test_synthetic_cache_regenerates_what_it_generated(tmp_path):
     """The cache's own dataset (marked when gpubt generated it there), left incomplete, is generated again;
     files beside it survive."""
-    from gpubt.engine.controller import open_dataset
+    from gpubt.run.setup import open_dataset
     from omegaconf import OmegaConf
 
     cache = tmp_path / "cache"

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpubt.data.store import DatasetWriter
-from gpubt.market_stats import LABEL_KINDS, PUBLISHED, format_market_stats, main, market_stats
+from gpubt.analysis.market_stats import LABEL_KINDS, PUBLISHED, format_market_stats, main, market_stats
 from tests.cli import gpubt
 from tests.conftest import TINY, hand_market
 

@@ -251,8 +251,8 @@ def test_run_writes_report_validation_and_daily_pnl(tiny_run):
 
 
 def test_sweep_command(tiny_run, tmp_path):
-    """`gpubt sweep` (in-process: the config it composes, then gpubt.engine.sweep.run_sweep as the CLI calls it)."""
-    from gpubt.engine.sweep import run_sweep
+    """`gpubt sweep` (in-process: the config it composes, then gpubt.analysis.sweep.run_sweep as the CLI calls it)."""
+    from gpubt.analysis.sweep import run_sweep
 
     out, _ = tiny_run
     run_copy = tmp_path / "run"
@@ -323,7 +323,7 @@ def test_hydra_multirun_gives_each_job_its_own_results(tiny_cache, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted((tmp_path / "results").iterdir())
     assert [r.name[-2:] for r in runs] == ["-0", "-1"]
-    hops = [json.loads((r / "summary.json").read_text())["run"]["paths"] for r in runs]
+    hops = [json.loads((r / "summary.json").read_text())["run"]["setup"]["arbitrage"]["paths"] for r in runs]
     assert hops[0] < hops[1]  # max_hops=2 enumerates fewer cycles than 3
 
 
@@ -366,7 +366,7 @@ def test_all_strategies_with_competition(tiny_cache, tmp_path):
     assert cex["profit"]["n"] > 0 and cex["profit"]["pearson"] > 0.5
     # the run validated partition by partition; the whole run at once finds the same pairs
     from gpubt.data.store import Dataset
-    from gpubt.engine.validate import EVENT_COLUMNS, load_labels, validate
+    from gpubt.analysis.validate import EVENT_COLUMNS, load_labels, validate
 
     ds, run = Dataset(summary["run"]["dataset"]), summary["run"]
     assert len(ds.partitions) > 1

@@ -1,4 +1,4 @@
-"""executor=dask (gpubt/dist.py) through the real CLI on a real LocalCluster: its results equal executor=local's,
+"""executor=dask (gpubt/run/sharded.py) through the real CLI on a real LocalCluster: its results equal executor=local's,
 with the chained strategies' state carried across shards, and a failed task's run resumes where it stopped."""
 import json
 

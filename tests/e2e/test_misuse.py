@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from gpubt.engine.checkpoint import OutDirError, WorkLock
+from gpubt.run.checkpoint import OutDirError, WorkLock
 from tests.cli import GPUBT, gpubt, run_inprocess
 
 BASE = ("data.preset=tiny", "backend=cpu", "progress=false", "report.enabled=false")
@@ -33,12 +33,12 @@ def _no_traceback(proc):
 def test_a_failure_after_the_post_run_publishes_nothing(tiny_cache, tmp_path, monkeypatch):
     """Formatting the console summary (a TypeError there, e.g. a WETH price of inf) must not leave a published
     results folder: publishing is the last thing a run does."""
-    from gpubt.engine import controller
+    from gpubt import backtest
 
     def broken(summary):
         raise TypeError("unsupported format string passed to NoneType.__format__")
 
-    monkeypatch.setattr(controller, "format_summary", broken)
+    monkeypatch.setattr(backtest, "format_summary", broken)
     out = tmp_path / "run"
     with pytest.raises(TypeError):
         run_inprocess(*_run_args(tiny_cache, out))

@@ -77,7 +77,7 @@ def test_run_data_cryo_equals_run_on_ingest(market, reference, cryo_dir, tmp_pat
                       "data.eth_usd=2000", f"data.cache_dir={tmp_path / 'cache'}", out=tmp_path / "run-cryo")
     assert trades_a.num_rows > 0 and trades_a.equals(trades_b)
     assert a["metrics"] == b["metrics"]
-    assert {k: a["run"][k] for k in ("first_block", "last_block", "paths")} == {
-        k: b["run"][k] for k in ("first_block", "last_block", "paths")}
+    assert {k: a["run"][k] for k in ("first_block", "last_block", "setup")} == {
+        k: b["run"][k] for k in ("first_block", "last_block", "setup")}
     assert len(list((tmp_path / "cache").iterdir())) == 1  # converted once into the cache
     assert Dataset(next((tmp_path / "cache").iterdir())).complete

@@ -10,7 +10,7 @@ Measured (seeded, these inputs), error of the float output against the exact int
 import numpy as np
 import pytest
 
-from gpubt.engine.verify import mixed_profit, v2_hop, v3_hop
+from gpubt.exact.hops import mixed_profit, v2_hop, v3_hop
 from gpubt.exact import v3 as exact_v3
 
 from . import v3_market
@@ -100,6 +100,7 @@ def test_v3_device_functions_cpu_python_cudasim_agree(cpu_kernels, ref_kernels, 
     from numba import cuda
 
     import numba.cuda.simulator as sim
+    from gpubt.backend import Backend
     from gpubt.kernels import compile as kc
 
     sub = cases[:120]
@@ -107,7 +108,7 @@ def test_v3_device_functions_cpu_python_cudasim_agree(cpu_kernels, ref_kernels, 
     ref = _run(ref_kernels.v3_swap_exact_in, sub)
     assert cpu == ref
 
-    sim_fns = kc.build_cuda(simulator=True)
+    sim_fns = Backend("cudasim").compiled("cycles")
 
     kernel = sim.jit(kc.rebind(_swap_kernel, {"v3_swap_exact_in": sim_fns.v3_swap_exact_in, "cuda": cuda}))
     lens = [len(c[6][0]) for c in sub]

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 from gpubt.kernels import auction as ka
 
-from gpubt.engine.competition import SearcherPopulation, run_auction
+from gpubt.analysis.competition import SearcherPopulation, run_auction
+from gpubt.kernels.compile import build_kernel
+
+from .registry_examples import BuildBackend
 
 KINDS = ("arbitrage", "sandwich", "cexdex")
 
@@ -87,8 +90,9 @@ def test_cuda_equals_cpu():
 def test_cpu_equals_python_reference():
     value, kind, ids = opportunities(6, seed=3)
     pop, p = population(5, seed=4), params(ka.POLICY_SHADE)
+    python = BuildBackend("cpu", build_kernel("auction", "python"))  # the source run as Python, launched as on cpu
     assert_same(run_auction(value, kind, ids, pop, p, 5, 10, "cpu", 10),
-                run_auction(value, kind, ids, pop, p, 5, 10, "python", 10))
+                run_auction(value, kind, ids, pop, p, 5, 10, python, 10))
 
 
 def test_draws_do_not_depend_on_batch_or_order():

@@ -6,11 +6,10 @@ tests/kernels/test_ptx.py)."""
 import numpy as np
 import pytest
 from gpubt.kernels import cexdex
-from gpubt.kernels.compile import build
+from gpubt.kernels.compile import build_kernel
 
 from gpubt.backend import Backend
 from gpubt.exact import v2 as exact_v2
-from gpubt.strategies.base import launch
 
 from ..conftest import SHARED_DATA
 from . import v3_market
@@ -21,12 +20,12 @@ N_OUT = 6
 
 @pytest.fixture(scope="module")
 def ref():
-    return build("python", cexdex.device_functions(), cexdex.CPU_DRIVERS)
+    return build_kernel("cexdex", "python")
 
 
 @pytest.fixture(scope="module")
 def cpu():
-    return build("cpu", cexdex.device_functions(), cexdex.CPU_DRIVERS, cache=True)  # as the backtester builds it
+    return Backend("cpu").compiled("cexdex")  # as the backtester builds it
 
 
 def outputs(n):
@@ -115,7 +114,7 @@ def test_v2_closed_form_puts_price_at_band_edge(ref, zero_for_one):
 def test_v3_walk_equals_exact_swap_to_target(ref, seed):
     """The range walk to a target price equals the exact V3Pool swap with that price limit: amount in (fee
     included), amount out and initialized ticks crossed; in range and across ticks."""
-    from gpubt.pack import tick_sqrt_price
+    from gpubt.market.batch import tick_sqrt_price
 
     rng = np.random.default_rng(seed)
     pool = v3_market.random_v3_pool(rng, liquidity_scale=1e21)
@@ -217,8 +216,8 @@ def test_real_usdc_weth_reserve_path(cpu):
     lo = max(0, int(t[0]) - 50)
     sl, _ = usdc_weth_args(blocks[lo:lo + 150], r0_exact[lo:lo + 150], r1_exact[lo:lo + 150])
     a_cpu, a_sim = outputs(150), outputs(150)
-    launch(Backend("cpu"), "cexdex", "cexdex_pairs", 150, (*sl, *a_cpu))
-    launch(Backend("cudasim"), "cexdex", "cexdex_pairs", 150, (*sl, *a_sim))
+    Backend("cpu").launch("cexdex", "cexdex_pairs", 150, (*sl, *a_cpu))
+    Backend("cudasim").launch("cexdex", "cexdex_pairs", 150, (*sl, *a_sim))
     for a, b in zip(a_cpu, a_sim):
         np.testing.assert_array_equal(a, b)
     assert (a_cpu[1] > 0).any()

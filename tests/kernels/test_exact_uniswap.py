@@ -11,9 +11,11 @@ import warnings
 import numpy as np
 import pytest
 
+from gpubt.backend import Backend
 from gpubt.exact import v2, v3
 from gpubt.kernels import exact_uniswap as ex
 from gpubt.kernels import u256
+from gpubt.kernels.compile import build_kernel
 
 from .test_u256 import (MAX256, TARGET_CASES, compare, print_ptx_report, ptx_report, ptxas_info, random_uint,
                         run_rows, u256_signatures)
@@ -178,25 +180,13 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def builds():
-    return {}
-
-
-def kernels_for(builds, target):
-    if target not in builds:
-        builds[target] = ex.build(target)
-    return builds[target]
-
-
 @pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", list(CASES))
-def test_equals_the_oracle(builds, target, name):
+def test_equals_the_oracle(target, name):
     ins, outs, generate, expect, reasons = CASES[name]
     rng = random.Random(f"{name}:{target}")
     rows = generate(rng, TARGET_CASES[target])
-    got = [outcome(r[:-1], r[-1], reasons) for r in run_rows(kernels_for(builds, target), target, name, ins, outs,
-                                                              rows)]
+    got = [outcome(r[:-1], r[-1], reasons) for r in run_rows(Backend(target), "exact_uniswap", name, ins, outs, rows)]
     expected = [expect(*row) for row in rows]
     compare(rows, got, expected, f"{name} ({target})")
     kinds = {kind for kind, _ in expected}
@@ -204,7 +194,7 @@ def test_equals_the_oracle(builds, target, name):
 
 
 @pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
-def test_v2_path_amount_out(builds, target):
+def test_v2_path_amount_out(target):
     """The 1–3 hop amount chain (−1 fee pads a shorter path) equals gpubt.exact.v2.path_amount_out."""
     rng = random.Random(f"path:{target}")
     n, max_hops = TARGET_CASES[target], 3
@@ -227,8 +217,8 @@ def test_v2_path_amount_out(builds, target):
     out, status = np.zeros((n, 4), np.uint64), np.zeros(n, np.int64)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-        u256.launch(kernels_for(builds, target), target, "v2_paths_amount_out", u256.to_limb_array(amounts),
-                    reserves_in, reserves_out, fees, out, status)
+        Backend(target).launch("exact_uniswap", "v2_paths_amount_out", n,
+                               (u256.to_limb_array(amounts), reserves_in, reserves_out, fees, out, status))
     got = [outcome(value, int(s)) for value, s in zip(u256.from_limb_array(out), status)]
     compare(list(range(n)), got, expected, f"v2_path_amount_out ({target})")
     assert sum(kind == "ok" and value > 0 for kind, value in got) > n // 2
@@ -282,11 +272,11 @@ def test_every_exact_function_and_driver_compiles_to_ptx(monkeypatch):
 
     report = ptx_report(ex.EXACT_FUNCTIONS, exact_signatures(), monkeypatch,  # patches the device query
                         dependencies=u256.U256_FUNCTIONS)
-    cuda_fns = ex.build("cuda")
+    cuda_fns = build_kernel("exact_uniswap", "cuda")
     deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
     deps["cuda"] = cuda
     ptxas = shutil.which("ptxas")
-    by_name = {fn.__name__: fn for fn in ex.ALL_FUNCTIONS}
+    by_name = {fn.__name__: fn for fn in ex.DEVICE_FUNCTIONS}
     limbs3, fees = types.Array(types.uint64, 3, "C"), types.Array(types.int64, 2, "C")
     kernels = [(name, u256.elementwise(by_name[name], ins, outs)[1], driver_signature(ins, outs))
                for name, (ins, outs) in ex.BATCH_KINDS.items()]

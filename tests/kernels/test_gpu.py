@@ -13,10 +13,10 @@ pytestmark = pytest.mark.gpu
 def test_cuda_equals_cpu(seed):
     cuda_backend = Backend("cuda")
     args, outs_cpu = random_batch(seed, n_pairs=5000)
-    Backend("cpu").screen_pairs(*args, *outs_cpu)
+    Backend("cpu").launch("cycles", "screen_pairs", 5000, (*args, *outs_cpu))
     dev_args = [cuda_backend.to_device(a) for a in args]
     dev_outs = [cuda_backend.to_device(np.zeros(5000)) for _ in range(3)]
-    cuda_backend.screen_pairs(*dev_args, *dev_outs)
+    cuda_backend.launch("cycles", "screen_pairs", 5000, (*dev_args, *dev_outs))
     for a, b in zip(outs_cpu, dev_outs):
         # a·b+c fuses into one FMA on the GPU: last-bit differences, hence a relative tolerance
         np.testing.assert_allclose(cuda_backend.to_host(b), a, rtol=1e-12, atol=1e-6)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from gpubt.exact import v3 as exact_v3
-from gpubt.kernels import jit as kj
+from gpubt.backend import Backend
+from gpubt.kernels.compile import build_kernel
 from gpubt.strategies.jit import exact_jit, swap_with_fees
-from gpubt.strategies.base import launch
 
 from . import v3_market
 
@@ -94,16 +94,14 @@ def jit_outputs(n):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cpu_equals_python_and_cudasim(seed):
-    from gpubt.backend import Backend
-
     kargs, _ = kernel_inputs(seed)
     n = kargs[0].shape[0]
     o_cpu, o_py, o_sim = jit_outputs(n), jit_outputs(n), jit_outputs(n)
-    kj.build("cpu", cache=True).screen_jit_cpu(*kargs, *o_cpu)  # the disk-cached build the backtester runs
-    py = kj.build("python")
+    Backend("cpu").launch("jit", "screen_jit", n, kargs + tuple(o_cpu))  # the disk-cached build the backtester runs
+    py = build_kernel("jit", "python")
     for i in range(n):
         py.screen_jit(i, *kargs, *o_py)
-    launch(Backend("cudasim"), "jit", "screen_jit", n, kargs + tuple(o_sim))
+    Backend("cudasim").launch("jit", "screen_jit", n, kargs + tuple(o_sim))
     for a, b, c in zip(o_cpu, o_py, o_sim):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
@@ -114,7 +112,7 @@ def test_float_screen_matches_exact_fees_and_profit():
     kargs, exact = kernel_inputs(2, n=20)
     n = kargs[0].shape[0]
     o = jit_outputs(n)
-    kj.build("python").screen_jit_cpu(*kargs, *o)
+    build_kernel("jit", "python").screen_jit_cpu(*kargs, *o)
     checked = 0
     for i in range(n):
         if o[2][i] <= 0:

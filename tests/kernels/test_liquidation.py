@@ -4,20 +4,20 @@ import math
 
 import numpy as np
 import pytest
-from gpubt.kernels import liquidation
-from gpubt.kernels.compile import build
+from gpubt.backend import Backend
+from gpubt.kernels.compile import build_kernel
 
 from . import v3_market
 
 
 @pytest.fixture(scope="module")
 def ref():
-    return build("python", liquidation.device_functions(), liquidation.CPU_DRIVERS)
+    return build_kernel("liquidation", "python")
 
 
 @pytest.fixture(scope="module")
 def cpu():
-    return build("cpu", liquidation.device_functions(), liquidation.CPU_DRIVERS, cache=True)  # as the backtester
+    return Backend("cpu").compiled("liquidation")  # as the backtester
 
 
 def outputs(n):

@@ -81,8 +81,8 @@ def test_a_return_inside_a_loop_keeps_the_call(toy):
 @pytest.mark.parametrize("name", ["sandwich", "jit", "liquidation", "cexdex"])
 def test_every_strategy_driver_is_pasted(name):
     module = importlib.import_module(f"gpubt.kernels.{name}")
-    functions = module.device_functions() if hasattr(module, "device_functions") else module.DEVICE_FUNCTIONS
-    driver = module.CPU_DRIVERS[0]
+    functions = module.DEVICE_FUNCTIONS
+    driver = module.DRIVERS[0][0]
     pasted = kc.paste_item(driver, functions)
     assert pasted is not driver
     item = next(f for f in functions if f.__name__ in driver.__code__.co_names)
@@ -93,4 +93,4 @@ def test_the_cycle_driver_keeps_its_call():
     """28 arguments: numba inlines that call itself (inline="always")."""
     from gpubt.kernels import cycles
 
-    assert kc.paste_item(cycles.screen_pairs_cpu, kc.DEVICE_FUNCTIONS) is cycles.screen_pairs_cpu
+    assert kc.paste_item(cycles.screen_pairs_cpu, cycles.DEVICE_FUNCTIONS) is cycles.screen_pairs_cpu

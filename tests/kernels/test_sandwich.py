@@ -4,8 +4,9 @@ tests/kernels/test_ptx.py)."""
 import numpy as np
 import pytest
 
+from gpubt.backend import Backend
 from gpubt.exact import v2 as exact_v2
-from gpubt.kernels import sandwich as ks
+from gpubt.kernels.compile import build_kernel
 from gpubt.strategies.sandwich import ExactPool, V2PoolFactory, exact_bundle, exact_max_frontrun, v2_victim_slack
 
 from . import v3_market
@@ -15,12 +16,12 @@ GAS = (87_984.0, 99_427.0, 23_703.0)
 
 @pytest.fixture(scope="module")
 def py():
-    return ks.build("python")
+    return build_kernel("sandwich", "python")
 
 
 @pytest.fixture(scope="module")
 def cpu():
-    return ks.build("cpu", cache=True)  # the disk-cached build the backtester runs
+    return Backend("cpu").compiled("sandwich")  # the disk-cached build the backtester runs
 
 
 def exact_v2_max_frontrun(r_in, r_out, v, m):
@@ -67,7 +68,7 @@ def random_scenarios(seed, n=60, v3_share=0.5, multi=True):
     state = args[9:21]
     log_offsets, log_key = state[0], state[1]
     rng = np.random.default_rng(seed + 100)
-    py = ks.build("python")
+    py = build_kernel("sandwich", "python")
     pools = [p for p in range(len(log_offsets) - 1) if log_offsets[p + 1] > log_offsets[p]]
     s_pool, s_key, s_zfo, s_start, s_count, victims_in, victims_min, s_victims, exact = [], [], [], [], [], [], [], [], []
     capital = []
@@ -178,7 +179,7 @@ def test_exact_bundle_round_trip_keeps_every_victim_whole():
     kargs, exact, info = random_scenarios(5, n=40, v3_share=0.5)
     n = kargs[0].shape[0]
     o = outputs(n)
-    ks.build("python").screen_sandwich_cpu(*kargs, *o)
+    build_kernel("sandwich", "python").screen_sandwich_cpu(*kargs, *o)
     checked = 0
     for i in range(n):
         if o[2][i] <= 0:

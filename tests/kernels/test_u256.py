@@ -16,6 +16,8 @@ import pytest
 
 from gpubt.kernels import u256
 
+from .registry_examples import BuildBackend
+
 N_CASES = int(os.environ.get("GPUBT_U256_CASES", "20000"))
 SIM_CASES = 2_000
 TARGET_CASES = {"cpu": N_CASES, "cudasim": SIM_CASES}
@@ -58,13 +60,14 @@ def empty_column(n: int, kind: str) -> np.ndarray:
     return np.zeros(n, dtype={"w": np.uint64, "i": np.int64, "b": np.bool_}[kind])
 
 
-def run_rows(kernels, target: str, name: str, in_kinds: str, out_kinds: str, rows: list) -> list:
-    """Driver `name` (kernels/u256.elementwise) on `rows` (tuples of Python values): a tuple of outputs per row."""
+def run_rows(backend, module: str, name: str, in_kinds: str, out_kinds: str, rows: list) -> list:
+    """Driver `name` (kernels/u256.elementwise) of `module` on `rows` (tuples of Python values), launched by
+    `backend`: a tuple of outputs per row."""
     columns = [to_column([row[k] for row in rows], kind) for k, kind in enumerate(in_kinds)]
     outs = [empty_column(len(rows), kind) for kind in out_kinds]
     with warnings.catch_warnings():  # NumPy scalars (the simulator) warn where numba wraps mod 2**64 on purpose
         warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-        u256.launch(kernels, target, name, *columns, *outs)
+        backend.launch(module, name, len(rows), (*columns, *outs))
     return list(zip(*(from_column(o, kind) for o, kind in zip(outs, out_kinds))))
 
 
@@ -166,10 +169,10 @@ def builds():
 def test_against_python_ints(builds, target, name):
     fn, ins, outs, generate, oracle = CASES[name]
     if target not in builds:
-        builds[target] = u256_build(target)
+        builds[target] = BuildBackend(target, u256_build(target))  # this file's drivers (u256 has none)
     rng = random.Random(f"{name}:{target}")
     rows = generate(rng, TARGET_CASES[target])
-    got = run_rows(builds[target], target, name, ins, outs, rows)
+    got = run_rows(builds[target], "u256", name, ins, outs, rows)
     compare(rows, got, [oracle(*row) for row in rows], f"{name} ({target})")
 
 

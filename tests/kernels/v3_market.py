@@ -2,7 +2,7 @@
 import numpy as np
 
 from gpubt.exact import v3 as exact_v3
-from gpubt.pack import tick_sqrt_price
+from gpubt.market.batch import tick_sqrt_price
 
 FEES = (100, 500, 3000, 10000)
 

@@ -63,7 +63,7 @@ def test_report_is_self_contained_with_every_plot(results):
 def test_sweep_and_validation_plots_only_when_present(results, tmp_path):
     folder = tmp_path / "with-extras"
     shutil.copytree(results, folder)
-    # the shape gpubt.engine.sweep writes: parameter columns + per-config results (not parameters)
+    # the shape gpubt.analysis.sweep writes: parameter columns + per-config results (not parameters)
     rows = []
     for i, (a, h) in enumerate((a, h) for a in (0.0005, 0.001, 0.01) for h in (2, 3)):
         net = 1.0 - a * 10 + h * 0.1
@@ -72,7 +72,7 @@ def test_sweep_and_validation_plots_only_when_present(results, tmp_path):
                      "max_drawdown_eth": 0.01 * i, "sharpe": 1.0 + i, "blocks_below_run_threshold": int(i == 0),
                      "exact": i != 0})
     pq.write_table(pa.Table.from_pylist(rows), folder / "sweep.parquet")
-    # the shape gpubt.engine.validate writes: exact wei (decimal) and ETH (null across tokens) columns
+    # the shape gpubt.analysis.validate writes: exact wei (decimal) and ETH (null across tokens) columns
     est = [10**15 * (k + 1) for k in range(20)]
     real = [e * 9 // 10 for e in est]
     pq.write_table(pa.table({
@@ -170,7 +170,7 @@ def test_report_reads_the_landed_trades_in_point_order(tmp_path):
     """The plots read trades.parquet a batch at a time: only the trades that landed (`won`), with their net after
     the builder bid, in (block, tx) order, strategies sorted by name."""
     from gpubt import schema
-    from gpubt.engine import competition
+    from gpubt.analysis import competition
     from gpubt.report.html import _read_trades
 
     rows = [("sandwich", 12, 3, 5, 2, True), ("arbitrage", 10, 1, 7, 7, True), ("cexdex", 11, 0, 9, 0, False),
@@ -200,7 +200,7 @@ def test_report_curves_equal_the_whole_run_formulas(tmp_path):
     """Equity, drawdown and cumulative gas built a batch at a time equal metrics' whole-run formulas (before
     thinning), and the largest drawdown equals max_drawdown's."""
     from gpubt import schema
-    from gpubt.engine import metrics as M
+    from gpubt.analysis import metrics as M
     from gpubt.report import html as H
 
     rng = np.random.default_rng(8)
@@ -227,7 +227,7 @@ def test_report_curves_equal_the_whole_run_formulas(tmp_path):
 
 def test_binned_histogram_equals_numpy_per_strategy(monkeypatch):
     """The profit histogram's counts, worked through in chunks, are np.histogram's of each strategy's profits."""
-    from gpubt.engine import metrics
+    from gpubt.analysis import metrics
     from gpubt.report import html
 
     monkeypatch.setattr(metrics, "CHUNK_VALUES", 1000)  # several chunks

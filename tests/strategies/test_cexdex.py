@@ -65,7 +65,7 @@ def test_end_to_end_cpu_equals_cudasim_and_exact(tiny_dataset):  # noqa: F811
 
 def test_v3_leg_is_exact(tiny_dataset):  # noqa: F811
     """Every V3 trade's output is the exact V3Pool swap of its input at the batch's exact state."""
-    from gpubt.engine.verify import v3_quote_pool
+    from gpubt.exact.hops import v3_quote_pool
 
     ds = tiny_dataset
     strategy, _, trades = run_strategy(CexDexStrategy, dict(CFG, reference_noise_bps=30.0), ds, "cpu",

@@ -13,10 +13,11 @@ from gpubt import schema
 from gpubt.backend import Backend
 from gpubt.data import lending
 from gpubt.data.store import Dataset
-from gpubt.engine.verify import GasModel
+from gpubt.exact.gas import GasModel
 from gpubt.exact.v2 import get_amount_out
-from gpubt.pack import MarketState, pack_batch
-from gpubt.paths import enumerate_cycles
+from gpubt.market.batch import pack_batch
+from gpubt.market.pools import PoolTable
+from gpubt.market.state import MarketState
 from gpubt.strategies.liquidation import LiquidationStrategy
 
 GAS = GasModel(32_952, 51_557, 10**9)
@@ -40,9 +41,6 @@ def batches(ds, first, last, batch_blocks):
     """pack_batch over first..last in batches (the controller's loop, in short)."""
     n_tokens = int(ds.tokens.column("token_id").to_numpy().max()) + 1
     n_pools = int(ds.pools.column("pool_id").to_numpy().max()) + 1
-    decimals = np.zeros(n_tokens, np.int64)
-    decimals[ds.tokens.column("token_id").to_numpy()] = ds.tokens.column("decimals").to_numpy()
-    paths = enumerate_cycles(ds.pools, [0], 2, 2)
     state = MarketState(n_pools, n_tokens)
     blocks, events, prices = ds.read("blocks"), ds.read("events"), ds.read("prices")
     state.load_snapshot(ds.read_partition("snapshots", ds.partitions[0]))
@@ -51,9 +49,8 @@ def batches(ds, first, last, batch_blocks):
     for lo in range(first, last + 1, batch_blocks):
         hi = min(lo + batch_blocks - 1, last)
         ev = rows_in(events, lo, hi)
-        batch = pack_batch(lo, hi, rows_in(blocks, lo, hi), ev, rows_in(prices, lo, hi), state, paths,
-                           np.array([0], np.int32), decimals, GAS.priority_fee_wei, evaluate_top=lo == first,
-                           dataset=ds)
+        batch = pack_batch(lo, hi, rows_in(blocks, lo, hi), ev, rows_in(prices, lo, hi), state,
+                           PoolTable(ds.pools).is_v3, GAS.priority_fee_wei, evaluate_top=lo == first, dataset=ds)
         yield batch
         state.advance(ev, batch)
 

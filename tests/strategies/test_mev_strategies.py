@@ -9,10 +9,11 @@ import pytest
 from gpubt import schema
 from gpubt.backend import Backend
 from gpubt.data.store import Dataset
-from gpubt.engine.verify import GasModel
+from gpubt.exact.gas import GasModel
 from gpubt.exact.v2 import get_amount_out
-from gpubt.pack import MarketState, pack_batch
-from gpubt.paths import enumerate_cycles
+from gpubt.market.batch import pack_batch
+from gpubt.market.state import MarketState
+from gpubt.strategies.arbitrage.paths import enumerate_cycles
 from gpubt.strategies.base import BatchTables
 from gpubt.strategies.jit import JitStrategy
 from gpubt.strategies.sandwich import SandwichStrategy
@@ -59,10 +60,9 @@ def batch_of(ds, first, last, paths):
     p0 = prices.filter(prices["block_number"].to_numpy() == first)
     start[p0.column("token_id").to_numpy()] = p0.column("price_usd").to_numpy()
     state.price_usd = start.copy()
-    decimals = ds.tokens.column("decimals").to_numpy()
-    batch = pack_batch(first, last, blocks, events, prices, state, paths, np.array([0], np.int32), decimals, 10**9,
-                       evaluate_top=True, dataset=ds)
-    return batch, BatchTables(blocks, events, victims, prices, start)
+    batch = pack_batch(first, last, blocks, events, prices, state, paths.pool_is_v3, 10**9, evaluate_top=True,
+                       dataset=ds)
+    return batch, BatchTables(blocks, events, victims, prices)
 
 
 def run(strategy_cls, cfg, ds, batch, tables, backend):

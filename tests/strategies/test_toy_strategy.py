@@ -1,4 +1,4 @@
-"""Adding a strategy is one file and one config file (docs/architecture.md, "Add a strategy"): a toy strategy built
+"""Adding a strategy is one module and one config file (docs/architecture.md, "Add a strategy"): a toy strategy built
 exactly as that section says, registered for this test only (its module injected as gpubt.strategies.toy, its
 config file in a temporary Hydra search path), run end to end on the hand market through the real run(cfg)."""
 import json
@@ -75,17 +75,19 @@ class ToyStrategy(Strategy):
                                ("screen_gross_profit_raw", float(gross_wei)),
                                ("screen_net_profit_wei", float(net_wei))):
                 opportunities[key].append(value)
-            if net_wei > self.min_profit_wei:  # the threshold is the strategy's to apply
-                trades.append({
-                    "block_number": event["block_number"], "tx_index": event["tx_index"],
-                    "path_id": event["pool_id"], "start_token": self.weth, "pools": [event["pool_id"]],
-                    "zero_for_one": [weth_is_0], "amount_in": self.amount_in, "amount_out": amount_out,
-                    "gross_profit_raw": gross_wei, "gross_profit_wei": gross_wei, "gas_units": self.gas_units,
-                    "gas_price_wei": gas_price, "gas_cost_wei": gas_cost, "net_profit_wei": net_wei,
-                    "net_profit_usd": net_wei / E18 * float(batch.eth_usd[event["block_number"] - batch.first_block]),
-                    "screen_net_profit_wei": float(net_wei),
-                    "detail": json.dumps({"pre_swap_reserves": [str(b0), str(b1)]}),
-                })
+            self.stats["screened"] += 1
+            trade = {
+                "block_number": event["block_number"], "tx_index": event["tx_index"],
+                "path_id": event["pool_id"], "start_token": self.weth, "pools": [event["pool_id"]],
+                "zero_for_one": [weth_is_0], "amount_in": self.amount_in, "amount_out": amount_out,
+                "gross_profit_raw": gross_wei, "gross_profit_wei": gross_wei, "gas_units": self.gas_units,
+                "gas_price_wei": gas_price, "gas_cost_wei": gas_cost, "net_profit_wei": net_wei,
+                "net_profit_usd": net_wei / E18 * float(batch.eth_usd[event["block_number"] - batch.first_block]),
+                "screen_net_profit_wei": float(net_wei),
+                "detail": json.dumps({"pre_swap_reserves": [str(b0), str(b1)]}),
+            }
+            if self.takes(trade):  # the interface's rule: the exact net profit clears the threshold
+                trades.append(trade)
         return StrategyResult(pa.Table.from_pydict(opportunities, schema=schema.OPPORTUNITIES), trades)
 
 
@@ -133,6 +135,10 @@ def test_a_toy_strategy_runs_end_to_end_from_one_module_and_one_config_file(monk
         assert int(t["net_profit_wei"]) == _expected_net_wei(t, tables) > 0
         assert int(t["net_profit_wei"]) == int(t["gross_profit_wei"]) - int(t["gas_cost_wei"])
     assert summary["by_strategy"]["toy"]["trades"] == len(toy)
+    # its own counts reach summary.json, as the arbitrage strategy's do
+    assert summary["timing"]["by_strategy"]["toy"]["trades"] == len(toy)
+    assert summary["timing"]["by_strategy"]["toy"]["screened"] == 3
+    assert summary["timing"]["by_strategy"]["arbitrage"]["screened"] == summary["metrics"]["pairs_evaluated"] - 3
     assert summary["by_strategy"]["arbitrage"]["trades"] == len(trades) - len(toy) > 0
     opportunities = pq.read_table(result.opportunities_path).to_pylist()
     assert sum(o["strategy"] == "toy" for o in opportunities) == summary["by_strategy"]["toy"]["opportunities"] == 3

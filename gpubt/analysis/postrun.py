@@ -1,0 +1,211 @@
+"""After the batch loop: thresholds, the builder auction, validation, metrics and the results files.
+
+    result parts (run/results.py) ─► thresholds (static | dynamic) ─► competition (builder auction: who lands)
+      ─► validation against the labels ─► metrics ─► trades.parquet, opportunities.parquet, daily_pnl.parquet,
+         validation files, thresholds.json, summary.json, report.html
+
+One dataset partition at a time, so memory stays near one partition's results whatever the run's length.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from gpubt import schema
+from gpubt.analysis.metrics import json_safe
+from gpubt.data.store import write_table_atomic
+from gpubt.run.monitor import release_memory
+from gpubt.run.results import ROW, LoopResult
+from gpubt.run.setup import RunSetup
+from gpubt.strategies.base import STAT_KEYS
+
+WEI_PER_ETH = 10**18
+
+
+class StrategyTally:
+    """Per strategy, chunk by chunk: trades attempted, and of the landed ones the count, exact net profit and gas,
+    and wins; `table(opportunity_counts)` is summary.json's by_strategy."""
+
+    def __init__(self):
+        self.tried: dict[str, int] = {}
+        self.landed: dict[str, list] = {}  # name -> [trades, net wei, gas wei, wins]
+
+    def add(self, attempted: pa.Table, landed: pa.Table) -> None:
+        for c in pc.value_counts(attempted.column("strategy")).to_pylist():
+            self.tried[c["values"]] = self.tried.get(c["values"], 0) + c["counts"]
+        amounts = landed.select(["net_profit_wei", "gas_cost_wei"])
+        for name in pc.unique(landed.column("strategy")).to_pylist():
+            mine = amounts.filter(pc.equal(landed.column("strategy"), name))
+            net = mine.column("net_profit_wei")
+            row = self.landed.setdefault(name, [0, 0, 0, 0])
+            row[0] += mine.num_rows
+            row[1] += schema.amount_sum(net)
+            row[2] += schema.amount_sum(mine.column("gas_cost_wei"))
+            row[3] += pc.sum(pc.greater(net, 0)).as_py() or 0
+
+    def table(self, opportunity_counts: dict, requested=(), notes: dict | None = None) -> dict:
+        """Per strategy: opportunities, trades attempted and won (survival rate), exact net profit and gas, win
+        rate. Every `requested` strategy has a row, zeros included; `notes`: name -> why it had nothing to do."""
+        out = {}
+        for name in sorted(set(opportunity_counts) | set(self.tried) | set(requested)):
+            n, total, gas, wins = self.landed.get(name, (0, 0, 0, 0))
+            n_tried = self.tried.get(name, 0)
+            out[name] = {"opportunities": opportunity_counts.get(name, 0), "attempted": n_tried, "trades": n,
+                         "survival_rate": n / n_tried if n_tried else None,
+                         "net_profit_wei": str(total), "net_profit_eth": total / WEI_PER_ETH,
+                         "gas_cost_eth": gas / WEI_PER_ETH, "win_rate": wins / n if n else None}
+            if (notes or {}).get(name):
+                out[name]["note"] = notes[name]
+        return out
+
+
+def idle_notes(setup: "RunSetup", opportunity_counts: dict, first_block: int, last_block: int) -> dict:
+    """name -> one line on why a requested strategy found no opportunity, where the data is the reason."""
+    return {s.name: why for s in setup.strategies
+            if not opportunity_counts.get(s.name) and (why := s.idle_reason(first_block, last_block))}
+
+
+def post_run(cfg, work, out_dir, backend, dataset, loop: LoopResult, setup: RunSetup):
+    """Thresholds, the builder auction, validation, metrics and the files, from the run's result parts.
+
+    One dataset partition at a time: its trades' core (no `detail`: gpubt/run/results.py), its labels and
+    events. The chunk's trades are streamed into trades.parquet and the validation files; the metrics keep
+    exact sums and three numbers per landed trade (analysis/metrics.py TradeTotals). So memory stays near one
+    partition's results, whatever the run's length. Returns (validation scores or None, summary)."""
+    from omegaconf import OmegaConf
+
+    from gpubt.data.store import ParquetStream
+    from gpubt.analysis import competition
+    from gpubt.analysis.metrics import TradeTotals
+    from gpubt.analysis.validate import EVENT_COLUMNS, ValidationWriter, Validator, with_estimates
+
+    parts = loop.parts
+    first, last = loop.first_block, loop.last_block
+    blocks = dataset.read_range("blocks", first, last)
+    bounds = [(max(lo, first), min(hi, last)) for lo, hi in dataset.partitions if hi >= first and lo <= last]
+    kept_rows, threshold, threshold_info = _thresholds(cfg.thresholds, parts, dataset, blocks, first, last,
+                                                       setup.min_profit_wei, setup.gas.priority_fee_wei)
+    auctions = competition.Auctions(cfg.get("competition"), backend.name)
+    totals, by_strategy = TradeTotals(), StrategyTally()
+    validator = None
+    if cfg.validation.enabled and dataset.read_range("labels", first, last, ["block_number"]).num_rows:
+        validator = Validator(min_gap=int(cfg.validation.min_gap), max_gap=int(cfg.validation.max_gap))
+    trades_schema = pa.schema([*schema.TRADES, *competition.fields()])
+    chunks = list(zip(bounds, parts.chunks(bounds)))
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(ParquetStream(work / "trades.parquet", trades_schema))
+        checks = stack.enter_context(ValidationWriter(work)) if validator else None
+        for n, ((lo, hi), group) in enumerate(tqdm(chunks, desc="post-run", unit="partition",
+                                                   disable=not cfg.progress or len(chunks) < 2)):
+            core = parts.core(group, with_estimates)
+            if kept_rows is not None:
+                core = core.filter(pc.is_in(core.column(ROW), value_set=kept_rows))
+            trades = auctions.add(core)
+            landed = competition.landed(trades)
+            totals.add(landed)
+            by_strategy.add(trades, landed)
+            for piece in parts.trade_pieces(trades, competition.COLUMNS):
+                out.write(piece)
+            if validator:  # CEX-DEX: pools untouched since our point, from the events
+                events = dataset.read_range("events", lo, hi, EVENT_COLUMNS)
+                checks.add(*validator.add(trades.drop_columns([ROW]), dataset.read_range("labels", lo, hi), events,
+                                          final=n == len(chunks) - 1))
+            core = trades = landed = events = None
+            release_memory()  # Arrow's pool and malloc keep freed pages: give them back
+        scores = validator.scores() if validator else None
+        if validator:
+            checks.finish(scores)
+    daily = totals.daily(blocks, float(cfg.metrics.initial_capital_eth), first, last)
+    write_table_atomic(daily, work / "daily_pnl.parquet")
+    opportunity_counts = parts.write_opportunities(work / "opportunities.parquet")
+    threshold.save(work / "thresholds.json")
+    notes = idle_notes(setup, opportunity_counts, first, last)
+    summary = _summary(cfg, backend, dataset, loop, setup, notes, totals,
+                       by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
+    del totals, by_strategy  # the per-trade floats, before the report reads its own
+    release_memory()
+    (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    if cfg.report.enabled:
+        from gpubt.report.html import write_report
+
+        write_report(work, display_dir=out_dir)  # re-reads what it plots from the files just written
+    return scores, summary
+
+
+def _thresholds(cfg, parts, dataset, blocks, first, last, min_profit_wei, priority_fee_wei):
+    """(kept core rows or None for all, threshold model, info): the `thresholds` group on the run's trades. A
+    dynamic model reads what it fits on and filters by for the whole run: the trades' block, tx, pools and
+    exact net profit, and the labels."""
+    from gpubt.analysis.thresholds import apply_config
+    from gpubt.analysis.validate import load_labels
+
+    if cfg.kind == "static":
+        _, threshold, info = apply_config(cfg, None, None, blocks, None, min_profit_wei, priority_fee_wei)
+        return None, threshold, info
+    lean = parts.read("trades", ["block_number", "tx_index", "pools", "net_profit_wei"])
+    lean = lean.append_column(ROW, pa.array(np.arange(lean.num_rows), pa.int64()))
+    kept, threshold, info = apply_config(cfg, lean, load_labels(dataset, first, last), blocks,
+                                         lambda: dataset.read_range("prices", first, last), min_profit_wei,
+                                         priority_fee_wei)
+    return kept.column(ROW).combine_chunks(), threshold, info
+
+
+def _summary(cfg, backend, dataset, loop: LoopResult, setup: RunSetup, notes: dict, totals, by_strategy,
+             opportunity_counts, blocks, daily, threshold_info, scores, competition_summary) -> dict:
+    """summary.json: metrics of the trades that landed (after the builder bid: `totals`), run facts, timing.
+    `by_strategy`: a StrategyTally; `opportunity_counts`: per strategy; `daily`: totals.daily() of the run, as
+    written; `scores`: validation's (or None); `notes`: why a requested strategy had nothing to do."""
+    stats, gas, per = loop.stats, setup.gas, loop.strategy_stats
+    n_blocks = loop.last_block - loop.first_block + 1
+    blocks_here = loop.last_block - (loop.resumed_from or loop.first_block) + 1
+    total = {k: sum(st.get(k, 0) for st in per.values()) for k in STAT_KEYS}
+    screened_here = sum(st["screened"] - loop.restored_screened.get(name, 0) for name, st in per.items())
+    summary = {
+        "metrics": totals.summary(sum(opportunity_counts.values()), total["screened"], n_blocks,
+                                  attempted=competition_summary["attempted"], blocks=blocks,
+                                  first_block=loop.first_block, last_block=loop.last_block, daily=daily,
+                                  initial_capital_eth=float(cfg.metrics.initial_capital_eth),
+                                  bootstrap_samples=int(cfg.metrics.bootstrap_samples), seed=int(cfg.metrics.seed)),
+        "run": {
+            "backend": backend.name, "backend_reason": backend.reason,
+            "dataset": str(dataset.root), "dataset_params": dataset.manifest.get("params", {}),
+            "first_block": loop.first_block, "last_block": loop.last_block,
+            "resumed_from_block": loop.resumed_from,
+            "strategies": list(cfg.strategy),
+            "setup": {s.name: s.describe() for s in setup.strategies},
+            "min_profit_wei": str(setup.min_profit_wei),
+            "threshold": threshold_info,
+            "gas_model": {"base_units": gas.base_units, "per_hop_units": gas.per_hop_units,
+                          "v3_hop_units": gas.v3_hop_units, "v3_tick_units": gas.v3_tick_units,
+                          "priority_fee_wei": gas.priority_fee_wei},
+        },
+        "timing": {  # this process's work (a resumed run times only what it did itself)
+            "wall_seconds": stats["wall_seconds"],
+            "blocks_per_second": blocks_here / stats["wall_seconds"] if stats["wall_seconds"] else None,
+            "compile_seconds": total["compile_seconds"],
+            "screen_seconds": total["screen_seconds"],
+            "pairs_per_second": screened_here / total["screen_seconds"] if total["screen_seconds"] else None,
+            "exact_seconds": total["exact_seconds"],
+            "exact_rejected": total["exact_rejected"],
+            "batches": stats["batches"],
+            "final_batch_blocks": loop.batch_blocks,
+            "buffer_allocations": loop.buffer_allocations,
+            "context_seconds": loop.context_seconds,
+            "context_us_per_block": 1e6 * loop.context_seconds / blocks_here,
+            "by_strategy": per,
+        },
+    }
+    for key in ("tasks", "workers_used", "worker_utilization"):  # executor=dask (gpubt/run/sharded.py)
+        if key in stats:
+            summary["timing"][key] = stats[key]
+    summary["competition"] = competition_summary
+    summary["by_strategy"] = by_strategy.table(opportunity_counts, list(cfg.strategy), notes)
+    if scores is not None:
+        summary["validation"] = scores
+    return json_safe(summary)

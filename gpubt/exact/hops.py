@@ -1,0 +1,96 @@
+"""Exact quotes of one swap hop at a pool state (Python ints): V2 getAmountOut / getAmountIn, V3 exact-input and
+exact-output swaps on an exact V3Pool rebuilt from a batch's versioned state. Every strategy's exact pricing
+composes these."""
+from __future__ import annotations
+
+from gpubt.exact import v2 as exact_v2
+from gpubt.exact import v3 as exact_v3
+
+
+def v3_quote_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidity: int, tick: int, table: tuple,
+                  cache: dict | None = None) -> exact_v3.V3Pool:
+    """An exact V3Pool at the given state; `table` = (ticks, liquidity_nets, liquidity_grosses). Pools built
+    from one table share its tick dict (swap_outcome(commit=False) never writes it); `cache` keeps them."""
+    key = id(table)
+    built = cache.get(key) if cache is not None else None
+    if built is None:
+        spacing = tick_spacing or exact_v3.TICK_SPACINGS[fee_ppm]
+        ticks = {t: exact_v3.TickInfo(g, n) for t, n, g in zip(*table)}
+        built = (ticks, [t // spacing for t in table[0]], spacing, table)  # keep `table` alive: its id is the key
+        if cache is not None:
+            cache[key] = built
+    pool = exact_v3.V3Pool(fee=fee_ppm, tick_spacing=built[2])
+    pool.sqrt_price_x96, pool.liquidity, pool.tick = sqrt_price_x96, liquidity, tick
+    pool.ticks, pool.initialized = built[0], built[1]
+    return pool
+
+
+class V3Hop:
+    """An exact V3 hop: call it with amount_in for the exact-input output (None when the pool cannot take the whole
+    input); `least_input(amount_out)` quotes the exact-output swap (the input a router pays for that output).
+    Quotes are kept per amount: the input search and the gas count ask for the same amounts again."""
+
+    def __init__(self, pool: exact_v3.V3Pool, zero_for_one: bool):
+        self.pool, self.zero_for_one = pool, zero_for_one
+        self.limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+        self._quotes: dict = {}
+
+    def _quote(self, amount_specified: int):
+        """(amount paid in, amount out, initialized ticks crossed), or None when the swap reverts."""
+        if amount_specified in self._quotes:
+            return self._quotes[amount_specified]
+        try:
+            o = self.pool.swap_outcome(self.zero_for_one, amount_specified, self.limit, commit=False)
+        except exact_v3.V3Revert:
+            quote = None
+        else:
+            quote = ((o.amount0, -o.amount1) if self.zero_for_one else (o.amount1, -o.amount0)) + (o.ticks_crossed,)
+        self._quotes[amount_specified] = quote
+        return quote
+
+    def __call__(self, amount_in: int):
+        quote = self._quote(amount_in)
+        return quote[1] if quote is not None and quote[0] == amount_in else None
+
+    def least_input(self, amount_out: int):
+        quote = self._quote(-amount_out)
+        return quote[0] if quote is not None and quote[1] >= amount_out else None
+
+    def ticks_crossed(self, amount_in: int) -> int:
+        quote = self._quote(amount_in)
+        return 0 if quote is None else quote[2]
+
+
+class V2Hop:
+    """An exact V2 hop: getAmountOut, and getAmountIn as `least_input` (the least input giving that output)."""
+
+    def __init__(self, reserve_in: int, reserve_out: int, fee_ppm: int):
+        self.reserve_in, self.reserve_out, self.fee_ppm = reserve_in, reserve_out, fee_ppm
+
+    def __call__(self, amount_in: int):
+        return exact_v2.get_amount_out(amount_in, self.reserve_in, self.reserve_out, self.fee_ppm)
+
+    def least_input(self, amount_out: int):
+        if not 0 < amount_out < self.reserve_out:
+            return None
+        return exact_v2.get_amount_in(amount_out, self.reserve_in, self.reserve_out, self.fee_ppm)
+
+
+def v3_hop(pool: exact_v3.V3Pool, zero_for_one: bool) -> V3Hop:
+    """amount_in → exact amount out of an exact-input swap on `pool` (None when it cannot take the whole input)."""
+    return V3Hop(pool, zero_for_one)
+
+
+def v2_hop(reserve_in: int, reserve_out: int, fee_ppm: int) -> V2Hop:
+    """amount_in → exact V2 getAmountOut."""
+    return V2Hop(reserve_in, reserve_out, fee_ppm)
+
+
+def mixed_profit(amount_in: int, hops) -> int | None:
+    """Exact gross profit of a cycle of hop functions, or None when a hop cannot take its input."""
+    amount = amount_in
+    for hop in hops:
+        if amount is None or amount <= 0:
+            return None
+        amount = hop(amount)
+    return None if amount is None else amount - amount_in

@@ -1,0 +1,92 @@
+"""What the command line prints after a run: the summary table, the per-strategy table, the validation lines."""
+from __future__ import annotations
+
+from gpubt.analysis.metrics import WEI_PER_ETH
+
+
+def _fmt(value, spec: str, unit: str = "", none: str = "n/a") -> str:
+    if value is None:
+        return none
+    return f"{format(value, spec)}{unit}"
+
+
+def _fmt_ci(ci, spec: str, unit: str = "") -> str:
+    if not ci or ci[0] is None:
+        return ""
+    return f"   95% CI [{format(ci[0], spec)}, {format(ci[1], spec)}]{unit}"
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
+    """(label, value with unit, note) rows of the headline metrics, shared by the console and the HTML report."""
+    m = summary.get("metrics", summary)
+    t = summary.get("timing", {})
+    gas_eth = int(m.get("gas_cost_wei", 0)) / WEI_PER_ETH
+    rows = [
+        ("blocks", f"{m['blocks']:,}",
+         f"{t['blocks_per_second']:,.0f} blocks/s" if t.get("blocks_per_second") else ""),
+        ("screened", f"{m['pairs_evaluated']:,}",
+         f"{t['pairs_per_second']:,.0f} per s, every strategy" if t.get("pairs_per_second") else ""),
+        ("opportunities", f"{m['opportunities']:,}", ""),
+        ("trades", f"{m['trades']:,}", f"{_fmt(m.get('trades_per_block'), '.3f')} per block"),
+        ("net profit", f"{m['net_profit_eth']:.6f} ETH", f"${m['net_profit_usd']:,.2f}"),
+        ("gas spent", f"{gas_eth:.6f} ETH", f"{m.get('gas_units', 0):,} gas"),
+        ("profit per trade (mean)", f"{m['mean_profit_per_trade_eth']:.6f} ETH",
+         f"median {m['median_profit_per_trade_eth']:.6f} ETH"
+         + _fmt_ci(m.get("mean_profit_per_trade_ci95_eth"), ".6f", " ETH")),
+        ("win rate", f"{m['win_rate']:.1%}",
+         f"{m.get('winning_trades', 0):,} won, {m.get('losing_trades', 0):,} lost"),
+    ]
+    if "profit_factor" in m:
+        pf = m["profit_factor"]
+        rows += [
+            ("profit factor", _fmt(pf, ".2f", "×", "∞ (no losing trade)" if m.get("trades") else "n/a"),
+             "gross wins ÷ gross losses"),
+            ("expected value / trade", f"{m['expected_value_per_trade_eth']:.6f} ETH",
+             f"per attempt {_fmt(m.get('expected_value_per_attempt_eth'), '.6f', ' ETH')}"),
+            ("survival rate", _fmt(m.get("survival_rate"), ".1%"), f"{m['trades']:,} of {m['attempted']:,} attempted"),
+            ("gas efficiency", _fmt(m.get("gas_efficiency"), ".2f", "×"), "gross profit ÷ gas cost"),
+            ("initial capital", f"{m['initial_capital_eth']:,.2f} ETH",
+             f"final {m['final_equity_eth']:,.6f} ETH ({m['return_on_capital']:+.4%})"),
+            ("max drawdown", f"{m['max_drawdown_eth']:.6f} ETH", f"{m['max_drawdown_pct']:.4f} % of peak equity"),
+            ("days", _fmt(m.get("days"), ",d"),
+             f"mean {_fmt(m.get('mean_daily_pnl_eth'), '.6f', ' ETH')}/day, "
+             f"{_fmt(m.get('mean_daily_pnl_usd'), ',.2f', ' USD')}/day" if m.get("days") else "no block timestamps"),
+            ("Sharpe (annualized)", _fmt(m.get("sharpe_annualized"), ".2f", none="n/a (needs ≥ 2 days)"),
+             _fmt_ci(m.get("sharpe_ci95"), ".2f").strip() or "daily returns × √365"),
+        ]
+    return rows
+
+
+def format_summary(summary: dict) -> str:
+    """A short aligned console table of the headline metrics (a summary.json dict or its "metrics")."""
+    rows = summary_rows(summary)
+    width = max(len(label) for label, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value:>{value_width}}   {note}".rstrip() for label, value, note in rows)
+
+
+def format_by_strategy(by: dict) -> str:
+    """The console's per-strategy table; each column as wide as its widest cell (a month has 8-digit counts)."""
+    header = ("strategy", "opportunities", "attempted", "won", "survival", "net profit ETH", "gas ETH")
+    rows = [(name, f"{r['opportunities']:,}", f"{r['attempted']:,}", f"{r['trades']:,}",
+             "n/a" if r["survival_rate"] is None else f"{r['survival_rate']:.1%}", f"{r['net_profit_eth']:.6f}",
+             f"{r['gas_cost_eth']:.6f}") for name, r in by.items()]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [" ".join(cell.ljust(w) if i == 0 else cell.rjust(w + 2) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in [header, *rows]]
+    return "\n".join([*lines, *(f"{name}: {r['note']}" for name, r in by.items() if r.get("note"))])
+
+
+def format_scores(scores: dict, ran=None) -> str:
+    """One console line per label kind; `ran`: only the kinds of these strategies (default every kind)."""
+    lines = []
+    for kind, s in scores["kinds"].items():
+        if ran is not None and kind not in ran:
+            continue
+        p = s["profit"]
+        fmt = lambda v, f="{:.3f}": "n/a" if v is None else f.format(v)  # noqa: E731
+        lines.append(f"{kind:<10} labels {s['labels']:>6}  ours {s['ours']:>6}  matched {s['matched']:>6}  "
+                     f"precision {fmt(s['precision'])}  recall {fmt(s['recall'])}  F1 {fmt(s['f1'])}  "
+                     f"profit MAE {fmt(p['mae_eth'], '{:.6f}')} ETH  med rel err {fmt(p['median_rel_error'], '{:.2e}')}  "
+                     f"R² {fmt(p['r2'], '{:.4f}')}  r {fmt(p['pearson'], '{:.4f}')}")
+    return "\n".join(lines)
