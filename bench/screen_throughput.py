@@ -48,8 +48,7 @@ def load_batch(preset: str, blocks: int, cache_dir: str, max_hops: int):
     batch = pack_batch(part[0], last, upto(ds.read_partition("blocks", part)), upto(ds.read_partition("events", part)),
                        upto(ds.read_partition("prices", part)), state, paths.pool_is_v3, 10**9, evaluate_top=True,
                        dataset=ds)
-    pair_key, pair_path = arbitrage.pairs(batch)
-    pair_block = ((pair_key + 1) >> 20).astype(np.int32)
+    pair_key, pair_path, pair_block = arbitrage.pairs(batch)
     gas_units = (50_000 + 60_000 * paths.hops).astype(np.float64)
     args = (pair_key, pair_path, pair_block, paths.pools, paths.zero_for_one, paths.gamma, gas_units,
             np.zeros(len(paths), np.int32), batch.log_offsets, batch.log_key, batch.log_reserve0, batch.log_reserve1,

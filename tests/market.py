@@ -40,5 +40,5 @@ def arbitrage(ds, backend="cpu", gas: GasModel = GAS, min_profit_wei: int = 0, s
 
 def evaluation_pairs_of(strategy: Arbitrage, batch):
     """(pair_key, pair_path) the arbitrage strategy evaluates in `batch`."""
-    key, path = strategy.pairs(batch)
+    key, path, _ = strategy.pairs(batch)
     return np.asarray(key), np.asarray(path)

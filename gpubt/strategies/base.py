@@ -87,10 +87,10 @@ class Strategy:
     # -- what every strategy shares ---------------------------------------------------------------------------
     def passes_screen(self, net_wei, gross_wei) -> np.ndarray:
         """Mask of the screened scenarios that go on to exact pricing: float net profit over the threshold less
-        the margin no float error crosses (`screen_floor`, from their float gross profit in wei). Counts them."""
-        net_wei = np.asarray(net_wei, np.float64)
-        keep = net_wei > screen_floor(self.min_profit_wei, np.nan_to_num(np.asarray(gross_wei, np.float64)))
-        self.stats["candidates"] += int(keep.sum())
+        the margin no float error crosses (`screen_floor`, from their float gross profit in wei, which must be
+        finite: a NaN gross drops its scenario). Counts them."""
+        keep = np.asarray(net_wei) > screen_floor(self.min_profit_wei, np.asarray(gross_wei))
+        self.stats["candidates"] += int(np.count_nonzero(keep))
         return keep
 
     def takes(self, trade, decision_wei: int | None = None) -> bool:

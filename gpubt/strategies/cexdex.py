@@ -173,19 +173,35 @@ class CexDexStrategy(Strategy):
         self.stats["screened"] += len(pair_pool)
         with self.timed("screen"):
             zfo, x, out, crossed, gross_usd, net, ref, mark = self.screen(batch, pair_pool, pair_key)
-            gross_wei = gross_usd * 1e18 / ref[(pair_key + 1) >> KEY_TX_BITS, WETH]
+            gross_wei = np.nan_to_num(gross_usd * 1e18 / ref[(pair_key + 1) >> KEY_TX_BITS, WETH])
             cand = np.flatnonzero(self.passes_screen(net, gross_wei))
         entry = batch.log_index(pair_pool[cand], pair_key[cand])
         # one trade per pool state: the first point (pairs are sorted by pool, key) of each log entry whose trade
         # is taken; a pool state we traded at a batch's end is skipped at the next batch's snapshot
         skip = (batch.log_key[entry] < 0) & self.arbed[pair_pool[cand]]
+        rows, entries = cand[~skip], entry[~skip]
+        traded_entry = np.zeros(len(batch.log_key) + 1, np.bool_)
+        outcome: dict = {}  # row -> its trade (None: not taken)
+        cache: dict = {}
+        pending = np.ones(len(rows), np.bool_)
+        while pending.any():  # a round: the first pending point of each state not traded yet (rejections are rare)
+            idx = np.flatnonzero(pending)
+            first = idx[np.concatenate(([True], entries[idx][1:] != entries[idx][:-1]))]
+            for j in first.tolist():
+                i = int(rows[j])
+                pool, key = int(pair_pool[i]), int(pair_key[i])
+                block = (key + 1) >> KEY_TX_BITS
+                with self.timed("exact"):
+                    trade, net_at_point = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block],
+                                                       mark[block], cache)
+                taken = self.takes(trade, net_at_point)
+                outcome[i] = trade if taken else None
+                traded_entry[entries[j]] |= taken
+            pending[first] = False
+            pending &= ~traded_entry[entries]
         opp = {f.name: [] for f in schema.OPPORTUNITIES}
         trades = []
-        cache: dict = {}
-        traded_entry = np.zeros(len(batch.log_key) + 1, np.bool_)
-        for i, e in zip(cand[~skip].tolist(), entry[~skip].tolist()):
-            if traded_entry[e]:
-                continue
+        for i in sorted(outcome):  # every point tried is an opportunity, in (pool, key) order
             pool, key = int(pair_pool[i]), int(pair_key[i])
             block = (key + 1) >> KEY_TX_BITS
             t_in = int(self.pools.token0[pool] if zfo[i] else self.pools.token1[pool])
@@ -198,13 +214,9 @@ class CexDexStrategy(Strategy):
             opp["screen_amount_in"].append(float(x[i]))
             opp["screen_gross_profit_raw"].append(float(gross_usd[i] / (ref[block, t_in] / self.scale[t_in])))
             opp["screen_net_profit_wei"].append(float(net[i]))
-            with self.timed("exact"):
-                trade, net_at_point = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block],
-                                                   mark[block], cache)
-            if self.takes(trade, net_at_point):
-                trade["screen_net_profit_wei"] = float(net[i])
-                trades.append(trade)
-                traded_entry[e] = True
+            if outcome[i] is not None:
+                outcome[i]["screen_net_profit_wei"] = float(net[i])
+                trades.append(outcome[i])
         # which pools end the batch on a state we traded (their last log entry)
         ends = batch.log_offsets[1:] - 1
         has = np.diff(batch.log_offsets) > 0

@@ -246,7 +246,7 @@ class LiquidationStrategy(Strategy):
                 self.stats["screened"] += len(pos)
                 debt_token = self.debt_token[pos]
                 wei_per_raw = price_usd[blk, debt_token] / price_usd[blk, WETH] * 1e18 / self.scale[debt_token]
-                hit = np.flatnonzero(self.passes_screen(net, amount_out * wei_per_raw) & (route >= 0))
+                hit = np.flatnonzero(self.passes_screen(net, np.nan_to_num(amount_out * wei_per_raw)) & (route >= 0))
             if len(hit) == 0:
                 break
             # the first hit of each position (pairs are sorted by position, then block)

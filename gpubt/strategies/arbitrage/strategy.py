@@ -61,12 +61,13 @@ class Arbitrage(Strategy):
         return f"no {self.cfg['min_hops']}..{self.cfg['max_hops']}-hop cycles through the start tokens in this dataset"
 
     def pairs(self, batch):
-        """(pair_key, pair_path) of `batch`: the paths through each pool a tx changed, at that tx (and every path at
-        the top of the run's first block), where every pool of the path has a state."""
+        """(pair_key, pair_path, pair_block) of `batch`: the paths through each pool a tx changed, at that tx (and
+        every path at the top of the run's first block), where every pool of the path has a state."""
         if self._pairs[0] is not batch:
             key, path = evaluation_pairs(batch.trigger_pool, batch.trigger_key, self.paths, batch.evaluate_top)
             key, path = with_state(key, path, self.paths, batch.log_offsets, batch.log_key)
-            self._pairs = (batch, (key.astype(np.int64), path))
+            block = ((key + 1) >> KEY_TX_BITS).astype(np.int32)  # the top of block o is (o << 20) − 1: o too
+            self._pairs = (batch, (key.astype(np.int64), path, block))
         return self._pairs[1]
 
     def device_bytes(self, batch) -> int:
@@ -80,7 +81,7 @@ class Arbitrage(Strategy):
         return out
 
     def evaluate(self, batch, tables=None) -> StrategyResult:
-        key, path = self.pairs(batch)
+        key, path, block = self.pairs(batch)
         self._pairs = (None, None)
         n = len(key)
         self.stats["screened"] += n
@@ -90,7 +91,6 @@ class Arbitrage(Strategy):
         wei_per_raw = self.wei_per_raw(batch)
         with self.timed("screen"):
             ctx = batch.context(be)
-            block = ((key + 1) >> KEY_TX_BITS).astype(np.int32)  # the top of block o is (o << 20) − 1: o too
             outs = (ctx.get("out_amount_in", n, np.float64), ctx.get("out_gross_raw", n, np.float64),
                     ctx.get("out_net_wei", n, np.float64))
             args = (ctx.upload("pair_key", key), ctx.upload("pair_path", path), ctx.upload("pair_block", block),
