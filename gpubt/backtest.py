@@ -16,6 +16,7 @@ from gpubt import schema
 from gpubt.analysis.postrun import post_run
 from gpubt.backend import resolve_backend
 from gpubt.report.console import format_by_strategy, format_scores, format_summary
+from gpubt.report.html import write_report
 from gpubt.run.checkpoint import Checkpointer
 from gpubt.run.results import ResultParts
 from gpubt.run.setup import RUN_ONLY_KEYS, RunSetup, check_options, check_ranges, open_dataset
@@ -93,7 +94,9 @@ def run(cfg) -> RunResult:
             raise
         finally:
             monitor.stop()
-        scores, summary = post_run(cfg, work, out_dir, backend, dataset, loop, setup)
+        scores, summary = post_run(cfg, work, backend, dataset, loop, setup)
+        if cfg.report.enabled:
+            write_report(work, display_dir=out_dir)  # re-reads what it plots from the files just written
         # the console text is formatted before publishing: nothing that can fail runs after it
         console = [format_summary(summary)]
         by = summary["by_strategy"]

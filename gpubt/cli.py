@@ -60,8 +60,11 @@ def _run(cfg) -> None:
 
 def _sweep(cfg) -> None:
     from gpubt.analysis.sweep import run_sweep
+    from gpubt.report.html import write_report
 
-    run_sweep(cfg)
+    run_dir = run_sweep(cfg)
+    if (run_dir / "report.html").is_file():  # the report shows the sweep too
+        write_report(run_dir)
 
 
 def _generate(cfg) -> None:

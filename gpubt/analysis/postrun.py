@@ -2,7 +2,7 @@
 
     result parts (run/results.py) ─► thresholds (static | dynamic) ─► competition (builder auction: who lands)
       ─► validation against the labels ─► metrics ─► trades.parquet, opportunities.parquet, daily_pnl.parquet,
-         validation files, thresholds.json, summary.json, report.html
+         validation files, thresholds.json, summary.json (gpubt/backtest.py then writes report.html)
 
 One dataset partition at a time, so memory stays near one partition's results whatever the run's length.
 """
@@ -70,7 +70,7 @@ def idle_notes(setup: "RunSetup", opportunity_counts: dict, first_block: int, la
             if not opportunity_counts.get(s.name) and (why := s.idle_reason(first_block, last_block))}
 
 
-def post_run(cfg, work, out_dir, backend, dataset, loop: LoopResult, setup: RunSetup):
+def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     """Thresholds, the builder auction, validation, metrics and the files, from the run's result parts.
 
     One dataset partition at a time: its trades' core (no `detail`: gpubt/run/results.py), its labels and
@@ -131,10 +131,6 @@ def post_run(cfg, work, out_dir, backend, dataset, loop: LoopResult, setup: RunS
     release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-    if cfg.report.enabled:
-        from gpubt.report.html import write_report
-
-        write_report(work, display_dir=out_dir)  # re-reads what it plots from the files just written
     return scores, summary
 
 

@@ -333,7 +333,8 @@ SWEEP_METRICS = ("config", "trades", "wins", "win_rate", "net_profit_wei", "net_
 
 def run_sweep(cfg) -> Path:
     """`gpubt sweep sweep.run_dir=RESULTS`: evaluate the `sweep` config's grid over a finished static-threshold
-    run in one pass; writes sweep.parquet and sweep_best.json into the run folder and refreshes its report."""
+    run in one pass; writes sweep.parquet and sweep_best.json into the run folder (the CLI then refreshes its
+    report) and returns the folder."""
     import json
     import time
 
@@ -388,8 +389,4 @@ def run_sweep(cfg) -> Path:
                        "grid": str(sc.grid), "search": search, "seconds": seconds}, run_dir / "sweep_best.json")
     print(f"gpubt sweep: {len(grid):,} configs over {inp.block_idx.shape[0]:,} trades in {seconds:.3f} s")
     print(format_best(result))
-    if (run_dir / "report.html").is_file():
-        from gpubt.report.html import write_report
-
-        write_report(run_dir)
     return run_dir

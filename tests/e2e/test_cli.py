@@ -251,13 +251,16 @@ def test_run_writes_report_validation_and_daily_pnl(tiny_run):
 
 
 def test_sweep_command(tiny_run, tmp_path):
-    """`gpubt sweep` (in-process: the config it composes, then gpubt.analysis.sweep.run_sweep as the CLI calls it)."""
+    """`gpubt sweep` (in-process: the config it composes, then the CLI's task: the sweep, then the report)."""
     from gpubt.analysis.sweep import run_sweep
+    from gpubt.cli import _sweep
 
     out, _ = tiny_run
     run_copy = tmp_path / "run"
     shutil.copytree(out, run_copy)
-    run_sweep(compose(f"sweep.run_dir={run_copy}", "sweep.grid=static", "sweep.min_profit_eth=[0.0001,0.001,0.01,1.0]"))
+    assert "Threshold sweep" not in (run_copy / "report.html").read_text()
+    _sweep(compose(f"sweep.run_dir={run_copy}", "sweep.grid=static", "sweep.min_profit_eth=[0.0001,0.001,0.01,1.0]"))
+    assert "Threshold sweep" in (run_copy / "report.html").read_text()  # the report is refreshed with the sweep
     table = pq.read_table(run_copy / "sweep.parquet").to_pylist()
     assert [round(r["min_profit_eth"], 6) for r in table] == [0.0001, 0.001, 0.01, 1.0]
     trades = pq.read_table(out / "trades.parquet").to_pylist()
