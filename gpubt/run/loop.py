@@ -68,13 +68,14 @@ class Backtest:
         self._trade_tables: list[pa.Table] = []
         self._opportunity_tables: list[pa.Table] = []
         self._held_rows = 0  # opportunity-row equivalents held; SPILL_ROWS of them make a part
-        self._counts: dict[str, list[int]] = {s.name: [0, 0] for s in self.strategies}  # [opportunities, trades]
+        # found in this process, per strategy: [opportunities, trades]; and the exact net profit of the run's trades
+        self.counts: dict[str, list[int]] = {s.name: [0, 0] for s in self.strategies}
         self.stats = {"batches": 0}
         self.checkpointer = checkpointer
         self.resumed_from = None
         self._restored = (0, 0)           # trades / opportunities restored from a checkpoint (in its parts)
         self._restored_counts: dict = {}  # per strategy: its count stats restored from a checkpoint
-        self._net_profit_wei = 0
+        self.net_profit_wei = 0
 
     def strategy_stats(self) -> dict:
         """name -> the strategy's stats (STAT_KEYS and its own): counts of the whole run (a resumed run adds the
@@ -104,7 +105,7 @@ class Backtest:
                     strategy.restore(carried[strategy.name])
             self.resumed_from = start
             self._restored = (sum(self.parts.rows("trades")), sum(self.parts.rows("opportunities")))
-            self._net_profit_wei = int(counters.pop("net_profit_wei"))
+            self.net_profit_wei = int(counters.pop("net_profit_wei"))
             self._restored_counts = counters.pop("strategies", {})
             self.stats.update(counters)
         needs_victims = any(s.needs_victims for s in self.strategies)
@@ -138,7 +139,7 @@ class Backtest:
                                     "to %d", first, last, need / 2**20, self.memory_budget_bytes / 2**20,
                                     self.batch_blocks)
                         continue
-                    counts_before = ({k: tuple(v) for k, v in self._counts.items()}, self._net_profit_wei)
+                    counts_before = ({k: tuple(v) for k, v in self.counts.items()}, self.net_profit_wei)
                     t_batch = time.perf_counter()
                     self.stats["batches"] += 1
                     batch.upload(self.context)  # the state log, once for every strategy
@@ -149,13 +150,13 @@ class Backtest:
                         before = counts_before[0]
                         self.monitor.observe_batch(
                             last - first + 1, time.perf_counter() - t_batch,
-                            {k: v[0] - before.get(k, (0, 0))[0] for k, v in self._counts.items()},
-                            {k: v[1] - before.get(k, (0, 0))[1] for k, v in self._counts.items()
+                            {k: v[0] - before.get(k, (0, 0))[0] for k, v in self.counts.items()},
+                            {k: v[1] - before.get(k, (0, 0))[1] for k, v in self.counts.items()
                              if v[1] > before.get(k, (0, 0))[1]},
-                            (self._net_profit_wei - counts_before[1]) / WEI_PER_ETH, first_block=first, last_block=last)
+                            (self.net_profit_wei - counts_before[1]) / WEI_PER_ETH, first_block=first, last_block=last)
                     bar.update(last - first + 1)
                     bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
-                                    profit_eth=f"{self._net_profit_wei / 1e18:.3f}")
+                                    profit_eth=f"{self.net_profit_wei / 1e18:.3f}")
                     if self.checkpointer and last < self.last_block and self.checkpointer.due(last, self.first_block):
                         self._checkpoint(last + 1, state)
                     elif self._held_rows >= SPILL_ROWS:
@@ -169,15 +170,15 @@ class Backtest:
 
     @property
     def n_trades(self) -> int:
-        return self._restored[0] + sum(c[1] for c in self._counts.values())
+        return self._restored[0] + sum(c[1] for c in self.counts.values())
 
     @property
     def n_opportunities(self) -> int:
-        return self._restored[1] + sum(c[0] for c in self._counts.values())
+        return self._restored[1] + sum(c[0] for c in self.counts.values())
 
     def _add(self, name: str, opportunities: pa.Table | None, trades: list[dict]) -> None:
         """Keep one batch's results of strategy `name` (as Arrow tables) and count them."""
-        counts = self._counts.setdefault(name, [0, 0])
+        counts = self.counts.setdefault(name, [0, 0])
         if opportunities is not None and opportunities.num_rows:
             self._opportunity_tables.append(opportunities)
             counts[0] += opportunities.num_rows
@@ -185,7 +186,7 @@ class Backtest:
         if trades:
             for trade in trades:
                 trade["strategy"] = name
-                self._net_profit_wei += trade["net_profit_wei"]
+                self.net_profit_wei += trade["net_profit_wei"]
             self._trade_tables.append(self._trades_table(trades))
             counts[1] += len(trades)
             self._held_rows += 4 * len(trades)  # a trade row (with its detail JSON) weighs ~4 opportunity rows
@@ -206,7 +207,7 @@ class Backtest:
 
     def _checkpoint(self, next_block: int, state) -> None:
         self._spill()
-        counters = {"batches": self.stats["batches"], "net_profit_wei": str(self._net_profit_wei),
+        counters = {"batches": self.stats["batches"], "net_profit_wei": str(self.net_profit_wei),
                     "strategies": {name: {k: v for k, v in stats.items() if not k.endswith("_seconds")}
                                    for name, stats in self.strategy_stats().items()}}
         carried = {s.name: c for s in self.strategies if (c := s.carried()) is not None}

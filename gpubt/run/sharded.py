@@ -97,10 +97,10 @@ def run_task(cfg_json: str, dataset_root: str, task: Task, top_block: int, threa
     bt = setup.backtest(cfg, dataset, backend, progress=False, parts=parts, top_block=top_block).run()
     result = {
         "stats": bt.stats, "strategy_stats": bt.strategy_stats(), "parts": parts.count,
-        "net_profit_wei": str(bt._net_profit_wei),
+        "net_profit_wei": str(bt.net_profit_wei),
         "carried": {s.name: c for s in setup.strategies if (c := s.carried()) is not None},
         "batch_blocks": bt.batch_blocks, "context": [bt.context.allocations, bt.context.seconds],
-        "counts": bt._counts,
+        "counts": bt.counts,
         "pid": os.getpid(), "started": started, "finished": time.time(),
     }
     write_json_atomic(result, task.folder / "done.json")
