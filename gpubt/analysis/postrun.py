@@ -33,11 +33,15 @@ class StrategyTally:
 
     def __init__(self):
         self.tried: dict[str, int] = {}
+        self.tried_net: dict[str, int] = {}  # name -> Σ exact net profit (before any bid) of the trades attempted
         self.landed: dict[str, list] = {}  # name -> [trades, net wei, gas wei, wins]
 
     def add(self, attempted: pa.Table, landed: pa.Table) -> None:
         for c in pc.value_counts(attempted.column("strategy")).to_pylist():
             self.tried[c["values"]] = self.tried.get(c["values"], 0) + c["counts"]
+        for name in pc.unique(attempted.column("strategy")).to_pylist():
+            net = attempted.column("net_profit_wei").filter(pc.equal(attempted.column("strategy"), name))
+            self.tried_net[name] = self.tried_net.get(name, 0) + schema.amount_sum(net)
         amounts = landed.select(["net_profit_wei", "gas_cost_wei"])
         for name in pc.unique(landed.column("strategy")).to_pylist():
             mine = amounts.filter(pc.equal(landed.column("strategy"), name))
@@ -62,6 +66,35 @@ class StrategyTally:
             if (notes or {}).get(name):
                 out[name]["note"] = notes[name]
         return out
+
+
+# the opportunity funnel's stages, in order (docs/metrics.md, "The opportunity funnel")
+FUNNEL_STAGES = ("screened", "over_threshold", "chosen", "exact_confirmed", "attempted", "won")
+
+
+def funnel(strategy_stats: dict, opportunity_counts: dict, screened_wei: dict, tally: StrategyTally) -> dict:
+    """Per strategy, each stage of an opportunity's life with its count and value (ETH; None where the stage has
+    no single figure) and the value lost since the stage before: screened by the kernel → over the float
+    threshold (the opportunities table, Σ screened net) → chosen for exact pricing (Σ their screened net) →
+    confirmed by the exact figure (Σ exact net) → attempted (kept by the threshold model) → won the auction
+    (landed; Σ net after our bid: the realized profit)."""
+    out = {}
+    for name in sorted(set(strategy_stats) | set(opportunity_counts) | set(tally.tried)):
+        st = strategy_stats.get(name, {})
+        won = tally.landed.get(name, (0, 0, 0, 0))
+        rows = [("screened", st.get("screened", 0), None),
+                ("over_threshold", opportunity_counts.get(name, 0), screened_wei.get(name, 0.0) / WEI_PER_ETH),
+                ("chosen", st.get("exact_priced", 0), st.get("exact_priced_screen_wei", 0.0) / WEI_PER_ETH),
+                ("exact_confirmed", st.get("trades", 0), int(st.get("trades_net_wei", 0)) / WEI_PER_ETH),
+                ("attempted", tally.tried.get(name, 0), tally.tried_net.get(name, 0) / WEI_PER_ETH),
+                ("won", won[0], won[1] / WEI_PER_ETH)]
+        stages, before = [], None
+        for stage, count, value in rows:
+            lost = before - value if before is not None and value is not None else None
+            stages.append({"stage": stage, "count": int(count), "value_eth": value, "lost_eth": lost})
+            before = value if value is not None else before
+        out[name] = stages
+    return out
 
 
 def idle_notes(setup: "RunSetup", opportunity_counts: dict, first_block: int, last_block: int) -> dict:
@@ -122,11 +155,13 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
             checks.finish(scores)
     daily = totals.daily(blocks, float(cfg.metrics.initial_capital_eth), first, last)
     write_table_atomic(daily, work / "daily_pnl.parquet")
-    opportunity_counts = parts.write_opportunities(work / "opportunities.parquet")
+    screened_wei: dict = {}
+    opportunity_counts = parts.write_opportunities(work / "opportunities.parquet", screened_wei)
     threshold.save(work / "thresholds.json")
     notes = idle_notes(setup, opportunity_counts, first, last)
     summary = _summary(cfg, backend, dataset, loop, setup, notes, totals,
                        by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
+    summary["funnel"] = json_safe(funnel(loop.strategy_stats, opportunity_counts, screened_wei, by_strategy))
     del totals, by_strategy  # the per-trade floats, before the report reads its own
     release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -93,6 +93,12 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
     figures.append(("Opportunities per block", _plot_opportunities(opportunities),
                     "Pairs over the threshold per block, by strategy (mean per block over bins when the run "
                     f"has more than {MAX_BARS} blocks)."))
+    if summary.get("funnel"):
+        figures.append(("Opportunity funnel", _plot_funnel(summary["funnel"]),
+                        "Per strategy, how many opportunities reach each stage: screened by the kernel, over the "
+                        "float threshold, chosen for exact pricing, confirmed by the exact figure, attempted (kept by "
+                        "the threshold model), won the auction; and the value there (ETH: screened net, then exact "
+                        "net, then net after our bid). docs/metrics.md defines each stage."))
     sweep = _read(folder / "sweep.parquet")
     if sweep is not None and sweep.num_rows:
         fig = _plot_sweep(sweep)
@@ -497,6 +503,30 @@ def _plot_opportunities(opportunities: _OpportunityCounts) -> str:
     ax.set_xlim(o.first, o.last + 1)
     ax.legend(loc="upper right", frameon=False)
     _block_axis(ax)
+    return _png(fig)
+
+
+def _plot_funnel(funnel: dict) -> str:
+    """Horizontal bars, one group per strategy, a bar per stage (log count), each labeled with its count and value."""
+    names = list(funnel)
+    n_stages = max(len(stages) for stages in funnel.values())
+    fig, ax = _figure(height=max(2.4, 0.22 * len(names) * (n_stages + 1) + 0.8))
+    y, labels, ticks = 0.0, [], []
+    for i, name in enumerate(names):
+        for stage in funnel[name]:
+            count = max(stage["count"], 0)
+            if count:
+                ax.barh(y, count, color=COLORS[i % len(COLORS)], height=0.8, log=True)
+            value = "" if stage["value_eth"] is None else f"  {stage['value_eth']:,.4f} ETH"
+            ax.text(max(count, 1) * 1.15, y, f"{count:,}{value}", va="center", fontsize=7)
+            ticks.append(y)
+            labels.append(f"{name}: {stage['stage'].replace('_', ' ')}")
+            y -= 1.0
+        y -= 0.8
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xlabel("opportunities reaching the stage (log)")
+    ax.set_xlim(0.7, max(max(s["count"] for st in funnel.values() for s in st), 1) * 60)
+    ax.set_title("Opportunity funnel by strategy")
     return _png(fig)
 
 

@@ -140,6 +140,7 @@ class Backtest:
                                     self.batch_blocks)
                         continue
                     counts_before = ({k: tuple(v) for k, v in self.counts.items()}, self.net_profit_wei)
+                    funnel_before = self._funnel()
                     t_batch = time.perf_counter()
                     self.stats["batches"] += 1
                     batch.upload(self.context)  # the state log, once for every strategy
@@ -153,7 +154,9 @@ class Backtest:
                             {k: v[0] - before.get(k, (0, 0))[0] for k, v in self.counts.items()},
                             {k: v[1] - before.get(k, (0, 0))[1] for k, v in self.counts.items()
                              if v[1] > before.get(k, (0, 0))[1]},
-                            (self.net_profit_wei - counts_before[1]) / WEI_PER_ETH, first_block=first, last_block=last)
+                            (self.net_profit_wei - counts_before[1]) / WEI_PER_ETH, first_block=first, last_block=last,
+                            funnel_by_strategy={name: {k: n - funnel_before[name][k] for k, n in stages.items()}
+                                                for name, stages in self._funnel().items()})
                     bar.update(last - first + 1)
                     bar.set_postfix(opps=self.n_opportunities, trades=self.n_trades,
                                     profit_eth=f"{self.net_profit_wei / 1e18:.3f}")
@@ -167,6 +170,12 @@ class Backtest:
                 blocks = events = prices = victims = batch = tables = None
         self.stats["wall_seconds"] = time.perf_counter() - t0
         return self
+
+    def _funnel(self) -> dict:
+        """The loop's funnel counts so far (this process's), per strategy: the monitor's `gpubt_funnel` stages."""
+        return {s.name: {"screened": s.stats["screened"], "over_threshold": self.counts[s.name][0],
+                         "chosen": s.stats["exact_priced"], "exact_confirmed": s.stats["trades"]}
+                for s in self.strategies}
 
     @property
     def n_trades(self) -> int:

@@ -112,6 +112,9 @@ class Monitor:
         self.opportunities = Counter("gpubt_opportunities", "Opportunities over the threshold", ["strategy"],
                                      registry=r)
         self.trades = Counter("gpubt_trades", "Trades taken", ["strategy"], registry=r)
+        self.funnel = Counter("gpubt_funnel", "Opportunities reaching each stage of the loop's funnel (screened, "
+                              "over_threshold, chosen, exact_confirmed; the post-run stages are in summary.json)",
+                              ["strategy", "stage"], registry=r)
         self.profit = Gauge("gpubt_profit_eth", "Cumulative net profit of the trades taken, ETH", registry=r)
         self.latency = Histogram("gpubt_batch_seconds", "Wall time per batch, seconds", buckets=LATENCY_BUCKETS,
                                  registry=r)
@@ -159,8 +162,9 @@ class Monitor:
 
     def observe_batch(self, n_blocks: int, seconds: float, opportunities_by_strategy: dict,
                       trades_by_strategy: dict, profit_eth: float, first_block: int | None = None,
-                      last_block: int | None = None) -> float | None:
-        """Record one batch of `n_blocks` blocks that took `seconds`; profit_eth is the batch's net profit.
+                      last_block: int | None = None, funnel_by_strategy: dict | None = None) -> float | None:
+        """Record one batch of `n_blocks` blocks that took `seconds`; profit_eth is the batch's net profit;
+        `funnel_by_strategy`: {strategy: {stage: count}} of the batch (analysis/postrun.py FUNNEL_STAGES).
 
         The batch's opportunities per block go through the anomaly detector; an anomaly logs a warning naming
         the block range and the numbers, and its z-score is returned (None otherwise).
@@ -181,6 +185,9 @@ class Monitor:
         for strategy, count in trades_by_strategy.items():
             self.trades.labels(strategy=strategy).inc(count)
         self.profit.inc(float(profit_eth))
+        for strategy, stages in (funnel_by_strategy or {}).items():
+            for stage, count in stages.items():
+                self.funnel.labels(strategy=strategy, stage=stage).inc(count)
 
         if n_blocks <= 0:
             return None

@@ -124,14 +124,20 @@ class ResultParts:
             done = hi
             yield piece
 
-    def write_opportunities(self, path: Path) -> dict:
-        """Stream opportunities.parquet from the parts; returns the count per strategy."""
+    def write_opportunities(self, path: Path, screened_wei: dict | None = None) -> dict:
+        """Stream opportunities.parquet from the parts; returns the count per strategy (and adds each strategy's
+        Σ screened net profit, wei, into `screened_wei` when given)."""
         counts: dict = {}
 
         def pieces():
             for part in self.tables("opportunities"):
                 for c in pc.value_counts(part.column("strategy")).to_pylist():
                     counts[c["values"]] = counts.get(c["values"], 0) + c["counts"]
+                if screened_wei is not None:
+                    grouped = part.group_by("strategy").aggregate([("screen_net_profit_wei", "sum")])
+                    for name, total in zip(grouped.column("strategy").to_pylist(),
+                                           grouped.column("screen_net_profit_wei_sum").to_pylist()):
+                        screened_wei[name] = screened_wei.get(name, 0.0) + float(total or 0.0)
                 yield part
 
         write_stream_atomic(path, schema.OPPORTUNITIES, pieces())

@@ -59,8 +59,10 @@ SCREEN_MARGIN_REL = 1e-4      # of the screened gross profit (≈ 3× the worst 
 SCREEN_MARGIN_WEI = 10**12    # absolute floor, 1e-6 ETH (≈ 10 raw WBTC units)
 
 # what every strategy counts (summary.json: timing.by_strategy)
-STAT_KEYS = ("screened", "candidates", "exact_priced", "exact_rejected", "trades",
-             "compile_seconds", "screen_seconds", "exact_seconds")
+# (exact_priced_screen_wei: Σ the screened net profit of what was exact-priced; trades_net_wei: Σ the exact net
+# profit of the trades taken: the funnel's values at those stages, analysis/postrun.py)
+STAT_KEYS = ("screened", "candidates", "exact_priced", "exact_rejected", "trades", "exact_priced_screen_wei",
+             "trades_net_wei", "compile_seconds", "screen_seconds", "exact_seconds")
 
 
 def screen_floor(min_profit_wei: int, gross_wei):
@@ -93,15 +95,19 @@ class Strategy:
         self.stats["candidates"] += int(np.count_nonzero(keep))
         return keep
 
-    def takes(self, trade, decision_wei: int | None = None) -> bool:
-        """Whether an exactly priced trade (or None: it does not execute) is taken: its exact net profit decides
-        (`decision_wei` when the trade's reported profit is not known at its point, e.g. CEX-DEX's markout)."""
+    def takes(self, trade, screened_wei: float, decision_wei: int | None = None) -> bool:
+        """Whether an exactly priced trade (or None: it does not execute), screened at `screened_wei`, is taken:
+        its exact net profit decides (`decision_wei` when the trade's reported profit is not known at its point,
+        e.g. CEX-DEX's markout). A trade taken gets its `screen_net_profit_wei`; the stats count both ways."""
         self.stats["exact_priced"] += 1
+        self.stats["exact_priced_screen_wei"] += float(screened_wei)
         net = trade["net_profit_wei"] if trade is not None and decision_wei is None else decision_wei
         if trade is None or net <= self.min_profit_wei:
             self.stats["exact_rejected"] += 1
             return False
+        trade["screen_net_profit_wei"] = float(screened_wei)
         self.stats["trades"] += 1
+        self.stats["trades_net_wei"] += int(trade["net_profit_wei"])
         return True
 
     def launch(self, module: str, driver: str, n: int, args: tuple) -> None:

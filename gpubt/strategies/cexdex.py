@@ -194,7 +194,7 @@ class CexDexStrategy(Strategy):
                 with self.timed("exact"):
                     trade, net_at_point = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block],
                                                        mark[block], cache)
-                taken = self.takes(trade, net_at_point)
+                taken = self.takes(trade, float(net[i]), net_at_point)
                 outcome[i] = trade if taken else None
                 traded_entry[entries[j]] |= taken
             pending[first] = False
@@ -215,7 +215,6 @@ class CexDexStrategy(Strategy):
             opp["screen_gross_profit_raw"].append(float(gross_usd[i] / (ref[block, t_in] / self.scale[t_in])))
             opp["screen_net_profit_wei"].append(float(net[i]))
             if outcome[i] is not None:
-                outcome[i]["screen_net_profit_wei"] = float(net[i])
                 trades.append(outcome[i])
         # which pools end the batch on a state we traded (their last log entry)
         ends = batch.log_offsets[1:] - 1

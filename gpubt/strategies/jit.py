@@ -202,13 +202,13 @@ class JitStrategy(Strategy):
                 z = bool(zfo[r])
                 trade = self.reprice(batch, r, int(pool[r]), z, int(key[r]), int(block[r]), int(tx[r]),
                                      int(t0[r] if z else t1[r]), float(w_in[r]), int(amount_in[r]), int(min_out[r]),
-                                     hashes[r], (int(t_lower[j]), int(t_upper[j]), int(liq[j])), float(net[j]))
-                if self.takes(trade):
+                                     hashes[r], (int(t_lower[j]), int(t_upper[j]), int(liq[j])))
+                if self.takes(trade, float(net[j])):
                     trades.append(trade)
         return StrategyResult(opportunities, trades)
 
     def reprice(self, batch, r: int, p: int, z: bool, key: int, b: int, tx: int, token_in: int, w_in: float,
-                v_in: int, v_min: int, tx_hash, position: tuple, screened_net: float) -> dict | None:
+                v_in: int, v_min: int, tx_hash, position: tuple) -> dict | None:
         """The exact JIT trade around victim row r (pool p, direction z, at `key` of block offset b) with the
         screened position (tick_lower, tick_upper, liquidity); None when the victim's exact output misses its
         minimum."""
@@ -258,6 +258,5 @@ class JitStrategy(Strategy):
             "gas_cost_wei": gas_units * gas_price_wei,
             "net_profit_wei": net_wei,
             "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[b]),
-            "screen_net_profit_wei": screened_net,
             "detail": json.dumps(detail),
         }

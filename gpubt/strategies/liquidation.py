@@ -265,9 +265,8 @@ class LiquidationStrategy(Strategy):
                 opp["screen_net_profit_wei"].append(float(net[i]))
                 with self.timed("exact"):
                     priced = self.reprice(batch, p, b, r, price_usd[b], cache)
-                if self.takes(priced[0] if priced is not None else None):
+                if self.takes(priced[0] if priced is not None else None, float(net[i])):
                     row, debt, repaid, taken = priced
-                    row["screen_net_profit_wei"] = float(net[i])
                     trades.append(row)
                     self.collateral[p] -= taken
                     self.debt[p] = debt - repaid

@@ -313,9 +313,8 @@ class SandwichStrategy(Strategy):
             for i in sorted(best.values()):
                 trade = self.reprice(batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]),
                                      float(s_capital[i]), int(token_in[i]), float(s_wei[i]), cache)
-                if self.takes(trade):
+                if self.takes(trade, float(net[i])):
                     trade["path_id"] = int(first[i])
-                    trade["screen_net_profit_wei"] = float(net[i])
                     trades.append(trade)
         return StrategyResult(opportunities, trades)
 

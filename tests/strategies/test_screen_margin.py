@@ -73,18 +73,17 @@ def _decisions(tiny, name: str, min_profit_wei: int) -> dict:
     seen = {}
     takes = strategy.takes
 
-    def recording(trade, decision_wei=None):
-        taken = takes(trade, decision_wei)
+    def recording(trade, screened_wei, decision_wei=None):
+        taken = takes(trade, screened_wei, decision_wei)
         if trade is not None:
             key = (trade["block_number"], trade["tx_index"], tuple(trade["pools"]))
             decision = trade["net_profit_wei"] if decision_wei is None else decision_wei
-            seen[key] = (trade, decision, taken)
+            seen[key] = (screened_wei, decision, taken)
         return taken
 
     strategy.takes = recording
     Backtest(ds, strategy.backend, [strategy], GAS, 50, progress=False).run()
-    # a strategy may set the trade's screened figure after deciding: read it now
-    return {k: (t.get("screen_net_profit_wei"), d, taken) for k, (t, d, taken) in seen.items()}
+    return seen
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ class ToyStrategy(Strategy):
                 "screen_net_profit_wei": float(net_wei),
                 "detail": json.dumps({"pre_swap_reserves": [str(b0), str(b1)]}),
             }
-            if self.takes(trade):  # the interface's rule: the exact net profit clears the threshold
+            if self.takes(trade, float(net_wei)):  # the interface's rule: the exact net profit clears the threshold
                 trades.append(trade)
         return StrategyResult(pa.Table.from_pydict(opportunities, schema=schema.OPPORTUNITIES), trades)
 

@@ -117,7 +117,6 @@ class Arbitrage(Strategy):
                              dp.start_slot_host)
             taken = []
             for trade, screened in zip(trades, net[chosen].tolist()):
-                trade["screen_net_profit_wei"] = screened
-                if self.takes(trade):
+                if self.takes(trade, screened):
                     taken.append(trade)
         return StrategyResult(opportunities, taken)
