@@ -103,9 +103,8 @@ def _files(root: Path) -> dict:
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory) -> Path:
     """A data.cache_dir holding the synthetic `tiny` market (seed 0), generated once per test session: pass
-    `data.cache_dir={tiny_cache}` to a run, or read `tiny_cache / TINY` as a Dataset. Read-only: a test that
-    writes there (e.g. a run with the liquidation strategy, which stores its generated positions.parquet in the
-    dataset) takes `writable_copy(tiny_cache, tmp_path)` instead; the session fails if anything changed it."""
+    `data.cache_dir={tiny_cache}` to a run, or read `tiny_cache / TINY` as a Dataset. Read-only (a run never
+    writes into its dataset; a test that must, copies it first): the session fails if anything changed it."""
     from gpubt.data import synthetic
 
     cache = tmp_path_factory.mktemp("cache")
@@ -113,14 +112,7 @@ def tiny_cache(tmp_path_factory) -> Path:
     before = _files(cache)
     yield cache
     changed = sorted(set(before.items()) ^ set(_files(cache).items()))
-    assert not changed, f"a test wrote into the shared tiny_cache (copy it first: writable_copy): {changed}"
-
-
-def writable_copy(cache: Path, dest: Path) -> Path:
-    """A private copy of a data.cache_dir (e.g. tiny_cache) under `dest`, for runs that write into it."""
-    import shutil
-
-    return Path(shutil.copytree(cache, Path(dest) / "cache"))
+    assert not changed, f"a test wrote into the shared tiny_cache (copy it first): {changed}"
 
 
 @pytest.fixture

@@ -243,9 +243,31 @@ def generate_positions(dataset, n_positions: int = 500, seed: int = 0, collatera
     return validate_positions(pa.Table.from_pylist(rows, schema=POSITIONS), tokens, "generated positions")
 
 
+def book_key(**generate) -> str:
+    """The tag of a generated book: every generate_positions parameter (defaults filled in), as stored in its
+    file's metadata (`gpubt_generate`)."""
+    import inspect
+
+    params = {k: p.default for k, p in inspect.signature(generate_positions).parameters.items() if k != "dataset"}
+    params.update(generate)
+    return repr(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
+
+
+def write_positions(dataset) -> Path:
+    """Generate the default book of a synthetic dataset into its positions.parquet (synthetic.generate does, as
+    part of writing the dataset; a run never writes into a dataset)."""
+    own = Path(dataset.root) / FILE_NAME
+    tagged = generate_positions(dataset).replace_schema_metadata({"gpubt_generate": book_key()})
+    tmp = own.with_suffix(".parquet.tmp")
+    pq.write_table(tagged, tmp, write_page_checksum=True)
+    tmp.replace(own)
+    return own
+
+
 def open_positions(dataset, cfg) -> pa.Table:
-    """The positions of a run: `cfg.positions_path` when set (validated); else the dataset's positions.parquet;
-    else, for a synthetic dataset, a book generated from `cfg.generate` and written there."""
+    """The positions of a run: `cfg.positions_path` when set (validated); else the dataset's positions.parquet
+    (when it is a generated book, only if `cfg.generate` is the one it was generated with); else, for a synthetic
+    dataset, the book `cfg.generate` describes, generated in memory: a run never writes into its dataset."""
     path = cfg.get("positions_path") if cfg is not None else None
     if path:
         return load_positions(path, dataset.tokens)
@@ -262,15 +284,10 @@ def open_positions(dataset, cfg) -> pa.Table:
     if own.is_file():
         table = load_positions(own, dataset.tokens)
         meta = (pq.read_schema(own).metadata or {}).get(b"gpubt_generate")
-        if meta is None or meta.decode() == repr(sorted(gen.items())):
+        if meta is None or meta.decode() == book_key(**gen):
             return table
     if dataset.manifest.get("source") != "synthetic":
         raise schema.SchemaError(f"{dataset.root}: no positions for the liquidation strategy; put a {FILE_NAME} "
                                  f"(POSITIONS schema: {', '.join(POSITIONS.names)}) there or set "
                                  "strategy.liquidation.positions_path")
-    table = generate_positions(dataset, **gen)
-    tagged = table.replace_schema_metadata({"gpubt_generate": repr(sorted(gen.items()))})
-    schema_tmp = own.with_suffix(".parquet.tmp")
-    pq.write_table(tagged, schema_tmp, write_page_checksum=True)
-    schema_tmp.replace(own)
-    return table
+    return generate_positions(dataset, **gen)

@@ -1254,6 +1254,10 @@ def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = Tru
             writer.write_partition(first, last, sim.partition(part_index, first, last))
             bar.update(last - first + 1)
     writer.finish()
+    from gpubt.data import lending
+    from gpubt.data.store import Dataset
+
+    lending.write_positions(Dataset(out_dir))  # the default lending book (strategy=liquidation)
     return out_dir
 
 
@@ -1272,7 +1276,7 @@ def is_own_cache(root) -> bool:
 
 def _remove_dataset(root: pathlib.Path) -> None:
     """Delete only what a dataset consists of (never the folder's other files)."""
-    for name in ("manifest.json", "tokens.parquet", "pools.parquet"):
+    for name in ("manifest.json", "tokens.parquet", "pools.parquet", "positions.parquet"):
         (root / name).unlink(missing_ok=True)
     for name in PARTITIONED:
         folder = root / name

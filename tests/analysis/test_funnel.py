@@ -21,12 +21,8 @@ E18 = 1e18
 @pytest.fixture(scope="module")
 def tiny_all(tiny_cache, tmp_path_factory):
     """`gpubt run strategy=all competition=default` on the tiny market (the bids make `won` < `attempted`)."""
-    from ..conftest import writable_copy
-
-    folder = tmp_path_factory.mktemp("funnel")
-    cache = writable_copy(tiny_cache, folder)  # the liquidation strategy writes its positions book into a dataset
-    out = folder / "run"
-    run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={cache}", "progress=false",
+    out = tmp_path_factory.mktemp("funnel") / "run"
+    run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}", "progress=false",
                   "strategy=all", "competition=default", "thresholds.min_profit_eth=0.0001", f"out_dir={out}")
     return out
 

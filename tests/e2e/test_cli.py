@@ -14,7 +14,7 @@ from gpubt.backend import BackendUnavailable, cuda_unavailable_reason
 from gpubt.schema import SchemaError
 
 from ..cli import GPUBT, compose, gpubt, run_inprocess
-from ..conftest import hand_market, write_market, writable_copy
+from ..conftest import hand_market, write_market
 
 TINY_RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "thresholds.min_profit_eth=0.0001")
 
@@ -333,8 +333,7 @@ def test_hydra_multirun_gives_each_job_its_own_results(tiny_cache, tmp_path):
 def test_all_strategies_with_competition(tiny_cache, tmp_path):
     """strategy=all: every strategy runs, trades carry their strategy, the summary's exact totals are the landed
     trades' sums, and the auction decides which trades land."""
-    cache = writable_copy(tiny_cache, tmp_path)  # the liquidation strategy writes its positions into the dataset
-    result = run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={cache}",
+    result = run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}",
                            f"out_dir={tmp_path / 'all'}", "progress=false", "report.enabled=false", "strategy=all",
                            "competition=default", "thresholds.min_profit_eth=0.0001")
     out, stdout = result.out_dir, result.console

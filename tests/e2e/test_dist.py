@@ -6,7 +6,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from ..cli import gpubt, run_inprocess
-from ..conftest import writable_copy
 
 pytest.importorskip("dask.distributed")
 
@@ -28,10 +27,9 @@ def run_cli(cache, out, *extra, failpoint=None):
 
 @pytest.fixture(scope="module")
 def local(tiny_cache, tmp_path_factory):
-    """executor=local on a private copy of the tiny market (the liquidation strategy writes its positions there):
-    the folder holding `cache` and the results folder `local`."""
+    """executor=local on the tiny market: the folder holding the results folder `local`."""
     work = tmp_path_factory.mktemp("dist")
-    run_inprocess(*RUN, f"data.cache_dir={writable_copy(tiny_cache, work)}", f"out_dir={work / 'local'}")
+    run_inprocess(*RUN, f"data.cache_dir={tiny_cache}", f"out_dir={work / 'local'}")
     return work
 
 

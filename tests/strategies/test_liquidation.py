@@ -3,6 +3,8 @@ hand computation, and end to end on a tiny synthetic market (pack_batch → eval
 the cpu and cudasim backends."""
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +103,23 @@ def test_load_positions_csv_and_parquet(hand_dataset, tmp_path):
         lending.open_positions(Dataset(hand_dataset), {})
 
 
+def test_the_synthetic_book_is_part_of_the_dataset_and_a_run_never_writes_there(tiny_cache, tmp_path):
+    """synthetic.generate writes the default book (positions.parquet, tagged with its parameters); open_positions
+    reads it for the default config, and generates any other book in memory, writing nothing into the dataset."""
+    from ..conftest import TINY
+
+    ds = Dataset(tiny_cache / TINY)
+    default = lending.open_positions(ds, {})
+    assert default.num_rows > 0 and default.equals(lending.generate_positions(ds))
+    other = lending.open_positions(ds, {"generate": {"n_positions": 7, "seed": 3}})  # tiny_cache is read-only
+    assert other.num_rows == 7 and other.equals(lending.generate_positions(ds, n_positions=7, seed=3))
+    copy = Path(shutil.copytree(tiny_cache / TINY, tmp_path / "ds"))
+    (copy / lending.FILE_NAME).unlink()  # a dataset generated before the book was part of it
+    files = sorted(p.name for p in copy.iterdir())
+    assert lending.open_positions(Dataset(copy), {}).equals(default)
+    assert sorted(p.name for p in copy.iterdir()) == files
+
+
 # ----------------------------------------------------------------------------------------------- exact, by hand
 def test_exact_liquidation_matches_hand_computation(hand_dataset, tmp_path):
     """10 WETH against 17,000 USDC at 2,000 USD/WETH: HF 0.9706; repay 8,500 USDC, seize 4.4625 WETH, sell it
@@ -133,11 +152,11 @@ def test_exact_liquidation_matches_hand_computation(hand_dataset, tmp_path):
 
 # ------------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="session")
-def tiny_dataset(tiny_cache, tmp_path_factory):
-    """A private copy of the shared tiny market: the liquidation strategy writes its generated book into it."""
-    from ..conftest import TINY, writable_copy
+def tiny_dataset(tiny_cache):
+    """The shared tiny market (read-only: the liquidation strategy writes nothing into its dataset)."""
+    from ..conftest import TINY
 
-    return Dataset(writable_copy(tiny_cache, tmp_path_factory.mktemp("tiny")) / TINY)
+    return Dataset(tiny_cache / TINY)
 
 
 LIQ_CFG = {"generate": {"n_positions": 40, "seed": 1, "hf_spread": [0.0, 0.4]}}
@@ -158,7 +177,7 @@ def test_generated_book_and_cpu_equals_cudasim(tiny_dataset):
     ds = tiny_dataset
     first, last = ds.first_block, ds.first_block + 39
     cpu, opps_cpu, trades_cpu = run_strategy(LiquidationStrategy, LIQ_CFG, ds, "cpu", first, last)
-    book = pq.read_table(ds.root / lending.FILE_NAME)
+    book = cpu.positions  # the book LIQ_CFG generates (in memory: a run writes nothing into its dataset)
     assert book.num_rows == 40 and lending.validate_positions(book, ds.tokens).num_rows == 40
     sim, opps_sim, trades_sim = run_strategy(LiquidationStrategy, LIQ_CFG, ds, "cudasim", first, last)
     assert len(trades_cpu) >= 1 and trades_cpu == trades_sim and opps_cpu == opps_sim

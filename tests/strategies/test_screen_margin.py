@@ -87,11 +87,10 @@ def _decisions(tiny, name: str, min_profit_wei: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, tiny_cache):
-    """A private copy of the tiny market (the liquidation strategy writes its positions book into a dataset)."""
-    from ..conftest import TINY, writable_copy
+def tiny(tiny_cache):
+    from ..conftest import TINY
 
-    return writable_copy(tiny_cache, tmp_path_factory.mktemp("margin")) / TINY
+    return tiny_cache / TINY
 
 
 @pytest.mark.parametrize("name", ["arbitrage", "sandwich", "jit", "liquidation", "cexdex"])
