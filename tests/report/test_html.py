@@ -18,7 +18,7 @@ from gpubt.report.html import write_report
 from ..cli import run_inprocess
 
 BASE_PLOTS = ["Equity", "Drawdown", "Daily PnL", "Profit distribution per strategy", "Cumulative gas",
-              "Opportunities per block"]
+              "Opportunities per block", "Opportunity funnel"]
 # a default `gpubt run` on a labeled dataset also validates, so its folder holds validation_matches.parquet
 RUN_PLOTS = BASE_PLOTS + ["Validation: estimated vs realized profit"]
 IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]*)"')
