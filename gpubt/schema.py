@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 
 from gpubt.exact.v3 import MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK, TICK_SPACINGS as V3_FEE_TIERS
 
+WEI_PER_ETH = 10**18     # amounts are raw integer units (wei for ETH); ETH only where a figure is shown
+GWEI = 10**9
 AMOUNT = pa.decimal128(38, 0)
 # V3 quantities: sqrtPriceX96 is a uint160 and liquidity a uint128, beyond decimal128's 38 digits.
 BIG = pa.decimal256(76, 0)

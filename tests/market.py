@@ -1,8 +1,6 @@
 """Test helpers: pack a dataset's block range as the loop does, and build the arbitrage strategy without Hydra."""
 from __future__ import annotations
 
-import numpy as np
-
 from gpubt.backend import Backend
 from gpubt.exact.gas import GasModel
 from gpubt.market.batch import pack_batch
@@ -37,8 +35,3 @@ def arbitrage(ds, backend="cpu", gas: GasModel = GAS, min_profit_wei: int = 0, s
     cfg = {"start_tokens": list(start_tokens), "max_hops": max_hops, "min_hops": min_hops}
     return Arbitrage(cfg, ds, backend, gas, min_profit_wei)
 
-
-def evaluation_pairs_of(strategy: Arbitrage, batch):
-    """(pair_key, pair_path) the arbitrage strategy evaluates in `batch`."""
-    key, path, _ = strategy.pairs(batch)
-    return np.asarray(key), np.asarray(path)

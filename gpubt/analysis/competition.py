@@ -28,9 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpubt.backend import Backend, resolve_backend
-from gpubt.schema import AMOUNT, amounts_float
+from gpubt.schema import AMOUNT, WEI_PER_ETH, amounts_float
 
-WEI_PER_ETH = 10**18
 KINDS = ("arbitrage", "sandwich", "liquidation", "jit", "cexdex")
 POLICIES = ("fixed", "shade")
 COLUMNS = ("win_probability", "expected_payoff_wei", "mean_winning_bid_wei", "competitors_bidding", "won",

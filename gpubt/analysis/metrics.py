@@ -26,9 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpubt.schema import amount_sum, amounts_float, block_range_mask
+from gpubt.schema import WEI_PER_ETH, amount_sum, amounts_float, block_range_mask
 
-WEI_PER_ETH = 10**18
 SECONDS_PER_DAY = 86_400
 DAYS_PER_YEAR = 365
 DEFAULT_INITIAL_CAPITAL_ETH = 100.0

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from gpubt import schema
+from gpubt.schema import WEI_PER_ETH
 from gpubt.analysis.metrics import json_safe
 from gpubt.data.store import write_table_atomic
 from gpubt.run.monitor import release_memory
@@ -24,7 +25,6 @@ from gpubt.run.results import ROW, LoopResult
 from gpubt.run.setup import RunSetup
 from gpubt.strategies.base import STAT_KEYS
 
-WEI_PER_ETH = 10**18
 
 
 class StrategyTally:

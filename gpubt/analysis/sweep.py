@@ -14,10 +14,9 @@ import pyarrow as pa
 from numba import njit, prange
 
 from gpubt import schema
+from gpubt.schema import GWEI, WEI_PER_ETH
 from gpubt.analysis.thresholds import BLOCKS_PER_YEAR, MIN_PROBABILITY, BlockFeatures, DynamicThreshold
 
-GWEI = 10**9
-WEI_PER_ETH = 10**18
 OBJECTIVES = ("net_profit", "sharpe", "profit_factor")
 
 

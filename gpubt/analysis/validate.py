@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpubt import schema
+from gpubt.schema import WEI_PER_ETH
 from gpubt.market.prices import WETH
 
-WEI_PER_ETH = 10**18
 POINT_TX_BITS = 21   # point code = block << 21 | (tx_index + 1): tx −1 (top of block) stays non-negative
 
 MATCHES = pa.schema([

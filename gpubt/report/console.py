@@ -1,7 +1,7 @@
 """What the command line prints after a run: the summary table, the per-strategy table, the validation lines."""
 from __future__ import annotations
 
-from gpubt.analysis.metrics import WEI_PER_ETH
+from gpubt.schema import WEI_PER_ETH
 
 
 def _fmt(value, spec: str, unit: str = "", none: str = "n/a") -> str:

@@ -32,9 +32,8 @@ import pyarrow.parquet as pq
 from gpubt.analysis import metrics as M
 from gpubt.run.monitor import release_memory
 from gpubt.report.console import summary_rows
-from gpubt.schema import amounts_float
+from gpubt.schema import WEI_PER_ETH, amounts_float
 
-WEI_PER_ETH = M.WEI_PER_ETH
 DEFAULT_STRATEGY = "arbitrage"
 MAX_BARS = 400           # opportunities per block: more blocks than this are averaged into bins
 MAX_STEP_POINTS = 20_000  # a step series longer than this is thinned (_Thinner)

@@ -17,6 +17,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from gpubt import schema
+from gpubt.schema import WEI_PER_ETH
 from gpubt.backend import Backend, ContextPool
 from gpubt.data.store import Dataset
 from gpubt.exact.gas import GasModel
@@ -29,7 +30,6 @@ from gpubt.strategies.base import BatchTables
 
 log = logging.getLogger("gpubt")
 SPILL_ROWS = 400_000  # ~40 MB of results held before a part is written (with `parts`): ~1,000 mainnet blocks
-WEI_PER_ETH = 10**18
 
 
 class Backtest:
@@ -172,10 +172,10 @@ class Backtest:
         return self
 
     def _funnel(self) -> dict:
-        """The loop's funnel counts so far (this process's), per strategy: the monitor's `gpubt_funnel` stages."""
-        return {s.name: {"screened": s.stats["screened"], "over_threshold": self.counts[s.name][0],
-                         "chosen": s.stats["exact_priced"], "exact_confirmed": s.stats["trades"]}
-                for s in self.strategies}
+        """The strategies' funnel counts so far (this process's): the monitor's `gpubt_funnel` stages besides
+        over_threshold (the opportunities it is given)."""
+        return {s.name: {"screened": s.stats["screened"], "chosen": s.stats["exact_priced"],
+                         "exact_confirmed": s.stats["trades"]} for s in self.strategies}
 
     @property
     def n_trades(self) -> int:

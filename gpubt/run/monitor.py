@@ -164,7 +164,8 @@ class Monitor:
                       trades_by_strategy: dict, profit_eth: float, first_block: int | None = None,
                       last_block: int | None = None, funnel_by_strategy: dict | None = None) -> float | None:
         """Record one batch of `n_blocks` blocks that took `seconds`; profit_eth is the batch's net profit;
-        `funnel_by_strategy`: {strategy: {stage: count}} of the batch (analysis/postrun.py FUNNEL_STAGES).
+        `funnel_by_strategy`: {strategy: {stage: count}} of the batch's other loop stages (screened, chosen,
+        exact_confirmed; over_threshold is `opportunities_by_strategy`).
 
         The batch's opportunities per block go through the anomaly detector; an anomaly logs a warning naming
         the block range and the numbers, and its z-score is returned (None otherwise).
@@ -182,6 +183,7 @@ class Monitor:
             self.blocks_per_second_avg.set(self._blocks_total / self._seconds_total)
         for strategy, count in opportunities_by_strategy.items():
             self.opportunities.labels(strategy=strategy).inc(count)
+            self.funnel.labels(strategy=strategy, stage="over_threshold").inc(count)
         for strategy, count in trades_by_strategy.items():
             self.trades.labels(strategy=strategy).inc(count)
         self.profit.inc(float(profit_eth))

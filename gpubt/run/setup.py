@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from gpubt import schema
+from gpubt.schema import GWEI, WEI_PER_ETH
 from gpubt.backend import Backend
 from gpubt.data.store import Dataset
 from gpubt.exact.gas import GasModel
 from gpubt.run.loop import Backtest
 
-GWEI = 10**9
-WEI_PER_ETH = 10**18
 
 
 def open_dataset(data_cfg, progress: bool = True) -> Dataset:

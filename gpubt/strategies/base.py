@@ -156,6 +156,22 @@ class Strategy:
         raise ValueError(f"strategy {self.name} carries no state, yet the checkpoint holds some for it")
 
 
+def trade_row(strategy: str, batch, block: int, tx_index: int, path_id, start_token: int, pools: list,
+              zero_for_one: list, amount_in: int, amount_out: int, gross_raw: int, gross_wei: int, gas_units: int,
+              priority_fee_wei: int, detail: str | None = None) -> dict:
+    """A TRADES row: exact Python ints, gas at the block's base fee + the priority fee, net = gross − gas,
+    net_profit_usd at the block's ETH price. `block`: the offset in the batch; `detail`: JSON."""
+    gas_price_wei = int(batch.base_fee_wei[block]) + int(priority_fee_wei)
+    gas_cost_wei = gas_units * gas_price_wei
+    net_wei = gross_wei - gas_cost_wei
+    return {"strategy": strategy, "block_number": batch.first_block + block, "tx_index": tx_index, "path_id": path_id,
+            "start_token": start_token, "pools": pools, "zero_for_one": zero_for_one, "amount_in": amount_in,
+            "amount_out": amount_out, "gross_profit_raw": gross_raw, "gross_profit_wei": gross_wei,
+            "gas_units": gas_units, "gas_price_wei": gas_price_wei, "gas_cost_wei": gas_cost_wei,
+            "net_profit_wei": net_wei, "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block]),
+            "detail": detail}
+
+
 def no_victims_reason(dataset, first_block: int, last_block: int, pool_ok=None) -> str | None:
     """'no pending victim swaps ...' when blocks first..last hold no victim (on a pool where pool_ok[pool_id])."""
     pools = dataset.read_range("victims", first_block, last_block, ["block_number", "pool_id"]).column("pool_id")

@@ -7,11 +7,12 @@ on batching. Evaluation points: the top of every block for every pool, and (`aft
 
 Screen (kernels/cexdex.py): the optimal DEX leg against the reference at the point (V2 closed form; V3 exact
 range walk to the target price) and its profit at that reference, minus the CEX venue fee (cross-domain: and a
-bridge fee in bps and a fixed bridge cost in USD) and gas: the decision uses only what is known at the point.
+bridge fee in bps and a fixed bridge cost in USD) and gas: the decision uses only what is known at the point
+(the screen passes candidates with the margin rule; the exact DEX leg valued at the point's reference decides).
 A trade taken is then marked out on the reference `markout_seconds` later (cross-domain variant:
-`bridge_latency_seconds` later): TRADES profits are realized P&L and can be negative (adverse selection). Selection: one trade per pool state (after a trade the pool is assumed back at the band
-edge until its next event), so a pool left off-reference for many blocks counts once. The DEX leg of every
-trade taken is re-priced with exact V2 / V3 integer math.
+`bridge_latency_seconds` later): TRADES profits are realized P&L and can be negative (adverse selection).
+Selection: one trade per pool state, at its first point whose trade is taken (after a trade the pool is assumed
+back at the band edge until its next event), so a pool left off-reference for many blocks counts once.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import LOG_KEY_SPAN, WETH
 from gpubt.market.prices import price_matrix, prices_at
 from gpubt.market.pools import PoolTable
-from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array
+from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array, trade_row
 
 BLOCK_SECONDS = 12
 
@@ -269,9 +270,6 @@ class CexDexStrategy(Strategy):
         t_in = int(p.token0[pool] if zero_for_one else p.token1[pool])
         t_out = int(p.token1[pool] if zero_for_one else p.token0[pool])
         # the hedge: amount_out sold at the markout reference, less the CEX / bridge fees, in raw input token
-        gas_price_wei = int(batch.base_fee_wei[block]) + self.gas.priority_fee_wei
-        gas_cost_wei = gas_units * gas_price_wei
-
         def hedged(usd) -> tuple[int, int, int]:  # (hedge, gross, gross in wei) at reference prices `usd`
             r_in, r_out = usd[t_in] / self.scale[t_in], usd[t_out] / self.scale[t_out]
             hedge = round(amount_out * self.keep * r_out / r_in - self.bridge_cost_usd / r_in)
@@ -279,8 +277,6 @@ class CexDexStrategy(Strategy):
             return hedge, gross, gross if t_in == WETH else round(gross * r_in * (1e18 / float(usd[WETH])))
 
         hedge_raw, gross_raw, gross_wei = hedged(mark_usd)
-        net_wei = gross_wei - gas_cost_wei
-        net_at_point = hedged(ref_usd)[2] - gas_cost_wei
         t0, t1 = int(p.token0[pool]), int(p.token1[pool])
         ref_pool_price = (ref_usd[t0] / self.scale[t0]) / (ref_usd[t1] / self.scale[t1])
         detail = {
@@ -294,22 +290,7 @@ class CexDexStrategy(Strategy):
             "hedge_raw": _big(hedge_raw), "cex_fee_bps": self.cex_fee_bps, "bridge_fee_bps": self.bridge_fee_bps,
             "bridge_cost_usd": self.bridge_cost_usd,
         }
-        return {
-            "strategy": self.name,
-            "block_number": batch.first_block + block,
-            "tx_index": key - (block << KEY_TX_BITS),
-            "path_id": pool,
-            "start_token": t_in,
-            "pools": [pool],
-            "zero_for_one": [zero_for_one],
-            "amount_in": amount_in,
-            "amount_out": amount_out,
-            "gross_profit_raw": gross_raw,
-            "gross_profit_wei": gross_wei,
-            "gas_units": gas_units,
-            "gas_price_wei": gas_price_wei,
-            "gas_cost_wei": gas_cost_wei,
-            "net_profit_wei": net_wei,
-            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block]),
-            "detail": DETAIL_JSON(detail),
-        }, net_at_point
+        row = trade_row(self.name, batch, block, key - (block << KEY_TX_BITS), pool, t_in, [pool], [zero_for_one],
+                        amount_in, amount_out, gross_raw, gross_wei, gas_units, self.gas.priority_fee_wei,
+                        DETAIL_JSON(detail))
+        return row, hedged(ref_usd)[2] - row["gas_cost_wei"]

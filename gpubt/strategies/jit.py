@@ -27,7 +27,7 @@ from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.market.batch import WETH, point_key
 from gpubt.market.pools import PoolTable
-from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason
+from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason, trade_row
 from gpubt.strategies.sandwich import option, token_wei_per_raw
 
 Q128 = 2**128
@@ -228,9 +228,6 @@ class JitStrategy(Strategy):
             return None
         gross_raw = res["gross"]
         gross_wei = gross_raw if token_in == WETH else round(gross_raw * w_in)
-        gas_units = self.mint_gas + self.burn_gas
-        gas_price_wei = int(batch.base_fee_wei[b]) + int(self.gas.priority_fee_wei)
-        net_wei = gross_wei - gas_units * gas_price_wei
         detail = {
             "pool": p, "tick_lower": t_lower, "tick_upper": t_upper, "liquidity": str(liquidity_delta),
             "minted": [str(a) for a in res["minted"]], "burned": [str(a) for a in res["burned"]],
@@ -241,22 +238,7 @@ class JitStrategy(Strategy):
                        "amount_out_without_jit": None if victim_plain is None else str(victim_plain)},
             "gas": {"mint": self.mint_gas, "burn": self.burn_gas},
         }
-        return {
-            "strategy": "jit",
-            "block_number": batch.first_block + b,
-            "tx_index": tx - 1,
-            "path_id": r,
-            "start_token": token_in,
-            "pools": [p],
-            "zero_for_one": [z],
-            "amount_in": res["minted"][0] if z else res["minted"][1],
-            "amount_out": res["burned"][0] + res["fees"] if z else res["burned"][1] + res["fees"],
-            "gross_profit_raw": gross_raw,
-            "gross_profit_wei": gross_wei,
-            "gas_units": gas_units,
-            "gas_price_wei": gas_price_wei,
-            "gas_cost_wei": gas_units * gas_price_wei,
-            "net_profit_wei": net_wei,
-            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[b]),
-            "detail": json.dumps(detail),
-        }
+        amount_in = res["minted"][0] if z else res["minted"][1]
+        amount_out = res["burned"][0] + res["fees"] if z else res["burned"][1] + res["fees"]
+        return trade_row(self.name, batch, b, tx - 1, r, token_in, [p], [z], amount_in, amount_out, gross_raw,
+                         gross_wei, self.mint_gas + self.burn_gas, self.gas.priority_fee_wei, json.dumps(detail))

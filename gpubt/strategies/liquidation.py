@@ -31,7 +31,7 @@ from gpubt.exact.hops import v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.prices import WETH
 from gpubt.market.pools import PoolTable
-from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array
+from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array, trade_row
 from gpubt.strategies.cexdex import ReferencePrices, _big, opportunities_table, token_scale
 
 ROUTE_HOPS = 2
@@ -201,10 +201,6 @@ class LiquidationStrategy(Strategy):
         d = int(self.debt_token[p])
         wei_per_raw = price_usd[d] / price_usd[WETH] * 10.0 ** (18 - int(self.decimals[d]))
         gross_wei = gross_raw if d == WETH else round(gross_raw * wei_per_raw)
-        gas_units = int(self.route_gas[route])
-        gas_price_wei = int(batch.base_fee_wei[block_offset]) + self.gas.priority_fee_wei
-        gas_cost_wei = gas_units * gas_price_wei
-        net_wei = gross_wei - gas_cost_wei
         detail = {
             "position_id": int(self.ids[p]), "owner": self.owner[p], "health_factor": health,
             "collateral_token": int(self.collateral_token[p]), "debt_token": d,
@@ -215,15 +211,9 @@ class LiquidationStrategy(Strategy):
             "liquidation_threshold_bps": int(self.threshold_bps[p]), "liquidation_bonus_bps": int(self.bonus_bps[p]),
             "close_factor_bps": int(self.close_factor_bps[p]), "step": int(self.liquidations[p]) + 1, "legs": legs,
         }
-        row = {
-            "strategy": self.name, "block_number": block, "tx_index": -1, "path_id": int(self.ids[p]),
-            "start_token": d, "pools": [leg["pool"] for leg in legs],
-            "zero_for_one": [leg["zero_for_one"] for leg in legs], "amount_in": repay, "amount_out": amount,
-            "gross_profit_raw": gross_raw, "gross_profit_wei": gross_wei, "gas_units": gas_units,
-            "gas_price_wei": gas_price_wei, "gas_cost_wei": gas_cost_wei, "net_profit_wei": net_wei,
-            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block_offset]),
-            "detail": DETAIL_JSON(detail),
-        }
+        row = trade_row(self.name, batch, block_offset, -1, int(self.ids[p]), d, [leg["pool"] for leg in legs],
+                        [leg["zero_for_one"] for leg in legs], repay, amount, gross_raw, gross_wei,
+                        int(self.route_gas[route]), self.gas.priority_fee_wei, DETAIL_JSON(detail))
         return row, debt, repay, seized
 
     # -- evaluate -------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from gpubt.exact.hops import v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, point_key
 from gpubt.market.pools import PoolTable
-from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason
+from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason, trade_row
 
 
 def option(cfg, name: str, default):
@@ -314,7 +314,6 @@ class SandwichStrategy(Strategy):
                 trade = self.reprice(batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]),
                                      float(s_capital[i]), int(token_in[i]), float(s_wei[i]), cache)
                 if self.takes(trade, float(net[i])):
-                    trade["path_id"] = int(first[i])
                     trades.append(trade)
         return StrategyResult(opportunities, trades)
 
@@ -356,9 +355,6 @@ class SandwichStrategy(Strategy):
             gas_units = 2 * exact_gas.V3_SWAP_TX_BASE_GAS + exact_gas.V3_SWAP_TX_GAS_PER_TICK * r["crossed"]
         else:
             gas_units = 2 * exact_gas.V2_SWAP_TX_GAS
-        gas_price_wei = int(batch.base_fee_wei[block]) + int(self.gas.priority_fee_wei)
-        gas_cost = gas_units * gas_price_wei
-        net = gross_wei - gas_cost
         detail = {
             "kind": "v3" if self.meta.is_v3[pool] else "v2",
             "pool": pool,
@@ -368,21 +364,6 @@ class SandwichStrategy(Strategy):
                          "amount_out_min": str(v["min_out"][j]), "amount_out": str(o)}
                         for j, o in zip(member, r["victim_out"])],
         }
-        return {
-            "strategy": "sandwich",
-            "block_number": batch.first_block + block,
-            "tx_index": int(v["tx"][member[0]]) - 1,
-            "start_token": token_in,
-            "pools": [pool, pool],
-            "zero_for_one": [zfo, not zfo],
-            "amount_in": a,
-            "amount_out": r["back_out"],
-            "gross_profit_raw": gross_raw,
-            "gross_profit_wei": gross_wei,
-            "gas_units": gas_units,
-            "gas_price_wei": gas_price_wei,
-            "gas_cost_wei": gas_cost,
-            "net_profit_wei": net,
-            "net_profit_usd": net / 1e18 * float(batch.eth_usd[block]),
-            "detail": json.dumps(detail),
-        }
+        return trade_row(self.name, batch, block, int(v["tx"][member[0]]) - 1, int(member[0]), token_in,
+                         [pool, pool], [zfo, not zfo], a, r["back_out"], gross_raw, gross_wei, gas_units,
+                         self.gas.priority_fee_wei, json.dumps(detail))

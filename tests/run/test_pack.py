@@ -8,7 +8,7 @@ from gpubt.run.loop import Backtest
 from gpubt.market.batch import point_key
 from gpubt.strategies.arbitrage.paths import enumerate_cycles, evaluation_pairs
 
-from ..market import GAS, arbitrage, evaluation_pairs_of, pack
+from ..market import GAS, arbitrage, pack
 
 
 def _tokens_of(paths, p, pools_table):
@@ -79,7 +79,7 @@ def test_pairs(hand_dataset):
     ds = Dataset(hand_dataset)
     strategy = arbitrage(ds)
     paths = strategy.paths
-    pair_key, pair_path = evaluation_pairs_of(strategy, pack(ds, 100, 105))
+    pair_key, pair_path, _ = strategy.pairs(pack(ds, 100, 105))
     codes = list(zip(pair_key.tolist(), pair_path.tolist()))
     assert len(codes) == len(set(codes))  # no (point, path) twice
     top = [p for k, p in codes if k == -1]

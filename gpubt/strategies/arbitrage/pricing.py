@@ -17,6 +17,7 @@ from gpubt.exact.hops import V3Hop, mixed_profit, v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, Batch
 from gpubt.strategies.arbitrage.paths import Paths
+from gpubt.strategies.base import trade_row
 
 
 def select(pair_key: np.ndarray, pair_path: np.ndarray, net_wei: np.ndarray, paths: Paths) -> np.ndarray:
@@ -170,25 +171,7 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
             gross_wei = round(gross_raw * float(wei_per_raw[block, start_slots[path]]))
         n_v3 = int(paths.is_v3[path, :hops].sum())
         ticks = _ticks_crossed(hop_fns, amount_in) if n_v3 else 0
-        gas_units = int(gas.units(hops, n_v3, ticks))
-        gas_price_wei = int(batch.base_fee_wei[block]) + gas.priority_fee_wei
-        gas_cost_wei = gas_units * gas_price_wei
-        net_wei = gross_wei - gas_cost_wei
-        trades.append({
-            "block_number": batch.first_block + block,
-            "tx_index": int(key - (block << KEY_TX_BITS)),
-            "path_id": int(path),
-            "start_token": start_token,
-            "pools": pools,
-            "zero_for_one": zfo,
-            "amount_in": amount_in,
-            "amount_out": amount_in + gross_raw,
-            "gross_profit_raw": gross_raw,
-            "gross_profit_wei": gross_wei,
-            "gas_units": gas_units,
-            "gas_price_wei": gas_price_wei,
-            "gas_cost_wei": gas_cost_wei,
-            "net_profit_wei": net_wei,
-            "net_profit_usd": net_wei / 1e18 * float(batch.eth_usd[block]),
-        })
+        trades.append(trade_row("arbitrage", batch, block, int(key - (block << KEY_TX_BITS)), int(path), start_token,
+                                pools, zfo, amount_in, amount_in + gross_raw, gross_raw, gross_wei,
+                                int(gas.units(hops, n_v3, ticks)), gas.priority_fee_wei))
     return trades

@@ -40,7 +40,8 @@ class Arbitrage(Strategy):
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
         self.start_tokens = resolve_tokens(dataset, list(cfg["start_tokens"]))
-        self.paths = paths = enumerate_cycles(dataset.pools, self.start_tokens, int(cfg["max_hops"]), int(cfg["min_hops"]))
+        self.paths = paths = enumerate_cycles(dataset.pools, self.start_tokens, int(cfg["max_hops"]),
+                                              int(cfg["min_hops"]))
         tokens = dataset.tokens
         self.decimals = np.zeros(int(tokens.column("token_id").to_numpy().max()) + 1, np.int64)
         self.decimals[tokens.column("token_id").to_numpy()] = tokens.column("decimals").to_numpy()
