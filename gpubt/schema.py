@@ -149,7 +149,11 @@ TICKS = pa.schema([
     ("liquidity_gross", BIG),
 ])
 
-# Pending user swaps (a router call's amountIn / amountOutMin): the sandwich strategy's victims.
+# Pending user swaps (a router call's limit): the sandwich and JIT strategies' victims. exact_output = False
+# (exact-input: swapExact*, exactInput*): amount_in is the exact input, amount_out_min the amountOutMin.
+# exact_output = True (swap*ForExact*, exactOutput*): amount_in is amountInMax (the most the user pays),
+# amount_out_min the amountOut the user receives exactly; the swap pays getAmountIn(amountOut) on the state it
+# meets (V3: the exact-output quote) and reverts when that exceeds amountInMax. Optional (older datasets: False).
 VICTIMS = pa.schema([
     ("block_number", pa.int64()),
     ("tx_index", pa.int32()),
@@ -158,6 +162,7 @@ VICTIMS = pa.schema([
     ("zero_for_one", pa.bool_()),
     ("amount_in", AMOUNT),
     ("amount_out_min", AMOUNT),
+    ("exact_output", pa.bool_()),
 ])
 
 # Executed MEV (planted by the synthetic market's searchers, or found by the labeler in ingested logs).
@@ -231,13 +236,15 @@ class SchemaError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
-# Columns a producer may omit (V2-only data): they are filled with nulls (tick_spacing with 0).
+# Columns a producer may omit (V2-only data, older tables): they are filled with nulls (tick_spacing with 0,
+# exact_output with False, strategy with "arbitrage").
 OPTIONAL = {
     "pools": ("tick_spacing",),
     "events": ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta"),
     "snapshots": ("sqrt_price_x96", "liquidity", "tick"),
     "opportunities": ("strategy",),
     "trades": ("strategy", "detail"),
+    "victims": ("exact_output",),
 }
 
 
@@ -254,6 +261,8 @@ def conform(table: pa.Table, name: str, source: str) -> pa.Table:
             field = schema.field(col)
             if col == "tick_spacing":
                 fill = pa.array([0] * table.num_rows, field.type)
+            elif col == "exact_output":
+                fill = pa.array([False] * table.num_rows, field.type)  # victims written before exact-output kinds
             elif col == "strategy":
                 fill = pa.array(["arbitrage"] * table.num_rows, field.type)  # tables written before strategies
             else:
@@ -502,8 +511,10 @@ def validate_ticks(ticks: pa.Table, pools: pa.Table, source: str = "ticks") -> p
 
 
 def validate_victims(victims: pa.Table, pools: pa.Table, source: str = "victims") -> pa.Table:
-    """Pending swaps on known pools, amounts >= 0."""
+    """Pending swaps on known pools, amounts >= 0; a null exact_output is an exact-input swap (False)."""
     victims = conform(victims, "victims", source)
+    i = victims.schema.get_field_index("exact_output")
+    victims = victims.set_column(i, victims.schema.field(i), pc.fill_null(victims.column(i), False))
     _no_nulls(victims, ("block_number", "tx_index", "pool_id", "zero_for_one", "amount_in", "amount_out_min"),
               source)
     _check_known(victims.column("pool_id"), pools.column("pool_id"), source, "pool_id",

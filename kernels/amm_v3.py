@@ -137,3 +137,75 @@ def v3_virtual_reserves(zero_for_one, sqrt_price, liquidity):
     if zero_for_one:
         return liquidity / sqrt_price, liquidity * sqrt_price
     return liquidity * sqrt_price, liquidity / sqrt_price
+
+
+def v3_swap_exact_out(amount_out, zero_for_one, gamma, sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                      tick_liquidity_net, lo, hi, max_steps):
+    """Exact-output swap: the input (fee included) that buys `amount_out` raw units, walking the ranges as
+    v3_swap_exact_in does (the router's exactOutput quote; in real arithmetic it is the inverse of the exact-input
+    swap: the input x with v3_swap_exact_in(x) = amount_out, and the same state after).
+
+    Inside a range the input for an output w is w/(s·s') selling token0 (s' = s − w/L) and w·s·s' selling token1
+    (s' = s·L/(L − w·s)): no cancellation. Returns (amount_in, sqrt price after, liquidity after, tick after,
+    initialized ticks crossed, status); status V3_MAX_STEPS / V3_LIMIT when the pool cannot deliver the output
+    within max_steps crossings or before the price range's end (amount_in is then what the delivered part cost).
+    """
+    s = sqrt_price
+    L = liquidity
+    t = tick
+    paid = 0.0
+    crossed = 0
+    if amount_out <= 0.0 or s <= 0.0:
+        return 0.0, s, L, t, 0, V3_OK
+    remaining = amount_out
+    pos = v3_next_tick_position(t, zero_for_one, tick_index, lo, hi)
+    while True:
+        if zero_for_one:
+            if pos >= lo:
+                s_next = tick_sqrt_price[pos]
+                t_next = tick_index[pos]
+            else:
+                s_next = MIN_SQRT_PRICE
+                t_next = MIN_TICK
+            avail = L * (s - s_next)  # token1 out when the price moves to s_next
+            if remaining < avail:
+                s_new = s - remaining / L
+                paid += remaining / (s * s_new)
+                return paid / gamma, s_new, L, v3_tick_at_sqrt_price(s_new, t_next, t), crossed, V3_OK
+            remaining -= avail
+            paid += L * (s - s_next) / (s * s_next)
+            s = s_next
+            if pos < lo:
+                return paid / gamma, s, L, MIN_TICK, crossed, V3_LIMIT
+            if crossed >= max_steps:
+                return paid / gamma, s, L, t, crossed, V3_MAX_STEPS
+            L -= tick_liquidity_net[pos]
+            t = t_next - 1
+            pos -= 1
+        else:
+            if pos < hi:
+                s_next = tick_sqrt_price[pos]
+                t_next = tick_index[pos]
+            else:
+                s_next = MAX_SQRT_PRICE
+                t_next = MAX_TICK
+            avail = L * (s_next - s) / (s * s_next)  # token0 out when the price moves to s_next
+            if remaining < avail:
+                s_new = s * L / (L - remaining * s)
+                paid += remaining * s * s_new
+                return paid / gamma, s_new, L, v3_tick_at_sqrt_price(s_new, t, t_next - 1), crossed, V3_OK
+            remaining -= avail
+            paid += L * (s_next - s)
+            s = s_next
+            if pos >= hi:
+                return paid / gamma, s, L, MAX_TICK, crossed, V3_LIMIT
+            if crossed >= max_steps:
+                return paid / gamma, s, L, t, crossed, V3_MAX_STEPS
+            L += tick_liquidity_net[pos]
+            t = t_next
+            pos += 1
+        crossed += 1
+        if L < 0.0:
+            L = 0.0
+        if remaining <= 0.0:
+            return paid / gamma, s, L, t, crossed, V3_OK

@@ -190,6 +190,36 @@ def screen_pairs_cuda(pair_key, pair_path, pair_block, path_pools, path_zero_for
                     out_amount_in, out_gross_raw, out_net_wei)
 
 
+def screen_pairs_serial_cpu(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma,
+                            path_is_v3, path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0,
+                            log_reserve1, log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets,
+                            tick_index, tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
+                            out_amount_in, out_gross_raw, out_net_wei):
+    """CPU driver on one thread: the ordered exact pass screens a few pairs per point again (run/execution.py),
+    and starting a parallel region costs more than they do (~200 µs against ~0.1 µs a pair)."""
+    for i in range(pair_key.shape[0]):
+        screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                    path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1,
+                    log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                    tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
+                    out_amount_in, out_gross_raw, out_net_wei)
+
+
+def screen_pairs_serial_cuda(pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma,
+                             path_is_v3, path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0,
+                             log_reserve1, log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets,
+                             tick_index, tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
+                             out_amount_in, out_gross_raw, out_net_wei):
+    """CUDA twin of screen_pairs_serial_cpu (one thread per pair, as screen_pairs_cuda)."""
+    i = cuda.grid(1)  # noqa: F821
+    if i < pair_key.shape[0]:
+        screen_pair(i, pair_key, pair_path, pair_block, path_pools, path_zero_for_one, path_gamma, path_is_v3,
+                    path_gas_units, path_start_slot, log_offsets, log_key, log_reserve0, log_reserve1,
+                    log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                    tick_sqrt_price, tick_liquidity_net, max_steps, wei_per_raw, gas_price_wei,
+                    out_amount_in, out_gross_raw, out_net_wei)
+
+
 # The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
     amm_v2.v2_amount_out, amm_v2.compose_hop, amm_v2.cycle_out, amm_v2.optimal_profit, amm_v2.optimal_input,
@@ -197,4 +227,4 @@ DEVICE_FUNCTIONS = (
     amm_v3.v3_virtual_reserves,
     find_state, cycle_eval, screen_cycle, screen_pair,
 )
-DRIVERS = ((screen_pairs_cpu, screen_pairs_cuda),)
+DRIVERS = ((screen_pairs_cpu, screen_pairs_cuda), (screen_pairs_serial_cpu, screen_pairs_serial_cuda))

@@ -3,9 +3,12 @@
 gpubt/strategies/sandwich.py.
 
 Bundle model. The attacker's bundle [front-run, victim_1, ..., victim_k, back-run] executes on the pool's state
-just before the first victim (key (o << 20) + tx_1 − 1): the front-run sells `a` of the victims' input token, each
-victim swaps its amount_in and must still receive >= its amount_out_min given the front-run and the earlier victims'
-executions, and the back-run sells everything the front-run bought back into the input token.
+just before the first victim (key (o << 20) + tx_1 − 1): the front-run sells `a` of the victims' input token, then
+each victim swaps on the state the front-run and the earlier victims left. An exact-input victim sells amount_in
+and needs >= amount_out_min; an exact-output victim (victim_exact_output) buys amount_out_min exactly and pays the
+least input for it, needing that input <= amount_in (amountInMax). A victim whose limit fails reverts: the pool
+stays as it found it. The first victim (the tx the bundle is built around) must execute; later ones may revert.
+The back-run sells everything the front-run bought back into the input token.
 Gross profit (input-token raw units) = back-run output − a; net = gross × wei per raw − gas × gas price, with gas =
 2 swap transactions (V2: 2 × V2_SWAP_TX_GAS; V3: 2 × V3_SWAP_TX_BASE_GAS + V3_SWAP_TX_GAS_PER_TICK per initialized
 tick the front- and back-run cross).
@@ -19,14 +22,20 @@ At a = 0 this is the victim's own (unsandwiched) constraint; when it holds (c <=
 and the feasible front-runs are [0, a_max] with
     a_max = (−b + √(b² − 4·γ·c)) / (2·γ) = −2·c / (b + √(b² − 4·γ·c))     (the second form: no cancellation).
 
+An exact-output victim (amountInMax M, amountOut w) after front-run a pays w·X/(γ·(Y − w)) with X = x + a,
+Y = x·y/(x + γ·a); "pays <= M" expands to the same quadratic with (v, m) = (M, w): in real arithmetic "the least
+input for w is <= M" is "M buys >= w" (V3 likewise, the exact-output swap being the exact-input one's inverse).
+
 Largest front-run, V3 or several victims: every victim's output is non-increasing in a (a larger front-run leaves
-each later same-direction swap a worse price), so the feasible set is an interval [0, a_max]: bisection on
-"every victim gets its minimum", SANDWICH_BISECTIONS fixed steps in [0, capital] (capital: config capital_eth in
-raw input-token units).
+each later same-direction swap a worse price, and an exact-output victim pays more), so the set where every victim
+executes is an interval [0, a_all]: bisection on "every victim executes", SANDWICH_BISECTIONS fixed steps in
+[0, capital] (capital: config capital_eth in raw input-token units); the first victim's own bound a_first >= a_all
+bounds the bundle (V2: closed form, V3: bisection). Beyond a_all a later victim reverts, which changes the profit
+by a jump: P is searched on [0, a_all] (below), and a_first is compared as one more candidate.
 
 Optimal front-run. The profit P(a) is not monotone on [0, a_max]: the front-run pays the fee twice and its own
 price impact on the back-run grows with a, so for a victim that moves the price little P peaks inside (and
-P'(0) < 0 when the victim cannot pay for two fees: no sandwich). P is unimodal on [0, a_hi], a_hi = min(a_max,
+P'(0) < 0 when the victim cannot pay for two fees: no sandwich). P is unimodal on [0, a_hi], a_hi = min(a_all,
 capital) (measured: tests/kernels/test_sandwich.py scans it); a golden-section search with GOLDEN_ITERATIONS fixed
 steps finds its maximum, and the endpoint a_hi is compared too (the common case: P still rising at the slippage
 bound). Work per thread is bounded, as the GPU wants.
@@ -37,7 +46,7 @@ from numba import prange  # noqa: F401  (the CPU driver's loop; kernels/compile.
 
 from . import amm_v2, amm_v3, cycles
 from .amm_v2 import v2_amount_out  # noqa: F401  (rebound per target)
-from .amm_v3 import V3_OK, v3_swap_exact_in  # noqa: F401
+from .amm_v3 import V3_LIMIT, V3_OK, v3_swap_exact_in, v3_swap_exact_out  # noqa: F401
 from .cycles import find_state  # noqa: F401
 
 SANDWICH_BISECTIONS = 64   # steps of the bisection for the largest front-run (V3, multi-victim): 2**-64 of capital
@@ -78,11 +87,53 @@ def pool_swap(amount_in, zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_pr
     return out, reserve0 - out, reserve1 + amount_in, sqrt_price, liquidity, tick, 0, True
 
 
-def sandwich_eval(a, start, count, scen_victims, victim_amount_in, victim_min_out, zero_for_one, is_v3, gamma,
-                  reserve0, reserve1, sqrt_price, liquidity, tick, tick_index, tick_sqrt_price, tick_liquidity_net,
-                  lo, hi, max_steps):
-    """Run the bundle with front-run a: (gross profit raw, every victim got its minimum, ticks crossed by the
-    front- and back-run, the bundle went through). Victims are scen_victims[start : start + count]."""
+def victim_swap(amount_in, min_out, exact_output, zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price,
+                liquidity, tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps):
+    """A victim's swap with its limit. Exact input: sells amount_in, needs >= min_out. Exact output
+    (exact_output): buys min_out (amountOut) for the least input (V2 getAmountIn closed form, V3
+    v3_swap_exact_out), needs that input <= amount_in (amountInMax). Returns (executed, reserve0, reserve1, sqrt
+    price, liquidity, tick, ok): a victim whose limit fails reverts (the state returned unchanged); ok is False
+    when a V3 walk stops early (the screen cannot say)."""
+    if exact_output:
+        if min_out <= 0.0:
+            return True, reserve0, reserve1, sqrt_price, liquidity, tick, True
+        if is_v3:
+            paid, s, liq, t, c, status = v3_swap_exact_out(
+                min_out, zero_for_one, gamma, sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                tick_liquidity_net, lo, hi, max_steps)
+            if status == V3_LIMIT:  # the pool cannot deliver the output at any price: the swap reverts
+                return False, reserve0, reserve1, sqrt_price, liquidity, tick, True
+            if status != V3_OK:
+                return False, reserve0, reserve1, sqrt_price, liquidity, tick, False
+            if paid > amount_in:
+                return False, reserve0, reserve1, sqrt_price, liquidity, tick, True
+            return True, reserve0, reserve1, s, liq, t, True
+        r_in = reserve0 if zero_for_one else reserve1
+        r_out = reserve1 if zero_for_one else reserve0
+        if min_out >= r_out:
+            return False, reserve0, reserve1, sqrt_price, liquidity, tick, True
+        paid = min_out * r_in / ((r_out - min_out) * gamma)
+        if paid > amount_in:
+            return False, reserve0, reserve1, sqrt_price, liquidity, tick, True
+        if zero_for_one:
+            return True, reserve0 + paid, reserve1 - min_out, sqrt_price, liquidity, tick, True
+        return True, reserve0 - min_out, reserve1 + paid, sqrt_price, liquidity, tick, True
+    got, r0, r1, s, liq, t, c, ok = pool_swap(amount_in, zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price,
+                                              liquidity, tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo,
+                                              hi, max_steps)
+    if not ok:
+        return False, reserve0, reserve1, sqrt_price, liquidity, tick, False
+    if got < min_out:
+        return False, reserve0, reserve1, sqrt_price, liquidity, tick, True
+    return True, r0, r1, s, liq, t, True
+
+
+def sandwich_eval(a, start, count, scen_victims, victim_amount_in, victim_min_out, victim_exact_output,
+                  zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
+                  tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps):
+    """Run the bundle with front-run a: (gross profit raw, the first victim executed, every victim executed, ticks
+    crossed by the front- and back-run, the bundle went through). Victims are scen_victims[start : start + count];
+    a later victim whose limit fails reverts and leaves the pool as it found it."""
     r0 = reserve0
     r1 = reserve1
     s = sqrt_price
@@ -94,124 +145,172 @@ def sandwich_eval(a, start, count, scen_victims, victim_amount_in, victim_min_ou
         bought, r0, r1, s, liq, t, c, ok = pool_swap(a, zero_for_one, is_v3, gamma, r0, r1, s, liq, t, tick_index,
                                                      tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
         if not ok:
-            return 0.0, False, 0, False
+            return 0.0, False, False, 0, False
         crossed += c
-    feasible = True
+    first = True
+    every = True
     for j in range(count):
         v = scen_victims[start + j]
-        got, r0, r1, s, liq, t, c, ok = pool_swap(victim_amount_in[v], zero_for_one, is_v3, gamma, r0, r1, s, liq,
-                                                  t, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi,
-                                                  max_steps)
+        done, r0, r1, s, liq, t, ok = victim_swap(victim_amount_in[v], victim_min_out[v], victim_exact_output[v],
+                                                  zero_for_one, is_v3, gamma, r0, r1, s, liq, t, tick_index,
+                                                  tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
         if not ok:
-            return 0.0, False, crossed, False
-        if got < victim_min_out[v]:
-            feasible = False
+            return 0.0, False, False, crossed, False
+        if not done:
+            every = False
+            if j == 0:
+                first = False
     if a <= 0.0:
-        return 0.0, feasible, crossed, True
+        return 0.0, first, every, crossed, True
     back, r0, r1, s, liq, t, c, ok = pool_swap(bought, not zero_for_one, is_v3, gamma, r0, r1, s, liq, t,
                                                tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
     crossed += c
-    return back - a, feasible, crossed, ok
+    return back - a, first, every, crossed, ok
 
 
-def sandwich_screen(start, count, scen_victims, victim_amount_in, victim_min_out, zero_for_one, is_v3, gamma,
-                    capital, reserve0, reserve1, sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
-                    tick_liquidity_net, lo, hi, max_steps):
-    """(front-run, gross profit raw, ticks crossed, largest feasible front-run) of one scenario; front-run 0 when
-    no front-run is feasible or none is profitable."""
-    if count == 1 and not is_v3:
-        v = scen_victims[start]
+def sandwich_bound(count, start, scen_victims, victim_amount_in, victim_min_out, victim_exact_output, zero_for_one,
+                   is_v3, gamma, capital, reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
+                   tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps):
+    """Largest front-run in [0, capital] after which the first `count` victims all execute (none reverts), by
+    bisection (each victim's slack falls as the front-run grows); −1 when they do not all execute even at 0."""
+    g, first, every, c, ok = sandwich_eval(0.0, start, count, scen_victims, victim_amount_in, victim_min_out,
+                                           victim_exact_output, zero_for_one, is_v3, gamma, reserve0, reserve1,
+                                           sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                                           tick_liquidity_net, lo, hi, max_steps)
+    if not (every and ok):
+        return -1.0
+    g, first, every, c, ok = sandwich_eval(capital, start, count, scen_victims, victim_amount_in, victim_min_out,
+                                           victim_exact_output, zero_for_one, is_v3, gamma, reserve0, reserve1,
+                                           sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                                           tick_liquidity_net, lo, hi, max_steps)
+    if every and ok:
+        return capital
+    a_lo = 0.0
+    a_hi = capital
+    for _ in range(SANDWICH_BISECTIONS):
+        mid = 0.5 * (a_lo + a_hi)
+        g, first, every, c, ok = sandwich_eval(mid, start, count, scen_victims, victim_amount_in, victim_min_out,
+                                               victim_exact_output, zero_for_one, is_v3, gamma, reserve0, reserve1,
+                                               sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                                               tick_liquidity_net, lo, hi, max_steps)
+        if every and ok:
+            a_lo = mid
+        else:
+            a_hi = mid
+    return a_lo
+
+
+def sandwich_screen(start, count, scen_victims, victim_amount_in, victim_min_out, victim_exact_output, zero_for_one,
+                    is_v3, gamma, capital, reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
+                    tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps):
+    """(front-run, gross profit raw, ticks crossed, largest front-run the first victim allows) of one scenario;
+    front-run 0 when no front-run is feasible or none is profitable. The candidates (the exact re-pricing tries
+    the same ones): the profit maximum on [0, a_all] (a_all: every victim executes), a_all, and a_first (the first
+    victim's bound: later victims may revert there)."""
+    v = scen_victims[start]
+    if not is_v3:  # exact output: "pays getAmountIn(amountOut) <= amountInMax" is "getAmountOut(amountInMax) >=
+        # amountOut" in real arithmetic, the same quadratic with (v, m) = (amountInMax, amountOut)
         if zero_for_one:
-            a_max = sandwich_max_frontrun_v2(reserve0, reserve1, gamma, victim_amount_in[v], victim_min_out[v])
+            a_first = sandwich_max_frontrun_v2(reserve0, reserve1, gamma, victim_amount_in[v], victim_min_out[v])
         else:
-            a_max = sandwich_max_frontrun_v2(reserve1, reserve0, gamma, victim_amount_in[v], victim_min_out[v])
-        if a_max <= 0.0:
-            return 0.0, 0.0, 0, 0.0
+            a_first = sandwich_max_frontrun_v2(reserve1, reserve0, gamma, victim_amount_in[v], victim_min_out[v])
     else:
-        g, feasible, c, ok = sandwich_eval(0.0, start, count, scen_victims, victim_amount_in, victim_min_out,
-                                           zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity,
-                                           tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-        if not (feasible and ok):
-            return 0.0, 0.0, 0, 0.0
-        g, feasible, c, ok = sandwich_eval(capital, start, count, scen_victims, victim_amount_in, victim_min_out,
-                                           zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity,
-                                           tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-        if feasible and ok:
-            a_max = capital
-        else:
-            a_lo = 0.0
-            a_hi = capital
-            for _ in range(SANDWICH_BISECTIONS):
-                mid = 0.5 * (a_lo + a_hi)
-                g, feasible, c, ok = sandwich_eval(mid, start, count, scen_victims, victim_amount_in,
-                                                   victim_min_out, zero_for_one, is_v3, gamma, reserve0, reserve1,
-                                                   sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
-                                                   tick_liquidity_net, lo, hi, max_steps)
-                if feasible and ok:
-                    a_lo = mid
-                else:
-                    a_hi = mid
-            a_max = a_lo
-        if a_max <= 0.0:
-            return 0.0, 0.0, 0, 0.0
-    bound = a_max
+        a_first = sandwich_bound(1, start, scen_victims, victim_amount_in, victim_min_out, victim_exact_output,
+                                 zero_for_one, is_v3, gamma, capital, reserve0, reserve1, sqrt_price, liquidity,
+                                 tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
+    if a_first <= 0.0:
+        return 0.0, 0.0, 0, 0.0
+    a_all = a_first
+    if count > 1:
+        a_all = sandwich_bound(count, start, scen_victims, victim_amount_in, victim_min_out, victim_exact_output,
+                               zero_for_one, is_v3, gamma, capital, reserve0, reserve1, sqrt_price, liquidity, tick,
+                               tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
+        if a_all > a_first:
+            a_all = a_first
+    bound = a_all
     if capital < bound:
         bound = capital
-    # golden section for max P on [0, bound]; the endpoint is checked after
-    x_lo = 0.0
-    x_hi = bound
-    x1 = x_hi - INV_PHI * (x_hi - x_lo)
-    x2 = x_lo + INV_PHI * (x_hi - x_lo)
-    p1, f1, c1, ok1 = sandwich_eval(x1, start, count, scen_victims, victim_amount_in, victim_min_out, zero_for_one,
-                                    is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
-                                    tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-    p2, f2, c2, ok2 = sandwich_eval(x2, start, count, scen_victims, victim_amount_in, victim_min_out, zero_for_one,
-                                    is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
-                                    tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-    for _ in range(GOLDEN_ITERATIONS):
-        if p1 >= p2:
-            x_hi = x2
-            x2 = x1
-            p2 = p1
-            x1 = x_hi - INV_PHI * (x_hi - x_lo)
-            p1, f1, c1, ok1 = sandwich_eval(x1, start, count, scen_victims, victim_amount_in, victim_min_out,
-                                            zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity,
-                                            tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-        else:
-            x_lo = x1
-            x1 = x2
-            p1 = p2
-            x2 = x_lo + INV_PHI * (x_hi - x_lo)
-            p2, f2, c2, ok2 = sandwich_eval(x2, start, count, scen_victims, victim_amount_in, victim_min_out,
-                                            zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity,
-                                            tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-    best_a = 0.5 * (x_lo + x_hi)
-    best_p, f, best_c, ok = sandwich_eval(best_a, start, count, scen_victims, victim_amount_in, victim_min_out,
-                                          zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price, liquidity,
-                                          tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
-    if not ok:
-        best_p = 0.0
-    p_end, f_end, c_end, ok_end = sandwich_eval(bound, start, count, scen_victims, victim_amount_in, victim_min_out,
-                                                zero_for_one, is_v3, gamma, reserve0, reserve1, sqrt_price,
-                                                liquidity, tick, tick_index, tick_sqrt_price, tick_liquidity_net, lo,
-                                                hi, max_steps)
-    if ok_end and p_end >= best_p:
-        best_a = bound
-        best_p = p_end
-        best_c = c_end
+    best_a = 0.0
+    best_p = 0.0
+    best_c = 0
+    if bound > 0.0:
+        # golden section for max P on [0, bound] (every victim executes there); the endpoint is checked after
+        x_lo = 0.0
+        x_hi = bound
+        x1 = x_hi - INV_PHI * (x_hi - x_lo)
+        x2 = x_lo + INV_PHI * (x_hi - x_lo)
+        p1, f1, e1, c1, ok1 = sandwich_eval(x1, start, count, scen_victims, victim_amount_in, victim_min_out,
+                                            victim_exact_output, zero_for_one, is_v3, gamma, reserve0, reserve1,
+                                            sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                                            tick_liquidity_net, lo, hi, max_steps)
+        p2, f2, e2, c2, ok2 = sandwich_eval(x2, start, count, scen_victims, victim_amount_in, victim_min_out,
+                                            victim_exact_output, zero_for_one, is_v3, gamma, reserve0, reserve1,
+                                            sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
+                                            tick_liquidity_net, lo, hi, max_steps)
+        for _ in range(GOLDEN_ITERATIONS):
+            if p1 >= p2:
+                x_hi = x2
+                x2 = x1
+                p2 = p1
+                x1 = x_hi - INV_PHI * (x_hi - x_lo)
+                p1, f1, e1, c1, ok1 = sandwich_eval(x1, start, count, scen_victims, victim_amount_in,
+                                                    victim_min_out, victim_exact_output, zero_for_one, is_v3, gamma,
+                                                    reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
+                                                    tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
+            else:
+                x_lo = x1
+                x1 = x2
+                p1 = p2
+                x2 = x_lo + INV_PHI * (x_hi - x_lo)
+                p2, f2, e2, c2, ok2 = sandwich_eval(x2, start, count, scen_victims, victim_amount_in,
+                                                    victim_min_out, victim_exact_output, zero_for_one, is_v3, gamma,
+                                                    reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
+                                                    tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
+        best_a = 0.5 * (x_lo + x_hi)
+        best_p, f, e, best_c, ok = sandwich_eval(best_a, start, count, scen_victims, victim_amount_in,
+                                                 victim_min_out, victim_exact_output, zero_for_one, is_v3, gamma,
+                                                 reserve0, reserve1, sqrt_price, liquidity, tick, tick_index,
+                                                 tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
+        if not ok:
+            best_p = 0.0
+        p_end, f_end, e_end, c_end, ok_end = sandwich_eval(bound, start, count, scen_victims, victim_amount_in,
+                                                           victim_min_out, victim_exact_output, zero_for_one, is_v3,
+                                                           gamma, reserve0, reserve1, sqrt_price, liquidity, tick,
+                                                           tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi,
+                                                           max_steps)
+        if ok_end and p_end >= best_p:
+            best_a = bound
+            best_p = p_end
+            best_c = c_end
+    top = a_first
+    if capital < top:
+        top = capital
+    # the points searched are <= a_first by construction: their first-victim flag is not re-checked (at the
+    # closed-form bound itself float rounding may flip it)
+    if top > bound:  # the first victim's bound: later victims revert there
+        p_top, f_top, e_top, c_top, ok_top = sandwich_eval(top, start, count, scen_victims, victim_amount_in,
+                                                           victim_min_out, victim_exact_output, zero_for_one, is_v3,
+                                                           gamma, reserve0, reserve1, sqrt_price, liquidity, tick,
+                                                           tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi,
+                                                           max_steps)
+        if ok_top and p_top > best_p:
+            best_a = top
+            best_p = p_top
+            best_c = c_top
     if best_p <= 0.0:
-        return 0.0, 0.0, 0, a_max
-    return best_a, best_p, best_c, a_max
+        return 0.0, 0.0, 0, a_first
+    return best_a, best_p, best_c, a_first
 
 
 def screen_sandwich(i, scen_pool, scen_key, scen_zero_for_one, scen_start, scen_count, scen_capital,
-                    scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out, pool_is_v3,
-                    pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity,
-                    log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price, tick_liquidity_net,
-                    max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas, out_amount_in, out_max_frontrun, out_gross_raw,
-                    out_net_wei, out_crossed):
-    """Screen scenario i: outputs its front-run, largest feasible front-run, gross profit (raw input-token units),
-    net profit in wei and ticks crossed; a pool without state at the point screens as nothing."""
+                    scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out,
+                    victim_exact_output, pool_is_v3, pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1,
+                    log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                    tick_sqrt_price, tick_liquidity_net, max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas, out_amount_in,
+                    out_max_frontrun, out_gross_raw, out_net_wei, out_crossed):
+    """Screen scenario i: outputs its front-run, the largest front-run its first victim allows, gross profit (raw
+    input-token units), net profit in wei and ticks crossed; a pool without state at the point screens as nothing.
+    victim_exact_output[v]: victim v buys victim_min_out[v] exactly, paying at most victim_amount_in[v]."""
     pool = scen_pool[i]
     out_amount_in[i] = 0.0
     out_max_frontrun[i] = 0.0
@@ -237,9 +336,9 @@ def screen_sandwich(i, scen_pool, scen_key, scen_zero_for_one, scen_start, scen_
         lo = tick_offsets[v]
         hi = tick_offsets[v + 1]
     a, gross, crossed, a_max = sandwich_screen(
-        scen_start[i], scen_count[i], scen_victims, victim_amount_in, victim_min_out, scen_zero_for_one[i], is_v3,
-        pool_gamma[pool], scen_capital[i], log_reserve0[k], log_reserve1[k], s, liq, t, tick_index,
-        tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
+        scen_start[i], scen_count[i], scen_victims, victim_amount_in, victim_min_out, victim_exact_output,
+        scen_zero_for_one[i], is_v3, pool_gamma[pool], scen_capital[i], log_reserve0[k], log_reserve1[k], s, liq, t,
+        tick_index, tick_sqrt_price, tick_liquidity_net, lo, hi, max_steps)
     if is_v3:
         gas = 2.0 * v3_tx_gas + v3_tick_gas * crossed
     else:
@@ -252,41 +351,42 @@ def screen_sandwich(i, scen_pool, scen_key, scen_zero_for_one, scen_start, scen_
 
 
 def screen_sandwich_cpu(scen_pool, scen_key, scen_zero_for_one, scen_start, scen_count, scen_capital,
-                        scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out, pool_is_v3,
-                        pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity,
-                        log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price, tick_liquidity_net,
-                        max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas, out_amount_in, out_max_frontrun,
-                        out_gross_raw, out_net_wei, out_crossed):
+                        scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out,
+                        victim_exact_output, pool_is_v3, pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1,
+                        log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                        tick_sqrt_price, tick_liquidity_net, max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas,
+                        out_amount_in, out_max_frontrun, out_gross_raw, out_net_wei, out_crossed):
     """CPU driver: a parallel loop over scenarios."""
     for i in prange(scen_pool.shape[0]):
         screen_sandwich(i, scen_pool, scen_key, scen_zero_for_one, scen_start, scen_count, scen_capital,
-                        scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out, pool_is_v3,
-                        pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity,
-                        log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price, tick_liquidity_net,
-                        max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas, out_amount_in, out_max_frontrun,
-                        out_gross_raw, out_net_wei, out_crossed)
+                        scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out,
+                        victim_exact_output, pool_is_v3, pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1,
+                        log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                        tick_sqrt_price, tick_liquidity_net, max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas,
+                        out_amount_in, out_max_frontrun, out_gross_raw, out_net_wei, out_crossed)
 
 
 def screen_sandwich_cuda(scen_pool, scen_key, scen_zero_for_one, scen_start, scen_count, scen_capital,
                          scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out,
-                         pool_is_v3, pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price,
-                         log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price,
-                         tick_liquidity_net, max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas, out_amount_in,
-                         out_max_frontrun, out_gross_raw, out_net_wei, out_crossed):
+                         victim_exact_output, pool_is_v3, pool_gamma, log_offsets, log_key, log_reserve0,
+                         log_reserve1, log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets,
+                         tick_index, tick_sqrt_price, tick_liquidity_net, max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas,
+                         out_amount_in, out_max_frontrun, out_gross_raw, out_net_wei, out_crossed):
     """CUDA driver: one thread per scenario (`cuda` is bound by kernels/compile.py)."""
     i = cuda.grid(1)  # noqa: F821
     if i < scen_pool.shape[0]:
         screen_sandwich(i, scen_pool, scen_key, scen_zero_for_one, scen_start, scen_count, scen_capital,
-                        scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out, pool_is_v3,
-                        pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1, log_sqrt_price, log_liquidity,
-                        log_tick, log_tick_version, tick_offsets, tick_index, tick_sqrt_price, tick_liquidity_net,
-                        max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas, out_amount_in, out_max_frontrun,
-                        out_gross_raw, out_net_wei, out_crossed)
+                        scen_wei_per_raw, scen_gas_price, scen_victims, victim_amount_in, victim_min_out,
+                        victim_exact_output, pool_is_v3, pool_gamma, log_offsets, log_key, log_reserve0, log_reserve1,
+                        log_sqrt_price, log_liquidity, log_tick, log_tick_version, tick_offsets, tick_index,
+                        tick_sqrt_price, tick_liquidity_net, max_steps, v2_tx_gas, v3_tx_gas, v3_tick_gas,
+                        out_amount_in, out_max_frontrun, out_gross_raw, out_net_wei, out_crossed)
 
 
 # The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
     amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in,
-    cycles.find_state, sandwich_max_frontrun_v2, pool_swap, sandwich_eval, sandwich_screen, screen_sandwich,
+    amm_v3.v3_swap_exact_out, cycles.find_state, sandwich_max_frontrun_v2, pool_swap, victim_swap, sandwich_eval,
+    sandwich_bound, sandwich_screen, screen_sandwich,
 )
 DRIVERS = ((screen_sandwich_cpu, screen_sandwich_cuda),)

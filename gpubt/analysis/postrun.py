@@ -69,14 +69,15 @@ class StrategyTally:
 
 
 # the opportunity funnel's stages, in order (docs/metrics.md, "The opportunity funnel")
-FUNNEL_STAGES = ("screened", "over_threshold", "chosen", "exact_confirmed", "attempted", "won")
+FUNNEL_STAGES = ("screened", "over_threshold", "chosen", "exact_confirmed", "executed", "attempted", "won")
 
 
 def funnel(strategy_stats: dict, opportunity_counts: dict, screened_wei: dict, tally: StrategyTally) -> dict:
     """Per strategy, each stage of an opportunity's life with its count and value (ETH; None where the stage has
     no single figure) and the value lost since the stage before: screened by the kernel → over the float
     threshold (the opportunities table, Σ screened net) → chosen for exact pricing (Σ their screened net) →
-    confirmed by the exact figure (Σ exact net) → attempted (kept by the threshold model) → won the auction
+    confirmed by the exact figure (Σ exact net) → executed by the ordered exact pass (after conflicts across
+    strategies and re-pricing where our bundles changed the state: the trades table) → attempted (kept by the threshold model) → won the auction
     (landed; Σ net after our bid: the realized profit)."""
     out = {}
     for name in sorted(set(strategy_stats) | set(opportunity_counts) | set(tally.tried)):
@@ -86,6 +87,7 @@ def funnel(strategy_stats: dict, opportunity_counts: dict, screened_wei: dict, t
                 ("over_threshold", opportunity_counts.get(name, 0), screened_wei.get(name, 0.0) / WEI_PER_ETH),
                 ("chosen", st.get("exact_priced", 0), st.get("exact_priced_screen_wei", 0.0) / WEI_PER_ETH),
                 ("exact_confirmed", st.get("trades", 0), int(st.get("trades_net_wei", 0)) / WEI_PER_ETH),
+                ("executed", st.get("executed", 0), int(st.get("executed_net_wei", 0)) / WEI_PER_ETH),
                 ("attempted", tally.tried.get(name, 0), tally.tried_net.get(name, 0) / WEI_PER_ETH),
                 ("won", won[0], won[1] / WEI_PER_ETH)]
         stages, before = [], None
@@ -162,6 +164,8 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     summary = _summary(cfg, backend, dataset, loop, setup, notes, totals,
                        by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
     summary["funnel"] = json_safe(funnel(loop.strategy_stats, opportunity_counts, screened_wei, by_strategy))
+    if loop.execution is not None:
+        summary["execution"] = json_safe(loop.execution)
     del totals, by_strategy  # the per-trade floats, before the report reads its own
     release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

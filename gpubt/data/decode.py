@@ -11,7 +11,8 @@ EVENTS / SNAPSHOTS / TICKS / BLOCKS / VICTIMS tables, carrying pool state across
   Collect / CollectProtocol / Flash only move the pool's token balances: they become "sync" rows.
 - Router swaps (Uniswap V2 Router02 swap*, V3 SwapRouter exactInput*/exactOutput*, also inside multicall) of txs
   that swapped in a tracked pool: one VICTIMS row each (the pool where the user's input enters, the user's
-  limit as (amount_in, amount_out_min): exact-in (amountIn, amountOutMin), exact-out (amountInMax, amountOut)),
+  limit as (amount_in, amount_out_min, exact_output): exact-in (amountIn, amountOutMin, False), exact-out
+  (amountInMax, amountOut, True): swapTokensForExactTokens/ETH, swapETHForExactTokens, exactOutput(Single)),
   and the full decoded call in a ROUTER_CALLS row (method, amounts, path, fees, deadline).
 """
 from __future__ import annotations
@@ -636,5 +637,6 @@ class ChainReplay:
                     "pool_id": first_pool, "zero_for_one": call["path"][0] == info.token0,
                     "amount_in": min(call["amount_in"] if exact_in else call["amount_in_max"], AMOUNT_MAX),
                     "amount_out_min": min(call["amount_out_min"] if exact_in else call["amount_out"], AMOUNT_MAX),
+                    "exact_output": not exact_in,
                 })
         return victims, calls

@@ -6,6 +6,9 @@ What it simulates, per block of 12 s:
 - CEX-DEX arbitrageurs at the top of the block: pools outside the fee band of the reference are pushed back to
   its edge when that beats gas (LABELS kind "cexdex");
 - noise traders (Poisson count, pools ∝ TVL^0.7, lognormal USD size), each also a pending router swap (VICTIMS);
+  on V2 pools a share `exact_output_share` of them are exact-output router calls (swapTokensForExactTokens):
+  amountOut = getAmountOut(drawn input) on the state they meet, the pool takes getAmountIn(amountOut), and the
+  VICTIMS row holds (amountInMax = drawn input raised by the slippage tolerance, amountOut, exact_output=True);
 - cyclic-arbitrage searchers back-running noise swaps with the best 2- or 3-hop WETH cycle (LABELS "arbitrage");
 - occasional LP mints and burns: V2 proportional to the reserves; V3 new positions concentrated around the price
   (and some wide ones) and burns of existing positions (whole or in part).
@@ -80,6 +83,7 @@ _COMMON = dict(
     cexdex_margin_usd=10.0,       # net of gas
     v3_pools=0,                   # Uniswap V3 pools on top of the n_pools V2 ones (0: the V2-only market)
     v3_concentrated_positions=6,  # initial concentrated LP positions per V3 pool (plus 1 full-range, 2 wide)
+    exact_output_share=0.2,       # share of V2 noise swaps that are exact-output router calls (0: all exact-in)
 )
 
 PRESETS: dict[str, dict] = {
@@ -111,7 +115,7 @@ V3_FEE_TIERS = ((100, 1), (500, 10), (3000, 60), (10000, 200))  # (fee pips, tic
 Knobs = namedtuple("Knobs", [
     "dt_years", "eth_vol", "vol_regime_mult", "calm_to_volatile", "volatile_to_calm", "base_fee_wei0",
     "swaps_per_block", "noise_log_median_usd", "noise_sigma", "noise_max_tvl_frac", "lp_event_share",
-    "n_traders", "n_searchers", "searcher_activity", "cexdex_activity", "cexdex_margin_usd",
+    "n_traders", "n_searchers", "searcher_activity", "cexdex_activity", "cexdex_margin_usd", "exact_output_share",
 ])
 
 
@@ -344,7 +348,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
     token_class: 0 WETH, 1 stablecoin, 2 market-loaded. Actions (a_*): block offset, tx_index, log_index, pool,
     kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
-    tx), hop (index within its tx). Pools >= n_v2 are V3 (state in `v3`, a V3Float): their mint amount is the
+    tx), hop (index within its tx; noise: 1 for an exact-output router call, V2 pools only). Pools >= n_v2 are V3 (state in `v3`, a V3Float): their mint amount is the
     liquidity and burn amount the fraction in ppm (1e6: the whole position), aux the position slot, and
     a_tick_lower/a_tick_upper the position's ticks. Returns (status, n_actions).
     """
@@ -505,8 +509,11 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             else:           # TVL ≈ 2 × reserve_in in value
                 amount_in = max(min(amount_in, 2.0 * knobs.noise_max_tvl_frac * r_in), 1.0)
             slip_bps = slippages[np.random.randint(0, slippages.shape[0])]
+            # no draw at share 0: the market of a zero share is the exact-input market draw for draw
+            exact_out = p < n_v2 and knobs.exact_output_share > 0.0 and \
+                np.random.random() < knobs.exact_output_share
             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
-                      b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0, 0)
+                      b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0, 1 if exact_out else 0)
             if n < 0:
                 return _STATUS_FULL, 0
             if p >= n_v2:
@@ -833,7 +840,8 @@ def _weth_cycles(pool_t0: np.ndarray, pool_t1: np.ndarray):
 def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_v2: int | None = None) -> dict:
     """Replay the float pass's actions with Uniswap's integer math; `reserve0/1` (Python ints) are updated.
 
-    V2 swap outputs are getAmountOut at fee_ppm 3000 (inlined: the hot loop of the generator). Pools >= n_v2 are
+    V2 swap outputs are getAmountOut at fee_ppm 3000 (inlined: the hot loop of the generator); an exact-output noise
+    swap (hop 1) buys amountOut = getAmountOut(drawn input) and pays getAmountIn(amountOut). Pools >= n_v2 are
     the exact V3Pools `v3_pools` (updated in place; reserve0/1 hold their token balances); their rows also get
     the state after the event and, for mints and burns, the position's ticks and signed liquidity delta.
     """
@@ -850,7 +858,7 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
     a0i, a1i, a0o, a1o, res0, res1 = [], [], [], [], [], []
     v3_cols = {k: [] for k in ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta")}
     any_v3 = False
-    victim_min, label_profit, label_pools, label_row = [], [], [], []
+    victim_in, victim_min, victim_exact_out, label_profit, label_pools, label_row = [], [], [], [], [], []
     last_out = first_in = 0
     arb_pools = []
     for i, kind in enumerate(kinds):
@@ -866,14 +874,19 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
             amount_in = last_out if (kind == ARB_HOP and hops[i] > 0) else int(amounts[i])
             if amount_in < 1:
                 amount_in = 1
+            drawn = amount_in
             with_fee = amount_in * fee_keep
             if zfos[i]:
                 out = with_fee * r1 // (r0 * 1_000_000 + with_fee)
+                if kind == NOISE and hops[i] and out > 0:  # exact output: pays getAmountIn(out) <= drawn + 1
+                    amount_in = r0 * out * 1_000_000 // ((r1 - out) * fee_keep) + 1
                 r0 += amount_in
                 r1 -= out
                 a0i.append(amount_in), a1i.append(0), a0o.append(0), a1o.append(out)
             else:
                 out = with_fee * r0 // (r1 * 1_000_000 + with_fee)
+                if kind == NOISE and hops[i] and out > 0:
+                    amount_in = r1 * out * 1_000_000 // ((r0 - out) * fee_keep) + 1
                 r1 += amount_in
                 r0 -= out
                 a0i.append(0), a1i.append(amount_in), a0o.append(out), a1o.append(0)
@@ -894,8 +907,16 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
         if kind <= ARB_HOP:
             last_out = out
             if kind == NOISE:
-                # the router's quote is taken on this same state, so amount_out_min <= out
-                victim_min.append(out * (10_000 - int(auxs[i])) // 10_000)
+                # the router's quote is taken on this same state, so amount_out_min <= out (exact-in) and
+                # amountInMax >= what the swap paid (exact-out)
+                if p < n_v2 and hops[i] and out > 0:
+                    victim_in.append(max(drawn * (10_000 + int(auxs[i])) // 10_000, amount_in))
+                    victim_min.append(out)
+                    victim_exact_out.append(True)
+                else:
+                    victim_in.append(amount_in)
+                    victim_min.append(out * (10_000 - int(auxs[i])) // 10_000)
+                    victim_exact_out.append(False)
             elif kind == CEXDEX:
                 label_profit.append(out - round(amount_in * auxs[i]))
                 label_pools.append([p])
@@ -914,7 +935,8 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
         res0.append(r0)
         res1.append(r1)
     return dict(amount0_in=a0i, amount1_in=a1i, amount0_out=a0o, amount1_out=a1o, reserve0=res0, reserve1=res1,
-                victim_min=victim_min, label_profit=label_profit, label_pools=label_pools,
+                victim_in=victim_in, victim_min=victim_min, victim_exact_out=victim_exact_out,
+                label_profit=label_profit, label_pools=label_pools,
                 label_row=np.array(label_row, dtype=np.int64), v3=v3_cols if any_v3 else None)
 
 
@@ -987,6 +1009,7 @@ class _Simulator:
             n_traders=int(params["n_traders"]), n_searchers=int(n_s),
             searcher_activity=float(params["searcher_activity"]), cexdex_activity=float(params["cexdex_activity"]),
             cexdex_margin_usd=float(params["cexdex_margin_usd"]),
+            exact_output_share=float(params["exact_output_share"]),
         )
         n_actors = params["n_traders"] + n_s + N_CEXDEX
         self.actor_addr = _fake_hex(seed, 3, np.arange(n_actors + len(VENUES)), 20)   # + one factory per venue
@@ -1174,8 +1197,9 @@ class _Simulator:
             pa.array(acts["block"][noise] + first), pa.array(acts["tx"][noise].astype(np.int32)),
             self._tx_hashes(acts["block"][noise] + first, acts["tx"][noise]),
             pa.array(acts["pool"][noise].astype(np.int32)), pa.array(acts["zfo"][noise]),
-            pa.array(_noise_inputs(exact, acts, noise), type=schema.AMOUNT),
+            pa.array(exact["victim_in"], type=schema.AMOUNT),
             pa.array(exact["victim_min"], type=schema.AMOUNT),
+            pa.array(exact["victim_exact_out"], type=pa.bool_()),
         ], schema=schema.VICTIMS)
 
         rows = exact["label_row"]
@@ -1202,13 +1226,6 @@ class _Simulator:
     def _tx_hashes(self, block: np.ndarray, tx: np.ndarray) -> pa.Array:
         return _fake_hex(self.seed, 4, (np.asarray(block, np.uint64) << np.uint64(20)) + np.asarray(tx, np.uint64),
                          32)
-
-
-def _noise_inputs(exact: dict, acts: dict, noise: np.ndarray) -> list:
-    """The exact amount_in of each noise swap (whichever side it paid in)."""
-    a0i, a1i = exact["amount0_in"], exact["amount1_in"]
-    zfo = acts["zfo"]
-    return [a0i[i] if zfo[i] else a1i[i] for i in noise.tolist()]
 
 
 def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = True, **overrides) -> pathlib.Path:

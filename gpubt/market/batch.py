@@ -128,8 +128,22 @@ class Batch:
         before = int(np.searchsorted(self.log_key[lo:hi], key, side="right"))  # entries with key <= `key`
         return lo + before - 1 if before else -1
 
+    # -- the ordered exact pass's forks (gpubt/run/execution.py) -------------------------------------------------
+    @property
+    def overlay(self) -> dict:
+        """{pool: gpubt.market.fork.ForkedPool}: pools whose current state differs from the log (our bundles
+        forked them). While the ordered exact pass walks a point, the exact lookups below return a forked pool's
+        current state whatever key they ask for (every lookup of a strategy's pricing is at the point walked)."""
+        return self.__dict__.get("_overlay") or {}
+
+    def set_overlay(self, forks: dict | None) -> None:
+        self.__dict__["_overlay"] = forks
+
     def exact_reserve(self, pool: int, key: int) -> tuple[int, int]:
         """Exact (reserve0, reserve1) of one V2 pool at `key`."""
+        fork = self.overlay.get(pool)
+        if fork is not None:
+            return fork.reserves()
         i = self.log_entry(pool, key)
         if i < 0:
             raise KeyError(f"pool {pool} has no state at key {key}")
@@ -150,14 +164,26 @@ class Batch:
             raise KeyError(f"pool {np.ravel(pools)[bad]} has no state at key {np.ravel(keys)[bad]}")
         exact0, exact1 = self.log_exact_ints
         idx = idx.tolist()
-        return [exact0[i] for i in idx], [exact1[i] for i in idx]
+        r0, r1 = [exact0[i] for i in idx], [exact1[i] for i in idx]
+        overlay = self.overlay
+        if overlay:
+            for j, pool in enumerate(np.ravel(pools).tolist()):
+                if pool in overlay:
+                    r0[j], r1[j] = overlay[pool].reserves()
+        return r0, r1
 
     def exact_v3_state(self, pool: int, key: int) -> tuple[int, int, int, tuple]:
         """(sqrtPriceX96, liquidity, tick, tick table) of V3 pool `pool` at `key`, exact."""
+        fork = self.overlay.get(pool)
+        if fork is not None:
+            return fork.v3_state()
         return self.exact_v3_at(self.log_entry(pool, key), pool, key)
 
     def exact_v3_at(self, i: int, pool=None, key=None) -> tuple[int, int, int, tuple]:
         """exact_v3_state of log entry i (from log_index)."""
+        fork = self.overlay.get(pool)
+        if fork is not None:
+            return fork.v3_state()
         if i < 0 or self.log_exact_sqrt_price[i] is None:
             raise KeyError(f"V3 pool {pool} has no state at key {key}")
         return (self.log_exact_sqrt_price[i], self.log_exact_liquidity[i], int(self.log_tick[i]),

@@ -82,6 +82,9 @@ class MarketState:
         self.v3: dict[int, V3State] = {}
         self.v3_block = None  # the V3 state is at the top of this block (None: not loaded)
         self.pool_is_v3 = None
+        # forked V3 pools' (sqrtPriceX96, liquidity, tick) that the next `load_v3` puts over the dataset's (a
+        # checkpoint or the shard before carried them: run/execution.py); the tick tables are history's
+        self.v3_overrides: dict = {}
 
     def load_v3(self, dataset, block: int, pool_is_v3: np.ndarray) -> None:
         """Exact V3 states at the top of `block`: the partition's snapshot and tick tables, then its events."""
@@ -110,6 +113,10 @@ class MarketState:
         events = dataset.read_partition("events", part)
         before = events.slice(0, int(np.searchsorted(events.column("block_number").to_numpy(), block, side="left")))
         apply_v3_events(self.v3, before, pool_is_v3)
+        for pid, (sqrt_price, liquidity, tick) in self.v3_overrides.items():
+            if pid in self.v3:
+                self.v3[pid].sqrt_price_x96, self.v3[pid].liquidity, self.v3[pid].tick = sqrt_price, liquidity, tick
+        self.v3_overrides = {}
         self.v3_block = block
 
     def load_snapshot(self, snapshots: pa.Table) -> None:

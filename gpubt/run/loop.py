@@ -25,8 +25,9 @@ from gpubt.market.batch import pack_batch
 from gpubt.market.pools import PoolTable
 from gpubt.market.state import MarketState
 from gpubt.run.checkpoint import Checkpointer
+from gpubt.run.execution import Execution
 from gpubt.run.results import LoopResult, ResultParts, concat, in_point_order
-from gpubt.strategies.base import BatchTables
+from gpubt.strategies.base import BatchTables, StrategyResult
 
 log = logging.getLogger("gpubt")
 SPILL_ROWS = 400_000  # ~40 MB of results held before a part is written (with `parts`): ~1,000 mainnet blocks
@@ -41,9 +42,13 @@ class Backtest:
 
     def __init__(self, dataset: Dataset, backend: Backend, strategies, gas: GasModel, batch_blocks: int,
                  first_block=None, last_block=None, progress: bool = True, checkpointer: Checkpointer | None = None,
-                 memory_budget_mb: float = 2048, monitor=None, parts: ResultParts | None = None, top_block=None):
+                 memory_budget_mb: float = 2048, monitor=None, parts: ResultParts | None = None, top_block=None,
+                 execution: Execution | None = None):
         self.dataset, self.backend, self.gas = dataset, backend, gas
         self.strategies = list(strategies)  # gpubt.strategies.base.Strategy instances, in config order
+        # the ordered exact pass (run/execution.py): counterfactual (our bundles fork the market) or replay
+        self.execution = execution if execution is not None else Execution("replay", dataset, self.strategies)
+        self._carried_execution = None  # a shard's start: the previous shard's forks (run/sharded.py)
         self.batch_blocks = int(batch_blocks)
         if self.batch_blocks < 1:
             raise ValueError(f"batch_blocks = {batch_blocks}: must be >= 1")
@@ -90,7 +95,8 @@ class Backtest:
     def result(self) -> LoopResult:
         return LoopResult(self.parts, self.first_block, self.last_block, dict(self.stats), self.strategy_stats(),
                           {name: c.get("screened", 0) for name, c in self._restored_counts.items()},
-                          self.resumed_from, self.batch_blocks, self.context.allocations, self.context.seconds)
+                          self.resumed_from, self.batch_blocks, self.context.allocations, self.context.seconds,
+                          self.execution.summary(self.last_block))
 
     def run(self) -> "Backtest":
         state = MarketState(int(self.dataset.pools.column("pool_id").to_numpy().max()) + 1,
@@ -100,6 +106,8 @@ class Backtest:
         restored = self.checkpointer.load(state) if self.checkpointer else None
         if restored:
             start, counters, self.parts.count, carried = restored
+            if "_execution" in carried:
+                self.execution.restore(carried.pop("_execution"), state)
             for strategy in self.strategies:
                 if strategy.name in carried:
                     strategy.restore(carried[strategy.name])
@@ -108,7 +116,8 @@ class Backtest:
             self.net_profit_wei = int(counters.pop("net_profit_wei"))
             self._restored_counts = counters.pop("strategies", {})
             self.stats.update(counters)
-        needs_victims = any(s.needs_victims for s in self.strategies)
+        counterfactual = self.execution.counterfactual
+        needs_victims = counterfactual or any(s.needs_victims for s in self.strategies)
         parts = [p for p in self.dataset.partitions if p[1] >= start and p[0] <= self.last_block]
         t0 = time.perf_counter()
         with tqdm(total=self.last_block - self.first_block + 1, initial=start - self.first_block, unit="blk",
@@ -118,10 +127,13 @@ class Backtest:
                 events = self.dataset.read_partition("events", part)
                 prices = self.dataset.read_partition("prices", part)
                 victims = self.dataset.read_partition("victims", part) if needs_victims else None
+                labels = self.dataset.read_partition("labels", part) if counterfactual else None
                 if n == 0 and not restored:  # start from the partition's snapshot, then catch up to first_block
                     state.load_snapshot(self.dataset.read_partition("snapshots", part))
                     state.apply_events(_rows_in(events, part[0], start - 1))
                     state.apply_prices(_rows_in(prices, part[0], start - 1))
+                    if self._carried_execution is not None:  # a shard continues the forks of the one before
+                        self.execution.restore(self._carried_execution, state)
                 lo, hi = max(part[0], start), min(part[1], self.last_block)
                 first = lo
                 while first <= hi:
@@ -143,10 +155,21 @@ class Backtest:
                     funnel_before = self._funnel()
                     t_batch = time.perf_counter()
                     self.stats["batches"] += 1
+                    history = tables.events
+                    projected = self.execution.project(batch, history, tables.victims,
+                                                       _rows_in(labels, first, last) if counterfactual else None)
+                    if projected is not history:  # our earlier trades forked pools: screen the market they left
+                        tables = BatchTables(tables.blocks, projected, tables.victims, tables.prices)
+                        batch = pack_batch(first, last, tables.blocks, projected, tables.prices, state, pool_is_v3,
+                                           self.gas.priority_fee_wei, evaluate_top=first == self.top_block,
+                                           dataset=self.dataset)
                     batch.upload(self.context)  # the state log, once for every strategy
-                    for strategy in self.strategies:
-                        self._evaluate(strategy, batch, tables)
-                    state.advance(tables.events, batch)
+                    results = {s.name: self._screen(s, batch, tables) for s in self.strategies}
+                    executed = self.execution.execute(batch, {name: r.trades for name, r in results.items()})
+                    for name, result in results.items():
+                        self._add(name, result.opportunities, executed[name])
+                    state.advance(history, batch)
+                    self.execution.advance(state)
                     if self.monitor is not None:
                         before = counts_before[0]
                         self.monitor.observe_batch(
@@ -169,13 +192,15 @@ class Backtest:
                 # drop this partition's tables before the next one is read (else both are held at once)
                 blocks = events = prices = victims = batch = tables = None
         self.stats["wall_seconds"] = time.perf_counter() - t0
+        self.state = state  # at the run's end (a shard hands its forks on: run/sharded.py)
         return self
 
     def _funnel(self) -> dict:
         """The strategies' funnel counts so far (this process's): the monitor's `gpubt_funnel` stages besides
         over_threshold (the opportunities it is given)."""
         return {s.name: {"screened": s.stats["screened"], "chosen": s.stats["exact_priced"],
-                         "exact_confirmed": s.stats["trades"]} for s in self.strategies}
+                         "exact_confirmed": s.stats["trades"], "executed": s.stats["executed"]}
+                for s in self.strategies}
 
     @property
     def n_trades(self) -> int:
@@ -200,12 +225,13 @@ class Backtest:
             counts[1] += len(trades)
             self._held_rows += 4 * len(trades)  # a trade row (with its detail JSON) weighs ~4 opportunity rows
 
-    def _evaluate(self, strategy, batch, tables) -> None:
+    @staticmethod
+    def _screen(strategy, batch, tables) -> StrategyResult:
+        """The strategy's opportunities and proposals (the trades it would take) for one batch."""
         result = strategy.evaluate(batch, tables)
-        opportunities = result.opportunities
-        if opportunities.num_rows:
-            opportunities = schema.conform(opportunities, "opportunities", strategy.name)
-        self._add(strategy.name, opportunities, result.trades)
+        if result.opportunities.num_rows:
+            result.opportunities = schema.conform(result.opportunities, "opportunities", strategy.name)
+        return result
 
     def _spill(self) -> None:
         """Write the results held in memory as one part (with `parts`; else keep holding them)."""
@@ -220,6 +246,8 @@ class Backtest:
                     "strategies": {name: {k: v for k, v in stats.items() if not k.endswith("_seconds")}
                                    for name, stats in self.strategy_stats().items()}}
         carried = {s.name: c for s in self.strategies if (c := s.carried()) is not None}
+        if self.execution.counterfactual:
+            carried["_execution"] = self.execution.carried(state)
         self.checkpointer.write(next_block, state, counters, self.parts.count, carried)
 
     @staticmethod

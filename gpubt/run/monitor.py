@@ -113,7 +113,8 @@ class Monitor:
                                      registry=r)
         self.trades = Counter("gpubt_trades", "Trades taken", ["strategy"], registry=r)
         self.funnel = Counter("gpubt_funnel", "Opportunities reaching each stage of the loop's funnel (screened, "
-                              "over_threshold, chosen, exact_confirmed; the post-run stages are in summary.json)",
+                              "over_threshold, chosen, exact_confirmed, executed; the post-run stages are in "
+                              "summary.json)",
                               ["strategy", "stage"], registry=r)
         self.profit = Gauge("gpubt_profit_eth", "Cumulative net profit of the trades taken, ETH", registry=r)
         self.latency = Histogram("gpubt_batch_seconds", "Wall time per batch, seconds", buckets=LATENCY_BUCKETS,
@@ -165,7 +166,7 @@ class Monitor:
                       last_block: int | None = None, funnel_by_strategy: dict | None = None) -> float | None:
         """Record one batch of `n_blocks` blocks that took `seconds`; profit_eth is the batch's net profit;
         `funnel_by_strategy`: {strategy: {stage: count}} of the batch's other loop stages (screened, chosen,
-        exact_confirmed; over_threshold is `opportunities_by_strategy`).
+        exact_confirmed, executed; over_threshold is `opportunities_by_strategy`).
 
         The batch's opportunities per block go through the anomaly detector; an anomaly logs a warning naming
         the block range and the numbers, and its z-score is returned (None otherwise).

@@ -163,3 +163,4 @@ class LoopResult:
     batch_blocks: int          # the final batch size (the memory budget may have shrunk it)
     buffer_allocations: int
     context_seconds: float
+    execution: dict = None     # the ordered exact pass: its mode and the market's reaction (Execution.summary)

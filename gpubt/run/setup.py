@@ -16,6 +16,7 @@ from gpubt.schema import GWEI, WEI_PER_ETH
 from gpubt.backend import Backend
 from gpubt.data.store import Dataset
 from gpubt.exact.gas import GasModel
+from gpubt.run.execution import Execution
 from gpubt.run.loop import Backtest
 
 
@@ -57,7 +58,8 @@ def _synthetic_dataset(data_cfg, progress: bool) -> Dataset:
     cached = not data_cfg.path
     path = Path(data_cfg.path or Path(data_cfg.cache_dir) / f"synthetic-{data_cfg.preset}-seed{data_cfg.seed}")
     key = f"data.cache_dir={data_cfg.cache_dir}: {path}" if cached else f"data.path={path}"
-    params = {"preset": data_cfg.preset, "seed": int(data_cfg.seed)}
+    # a dataset generated with other preset parameters (an older generator's) is not this market
+    params = {**synthetic.PRESETS.get(data_cfg.preset, {}), "preset": data_cfg.preset, "seed": int(data_cfg.seed)}
     if path.exists() and not path.is_dir():
         raise schema.SchemaError(f"{key} is a file, not a dataset folder")
     ours = cached and synthetic.is_own_cache(path)
@@ -132,9 +134,11 @@ class RunSetup:
 
     def backtest(self, cfg, dataset: Dataset, backend: Backend, **options) -> Backtest:
         """The batch loop over cfg's block range (`options`: Backtest's keyword arguments)."""
+        execution = Execution(str(cfg.execution.mode), dataset, self.strategies,
+                              int(cfg.execution.default_slippage_bps))
         return Backtest(dataset, backend, self.strategies, self.gas, int(cfg.batch_blocks),
                         cfg.data.get("first_block"), cfg.data.get("last_block"),
-                        memory_budget_mb=float(cfg.get("memory_budget_mb", 2048)), **options)
+                        memory_budget_mb=float(cfg.get("memory_budget_mb", 2048)), execution=execution, **options)
 
 
 # option values run() checks before anything else: key -> kind (KINDS: what the value must be)
@@ -148,7 +152,7 @@ OPTION_KINDS = {
     "monitor.port": "port", "monitor.anomaly_k": "num>0", "monitor.anomaly_alpha": "fraction",
     "monitor.anomaly_warmup": "int>=0", "monitor.anomaly_min_std": "num>=0", "report.enabled": "bool",
     "data.seed": "int", "data.first_block": "block", "data.last_block": "block",
-    "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
+    "execution.default_slippage_bps": "int>=0", "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
 }
 KINDS = {  # kind -> (accepts the value, what it must be)
     "int": (lambda v: True, "an integer"),

@@ -7,7 +7,9 @@
 Every dataset partition starts from its own snapshot (state is versioned, not replayed), so the strategies that
 carry nothing from batch to batch (arbitrage, sandwich, JIT) run as one task per shard of partitions, in any order,
 on any worker. Liquidation and CEX-DEX carry state their own trades change (Strategy.carried: the book, the pools
-whose state we traded), so they run as a chain: shard k's task starts from what shard k − 1's task carried. Each
+whose state we traded), so they run as a chain: shard k's task starts from what shard k − 1's task carried. With
+execution=counterfactual every strategy is in the chain: our trades fork pools, and the forks (run/execution.py:
+Execution.carried) go from shard to shard. Each
 task writes its result parts into its own folder (work/shard-KKKK-<group>); the host then merges each partition's
 parts in the local executor's order (block, tx, then the strategies in config order), so trades.parquet,
 opportunities.parquet and every metric equal `executor=local`'s. A finished task leaves done.json (its counters
@@ -94,11 +96,17 @@ def run_task(cfg_json: str, dataset_root: str, task: Task, top_block: int, threa
     task.folder.mkdir(parents=True)
     parts = ResultParts(task.folder)
     cfg.data.first_block, cfg.data.last_block = task.first, task.last
-    bt = setup.backtest(cfg, dataset, backend, progress=False, parts=parts, top_block=top_block).run()
+    bt = setup.backtest(cfg, dataset, backend, progress=False, parts=parts, top_block=top_block)
+    if bt.execution.counterfactual and previous is not None:  # the forks the shard before left
+        bt._carried_execution = previous["carried"].get("_execution")
+    bt.run()
+    carried = {s.name: c for s in setup.strategies if (c := s.carried()) is not None}
+    if bt.execution.counterfactual:
+        carried["_execution"] = bt.execution.carried(bt.state)
     result = {
         "stats": bt.stats, "strategy_stats": bt.strategy_stats(), "parts": parts.count,
         "net_profit_wei": str(bt.net_profit_wei),
-        "carried": {s.name: c for s in setup.strategies if (c := s.carried()) is not None},
+        "carried": carried, "execution": bt.execution.summary(task.last),
         "batch_blocks": bt.batch_blocks, "context": [bt.context.allocations, bt.context.seconds],
         "counts": bt.counts,
         "pid": os.getpid(), "started": started, "finished": time.time(),
@@ -184,7 +192,9 @@ def run_sharded(cfg, dataset, work: Path, fingerprint: dict, strategies: list, f
     from gpubt.run.results import LoopResult
 
     chained = [s.name for s in strategies if s.carried() is not None]
-    free = [s.name for s in strategies if s.carried() is None]
+    if cfg.execution.mode == "counterfactual":  # our trades fork the market: every shard continues the one before
+        chained = [s.name for s in strategies]
+    free = [s.name for s in strategies if s.name not in chained]
     tasks = plan(cfg, dataset, first, last, work, chained, free)
     _check_plan(work, fingerprint, tasks, resume)
     done = {id(t): t.done() for t in tasks}
@@ -254,9 +264,11 @@ def run_sharded(cfg, dataset, work: Path, fingerprint: dict, strategies: list, f
     per = _sum_strategy_stats([results[id(t)] for t in tasks])
     restored = ({name: sum(done[id(t)]["strategy_stats"].get(name, {}).get("screened", 0) for t in tasks
                            if done[id(t)]) for name in per} if resumed else {})
+    last_link = [results[id(t)] for t in tasks if t.group == (CHAINED if chained else FREE)][-1]
     return LoopResult(parts, first, last, stats, per, restored, first if resumed else None,
                       min((r["batch_blocks"] for r in results.values()), default=int(cfg.batch_blocks)),
-                      sum(r["context"][0] for r in results.values()), sum(r["context"][1] for r in results.values()))
+                      sum(r["context"][0] for r in results.values()), sum(r["context"][1] for r in results.values()),
+                      last_link.get("execution"))
 
 
 def _sum_stats(results: list[dict]) -> dict:

@@ -61,8 +61,11 @@ SCREEN_MARGIN_WEI = 10**12    # absolute floor, 1e-6 ETH (≈ 10 raw WBTC units)
 # what every strategy counts (summary.json: timing.by_strategy)
 # (exact_priced_screen_wei: Σ the screened net profit of what was exact-priced; trades_net_wei: Σ the exact net
 # profit of the trades taken: the funnel's values at those stages, analysis/postrun.py)
-STAT_KEYS = ("screened", "candidates", "exact_priced", "exact_rejected", "trades", "exact_priced_screen_wei",
-             "trades_net_wei", "compile_seconds", "screen_seconds", "exact_seconds")
+# (trades: confirmed by the exact figure; executed: sent by the ordered exact pass, run/execution.py, after conflicts
+# across strategies and re-pricing on the state our earlier bundles left; executed_net_wei: Σ their exact net)
+STAT_KEYS = ("screened", "candidates", "exact_priced", "exact_rejected", "trades", "executed",
+             "exact_priced_screen_wei", "trades_net_wei", "executed_net_wei", "compile_seconds", "screen_seconds",
+             "exact_seconds")
 
 
 def screen_floor(min_profit_wei: int, gross_wei):
@@ -109,6 +112,36 @@ class Strategy:
         self.stats["trades"] += 1
         self.stats["trades_net_wei"] += int(trade["net_profit_wei"])
         return True
+
+    # -- the ordered exact pass (run/execution.py) ---------------------------------------------------------------
+    # A trade returned by `evaluate` is a proposal. The pass may send it, drop it (a better bundle at its point
+    # shares a pool or a victim), or price it again where our earlier bundles changed a pool it touches:
+    # `trade["_reprice"]()` -> (trade or None, decision figure or None) at the same point on the current state
+    # (the batch's exact lookups return forked pools' states while the pass walks). `_victims`: the victims'
+    # point keys a bundle claims; `_decision_wei`: the figure it is ranked by when not its net profit.
+    can_rescreen = False  # True: `rescreen` finds the proposals of a point again when a pool of it changed
+
+    def effects(self, trade: dict, batch) -> list:
+        """What the bundle does to the pools, in order (run/execution.py Walker.execute): by default one route,
+        the trade's pools swapped in turn from its amount_in, ending with its amount_out."""
+        return [("route", trade["pools"], trade["zero_for_one"], int(trade["amount_in"]), int(trade["amount_out"]))]
+
+    def executed(self, trade: dict) -> None:
+        """The pass sent `trade` (the trades table will hold it)."""
+        self.stats["executed"] += 1
+        self.stats["executed_net_wei"] += int(trade["net_profit_wei"])
+
+    def dropped(self, trade: dict) -> None:
+        """The pass did not send the proposal `trade` (counted as confirmed, not executed)."""
+
+    def rescreen_keys(self, batch) -> np.ndarray:
+        """The point keys `rescreen` can be asked about (sorted)."""
+        return np.zeros(0, np.int64)
+
+    def rescreen(self, batch, key: int, view) -> tuple[set, list]:
+        """(path ids superseded, new proposals) at `key`, where pools of this point are forked (`view`:
+        gpubt.market.fork.ForkView, the float state at the point)."""
+        return set(), []
 
     def launch(self, module: str, driver: str, n: int, args: tuple) -> None:
         """Launch kernels/<module>.py's `driver` over n items (args[0] is the per-item array whose length is n).

@@ -192,10 +192,12 @@ class CexDexStrategy(Strategy):
                 i = int(rows[j])
                 pool, key = int(pair_pool[i]), int(pair_key[i])
                 block = (key + 1) >> KEY_TX_BITS
+                args = (batch, pool, key, bool(zfo[i]), float(x[i]), ref[block], mark[block], cache)
                 with self.timed("exact"):
-                    trade, net_at_point = self.reprice(batch, pool, key, bool(zfo[i]), float(x[i]), ref[block],
-                                                       mark[block], cache)
+                    trade, net_at_point = self.reprice(*args)
                 taken = self.takes(trade, float(net[i]), net_at_point)
+                if taken:
+                    trade["_reprice"] = functools.partial(self.reprice, *args)
                 outcome[i] = trade if taken else None
                 traded_entry[entries[j]] |= taken
             pending[first] = False
@@ -293,4 +295,6 @@ class CexDexStrategy(Strategy):
         row = trade_row(self.name, batch, block, key - (block << KEY_TX_BITS), pool, t_in, [pool], [zero_for_one],
                         amount_in, amount_out, gross_raw, gross_wei, gas_units, self.gas.priority_fee_wei,
                         DETAIL_JSON(detail))
-        return row, hedged(ref_usd)[2] - row["gas_cost_wei"]
+        decision = hedged(ref_usd)[2] - row["gas_cost_wei"]
+        row["_decision_wei"] = decision  # the ordered pass ranks bundles by what is known at the point
+        return row, decision

@@ -9,6 +9,10 @@ feeGrowthGlobal += mulDiv(feeAmount, 2**128, liquidity), counted inside the posi
 is in [tick_lower, tick_upper) — and the position is burned (V3Pool.burn: tokens back, rounded down) and collected:
 fees owed = mulDiv(fee growth inside, ΔL, 2**128), exactly as Position.update.
 
+Exact-output victims (VICTIMS exact_output: amount_in = amountInMax, amount_out_min = amountOut) swap exact output
+through the same loop (`swap_with_fees(exact_output=True)`): they buy amountOut exactly and must pay <= amountInMax.
+The float screen sizes them by amountInMax (an upper bound on what they pay).
+
 Profit, raw units of the victim's input token (the fee token): fees + Δin + Δout valued at the pool's exact price
 after the swap (floor(Δout · sqrtP²/2**192), or · 2**192/sqrtP²); every amount in `detail` is exact, the
 valuation of the output-token leg is the only rounding. Gas = mint_gas + burn_gas (config; measured on the real
@@ -45,8 +49,11 @@ def exact_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidity: 
     return pool
 
 
-def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, tick_lower: int, tick_upper: int):
-    """Exact-input swap on `pool` (committed), following V3Pool.swap_outcome step by step, with fee accounting.
+def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, tick_lower: int, tick_upper: int,
+                   exact_output: bool = False):
+    """Exact-input swap of amount_in on `pool` (committed), following V3Pool.swap_outcome step by step, with fee
+    accounting; with `exact_output` the swap buys amount_in of the output token instead (the contract's negative
+    amountSpecified: the same steps, remaining counts the output still to buy, the input accumulates).
 
     Returns (amount0, amount1, ticks crossed, fee growth inside [tick_lower, tick_upper) as X128, total fee).
     """
@@ -54,7 +61,8 @@ def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, ti
     if amount_in <= 0:
         raise exact_v3.V3Revert("AS", "amount_specified = 0")
     sqrt_price, tick, liquidity = pool.sqrt_price_x96, pool.tick, pool.liquidity
-    remaining, calculated = amount_in, 0
+    specified = -amount_in if exact_output else amount_in
+    remaining, calculated = specified, 0
     crossed = growth_inside = fee_total = 0
     while remaining != 0 and sqrt_price != limit:
         price_start = sqrt_price
@@ -67,8 +75,12 @@ def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, ti
             target = limit if price_next > limit else price_next
         sqrt_price, step_in, step_out, fee_amount = exact_v3.compute_swap_step(
             sqrt_price, target, liquidity, remaining, pool.fee)
-        remaining -= step_in + fee_amount
-        calculated -= step_out
+        if exact_output:
+            remaining += step_out
+            calculated += step_in + fee_amount
+        else:
+            remaining -= step_in + fee_amount
+            calculated -= step_out
         fee_total += fee_amount
         if liquidity > 0:
             growth = exact_v3.mul_div(fee_amount, Q128, liquidity)
@@ -82,27 +94,30 @@ def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, ti
             tick = tick_next - 1 if zero_for_one else tick_next
         elif sqrt_price != price_start:
             tick = exact_v3.get_tick_at_sqrt_ratio(sqrt_price)
-    if zero_for_one:
-        amount0, amount1 = amount_in - remaining, calculated
+    if zero_for_one != exact_output:
+        amount0, amount1 = specified - remaining, calculated
     else:
-        amount0, amount1 = calculated, amount_in - remaining
+        amount0, amount1 = calculated, specified - remaining
     pool.sqrt_price_x96, pool.tick, pool.liquidity = sqrt_price, tick, liquidity
     return amount0, amount1, crossed, growth_inside, fee_total
 
 
 def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lower: int, tick_upper: int,
-              position_liquidity: int) -> dict | None:
+              position_liquidity: int, victim_out: int | None = None) -> dict | None:
     """mint → victim swap → burn + collect on `pool` (changed in place). Amounts are exact Python ints; None when
-    the mint reverts or the swap cannot take the victim's whole input."""
+    the mint reverts or the swap cannot take the victim's whole input. With `victim_out` the victim is an
+    exact-output swap buying exactly victim_out (victim_in is then its amountInMax: None when it would pay more,
+    or when the pool cannot deliver the output)."""
+    exact_output = victim_out is not None
     try:
         minted0, minted1 = pool.mint(tick_lower, tick_upper, position_liquidity, owner="jit")
-        amount0, amount1, crossed, growth, fee_total = swap_with_fees(pool, zero_for_one, victim_in, tick_lower,
-                                                                      tick_upper)
+        amount0, amount1, crossed, growth, fee_total = swap_with_fees(
+            pool, zero_for_one, victim_out if exact_output else victim_in, tick_lower, tick_upper, exact_output)
         burned0, burned1 = pool.burn(tick_lower, tick_upper, position_liquidity, owner="jit")
     except exact_v3.V3Revert:
         return None
     paid, got = (amount0, -amount1) if zero_for_one else (amount1, -amount0)
-    if paid != victim_in:
+    if (got != victim_out or paid > victim_in) if exact_output else paid != victim_in:
         return None
     fees = growth * position_liquidity // Q128  # Position.update: mulDiv(feeGrowthInside delta, liquidity, Q128)
     if zero_for_one:  # fees in token0; value the token1 leg in token0 at the price after the swap
@@ -112,7 +127,7 @@ def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lo
         d_in, d_out = burned1 + fees - minted1, burned0 - minted0
         out_value = d_out * pool.sqrt_price_x96 ** 2 // Q192
     return dict(minted=(minted0, minted1), burned=(burned0, burned1), fees=fees, fee_total=fee_total,
-                victim_out=got, crossed=crossed, d_in=d_in, d_out=d_out, gross=d_in + out_value,
+                victim_in=paid, victim_out=got, crossed=crossed, d_in=d_in, d_out=d_out, gross=d_in + out_value,
                 sqrt_price_after=pool.sqrt_price_x96)
 
 
@@ -130,7 +145,8 @@ class JitStrategy(Strategy):
         self.mint_gas = int(option(cfg, "mint_gas", exact_gas.V3_MINT_TX_GAS))
         self.burn_gas = int(option(cfg, "burn_gas", exact_gas.V3_BURN_COLLECT_TX_GAS))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
-        self.stats.update(victims=0, selected=0)
+        self.stats.update(victims=0, selected=0, exact_output_victims=0)
+        self._exact_output_by_part: dict = {}
 
     def idle_reason(self, first_block: int, last_block: int) -> str | None:
         if not self.meta.is_v3.any():
@@ -200,28 +216,65 @@ class JitStrategy(Strategy):
             for j in sorted(best.values()):
                 r = int(rows[j])
                 z = bool(zfo[r])
-                trade = self.reprice(batch, r, int(pool[r]), z, int(key[r]), int(block[r]), int(tx[r]),
-                                     int(t0[r] if z else t1[r]), float(w_in[r]), int(amount_in[r]), int(min_out[r]),
-                                     hashes[r], (int(t_lower[j]), int(t_upper[j]), int(liq[j])))
+                args = (batch, r, int(pool[r]), z, int(key[r]), int(block[r]), int(tx[r]), int(t0[r] if z else t1[r]),
+                        float(w_in[r]), int(amount_in[r]), int(min_out[r]), hashes[r],
+                        (int(t_lower[j]), int(t_upper[j]), int(liq[j])))
+                trade = self.reprice(*args)
                 if self.takes(trade, float(net[j])):
+                    trade["_reprice"] = lambda args=args: (self.reprice(*args), None)
+                    trade["_victims"] = [int(key[r]) + 1]
                     trades.append(trade)
         return StrategyResult(opportunities, trades)
 
+    def effects(self, trade: dict, batch) -> list:
+        """Mint the position, the victim's swap (it reverts if its limit fails), burn the position."""
+        d = json.loads(trade["detail"])
+        pool, liquidity = d["pool"], int(d["liquidity"])
+        victim = int(point_key(trade["block_number"] - batch.first_block, d["victim"]["tx_index"]))
+        return [("modify", pool, d["tick_lower"], d["tick_upper"], liquidity),
+                ("victim", pool, victim, bool(trade["zero_for_one"][0])),
+                ("modify", pool, d["tick_lower"], d["tick_upper"], -liquidity)]
+
+    def victim_exact_output(self, block_number: int, tx: int, pool: int) -> bool:
+        """The VICTIMS exact_output flag of the victim at (block, tx, pool), read from the dataset (one partition's
+        three key columns and the flag, kept per partition); False for datasets written before the column."""
+        part = next((q for q in self.dataset.partitions if q[0] <= block_number <= q[1]), None)
+        if part is None:
+            return False
+        cache = self._exact_output_by_part
+        if part not in cache:
+            try:
+                t = self.dataset.read_range("victims", part[0], part[1],
+                                            ["block_number", "tx_index", "pool_id", "exact_output"])
+            except (KeyError, ValueError, schema.SchemaError, pa.ArrowInvalid):  # no exact_output column
+                cache[part] = set()
+            else:
+                flag = t.column("exact_output").fill_null(False).to_pylist()
+                cache[part] = {k for k, f in zip(zip(t.column("block_number").to_pylist(),
+                                                     t.column("tx_index").to_pylist(),
+                                                     t.column("pool_id").to_pylist()), flag) if f}
+        return (block_number, tx, pool) in cache[part]
+
     def reprice(self, batch, r: int, p: int, z: bool, key: int, b: int, tx: int, token_in: int, w_in: float,
-                v_in: int, v_min: int, tx_hash, position: tuple) -> dict | None:
+                v_in: int, v_min: int, tx_hash, position: tuple, exact_output: bool | None = None) -> dict | None:
         """The exact JIT trade around victim row r (pool p, direction z, at `key` of block offset b) with the
-        screened position (tick_lower, tick_upper, liquidity); None when the victim's exact output misses its
-        minimum."""
+        screened position (tick_lower, tick_upper, liquidity); None when the victim's limit fails. An exact-output
+        victim (`exact_output`; None: looked up in the dataset's VICTIMS) buys v_min exactly and pays what the
+        swap takes, at most v_in (its amountInMax)."""
         t_lower, t_upper, liquidity_delta = position
+        if exact_output is None:
+            exact_output = self.victim_exact_output(batch.first_block + b, tx, p)
+        if exact_output:
+            self.stats["exact_output_victims"] += 1
         sqrt_price, liquidity, tick, table = batch.exact_v3_state(p, key)
         fee, spacing = int(self.meta.fee_ppm[p]), int(self.meta.tick_spacing[p])
         res = exact_jit(exact_pool(fee, spacing, sqrt_price, liquidity, tick, table), z, v_in, t_lower, t_upper,
-                        liquidity_delta)
+                        liquidity_delta, victim_out=v_min if exact_output else None)
         plain = exact_pool(fee, spacing, sqrt_price, liquidity, tick, table)
-        try:
-            o = plain.swap_outcome(z, v_in, exact_v3.MIN_SQRT_RATIO + 1 if z else exact_v3.MAX_SQRT_RATIO - 1,
-                                   commit=False)
-            victim_plain = -(o.amount1 if z else o.amount0)
+        try:  # what the victim would get (exact input) or pay (exact output) without the JIT position
+            o = plain.swap_outcome(z, -v_min if exact_output else v_in,
+                                   exact_v3.MIN_SQRT_RATIO + 1 if z else exact_v3.MAX_SQRT_RATIO - 1, commit=False)
+            victim_plain = (o.amount0 if z else o.amount1) if exact_output else -(o.amount1 if z else o.amount0)
         except exact_v3.V3Revert:
             victim_plain = None
         if res is None or res["victim_out"] < v_min:
@@ -233,9 +286,13 @@ class JitStrategy(Strategy):
             "minted": [str(a) for a in res["minted"]], "burned": [str(a) for a in res["burned"]],
             "fees": str(res["fees"]), "swap_fee_total": str(res["fee_total"]), "inventory_in": str(res["d_in"]),
             "inventory_out": str(res["d_out"]), "sqrt_price_after": str(res["sqrt_price_after"]),
-            "victim": {"tx_index": tx, "tx_hash": tx_hash, "amount_in": str(v_in),
-                       "amount_out_min": str(v_min), "amount_out": str(res["victim_out"]),
-                       "amount_out_without_jit": None if victim_plain is None else str(victim_plain)},
+            "victim": {"tx_index": tx, "tx_hash": tx_hash, "kind": "exact_output" if exact_output else "exact_input",
+                       "amount_in": str(res["victim_in"]), "amount_out": str(res["victim_out"]),
+                       **({"amount_in_max": str(v_in), "amount_out_exact": str(v_min),
+                           "amount_in_without_jit": None if victim_plain is None else str(victim_plain)}
+                          if exact_output else
+                          {"amount_out_min": str(v_min),
+                           "amount_out_without_jit": None if victim_plain is None else str(victim_plain)})},
             "gas": {"mint": self.mint_gas, "burn": self.burn_gas},
         }
         amount_in = res["minted"][0] if z else res["minted"][1]

@@ -21,6 +21,7 @@ for a V3 hop; V3 tick crossings are not charged. Flash-loan fee: `flash_loan_fee
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 
@@ -180,6 +181,31 @@ class LiquidationStrategy(Strategy):
         ok, debt, repay, seized, health = self.exact_terms(p, block, price_usd)
         if not ok:
             return None
+        routed = self.route(batch, block_offset, route, seized, cache)
+        if routed is None:
+            return None
+        legs, amount = routed
+        flash_fee = -(-repay * self.flash_fee_ppm // 1_000_000)
+        d = int(self.debt_token[p])
+        gross_raw, gross_wei = self.gross(d, amount, repay, flash_fee, price_usd)
+        detail = {
+            "position_id": int(self.ids[p]), "owner": self.owner[p], "health_factor": health,
+            "collateral_token": int(self.collateral_token[p]), "debt_token": d,
+            "collateral_before": _big(self.collateral[p]), "debt_before": _big(debt),
+            "debt_repaid": _big(repay), "collateral_seized": _big(seized), "flash_loan_fee": _big(flash_fee),
+            "oracle_usd": {str(int(self.collateral_token[p])): float(price_usd[self.collateral_token[p]]),
+                           str(d): float(price_usd[d])},
+            "liquidation_threshold_bps": int(self.threshold_bps[p]), "liquidation_bonus_bps": int(self.bonus_bps[p]),
+            "close_factor_bps": int(self.close_factor_bps[p]), "step": int(self.liquidations[p]) + 1, "legs": legs,
+        }
+        row = trade_row(self.name, batch, block_offset, -1, int(self.ids[p]), d, [leg["pool"] for leg in legs],
+                        [leg["zero_for_one"] for leg in legs], repay, amount, gross_raw, gross_wei,
+                        int(self.route_gas[route]), self.gas.priority_fee_wei, DETAIL_JSON(detail))
+        return row, debt, repay, seized
+
+    def route(self, batch, block_offset: int, route: int, seized: int, cache: dict):
+        """(legs, amount of debt token out) of the seized collateral sold along `route` at the top of the block,
+        exact; None when a pool cannot take its input."""
         key = (block_offset << KEY_TX_BITS) - 1
         legs, amount = [], seized
         for pool, zfo in self.routes[route]:
@@ -196,25 +222,39 @@ class LiquidationStrategy(Strategy):
                 return None
             legs.append({"pool": pool, "zero_for_one": zfo, "amount_in": _big(amount), "amount_out": _big(out)})
             amount = out
-        flash_fee = -(-repay * self.flash_fee_ppm // 1_000_000)
-        gross_raw = amount - repay - flash_fee
-        d = int(self.debt_token[p])
-        wei_per_raw = price_usd[d] / price_usd[WETH] * 10.0 ** (18 - int(self.decimals[d]))
-        gross_wei = gross_raw if d == WETH else round(gross_raw * wei_per_raw)
-        detail = {
-            "position_id": int(self.ids[p]), "owner": self.owner[p], "health_factor": health,
-            "collateral_token": int(self.collateral_token[p]), "debt_token": d,
-            "collateral_before": _big(self.collateral[p]), "debt_before": _big(debt),
-            "debt_repaid": _big(repay), "collateral_seized": _big(seized), "flash_loan_fee": _big(flash_fee),
-            "oracle_usd": {str(int(self.collateral_token[p])): float(price_usd[self.collateral_token[p]]),
-                           str(d): float(price_usd[d])},
-            "liquidation_threshold_bps": int(self.threshold_bps[p]), "liquidation_bonus_bps": int(self.bonus_bps[p]),
-            "close_factor_bps": int(self.close_factor_bps[p]), "step": int(self.liquidations[p]) + 1, "legs": legs,
-        }
-        row = trade_row(self.name, batch, block_offset, -1, int(self.ids[p]), d, [leg["pool"] for leg in legs],
-                        [leg["zero_for_one"] for leg in legs], repay, amount, gross_raw, gross_wei,
-                        int(self.route_gas[route]), self.gas.priority_fee_wei, DETAIL_JSON(detail))
-        return row, debt, repay, seized
+        return legs, amount
+
+    def gross(self, debt_token: int, amount_out: int, repay: int, flash_fee: int, price_usd) -> tuple[int, int]:
+        """(gross profit in raw debt token, in wei at the block's oracle prices)."""
+        gross_raw = amount_out - repay - flash_fee
+        wei_per_raw = price_usd[debt_token] / price_usd[WETH] * 10.0 ** (18 - int(self.decimals[debt_token]))
+        return gross_raw, gross_raw if debt_token == WETH else round(gross_raw * wei_per_raw)
+
+    def rerouted(self, batch, trade: dict, block_offset: int, route: int, price_usd: np.ndarray, cache: dict):
+        """The same liquidation (the same debt repaid, the same collateral seized) with its collateral sold on the
+        current state of its route's pools (the ordered pass: our bundles changed one); (row or None, None)."""
+        detail = json.loads(trade["detail"])
+        routed = self.route(batch, block_offset, route, int(detail["collateral_seized"]), cache)
+        if routed is None:
+            return None, None
+        detail["legs"], amount = routed
+        repay, d = int(detail["debt_repaid"]), int(detail["debt_token"])
+        gross_raw, gross_wei = self.gross(d, amount, repay, int(detail["flash_loan_fee"]), price_usd)
+        return trade_row(self.name, batch, block_offset, -1, trade["path_id"], d, trade["pools"], trade["zero_for_one"],
+                         repay, amount, gross_raw, gross_wei, int(self.route_gas[route]), self.gas.priority_fee_wei,
+                         DETAIL_JSON(detail)), None
+
+    def effects(self, trade: dict, batch) -> list:
+        """The seized collateral sold along the route (the repay and the seizure touch no pool)."""
+        legs = json.loads(trade["detail"])["legs"]
+        return [("route", [leg["pool"] for leg in legs], [leg["zero_for_one"] for leg in legs],
+                 int(legs[0]["amount_in"]), int(legs[-1]["amount_out"]))]
+
+    def dropped(self, trade: dict) -> None:
+        """The pass did not send the liquidation: the book is as it was before it."""
+        p, collateral, debt, ref_block = trade["_undo"]
+        self.collateral[p], self.debt[p], self.ref_block[p] = collateral, debt, ref_block
+        self.liquidations[p] -= 1
 
     # -- evaluate -------------------------------------------------------------------------------------------------
     def idle_reason(self, first_block: int, last_block: int) -> str | None:
@@ -257,6 +297,8 @@ class LiquidationStrategy(Strategy):
                     priced = self.reprice(batch, p, b, r, price_usd[b], cache)
                 if self.takes(priced[0] if priced is not None else None, float(net[i])):
                     row, debt, repaid, taken = priced
+                    row["_undo"] = (p, self.collateral[p], self.debt[p], self.ref_block[p])
+                    row["_reprice"] = functools.partial(self.rerouted, batch, row, b, r, price_usd[b], cache)
                     trades.append(row)
                     self.collateral[p] -= taken
                     self.debt[p] = debt - repaid

@@ -4,10 +4,18 @@ Screen: kernels/sandwich.py (float64, one thread per scenario: every victim alon
 (pool, block, direction) group of >= 2 victims, first `max_victims_per_group` in block order, as one bundle).
 Select: per (pool, block) the best scenario that passes the screen (one sandwich per pool per block: a second
 one would run on a state the first changed). Verify: the bundle is re-run with exact integer math (gpubt.exact.v2
-getAmountOut / gpubt.exact.v3 V3Pool swaps) on the exact pre-state; the largest front-run is found exactly
-(integer bisection on "every victim's exact output >= amount_out_min", monotone in the front-run); the front-run
-taken is the better (exact profit) of the screen's optimum and that exact maximum. A trade is kept only if every
-victim's exact output is >= its amount_out_min and the exact net profit is > min_profit_wei.
+getAmountOut / getAmountIn, gpubt.exact.v3 V3Pool swaps) on the exact pre-state.
+
+Victims. An exact-input victim (VICTIMS exact_output False) sells amount_in and needs >= amount_out_min; an
+exact-output one (swap*ForExact*, exactOutput*) buys amount_out_min exactly and pays getAmountIn(amountOut) on the
+state it meets (V3: the pool's exact-output swap), needing that <= amount_in (amountInMax). A victim whose limit
+fails reverts and leaves the pool as it was, except the first (the tx the bundle is built around), which must
+execute: the front-run is bounded by the first victim alone (`exact_max_frontrun` on victims[:1], exact and
+monotone). Later victims may revert; the exact profit is that of the bundle as it executes, reverts included.
+Candidates: the screen's optimum, that bound, and (several victims) the largest front-run with no victim reverting
+(a second exact search, where the profit drops by a jump); the exact best is taken, the kernel screens the same
+three (kernels/sandwich.py). The trade's detail lists each victim's kind, limit, amounts paid and received and
+whether it reverted. A trade is kept only if its exact net profit is > min_profit_wei.
 
 Gross profit is exact in raw units of the front-run's input token; gross_profit_wei is that amount when the token
 is WETH, else it converted at the block's reference price (rounded), as for arbitrage trades.
@@ -51,8 +59,14 @@ def token_wei_per_raw(batch, decimals: np.ndarray) -> np.ndarray:
     return out
 
 
+def victim_terms(victim) -> tuple[int, int, bool]:
+    """(amount_in, amount_out_min, exact_output) of a victim tuple; a 2-tuple is an exact-input victim.
+    Exact output: (amountInMax, amountOut, True)."""
+    return (victim[0], victim[1], bool(victim[2])) if len(victim) > 2 else (victim[0], victim[1], False)
+
+
 class ExactPool:
-    """An exact pool state that executes exact-input swaps in order: V2 reserves or a V3Pool (quote copy)."""
+    """An exact pool state that executes swaps in order: V2 reserves or a V3Pool (quote copy)."""
 
     def __init__(self, is_v3: bool, fee_ppm: int, reserves=None, v3_pool=None):
         self.is_v3, self.fee_ppm = is_v3, fee_ppm
@@ -62,36 +76,81 @@ class ExactPool:
             self.r0, self.r1 = reserves
 
     def swap(self, zero_for_one: bool, amount_in: int):
-        """(amount out, initialized ticks crossed), or None when the pool cannot take the whole input."""
+        """(amount out, initialized ticks crossed) of an exact-input swap (committed), or None when the pool cannot
+        take the whole input."""
         if amount_in <= 0:
             return 0, 0
+        q = self.quote(zero_for_one, amount_in)
+        if q is None or q[0] != amount_in:
+            return None
+        self.commit(zero_for_one, amount_in, q)
+        return q[1], q[2]
+
+    def quote(self, zero_for_one: bool, amount_specified: int):
+        """(amount paid, amount out, initialized ticks crossed) of a swap of `amount_specified` (> 0: exact input;
+        < 0: exact output of −amount_specified), state unchanged; None when it reverts. V2: getAmountOut /
+        getAmountIn; V3: the pool's own swap with no price limit (exact output: may deliver less, then the caller
+        treats it as a revert)."""
         if self.is_v3:
             limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
             try:
-                o = self.pool.swap_outcome(zero_for_one, amount_in, limit, commit=False)
+                o = self.pool.swap_outcome(zero_for_one, amount_specified, limit, commit=False)
             except exact_v3.V3Revert:
                 return None
             paid, got = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
-            if paid != amount_in:
-                return None
-            self.pool.swap_outcome(zero_for_one, amount_in, limit, commit=True)
-            return got, o.ticks_crossed
+            return paid, got, o.ticks_crossed
+        r_in, r_out = (self.r0, self.r1) if zero_for_one else (self.r1, self.r0)
         try:
-            if zero_for_one:
-                out = exact_v2.get_amount_out(amount_in, self.r0, self.r1, self.fee_ppm)
-                self.r0, self.r1 = self.r0 + amount_in, self.r1 - out
-            else:
-                out = exact_v2.get_amount_out(amount_in, self.r1, self.r0, self.fee_ppm)
-                self.r0, self.r1 = self.r0 - out, self.r1 + amount_in
+            if amount_specified > 0:
+                return amount_specified, exact_v2.get_amount_out(amount_specified, r_in, r_out, self.fee_ppm), 0
+            return exact_v2.get_amount_in(-amount_specified, r_in, r_out, self.fee_ppm), -amount_specified, 0
         except ValueError:
             return None
-        return out, 0
+
+    def commit(self, zero_for_one: bool, amount_specified: int, q) -> None:
+        """Apply the swap `quote(zero_for_one, amount_specified)` returned as `q`."""
+        if self.is_v3:
+            limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+            self.pool.swap_outcome(zero_for_one, amount_specified, limit, commit=True)
+        elif zero_for_one:
+            self.r0, self.r1 = self.r0 + q[0], self.r1 - q[1]
+        else:
+            self.r0, self.r1 = self.r0 - q[1], self.r1 + q[0]
+
+    def victim(self, zero_for_one: bool, victim):
+        """A victim's swap with its limit (`victim_terms`): (slack, paid, received, ticks crossed). slack = received −
+        amount_out_min (exact input) or amountInMax − paid (exact output), None when the swap cannot go through;
+        the swap is committed only when slack >= 0 (else it reverts: the pool is left as it was)."""
+        amount_in, limit, exact_output = victim_terms(victim)
+        if exact_output:
+            if limit <= 0:  # nothing to buy: no swap
+                return amount_in, 0, 0, 0
+            q = self.quote(zero_for_one, -limit)
+            if q is None or q[1] < limit:  # the pool cannot deliver the output: the router reverts
+                return None, 0, 0, 0
+            slack = amount_in - q[0]
+            spec = -limit
+        else:
+            if amount_in <= 0:  # no input, no swap
+                return -limit, 0, 0, 0
+            q = self.quote(zero_for_one, amount_in)
+            if q is None or q[0] != amount_in:
+                return None, 0, 0, 0
+            slack = q[1] - limit
+            spec = amount_in
+        if slack < 0:
+            return slack, 0, 0, 0
+        self.commit(zero_for_one, spec, q)
+        return slack, q[0], q[1], q[2]
 
 
 def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims, back_run: bool = True) -> dict | None:
     """Run [front-run, victims..., back-run] exactly on a fresh pool from `make_pool()`; victims = [(amount_in,
-    amount_out_min)]. None when a swap cannot go through. `back_run=False` stops after the victims (all that
-    their slippage checks depend on; back_out is then 0 and gross None)."""
+    amount_out_min[, exact_output])] (`victim_terms`). A victim whose limit fails (or whose swap cannot go through)
+    reverts and leaves the pool unchanged; the bundle is `feasible` only when the first victim executes. None when
+    the front- or back-run cannot go through. `slack`: min over victims of ExactPool.victim's slack (None when one
+    cannot go through): >= 0 exactly when every victim executes. `back_run=False` stops after the victims (all their
+    limits depend on; back_out is then 0 and gross None)."""
     pool = make_pool()
     crossed = 0
     bought = 0
@@ -101,12 +160,13 @@ def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims, back_run
             return None
         bought, c = r
         crossed += c
-    outs = []
-    for amount_in, _ in victims:
-        r = pool.swap(zero_for_one, amount_in)
-        if r is None:
-            return None
-        outs.append(r[0])
+    paid, outs, reverted, least = [], [], [], 0
+    for i, victim in enumerate(victims):
+        slack, p, o, _ = pool.victim(zero_for_one, victim)
+        executed = slack is not None and slack >= 0
+        paid.append(p), outs.append(o), reverted.append(not executed)
+        if least is not None:
+            least = None if slack is None else (slack if i == 0 else min(least, slack))
     back = 0
     if bought > 0 and back_run:
         r = pool.swap(not zero_for_one, bought)
@@ -114,8 +174,8 @@ def exact_bundle(make_pool, zero_for_one: bool, front_in: int, victims, back_run
             return None
         back, c = r
         crossed += c
-    feasible = all(o >= m for o, (_, m) in zip(outs, victims))
-    return dict(front_out=bought, back_out=back, victim_out=outs, feasible=feasible, crossed=crossed,
+    return dict(front_out=bought, back_out=back, victim_in=paid, victim_out=outs, reverted=reverted,
+                feasible=bool(victims) and not reverted[0], slack=least if victims else None, crossed=crossed,
                 gross=back - front_in if back_run else None)
 
 
@@ -131,24 +191,40 @@ class V2PoolFactory:
 
 
 def v2_victim_slack(fee_ppm: int, reserve0: int, reserve1: int, zero_for_one: bool, victims):
-    """slack(a) of exact_max_frontrun on a V2 pool: min over victims of (exact output − minimum) after a front-run
-    of a, or None when a swap cannot go through. The same integers as exact_bundle(back_run=False) on
-    ExactPool(False, fee_ppm, (reserve0, reserve1)), without a pool object and a result dict per call (99 % of
-    mainnet-month's sandwiches are V2, and the search calls this ~5-25 times each)."""
+    """slack(a) of exact_max_frontrun on a V2 pool: exact_bundle(back_run=False)'s `slack` after a front-run of a
+    (min over victims of received − minimum, or amountInMax − paid for an exact-output victim; a victim whose slack
+    is < 0 reverts), None when a swap cannot go through. The same integers as exact_bundle on ExactPool(False,
+    fee_ppm, (reserve0, reserve1)), without a pool object and a result dict per call (99 % of mainnet-month's
+    sandwiches are V2, and the search calls this ~5-25 times each)."""
     if not victims:
         raise ValueError("v2_victim_slack: no victims")
     in0, out0 = (reserve0, reserve1) if zero_for_one else (reserve1, reserve0)
+    terms = [victim_terms(v) for v in victims]
 
     def slack(a: int):
         r_in, r_out, least = in0, out0, None
         try:
-            for amount, minimum in ((a, None), *victims):  # the front-run, then each victim (no minimum of ours)
-                out = 0
-                if amount > 0:  # as ExactPool.swap: no input, no swap
-                    out = exact_v2.get_amount_out(amount, r_in, r_out, fee_ppm)
-                    r_in, r_out = r_in + amount, r_out - out
-                if minimum is not None and (least is None or out - minimum < least):
-                    least = out - minimum
+            if a > 0:  # as ExactPool.swap: no input, no swap
+                out = exact_v2.get_amount_out(a, r_in, r_out, fee_ppm)
+                r_in, r_out = r_in + a, r_out - out
+            for amount, limit, exact_output in terms:
+                if exact_output:
+                    if limit <= 0:
+                        s, paid, out = amount, 0, 0
+                    elif limit >= r_out:  # getAmountIn reverts: the pool cannot deliver
+                        return None
+                    else:
+                        paid, out = exact_v2.get_amount_in(limit, r_in, r_out, fee_ppm), limit
+                        s = amount - paid
+                else:
+                    paid, out = amount, 0
+                    if amount > 0:
+                        out = exact_v2.get_amount_out(amount, r_in, r_out, fee_ppm)
+                    s = out - limit
+                if s >= 0:  # executes; else it reverts and the reserves stay
+                    r_in, r_out = r_in + paid, r_out - out
+                if least is None or s < least:
+                    least = s
         except ValueError:  # getAmountOut reverts (an empty reserve): the bundle cannot go through
             return None
         return least
@@ -157,20 +233,21 @@ def v2_victim_slack(fee_ppm: int, reserve0: int, reserve1: int, zero_for_one: bo
 
 
 def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap: int) -> int:
-    """The largest integer front-run <= cap after which every victim still gets its minimum (exact math); −1 if
-    even 0 fails. The constraint is monotone, so the answer is bracketed around the float `hint` and the bracket
-    closed by regula falsi on the victims' exact slack (min over victims of output − minimum), Illinois-style,
-    falling back to bisection where the slack says nothing (a coarse output token's last plateau of slack 0) or
-    progress stalls. On 2,965 sandwiches of mainnet-month's first 300 blocks: the same answers as plain bisection
-    with 25 exact bundles per search instead of 45 (fine tokens take ~5, coarse ones still bisect)."""
+    """The largest integer front-run <= cap after which every victim in `victims` still executes (exact math: an
+    exact-input victim gets its minimum, an exact-output one pays at most its amountInMax); −1 if even 0 fails.
+    The constraint is monotone (a larger front-run gives each later same-direction swap a worse price), so the
+    answer is bracketed around the float `hint` and the bracket closed by regula falsi on the victims' exact slack
+    (min over victims, `exact_bundle`), Illinois-style, falling back to bisection where the slack says nothing
+    (a coarse output token's last plateau of slack 0) or progress stalls. On 2,965 sandwiches of mainnet-month's
+    first 300 blocks: the same answers as plain bisection with 25 exact bundles per search instead of 45 (fine
+    tokens take ~5, coarse ones still bisect). The sandwich bounds the bundle by its first victim alone
+    (victims[:1]) and finds the no-revert bound of all victims with a second search."""
     if isinstance(make_pool, V2PoolFactory):
         slack = v2_victim_slack(*make_pool.v2_state, zero_for_one, victims)
     else:
         def slack(a):
             r = exact_bundle(make_pool, zero_for_one, a, victims, back_run=False)
-            if r is None:
-                return None
-            return min(o - m for o, (_, m) in zip(r["victim_out"], victims))
+            return None if r is None else r["slack"]
 
     def ok(s):
         return s is not None and s >= 0
@@ -212,6 +289,19 @@ def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap:
     return lo
 
 
+def victim_detail(tx_index, tx_hash, victim, paid: int, received: int, reverted: bool) -> dict:
+    """A victim in a sandwich trade's detail: its kind and limit, what it paid and received in the bundle (0 and 0
+    when it reverted)."""
+    amount_in, limit, exact_output = victim_terms(victim)
+    out = {"tx_index": int(tx_index), "tx_hash": tx_hash, "kind": "exact_output" if exact_output else "exact_input"}
+    if exact_output:
+        out.update(amount_in_max=str(amount_in), amount_out_exact=str(limit))
+    else:
+        out.update(amount_out_min=str(limit))
+    out.update(amount_in=str(paid), amount_out=str(received), reverted=bool(reverted))
+    return out
+
+
 class SandwichStrategy(Strategy):
     name = "sandwich"
     needs_victims = True
@@ -235,10 +325,14 @@ class SandwichStrategy(Strategy):
         zfo = victims.column("zero_for_one").to_numpy(zero_copy_only=False).astype(np.bool_)
         amount_in = [int(v) for v in victims.column("amount_in").to_pylist()]
         min_out = [int(v) for v in victims.column("amount_out_min").to_pylist()]
+        exact_output = (victims.column("exact_output").fill_null(False).to_numpy(zero_copy_only=False)
+                        .astype(np.bool_) if "exact_output" in victims.column_names else np.zeros(n, np.bool_))
         v = dict(block=block, tx=tx, pool=pool, zfo=zfo, amount_in=amount_in, min_out=min_out,
+                 exact_output=exact_output,
                  amount_in_f=schema.amounts_to_float(victims.column("amount_in")),
                  min_out_f=schema.amounts_to_float(victims.column("amount_out_min")),
                  tx_hash=victims.column("tx_hash").to_pylist())
+        self._victim_exact_output = exact_output  # the screen's victim_exact_output (see `launch`)
         members = [[i] for i in range(n)]
         if self.multi_victim and n:
             order = np.lexsort((tx, zfo, block, pool))
@@ -283,7 +377,7 @@ class SandwichStrategy(Strategy):
         with self.timed("screen"):
             outs = [be.xp.zeros(n_s, np.float64) for _ in range(4)] + [be.xp.zeros(n_s, np.int64)]
             args = (dev(s_pool), dev(s_key), dev(s_zfo), dev(s_start), dev(s_count), dev(s_capital), dev(s_wei),
-                    dev(s_gas_price), dev(s_victims), dev(v["amount_in_f"]), dev(v["min_out_f"]),
+                    dev(s_gas_price), dev(s_victims), dev(v["amount_in_f"]), dev(v["min_out_f"]), dev(v["exact_output"]),
                     dev(self.meta.is_v3), dev(self.meta.gamma), *batch.device_state(be), self.max_steps,
                     float(exact_gas.V2_SWAP_TX_GAS), float(exact_gas.V3_SWAP_TX_BASE_GAS),
                     float(exact_gas.V3_SWAP_TX_GAS_PER_TICK), *outs)
@@ -311,11 +405,23 @@ class SandwichStrategy(Strategy):
         cache: dict = {}
         with self.timed("exact"):
             for i in sorted(best.values()):
-                trade = self.reprice(batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]),
-                                     float(s_capital[i]), int(token_in[i]), float(s_wei[i]), cache)
+                args = (batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]), float(s_capital[i]),
+                        int(token_in[i]), float(s_wei[i]), cache)
+                trade = self.reprice(*args)
                 if self.takes(trade, float(net[i])):
+                    trade["_reprice"] = lambda args=args: (self.reprice(*args), None)
+                    trade["_victims"] = [int(point_key(s_block[i], v["tx"][j])) for j in members[i]]
                     trades.append(trade)
         return StrategyResult(opportunities, trades)
+
+    def effects(self, trade: dict, batch) -> list:
+        """Front-run, the victims (each executes if its limit holds, else reverts: run/execution.py), back-run."""
+        d = json.loads(trade["detail"])
+        pool, zfo = d["pool"], bool(trade["zero_for_one"][0])
+        block = trade["block_number"] - batch.first_block
+        return ([("route", [pool], [zfo], int(d["front_run_in"]), int(d["front_run_out"]))]
+                + [("victim", pool, int(point_key(block, v["tx_index"])), zfo) for v in d["victims"]]
+                + [("route", [pool], [not zfo], int(d["back_run_in"]), int(d["back_run_out"]))])
 
     def make_pool_factory(self, batch, pool: int, key: int, cache: dict):
         """A function returning a fresh ExactPool at (pool, key)."""
@@ -332,14 +438,22 @@ class SandwichStrategy(Strategy):
         """The exact trade of one scenario (see the module docstring), or None when no exact front-run works."""
         pool = int(v["pool"][member[0]])
         zfo = bool(v["zfo"][member[0]])
-        victims = [(v["amount_in"][j], v["min_out"][j]) for j in member]
+        exact_output = v.get("exact_output")
+        victims = [(v["amount_in"][j], v["min_out"][j], bool(exact_output[j]) if exact_output is not None else False)
+                   for j in member]
         make_pool = self.make_pool_factory(batch, pool, key, cache)
         cap = int(capital_raw)
-        a_max = exact_max_frontrun(make_pool, zfo, victims, min(a_max_float, capital_raw), cap)
+        # the bundle's bound: its first victim executes; later victims may revert beyond a_all (every one executes)
+        a_max = exact_max_frontrun(make_pool, zfo, victims[:1], min(a_max_float, capital_raw), cap)
         if a_max <= 0:
             return None
+        candidates = {min(max(1, int(x_float)), a_max), a_max}
+        if len(victims) > 1:
+            a_all = exact_max_frontrun(make_pool, zfo, victims, min(x_float, a_max_float, capital_raw), a_max)
+            if a_all > 0:
+                candidates.add(a_all)
         best = None
-        for a in sorted({min(max(1, int(x_float)), a_max), a_max}):
+        for a in sorted(candidates):
             r = exact_bundle(make_pool, zfo, a, victims)
             if r is None or not r["feasible"]:
                 continue
@@ -360,9 +474,9 @@ class SandwichStrategy(Strategy):
             "pool": pool,
             "front_run_in": a, "front_run_out": r["front_out"], "back_run_in": r["front_out"],
             "back_run_out": r["back_out"], "max_front_run": a_max, "ticks_crossed": r["crossed"],
-            "victims": [{"tx_index": int(v["tx"][j]), "tx_hash": v["tx_hash"][j], "amount_in": str(v["amount_in"][j]),
-                         "amount_out_min": str(v["min_out"][j]), "amount_out": str(o)}
-                        for j, o in zip(member, r["victim_out"])],
+            "victims": [victim_detail(v["tx"][j], v["tx_hash"][j], victim, paid, got, reverted)
+                        for j, victim, paid, got, reverted in zip(member, victims, r["victim_in"], r["victim_out"],
+                                                                  r["reverted"])],
         }
         return trade_row(self.name, batch, block, int(v["tx"][member[0]]) - 1, int(member[0]), token_in,
                          [pool, pool], [zfo, not zfo], a, r["back_out"], gross_raw, gross_wei, gas_units,

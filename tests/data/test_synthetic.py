@@ -253,9 +253,14 @@ def test_victims_min_out_at_most_actual_out(tiny):
     for v in victims:
         s = swaps[(v["block_number"], v["tx_index"])]
         assert s["tx_hash"] == v["tx_hash"] and s["pool_id"] == v["pool_id"]
-        assert v["amount_in"] == (s["amount0_in"] if v["zero_for_one"] else s["amount1_in"])
+        paid = s["amount0_in"] if v["zero_for_one"] else s["amount1_in"]
         out = s["amount1_out"] if v["zero_for_one"] else s["amount0_out"]
-        assert 0 <= v["amount_out_min"] <= out
+        if v["exact_output"]:  # amountInMax, amountOut (tests/strategies/test_exact_output_victims.py: getAmountIn)
+            assert paid <= v["amount_in"] and v["amount_out_min"] == out
+        else:
+            assert v["amount_in"] == paid
+            assert 0 <= v["amount_out_min"] <= out
+    assert any(v["exact_output"] for v in victims) and not all(v["exact_output"] for v in victims)
 
 
 def test_unknown_override_and_existing_dataset(tmp_path):

@@ -122,6 +122,7 @@ def _exact():
 EXAMPLES = {
     "cycles.screen_pairs": {"v2-seed0": lambda: _cycles(0, 0.0), "v2-seed3": lambda: _cycles(3, 0.0),
                             "mixed-seed5": lambda: _cycles(5, 0.6)},
+    "cycles.screen_pairs_serial": {"mixed-seed5": lambda: _cycles(5, 0.6)},
     "sandwich.screen_sandwich": {"mixed": _sandwich},
     "jit.screen_jit": {"random": _jit},
     "liquidation.liquidation_pairs": {"mixed": _liquidation},

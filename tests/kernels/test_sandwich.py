@@ -61,9 +61,10 @@ def test_v2_closed_form_max_frontrun_vs_exact_bisection(py, seed):
     assert py.sandwich_max_frontrun_v2(1e21, 1e21, 0.997, 1e18, 1e18) < 0
 
 
-def random_scenarios(seed, n=60, v3_share=0.5, multi=True):
+def random_scenarios(seed, n=60, v3_share=0.5, multi=True, exact_output_share=0.3):
     """Kernel args (without outputs) of random scenarios on the random V2/V3 batch of v3_market, and the exact
-    pool of each scenario's state: (args, exact, victims, scen)."""
+    pool of each scenario's state: (args, exact, victims, scen). A share of the victims are exact-output ones
+    (amountInMax = input × (1 + slippage), amountOut = the float output of that input)."""
     args, _, info = v3_market.random_batch(seed, n_pools=10, n_blocks=3, v3_share=v3_share)
     state = args[9:21]
     log_offsets, log_key = state[0], state[1]
@@ -71,6 +72,7 @@ def random_scenarios(seed, n=60, v3_share=0.5, multi=True):
     py = build_kernel("sandwich", "python")
     pools = [p for p in range(len(log_offsets) - 1) if log_offsets[p + 1] > log_offsets[p]]
     s_pool, s_key, s_zfo, s_start, s_count, victims_in, victims_min, s_victims, exact = [], [], [], [], [], [], [], [], []
+    victims_exact_out = []
     capital = []
     for i in range(n):
         p = int(rng.choice(pools))
@@ -90,8 +92,15 @@ def random_scenarios(seed, n=60, v3_share=0.5, multi=True):
             out, r0, r1, s, L, t, c, ok = py.pool_swap(amount, zfo, is_v3, gamma, r0, r1, s, L, t, state[9],
                                                        state[10], state[11], lo, hi, 64)
             s_victims.append(len(victims_in))
-            victims_in.append(float(int(amount)))
-            victims_min.append(float(int(out * (1 - rng.choice([0.001, 0.005, 0.01, 0.03])))))
+            slip = float(rng.choice([0.001, 0.005, 0.01, 0.03]))
+            if rng.random() < exact_output_share:
+                victims_in.append(float(int(amount * (1 + slip))))
+                victims_min.append(float(int(out)))
+                victims_exact_out.append(True)
+            else:
+                victims_in.append(float(int(amount)))
+                victims_min.append(float(int(out * (1 - slip))))
+                victims_exact_out.append(False)
         s_pool.append(p), s_key.append(int(log_key[j])), s_zfo.append(zfo), s_count.append(count)
         exact.append(info["exact"][j])
     n = len(s_pool)
@@ -99,7 +108,7 @@ def random_scenarios(seed, n=60, v3_share=0.5, multi=True):
     kargs = (np.array(s_pool, np.int32), np.array(s_key, np.int64), np.array(s_zfo), np.array(s_start, np.int64),
              np.array(s_count, np.int32), np.array(capital), np.ones(n), np.full(n, 1e9) + block,
              np.array(s_victims, np.int32), np.array(victims_in), np.array(victims_min),
-             np.asarray(info["is_v3_pool"]), 1 - info["fee"] / 1e6, *state, 64, *GAS)
+             np.array(victims_exact_out, np.bool_), np.asarray(info["is_v3_pool"]), 1 - info["fee"] / 1e6, *state, 64, *GAS)
     return kargs, exact, info
 
 
@@ -121,11 +130,13 @@ def test_cpu_equals_python_reference(py, cpu, seed, v3_share):
 
 
 def test_screen_optimum_is_the_max_of_a_profit_scan(py):
-    """P(a) is unimodal on [0, a_hi]: the golden-section optimum beats a 400-point scan (up to float noise)."""
+    """P(a) is unimodal where every victim executes, [0, a_all]: the screen's optimum beats a 400-point scan of
+    that region and of the first victim's bound a_first (beyond a_all later victims revert; the screen and the
+    exact re-pricing both take a_first as the one candidate there), up to float noise."""
     kargs, _, _ = random_scenarios(4, n=30, v3_share=0.5)
     n = kargs[0].shape[0]
     o = outputs(n)
-    state = kargs[13:25]
+    state = kargs[14:26]
     for i in range(n):
         py.screen_sandwich(i, *kargs, *o)
         a_hi = min(o[1][i], kargs[5][i])
@@ -133,23 +144,24 @@ def test_screen_optimum_is_the_max_of_a_profit_scan(py):
             continue
         p = int(kargs[0][i])
         k = py.find_state(state[0], state[1], p, kargs[1][i])
-        is_v3 = bool(kargs[11][p])
+        is_v3 = bool(kargs[12][p])
         v = state[7][k]
         lo, hi = (state[8][v], state[8][v + 1]) if is_v3 else (0, 0)
         scan = []
         for a in np.linspace(0, a_hi, 401)[1:]:
-            g, feasible, c, ok = py.sandwich_eval(a, kargs[3][i], kargs[4][i], kargs[8], kargs[9], kargs[10],
-                                                  bool(kargs[2][i]), is_v3, kargs[12][p], state[2][k], state[3][k],
-                                                  state[4][k], state[5][k], state[6][k], state[9], state[10],
-                                                  state[11], lo, hi, 64)
-            scan.append(g if ok else -np.inf)
+            g, first, every, c, ok = py.sandwich_eval(
+                a, kargs[3][i], kargs[4][i], kargs[8], kargs[9], kargs[10], kargs[11], bool(kargs[2][i]), is_v3,
+                kargs[13][p], state[2][k], state[3][k], state[4][k], state[5][k], state[6][k], state[9], state[10],
+                state[11], lo, hi, 64)
+            scan.append(g if ok and (every or a == a_hi) else -np.inf)
         assert o[2][i] >= max(max(scan), 0.0) * (1 - 1e-9) - 1e-6 * a_hi
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_lean_v2_slack_equals_the_exact_bundle(seed):
     """exact_max_frontrun's V2 path (integer steps, no pool objects) gives the slack exact_bundle gives, reverts
-    included (an empty reserve), for either direction and several victims, and so the same largest front-run."""
+    included (an empty reserve; a victim past its limit), for either direction, several victims, exact-input and
+    exact-output ones, and so the same largest front-run."""
     rng = np.random.default_rng(seed)
     for case in range(40):
         r0 = int(10 ** rng.uniform(15, 25)) if case % 10 else 0   # every 10th pool is empty: every swap reverts
@@ -161,12 +173,16 @@ def test_lean_v2_slack_equals_the_exact_bundle(seed):
         for _ in range(int(rng.integers(1, 4))):
             v = int(max(r_in, 10**12) * 10 ** rng.uniform(-5, -1)) if rng.random() > 0.1 else 0
             out = exact_v2.get_amount_out(v, r_in, r_out, fee) if v > 0 and r_in > 0 and r_out > 0 else 0
-            victims.append((v, int(out * (1 - float(rng.choice([0.0, 0.002, 0.02, 0.2]))))))
+            slip = float(rng.choice([0.0, 0.002, 0.02, 0.2]))
+            if rng.random() < 0.4:  # exact output: (amountInMax, amountOut)
+                victims.append((int(v * (1 + slip)), out, True))
+            else:
+                victims.append((v, int(out * (1 - slip))))
         factory = V2PoolFactory(fee, (r0, r1))
         lean = v2_victim_slack(fee, r0, r1, zfo, victims)
         for a in [0, 1, 7] + [int(max(r_in, 1) * 10 ** e) for e in rng.uniform(-8, 1, 6)]:
             r = exact_bundle(factory, zfo, a, victims, back_run=False)
-            want = None if r is None else min(o - m for o, (_, m) in zip(r["victim_out"], victims))
+            want = None if r is None else r["slack"]
             assert lean(a) == want, (case, a)
         hint = float(max(r_in, 1)) * 1e-3
         generic = lambda f=factory: f()  # noqa: E731  (a plain callable: the bundle-per-step path)
@@ -185,7 +201,8 @@ def test_exact_bundle_round_trip_keeps_every_victim_whole():
         if o[2][i] <= 0:
             continue
         start, count = int(kargs[3][i]), int(kargs[4][i])
-        victims = [(int(kargs[9][kargs[8][start + j]]), int(kargs[10][kargs[8][start + j]])) for j in range(count)]
+        victims = [(int(kargs[9][kargs[8][start + j]]), int(kargs[10][kargs[8][start + j]]),
+                    bool(kargs[11][kargs[8][start + j]])) for j in range(count)]
         kind = exact[i]
         p = int(kargs[0][i])
         if kind[0] == "v2":
@@ -197,9 +214,11 @@ def test_exact_bundle_round_trip_keeps_every_victim_whole():
         a_max = exact_max_frontrun(make, zfo, victims, float(o[1][i]), 10**40)
         assert a_max > 0
         r = exact_bundle(make, zfo, a_max, victims)
-        assert r["feasible"] and all(out >= m for out, (_, m) in zip(r["victim_out"], victims))
+        assert r["feasible"] and not any(r["reverted"]) and r["slack"] >= 0
         over = exact_bundle(make, zfo, a_max + 1, victims)
-        assert over is None or not over["feasible"]
-        assert a_max == pytest.approx(o[1][i], rel=1e-6)
+        assert over is None or any(over["reverted"])
+        first = exact_max_frontrun(make, zfo, victims[:1], float(o[1][i]), 10**40)  # the bundle's bound
+        assert first >= a_max
+        assert first == pytest.approx(o[1][i], rel=1e-6)
         checked += 1
     assert checked >= 5

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpubt import schema
+from gpubt.backend import Backend
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import WETH
 from gpubt.strategies.arbitrage.paths import enumerate_cycles, evaluation_pairs, resolve_tokens, with_state
@@ -52,6 +53,9 @@ class Arbitrage(Strategy):
         self.device = DevicePaths(up(paths.pools), up(paths.zero_for_one), up(paths.gamma), up(paths.is_v3),
                                   up(gas_units), up(start_slot), start_slot)
         self._pairs = (None, None)  # (batch, its evaluation pairs): device_bytes and evaluate share them
+        self._evaluated = None      # (batch, pair keys, paths, blocks, wei_per_raw) of the last evaluate: rescreen
+        self._host = None           # the CPU backend `rescreen` screens on (the ordered pass runs on the host)
+        self._gas_units = gas_units
 
     def describe(self) -> dict:
         return {"paths": len(self.paths), "start_tokens": self.start_tokens.tolist()}
@@ -87,9 +91,11 @@ class Arbitrage(Strategy):
         n = len(key)
         self.stats["screened"] += n
         if n == 0:
+            self._evaluated = None
             return StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
         be, dp = self.backend, self.device
         wei_per_raw = self.wei_per_raw(batch)
+        self._evaluated = (batch, key, path, block, wei_per_raw)
         with self.timed("screen"):
             ctx = batch.context(be)
             outs = (ctx.get("out_amount_in", n, np.float64), ctx.get("out_gross_raw", n, np.float64),
@@ -121,3 +127,52 @@ class Arbitrage(Strategy):
                 if self.takes(trade, screened):
                     taken.append(trade)
         return StrategyResult(opportunities, taken)
+
+    # -- the ordered exact pass: pairs through a pool our bundles changed are screened again ----------------------
+    can_rescreen = True
+
+    def rescreen_keys(self, batch) -> np.ndarray:
+        if self._evaluated is None or self._evaluated[0] is not batch:
+            return np.zeros(0, np.int64)
+        keys = self._evaluated[1]
+        return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+    def rescreen(self, batch, key: int, view) -> tuple[set, list]:
+        """The pairs of point `key` whose path goes through a forked pool, screened again by the same kernel on
+        the current state (`view`: gpubt.market.fork.ForkView), then selected and priced exactly as `evaluate`
+        does. Their earlier proposals are superseded: what the changed
+        state made profitable is found here, and what it closed is gone."""
+        _, keys, paths, blocks, wei_per_raw = self._evaluated
+        lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
+        if lo == hi:
+            return set(), []
+        path = paths[lo:hi]
+        hop_pools = self.paths.pools[path]
+        touch = view.forked[hop_pools].any(axis=1)
+        if not touch.any():
+            return set(), []
+        path, hop_pools = path[touch], hop_pools[touch]
+        n = len(path)
+        self.stats["screened"] += n
+        with self.timed("screen"):
+            outs = (np.zeros(n), np.zeros(n), np.zeros(n))
+            block = blocks[lo:hi][touch]
+            if self._host is None:
+                self._host = Backend("cpu")
+            self._host.launch("cycles", "screen_pairs_serial", n, (
+                np.full(n, key, np.int64), path, block, self.paths.pools, self.paths.zero_for_one, self.paths.gamma,
+                self.paths.is_v3, self._gas_units, self.device.start_slot_host, *view.kernel_state(), V3_MAX_STEPS, wei_per_raw, batch.gas_price_wei, *outs))
+            x, gross, net = outs
+            gross_wei = gross * wei_per_raw[block, self.device.start_slot_host[path]]
+            cand = np.flatnonzero(self.passes_screen(net, gross_wei))
+        superseded = set(path.tolist())
+        if len(cand) == 0:
+            return superseded, []
+        with self.timed("exact"):
+            point = np.full(len(cand), key, np.int64)
+            chosen = select(point, path[cand], net[cand], self.paths)
+            trades = reprice(batch, self.paths, path[cand][chosen], point[chosen], x[cand][chosen], self.gas,
+                             wei_per_raw, self.device.start_slot_host)
+            taken = [t for t, screened in zip(trades, net[cand][chosen].tolist()) if self.takes(t, screened)]
+        return superseded, taken
+
