@@ -1,7 +1,8 @@
 """The gpubt benchmark suite: every figure against a baseline measured in the same run, as medians and ratios.
 
     gpubt bench                 # quick subset (~1 min): kernel, small end to end, sweep, context cost
-    gpubt bench --scaling       # + peak RSS of one and two mainnet-month partitions (~5 min)
+    gpubt bench --scaling       # + peak RSS of one and two mainnet-month partitions, counterfactual vs replay
+                                #   on one (~15 min)
     gpubt bench --executors     # + four mainnet-month partitions, executor=local vs executor=dask (~10 min)
     gpubt bench --full          # + 1M-path kernel, strategy kernels on the month, half month and month end to
                                 #   end, memory scaling (long)
@@ -311,6 +312,23 @@ def print_table(rows: list[dict]) -> None:
               f"{str(r['ours'])[:22]:22s} {fmt(r['ours_seconds']):>9s} {r['ratio']:9.2f} {r['target']:>22s} {met}")
 
 
+def bench_execution(preset: str, cache_dir: str, last_block=None, strategy: str = "arbitrage") -> list[dict]:
+    """execution=counterfactual (our trades fork the pools; history re-executed on them) against execution=replay,
+    the same run otherwise: the whole run's wall and the batch loop's (summary.json timing.wall_seconds)."""
+    replay = backtest_once(preset, cache_dir, last_block, strategy, extra=("execution=replay",))
+    ours = backtest_once(preset, cache_dir, last_block, strategy,
+                         extra=("execution=counterfactual", "execution.compare_replay=false"))
+    name = f"{preset}, strategy={strategy} ({ours['blocks']:,} blocks; trades {replay['trades']:,} → {ours['trades']:,})"
+    loop_replay, loop_ours = replay["timing"]["wall_seconds"], ours["timing"]["wall_seconds"]
+    return [{"workload": f"execution=counterfactual, whole run: {name}", "baseline": "execution=replay",
+             "baseline_seconds": replay["wall_seconds"], "ours": "counterfactual", "ours_seconds": ours["wall_seconds"],
+             "ratio": ours["wall_seconds"] / replay["wall_seconds"], "target": "<= 1.5x replay",
+             "met": ours["wall_seconds"] <= 1.5 * replay["wall_seconds"], "detail": {"replay": replay, "ours": ours}},
+            {"workload": f"execution=counterfactual, batch loop: {name}", "baseline": "execution=replay",
+             "baseline_seconds": loop_replay, "ours": "counterfactual", "ours_seconds": loop_ours,
+             "ratio": loop_ours / loop_replay, "target": "<= 1.5x replay", "met": loop_ours <= 1.5 * loop_replay}]
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
@@ -333,15 +351,20 @@ def main(argv=None) -> list[dict]:
         rows += bench_memory_scaling("tiny", opts.cache_dir, 100)
         rows += bench_sweep("tiny", opts.cache_dir, 2, k=100)
         rows += bench_executors("tiny", opts.cache_dir)
+        rows += bench_execution("tiny", opts.cache_dir)
     else:
         rows += bench_kernel(1_000_000 if opts.full else 200_000, opts.repeats, 20_000)
         # each strategy's kernel on a real run's launches (small has no V3 pool, so no JIT: the month has)
         preset, blocks = ("mainnet-month", 1_000) if opts.full else ("small", 2_000)
         rows += bench_strategy_kernels(preset, opts.cache_dir, blocks, opts.repeats, 2_000)
         rows += bench_end_to_end("small", opts.cache_dir)
+        rows += bench_execution("small", opts.cache_dir)
         rows += bench_sweep("small", opts.cache_dir, opts.repeats)
         if opts.scaling or opts.full:  # one mainnet-month partition (7,200 blocks) and two
+            from gpubt.data.synthetic import FIRST_BLOCK
+
             rows += bench_memory_scaling("mainnet-month", opts.cache_dir, 7_200)
+            rows += bench_execution("mainnet-month", opts.cache_dir, FIRST_BLOCK + 7_200 - 1, "all")
         if opts.executors or opts.full:  # four mainnet-month partitions, local vs dask
             from gpubt.data.synthetic import FIRST_BLOCK
 

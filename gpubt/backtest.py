@@ -15,7 +15,7 @@ from pathlib import Path
 from gpubt import schema
 from gpubt.analysis.postrun import post_run
 from gpubt.backend import resolve_backend
-from gpubt.report.console import format_by_strategy, format_scores, format_summary
+from gpubt.report.console import format_by_strategy, format_execution, format_scores, format_summary
 from gpubt.report.html import write_report
 from gpubt.run.checkpoint import Checkpointer
 from gpubt.run.results import ResultParts
@@ -34,6 +34,21 @@ class RunResult:
     trades_path: Path
     opportunities_path: Path
     report_path: Path | None  # None with report.enabled=false
+
+
+def _replay_totals(cfg, dataset, backend, work: Path, progress: bool) -> dict:
+    """The run's loop again under execution=replay (every point sees history): what it would have reported, for
+    the side-by-side of summary.json `execution.replay` and the report (executed trades, Σ exact net, wins)."""
+    from omegaconf import OmegaConf
+
+    replay = OmegaConf.merge(cfg, {"execution": {"mode": "replay"}})
+    setup = RunSetup.build(replay, dataset, backend)  # fresh strategies: the books start as built
+    (work / "replay").mkdir(exist_ok=True)
+    loop = setup.backtest(replay, dataset, backend, progress=progress, parts=ResultParts(work / "replay")).run()
+    shutil.rmtree(work / "replay", ignore_errors=True)
+    summary = loop.execution.summary(loop.last_block)
+    return {k: summary[k] for k in ("executed_trades", "executed_net_wei", "executed_net_eth", "executed_wins",
+                                    "executed_win_rate")} | {"wall_seconds": loop.stats["wall_seconds"]}
 
 
 def run(cfg) -> RunResult:
@@ -94,11 +109,15 @@ def run(cfg) -> RunResult:
             raise
         finally:
             monitor.stop()
+        if loop.execution and loop.execution["mode"] == "counterfactual" and cfg.execution.get("compare_replay"):
+            loop.execution["replay"] = _replay_totals(cfg, dataset, backend, work, progress)
         scores, summary = post_run(cfg, work, backend, dataset, loop, setup)
         if cfg.report.enabled:
             write_report(work, display_dir=out_dir)  # re-reads what it plots from the files just written
         # the console text is formatted before publishing: nothing that can fail runs after it
         console = [format_summary(summary)]
+        if lines := format_execution(summary):
+            console.append(lines)
         by = summary["by_strategy"]
         if len(by) > 1 or any(r.get("note") for r in by.values()):
             console.append(format_by_strategy(by))

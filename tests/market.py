@@ -6,9 +6,15 @@ from gpubt.exact.gas import GasModel
 from gpubt.market.batch import pack_batch
 from gpubt.market.pools import PoolTable
 from gpubt.market.state import MarketState
+from gpubt.run.execution import public_row
 from gpubt.strategies.arbitrage import Arbitrage
 
 GAS = GasModel(50_000, 60_000, 10**9)
+
+
+def rows(trades: list) -> list:
+    """A strategy's proposals as TRADES rows (without what the ordered exact pass reads: `_reprice`, ...)."""
+    return [public_row(t) for t in trades]
 
 
 def fresh_state(ds) -> MarketState:

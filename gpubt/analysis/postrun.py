@@ -165,7 +165,13 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
                        by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
     summary["funnel"] = json_safe(funnel(loop.strategy_stats, opportunity_counts, screened_wei, by_strategy))
     if loop.execution is not None:
-        summary["execution"] = json_safe(loop.execution)
+        from gpubt.analysis.repeats import repeated_captures
+        from gpubt.analysis.validate import load_labels
+
+        arbitrage = parts.read("trades", ["strategy", "block_number", "tx_index", "path_id", "pools",
+                                          "gross_profit_wei"])
+        summary["execution"] = json_safe({**loop.execution, "repeated_captures": repeated_captures(
+            arbitrage, load_labels(dataset, first, last) if "arbitrage" in cfg.strategy else None)})
     del totals, by_strategy  # the per-trade floats, before the report reads its own
     release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -90,3 +90,48 @@ def format_scores(scores: dict, ran=None) -> str:
                      f"profit MAE {fmt(p['mae_eth'], '{:.6f}')} ETH  med rel err {fmt(p['median_rel_error'], '{:.2e}')}  "
                      f"R² {fmt(p['r2'], '{:.4f}')}  r {fmt(p['pearson'], '{:.4f}')}")
     return "\n".join(lines)
+
+
+def execution_rows(summary: dict) -> tuple[list, list]:
+    """The ordered exact pass (summary.json `execution`): (label, this run, replay) rows of our executed trades,
+    their exact net profit and win rate in both modes; then (label, value, note) rows of what the market's reaction
+    did. Both empty for a summary without an `execution` section."""
+    e = summary.get("execution")
+    if not e:
+        return [], []
+    r = e.get("replay") or {}
+    mine = e["mode"]
+
+    def win(d):
+        return _fmt(d.get("executed_win_rate"), ".1%") if d else "—"
+
+    rows = [("execution", mine, "replay" if r else "—"),
+            ("trades executed", f"{e['executed_trades']:,}", f"{r['executed_trades']:,}" if r else "—"),
+            ("net profit (exact, before bids)", f"{e['executed_net_eth']:.6f} ETH",
+             f"{r['executed_net_eth']:.6f} ETH" if r else "—"),
+            ("win rate", win(e), win(r))]
+    reaction = []
+    rep = e.get("repeated_captures") or {}
+    if rep:
+        reaction.append(("repeated captures", f"{rep['trades']:,}", "arbitrage trades re-taking a cycle we traded, "
+                         "no searcher closing it in between"))
+    if mine == "counterfactual":
+        reaction += [("historical txs re-executed", f"{e['reexecuted_txs']:,}", "on pools our trades forked"),
+                 ("user swaps reverted", f"{e['reverted_user_swaps']:,}", "their limit failed on the forked state"),
+                 ("rival bundles pre-empted", f"{e['preempted_rivals']:,}", "labeled searcher txs that no longer paid"),
+                 ("pools diverged", f"{e['diverged_pools']:,}",
+                  f"mean {e['mean_blocks_diverged']:,.0f} blocks, mean |Δprice| {e['mean_abs_price_divergence']:.3%}"),
+                 ("bundles dropped or re-priced", f"{e['conflicts']:,} / {e['repriced']:,}",
+                  f"conflicts at a point / re-priced on a changed pool ({e['repriced_dropped']:,} then not sent)")]
+    return rows, reaction
+
+
+def format_execution(summary: dict) -> str:
+    """The console's lines on the ordered exact pass (execution_rows), '' without an execution section."""
+    compared, reaction = execution_rows(summary)
+    rows = compared + reaction
+    if not rows:
+        return ""
+    width = max(len(a) for a, _, _ in rows)
+    value = max(len(b) for _, b, _ in rows)
+    return "\n".join(f"{a:<{width}}  {b:>{value}}   {c}".rstrip() for a, b, c in rows)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from gpubt.analysis import metrics as M
 from gpubt.run.monitor import release_memory
-from gpubt.report.console import summary_rows
+from gpubt.report.console import execution_rows, summary_rows
 from gpubt.schema import WEI_PER_ETH, amounts_float
 
 DEFAULT_STRATEGY = "arbitrage"
@@ -738,6 +738,12 @@ def _page(folder: Path, summary: dict, figures, recomputed: bool) -> str:
     if recomputed:
         parts.append("<p class=warn>summary.json predates the extended metrics: they were computed by the "
                      "report from trades.parquet.</p>")
+    compared, reaction = execution_rows(summary)
+    if compared:
+        parts += ["<h2>Execution: our trades move the market</h2>",
+                  "<p class=sub>counterfactual: our bundles fork the pools they touch and history after them is "
+                  "re-executed on the forks; replay: every point sees history (the same mispricing can be sold "
+                  "again). The loop's figures, before thresholds and bids.</p>", _table(compared), _table(reaction)]
     parts += ["<h2>Run</h2>", _table(_run_rows(summary))]
     for name, png, caption in figures:
         parts.append(f"<h2>{html.escape(name)}</h2><figure><img alt=\"{html.escape(name)}\" "

@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpubt import schema
+from gpubt.schema import WEI_PER_ETH
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import point_key
 from gpubt.market.fork import ForkedPool, ForkView
@@ -42,8 +43,8 @@ from gpubt.market.pools import PoolTable
 
 log = logging.getLogger("gpubt")
 MODES = ("counterfactual", "replay")
-REACTION_KEYS = ("reexecuted_txs", "reverted_user_swaps", "preempted_rivals", "bundles", "conflicts", "repriced",
-                 "repriced_dropped", "rescreened_pairs", "victims_in_bundles", "reverted_victims_in_bundles")
+REACTION_KEYS = ("executed_trades", "executed_net_wei", "executed_wins", "reexecuted_txs", "reverted_user_swaps", "preempted_rivals", "bundles", "conflicts", "repriced",
+                 "repriced_dropped", "stale_dropped", "rescreened_pairs", "victims_in_bundles", "reverted_victims_in_bundles")
 
 
 class ExecutionMismatch(RuntimeError):
@@ -138,6 +139,7 @@ class Walker:
         self.forks: dict[int, ForkedPool] = {} if forks is None else forks
         self.view = None            # a ForkView the ordered pass screens on (kept in step with the forks)
         self.consumed: set = set()  # (key, pool) of historical swaps one of our bundles executed (its victims)
+        self.outcomes: dict = {}    # tx key -> "ok" | "user" (a user's swap reverted) | "rival" (a labeled tx did)
         self.post: dict = {}        # event row -> post state (the projection's rewritten rows)
 
     def new_fork(self, pool: int, key: int) -> ForkedPool:
@@ -176,10 +178,11 @@ class Walker:
     def walk_tx(self, g: int) -> None:
         """Re-execute tx group g when it touches a forked pool."""
         lo, hi = int(self.h.tx_start[g]), int(self.h.tx_start[g + 1])
-        pools = self.h.pool_np[lo:hi]
-        if not any(int(p) in self.forks for p in pools):
+        key = int(self.h.tx_key[g])
+        pools = [int(p) for p in self.h.pool_np[lo:hi] if (key, int(p)) not in self.consumed]
+        if not any(p in self.forks for p in pools):  # (a victim's swap one of our bundles executed is not again)
             return
-        self._reexecute(lo, hi, int(self.h.tx_key[g]))
+        self._reexecute(lo, hi, key)
 
     def _reexecute(self, lo: int, hi: int, key: int) -> None:
         h, c = self.h, self.h.cols
@@ -257,15 +260,8 @@ class Walker:
                     break
         if not reverted and label is not None:
             kind, token, profit = label
-            if profit + delta[token] <= 0:
-                reverted = True
-                self.counts["preempted_rivals"] += 1
-        elif reverted:
-            if label is None:
-                self.counts["reverted_user_swaps"] += 1
-            else:
-                self.counts["preempted_rivals"] += 1
-        self.counts["reexecuted_txs"] += 1
+            reverted = profit + delta[token] <= 0
+        self.outcomes[key] = ("rival" if label is not None else "user") if reverted else "ok"
         # a reverted tx leaves its pools as they were: forked ones as forked, the others at the batch's state
         # before it (which differs from history's after it: they fork too)
         final = {p: self.forks.get(p) or self.new_fork(p, key - 1) for p in tentative} if reverted else tentative
@@ -286,7 +282,7 @@ class Walker:
             self._diverged(pool, key)
         self._set(pool, fork, key)
         if i >= 0:
-            d = self.divergence[pool]
+            d = self.divergence.setdefault(pool, [1, 0, 0.0, 0, self.batch.first_block])
             reference = self._batch_price(pool, i)
             if reference > 0:
                 d[2] += abs(fork.price() / reference - 1.0)
@@ -372,6 +368,8 @@ class Execution:
         self._final: dict = {}
         self._history = None
         self._projected_forks: dict = {}
+        self._outcomes: dict = {}
+        self.opportunities: dict = {}
 
     @property
     def counterfactual(self) -> bool:
@@ -383,9 +381,11 @@ class Execution:
     def project(self, batch, events: pa.Table, victims, labels) -> pa.Table:
         """Step 1: the batch's events re-executed on the pools forked at its start (`batch` is packed from the
         forked market state and the historical events); returns the events the strategies' batch is packed from."""
+        self._projected_forks, self._outcomes = {}, {}
+        if not self.counterfactual:
+            return events
         self._history = history = self.history(batch, events, victims, labels)
-        self._projected_forks = {}
-        if not self.counterfactual or not self.forked:
+        if not self.forked:
             return events
         walker = Walker(batch, history, self.slippage_bps, self.counts, self.divergence)
         for pool in sorted(self.forked):
@@ -397,6 +397,7 @@ class Execution:
             if walker.forks:
                 walker.walk_tx(g)
         self._projected_forks = walker.forks
+        self._outcomes = walker.outcomes
         return history.rewritten(walker.post)
 
     def execute(self, batch, proposals: dict) -> dict:
@@ -405,9 +406,9 @@ class Execution:
         if not self.counterfactual:
             for name, trades in proposals.items():
                 for trade in trades:
-                    by_name[name].executed(trade)
+                    self._executed(by_name[name], trade)
             self._final = {}
-            return {name: [_public(t) for t in trades] for name, trades in proposals.items()}
+            return {name: [public_row(t) for t in trades] for name, trades in proposals.items()}
         history = self._history
         walker = Walker(batch, history, self.slippage_bps, self.counts, self.divergence)
         at_key = defaultdict(list)
@@ -421,6 +422,7 @@ class Execution:
         tx_of_key = {int(k): g for g, k in enumerate(history.tx_key.tolist())}
         keys = sorted(set(at_key) | set(tx_of_key) | screen_keys)
         executed = {name: [] for name in proposals}
+        self.opportunities = {}  # name -> the OPPORTUNITIES tables `rescreen` found (the loop keeps them)
         walker.view = view = ForkView(batch)
         batch.set_overlay(walker.forks)
         try:
@@ -431,7 +433,10 @@ class Execution:
                 here = at_key.get(key, [])
                 if walker.forks and key in screen_keys:
                     for s in rescreeners:
-                        superseded, found = s.rescreen(batch, key, view)
+                        superseded, result = s.rescreen(batch, key, view)
+                        found = result.trades
+                        if result.opportunities.num_rows:
+                            self.opportunities.setdefault(s.name, []).append(result.opportunities)
                         if superseded:
                             self.counts["rescreened_pairs"] += len(superseded)
                             kept = []
@@ -445,15 +450,21 @@ class Execution:
                     self._resolve(key, here, walker, by_name, executed)
         finally:
             batch.set_overlay(None)
-        # a pool our bundles of this batch did not change keeps its projected state
+        # a pool our bundles of this batch did not change keeps its projected state; a tx re-executed again after
+        # our bundles counts once, with its final outcome
         self._final = {**self._projected_forks, **walker.forks}
+        outcomes = list({**self._outcomes, **walker.outcomes}.values())
+        self.counts["reexecuted_txs"] += len(outcomes)
+        self.counts["reverted_user_swaps"] += outcomes.count("user")
+        self.counts["preempted_rivals"] += outcomes.count("rival")
         return executed
 
     def _resolve(self, key: int, here: list, walker: Walker, by_name: dict, executed: dict) -> None:
         """Choose the bundles sent at one point: best first across strategies (by the figure each decides on).
         One claiming a victim a bundle chosen before claimed is dropped; one touching a pool a bundle changed
-        (at this point or before) is priced again on the pool's current state, or dropped when it cannot be
-        (a cycle found by `rescreen` at this point: its pools' states are the ones it was priced on)."""
+        (at this point or before) is priced again on the pool's current state (`_reprice`), kept when it was
+        priced on that state (`_current`: found by `rescreen` at this point, and no bundle here changed its
+        pools since), or dropped."""
         here.sort(key=lambda nt: -_decision(nt[1]))
         used_pools, used_victims = set(), set()
         for name, trade in here:
@@ -464,10 +475,14 @@ class Execution:
                 self.counts["conflicts"] += 1
                 s.dropped(trade)
                 continue
+            if not pools.isdisjoint(walker.forks) and "_reprice" not in trade and not trade.get("_current"):
+                self.counts["stale_dropped"] += 1  # priced on a state our bundles changed, and no way to re-price
+                s.dropped(trade)
+                continue
             if not pools.isdisjoint(walker.forks) and "_reprice" in trade:
                 self.counts["repriced"] += 1
                 priced, decision = trade["_reprice"]()
-                if priced is None or not s.takes(priced, trade["screen_net_profit_wei"], decision):
+                if priced is None or not s.takes(priced, trade["screen_net_profit_wei"], decision, count=False):
                     self.counts["repriced_dropped"] += 1
                     s.dropped(trade)
                     continue
@@ -480,8 +495,15 @@ class Execution:
             walker.execute(s.effects(trade, walker.batch), key)
             used_pools |= pools
             used_victims |= victims
-            s.executed(trade)
-            executed[name].append(_public(trade))
+            self._executed(s, trade)
+            executed[name].append(public_row(trade))
+
+    def _executed(self, strategy, trade: dict) -> None:
+        strategy.executed(trade)
+        net = int(trade["net_profit_wei"])
+        self.counts["executed_trades"] += 1
+        self.counts["executed_net_wei"] += net
+        self.counts["executed_wins"] += net > 0
 
     def advance(self, state) -> None:
         """Step 4: the market state at the batch end takes the forks' states (after `state.advance`)."""
@@ -521,7 +543,10 @@ class Execution:
 
     def summary(self, last_block: int) -> dict:
         """summary.json `execution`: the mode and what the market's reaction did."""
-        out = {"mode": self.mode, "default_slippage_bps": self.slippage_bps, **self.counts}
+        out = {"mode": self.mode, "default_slippage_bps": self.slippage_bps, **self.counts,
+               "executed_net_eth": self.counts["executed_net_wei"] / WEI_PER_ETH,
+               "executed_win_rate": (self.counts["executed_wins"] / self.counts["executed_trades"]
+                                     if self.counts["executed_trades"] else None)}
         if not self.counterfactual:
             return out
         d = self.divergence
@@ -531,11 +556,22 @@ class Execution:
         out["forked_at_end"] = len(self.forked)
         out["fork_episodes"] = int(sum(v[0] for v in d.values()))
         out["mean_blocks_diverged"] = float(np.mean(blocks)) if blocks else 0.0
-        out["mean_abs_price_divergence"] = sum(v[2] for v in d.values()) / samples if samples else 0.0
+        out["mean_abs_price_divergence"] = float(sum(v[2] for v in d.values()) / samples) if samples else 0.0
         return out
 
 
-def _public(trade: dict) -> dict:
+def summed_summaries(summaries: list) -> dict:
+    """One `Execution.summary` of a replay run from its shards' (executor=dask: each task counted its own)."""
+    out = dict(summaries[0]) if summaries else {}
+    for key in REACTION_KEYS:
+        out[key] = sum(s.get(key, 0) for s in summaries)
+    if out:
+        out["executed_net_eth"] = out["executed_net_wei"] / WEI_PER_ETH
+        out["executed_win_rate"] = out["executed_wins"] / out["executed_trades"] if out["executed_trades"] else None
+    return out
+
+
+def public_row(trade: dict) -> dict:
     """The TRADES row without the ordered pass's private keys."""
     return {k: v for k, v in trade.items() if not k.startswith("_")}
 

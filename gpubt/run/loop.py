@@ -167,7 +167,10 @@ class Backtest:
                     results = {s.name: self._screen(s, batch, tables) for s in self.strategies}
                     executed = self.execution.execute(batch, {name: r.trades for name, r in results.items()})
                     for name, result in results.items():
-                        self._add(name, result.opportunities, executed[name])
+                        again = self.execution.opportunities.get(name, [])  # found on forked pools
+                        opportunities = pa.concat_tables([result.opportunities, *again]) if again else \
+                            result.opportunities
+                        self._add(name, opportunities, executed[name])
                     state.advance(history, batch)
                     self.execution.advance(state)
                     if self.monitor is not None:

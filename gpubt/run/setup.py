@@ -152,7 +152,7 @@ OPTION_KINDS = {
     "monitor.port": "port", "monitor.anomaly_k": "num>0", "monitor.anomaly_alpha": "fraction",
     "monitor.anomaly_warmup": "int>=0", "monitor.anomaly_min_std": "num>=0", "report.enabled": "bool",
     "data.seed": "int", "data.first_block": "block", "data.last_block": "block",
-    "execution.default_slippage_bps": "int>=0", "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
+    "execution.default_slippage_bps": "int>=0", "execution.compare_replay": "bool", "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
 }
 KINDS = {  # kind -> (accepts the value, what it must be)
     "int": (lambda v: True, "an integer"),

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from gpubt.data.store import write_json_atomic
 from gpubt.run.checkpoint import FAILPOINT_ENV, check_fingerprint
+from gpubt.run.execution import summed_summaries
 from gpubt.run.monitor import release_memory
 from gpubt.run.results import ResultParts
 
@@ -264,11 +265,14 @@ def run_sharded(cfg, dataset, work: Path, fingerprint: dict, strategies: list, f
     per = _sum_strategy_stats([results[id(t)] for t in tasks])
     restored = ({name: sum(done[id(t)]["strategy_stats"].get(name, {}).get("screened", 0) for t in tasks
                            if done[id(t)]) for name in per} if resumed else {})
-    last_link = [results[id(t)] for t in tasks if t.group == (CHAINED if chained else FREE)][-1]
+    if cfg.execution.mode == "counterfactual":  # the chain carried the counts: its last link holds the run's
+        execution = [results[id(t)] for t in tasks if t.group == CHAINED][-1].get("execution")
+    else:  # every task counted its own
+        execution = summed_summaries([results[id(t)].get("execution") or {} for t in tasks])
     return LoopResult(parts, first, last, stats, per, restored, first if resumed else None,
                       min((r["batch_blocks"] for r in results.values()), default=int(cfg.batch_blocks)),
                       sum(r["context"][0] for r in results.values()), sum(r["context"][1] for r in results.values()),
-                      last_link.get("execution"))
+                      execution)
 
 
 def _sum_stats(results: list[dict]) -> dict:

@@ -98,27 +98,30 @@ class Strategy:
         self.stats["candidates"] += int(np.count_nonzero(keep))
         return keep
 
-    def takes(self, trade, screened_wei: float, decision_wei: int | None = None) -> bool:
+    def takes(self, trade, screened_wei: float, decision_wei: int | None = None, count: bool = True) -> bool:
         """Whether an exactly priced trade (or None: it does not execute), screened at `screened_wei`, is taken:
         its exact net profit decides (`decision_wei` when the trade's reported profit is not known at its point,
-        e.g. CEX-DEX's markout). A trade taken gets its `screen_net_profit_wei`; the stats count both ways."""
-        self.stats["exact_priced"] += 1
-        self.stats["exact_priced_screen_wei"] += float(screened_wei)
+        e.g. CEX-DEX's markout). A trade taken gets its `screen_net_profit_wei`; the stats count both ways, unless
+        `count` is False (the ordered pass pricing a proposal again: the funnel counts a proposal once)."""
         net = trade["net_profit_wei"] if trade is not None and decision_wei is None else decision_wei
-        if trade is None or net <= self.min_profit_wei:
-            self.stats["exact_rejected"] += 1
-            return False
-        trade["screen_net_profit_wei"] = float(screened_wei)
-        self.stats["trades"] += 1
-        self.stats["trades_net_wei"] += int(trade["net_profit_wei"])
-        return True
+        taken = trade is not None and net > self.min_profit_wei
+        if count:
+            self.stats["exact_priced"] += 1
+            self.stats["exact_priced_screen_wei"] += float(screened_wei)
+            self.stats["trades" if taken else "exact_rejected"] += 1
+            self.stats["trades_net_wei"] += int(trade["net_profit_wei"]) if taken else 0
+        if taken:
+            trade["screen_net_profit_wei"] = float(screened_wei)
+        return taken
 
     # -- the ordered exact pass (run/execution.py) ---------------------------------------------------------------
     # A trade returned by `evaluate` is a proposal. The pass may send it, drop it (a better bundle at its point
     # shares a pool or a victim), or price it again where our earlier bundles changed a pool it touches:
     # `trade["_reprice"]()` -> (trade or None, decision figure or None) at the same point on the current state
     # (the batch's exact lookups return forked pools' states while the pass walks). `_victims`: the victims'
-    # point keys a bundle claims; `_decision_wei`: the figure it is ranked by when not its net profit.
+    # point keys a bundle claims; `_decision_wei`: the figure it is ranked by when not its net profit; `_current`:
+    # priced on the forks' current states (`rescreen`). A proposal touching a changed pool with neither `_reprice`
+    # nor `_current` is dropped: it was priced on a state that is gone.
     can_rescreen = False  # True: `rescreen` finds the proposals of a point again when a pool of it changed
 
     def effects(self, trade: dict, batch) -> list:
@@ -138,10 +141,10 @@ class Strategy:
         """The point keys `rescreen` can be asked about (sorted)."""
         return np.zeros(0, np.int64)
 
-    def rescreen(self, batch, key: int, view) -> tuple[set, list]:
-        """(path ids superseded, new proposals) at `key`, where pools of this point are forked (`view`:
-        gpubt.market.fork.ForkView, the float state at the point)."""
-        return set(), []
+    def rescreen(self, batch, key: int, view) -> tuple[set, "StrategyResult"]:
+        """(path ids superseded, the opportunities and proposals found again) at `key`, where pools of this point
+        are forked (`view`: gpubt.market.fork.ForkView, the float state at the point)."""
+        raise NotImplementedError(f"strategy {self.name} sets can_rescreen but has no rescreen")
 
     def launch(self, module: str, driver: str, n: int, args: tuple) -> None:
         """Launch kernels/<module>.py's `driver` over n items (args[0] is the per-item array whose length is n).

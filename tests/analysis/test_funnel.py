@@ -48,9 +48,10 @@ def test_funnel_equals_the_tables_and_narrows(tiny_all):
         assert s["over_threshold"]["value_eth"] == pytest.approx(
             float(np.sum(mine.column("screen_net_profit_wei").to_numpy())) / E18, rel=1e-12, abs=1e-12)
         ours = trades.filter(pc.equal(trades.column("strategy"), name))
-        # a static threshold keeps what the exact figure confirmed: both stages are the trades table's rows
-        assert s["exact_confirmed"]["count"] == s["attempted"]["count"] == ours.num_rows
-        assert s["exact_confirmed"]["value_eth"] == s["attempted"]["value_eth"] == pytest.approx(
+        # a static threshold keeps what the ordered exact pass executed: both stages are the trades table's rows
+        assert s["executed"]["count"] == s["attempted"]["count"] == ours.num_rows
+        assert s["exact_confirmed"]["count"] == summary["timing"]["by_strategy"][name]["trades"]
+        assert s["executed"]["value_eth"] == s["attempted"]["value_eth"] == pytest.approx(
             _column_sum(ours, "net_profit_wei") / E18, rel=1e-12, abs=1e-12)
         won = ours.filter(ours.column("won"))
         assert s["won"]["count"] == won.num_rows == summary["by_strategy"][name]["trades"]

@@ -1,5 +1,6 @@
 """executor=dask (gpubt/run/sharded.py) through the real CLI on a real LocalCluster: its results equal executor=local's,
-with the chained strategies' state carried across shards, and a failed task's run resumes where it stopped."""
+with the chained strategies' state and the forked pools (execution=counterfactual) carried across shards, and a
+failed task's run resumes where it stopped."""
 import json
 
 import pyarrow.parquet as pq
@@ -39,6 +40,9 @@ def assert_same_results(got, want):
     a, b = (json.loads((d / "summary.json").read_text()) for d in (got, want))
     for key in ("metrics", "by_strategy", "validation", "competition"):
         assert a[key] == b[key], key
+    for e in (a["execution"], b["execution"]):  # the replay loop's own wall time differs run to run
+        e.get("replay", {}).pop("wall_seconds", None)
+    assert a["execution"] == b["execution"]  # the forks crossed the shards: the same reaction, counted once
     return a, b
 
 
@@ -48,10 +52,12 @@ def test_dask_equals_local(local, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got, want = assert_same_results(tmp_path / "dask", local / "local")
     trades = pq.read_table(local / "local" / "trades.parquet").to_pydict()
-    for strategy in ("liquidation", "cexdex"):  # the chain's state crosses shard boundaries
+    for strategy in ("liquidation", "cexdex", "arbitrage"):  # the chain's state crosses shard boundaries
         blocks = [b for b, s in zip(trades["block_number"], trades["strategy"]) if s == strategy]
         assert min(blocks) < 18000100 <= max(blocks), strategy
-    assert got["timing"]["tasks"] == 8 and got["timing"]["workers_used"] == 2
+    # counterfactual: every strategy is in the chain (our trades fork pools), one task per partition
+    assert got["execution"]["mode"] == "counterfactual" and got["execution"]["forked_at_end"] > 0
+    assert got["timing"]["tasks"] == 2 and got["timing"]["workers_used"] >= 1
     assert 0 < got["timing"]["worker_utilization"] <= 1
     assert got["timing"]["pairs_per_second"] > 0 and got["run"]["resumed_from_block"] is None
     assert not list(tmp_path.glob(".dask.partial*"))
@@ -76,9 +82,20 @@ def test_a_failed_task_resumes_where_it_stopped(local, tmp_path):
 
     resumed = run_cli(local / "cache", out, *DASK, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"{len(finished)} of 8 tasks already done" in resumed.stdout
+    assert f"{len(finished)} of 2 tasks already done" in resumed.stdout
     got, _ = assert_same_results(out, local / "local")
     assert got["run"]["resumed_from_block"] is not None and not work.exists()
+
+
+@pytest.mark.slow
+def test_dask_replay_runs_free_tasks_in_parallel(tiny_cache, tmp_path):
+    """execution=replay: the strategies that carry nothing run as free tasks (40 blocks each, in any order), the
+    others as a chain; the merge equals executor=local's results."""
+    run_inprocess(*RUN, "execution=replay", f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'local'}")
+    proc = run_cli(tiny_cache, tmp_path / "dask", "execution=replay", *DASK)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got, _ = assert_same_results(tmp_path / "dask", tmp_path / "local")
+    assert got["timing"]["tasks"] == 8 and got["timing"]["workers_used"] == 2
 
 
 def test_bad_executor_settings_fail_cleanly(tiny_cache, tmp_path):

@@ -58,7 +58,8 @@ def test_resume_carries_what_strategies_carry(tmp_path):
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     checkpoint = json.loads((work / "checkpoint.json").read_text())
     resumed_at = checkpoint["next_block"]
-    assert set(checkpoint["strategies"]) == {"cexdex", "liquidation"}
+    assert set(checkpoint["strategies"]) == {"cexdex", "liquidation", "_execution"}
+    assert checkpoint["strategies"]["_execution"]["forked"]  # the pools our trades forked, and their states
     assert checkpoint["strategies"]["cexdex"]["arbed"] and any(checkpoint["strategies"]["liquidation"]["liquidations"])
     resumed = run_cli(tmp_path / "cache", out, *extra, "checkpoint_every_blocks=300", "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -20,6 +20,7 @@ from gpubt.exact.v2 import get_amount_out
 from gpubt.market.batch import pack_batch
 from gpubt.market.pools import PoolTable
 from gpubt.market.state import MarketState
+from tests.market import rows
 from gpubt.strategies.liquidation import LiquidationStrategy
 
 GAS = GasModel(32_952, 51_557, 10**9)
@@ -128,7 +129,7 @@ def test_exact_liquidation_matches_hand_computation(hand_dataset, tmp_path):
     ds = Dataset(hand_dataset)
     strategy = LiquidationStrategy({"positions_path": str(tmp_path / "book.parquet")}, ds, Backend("cpu"), GAS, 0)
     result = [strategy.evaluate(b) for b in batches(ds, 100, 105, 3)]
-    trades = [t for r in result for t in r.trades]
+    trades = [t for r in result for t in rows(r.trades)]
     assert len(trades) == 1 and sum(r.opportunities.num_rows for r in result) == 1  # HF after: 1.075
     t = trades[0]
     repay = 8_500 * 10**6
@@ -169,7 +170,7 @@ def run_strategy(cls, cfg, ds, backend, first, last, batch_blocks=20):
         result = strategy.evaluate(batch)
         assert result.opportunities.schema == schema.OPPORTUNITIES
         opps += result.opportunities.num_rows
-        trades += result.trades
+        trades += rows(result.trades)
     return strategy, opps, trades
 
 

@@ -121,9 +121,10 @@ def test_a_toy_strategy_runs_end_to_end_from_one_module_and_one_config_file(monk
     searchpath = _register_toy(monkeypatch, tmp_path)
     tables = hand_market()
     data = write_market(tmp_path / "hand", tables)
+    # replay: the toy prices from the events table (history), so every point must see history
     result = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false",
                            "report.enabled=false", "strategy=[arbitrage,toy]", "thresholds.min_profit_eth=0",
-                           searchpath, f"out_dir={tmp_path / 'out'}")
+                           "execution=replay", searchpath, f"out_dir={tmp_path / 'out'}")
     summary = result.summary
     assert summary["run"]["strategies"] == ["arbitrage", "toy"]
     trades = pq.read_table(result.trades_path).to_pylist()
@@ -143,3 +144,19 @@ def test_a_toy_strategy_runs_end_to_end_from_one_module_and_one_config_file(monk
     opportunities = pq.read_table(result.opportunities_path).to_pylist()
     assert sum(o["strategy"] == "toy" for o in opportunities) == summary["by_strategy"]["toy"]["opportunities"] == 3
     assert "toy" in result.console
+
+
+def test_a_proposal_priced_on_a_state_our_trades_changed_is_not_sent(monkeypatch, tmp_path):
+    """Under execution=counterfactual the toy's trades on pools the arbitrage trades forked were priced on
+    history's state, which is gone, and the toy offers no way to price them again (`_reprice`): the ordered pass
+    drops them rather than execute them on a state they were not priced on."""
+    searchpath = _register_toy(monkeypatch, tmp_path)
+    data = write_market(tmp_path / "hand", hand_market())
+    result = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false",
+                           "report.enabled=false", "strategy=[arbitrage,toy]", "thresholds.min_profit_eth=0",
+                           searchpath, f"out_dir={tmp_path / 'out'}")
+    execution = result.summary["execution"]
+    toy = result.summary["timing"]["by_strategy"]["toy"]
+    assert execution["mode"] == "counterfactual" and execution["stale_dropped"] >= 1
+    # each toy proposal lost to the arbitrage bundle at its point (a shared pool) or was stale later
+    assert toy["trades"] == 3 and toy["executed"] == 0 and execution["conflicts"] + execution["stale_dropped"] >= 3

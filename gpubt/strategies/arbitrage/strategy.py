@@ -113,12 +113,7 @@ class Arbitrage(Strategy):
             return StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
         with self.timed("exact"):
             key, path = key[candidates], path[candidates]
-            block_offset = (key + 1) >> KEY_TX_BITS
-            opportunities = pa.Table.from_arrays([
-                pa.array(["arbitrage"] * len(candidates), pa.string()), batch.first_block + block_offset,
-                (key - (block_offset << KEY_TX_BITS)).astype(np.int32), path.astype(np.int32),
-                self.paths.start_token[path].astype(np.int32), self.paths.hops[path].astype(np.int32), x, gross, net,
-            ], schema=schema.OPPORTUNITIES)
+            opportunities = self.opportunities(batch, key, path, x, gross, net)
             chosen = select(key, path, net, self.paths)
             trades = reprice(batch, self.paths, path[chosen], key[chosen], x[chosen], self.gas, wei_per_raw,
                              dp.start_slot_host)
@@ -127,6 +122,15 @@ class Arbitrage(Strategy):
                 if self.takes(trade, screened):
                     taken.append(trade)
         return StrategyResult(opportunities, taken)
+
+    def opportunities(self, batch, key, path, x, gross, net) -> pa.Table:
+        """The OPPORTUNITIES rows of the candidates (key, path) with their screened figures."""
+        block_offset = (key + 1) >> KEY_TX_BITS
+        return pa.Table.from_arrays([
+            pa.array(["arbitrage"] * len(key), pa.string()), batch.first_block + block_offset,
+            (key - (block_offset << KEY_TX_BITS)).astype(np.int32), path.astype(np.int32),
+            self.paths.start_token[path].astype(np.int32), self.paths.hops[path].astype(np.int32), x, gross, net,
+        ], schema=schema.OPPORTUNITIES)
 
     # -- the ordered exact pass: pairs through a pool our bundles changed are screened again ----------------------
     can_rescreen = True
@@ -137,20 +141,21 @@ class Arbitrage(Strategy):
         keys = self._evaluated[1]
         return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
-    def rescreen(self, batch, key: int, view) -> tuple[set, list]:
+    def rescreen(self, batch, key: int, view) -> tuple[set, StrategyResult]:
         """The pairs of point `key` whose path goes through a forked pool, screened again by the same kernel on
         the current state (`view`: gpubt.market.fork.ForkView), then selected and priced exactly as `evaluate`
-        does. Their earlier proposals are superseded: what the changed
-        state made profitable is found here, and what it closed is gone."""
+        does. Their earlier proposals are superseded: what the changed state made profitable is found here, and what
+        it closed is gone. Returns (the paths screened again, their opportunities and proposals)."""
         _, keys, paths, blocks, wei_per_raw = self._evaluated
         lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
+        nothing = StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
         if lo == hi:
-            return set(), []
+            return set(), nothing
         path = paths[lo:hi]
         hop_pools = self.paths.pools[path]
         touch = view.forked[hop_pools].any(axis=1)
         if not touch.any():
-            return set(), []
+            return set(), nothing
         path, hop_pools = path[touch], hop_pools[touch]
         n = len(path)
         self.stats["screened"] += n
@@ -167,12 +172,15 @@ class Arbitrage(Strategy):
             cand = np.flatnonzero(self.passes_screen(net, gross_wei))
         superseded = set(path.tolist())
         if len(cand) == 0:
-            return superseded, []
+            return superseded, nothing
         with self.timed("exact"):
             point = np.full(len(cand), key, np.int64)
+            opportunities = self.opportunities(batch, point, path[cand], x[cand], gross[cand], net[cand])
             chosen = select(point, path[cand], net[cand], self.paths)
             trades = reprice(batch, self.paths, path[cand][chosen], point[chosen], x[cand][chosen], self.gas,
                              wei_per_raw, self.device.start_slot_host)
             taken = [t for t, screened in zip(trades, net[cand][chosen].tolist()) if self.takes(t, screened)]
-        return superseded, taken
+        for trade in taken:
+            trade["_current"] = True  # priced on the forks' current states (run/execution.py)
+        return superseded, StrategyResult(opportunities, taken)
 
