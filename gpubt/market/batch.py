@@ -231,8 +231,11 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
     log_key = all_key[order]
     log_exact0 = exact0.take(pa.array(order))
     log_exact1 = exact1.take(pa.array(order))
-    log_reserve0 = schema.amounts_to_float(log_exact0)
-    log_reserve1 = schema.amounts_to_float(log_exact1)
+    # floats correctly rounded from the exact ints (Arrow's decimal cast is not: a 1-ulp difference from a fork's
+    # float(int) in the ordered pass would move a V3 cycle's float optimum, and its integer input)
+    exact_ints = (schema.amounts_int(log_exact0), schema.amounts_int(log_exact1))
+    log_reserve0 = np.fromiter(map(float, exact_ints[0]), np.float64, len(exact_ints[0]))
+    log_reserve1 = np.fromiter(map(float, exact_ints[1]), np.float64, len(exact_ints[1]))
     log_offsets = np.zeros(n_pools + 1, np.int64)
     np.cumsum(np.bincount(log_pool, minlength=n_pools), out=log_offsets[1:])
     v3_log = _v3_log(state, events, pool_is_v3, v3_snap_pools, len(snap_pools), order)
@@ -258,9 +261,11 @@ def pack_batch(first_block: int, last_block: int, blocks: pa.Table, events: pa.T
                                  "(profits are reported in ETH and USD through it)")
     end_price_usd = per_block[-1].copy() if n_blocks else state.price_usd.copy()
 
-    return Batch(first_block, n_blocks, log_offsets, log_key, log_reserve0, log_reserve1, log_exact0, log_exact1,
+    batch = Batch(first_block, n_blocks, log_offsets, log_key, log_reserve0, log_reserve1, log_exact0, log_exact1,
                  log_pool[trigger].astype(np.int32), log_key[trigger], bool(evaluate_top), pool_is_v3,
                  base_fee_wei, gas_price_wei, per_block, eth_usd, end_price_usd, **v3_log)
+    batch.__dict__["log_exact_ints"] = exact_ints  # the cached_property, from the ints already made
+    return batch
 
 
 Q96 = float(2**96)

@@ -16,7 +16,7 @@ from gpubt.exact import v3 as exact_v3
 
 
 class ForkedPool:
-    __slots__ = ("pool", "is_v3", "fee_ppm", "r0", "r1", "v3", "_table", "_shared")
+    __slots__ = ("pool", "is_v3", "fee_ppm", "r0", "r1", "v3", "_table", "_shared", "edits")
 
     def __init__(self, pool: int, is_v3: bool, fee_ppm: int, r0: int = 0, r1: int = 0, v3=None):
         self.pool, self.is_v3, self.fee_ppm = pool, is_v3, fee_ppm
@@ -24,6 +24,7 @@ class ForkedPool:
         self.v3 = v3                # exact_v3.V3Pool (own tick dict) for V3 pools
         self._table = None          # the V3 tick table as a batch returns it, while no mint/burn changed it
         self._shared = False        # the V3 tick dict is another fork's too (copied before a mint/burn writes it)
+        self.edits = 0              # V3 mints and burns executed on the fork (each changes its tick table)
 
     @classmethod
     def at(cls, batch, pool: int, key: int, fee_ppm: int, tick_spacing: int) -> "ForkedPool":
@@ -46,7 +47,7 @@ class ForkedPool:
     def copy(self) -> "ForkedPool":
         out = ForkedPool(self.pool, self.is_v3, self.fee_ppm, self.r0, self.r1)
         if self.is_v3:  # swaps only read the ticks: the copy shares them until a mint or burn
-            out.v3, out._table = copy.copy(self.v3), self._table
+            out.v3, out._table, out.edits = copy.copy(self.v3), self._table, self.edits
             out.v3.positions = {}
             out._shared = self._shared = True
         return out
@@ -68,6 +69,12 @@ class ForkedPool:
         if self.is_v3:
             return self.v3.sqrt_price_x96, self.v3.liquidity, self.v3.tick
         return self.r0, self.r1
+
+    def float_key(self) -> tuple:
+        """The state as the screening kernels see it (a V3 mint or burn changes the tick table: `_table` reset)."""
+        if self.is_v3:
+            return self.v3.sqrt_price_x96 / 2**96, float(self.v3.liquidity), self.edits
+        return float(self.r0), float(self.r1)
 
     def price(self) -> float:
         """Raw token1 per raw token0 (marginal, before fees)."""
@@ -165,6 +172,7 @@ class ForkedPool:
         except exact_v3.V3Revert:
             return None
         self._table = None
+        self.edits += 1
         return a0, a1
 
 

@@ -44,7 +44,7 @@ from gpubt.market.pools import PoolTable
 log = logging.getLogger("gpubt")
 MODES = ("counterfactual", "replay")
 REACTION_KEYS = ("executed_trades", "executed_net_wei", "executed_wins", "reexecuted_txs", "reverted_user_swaps", "preempted_rivals", "bundles", "conflicts", "repriced",
-                 "repriced_dropped", "stale_dropped", "rescreened_pairs", "victims_in_bundles", "reverted_victims_in_bundles")
+                 "repriced_dropped", "stale_dropped", "victims_in_bundles", "reverted_victims_in_bundles")
 
 
 class ExecutionMismatch(RuntimeError):
@@ -140,6 +140,7 @@ class Walker:
         self.view = None            # a ForkView the ordered pass screens on (kept in step with the forks)
         self.consumed: set = set()  # (key, pool) of historical swaps one of our bundles executed (its victims)
         self.outcomes: dict = {}    # tx key -> "ok" | "user" (a user's swap reverted) | "rival" (a labeled tx did)
+        self.last = None            # (tx key, pools it touched, pools whose state it changed) of the last re-execution
         self.post: dict = {}        # event row -> post state (the projection's rewritten rows)
 
     def new_fork(self, pool: int, key: int) -> ForkedPool:
@@ -197,6 +198,7 @@ class Walker:
                     tentative[p] = f.copy() if f is not None else self.new_fork(p, key - 1)
         except KeyError:  # a pool created in this tx (no state before it): history stands
             return
+        pre = {p: f.float_key() for p, f in tentative.items()}
         delta = defaultdict(int)   # token -> change of the sender's net receipts against history
         swaps = []                 # (hist_out, new_out, chained from the previous swap, victim limit known)
         prev = None                # (hist_out, new_out, token_out) of the tx's last swap
@@ -265,6 +267,9 @@ class Walker:
         # a reverted tx leaves its pools as they were: forked ones as forked, the others at the batch's state
         # before it (which differs from history's after it: they fork too)
         final = {p: self.forks.get(p) or self.new_fork(p, key - 1) for p in tentative} if reverted else tentative
+        # what this tx did to the pools' counterfactual states: the points where paths through them are evaluated
+        # (a change the float state shows, as the batch's triggers are: gpubt/market/batch.py)
+        self.last = (key, set(tentative), {p for p, f in final.items() if f.float_key() != pre[p]})
         for p, f in final.items():
             self._commit(p, f, key)
         for r in range(lo, hi):  # the projected log's rows: the state after the tx (before it, if it reverted)
@@ -419,6 +424,9 @@ class Execution:
         screen_keys = set()
         for s in rescreeners:
             screen_keys.update(s.rescreen_keys(batch).tolist())
+        triggers = defaultdict(list)  # key -> the pools whose projected state changed there
+        for pool, k in zip(batch.trigger_pool.tolist(), batch.trigger_key.tolist()):
+            triggers[k].append(pool)
         tx_of_key = {int(k): g for g, k in enumerate(history.tx_key.tolist())}
         keys = sorted(set(at_key) | set(tx_of_key) | screen_keys)
         executed = {name: [] for name in proposals}
@@ -428,24 +436,23 @@ class Execution:
         try:
             for key in keys:
                 g = tx_of_key.get(key)
+                touched = changed = ()
                 if g is not None and walker.forks:
                     walker.walk_tx(g)
+                    if walker.last is not None and walker.last[0] == key:
+                        _, touched, changed = walker.last
                 here = at_key.get(key, [])
-                if walker.forks and key in screen_keys:
+                if (walker.forks and key in screen_keys) or touched:
                     for s in rescreeners:
-                        superseded, result = s.rescreen(batch, key, view)
-                        found = result.trades
+                        superseded, result = s.rescreen(batch, key, view, touched, changed, triggers.get(key, ()))
                         if result.opportunities.num_rows:
                             self.opportunities.setdefault(s.name, []).append(result.opportunities)
                         if superseded:
-                            self.counts["rescreened_pairs"] += len(superseded)
-                            kept = []
                             for name, trade in here:
                                 if name == s.name and trade["path_id"] in superseded:
                                     s.dropped(trade)
-                                else:
-                                    kept.append((name, trade))
-                            here = kept + [(s.name, t) for t in found]
+                            here = [(n, t) for n, t in here if n != s.name or t["path_id"] not in superseded]
+                        here += [(s.name, t) for t in result.trades]
                 if here:
                     self._resolve(key, here, walker, by_name, executed)
         finally:

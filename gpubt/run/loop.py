@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from gpubt import schema
@@ -21,6 +22,7 @@ from gpubt.schema import WEI_PER_ETH
 from gpubt.backend import Backend, ContextPool
 from gpubt.data.store import Dataset
 from gpubt.exact.gas import GasModel
+from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import pack_batch
 from gpubt.market.pools import PoolTable
 from gpubt.market.state import MarketState
@@ -166,11 +168,10 @@ class Backtest:
                     batch.upload(self.context)  # the state log, once for every strategy
                     results = {s.name: self._screen(s, batch, tables) for s in self.strategies}
                     executed = self.execution.execute(batch, {name: r.trades for name, r in results.items()})
-                    for name, result in results.items():
-                        again = self.execution.opportunities.get(name, [])  # found on forked pools
-                        opportunities = pa.concat_tables([result.opportunities, *again]) if again else \
-                            result.opportunities
-                        self._add(name, opportunities, executed[name])
+                    for strategy in self.strategies:
+                        opportunities = _current_opportunities(strategy, batch, results[strategy.name].opportunities,
+                                                               self.execution.opportunities.get(strategy.name, []))
+                        self._add(strategy.name, opportunities, executed[strategy.name])
                     state.advance(history, batch)
                     self.execution.advance(state)
                     if self.monitor is not None:
@@ -268,6 +269,24 @@ class Backtest:
         if self.parts is not None:
             return self.parts.read("opportunities")
         return in_point_order(concat(self._opportunity_tables, schema.OPPORTUNITIES))
+
+
+def _current_opportunities(strategy, batch, screened: pa.Table, again: list) -> pa.Table:
+    """A strategy's opportunities of a batch as the ordered pass left them: those screened on the projected state
+    less the ones a fork made stale (`strategy.stale`: (key, path)), plus those screened again on the forks."""
+    stale = getattr(strategy, "stale", None)
+    if stale:
+        drop = {(batch.first_block + ((k + 1) >> KEY_TX_BITS), k - (((k + 1) >> KEY_TX_BITS) << KEY_TX_BITS), p)
+                for k, p in stale}
+        rows = zip(screened.column("block_number").to_pylist(), screened.column("tx_index").to_pylist(),
+                   screened.column("path_id").to_pylist())
+        screened = screened.filter(pa.array([row not in drop for row in rows], pa.bool_()))
+        stale.clear()
+    if not again:
+        return screened
+    both = pa.concat_tables([screened, *again])  # in (point, path) order, as evaluate writes them
+    return both.take(pc.sort_indices(both, sort_keys=[("block_number", "ascending"), ("tx_index", "ascending"),
+                                                       ("path_id", "ascending")]))
 
 
 def _rows_in(table: pa.Table, first: int, last: int) -> pa.Table:

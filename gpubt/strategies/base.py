@@ -141,9 +141,10 @@ class Strategy:
         """The point keys `rescreen` can be asked about (sorted)."""
         return np.zeros(0, np.int64)
 
-    def rescreen(self, batch, key: int, view) -> tuple[set, "StrategyResult"]:
-        """(path ids superseded, the opportunities and proposals found again) at `key`, where pools of this point
-        are forked (`view`: gpubt.market.fork.ForkView, the float state at the point)."""
+    def rescreen(self, batch, key: int, view, touched, changed, triggers) -> tuple[set, "StrategyResult"]:
+        """At `key` of the ordered pass, where pools are forked (`view`: gpubt.market.fork.ForkView, the float
+        state there), the tx there re-executed on `touched` pools and changed `changed`, and `triggers` changed in
+        the projected batch: (the proposals' path ids superseded, the opportunities and proposals found again)."""
         raise NotImplementedError(f"strategy {self.name} sets can_rescreen but has no rescreen")
 
     def launch(self, module: str, driver: str, n: int, args: tuple) -> None:

@@ -54,8 +54,12 @@ class Arbitrage(Strategy):
                                   up(gas_units), up(start_slot), start_slot)
         self._pairs = (None, None)  # (batch, its evaluation pairs): device_bytes and evaluate share them
         self._evaluated = None      # (batch, pair keys, paths, blocks, wei_per_raw) of the last evaluate: rescreen
+        self._candidates = None     # its candidates (key, path, x, net) and their exact pricing {(key, path): trade}
+        self._priced: dict = {}
+        self.stale: list = []       # (key, path) of evaluate's opportunities a forked pool made stale (not kept)
         self._host = None           # the CPU backend `rescreen` screens on (the ordered pass runs on the host)
         self._gas_units = gas_units
+        self.stats["rescreened"] = 0  # pairs screened again by the ordered pass on forked pools (`rescreen`)
 
     def describe(self) -> dict:
         return {"paths": len(self.paths), "start_tokens": self.start_tokens.tolist()}
@@ -109,6 +113,8 @@ class Arbitrage(Strategy):
             gross_wei = gross_all * wei_per_raw[block, dp.start_slot_host[path]]
             candidates = np.flatnonzero(self.passes_screen(net, gross_wei))
             x, gross, net = x_all[candidates], gross_all[candidates], net[candidates]
+        self._candidates = (key[candidates], path[candidates], x, net)
+        self._priced = {}
         if len(candidates) == 0:
             return StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
         with self.timed("exact"):
@@ -118,8 +124,11 @@ class Arbitrage(Strategy):
             trades = reprice(batch, self.paths, path[chosen], key[chosen], x[chosen], self.gas, wei_per_raw,
                              dp.start_slot_host)
             taken = []
-            for trade, screened in zip(trades, net[chosen].tolist()):
-                if self.takes(trade, screened):
+            for k, p, trade, screened in zip(key[chosen].tolist(), path[chosen].tolist(), trades,
+                                             net[chosen].tolist()):
+                ok = self.takes(trade, screened)
+                self._priced[(k, p)] = (trade if ok else None, screened)  # rescreen may choose it again
+                if ok:
                     taken.append(trade)
         return StrategyResult(opportunities, taken)
 
@@ -141,46 +150,99 @@ class Arbitrage(Strategy):
         keys = self._evaluated[1]
         return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
-    def rescreen(self, batch, key: int, view) -> tuple[set, StrategyResult]:
-        """The pairs of point `key` whose path goes through a forked pool, screened again by the same kernel on
-        the current state (`view`: gpubt.market.fork.ForkView), then selected and priced exactly as `evaluate`
-        does. Their earlier proposals are superseded: what the changed state made profitable is found here, and what
-        it closed is gone. Returns (the paths screened again, their opportunities and proposals)."""
-        _, keys, paths, blocks, wei_per_raw = self._evaluated
-        lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
+    def rescreen(self, batch, key: int, view, touched, changed, triggers) -> tuple[set, StrategyResult]:
+        """At point `key` of the ordered pass, where our bundles forked pools: the paths through a pool whose state
+        changed here (the projected batch's triggers, less the pools the re-executed tx touched, plus those it
+        changed on the forks) that go through a forked or touched pool are screened again by the same kernel on
+        the current state (`view`). If any changed the point's picture, the point's selection is made again, as
+        `evaluate` makes it, from those and the projected candidates that touch no such pool, and priced exactly
+        (reusing the projected pricing where the states are the same): what the changed state made profitable is
+        found, and what it closed is gone. Returns (the paths of the point's earlier proposals, now superseded;
+        the new opportunities and the point's proposals), or (empty, nothing) when the earlier ones stand."""
         nothing = StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
-        if lo == hi:
-            return set(), nothing
-        path = paths[lo:hi]
+        _, keys, paths, _, wei_per_raw = self._evaluated
+        relevant = view.forked.copy()
+        relevant[list(touched)] = True
+        lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
+        stale_pairs = int(relevant[self.paths.pools[paths[lo:hi]]].any(axis=1).sum()) if lo < hi else 0
+        stale = stale_pairs > 0
+        ck, cp, cx, cn = self._candidates
+        c_lo, c_hi = np.searchsorted(ck, key, "left"), np.searchsorted(ck, key, "right")
+        touching = relevant[self.paths.pools[cp[c_lo:c_hi]]].any(axis=1)
+        if stale:  # what evaluate counted of them was counted on a state that is gone
+            self._uncount(key, stale_pairs, cp[c_lo:c_hi][touching])
+        points = sorted((set(triggers) - set(touched)) | set(changed))
+        path = np.unique(self.paths.through(np.asarray(points, np.int32))) if points else np.zeros(0, np.int32)
+        path = path[relevant[self.paths.pools[path]].any(axis=1)]
         hop_pools = self.paths.pools[path]
-        touch = view.forked[hop_pools].any(axis=1)
-        if not touch.any():
-            return set(), nothing
-        path, hop_pools = path[touch], hop_pools[touch]
+        has_state = np.ones(hop_pools.shape, np.bool_)  # every pool of the path has a state here (with_state)
+        valid = hop_pools >= 0
+        has_state[valid] = batch.log_index(hop_pools[valid], np.full(int(valid.sum()), key, np.int64)).ravel() >= 0
+        path = path[has_state.all(axis=1)]
         n = len(path)
-        self.stats["screened"] += n
-        with self.timed("screen"):
-            outs = (np.zeros(n), np.zeros(n), np.zeros(n))
-            block = blocks[lo:hi][touch]
-            if self._host is None:
-                self._host = Backend("cpu")
-            self._host.launch("cycles", "screen_pairs_serial", n, (
-                np.full(n, key, np.int64), path, block, self.paths.pools, self.paths.zero_for_one, self.paths.gamma,
-                self.paths.is_v3, self._gas_units, self.device.start_slot_host, *view.kernel_state(), V3_MAX_STEPS, wei_per_raw, batch.gas_price_wei, *outs))
-            x, gross, net = outs
-            gross_wei = gross * wei_per_raw[block, self.device.start_slot_host[path]]
-            cand = np.flatnonzero(self.passes_screen(net, gross_wei))
-        superseded = set(path.tolist())
-        if len(cand) == 0:
-            return superseded, nothing
+        if n == 0 and not stale:
+            return set(), nothing
+        x = gross = net = np.zeros(0)
+        if n:
+            self.stats["screened"] += n
+            self.stats["rescreened"] += n
+            block = np.full(n, (key + 1) >> KEY_TX_BITS, np.int32)
+            with self.timed("screen"):
+                outs = (np.zeros(n), np.zeros(n), np.zeros(n))
+                if self._host is None:
+                    self._host = Backend("cpu")
+                self._host.launch("cycles", "screen_pairs_serial", n, (
+                    np.full(n, key, np.int64), path, block, self.paths.pools, self.paths.zero_for_one,
+                    self.paths.gamma, self.paths.is_v3, self._gas_units, self.device.start_slot_host,
+                    *view.kernel_state(), V3_MAX_STEPS, wei_per_raw, batch.gas_price_wei, *outs))
+                x, gross, net = outs
+                cand = np.flatnonzero(self.passes_screen(
+                    net, gross * wei_per_raw[block, self.device.start_slot_host[path]]))
+            path, x, gross, net = path[cand], x[cand], gross[cand], net[cand]
+        if len(path) == 0 and not stale:
+            return set(), nothing
+        # the point's selection again: the new candidates and the projected ones through no changed pool
+        kept = np.arange(c_lo, c_hi)[~touching]
+        all_path = np.concatenate([cp[kept], path]).astype(np.int32)
+        all_x, all_net = np.concatenate([cx[kept], x]), np.concatenate([cn[kept], net])
+        projected = np.r_[np.ones(len(kept), np.bool_), np.zeros(len(path), np.bool_)]
+        point = np.full(len(all_path), key, np.int64)
         with self.timed("exact"):
-            point = np.full(len(cand), key, np.int64)
-            opportunities = self.opportunities(batch, point, path[cand], x[cand], gross[cand], net[cand])
-            chosen = select(point, path[cand], net[cand], self.paths)
-            trades = reprice(batch, self.paths, path[cand][chosen], point[chosen], x[cand][chosen], self.gas,
-                             wei_per_raw, self.device.start_slot_host)
-            taken = [t for t, screened in zip(trades, net[cand][chosen].tolist()) if self.takes(t, screened)]
-        for trade in taken:
-            trade["_current"] = True  # priced on the forks' current states (run/execution.py)
-        return superseded, StrategyResult(opportunities, taken)
+            opportunities = self.opportunities(batch, point[len(kept):], path, x, gross, net)
+            chosen = select(point, all_path, all_net, self.paths)
+            taken, fresh = [], [i for i in chosen.tolist() if not (projected[i] and (key, int(all_path[i])) in self._priced)]
+            trades = dict(zip(fresh, reprice(batch, self.paths, all_path[fresh], point[fresh], all_x[fresh], self.gas,
+                                             wei_per_raw, self.device.start_slot_host)))
+            for i in chosen.tolist():
+                if i in trades:
+                    trade = trades[i] if self.takes(trades[i], float(all_net[i])) else None
+                else:  # priced in `evaluate` on the same states (its pools are not forked)
+                    trade = self._priced[(key, int(all_path[i]))][0]
+                if trade is not None:
+                    trade["_current"] = True  # priced on the forks' current states (run/execution.py)
+                    taken.append(trade)
+            for i in sorted(set(range(len(kept))) - set(chosen.tolist())):  # priced before, not chosen now
+                self._uncount_pricing(key, int(all_path[i]))
+        return set(paths[lo:hi].tolist()), StrategyResult(opportunities, taken)
 
+    def _uncount(self, key: int, pairs: int, candidates: np.ndarray) -> None:
+        """Take back what `evaluate` counted of a point's pairs through a pool forked there: they were screened
+        and priced on the projected state, which the ordered pass found gone (`rescreen` counts them again where
+        they are evaluated on the real one); their opportunities are dropped from the table (`stale`)."""
+        self.stats["screened"] -= pairs
+        self.stats["candidates"] -= len(candidates)
+        for path in candidates.tolist():
+            self.stale.append((key, path))
+            self._uncount_pricing(key, path)
+
+    def _uncount_pricing(self, key: int, path: int) -> None:
+        priced = self._priced.pop((key, path), None)
+        if priced is not None:
+            trade, screened = priced
+            self.stats["exact_priced"] -= 1
+            self.stats["exact_priced_screen_wei"] -= screened
+            if trade is None:
+                self.stats["exact_rejected"] -= 1
+            else:
+                self.stats["trades"] -= 1
+                self.stats["trades_net_wei"] -= int(trade["net_profit_wei"])
