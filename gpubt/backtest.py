@@ -38,7 +38,8 @@ class RunResult:
 
 def _replay_totals(cfg, dataset, backend, work: Path, progress: bool) -> dict:
     """The run's loop again under execution=replay (every point sees history): what it would have reported, for
-    the side-by-side of summary.json `execution.replay` and the report (executed trades, Σ exact net, wins)."""
+    the side-by-side of summary.json `execution.replay` and the report (executed trades, Σ exact net, wins), and
+    its wall seconds (summary.json timing.replay_wall_seconds)."""
     from omegaconf import OmegaConf
 
     replay = OmegaConf.merge(cfg, {"execution": {"mode": "replay"}})
@@ -48,7 +49,7 @@ def _replay_totals(cfg, dataset, backend, work: Path, progress: bool) -> dict:
     shutil.rmtree(work / "replay", ignore_errors=True)
     summary = loop.execution.summary(loop.last_block)
     return {k: summary[k] for k in ("executed_trades", "executed_net_wei", "executed_net_eth", "executed_wins",
-                                    "executed_win_rate")} | {"wall_seconds": loop.stats["wall_seconds"]}
+                                    "executed_win_rate")}, loop.stats["wall_seconds"]
 
 
 def run(cfg) -> RunResult:
@@ -110,7 +111,8 @@ def run(cfg) -> RunResult:
         finally:
             monitor.stop()
         if loop.execution and loop.execution["mode"] == "counterfactual" and cfg.execution.get("compare_replay"):
-            loop.execution["replay"] = _replay_totals(cfg, dataset, backend, work, progress)
+            loop.execution["replay"], loop.stats["replay_wall_seconds"] = _replay_totals(cfg, dataset, backend, work,
+                                                                                         progress)
         scores, summary = post_run(cfg, work, backend, dataset, loop, setup)
         if cfg.report.enabled:
             write_report(work, display_dir=out_dir)  # re-reads what it plots from the files just written

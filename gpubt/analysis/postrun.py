@@ -242,7 +242,8 @@ def _summary(cfg, backend, dataset, loop: LoopResult, setup: RunSetup, notes: di
             "by_strategy": per,
         },
     }
-    for key in ("tasks", "workers_used", "worker_utilization"):  # executor=dask (gpubt/run/sharded.py)
+    for key in ("tasks", "workers_used", "worker_utilization",  # executor=dask (gpubt/run/sharded.py)
+                "replay_wall_seconds"):  # execution.compare_replay: the loop run again under replay
         if key in stats:
             summary["timing"][key] = stats[key]
     summary["competition"] = competition_summary

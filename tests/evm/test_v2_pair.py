@@ -7,6 +7,7 @@ import random
 import pytest
 
 from gpubt.exact.v2 import get_amount_in, get_amount_out
+from gpubt.market.fork import ForkedPool
 from tests.evm.chain import DEPLOYER, Chain, Reverted
 from tests.evm.conftest import evm_cases
 
@@ -83,6 +84,7 @@ def test_v2_swaps_exact_against_pair_and_router(market):
             if r_in >= MAX_UINT112:  # the pair is full on this side: nothing more can be paid in
                 break
             exact_out = r_out > 1 and rng.random() < 0.35
+            fork = ForkedPool(0, False, 3000, r0, r1)  # the ordered exact pass's pool (gpubt/market/fork.py)
             if exact_out:
                 amount_out = _log_uniform(rng, r_out - 1)
                 amount_in = get_amount_in(amount_out, r_in, r_out)
@@ -90,6 +92,8 @@ def test_v2_swaps_exact_against_pair_and_router(market):
                                 returns=["uint256"])
                 if lib_in != amount_in:
                     mismatches.append(("getAmountIn", amount_out, r_in, r_out, lib_in, amount_in))
+                if ForkedPool(0, False, 3000, r0, r1).swap_out(zero_for_one, amount_out) != lib_in:
+                    mismatches.append(("fork swap_out", amount_out, r_in, r_out, lib_in))
                 if r_in + amount_in > MAX_UINT112:
                     done += 1
                     continue
@@ -112,14 +116,19 @@ def test_v2_swaps_exact_against_pair_and_router(market):
                 except Reverted as e:
                     if e.reason != "UniswapV2: K":
                         mismatches.append(("unexpected revert", e.reason, amount_in, r_in, r_out))
+            forked_out = fork.swap_in(zero_for_one, amount_in)
             if amount_out == 0:
                 zero_out_cases += 1
+                if forked_out is not None:  # the pair reverts a swap paying out nothing: so does the fork
+                    mismatches.append(("fork swapped for nothing", amount_in, r_in, r_out))
             else:
                 market.swap(pair, token_in, amount_in, *_outs(zero_for_one, amount_out))
                 want = (r0 + amount_in, r1 - amount_out) if zero_for_one else (r0 - amount_out, r1 + amount_in)
                 got = market.reserves(pair)
                 if got != want:
                     mismatches.append(("reserves", got, want))
+                if forked_out != amount_out or fork.reserves() != got:  # the fork's state is the pair's
+                    mismatches.append(("fork", forked_out, amount_out, fork.reserves(), got))
             done += 1
     assert not mismatches, f"{len(mismatches)} mismatches in {done} swaps, first: {mismatches[:3]}"
     assert exact_out_cases > n_swaps // 5 and zero_out_cases > 0

@@ -518,3 +518,32 @@ def test_replay_sends_every_proposal(tmp_path):
     execution.project(batch, ds.read("events"), None, None)
     sent = execution.execute(batch, proposals)
     assert len(sent["a"]) == len(sent["b"]) == 1 and "_victims" not in sent["a"][0]
+
+
+def test_a_forked_v3_pool_is_the_exact_v3_pool():
+    """A V3 fork swaps, mints and burns with gpubt.exact.v3.V3Pool (itself checked against the bytecode in
+    tests/evm/test_v3_pool.py); a copy shares the tick table until it mints or burns (the original is unchanged)."""
+    from gpubt.exact import v3 as exact_v3
+
+    pool = exact_v3.V3Pool(fee=3000)
+    pool.initialize(exact_v3.get_sqrt_ratio_at_tick(600))
+    pool.mint(-1200, 1200, 10**21)
+    pool.mint(0, 3000, 4 * 10**20)
+    reference = exact_v3.V3Pool(fee=3000)
+    reference.initialize(exact_v3.get_sqrt_ratio_at_tick(600))
+    reference.mint(-1200, 1200, 10**21)
+    reference.mint(0, 3000, 4 * 10**20)
+    fork = ForkedPool(0, True, 3000, 0, 0, pool)
+    twin = fork.copy()
+    for zfo, amount in ((True, 3 * 10**19), (False, 10**20), (True, 7 * 10**19)):
+        o = reference.swap_outcome(zfo, amount, exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1)
+        assert fork.swap_in(zfo, amount) == -(o.amount1 if zfo else o.amount0)
+        assert fork.state_key() == (reference.sqrt_price_x96, reference.liquidity, reference.tick)
+    o = reference.swap_outcome(False, -5 * 10**19, exact_v3.MAX_SQRT_RATIO - 1)
+    assert fork.swap_out(False, 5 * 10**19) == o.amount1
+    assert fork.v3_modify(-600, 600, 10**20) == reference.mint(-600, 600, 10**20)
+    assert fork.v3_modify(-600, 600, -10**20) == reference.burn(-600, 600, 10**20)  # owed back
+    assert fork.state_key() == (reference.sqrt_price_x96, reference.liquidity, reference.tick)
+    assert -600 not in twin.v3.ticks and fork.edits == 2 and twin.edits == 0  # the copy kept its own table
+    assert fork.swap_in(True, 10**40) is None and fork.state_key() == (reference.sqrt_price_x96,
+                                                                     reference.liquidity, reference.tick)

@@ -53,7 +53,7 @@ class Arbitrage(Strategy):
         self.device = DevicePaths(up(paths.pools), up(paths.zero_for_one), up(paths.gamma), up(paths.is_v3),
                                   up(gas_units), up(start_slot), start_slot)
         self._pairs = (None, None)  # (batch, its evaluation pairs): device_bytes and evaluate share them
-        self._evaluated = None      # (batch, pair keys, paths, blocks, wei_per_raw) of the last evaluate: rescreen
+        self._evaluated = None      # (batch, pair keys, paths, blocks, wei_per_raw, first state key per pool): rescreen
         self._candidates = None     # its candidates (key, path, x, net) and their exact pricing {(key, path): trade}
         self._priced: dict = {}
         self.stale: list = []       # (key, path) of evaluate's opportunities a forked pool made stale (not kept)
@@ -99,7 +99,11 @@ class Arbitrage(Strategy):
             return StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
         be, dp = self.backend, self.device
         wei_per_raw = self.wei_per_raw(batch)
-        self._evaluated = (batch, key, path, block, wei_per_raw)
+        has_state = batch.log_offsets[1:] > batch.log_offsets[:-1]
+        first_key = np.full(len(has_state) + 1, np.iinfo(np.int64).max, np.int64)  # + 1: −1 padding reads it
+        first_key[:-1][has_state] = batch.log_key[batch.log_offsets[:-1][has_state]]
+        first_key[-1] = np.iinfo(np.int64).min
+        self._evaluated = (batch, key, path, block, wei_per_raw, first_key)
         with self.timed("screen"):
             ctx = batch.context(be)
             outs = (ctx.get("out_amount_in", n, np.float64), ctx.get("out_gross_raw", n, np.float64),
@@ -160,9 +164,11 @@ class Arbitrage(Strategy):
         found, and what it closed is gone. Returns (the paths of the point's earlier proposals, now superseded;
         the new opportunities and the point's proposals), or (empty, nothing) when the earlier ones stand."""
         nothing = StrategyResult(schema.OPPORTUNITIES.empty_table(), [])
-        _, keys, paths, _, wei_per_raw = self._evaluated
-        relevant = view.forked.copy()
-        relevant[list(touched)] = True
+        _, keys, paths, _, wei_per_raw, first_key = self._evaluated
+        relevant = view.forked
+        if touched:
+            relevant = relevant.copy()
+            relevant[list(touched)] = True
         lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
         stale_pairs = int(relevant[self.paths.pools[paths[lo:hi]]].any(axis=1).sum()) if lo < hi else 0
         stale = stale_pairs > 0
@@ -174,11 +180,7 @@ class Arbitrage(Strategy):
         points = sorted((set(triggers) - set(touched)) | set(changed))
         path = np.unique(self.paths.through(np.asarray(points, np.int32))) if points else np.zeros(0, np.int32)
         path = path[relevant[self.paths.pools[path]].any(axis=1)]
-        hop_pools = self.paths.pools[path]
-        has_state = np.ones(hop_pools.shape, np.bool_)  # every pool of the path has a state here (with_state)
-        valid = hop_pools >= 0
-        has_state[valid] = batch.log_index(hop_pools[valid], np.full(int(valid.sum()), key, np.int64)).ravel() >= 0
-        path = path[has_state.all(axis=1)]
+        path = path[(first_key[self.paths.pools[path]] <= key).all(axis=1)]  # every pool has a state here
         n = len(path)
         if n == 0 and not stale:
             return set(), nothing
