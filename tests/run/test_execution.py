@@ -262,18 +262,20 @@ def test_a_rival_that_still_pays_lands_on_our_state(tmp_path):
     taking the previous hop's new output: the state after it is the fork's plus its swaps."""
     ds = Dataset(write_market(tmp_path / "rival", rival_market(15 * E18), FIRST, 4))
     batch, walker, counts = walker_for(ds)
-    fork = ForkedPool.at(batch, 0, 0, 3000, 0)  # pool 0 after the user's swap (key 0: after tx 0)
-    fork.swap_in(True, 10 * E18)                # someone deepened the mispricing: the rival earns more
-    walker.forks[0] = fork
-    expected = {p: list(ForkedPool.at(batch, p, 0, 3000, 0).reserves()) for p in (1, 2)}
-    expected[0] = list(fork.reserves())
+    fork = ForkedPool.at(batch, 1, 0, 3000, 0)  # the rival's middle pool (USDC/LINK) at key 0: after tx 0
+    fork.swap_in(True, 20_000 * 10**6)          # someone bought LINK there: its LINK → USDC hop pays more
+    walker.forks[1] = fork
+    expected = {p: list(ForkedPool.at(batch, p, 0, 3000, 0).reserves()) for p in (0, 2)}
+    expected[1] = list(fork.reserves())
     walker.walk_tx(1)  # tx group 1: the rival's three swaps
     rival_in = int(ds.read("events").to_pylist()[1]["amount0_in"])
+    # each hop takes the previous hop's new output (a chain), the first its historical input
     apply_swaps(expected, [(2, True, rival_in), (1, False, None), (0, False, None)])
     assert counts == {1: "ok"}
-    assert walker.forks[0].reserves() == tuple(expected[0])
-    for pool in (1, 2):  # the rival's first hops met history's states: the same outputs, no fork
-        assert pool not in walker.forks and ForkedPool.at(batch, pool, 1, 3000, 0).reserves() == tuple(expected[pool])
+    for pool in (0, 1):
+        assert walker.forks[pool].reserves() == tuple(expected[pool])
+    # its first hop met history's state: the same output as history, no fork
+    assert 2 not in walker.forks and ForkedPool.at(batch, 2, 1, 3000, 0).reserves() == tuple(expected[2])
 
 
 # ------------------------------------------------------------------------------------------ user limits
