@@ -218,7 +218,7 @@ TRADES = pa.schema([
     ("net_profit_wei", AMOUNT),
     ("net_profit_usd", pa.float64()),
     ("screen_net_profit_wei", pa.float64()),
-    ("detail", pa.string()),         # JSON: what a reader needs to re-check a non-arbitrage trade
+    ("detail", pa.string()),         # JSON: what a reader needs to re-check the trade (arbitrage: each hop's state)
 ])
 
 SCHEMAS = {

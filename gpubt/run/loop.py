@@ -256,7 +256,7 @@ class Backtest:
 
     @staticmethod
     def _trades_table(rows) -> pa.Table:
-        """TRADES rows (dicts, `strategy` set; a missing key is null: cycle trades carry no `detail`)."""
+        """TRADES rows (dicts, `strategy` set; a missing key is null)."""
         return pa.Table.from_pylist(rows, schema=schema.TRADES)
 
     def trades(self) -> pa.Table:

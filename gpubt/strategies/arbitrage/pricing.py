@@ -17,7 +17,7 @@ from gpubt.exact.hops import V3Hop, mixed_profit, v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, Batch
 from gpubt.strategies.arbitrage.paths import Paths
-from gpubt.strategies.base import trade_row
+from gpubt.strategies.base import DETAIL_JSON, trade_row
 
 
 def select(pair_key: np.ndarray, pair_path: np.ndarray, net_wei: np.ndarray, paths: Paths) -> np.ndarray:
@@ -149,11 +149,13 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         r0, r1 = r0_flat[offsets[t]:offsets[t + 1]], r1_flat[offsets[t]:offsets[t + 1]]
         reserves_in = [a if z else b for a, b, z in zip(r0, r1, zfo)]
         reserves_out = [b if z else a for a, b, z in zip(r0, r1, zfo)]
+        states = [[str(a), str(b)] for a, b in zip(r0, r1)]  # `detail`: each hop's state the trade was priced on
         if paths.is_v3[path, :hops].any():
             hop_fns = []
             for h, pool in enumerate(pools):
                 if paths.is_v3[path, h]:
                     sqrt_price, liquidity, tick, table = batch.exact_v3_at(int(log_idx[offsets[t] + h]), pool, key)
+                    states[h] = {"sqrt_price_x96": str(sqrt_price), "liquidity": str(liquidity), "tick": tick}
                     quote = v3_quote_pool(fees[h], int(paths.pool_tick_spacing[pool]), sqrt_price, liquidity, tick,
                                           table, v3_cache)
                     hop_fns.append(v3_hop(quote, zfo[h]))
@@ -173,5 +175,6 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         ticks = _ticks_crossed(hop_fns, amount_in) if n_v3 else 0
         trades.append(trade_row("arbitrage", batch, block, int(key - (block << KEY_TX_BITS)), int(path), start_token,
                                 pools, zfo, amount_in, amount_in + gross_raw, gross_raw, gross_wei,
-                                int(gas.units(hops, n_v3, ticks)), gas.priority_fee_wei))
+                                int(gas.units(hops, n_v3, ticks)), gas.priority_fee_wei,
+                                DETAIL_JSON({"states": states})))
     return trades
