@@ -9,11 +9,11 @@ history that follows on a forked pool is re-executed on it (ARCHITECTURE princip
 2. Screen and propose. Every strategy screens and exactly prices on that projected batch, as in replay mode; what
    it would take are proposals.
 3. The ordered pass walks the batch's points in (block, tx) order. At a point: the historical tx re-executes on
-   the pools our bundles of this batch changed; cyclic arbitrage screens again the pairs through a changed pool
-   (`Strategy.rescreen`: found only on the changed state, or no longer there); the proposals are chosen best
-   first across strategies, none sharing a pool or a victim with one chosen before; one touching a changed pool
-   is priced again on its current state (`trade["_reprice"]`); each chosen bundle's effects
-   (`Strategy.effects`) execute on the forks.
+   the pools our bundles of this batch changed; cyclic arbitrage screens again where a fork made the projected
+   screen stale (`Strategy.rescreen`: what only the changed state makes profitable is found, what it closed is
+   gone); the proposals are chosen best first across strategies, one per victim; one touching a pool a bundle
+   changed is priced again on its current state (`trade["_reprice"]`), or dropped when it cannot be; each
+   chosen bundle's effects (`Strategy.effects`) execute on the forks.
 4. The market state carried to the next batch takes the forks' final states.
 
 Re-execution rule (`Walker`): a tx touching a forked pool runs again, all of it, with its historical inputs
@@ -28,7 +28,6 @@ they were (so the pools it would have touched fork too). A fork ends when its st
 """
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 
 import numpy as np
@@ -41,10 +40,11 @@ from gpubt.market.batch import point_key
 from gpubt.market.fork import ForkedPool, ForkView
 from gpubt.market.pools import PoolTable
 
-log = logging.getLogger("gpubt")
 MODES = ("counterfactual", "replay")
-REACTION_KEYS = ("executed_trades", "executed_net_wei", "executed_wins", "reexecuted_txs", "reverted_user_swaps", "preempted_rivals", "bundles", "conflicts", "repriced",
-                 "repriced_dropped", "stale_dropped", "victims_in_bundles", "reverted_victims_in_bundles")
+# summary.json `execution` counts (docs/metrics.md, "Execution")
+REACTION_KEYS = ("executed_trades", "executed_net_wei", "executed_wins", "reexecuted_txs", "reverted_user_swaps",
+                 "preempted_rivals", "bundles", "conflicts", "repriced", "repriced_dropped", "stale_dropped",
+                 "victims_in_bundles", "reverted_victims_in_bundles")
 
 
 class ExecutionMismatch(RuntimeError):
@@ -352,6 +352,9 @@ class Walker:
                 raise ValueError(f"unknown bundle op {kind!r}")
             for pool in ([op[1]] if kind != "route" else op[1]):
                 self._set(pool, self.forks[pool], key)
+        for victim_key, pool in [op[2:0:-1] for op in ops if op[0] == "victim"]:
+            # the victims' own txs are the bundle's now: the state from theirs on is the bundle's end state
+            self._set(pool, self.forks[pool], victim_key)
 
 
 class Execution:
