@@ -28,6 +28,7 @@ they were (so the pools it would have touched fork too). A fork ends when its st
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -565,8 +566,9 @@ class Execution:
         out["diverged_pools"] = len(d)
         out["forked_at_end"] = len(self.forked)
         out["fork_episodes"] = int(sum(v[0] for v in d.values()))
-        out["mean_blocks_diverged"] = float(np.mean(blocks)) if blocks else 0.0
-        out["mean_abs_price_divergence"] = float(sum(v[2] for v in d.values()) / samples) if samples else 0.0
+        out["mean_blocks_diverged"] = sum(blocks) / len(blocks) if blocks else 0.0
+        # fsum: the same figure whatever order the pools come in (a resumed run's come from JSON)
+        out["mean_abs_price_divergence"] = math.fsum(v[2] for v in d.values()) / samples if samples else 0.0
         return out
 
 
