@@ -45,7 +45,8 @@ def _replay_totals(cfg, dataset, backend, work: Path, progress: bool) -> dict:
     replay = OmegaConf.merge(cfg, {"execution": {"mode": "replay"}})
     setup = RunSetup.build(replay, dataset, backend)  # fresh strategies: the books start as built
     (work / "replay").mkdir(exist_ok=True)
-    loop = setup.backtest(replay, dataset, backend, progress=progress, parts=ResultParts(work / "replay")).run()
+    loop = setup.backtest(replay, dataset, backend, progress=progress, parts=ResultParts(work / "replay"),
+                          label="replay, for comparison").run()
     shutil.rmtree(work / "replay", ignore_errors=True)
     summary = loop.execution.summary(loop.last_block)
     return {k: summary[k] for k in ("executed_trades", "executed_net_wei", "executed_net_eth", "executed_wins",

@@ -1,8 +1,11 @@
 """The batch loop, from a dataset partition to result parts: the local executor.
 
-    dataset partition ─► pack a Batch (gpubt.market: versioned state log, triggers, prices) ─► upload its state
-      log once (ContextPool) ─► strategy.evaluate(batch, tables) for every strategy, in config order
-      ─► opportunities and trades, spilled in parts (run/results.py) ─► checkpoints (run/checkpoint.py)
+    dataset partition ─► pack a Batch (gpubt.market: versioned state log, triggers, prices) ─► the events
+      re-executed on the pools our earlier trades forked, and the Batch packed again from them (run/execution.py:
+      Execution.project) ─► upload its state log once (ContextPool) ─► strategy.evaluate(batch, tables) for every
+      strategy, in config order: opportunities and proposals ─► the ordered exact pass sends them, forking the
+      pools they touch (Execution.execute) ─► opportunities and trades, spilled in parts (run/results.py)
+      ─► the market state and its forks to the next batch ─► checkpoints (run/checkpoint.py)
 
 The loop owns IO and progress; the backend owns device arrays (ARCHITECTURE principle 9). It knows no strategy by
 name: what a strategy finds, and its stats, come back through the Strategy interface (strategies/base.py).
@@ -45,12 +48,13 @@ class Backtest:
     def __init__(self, dataset: Dataset, backend: Backend, strategies, gas: GasModel, batch_blocks: int,
                  first_block=None, last_block=None, progress: bool = True, checkpointer: Checkpointer | None = None,
                  memory_budget_mb: float = 2048, monitor=None, parts: ResultParts | None = None, top_block=None,
-                 execution: Execution | None = None):
+                 execution: Execution | None = None, label: str = "backtest"):
         self.dataset, self.backend, self.gas = dataset, backend, gas
         self.strategies = list(strategies)  # gpubt.strategies.base.Strategy instances, in config order
         # the ordered exact pass (run/execution.py): counterfactual (our bundles fork the market) or replay
         self.execution = execution if execution is not None else Execution("replay", dataset, self.strategies)
         self._carried_execution = None  # a shard's start: the previous shard's forks (run/sharded.py)
+        self.label = label              # the progress bar's name
         self.batch_blocks = int(batch_blocks)
         if self.batch_blocks < 1:
             raise ValueError(f"batch_blocks = {batch_blocks}: must be >= 1")
@@ -123,7 +127,7 @@ class Backtest:
         parts = [p for p in self.dataset.partitions if p[1] >= start and p[0] <= self.last_block]
         t0 = time.perf_counter()
         with tqdm(total=self.last_block - self.first_block + 1, initial=start - self.first_block, unit="blk",
-                  desc=f"backtest [{self.backend.name}]", disable=not self.progress, dynamic_ncols=True) as bar:
+                  desc=f"{self.label} [{self.backend.name}]", disable=not self.progress, dynamic_ncols=True) as bar:
             for n, part in enumerate(parts):
                 blocks = self.dataset.read_partition("blocks", part)
                 events = self.dataset.read_partition("events", part)
