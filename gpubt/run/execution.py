@@ -323,28 +323,24 @@ class Walker:
                 if expected is not None and amount != expected:
                     raise ExecutionMismatch(f"bundle at key {key} through {list(pools)}: out {amount} != priced "
                                             f"{expected}")
-            elif kind == "victim":  # ("victim", pool, victim key, zero_for_one): a user's swap inside our bundle
-                _, pool, victim_key, zfo = op
-                block = self.batch.first_block + ((victim_key + 1) >> KEY_TX_BITS)
-                tx = victim_key - (((victim_key + 1) >> KEY_TX_BITS) << KEY_TX_BITS)
-                victim = self.h.victims.get((block, tx, pool))
-                if victim is None:
-                    raise ExecutionMismatch(f"bundle at key {key}: no victim row at block {block} tx {tx}")
-                exact_out, amount_in, limit = victim
-                trial = self.fork(pool, key).copy()
-                zfo = bool(zfo)
-                if exact_out:
-                    paid = trial.swap_out(zfo, limit)
-                    ok = paid is not None and paid <= amount_in
-                else:
-                    got = trial.swap_in(zfo, amount_in)
-                    ok = got is not None and got >= limit
+            elif kind == "victim":
+                # ("victim", pool, victim key, zero_for_one, exact output, paid, received): a user's swap inside our
+                # bundle, as the bundle was priced (paid = received = 0: it reverted there); checked on the fork
+                _, pool, victim_key, zfo, exact_out, paid, received = op
                 self.counts["victims_in_bundles"] += 1
-                if ok:
-                    self._set(pool, trial, key)
-                else:
-                    self.counts["reverted_victims_in_bundles"] += 1
                 self.consumed.add((victim_key, pool))
+                if paid == received == 0:
+                    self.counts["reverted_victims_in_bundles"] += 1
+                    continue
+                fork = self.fork(pool, key)
+                if not fork.is_v3 and received == 0:  # a dust input paying out nothing: the pair's reserves move
+                    fork._v2_apply(bool(zfo), paid, 0)
+                    continue
+                got = (received, fork.swap_out(bool(zfo), received)) if exact_out else (
+                    fork.swap_in(bool(zfo), paid), paid)
+                if got != (received, paid):
+                    raise ExecutionMismatch(f"bundle at key {key}: victim at key {victim_key} on pool {pool} "
+                                            f"(received, paid) {got} != priced {(received, paid)}")
             elif kind == "modify":  # ("modify", pool, tick_lower, tick_upper, liquidity delta)
                 _, pool, lower, upper, liquidity_delta = op
                 if self.fork(pool, key).v3_modify(lower, upper, liquidity_delta) is None:

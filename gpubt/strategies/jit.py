@@ -227,12 +227,14 @@ class JitStrategy(Strategy):
         return StrategyResult(opportunities, trades)
 
     def effects(self, trade: dict, batch) -> list:
-        """Mint the position, the victim's swap (it reverts if its limit fails), burn the position."""
+        """Mint the position, the victim's swap as priced, burn the position."""
         d = json.loads(trade["detail"])
         pool, liquidity = d["pool"], int(d["liquidity"])
         victim = int(point_key(trade["block_number"] - batch.first_block, d["victim"]["tx_index"]))
+        v = d["victim"]
         return [("modify", pool, d["tick_lower"], d["tick_upper"], liquidity),
-                ("victim", pool, victim, bool(trade["zero_for_one"][0])),
+                ("victim", pool, victim, bool(trade["zero_for_one"][0]), v["kind"] == "exact_output",
+                 int(v["amount_in"]), int(v["amount_out"])),
                 ("modify", pool, d["tick_lower"], d["tick_upper"], -liquidity)]
 
     def victim_exact_output(self, block_number: int, tx: int, pool: int) -> bool:

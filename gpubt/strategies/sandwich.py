@@ -415,12 +415,14 @@ class SandwichStrategy(Strategy):
         return StrategyResult(opportunities, trades)
 
     def effects(self, trade: dict, batch) -> list:
-        """Front-run, the victims (each executes if its limit holds, else reverts: run/execution.py), back-run."""
+        """Front-run, the victims as priced (each executed, or reverted when its limit failed), back-run."""
         d = json.loads(trade["detail"])
         pool, zfo = d["pool"], bool(trade["zero_for_one"][0])
         block = trade["block_number"] - batch.first_block
         return ([("route", [pool], [zfo], int(d["front_run_in"]), int(d["front_run_out"]))]
-                + [("victim", pool, int(point_key(block, v["tx_index"])), zfo) for v in d["victims"]]
+                + [("victim", pool, int(point_key(block, v["tx_index"])), zfo, v["kind"] == "exact_output",
+                    0 if v["reverted"] else int(v["amount_in"]), 0 if v["reverted"] else int(v["amount_out"]))
+                   for v in d["victims"]]
                 + [("route", [pool], [not zfo], int(d["back_run_in"]), int(d["back_run_out"]))])
 
     def make_pool_factory(self, batch, pool: int, key: int, cache: dict):

@@ -379,9 +379,10 @@ def victim_market(v2_limit_bps: int, exact_out: bool = False):
 
 
 def test_a_victim_whose_limit_fails_inside_our_bundle_reverts(tmp_path):
-    """Our bundle [front-run, victim 1, victim 2, back-run] where the front-run pushes victim 2 past its limit:
-    victim 2 reverts inside the bundle, the pool after it is as if it never traded, and the back-run's output is
-    the one computed with victim 2 skipped."""
+    """Our bundle [front-run, victim 1, victim 2, back-run] where the front-run pushes victim 2 past its limit (the
+    strategy priced it reverted: paid and received 0): the fork executes victim 1 as priced and checks it, leaves
+    the pool alone for victim 2, and the back-run's output is the one computed with victim 2 skipped; a victim that
+    does not get what the bundle was priced with raises ExecutionMismatch."""
     ds = Dataset(write_market(tmp_path / "v", victim_market(v2_limit_bps=1), FIRST, 3))
     batch = pack(ds, FIRST, FIRST + 2)
     history = Execution("counterfactual", ds, []).history(batch, ds.read("events"), ds.read("victims"), None)
@@ -391,15 +392,18 @@ def test_a_victim_whose_limit_fails_inside_our_bundle_reverts(tmp_path):
     r0, r1 = BALANCED[0]
     reserves = {0: [r0, r1]}
     front_out = apply_swaps(reserves, [(0, True, front)])
-    apply_swaps(reserves, [(0, True, 20 * E18)])   # victim 1 still gets > 99 % of its quote
+    v1_out = apply_swaps(reserves, [(0, True, 20 * E18)])   # victim 1 still gets > 99 % of its quote
     back_out = apply_swaps(reserves, [(0, False, front_out)])  # victim 2 (0.01 % slippage) is skipped
-    walker.execute([("route", [0], [True], front, front_out), ("victim", 0, 0, True), ("victim", 0, 1, True),
-                    ("route", [0], [False], front_out, back_out)], key=-1)
+    walker.execute([("route", [0], [True], front, front_out), ("victim", 0, 0, True, False, 20 * E18, v1_out),
+                    ("victim", 0, 1, True, False, 0, 0), ("route", [0], [False], front_out, back_out)], key=-1)
     assert counts == {"bundles": 1, "victims_in_bundles": 2, "reverted_victims_in_bundles": 1}
     assert walker.forks[0].reserves() == tuple(reserves[0])
     assert walker.consumed == {(0, 0), (1, 0)}  # history's rows of both victims are the bundle's now
     walker.walk_tx(1)  # the victim's own row is not executed again
     assert walker.forks[0].reserves() == tuple(reserves[0])
+    from gpubt.run.execution import ExecutionMismatch
+    with pytest.raises(ExecutionMismatch, match="victim"):
+        walker.execute([("victim", 0, 0, True, False, 20 * E18, v1_out)], key=-1)  # a state it was not priced on
 
 
 @pytest.mark.parametrize("exact_out", [False, True])
