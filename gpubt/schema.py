@@ -165,6 +165,13 @@ VICTIMS = pa.schema([
     ("exact_output", pa.bool_()),
 ])
 
+def victims_exact_output(victims: pa.Table) -> np.ndarray:
+    """A VICTIMS table's exact_output flags as bools (False where null or where the column is absent)."""
+    if "exact_output" not in victims.column_names:
+        return np.zeros(victims.num_rows, np.bool_)
+    return victims.column("exact_output").fill_null(False).to_numpy(zero_copy_only=False).astype(np.bool_)
+
+
 # Executed MEV (planted by the synthetic market's searchers, or found by the labeler in ingested logs).
 LABELS = pa.schema([
     ("block_number", pa.int64()),

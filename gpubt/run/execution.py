@@ -71,8 +71,7 @@ class History:
         self._cols = None
         self.victims = {}
         if victims is not None and victims.num_rows:
-            exact_out = (victims.column("exact_output").to_pylist() if "exact_output" in victims.column_names
-                         else [False] * victims.num_rows)
+            exact_out = schema.victims_exact_output(victims).tolist()
             for b, t, p, a_in, a_min, eo in zip(victims.column("block_number").to_pylist(),
                                                  victims.column("tx_index").to_pylist(),
                                                  victims.column("pool_id").to_pylist(),
@@ -365,7 +364,7 @@ class Execution:
         if not 0 <= int(slippage_bps) < 10_000:
             raise ValueError(f"execution.default_slippage_bps = {slippage_bps}: must be in 0..9999")
         self.mode, self.slippage_bps = mode, int(slippage_bps)
-        self.dataset, self.strategies = dataset, list(strategies)
+        self.strategies = list(strategies)
         self.pools = PoolTable(dataset.pools)
         self.forked: set[int] = set()
         self.counts = dict.fromkeys(REACTION_KEYS, 0)

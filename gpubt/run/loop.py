@@ -278,7 +278,7 @@ class Backtest:
 def _current_opportunities(strategy, batch, screened: pa.Table, again: list) -> pa.Table:
     """A strategy's opportunities of a batch as the ordered pass left them: those screened on the projected state
     less the ones a fork made stale (`strategy.stale`: (key, path)), plus those screened again on the forks."""
-    stale = getattr(strategy, "stale", None)
+    stale = strategy.stale
     if stale:
         drop = {(batch.first_block + ((k + 1) >> KEY_TX_BITS), k - (((k + 1) >> KEY_TX_BITS) << KEY_TX_BITS), p)
                 for k, p in stale}

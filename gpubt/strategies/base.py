@@ -85,6 +85,7 @@ class Strategy:
         self.min_profit_wei = int(min_profit_wei)
         self.stats = dict.fromkeys(STAT_KEYS, 0)
         self._compiled: set = set()
+        self.stale: list = []  # (key, path_id) of this batch's opportunities the ordered pass found stale (rescreen)
 
     def evaluate(self, batch, tables: BatchTables) -> StrategyResult:  # pragma: no cover - interface
         raise NotImplementedError

@@ -146,7 +146,6 @@ class JitStrategy(Strategy):
         self.burn_gas = int(option(cfg, "burn_gas", exact_gas.V3_BURN_COLLECT_TX_GAS))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
         self.stats.update(victims=0, selected=0, exact_output_victims=0)
-        self._exact_output_by_part: dict = {}
 
     def idle_reason(self, first_block: int, last_block: int) -> str | None:
         if not self.meta.is_v3.any():
@@ -211,6 +210,7 @@ class JitStrategy(Strategy):
         amount_in = victims.column("amount_in").to_pylist()
         min_out = victims.column("amount_out_min").to_pylist()
         hashes = victims.column("tx_hash").to_pylist()
+        exact_output = schema.victims_exact_output(victims)
         trades = []
         with self.timed("exact"):
             for j in sorted(best.values()):
@@ -218,7 +218,7 @@ class JitStrategy(Strategy):
                 z = bool(zfo[r])
                 args = (batch, r, int(pool[r]), z, int(key[r]), int(block[r]), int(tx[r]), int(t0[r] if z else t1[r]),
                         float(w_in[r]), int(amount_in[r]), int(min_out[r]), hashes[r],
-                        (int(t_lower[j]), int(t_upper[j]), int(liq[j])))
+                        (int(t_lower[j]), int(t_upper[j]), int(liq[j])), bool(exact_output[r]))
                 trade = self.reprice(*args)
                 if self.takes(trade, float(net[j])):
                     trade["_reprice"] = lambda args=args: (self.reprice(*args), None)
@@ -237,35 +237,13 @@ class JitStrategy(Strategy):
                  int(v["amount_in"]), int(v["amount_out"])),
                 ("modify", pool, d["tick_lower"], d["tick_upper"], -liquidity)]
 
-    def victim_exact_output(self, block_number: int, tx: int, pool: int) -> bool:
-        """The VICTIMS exact_output flag of the victim at (block, tx, pool), read from the dataset (one partition's
-        three key columns and the flag, kept per partition); False for datasets written before the column."""
-        part = next((q for q in self.dataset.partitions if q[0] <= block_number <= q[1]), None)
-        if part is None:
-            return False
-        cache = self._exact_output_by_part
-        if part not in cache:
-            try:
-                t = self.dataset.read_range("victims", part[0], part[1],
-                                            ["block_number", "tx_index", "pool_id", "exact_output"])
-            except (KeyError, ValueError, schema.SchemaError, pa.ArrowInvalid):  # no exact_output column
-                cache[part] = set()
-            else:
-                flag = t.column("exact_output").fill_null(False).to_pylist()
-                cache[part] = {k for k, f in zip(zip(t.column("block_number").to_pylist(),
-                                                     t.column("tx_index").to_pylist(),
-                                                     t.column("pool_id").to_pylist()), flag) if f}
-        return (block_number, tx, pool) in cache[part]
-
     def reprice(self, batch, r: int, p: int, z: bool, key: int, b: int, tx: int, token_in: int, w_in: float,
-                v_in: int, v_min: int, tx_hash, position: tuple, exact_output: bool | None = None) -> dict | None:
+                v_in: int, v_min: int, tx_hash, position: tuple, exact_output: bool = False) -> dict | None:
         """The exact JIT trade around victim row r (pool p, direction z, at `key` of block offset b) with the
         screened position (tick_lower, tick_upper, liquidity); None when the victim's limit fails. An exact-output
-        victim (`exact_output`; None: looked up in the dataset's VICTIMS) buys v_min exactly and pays what the
+        victim (`exact_output`: VICTIMS exact_output) buys v_min exactly and pays what the
         swap takes, at most v_in (its amountInMax)."""
         t_lower, t_upper, liquidity_delta = position
-        if exact_output is None:
-            exact_output = self.victim_exact_output(batch.first_block + b, tx, p)
         if exact_output:
             self.stats["exact_output_victims"] += 1
         sqrt_price, liquidity, tick, table = batch.exact_v3_state(p, key)

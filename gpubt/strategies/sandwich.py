@@ -325,8 +325,7 @@ class SandwichStrategy(Strategy):
         zfo = victims.column("zero_for_one").to_numpy(zero_copy_only=False).astype(np.bool_)
         amount_in = [int(v) for v in victims.column("amount_in").to_pylist()]
         min_out = [int(v) for v in victims.column("amount_out_min").to_pylist()]
-        exact_output = (victims.column("exact_output").fill_null(False).to_numpy(zero_copy_only=False)
-                        .astype(np.bool_) if "exact_output" in victims.column_names else np.zeros(n, np.bool_))
+        exact_output = schema.victims_exact_output(victims)
         v = dict(block=block, tx=tx, pool=pool, zfo=zfo, amount_in=amount_in, min_out=min_out,
                  exact_output=exact_output,
                  amount_in_f=schema.amounts_to_float(victims.column("amount_in")),

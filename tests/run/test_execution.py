@@ -51,9 +51,7 @@ def market(initial: dict, n_blocks: int, txs: list, victims=(), labels=()) -> di
             out = None
             for pool, zfo, amount_in in swaps:
                 amount_in = out if amount_in is None else amount_in
-                r0, r1 = reserves[pool]
-                out = get_amount_out(amount_in, r0 if zfo else r1, r1 if zfo else r0)
-                reserves[pool] = [r0 + amount_in, r1 - out] if zfo else [r0 - out, r1 + amount_in]
+                out = apply_swaps(reserves, [(pool, zfo, amount_in)])
                 events.append({"block_number": block, "tx_index": tx, "log_index": log, "pool_id": pool,
                                "kind": "swap", "amount0_in": amount_in if zfo else 0,
                                "amount1_in": 0 if zfo else amount_in, "amount0_out": 0 if zfo else out,

@@ -59,7 +59,6 @@ class Arbitrage(Strategy):
         self._evaluated = None      # (batch, pair keys, paths, blocks, wei_per_raw, first state key per pool): rescreen
         self._candidates = None     # its candidates (key, path, x, net) and their exact pricing {(key, path): trade}
         self._priced: dict = {}
-        self.stale: list = []       # (key, path) of evaluate's opportunities a forked pool made stale (not kept)
         self._host = None           # the CPU backend `rescreen` screens on (the ordered pass runs on the host)
         self._gas_units = gas_units
         self.stats["rescreened"] = 0  # pairs screened again by the ordered pass on forked pools (`rescreen`)
