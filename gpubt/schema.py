@@ -93,12 +93,15 @@ POOLS = pa.schema([
     ("tick_spacing", pa.int32()),    # V3 only (0 for V2)
 ])
 
+# takes_bundles: whether the block's builder included searchers' bundles (False: a locally built or vanilla block,
+# where no bundle, ours included, can land; null: unknown, taken as True).
 BLOCKS = pa.schema([
     ("block_number", pa.int64()),
     ("timestamp", pa.int64()),
     ("base_fee_wei", pa.int64()),
     ("gas_used", pa.int64()),
     ("gas_limit", pa.int64()),
+    ("takes_bundles", pa.bool_()),
 ])
 
 # kind: "sync" (a state snapshot, e.g. pool creation or a partition boundary), "swap", "mint", "burn", and for
@@ -244,7 +247,7 @@ class SchemaError(ValueError):
 
 
 # Columns a producer may omit (V2-only data, older tables): they are filled with nulls (tick_spacing with 0,
-# exact_output with False, strategy with "arbitrage").
+# exact_output with False, strategy with "arbitrage", takes_bundles with True).
 OPTIONAL = {
     "pools": ("tick_spacing",),
     "events": ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta"),
@@ -252,6 +255,7 @@ OPTIONAL = {
     "opportunities": ("strategy",),
     "trades": ("strategy", "detail"),
     "victims": ("exact_output",),
+    "blocks": ("takes_bundles",),
 }
 
 
@@ -272,6 +276,8 @@ def conform(table: pa.Table, name: str, source: str) -> pa.Table:
                 fill = pa.array([False] * table.num_rows, field.type)  # victims written before exact-output kinds
             elif col == "strategy":
                 fill = pa.array(["arbitrage"] * table.num_rows, field.type)  # tables written before strategies
+            elif col == "takes_bundles":
+                fill = pa.array([True] * table.num_rows, field.type)  # no builder data: bundles could land
             else:
                 fill = pa.nulls(table.num_rows, field.type)
             table = table.append_column(col, fill)

@@ -1,143 +1,63 @@
 """Bundle competition: do our trades survive a first-price sealed-bid auction against a searcher population?
 
 The `competition` config group (configs/competition/{none,default}.yaml) describes a population of N competing
-searchers, drawn once per run (numpy `default_rng(seed)`, so a config reproduces it):
-  skill_j ~ Beta(a, b)                            in (0, 1): bid accuracy and aggressiveness
-  latency_ms_j = median · exp(sigma · Z)          lognormal
-  capital_eth_j = median · exp(sigma · Z)         lognormal, caps the bid
-  primary kind_j ~ Categorical(specialization)    focus[j, k] = 1 on it, `off_kind_interest` on other kinds
-Each trade (value v = its exact net profit after gas) is then auctioned in S Monte Carlo scenarios on the
-backend (kernels/auction.py has the model and its formulas), giving per trade:
+searchers (gpubt/market/searchers.py: skill, latency, capital, specialization), drawn once per run from
+competition.seed; the synthetic market planted its labels with the default one, so history and the auction tell
+one story.
+Each trade is auctioned on the value b known when bidding (`bid_basis`: its exact net profit after gas v, but for
+CEX-DEX the hedge at the decision's reference price) in S Monte Carlo scenarios on the backend (kernels/auction.py
+has the model and its formulas), giving per trade:
   win_probability       wins ÷ S
   expected_payoff_wei   mean over S of (v − our bid if won, else −failed_cost_wei)
   mean_winning_bid_wei  mean bid of the competitor that beat us, over the scenarios we lost (0 if none)
   competitors_bidding   mean number of competitors that saw it and bid
   won, bid_wei, net_after_bid_wei   the realized outcome: one more scenario of the same counter RNG (its own
-                        phase), bid_wei = floor(our bid) (<= v), net_after_bid_wei = v − bid_wei if won, else
+                        phase), bid_wei = floor(our bid) (<= b), net_after_bid_wei = v − bid_wei if won, else
                         −failed_cost_wei (exact integers)
 Summary: attempted (= trades), won (the survival-rate numerator), mean bid share (bid_wei ÷ v over the won
-trades), totals. `landed(trades)` is the table the trade metrics use: the won trades, net profit after the bid.
+trades), totals, and `calibration`: how well win_probability predicts won, per strategy (analysis/calibration.py).
+`landed(trades)` is the table the trade metrics use: the won trades, net profit after the bid.
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gpubt.analysis.calibration import CalibrationTally
 from gpubt.backend import Backend, resolve_backend
+from gpubt.market.searchers import KINDS, SearcherPopulation, draw_population, option, positive  # noqa: F401
 from gpubt.schema import AMOUNT, WEI_PER_ETH, amounts_float
 
-KINDS = ("arbitrage", "sandwich", "liquidation", "jit", "cexdex")
 POLICIES = ("fixed", "shade")
 COLUMNS = ("win_probability", "expected_payoff_wei", "mean_winning_bid_wei", "competitors_bidding", "won",
            "bid_wei", "net_after_bid_wei")
-
-
-@dataclass(frozen=True)
-class SearcherPopulation:
-    """The competing searchers: flat arrays of length N (focus is N × len(kinds)), as the kernel takes them."""
-    kinds: tuple
-    skill: np.ndarray           # float64 in (0, 1)
-    latency_ms: np.ndarray      # float64 > 0
-    capital_wei: np.ndarray     # float64 > 0
-    primary_kind: np.ndarray    # int32 index into kinds
-    focus: np.ndarray           # float64 (N, K): probability weight of pursuing each kind
-
-    @property
-    def size(self) -> int:
-        return len(self.skill)
-
-    def kind_id(self, name: str) -> int:
-        if name not in self.kinds:
-            raise ValueError(f"competition: strategy kind {name!r} is not in competition.searchers.kinds "
-                             f"{list(self.kinds)}; add it there")
-        return self.kinds.index(name)
-
-    def describe(self) -> dict:
-        """JSON-safe population statistics for the summary."""
-        per_kind = np.bincount(self.primary_kind, minlength=len(self.kinds)) if self.size else np.zeros(0, int)
-        stats = {"count": self.size, "specialists": {k: int(per_kind[i]) for i, k in enumerate(self.kinds)}
-                 if self.size else {}}
-        if self.size:
-            stats.update({"skill_mean": float(self.skill.mean()),
-                          "latency_ms_median": float(np.median(self.latency_ms)),
-                          "capital_eth_median": float(np.median(self.capital_wei)) / WEI_PER_ETH})
-        return stats
-
-
-def _get(cfg, key, default=None):
-    value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-    return default if value is None else value
-
-
-def _positive(name: str, value) -> float:
-    value = float(value)
-    if not value > 0 or not math.isfinite(value):
-        raise ValueError(f"competition.{name} = {value}: must be a finite number > 0")
-    return value
-
-
-def draw_population(cfg) -> SearcherPopulation:
-    """The searcher population of the `competition` config (seeded by competition.seed)."""
-    s = _get(cfg, "searchers", {})
-    kinds = tuple(_get(s, "kinds", KINDS))
-    count = int(_get(s, "count", 0))
-    if count < 0:
-        raise ValueError(f"competition.searchers.count = {count}: must be >= 0")
-    skill_cfg, lat_cfg, cap_cfg = _get(s, "skill", {}), _get(s, "latency_ms", {}), _get(s, "capital_eth", {})
-    a = _positive("searchers.skill.a", _get(skill_cfg, "a", 2.0))
-    b = _positive("searchers.skill.b", _get(skill_cfg, "b", 5.0))
-    lat_median = _positive("searchers.latency_ms.median", _get(lat_cfg, "median", 50.0))
-    lat_sigma = float(_get(lat_cfg, "sigma", 0.75))
-    cap_median = _positive("searchers.capital_eth.median", _get(cap_cfg, "median", 10.0))
-    cap_sigma = float(_get(cap_cfg, "sigma", 1.5))
-    spec = dict(_get(s, "specialization", {}) or {})
-    unknown = set(spec) - set(kinds)
-    if unknown:
-        raise ValueError(f"competition.searchers.specialization: kinds {sorted(unknown)} are not in "
-                         f"competition.searchers.kinds {list(kinds)}")
-    weights = np.array([float(spec.get(k, 0.0)) for k in kinds]) if spec else np.ones(len(kinds))
-    if (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"competition.searchers.specialization = {spec}: weights must be >= 0 with a positive sum")
-    off_kind = float(_get(s, "off_kind_interest", 0.1))
-    if not 0.0 <= off_kind <= 1.0:
-        raise ValueError(f"competition.searchers.off_kind_interest = {off_kind}: must be in [0, 1]")
-
-    rng = np.random.default_rng(int(_get(cfg, "seed", 0)))
-    skill = rng.beta(a, b, count)
-    latency_ms = lat_median * np.exp(lat_sigma * rng.standard_normal(count))
-    capital_wei = cap_median * np.exp(cap_sigma * rng.standard_normal(count)) * WEI_PER_ETH
-    primary = rng.choice(len(kinds), size=count, p=weights / weights.sum()).astype(np.int32)
-    focus = np.full((count, len(kinds)), off_kind)
-    focus[np.arange(count), primary] = 1.0
-    return SearcherPopulation(kinds, np.ascontiguousarray(skill), np.ascontiguousarray(latency_ms),
-                              np.ascontiguousarray(capital_wei), primary, np.ascontiguousarray(focus))
 
 
 def auction_params(cfg) -> np.ndarray:
     """The kernel's float64 params array (kernels/auction.py P_* indices) from the `competition` config."""
     from gpubt.kernels import auction as ka
 
-    bidding, ours = _get(cfg, "bidding", {}), _get(cfg, "ours", {})
-    policy = str(_get(ours, "policy", "fixed"))
+    bidding, ours = option(cfg, "bidding", {}), option(cfg, "ours", {})
+    policy = str(option(ours, "policy", "fixed"))
     if policy not in POLICIES:
         raise ValueError(f"competition.ours.policy = {policy!r} (fixed or shade)")
-    lo, hi = float(_get(bidding, "min_bid_share", 0.5)), float(_get(bidding, "max_bid_share", 0.99))
+    lo, hi = float(option(bidding, "min_bid_share", 0.5)), float(option(bidding, "max_bid_share", 0.99))
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"competition.bidding: min_bid_share = {lo}, max_bid_share = {hi}: need 0 <= min <= max <= 1")
-    fraction = float(_get(ours, "bid_fraction", 0.9))
+    fraction = float(option(ours, "bid_fraction", 0.9))
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"competition.ours.bid_fraction = {fraction}: must be in [0, 1] (a share of the value)")
-    noise = float(_get(bidding, "value_noise", 0.5))
-    failed = float(_get(ours, "failed_cost_eth", 0.0))
-    margin = float(_get(ours, "shade_margin", 0.01))
+    noise = float(option(bidding, "value_noise", 0.5))
+    failed = float(option(ours, "failed_cost_eth", 0.0))
+    margin = float(option(ours, "shade_margin", 0.01))
     if noise < 0 or failed < 0 or margin < 0:
         raise ValueError("competition: bidding.value_noise, ours.failed_cost_eth and ours.shade_margin must be >= 0")
     params = np.zeros(ka.N_PARAMS)
-    params[ka.P_LATENCY_WINDOW_MS] = _positive("bidding.latency_window_ms", _get(bidding, "latency_window_ms", 100.0))
+    params[ka.P_LATENCY_WINDOW_MS] = positive("bidding.latency_window_ms", option(bidding, "latency_window_ms", 100.0))
     params[ka.P_VALUE_NOISE] = noise
     params[ka.P_MIN_BID_SHARE] = lo
     params[ka.P_MAX_BID_SHARE] = hi
@@ -192,8 +112,21 @@ def run_auction(value_wei, kind, opp_id, population: SearcherPopulation, params:
     return dict(zip(names, outs))
 
 
+def bid_basis(trades: pa.Table, net: list) -> list:
+    """The value each trade is bid on: what is known at its point. Its exact net profit, except where the detail
+    records a `decision_net_wei` (CEX-DEX: the hedge at the reference price when deciding, not at the markout), so
+    a trade whose realized net falls below its bid loses."""
+    if "detail" not in trades.column_names:
+        return net
+    basis = list(net)
+    for i, d in enumerate(trades.column("detail").to_pylist()):
+        if d and "decision_net_wei" in d:
+            basis[i] = int(json.loads(d)["decision_net_wei"])
+    return basis
+
+
 def enabled(cfg) -> bool:
-    return cfg is not None and bool(_get(cfg, "enabled", False))
+    return cfg is not None and bool(option(cfg, "enabled", False))
 
 
 class Auctions:
@@ -207,17 +140,19 @@ class Auctions:
     def __init__(self, cfg, backend_name: str = "cpu", kind: str | None = None):
         self.cfg, self.backend_name, self.kind = cfg, backend_name, kind
         self.enabled = enabled(cfg)
-        self.attempted = self.won = self.bids_paid = self.net_after = self.n_shares = 0
+        self.attempted = self.won = self.bids_paid = self.net_after = self.n_shares = self.closed = 0
         self.win_probability = self.share = self.expected_payoff = self.bidders = 0.0  # sums
         if self.enabled:
             self.population, self.params = draw_population(cfg), auction_params(cfg)
-            self.seed, self.n_scenarios = int(_get(cfg, "seed", 0)), int(_get(cfg, "scenarios", 1000))
+            self.seed, self.n_scenarios = int(option(cfg, "seed", 0)), int(option(cfg, "scenarios", 1000))
             self.backend = resolve_backend(backend_name)
-            self.ours = _get(cfg, "ours", {})
-            self.failed_wei = int(round(float(_get(self.ours, "failed_cost_eth", 0.0)) * WEI_PER_ETH))
+            self.ours = option(cfg, "ours", {})
+            self.failed_wei = int(round(float(option(self.ours, "failed_cost_eth", 0.0)) * WEI_PER_ETH))
+            self.calibration = CalibrationTally()
 
-    def add(self, trades: pa.Table) -> pa.Table:
-        """`trades` with the COLUMNS above appended."""
+    def add(self, trades: pa.Table, closed_blocks=None) -> pa.Table:
+        """`trades` with the COLUMNS above appended. A trade in one of `closed_blocks` (BLOCKS takes_bundles False:
+        the builder took no bundles) cannot land: won False, win probability 0."""
         n = trades.num_rows
         self.attempted += n
         if not self.enabled:
@@ -230,7 +165,7 @@ class Auctions:
             return _append(trades, columns)
         net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
         population = self.population
-        default = self.kind or str(_get(self.ours, "kind", "arbitrage"))
+        default = self.kind or str(option(self.ours, "kind", "arbitrage"))
         if "kind" in trades.column_names:
             kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
         elif "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
@@ -240,11 +175,18 @@ class Auctions:
             kinds = np.full(n, population.kind_id(default), np.int32)
         ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
                               trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
-        value = np.asarray(net, np.float64)
-        out = run_auction(value, kinds, ids, population, self.params, self.seed, self.n_scenarios,
-                          self.backend, int(_get(self.cfg, "record_scenarios", 0)))
+        basis = bid_basis(trades, net)
+        out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed, self.n_scenarios,
+                          self.backend, int(option(self.cfg, "record_scenarios", 0)))
+        if closed_blocks is not None and len(closed_blocks) and n:
+            shut = np.isin(trades.column("block_number").to_numpy(), np.asarray(closed_blocks))
+            self.closed += int(shut.sum())
+            out = dict(out, realized_won=out["realized_won"] & ~shut,
+                       win_probability=np.where(shut, 0.0, out["win_probability"]),
+                       expected_payoff_wei=np.where(shut, -float(self.failed_wei), out["expected_payoff_wei"]),
+                       mean_bidders=np.where(shut, 0.0, out["mean_bidders"]))
         won = out["realized_won"]
-        bid_wei = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), net)]
+        bid_wei = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), basis)]
         after = [v - b if w else -self.failed_wei for v, b, w in zip(net, bid_wei, won.tolist())]
         shares = [b / v for b, v, w in zip(bid_wei, net, won.tolist()) if w and v > 0]
         self.won += int(won.sum())
@@ -255,6 +197,8 @@ class Auctions:
         self.win_probability += float(out["win_probability"].sum())
         self.expected_payoff += float(out["expected_payoff_wei"].sum())
         self.bidders += float(out["mean_bidders"].sum())
+        self.calibration.add(out["win_probability"], won,
+                             trades.column("strategy") if "strategy" in trades.column_names else None)
         columns = {"win_probability": out["win_probability"], "expected_payoff_wei": out["expected_payoff_wei"],
                    "mean_winning_bid_wei": out["mean_winning_bid_wei"], "competitors_bidding": out["mean_bidders"],
                    "won": won, "bid_wei": bid_wei, "net_after_bid_wei": after}
@@ -270,10 +214,11 @@ class Auctions:
             "backend": self.backend_name,
             "seed": self.seed,
             "scenarios": self.n_scenarios,
-            "policy": str(_get(self.ours, "policy", "fixed")),
+            "policy": str(option(self.ours, "policy", "fixed")),
             "population": self.population.describe(),
             "attempted": n,
             "won": n_won,
+            "in_closed_blocks": self.closed,   # attempts in blocks whose builder took no bundles (none landed)
             "survival_rate": n_won / n if n else None,
             "mean_win_probability": self.win_probability / n if n else None,
             "mean_bid_share": self.share / self.n_shares if self.n_shares else None,
@@ -282,6 +227,7 @@ class Auctions:
             "net_after_bid_wei": str(self.net_after),
             "expected_payoff_eth": self.expected_payoff / WEI_PER_ETH,
             "mean_competitors_bidding": self.bidders / n if n else None,
+            "calibration": self.calibration.summary(),
         }
 
 

@@ -126,6 +126,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     kept_rows, threshold, threshold_info = _thresholds(cfg.thresholds, parts, dataset, blocks, first, last,
                                                        setup.min_profit_wei, setup.gas.priority_fee_wei)
     auctions = competition.Auctions(cfg.get("competition"), backend.name)
+    closed = blocks.filter(pc.invert(blocks.column("takes_bundles").fill_null(True))).column("block_number").to_numpy()
     totals, by_strategy = TradeTotals(), StrategyTally()
     validator = None
     if cfg.validation.enabled and dataset.read_range("labels", first, last, ["block_number"]).num_rows:
@@ -140,7 +141,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
             core = parts.core(group, with_estimates)
             if kept_rows is not None:
                 core = core.filter(pc.is_in(core.column(ROW), value_set=kept_rows))
-            trades = auctions.add(core)
+            trades = auctions.add(core, closed)
             landed = competition.landed(trades)
             totals.add(landed)
             by_strategy.add(trades, landed)

@@ -85,8 +85,11 @@ class SweepInput:
             selected = np.zeros(len(block), bool)
             selected[rows] = True
         rows = np.flatnonzero(np.asarray(selected, bool))
-        return cls.from_arrays(block[rows], tx[rows], screen[rows], [exact_net_wei[r] for r in rows.tolist()],
-                               first_block, last_block, run_min_profit_wei)
+        exact = [exact_net_wei[r] for r in rows.tolist()]
+        # compared on the exact net, as the run takes trades (from_trades): the screen overstates a V3 hop that
+        # crosses ticks (their gas is charged on the exact figure only)
+        return cls.from_arrays(block[rows], tx[rows], [float(v) for v in exact], exact, first_block, last_block,
+                               run_min_profit_wei)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from gpubt.data.store import PARTITIONED, DatasetWriter
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import amm_v2, amm_v3
 from gpubt.kernels.compile import cached_njit
+from gpubt.market.searchers import default_config, draw_population
 
 FIRST_BLOCK = 18_000_000
 FIRST_TIMESTAMP = 1_693_066_895   # mainnet block 18,000,000 (2023-08-26)
@@ -59,9 +60,9 @@ STABLES = (1, 2, 3)
 WBTC = 4
 VENUES = ("uniswap_v2", "sushiswap", "uniswap_v3")
 SLIPPAGES_BPS = (10, 50, 100, 300)
-N_CEXDEX = 3                      # distinct CEX-DEX arbitrageur addresses
 
 _COMMON = dict(
+    generator=2,                  # raised when the generator's output changes: a cached market is then regenerated
     first_block=FIRST_BLOCK,
     price_interval=10,            # blocks between PRICES rows (plus the first block of every partition)
     eth_price_usd=2300.0,
@@ -76,28 +77,31 @@ _COMMON = dict(
     noise_max_tvl_frac=0.02,      # a noise swap is at most this fraction of the pool's TVL
     lp_event_share=0.03,          # share of user transactions that are LP mints/burns
     n_traders=5000,
-    n_searchers=5,
-    searcher_activity=0.6,        # probability that some searcher looks at a back-run after a noise swap
-    searcher_margin_eth=0.0005,   # searcher i demands (i + 1) × this net of gas
-    cexdex_activity=0.7,          # probability that an out-of-band pool is arbitraged at the top of a block
-    cexdex_margin_usd=10.0,       # net of gas
+    mev_block_share=0.55,         # blocks whose builder takes searchers' bundles (52 % carry no MEV payment)
+    searcher_priority_gwei=1.0,   # searchers' priority fee (their bid to the builder is a transfer on top)
+    cexdex_margin_usd=10.0,       # net of gas: the CEX leg's fixed cost and risk ...
+    cexdex_fee_bps=1.0,          # ... plus its fees, per unit of the traded notional
     v3_pools=0,                   # Uniswap V3 pools on top of the n_pools V2 ones (0: the V2-only market)
     v3_concentrated_positions=6,  # initial concentrated LP positions per V3 pool (plus 1 full-range, 2 wide)
     exact_output_share=0.2,       # share of V2 noise swaps that are exact-output router calls (0: all exact-in)
+    # the searcher population and its bidding: configs/competition/default.yaml's (gpubt/market/searchers.py)
+    competition={k: v for k, v in default_config().items() if k in ("seed", "searchers", "bidding")},
 )
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(_COMMON, n_blocks=200, n_tokens=12, n_pools=30, swaps_per_block=8.0, partition_blocks=100,
                  v3_pools=8),
-    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=250, swaps_per_block=20.0, partition_blocks=500,
+    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=250, swaps_per_block=3.0, partition_blocks=500,
                   v3_pools=40),
-    "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=40.0,
+    "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=3.0,
                           partition_blocks=7_200, v3_pools=100),
 }
 
-# action kinds of the float pass (swaps first: kind <= ARB_HOP is a swap); INITIALIZE only in genesis rows
-NOISE, CEXDEX, ARB_HOP, MINT, BURN, INITIALIZE = 0, 1, 2, 3, 4, 5
-_KIND_NAMES = ("swap", "swap", "swap", "mint", "burn", "initialize")
+# action kinds of the float pass (swaps first: kind <= SANDWICH is a swap); INITIALIZE only in genesis rows
+NOISE, CEXDEX, ARB_HOP, SANDWICH, MINT, BURN, INITIALIZE = 0, 1, 2, 3, 4, 5, 6
+_KIND_NAMES = ("swap", "swap", "swap", "swap", "mint", "burn", "initialize")
+# hop of a NOISE action: how the user's router call is limited
+EXACT_IN, EXACT_OUT, SANDWICHED = 0, 1, 2   # SANDWICHED: exact-in, its limit quoted before the front-run
 _STATUS_OK, _STATUS_FULL = 0, 1
 
 # V3 float state of the float pass, per pool (V2 pools: version −1) and per V3 pool j in fixed-capacity rows:
@@ -115,7 +119,8 @@ V3_FEE_TIERS = ((100, 1), (500, 10), (3000, 60), (10000, 200))  # (fee pips, tic
 Knobs = namedtuple("Knobs", [
     "dt_years", "eth_vol", "vol_regime_mult", "calm_to_volatile", "volatile_to_calm", "base_fee_wei0",
     "swaps_per_block", "noise_log_median_usd", "noise_sigma", "noise_max_tvl_frac", "lp_event_share",
-    "n_traders", "n_searchers", "searcher_activity", "cexdex_activity", "cexdex_margin_usd", "exact_output_share",
+    "n_traders", "mev_block_share", "searcher_prio_wei", "cexdex_margin_usd", "cexdex_fee", "exact_output_share", "kind_arbitrage", "kind_sandwich",
+    "kind_cexdex",
 ])
 
 
@@ -127,6 +132,7 @@ _kernels = Backend("cpu").compiled("cycles")  # the backtester's device function
 _screen_cycle_nb = _kernels.screen_cycle
 _v3_swap_nb = _kernels.v3_swap_exact_in
 _v3_next_nb = _kernels.v3_next_tick_position
+_max_frontrun_nb = Backend("cpu").compiled("sandwich").sandwich_max_frontrun_v2
 
 
 @cached_njit
@@ -243,6 +249,26 @@ def _eip1559_next_nb(base_fee_wei, gas_used, gas_target):
 
 
 @cached_njit
+def _auction_nb(value_wei, kind, pop_see, pop_share, pop_sigma, pop_capital_wei):
+    """Who lands an opportunity worth `value_wei` (after gas) of strategy kind `kind`: the population's
+    first-price auction as kernels/auction.py models it (a searcher sees it with probability pop_see[j, kind] and
+    bids share_j · its lognormal perceived value, capped by its capital); returns (winner, bid), (-1, 0) when
+    nobody saw it."""
+    winner = -1
+    best = -1.0
+    for j in range(pop_share.shape[0]):
+        if np.random.random() >= pop_see[j, kind]:
+            continue
+        sigma = pop_sigma[j]
+        bid = min(pop_share[j] * value_wei * math.exp(sigma * np.random.standard_normal() - 0.5 * sigma * sigma),
+                  pop_capital_wei[j])
+        if bid > best:
+            best = bid
+            winner = j
+    return winner, max(best, 0.0)
+
+
+@cached_njit
 def _push(cap, n, out_block, out_tx, out_log, out_pool, out_kind, out_zfo, out_amount, out_actor, out_aux,
           out_gas, out_hop, b, tx, log, pool, kind, zfo, amount, actor, aux, gas, hop):
     """Append one action; returns the new count (or -1 when the buffers are full)."""
@@ -339,8 +365,8 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                            token_scale, token_class, token_beta, token_idio_vol,
                            pool_t0, pool_t1, pool_cum_weight, n_v2, v3, genesis_logs,
                            cyc_pools, cyc_zfo, cyc_len, cyc_gamma, cyc_is_v3, pool_cyc_ptr, pool_cyc_idx,
-                           searcher_margin_wei, searcher_prio_wei,
-                           out_base_fee, out_gas_used, out_prices,
+                           pop_see, pop_share, pop_sigma, pop_capital_wei,
+                           out_base_fee, out_gas_used, out_takes_bundles, out_prices,
                            a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
                            a_tick_lower, a_tick_upper):
     """Decide every action of `n_blocks` blocks in float64; state arrays are updated in place.
@@ -348,7 +374,10 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
     token_class: 0 WETH, 1 stablecoin, 2 market-loaded. Actions (a_*): block offset, tx_index, log_index, pool,
     kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
-    tx), hop (index within its tx; noise: 1 for an exact-output router call, V2 pools only). Pools >= n_v2 are V3 (state in `v3`, a V3Float): their mint amount is the
+    tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only) or SANDWICHED; sandwich: 0 front-run, 1
+    back-run, which sells the front-run's output). Searchers (actors n_traders + j) are the population pop_*
+    (gpubt/market/searchers.py): each opportunity goes to the winner of `_auction_nb`. Pools >= n_v2 are V3 (state
+    in `v3`, a V3Float): their mint amount is the
     liquidity and burn amount the fraction in ppm (1e6: the whole position), aux the position slot, and
     a_tick_lower/a_tick_upper the position's ticks. Returns (status, n_actions).
     """
@@ -402,8 +431,11 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
         tx = 1 if (genesis and b == 0) else 0       # genesis tx 0 holds the pool-creation syncs
         log = genesis_logs if (genesis and b == 0) else 0
 
+        # does this block's builder take searchers' bundles? (no: no CEX-DEX, back-run or sandwich lands in it)
+        mev_ok = np.random.random() < knobs.mev_block_share
+        out_takes_bundles[b] = mev_ok
         # CEX-DEX arbitrage at the top of the block: push out-of-band pools back to the band edge
-        for p in range(n_pools):
+        for p in range(n_pools if mev_ok else 0):
             t0 = pool_t0[p]
             t1 = pool_t1[p]
             r0 = rf0[p]
@@ -445,10 +477,17 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             else:
                 continue
             gas = 110_000 + np.random.randint(0, 20_000)
-            gas_usd = gas * (base_fee_wei + 2e9) * 1e-18 * eth_usd
-            if profit_usd <= gas_usd + knobs.cexdex_margin_usd or np.random.random() >= knobs.cexdex_activity:
+            gas_usd = gas * (base_fee_wei + knobs.searcher_prio_wei) * 1e-18 * eth_usd
+            t_in = t1 if not zfo else t0
+            value_usd = profit_usd - gas_usd - knobs.cexdex_margin_usd \
+                - knobs.cexdex_fee * x / token_scale[t_in] * price_usd[t_in]      # the CEX leg's costs
+            if value_usd <= 0.0:
                 continue
-            actor = knobs.n_traders + knobs.n_searchers + np.random.randint(0, N_CEXDEX)
+            winner, _ = _auction_nb(value_usd / eth_usd * 1e18, knobs.kind_cexdex, pop_see, pop_share, pop_sigma,
+                                    pop_capital_wei)
+            if winner < 0:
+                continue
+            actor = knobs.n_traders + winner
             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
                       b, tx, log, p, CEXDEX, zfo, x, actor, rate, gas, 0)
             if n < 0:
@@ -512,8 +551,44 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             # no draw at share 0: the market of a zero share is the exact-input market draw for draw
             exact_out = p < n_v2 and knobs.exact_output_share > 0.0 and \
                 np.random.random() < knobs.exact_output_share
+            gas_price = base_fee_wei + knobs.searcher_prio_wei
+            gas_jitter = np.random.random()
+            # a sandwich around an exact-input V2 victim: the front-run stops 1 % short of the largest one its
+            # limit allows (the float pass must not make a victim the exact replay would revert)
+            front = front_out = 0.0
+            if mev_ok and p < n_v2 and not exact_out:
+                quote = _amount_out_nb(amount_in, r_in, r_out, GAMMA)
+                x_max = _max_frontrun_nb(r_in, r_out, GAMMA, amount_in, quote * (1.0 - slip_bps * 1e-4))
+                if x_max > 0.0:
+                    x = 0.99 * min(x_max, r_in)
+                    f_out = _amount_out_nb(x, r_in, r_out, GAMMA)
+                    v_out = _amount_out_nb(amount_in, r_in + x, r_out - f_out, GAMMA)
+                    back = _amount_out_nb(f_out, r_out - f_out - v_out, r_in + x + amount_in, GAMMA)
+                    sand_gas = 2.0 * (105_000.0 + 20_000.0 * gas_jitter)
+                    value_wei = (back - x) / token_scale[t_in] * price_usd[t_in] / eth_usd * 1e18 \
+                        - sand_gas * gas_price
+                    if value_wei > 0.0:
+                        winner, _ = _auction_nb(value_wei, knobs.kind_sandwich, pop_see, pop_share, pop_sigma,
+                                                pop_capital_wei)
+                        if winner >= 0:
+                            front, front_out = x, f_out
+                            n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux,
+                                      a_gas, a_hop, b, tx, log, p, SANDWICH, zfo, x, knobs.n_traders + winner, 0.0,
+                                      int(sand_gas), 0)
+                            if n < 0:
+                                return _STATUS_FULL, 0
+                            if zfo:
+                                rf0[p] = r_in + x
+                                rf1[p] = r_out - f_out
+                            else:
+                                rf1[p] = r_in + x
+                                rf0[p] = r_out - f_out
+                            r_in, r_out = r_in + x, r_out - f_out
+                            tx += 1
+                            log += 1
             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
-                      b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0, 1 if exact_out else 0)
+                      b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0,
+                      EXACT_OUT if exact_out else (SANDWICHED if front > 0.0 else EXACT_IN))
             if n < 0:
                 return _STATUS_FULL, 0
             if p >= n_v2:
@@ -528,12 +603,23 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                     rf0[p] = r_out - out
             tx += 1
             log += 1
-
-            if np.random.random() >= knobs.searcher_activity:
+            if front > 0.0:   # the back-run sells the front-run's output (the replay carries it)
+                n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas,
+                          a_hop, b, tx, log, p, SANDWICH, not zfo, -1.0, a_actor[n - 2], 0.0, 0, 1)
+                if n < 0:
+                    return _STATUS_FULL, 0
+                if zfo:
+                    back = _amount_out_nb(front_out, rf1[p], rf0[p], GAMMA)
+                    rf1[p] += front_out
+                    rf0[p] -= back
+                else:
+                    back = _amount_out_nb(front_out, rf0[p], rf1[p], GAMMA)
+                    rf0[p] += front_out
+                    rf1[p] -= back
+                tx += 1
+                log += 1
+            if not mev_ok:
                 continue
-            s = np.random.randint(0, knobs.n_searchers)
-            gas_price = base_fee_wei + searcher_prio_wei[s]
-            gas_jitter = np.random.random()
             best_net = -1.0
             best_c = -1
             best_x = 0.0
@@ -550,7 +636,10 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                     best_net = net
                     best_c = c
                     best_x = x
-            if best_c < 0 or best_net <= searcher_margin_wei[s]:
+            if best_c < 0 or best_net <= 0.0:
+                continue
+            winner, _ = _auction_nb(best_net, knobs.kind_arbitrage, pop_see, pop_share, pop_sigma, pop_capital_wei)
+            if winner < 0:
                 continue
             hops = cyc_len[best_c]
             gas = int(140_000.0 + 30_000.0 * gas_jitter if hops == 2 else 200_000.0 + 40_000.0 * gas_jitter)
@@ -560,7 +649,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                 zfo_h = cyc_zfo[best_c, h]
                 n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas,
                           a_hop, b, tx, log, q, ARB_HOP, zfo_h, amount if h == 0 else -1.0,
-                          knobs.n_traders + s, float(hops), gas if h == 0 else 0, h)
+                          knobs.n_traders + winner, float(hops), gas if h == 0 else 0, h)
                 if n < 0:
                     return _STATUS_FULL, 0
                 if q >= n_v2:
@@ -861,6 +950,8 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
     victim_in, victim_min, victim_exact_out, label_profit, label_pools, label_row = [], [], [], [], [], []
     last_out = first_in = 0
     arb_pools = []
+    sand_in = sand_out = 0
+    sand_pre = (0, 0)   # the sandwiched pool's reserves before the front-run: the victim's router quoted there
     for i, kind in enumerate(kinds):
         p = pools[i]
         r0 = reserve0[p]
@@ -870,22 +961,26 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
             r0, r1, out, amount_in = _replay_v3_row(v3_pools[p - n_v2], kind, zfos[i], amounts[i], auxs[i],
                                                     lowers[i], uppers[i], hops[i], last_out, r0, r1, a0i, a1i, a0o,
                                                     a1o, v3_cols)
-        elif kind <= ARB_HOP:
-            amount_in = last_out if (kind == ARB_HOP and hops[i] > 0) else int(amounts[i])
+        elif kind <= SANDWICH:
+            if kind == SANDWICH and hops[i] == 0:
+                sand_pre = (r0, r1)
+            amount_in = (last_out if (kind == ARB_HOP and hops[i] > 0)
+                         else sand_out if kind == SANDWICH and hops[i] == 1 else int(amounts[i]))
             if amount_in < 1:
                 amount_in = 1
             drawn = amount_in
             with_fee = amount_in * fee_keep
+            exact_out = kind == NOISE and hops[i] == EXACT_OUT
             if zfos[i]:
                 out = with_fee * r1 // (r0 * 1_000_000 + with_fee)
-                if kind == NOISE and hops[i] and out > 0:  # exact output: pays getAmountIn(out) <= drawn + 1
+                if exact_out and out > 0:  # exact output: pays getAmountIn(out) <= drawn + 1
                     amount_in = r0 * out * 1_000_000 // ((r1 - out) * fee_keep) + 1
                 r0 += amount_in
                 r1 -= out
                 a0i.append(amount_in), a1i.append(0), a0o.append(0), a1o.append(out)
             else:
                 out = with_fee * r0 // (r1 * 1_000_000 + with_fee)
-                if kind == NOISE and hops[i] and out > 0:
+                if exact_out and out > 0:
                     amount_in = r1 * out * 1_000_000 // ((r0 - out) * fee_keep) + 1
                 r1 += amount_in
                 r0 -= out
@@ -904,19 +999,33 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
         if p < n_v2:
             for col in v3_cols.values():
                 col.append(None)
-        if kind <= ARB_HOP:
+        if kind <= SANDWICH:
             last_out = out
             if kind == NOISE:
-                # the router's quote is taken on this same state, so amount_out_min <= out (exact-in) and
-                # amountInMax >= what the swap paid (exact-out)
-                if p < n_v2 and hops[i] and out > 0:
+                # the router's quote is taken on this same state (a sandwiched victim's before the front-run), so
+                # amount_out_min <= out (exact-in) and amountInMax >= what the swap paid (exact-out)
+                if p < n_v2 and hops[i] == EXACT_OUT and out > 0:
                     victim_in.append(max(drawn * (10_000 + int(auxs[i])) // 10_000, amount_in))
                     victim_min.append(out)
                     victim_exact_out.append(True)
                 else:
+                    quoted = out
+                    if hops[i] == SANDWICHED:
+                        q_in, q_out = sand_pre if zfos[i] else sand_pre[::-1]
+                        quoted = amount_in * fee_keep * q_out // (q_in * 1_000_000 + amount_in * fee_keep)
                     victim_in.append(amount_in)
-                    victim_min.append(out * (10_000 - int(auxs[i])) // 10_000)
+                    victim_min.append(quoted * (10_000 - int(auxs[i])) // 10_000)
                     victim_exact_out.append(False)
+                    if out < victim_min[-1]:
+                        raise RuntimeError(f"synthetic sandwich: the victim at action {i} gets {out} < its limit "
+                                           f"{victim_min[-1]} (the float pass and the exact replay disagree)")
+            elif kind == SANDWICH:
+                if hops[i] == 0:
+                    sand_in, sand_out = amount_in, out
+                else:
+                    label_profit.append(out - sand_in)
+                    label_pools.append([p])
+                    label_row.append(i - 2)
             elif kind == CEXDEX:
                 label_profit.append(out - round(amount_in * auxs[i]))
                 label_pools.append([p])
@@ -945,7 +1054,7 @@ def _replay_v3_row(pool, kind, zfo, amount, aux, lower, upper, hop, last_out, r0
     out, amount in) (out and in are 0 for mints and burns)."""
     out = amount_in = 0
     lower_col = upper_col = delta = None
-    if kind <= ARB_HOP:
+    if kind <= SANDWICH:
         amount_in = last_out if (kind == ARB_HOP and hop > 0) else int(amount)
         amount_in = max(amount_in, 1)
         limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
@@ -996,9 +1105,15 @@ class _Simulator:
         self.congestion = np.zeros(1)
         self.base_fee = np.array([int(params["base_fee_gwei"] * 1e9)], dtype=np.int64)
         self.reserve0, self.reserve1 = list(m["reserve0"]), list(m["reserve1"])
-        n_s = params["n_searchers"]
-        self.searcher_margin_wei = params["searcher_margin_eth"] * 1e18 * np.arange(1, n_s + 1, dtype=np.float64)
-        self.searcher_prio_wei = 1e9 * (1.0 + 0.5 * np.arange(n_s, dtype=np.float64))
+        # the searchers who land the market's MEV: the population `competition=default` auctions our trades against
+        self.population = pop = draw_population(params["competition"])
+        bidding = params["competition"].get("bidding", {})
+        window = float(bidding.get("latency_window_ms", 100.0))
+        lo, hi = float(bidding.get("min_bid_share", 0.5)), float(bidding.get("max_bid_share", 0.99))
+        self.pop_see = np.ascontiguousarray(pop.focus * np.exp(-pop.latency_ms / window)[:, None])
+        self.pop_share = lo + (hi - lo) * pop.skill
+        self.pop_sigma = float(bidding.get("value_noise", 0.5)) * (1.0 - pop.skill)
+        n_s = pop.size
         self.knobs = Knobs(
             dt_years=BLOCK_SECONDS / (365.0 * 86400.0), eth_vol=float(params["eth_vol"]),
             vol_regime_mult=float(params["vol_regime_mult"]), calm_to_volatile=float(params["calm_to_volatile"]),
@@ -1006,14 +1121,16 @@ class _Simulator:
             base_fee_wei0=float(params["base_fee_gwei"] * 1e9), swaps_per_block=float(params["swaps_per_block"]),
             noise_log_median_usd=math.log(params["noise_median_usd"]), noise_sigma=float(params["noise_sigma"]),
             noise_max_tvl_frac=float(params["noise_max_tvl_frac"]), lp_event_share=float(params["lp_event_share"]),
-            n_traders=int(params["n_traders"]), n_searchers=int(n_s),
-            searcher_activity=float(params["searcher_activity"]), cexdex_activity=float(params["cexdex_activity"]),
-            cexdex_margin_usd=float(params["cexdex_margin_usd"]),
+            n_traders=int(params["n_traders"]), mev_block_share=float(params["mev_block_share"]),
+            searcher_prio_wei=float(params["searcher_priority_gwei"]) * 1e9,
+            kind_arbitrage=pop.kind_id("arbitrage"), kind_sandwich=pop.kind_id("sandwich"),
+            kind_cexdex=pop.kind_id("cexdex"),
+            cexdex_margin_usd=float(params["cexdex_margin_usd"]), cexdex_fee=float(params["cexdex_fee_bps"]) * 1e-4,
             exact_output_share=float(params["exact_output_share"]),
         )
-        n_actors = params["n_traders"] + n_s + N_CEXDEX
+        n_actors = params["n_traders"] + n_s
         self.actor_addr = _fake_hex(seed, 3, np.arange(n_actors + len(VENUES)), 20)   # + one factory per venue
-        self.actor_names = pa.array([f"searcher_{i}" for i in range(n_s)] + [f"cexdex_{i}" for i in range(N_CEXDEX)])
+        self.actor_names = pa.array([f"searcher_{i}" for i in range(n_s)])
         self.capacity = 1024
         self.n_v2 = m["n_v2"]
         self.v3_exact, self.genesis_v3 = self._create_v3_pools()
@@ -1087,6 +1204,7 @@ class _Simulator:
                         tick_lower=np.zeros(cap, np.int64), tick_upper=np.zeros(cap, np.int64))
             base_fee = np.empty(n_blocks, np.int64)
             gas_used = np.empty(n_blocks, np.int64)
+            takes_bundles = np.empty(n_blocks, np.bool_)
             prices = np.empty((n_blocks, len(self.log_price)))
             status, n = _simulate_partition_nb(
                 rng_seed, n_blocks, genesis, self.knobs, *state,
@@ -1094,14 +1212,15 @@ class _Simulator:
                 m["pool_t0"], m["pool_t1"], m["pool_cum_weight"], self.n_v2, self._v3_float(),
                 self.n_v2 + len(self.genesis_v3),
                 m["cyc_pools"], m["cyc_zfo"], m["cyc_len"], m["cyc_gamma"], m["cyc_is_v3"], m["pool_cyc_ptr"],
-                m["pool_cyc_idx"], self.searcher_margin_wei, self.searcher_prio_wei, base_fee, gas_used, prices,
+                m["pool_cyc_idx"], self.pop_see, self.pop_share, self.pop_sigma, self.population.capital_wei,
+                base_fee, gas_used, takes_bundles, prices,
                 acts["block"], acts["tx"], acts["log"], acts["pool"], acts["kind"], acts["zfo"], acts["amount"],
                 acts["actor"], acts["aux"], acts["gas"], acts["hop"], acts["tick_lower"], acts["tick_upper"])
             if status == _STATUS_OK:
                 break
             self.capacity *= 2
         self.log_price, self.regime, self.congestion, self.base_fee = state[:4]
-        return {k: v[:n] for k, v in acts.items()}, base_fee, gas_used, prices
+        return {k: v[:n] for k, v in acts.items()}, base_fee, gas_used, takes_bundles, prices
 
     def partition(self, part_index: int, first: int, last: int) -> dict:
         """All partitioned tables for blocks first..last (inclusive)."""
@@ -1112,13 +1231,14 @@ class _Simulator:
         snap_v3 = [(pool.sqrt_price_x96, pool.liquidity, pool.tick) for pool in self.v3_exact]
         tick_rows = [(self.n_v2 + j, t, pool.ticks[t].liquidity_net, pool.ticks[t].liquidity_gross)
                      for j, pool in enumerate(self.v3_exact) for t in sorted(pool.ticks)]
-        acts, base_fee, gas_used, prices = self._simulate(part_index, n_blocks, genesis)
+        acts, base_fee, gas_used, takes_bundles, prices = self._simulate(part_index, n_blocks, genesis)
         exact = _replay_exact(acts, self.reserve0, self.reserve1, self.v3_exact, self.n_v2)
 
         block_numbers = np.arange(first, last + 1, dtype=np.int64)
         blocks = pa.Table.from_arrays([
             pa.array(block_numbers), pa.array(FIRST_TIMESTAMP + BLOCK_SECONDS * (block_numbers - p["first_block"])),
             pa.array(base_fee), pa.array(gas_used), pa.array(np.full(n_blocks, GAS_LIMIT, dtype=np.int64)),
+            pa.array(takes_bundles),
         ], schema=schema.BLOCKS)
 
         sampled = np.flatnonzero(((block_numbers - p["first_block"]) % p["price_interval"] == 0)
@@ -1203,20 +1323,21 @@ class _Simulator:
         ], schema=schema.VICTIMS)
 
         rows = exact["label_row"]
-        is_arb = acts["kind"][rows] == ARB_HOP
+        kind_of = acts["kind"][rows]
         n_t = p["n_traders"]
         offsets = np.zeros(len(rows) + 1, dtype=np.int32)
         offsets[1:] = np.cumsum([len(x) for x in exact["label_pools"]])
         flat_pools = np.array([q for x in exact["label_pools"] for q in x], dtype=np.int32)
-        token_out = np.where(acts["zfo"][rows], self.market["pool_t1"][acts["pool"][rows]],
-                             self.market["pool_t0"][acts["pool"][rows]])
+        zfo_rows, pool_rows = acts["zfo"][rows], acts["pool"][rows]
+        token_out = np.where(zfo_rows, self.market["pool_t1"][pool_rows], self.market["pool_t0"][pool_rows])
+        token_in = np.where(zfo_rows, self.market["pool_t0"][pool_rows], self.market["pool_t1"][pool_rows])
         labels = pa.Table.from_arrays([
             pa.array(acts["block"][rows] + first), pa.array(acts["tx"][rows].astype(np.int32)),
             self._tx_hashes(acts["block"][rows] + first, acts["tx"][rows]),
-            pa.array(np.where(is_arb, "arbitrage", "cexdex")),
+            pa.array(np.array(["cexdex", "arbitrage", "sandwich"])[kind_of - CEXDEX]),
             self.actor_names.take(pa.array(acts["actor"][rows] - n_t)),
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat_pools, type=pa.int32())),
-            pa.array(np.where(is_arb, WETH, token_out).astype(np.int32)),
+            pa.array(np.select([kind_of == ARB_HOP, kind_of == SANDWICH], [WETH, token_in], token_out).astype(np.int32)),
             pa.array(exact["label_profit"], type=schema.AMOUNT),
             pa.array(acts["gas"][rows]),
         ], schema=schema.LABELS)

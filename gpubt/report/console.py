@@ -58,11 +58,24 @@ def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
 
 
 def format_summary(summary: dict) -> str:
-    """A short aligned console table of the headline metrics (a summary.json dict or its "metrics")."""
+    """A short aligned console table of the headline metrics (a summary.json dict or its "metrics"), then the
+    survival prediction's line under competition."""
     rows = summary_rows(summary)
     width = max(len(label) for label, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value:>{value_width}}   {note}".rstrip() for label, value, note in rows)
+    lines = [f"{label:<{width}}  {value:>{value_width}}   {note}".rstrip() for label, value, note in rows]
+    if line := format_calibration(summary):
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def format_calibration(summary: dict) -> str:
+    """One line on how well the auction's win probability predicted the outcomes, over every trade (summary.json
+    competition.calibration.all); '' without competition or trades."""
+    every = ((summary.get("competition") or {}).get("calibration") or {}).get("all") or {}
+    if not every.get("n"):
+        return ""
+    return f"survival prediction: Brier {every['brier']:.3f}, ECE {every['ece']:.3f} ({every['n']:,} trades)"
 
 
 def format_by_strategy(by: dict) -> str:

@@ -12,6 +12,7 @@ file is in the folder:
   validation_matches.parquet   one row per matched trade: an estimated and a realized profit column
                                (names containing "estimated"/"screen"/"predicted" and "realized"/"actual"/
                                "label"/"observed"; ETH or wei by name): a scatter with the y = x line
+With competition, summary.json's competition.calibration gives the survival prediction's reliability curve.
 Trades without a `strategy` column are "arbitrage".
 """
 from __future__ import annotations
@@ -98,6 +99,14 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
                         "float threshold, chosen for exact pricing, confirmed by the exact figure, attempted (kept by "
                         "the threshold model), won the auction; and the value there (ETH: screened net, then exact "
                         "net, then net after our bid). docs/metrics.md defines each stage."))
+    calibrated = _calibrated(summary)
+    if calibrated:
+        figures.append(("Survival prediction: reliability", _plot_reliability(calibrated),
+                        "Each trade's predicted win probability (wins ÷ Monte Carlo scenarios of the auction) against "
+                        "whether it won: per bin of 0.1, the observed win rate over the mean predicted probability "
+                        "(marker area ∝ trades in the bin; below, the trades per bin). Points on the dashed diagonal "
+                        "are calibrated. Brier = mean (p − won)²; ECE = Σ bins n_b ÷ n × |mean p − observed rate| "
+                        "(docs/metrics.md).", _calibration_table(calibrated)))
     sweep = _read(folder / "sweep.parquet")
     if sweep is not None and sweep.num_rows:
         fig = _plot_sweep(sweep)
@@ -529,6 +538,64 @@ def _plot_funnel(funnel: dict) -> str:
     return _png(fig)
 
 
+def _calibrated(summary: dict) -> dict:
+    """summary.json's competition.calibration of the strategies with trades, then "all" when there are two or more
+    of them; {} without competition or trades."""
+    table = (summary.get("competition") or {}).get("calibration") or {}
+    strategies = {k: v for k, v in table.items() if k != "all" and v.get("n")}
+    if len(strategies) > 1:
+        strategies["all"] = table["all"]
+    return strategies
+
+
+def _plot_reliability(calibrated: dict) -> str:
+    """The reliability curve (observed rate over mean predicted probability per bin, one line per strategy, the
+    diagonal dashed) above the trades per bin."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(6.0, 5.4), dpi=110, layout="constrained", sharex=True,
+                                   gridspec_kw={"height_ratios": (3, 1)})
+    for a in (ax, hist):
+        a.grid(True, alpha=0.3, linewidth=0.6)
+        a.spines[["top", "right"]].set_visible(False)
+    ax.plot([0, 1], [0, 1], color="#999", linewidth=0.8, linestyle="--", label="calibrated")
+    n_max = max(b["n"] for c in calibrated.values() for b in c["bins"])
+    width = 0.8 / len(calibrated)
+    for i, (name, c) in enumerate(calibrated.items()):
+        color = "#222" if name == "all" else COLORS[i % len(COLORS)]
+        full = [b for b in c["bins"] if b["n"]]
+        x = np.array([b["mean_predicted"] for b in full])
+        y = np.array([b["observed_rate"] for b in full])
+        ax.plot(x, y, color=color, linewidth=1.2, linestyle=":" if name == "all" else "-", zorder=2)
+        ax.scatter(x, y, s=12 + 140 * np.sqrt(np.array([b["n"] for b in full]) / n_max), color=color, alpha=0.75,
+                   linewidths=0, zorder=3, label=f"{name}: Brier {c['brier']:.3f}, ECE {c['ece']:.3f}")
+        lo = np.array([b["lo"] for b in c["bins"]])
+        step = c["bins"][0]["hi"] - c["bins"][0]["lo"]
+        hist.bar(lo + step * (0.1 + width * i), [b["n"] for b in c["bins"]], width=step * width, align="edge",
+                 color=color, linewidth=0)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("observed win rate")
+    ax.set_title("Survival prediction: reliability")
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    hist.set_xlabel("predicted win probability")
+    hist.set_ylabel("trades")
+    return _png(fig)
+
+
+def _calibration_table(calibrated: dict) -> str:
+    """The small table beside the reliability plot: per strategy, trades, Brier, ECE, mean predicted and observed."""
+    head = "".join(f"<th>{h}</th>" for h in ("strategy", "trades", "Brier", "ECE", "predicted", "observed"))
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td><td class=num>{c['n']:,}</td><td class=num>{c['brier']:.4f}</td>"
+        f"<td class=num>{c['ece']:.4f}</td><td class=num>{c['mean_predicted']:.3f}</td>"
+        f"<td class=num>{c['observed_rate']:.3f}</td></tr>" for name, c in calibrated.items())
+    return f"<table class=small><tr>{head}</tr>{body}</table>"
+
+
 SWEEP_VALUES = ("net_profit_eth", "net_profit_wei", "profit_eth", "trades")   # the plotted metric, first found
 # per-config results of gpubt.analysis.sweep (and the usual id columns): never threshold parameters
 SWEEP_RESULT_COLUMNS = {"config", "config_id", "sweep_id", "index", "trades", "wins", "win_rate",
@@ -689,6 +756,9 @@ figure { margin: 0 0 8px; background: #fff; padding: 8px; box-shadow: 0 1px 2px 
 figure img { width: 100%; height: auto; display: block; }
 figcaption { color: #5a6272; font-size: 12.5px; margin-top: 4px; }
 .warn { color: #8a5300; }
+.side { display: flex; gap: 12px; align-items: flex-start; margin: 0 0 8px; }
+.side figure { flex: 1 1 62%; margin: 0; } .side table { flex: 0 1 38%; width: auto; }
+table.small th, table.small td.num { width: auto; } table.small td, table.small th { padding: 3px 8px; }
 """
 
 
@@ -745,9 +815,11 @@ def _page(folder: Path, summary: dict, figures, recomputed: bool) -> str:
                   "re-executed on the forks; replay: every point sees history (the same mispricing can be sold "
                   "again). The loop's figures, before thresholds and bids.</p>", _table(compared), _table(reaction)]
     parts += ["<h2>Run</h2>", _table(_run_rows(summary))]
-    for name, png, caption in figures:
-        parts.append(f"<h2>{html.escape(name)}</h2><figure><img alt=\"{html.escape(name)}\" "
-                     f"src=\"data:image/png;base64,{png}\"><figcaption>{html.escape(caption)}</figcaption></figure>")
+    for name, png, caption, *aside in figures:  # aside: an HTML table shown beside the figure
+        figure = (f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{png}\">"
+                  f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append(f"<h2>{html.escape(name)}</h2>"
+                     + (f"<div class=side>{figure}{aside[0]}</div>" if aside else figure))
     parts.append("<p class=sub>Sharpe = mean(daily return) ÷ std(daily return) × √365, daily return = day's PnL ÷ "
                  "equity at the previous day's end; 95 % intervals by seeded percentile bootstrap.</p>")
     parts.append("</body></html>\n")

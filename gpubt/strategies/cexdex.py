@@ -297,4 +297,6 @@ class CexDexStrategy(Strategy):
                         DETAIL_JSON(detail))
         decision = hedged(ref_usd)[2] - row["gas_cost_wei"]
         row["_decision_wei"] = decision  # the ordered pass ranks bundles by what is known at the point
+        # ... and the auction bids on it (analysis/competition.py): the markout is not known when bidding
+        row["detail"] = DETAIL_JSON(dict(detail, decision_net_wei=_big(decision)))
         return row, decision

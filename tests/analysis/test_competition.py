@@ -55,8 +55,11 @@ def test_population_is_seeded_and_shaped():
     assert a.size == 200 and a.focus.shape == (200, len(a.kinds))
     assert ((a.skill > 0) & (a.skill < 1)).all() and (a.latency_ms > 0).all() and (a.capital_wei > 0).all()
     assert (a.focus.max(axis=1) == 1.0).all() and (a.focus[np.arange(200), a.primary_kind] == 1.0).all()
-    assert abs(a.skill.mean() - 2 / 7) < 0.05                      # Beta(2, 5)
-    assert 30 < np.median(a.latency_ms) < 80                       # lognormal, median 50 ms
+    skill = cfg.searchers.skill
+    assert abs(a.skill.mean() - skill.a / (skill.a + skill.b)) < 0.01   # Beta(a, b) quantiles: the mean is tight
+    assert np.allclose(np.sort(a.skill), np.sort(c.skill), rtol=0.05, atol=1e-3)  # ... whatever the seed
+    lat = cfg.searchers.latency_ms
+    assert lat.median / 1.5 < np.median(a.latency_ms) < lat.median * 1.5      # lognormal around its median
     share = np.bincount(a.primary_kind, minlength=len(a.kinds)) / 200
     assert abs(share[a.kinds.index("arbitrage")] - 0.5) < 0.1      # specialization weights
     assert a.describe()["count"] == 200
@@ -105,6 +108,26 @@ def test_apply_realized_outcomes_are_exact_and_summarized():
     # deterministic: a second run (and the trades in another order) draws the same outcomes
     again, _ = competition.apply(trades.take(np.arange(59, -1, -1)), cfg, "cpu")
     assert again.column("won").to_pylist()[::-1] == won
+
+
+def test_a_cexdex_trade_is_bid_on_what_was_known_and_can_lose():
+    """CEX-DEX: the bid is a share of the decision value (the hedge at the reference when deciding, in the detail),
+    not of the realized net after the markout; a trade whose markout went against it lands at a loss."""
+    import json
+
+    trades = trades_table(12)
+    net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
+    decision = [v * 3 if i % 2 else v for i, v in enumerate(net)]   # odd rows: the markout took 2/3 of the value
+    trades = trades.set_column(trades.column_names.index("detail"), "detail",
+                               pa.array([json.dumps({"decision_net_wei": str(d)}) for d in decision]))
+    trades = trades.set_column(trades.column_names.index("strategy"), "strategy", pa.array(["cexdex"] * 12))
+    out, _ = competition.apply(trades, _cfg(scenarios=50), "cpu")
+    bid = [int(v) for v in out.column("bid_wei").to_pylist()]
+    after = [int(v) for v in out.column("net_after_bid_wei").to_pylist()]
+    won = out.column("won").to_pylist()
+    for i, (v, d, b, a, w) in enumerate(zip(net, decision, bid, after, won)):
+        assert abs(b - 0.9 * d) <= 1 and (a == v - b if w else a == 0)
+    assert any(w and a < 0 for a, w in zip(after[3:], won[3:]))
 
 
 def test_apply_disabled_keeps_every_trade():

@@ -36,6 +36,7 @@ def blocks_table(first, n, seconds_per_block):
         "block_number": np.arange(first, first + n, dtype=np.int64),
         "timestamp": T0 + np.arange(n, dtype=np.int64) * seconds_per_block,
         "base_fee_wei": np.full(n, 10**10), "gas_used": np.zeros(n, np.int64), "gas_limit": np.zeros(n, np.int64),
+        "takes_bundles": np.ones(n, np.bool_),
     }, schema=schema.BLOCKS)
 
 

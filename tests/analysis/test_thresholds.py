@@ -19,7 +19,7 @@ def _blocks(n=40, first=1000, seed=0):
     return pa.Table.from_pydict({
         "block_number": np.arange(first, first + n), "timestamp": 12 * np.arange(n),
         "base_fee_wei": rng.integers(10, 60, n) * 10**9, "gas_used": rng.integers(5, 30, n) * 10**6,
-        "gas_limit": np.full(n, 30_000_000)}, schema=schema.BLOCKS)
+        "gas_limit": np.full(n, 30_000_000), "takes_bundles": np.ones(n, np.bool_)}, schema=schema.BLOCKS)
 
 
 def _labels(rows):

@@ -137,8 +137,10 @@ def test_rows_match_the_published_table(rows):
         elif pub.low is not None:
             assert row["published_range"] == [pub.low, pub.high]
             assert row["in_range"] == (pub.low <= row["value"] <= pub.high)
-    assert rows["sandwich_profit_usd"]["detail"] == "n/a (no sandwich labels)"  # the synthetic market plants none
-    assert rows["sandwich_per_block"]["value"] == 0 and rows["sandwich_per_block"]["in_range"] is False
+    # the synthetic market plants arbitrage, sandwich and CEX-DEX labels, no liquidations or JIT yet
+    assert rows["liquidation_profit_usd"]["detail"] == "n/a (no liquidation labels)"
+    assert rows["jit_per_block"]["value"] == 0 and rows["jit_per_block"]["in_range"] is False
+    assert rows["sandwich_per_block"]["value"] > 0 and rows["sandwich_profit_usd"]["value"] > 0
 
 
 def test_prices_carry_across_partitions_and_missing_data_is_na(tmp_path):
@@ -176,7 +178,7 @@ def test_cli_prints_the_table_and_json(tiny, rows):
     done = gpubt("market-stats", tiny)
     assert done.returncode == 0, done.stderr
     assert "swaps per block" in done.stdout and "in range" in done.stdout and "OUT" in done.stdout
-    assert "n/a (no sandwich labels)" in done.stdout
+    assert "n/a (no liquidation labels)" in done.stdout
     done = gpubt("market-stats", f"data.path={tiny}", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(json.dumps(list(rows.values())))
@@ -208,3 +210,17 @@ def test_an_unknown_pool_in_events_is_one_line(hand_dataset, capsys):
     assert main([str(hand_dataset)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path} row 3: pool_id = 99 is not a pool_id of the pools table" in err[0]
+
+
+@pytest.mark.slow
+def test_small_preset_sits_inside_the_calibrated_ranges(tmp_path):
+    """The seeded `small` market (what `make run` backtests) inside every range it is calibrated to (CALIBRATED, the
+    ranges and citations in PUBLISHED), measured by market-stats on a freshly generated copy."""
+    from gpubt.analysis.market_stats import CALIBRATED
+    from gpubt.data import synthetic
+
+    path = synthetic.generate(tmp_path / "small", preset="small", seed=0, progress=False)
+    got = {row["key"]: row for row in market_stats(path)}
+    assert set(CALIBRATED) <= {p.key for p in PUBLISHED if p.low is not None}
+    off = {k: (got[k]["value"], got[k]["published_range"]) for k in CALIBRATED if not got[k]["in_range"]}
+    assert not off, f"outside their published range: {off}"

@@ -278,3 +278,52 @@ def test_unknown_override_and_existing_dataset(tmp_path):
     ds = Dataset(out)
     assert ds.partitions == [(18_000_000, 18_000_029)] and (out / "notes.txt").exists()
     assert len(list((out / "events").iterdir())) == 1
+
+
+def test_sandwich_labels_wrap_a_victim_exactly(tiny):
+    """A planted sandwich is front-run (tx t), the victim (t+1, a VICTIMS row whose limit was quoted before the
+    front-run), back-run (t+2) selling exactly the front-run's output, both by the label's searcher."""
+    _, tables = tiny
+    pools = {p["pool_id"]: p for p in tables["pools"].to_pylist()}
+    swaps = {(r["block_number"], r["tx_index"]): r for r in tables["events"].to_pylist() if r["kind"] == "swap"}
+    victims = {(v["block_number"], v["tx_index"]): v for v in tables["victims"].to_pylist()}
+    sandwiches = [lb for lb in tables["labels"].to_pylist() if lb["kind"] == "sandwich"]
+    assert sandwiches
+    for lb in sandwiches:
+        b, t = lb["block_number"], lb["tx_index"]
+        front, back, victim = swaps[(b, t)], swaps[(b, t + 2)], victims[(b, t + 1)]
+        (pool,) = lb["pools"]
+        assert front["pool_id"] == back["pool_id"] == victim["pool_id"] == pool
+        assert front["tx_hash"] == lb["tx_hash"] and front["sender"] == back["sender"] != swaps[(b, t + 1)]["sender"]
+        zfo = front["amount0_in"] > 0
+        assert victim["zero_for_one"] == zfo and (back["amount0_in"] > 0) != zfo and not victim["exact_output"]
+        f_in, f_out = (front["amount0_in"], front["amount1_out"]) if zfo else (front["amount1_in"], front["amount0_out"])
+        b_in, b_out = (back["amount1_in"], back["amount0_out"]) if zfo else (back["amount0_in"], back["amount1_out"])
+        assert b_in == f_out and lb["profit_raw"] == b_out - f_in
+        assert lb["profit_token"] == (pools[pool]["token0"] if zfo else pools[pool]["token1"])
+        # the victim's router quoted on the state before the front-run: its limit binds below that quote, and
+        # the front-run left it less than the quote but still within the limit
+        pre = (int(front["reserve0"]) - f_in, int(front["reserve1"]) + f_out) if zfo else \
+            (int(front["reserve0"]) + f_out, int(front["reserve1"]) - f_in)
+        quote = get_amount_out(victim["amount_in"], *(pre if zfo else pre[::-1]), 3000)
+        got = swaps[(b, t + 1)]["amount1_out" if zfo else "amount0_out"]
+        assert victim["amount_out_min"] <= got < quote
+        assert any(victim["amount_out_min"] == quote * (10_000 - bps) // 10_000 for bps in synthetic.SLIPPAGES_BPS)
+
+
+def test_labels_are_landed_by_the_competition_population(tiny):
+    """Every label's searcher is one of configs/competition/default.yaml's population (the one our trades are
+    auctioned against), and the auction picks them: the busiest searchers are among its most skilled."""
+    from gpubt.market.searchers import default_config, draw_population
+
+    _, tables = tiny
+    population = draw_population(default_config())
+    names = tables["labels"].column("searcher").to_pylist()
+    index = [int(n.removeprefix("searcher_")) for n in names]
+    assert all(n.startswith("searcher_") for n in names) and max(index) < population.size
+    counts = {}
+    for j in index:
+        counts[j] = counts.get(j, 0) + 1
+    busiest = sorted(counts, key=counts.get, reverse=True)[:3]
+    top_decile = sorted(population.skill)[int(0.9 * population.size)]
+    assert all(population.skill[j] >= top_decile for j in busiest), (busiest, population.skill[busiest])

@@ -108,8 +108,10 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_replay_run):
     summary = json.loads((out / "summary.json").read_text())
     trades = pq.read_table(out / "trades.parquet").to_pylist()
     m = summary["metrics"]
-    assert m["trades"] == len(trades) > 0, "the tiny market must leave arbitrage for the backtester"
-    assert m["opportunities"] >= m["trades"]
+    # competition is on by default: trades.parquet holds every attempt, the metrics the ones that won the auction
+    landed = [t for t in trades if t["won"]]
+    assert len(trades) > m["trades"] == len(landed) > 0, "the tiny market must leave arbitrage for the backtester"
+    assert summary["competition"]["attempted"] == len(trades) and m["opportunities"] >= len(trades)
     assert (out / "config.yaml").is_file() and "preset: tiny" in (out / "config.yaml").read_text()
 
     dataset = Path(summary["run"]["dataset"])
@@ -141,12 +143,16 @@ def test_tiny_run_summary_equals_independent_recomputation(tiny_replay_run):
         gas_units = (gas_cfg["base_units"] + gas_cfg["per_hop_units"] * (len(t["pools"]) - v3_hops)
                      + gas_cfg["v3_hop_units"] * v3_hops + gas_cfg["v3_tick_units"] * ticks)
         gas_cost = gas_units * gas_price
-        assert gas_cost == int(t["gas_cost_wei"])
-        total_net += gross - gas_cost
-        total_gas += gas_cost
+        assert gas_cost == int(t["gas_cost_wei"]) and int(t["net_profit_wei"]) == gross - gas_cost
+        bid = int(t["bid_wei"])
+        assert 0 <= bid <= gross - gas_cost
+        if t["won"]:  # a landed trade pays its bid to the builder
+            assert int(t["net_after_bid_wei"]) == gross - gas_cost - bid
+            total_net += gross - gas_cost - bid
+            total_gas += gas_cost
     assert int(m["net_profit_wei"]) == total_net
     assert int(m["gas_cost_wei"]) == total_gas
-    assert m["win_rate"] == sum(1 for t in trades if int(t["net_profit_wei"]) > 0) / len(trades)
+    assert m["win_rate"] == sum(1 for t in landed if int(t["net_after_bid_wei"]) > 0) / len(landed)
     protocols = [{pools[p]["protocol"] for p in t["pools"]} for t in trades]
     assert any(s == {"v2", "v3"} for s in protocols), "the tiny market's trades include mixed V2/V3 cycles"
 
@@ -241,7 +247,9 @@ def test_cuda_backend_without_gpu_says_why(hand_dataset, tmp_path, capsys):
 
 
 def test_cudasim_backend_equals_cpu_in_a_run(hand_dataset, tmp_path):
-    common = ("data=parquet", f"data.path={hand_dataset}", "progress=false", "thresholds.min_profit_eth=0")
+    # trades are what is compared: the auction's simulator run is tests/kernels/test_auction.py's (minutes here)
+    common = ("data=parquet", f"data.path={hand_dataset}", "progress=false", "thresholds.min_profit_eth=0",
+              "competition=none")
     sim = run_inprocess("backend=cudasim", *common, f"out_dir={tmp_path / 's'}").out_dir
     cpu = run_inprocess("backend=cpu", *common, f"out_dir={tmp_path / 'c'}").out_dir
     trades = pq.read_table(sim / "trades.parquet")
@@ -294,7 +302,9 @@ def test_dynamic_threshold_run(tiny_run, tiny_cache, tmp_path):
     summary = json.loads((dyn / "summary.json").read_text())
     info = summary["run"]["threshold"]
     static_trades = pq.read_table(out / "trades.parquet").num_rows
-    assert info["trades_before"] == static_trades >= info["trades_kept"] == summary["metrics"]["trades"]
+    # the threshold filters what is attempted; the metrics count what then won the auction (competition=default)
+    assert info["trades_before"] == static_trades >= info["trades_kept"] == summary["competition"]["attempted"]
+    assert info["trades_kept"] >= summary["metrics"]["trades"]
     assert info["fit_blocks"][1] < summary["run"]["last_block"]  # the second half is out of sample
 
 

@@ -87,3 +87,21 @@ def test_run_returns_a_result_object_the_command_line_prints(tmp_path, capsys):
     quiet = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false",
                           "report.enabled=false", f"out_dir={tmp_path / 'quiet'}")
     assert quiet.report_path is None and not (quiet.out_dir / "report.html").exists()
+
+
+@pytest.mark.slow  # generates the small market and backtests it as `make run` does (~30 s)
+def test_the_default_run_meets_competition(tmp_path):
+    """`gpubt run` as the README's quick start runs it (only where the cache goes and the results go differ): the
+    small market, arbitrage, competition on. What a mid-tier searcher gets is not 100 %: some bundles lose the
+    auction, the landed ones pay bids, and the reliability of the win predictions is reported."""
+    out = tmp_path / "default"
+    proc = gpubt("run", "progress=false", f"data.cache_dir={tmp_path / 'cache'}", f"out_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    comp, m = summary["competition"], summary["metrics"]
+    assert summary["run"]["dataset_params"]["preset"] == "small" and comp["enabled"] is True
+    assert 0 < comp["won"] < comp["attempted"] and 0 < m["survival_rate"] < 1
+    assert int(comp["bids_paid_wei"]) > 0 and 0 < comp["mean_bid_share"] < 1
+    assert 0 < m["win_rate"] <= 1 and int(m["net_profit_wei"]) < int(summary["execution"]["executed_net_wei"])
+    assert 0 <= comp["calibration"]["all"]["brier"] < 0.25 and comp["calibration"]["all"]["n"] == comp["attempted"]
+    assert "survival prediction: Brier" in proc.stdout

@@ -20,7 +20,8 @@ from ..cli import run_inprocess
 BASE_PLOTS = ["Equity", "Drawdown", "Daily PnL", "Profit distribution per strategy", "Cumulative gas",
               "Opportunities per block", "Opportunity funnel"]
 # a default `gpubt run` on a labeled dataset also validates, so its folder holds validation_matches.parquet
-RUN_PLOTS = BASE_PLOTS + ["Validation: estimated vs realized profit"]
+# ... and, competition being on by default, the reliability of its win predictions
+RUN_PLOTS = BASE_PLOTS + ["Survival prediction: reliability", "Validation: estimated vs realized profit"]
 IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]*)"')
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -88,7 +89,8 @@ def test_sweep_and_validation_plots_only_when_present(results, tmp_path):
     pq.write_table(trades, folder / "trades.parquet")
     page = write_report(folder).read_text(encoding="utf-8")
     imgs = images(page)
-    assert list(imgs) == BASE_PLOTS + ["Threshold sweep", "Validation: estimated vs realized profit"]
+    assert list(imgs) == BASE_PLOTS + ["Survival prediction: reliability", "Threshold sweep",
+                                       "Validation: estimated vs realized profit"]
     assert "6 configs; 1 config(s) below the run&#x27;s threshold left blank" in page
     assert "max_hops" in page and "win_rate" not in page   # result columns are not taken for parameters
     for b64 in imgs.values():

@@ -636,8 +636,9 @@ def test_a_re_trade_earns_what_history_re_created_since_our_trade(tiny_cache):
                     label = label_at.get((e["block_number"], e["tx_index"]))
                     if v is not None:
                         ok = got >= int(v["amount_out_min"])
-                    elif label is not None:  # a CEX-DEX searcher: its profit in the token it receives
-                        ok = int(label["profit_raw"]) + got - hist_out > 0
+                    elif label is not None:  # a labeled searcher: its profit plus the change in its profit token
+                        t_out = pools_info[p]["token1" if zfo else "token0"]   # (the input is historical)
+                        ok = int(label["profit_raw"]) + (got - hist_out if label["profit_token"] == t_out else 0) > 0
                     else:
                         ok = got * 10_000 >= hist_out * 9_950
                 if ok:

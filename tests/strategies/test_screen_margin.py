@@ -104,4 +104,7 @@ def test_every_strategy_keeps_what_its_exact_figure_takes(tiny, monkeypatch, nam
     assert _decisions(tiny, name, threshold).get(key, (0, 0, False))[2], f"{name}: {key} dropped"
     monkeypatch.setattr(base, "SCREEN_MARGIN_REL", 0.0)
     monkeypatch.setattr(base, "SCREEN_MARGIN_WEI", 0)
-    assert not _decisions(tiny, name, threshold).get(key, (0, 0, False))[2]
+    # that candidate is dropped (a liquidation may then take a larger step of the same position at the same point:
+    # another candidate, with another figure)
+    again = _decisions(tiny, name, threshold).get(key, (0, 0, False))
+    assert not (again[2] and again[1] == loose[key][1]), again
