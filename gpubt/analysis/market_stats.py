@@ -130,9 +130,9 @@ PUBLISHED_BY_KEY = {p.key: p for p in PUBLISHED}
 # range on `small` (tests/data/test_market_stats.py) and a mainnet-month partition (bench/market_calibration.py). The
 # other rows are measured and shown beside their range but not yet met; docs/market.md says why, row by row.
 CALIBRATED = ("arbitrage_per_block", "cexdex_per_block", "blocks_without_mev", "arbitrage_profit_usd",
-              "sandwich_profit_usd", "arbitrage_2_3_pools", "arbitrage_net_negative", "top1_searcher_share",
-              "top5_searcher_share", "swaps_per_block",
-              "swap_usd_median", "base_fee_step_max", "base_fee_eip1559_exact", "gas_used_ratio", "gas_limit")
+              "sandwich_profit_usd", "arbitrage_2_3_pools", "arbitrage_profit_weth", "arbitrage_net_negative",
+              "swaps_per_block", "swap_usd_median", "base_fee_step_max", "base_fee_eip1559_exact", "gas_used_ratio",
+              "gas_limit")
 
 
 # ---------------------------------------------------------------------------------------------------------------

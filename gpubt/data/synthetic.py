@@ -9,7 +9,10 @@ What it simulates, per block of 12 s:
   on V2 pools a share `exact_output_share` of them are exact-output router calls (swapTokensForExactTokens):
   amountOut = getAmountOut(drawn input) on the state they meet, the pool takes getAmountIn(amountOut), and the
   VICTIMS row holds (amountInMax = drawn input raised by the slippage tolerance, amountOut, exact_output=True);
-- cyclic-arbitrage searchers back-running noise swaps with the best 2- or 3-hop WETH cycle (LABELS "arbitrage");
+- cyclic-arbitrage searchers back-running noise swaps with the best 2- or 3-hop WETH cycle (LABELS "arbitrage"; a
+  share `stable_start_share` of them run it from the first stablecoin on it, taking the profit there);
+- sandwiches around exact-input V2 victims (LABELS "sandwich"); every labeled opportunity goes to the winner of the
+  searcher population's auction (gpubt/market/searchers.py), and only in blocks that take bundles;
 - occasional LP mints and burns: V2 proportional to the reserves; V3 new positions concentrated around the price
   (and some wide ones) and burns of existing positions (whole or in part).
 
@@ -25,7 +28,9 @@ exact V3Pool of gpubt.exact.v3), so every event, reserve, V3 state and profit in
 state is re-synced from the exact one at every partition, whose SNAPSHOTS (and TICKS: the initialized ticks of
 every V3 pool) it writes. Only one partition's rows are in memory at a time.
 
-Label profits: "arbitrage" profit_raw is exact WETH wei (last hop's output − first hop's input);
+Label profits: "arbitrage" profit_raw is exact, in its start token (last hop's output − first hop's input): WETH
+wei, or a stablecoin's raw units; "sandwich" the back-run's output − the front-run's input, in the front-run's input
+token;
 "cexdex" profit_raw is in raw units of the token the arbitrageur received (profit_token):
 amount_out − round(amount_in × reference rate of token_in in token_out at that block), i.e. the DEX leg
 marked against a CEX hedge at the reference price.
@@ -78,6 +83,7 @@ _COMMON = dict(
     lp_event_share=0.03,          # share of user transactions that are LP mints/burns
     n_traders=5000,
     mev_block_share=0.55,         # blocks whose builder takes searchers' bundles (52 % carry no MEV payment)
+    stable_start_share=0.1,       # back-runs by a searcher whose cycle starts at a stablecoin when it has one
     searcher_priority_gwei=1.0,   # searchers' priority fee (their bid to the builder is a transfer on top)
     cexdex_margin_usd=10.0,       # net of gas: the CEX leg's fixed cost and risk ...
     cexdex_fee_bps=1.0,          # ... plus its fees, per unit of the traded notional
@@ -119,7 +125,7 @@ V3_FEE_TIERS = ((100, 1), (500, 10), (3000, 60), (10000, 200))  # (fee pips, tic
 Knobs = namedtuple("Knobs", [
     "dt_years", "eth_vol", "vol_regime_mult", "calm_to_volatile", "volatile_to_calm", "base_fee_wei0",
     "swaps_per_block", "noise_log_median_usd", "noise_sigma", "noise_max_tvl_frac", "lp_event_share",
-    "n_traders", "mev_block_share", "searcher_prio_wei", "cexdex_margin_usd", "cexdex_fee", "exact_output_share", "kind_arbitrage", "kind_sandwich",
+    "n_traders", "mev_block_share", "stable_start_share", "searcher_prio_wei", "cexdex_margin_usd", "cexdex_fee", "exact_output_share", "kind_arbitrage", "kind_sandwich",
     "kind_cexdex",
 ])
 
@@ -643,13 +649,35 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                 continue
             hops = cyc_len[best_c]
             gas = int(140_000.0 + 30_000.0 * gas_jitter if hops == 2 else 200_000.0 + 40_000.0 * gas_jitter)
+            # some searchers keep their books in a stablecoin: the cycle starts (and takes its profit) at the
+            # first stablecoin it passes through, with what the WETH route would bring there
+            start = 0
             amount = best_x
-            for h in range(hops):
+            if np.random.random() < knobs.stable_start_share:
+                carried = best_x
+                for h in range(1, hops):
+                    q = cyc_pools[best_c, h - 1]
+                    zfo_h = cyc_zfo[best_c, h - 1]
+                    if q >= n_v2:
+                        vv = v3.version[q]
+                        carried = _v3_swap_nb(carried, zfo_h, v3.gamma[q], v3.sqrt_price[q], v3.liquidity[q],
+                                              v3.tick[q], v3.ticks, v3.tick_sqrt, v3.tick_net, v3.tick_offsets[vv],
+                                              v3.tick_offsets[vv + 1], SIM_MAX_STEPS)[0]
+                    else:
+                        carried = _amount_out_nb(carried, rf0[q] if zfo_h else rf1[q], rf1[q] if zfo_h else rf0[q],
+                                                 GAMMA)
+                    q = cyc_pools[best_c, h]
+                    if token_class[pool_t0[q] if cyc_zfo[best_c, h] else pool_t1[q]] == 1:
+                        start = h
+                        amount = carried
+                        break
+            for i in range(hops):
+                h = (start + i) % hops
                 q = cyc_pools[best_c, h]
                 zfo_h = cyc_zfo[best_c, h]
                 n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas,
-                          a_hop, b, tx, log, q, ARB_HOP, zfo_h, amount if h == 0 else -1.0,
-                          knobs.n_traders + winner, float(hops), gas if h == 0 else 0, h)
+                          a_hop, b, tx, log, q, ARB_HOP, zfo_h, amount if i == 0 else -1.0,
+                          knobs.n_traders + winner, float(hops), gas if i == 0 else 0, i)
                 if n < 0:
                     return _STATUS_FULL, 0
                 if q >= n_v2:
@@ -1122,6 +1150,7 @@ class _Simulator:
             noise_log_median_usd=math.log(params["noise_median_usd"]), noise_sigma=float(params["noise_sigma"]),
             noise_max_tvl_frac=float(params["noise_max_tvl_frac"]), lp_event_share=float(params["lp_event_share"]),
             n_traders=int(params["n_traders"]), mev_block_share=float(params["mev_block_share"]),
+            stable_start_share=float(params["stable_start_share"]),
             searcher_prio_wei=float(params["searcher_priority_gwei"]) * 1e9,
             kind_arbitrage=pop.kind_id("arbitrage"), kind_sandwich=pop.kind_id("sandwich"),
             kind_cexdex=pop.kind_id("cexdex"),
@@ -1337,7 +1366,7 @@ class _Simulator:
             pa.array(np.array(["cexdex", "arbitrage", "sandwich"])[kind_of - CEXDEX]),
             self.actor_names.take(pa.array(acts["actor"][rows] - n_t)),
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat_pools, type=pa.int32())),
-            pa.array(np.select([kind_of == ARB_HOP, kind_of == SANDWICH], [WETH, token_in], token_out).astype(np.int32)),
+            pa.array(np.where(kind_of == CEXDEX, token_out, token_in).astype(np.int32)),
             pa.array(exact["label_profit"], type=schema.AMOUNT),
             pa.array(acts["gas"][rows]),
         ], schema=schema.LABELS)

@@ -221,21 +221,25 @@ def test_arbitrage_labels_match_their_swaps(tiny):
     labels = tables["labels"].to_pylist()
     arbs = [lb for lb in labels if lb["kind"] == "arbitrage"]
     assert arbs and any(lb["kind"] == "cexdex" for lb in labels)
+    assert any(lb["profit_token"] != 0 for lb in arbs), "some searchers start their cycle at a stablecoin"
+    stable = {t["token_id"] for t in tables["tokens"].to_pylist() if t["symbol"] in ("USDC", "USDT", "DAI")}
     for lb in arbs:
         hops = by_tx[lb["tx_hash"]]
         assert [h["pool_id"] for h in hops] == lb["pools"] and all(h["kind"] == "swap" for h in hops)
-        assert lb["profit_token"] == 0 and lb["gas_used"] > 0
-        token = 0
-        for h in hops:      # the path is a connected cycle WETH → ... → WETH
+        start = lb["profit_token"]
+        assert (start == 0 or start in stable) and lb["gas_used"] > 0
+        token = start
+        for h in hops:      # the path is a connected cycle WETH → ... → WETH (or from a stablecoin on it)
             pool = pools[h["pool_id"]]
             zero_for_one = h["amount0_in"] > 0
             assert token == (pool["token0"] if zero_for_one else pool["token1"])
             token = pool["token1"] if zero_for_one else pool["token0"]
-        assert token == 0
+        assert token == start and (start == 0 or 0 in {pools[h["pool_id"]]["token0"] for h in hops}
+                                   | {pools[h["pool_id"]]["token1"] for h in hops})
         first, last = hops[0], hops[-1]
-        weth_in = first["amount0_in"] if pools[first["pool_id"]]["token0"] == 0 else first["amount1_in"]
-        weth_out = last["amount0_out"] if pools[last["pool_id"]]["token0"] == 0 else last["amount1_out"]
-        assert lb["profit_raw"] == weth_out - weth_in
+        start_in = first["amount0_in"] if pools[first["pool_id"]]["token0"] == start else first["amount1_in"]
+        start_out = last["amount0_out"] if pools[last["pool_id"]]["token0"] == start else last["amount1_out"]
+        assert lb["profit_raw"] == start_out - start_in
         for a, b in zip(hops, hops[1:]):    # each hop spends exactly the previous hop's output
             assert max(a["amount0_out"], a["amount1_out"]) == max(b["amount0_in"], b["amount1_in"])
     for lb in labels:
