@@ -67,7 +67,7 @@ VENUES = ("uniswap_v2", "sushiswap", "uniswap_v3")
 SLIPPAGES_BPS = (10, 50, 100, 300)
 
 _COMMON = dict(
-    generator=2,                  # raised when the generator's output changes: a cached market is then regenerated
+    generator=3,                  # raised when the generator's output changes: a cached market is then regenerated
     first_block=FIRST_BLOCK,
     price_interval=10,            # blocks between PRICES rows (plus the first block of every partition)
     eth_price_usd=2300.0,
@@ -255,6 +255,20 @@ def _eip1559_next_nb(base_fee_wei, gas_used, gas_target):
 
 
 @cached_njit
+def _v2_swap_commit_nb(rf0, rf1, p, amount_in, zfo):
+    """Float V2 swap (fee 0.3 %) on pool p; updates its reserves, returns the output."""
+    if zfo:
+        out = _amount_out_nb(amount_in, rf0[p], rf1[p], GAMMA)
+        rf0[p] += amount_in
+        rf1[p] -= out
+    else:
+        out = _amount_out_nb(amount_in, rf1[p], rf0[p], GAMMA)
+        rf1[p] += amount_in
+        rf0[p] -= out
+    return out
+
+
+@cached_njit
 def _auction_nb(value_wei, kind, pop_see, pop_share, pop_sigma, pop_capital_wei):
     """Who lands an opportunity worth `value_wei` (after gas) of strategy kind `kind`: the population's
     first-price auction as kernels/auction.py models it (a searcher sees it with probability pop_see[j, kind] and
@@ -366,7 +380,7 @@ def _v3_lp_action_nb(cap, n, b, tx, log, p, kind, frac_ppm, trader, v3, price_us
 
 
 @cached_njit
-def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
+def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                            log_price, regime, congestion, base_fee, rf0, rf1,
                            token_scale, token_class, token_beta, token_idio_vol,
                            pool_t0, pool_t1, pool_cum_weight, n_v2, v3, genesis_logs,
@@ -386,6 +400,10 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
     in `v3`, a V3Float): their mint amount is the
     liquidity and burn amount the fraction in ppm (1e6: the whole position), aux the position slot, and
     a_tick_lower/a_tick_upper the position's ticks. Returns (status, n_actions).
+
+    The exogenous paths come from their own stream (`exo_u` (n_blocks, 2) uniforms: regime switch, builder;
+    `exo_z` (n_blocks, 2 + n_tokens) normals: market shock, congestion, each token), so how the agents act
+    (`rng_seed`) does not re-roll prices, volatility regimes, gas or which blocks take bundles.
     """
     np.random.seed(rng_seed)
     cap = a_block.shape[0]
@@ -402,30 +420,30 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
     for b in range(n_blocks):
         # reference prices (the genesis block keeps the initial ones)
         if not (genesis and b == 0):
-            if regime[0] == 0 and np.random.random() < knobs.calm_to_volatile:
+            if regime[0] == 0 and exo_u[b, 0] < knobs.calm_to_volatile:
                 regime[0] = 1
-            elif regime[0] == 1 and np.random.random() < knobs.volatile_to_calm:
+            elif regime[0] == 1 and exo_u[b, 0] < knobs.volatile_to_calm:
                 regime[0] = 0
             vol_mult = knobs.vol_regime_mult if regime[0] == 1 else 1.0
             eth_sigma = knobs.eth_vol * vol_mult * sqrt_dt
-            market_shock = eth_sigma * np.random.standard_normal()
+            market_shock = eth_sigma * exo_z[b, 0]
             for t in range(n_tokens):
                 cls = token_class[t]
                 if cls == 0:
                     log_price[t] += market_shock - 0.5 * eth_sigma * eth_sigma
                 elif cls == 1:
                     # pinned: a fast mean-reverting wobble of ~1e-4 around $1
-                    log_price[t] = 0.99 * log_price[t] + 2e-5 * np.random.standard_normal()
+                    log_price[t] = 0.99 * log_price[t] + 2e-5 * exo_z[b, 2 + t]
                 else:
                     idio = token_idio_vol[t] * vol_mult * sqrt_dt
-                    log_price[t] += token_beta[t] * market_shock + idio * np.random.standard_normal() \
+                    log_price[t] += token_beta[t] * market_shock + idio * exo_z[b, 2 + t] \
                         - 0.5 * idio * idio
         for t in range(n_tokens):
             price_usd[t] = math.exp(log_price[t])
             out_prices[b, t] = price_usd[t]
 
         # gas market: congestion AR(1); demand is price-elastic so the base fee mean-reverts
-        congestion[0] = 0.9 * congestion[0] + 0.08 * np.random.standard_normal()
+        congestion[0] = 0.9 * congestion[0] + 0.08 * exo_z[b, 1]
         utilization = 0.5 + congestion[0] - 0.3 * math.log(base_fee[0] / knobs.base_fee_wei0)
         utilization = min(max(utilization, 0.05), 1.0)
         gas_used = int(utilization * GAS_LIMIT)
@@ -438,7 +456,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
         log = genesis_logs if (genesis and b == 0) else 0
 
         # does this block's builder take searchers' bundles? (no: no CEX-DEX, back-run or sandwich lands in it)
-        mev_ok = np.random.random() < knobs.mev_block_share
+        mev_ok = exo_u[b, 1] < knobs.mev_block_share
         out_takes_bundles[b] = mev_ok
         # CEX-DEX arbitrage at the top of the block: push out-of-band pools back to the band edge
         for p in range(n_pools if mev_ok else 0):
@@ -500,12 +518,8 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                 return _STATUS_FULL, 0
             if p >= n_v2:
                 _v3_swap_commit_nb(v3, p, x, zfo)
-            elif zfo:
-                rf0[p] = r0 + x
-                rf1[p] = r1 - out
             else:
-                rf1[p] = r1 + x
-                rf0[p] = r0 - out
+                _v2_swap_commit_nb(rf0, rf1, p, x, zfo)
             tx += 1
             log += 1
 
@@ -583,12 +597,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                                       int(sand_gas), 0)
                             if n < 0:
                                 return _STATUS_FULL, 0
-                            if zfo:
-                                rf0[p] = r_in + x
-                                rf1[p] = r_out - f_out
-                            else:
-                                rf1[p] = r_in + x
-                                rf0[p] = r_out - f_out
+                            _v2_swap_commit_nb(rf0, rf1, p, x, zfo)
                             r_in, r_out = r_in + x, r_out - f_out
                             tx += 1
                             log += 1
@@ -600,13 +609,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
             if p >= n_v2:
                 _v3_swap_commit_nb(v3, p, amount_in, zfo)
             else:
-                out = _amount_out_nb(amount_in, r_in, r_out, GAMMA)
-                if zfo:
-                    rf0[p] = r_in + amount_in
-                    rf1[p] = r_out - out
-                else:
-                    rf1[p] = r_in + amount_in
-                    rf0[p] = r_out - out
+                _v2_swap_commit_nb(rf0, rf1, p, amount_in, zfo)
             tx += 1
             log += 1
             if front > 0.0:   # the back-run sells the front-run's output (the replay carries it)
@@ -614,14 +617,7 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                           a_hop, b, tx, log, p, SANDWICH, not zfo, -1.0, a_actor[n - 2], 0.0, 0, 1)
                 if n < 0:
                     return _STATUS_FULL, 0
-                if zfo:
-                    back = _amount_out_nb(front_out, rf1[p], rf0[p], GAMMA)
-                    rf1[p] += front_out
-                    rf0[p] -= back
-                else:
-                    back = _amount_out_nb(front_out, rf0[p], rf1[p], GAMMA)
-                    rf0[p] += front_out
-                    rf1[p] -= back
+                _v2_swap_commit_nb(rf0, rf1, p, front_out, not zfo)
                 tx += 1
                 log += 1
             if not mev_ok:
@@ -682,14 +678,8 @@ def _simulate_partition_nb(rng_seed, n_blocks, genesis, knobs,
                     return _STATUS_FULL, 0
                 if q >= n_v2:
                     out = _v3_swap_commit_nb(v3, q, amount, zfo_h)
-                elif zfo_h:
-                    out = _amount_out_nb(amount, rf0[q], rf1[q], GAMMA)
-                    rf0[q] += amount
-                    rf1[q] -= out
                 else:
-                    out = _amount_out_nb(amount, rf1[q], rf0[q], GAMMA)
-                    rf1[q] += amount
-                    rf0[q] -= out
+                    out = _v2_swap_commit_nb(rf0, rf1, q, amount, zfo_h)
                 amount = out
                 log += 1
             tx += 1
@@ -1221,6 +1211,9 @@ class _Simulator:
         """Float pass with retries on a full action buffer; the state is only committed on success."""
         m = self.market
         rng_seed = int(np.random.SeedSequence([self.seed, part_index]).generate_state(1)[0])
+        exo = np.random.default_rng([self.seed, part_index, 0xE0])   # the exogenous paths' own stream
+        exo_u = exo.random((n_blocks, 2))
+        exo_z = exo.standard_normal((n_blocks, 2 + len(self.log_price)))
         self.capacity = max(self.capacity, int(n_blocks * (self.params["swaps_per_block"] * 3 + 20)))
         while True:
             state = (self.log_price.copy(), self.regime.copy(), self.congestion.copy(), self.base_fee.copy(),
@@ -1236,7 +1229,7 @@ class _Simulator:
             takes_bundles = np.empty(n_blocks, np.bool_)
             prices = np.empty((n_blocks, len(self.log_price)))
             status, n = _simulate_partition_nb(
-                rng_seed, n_blocks, genesis, self.knobs, *state,
+                rng_seed, exo_u, exo_z, n_blocks, genesis, self.knobs, *state,
                 m["token_scale"], m["token_class"], m["token_beta"], m["token_idio_vol"],
                 m["pool_t0"], m["pool_t1"], m["pool_cum_weight"], self.n_v2, self._v3_float(),
                 self.n_v2 + len(self.genesis_v3),
