@@ -212,17 +212,16 @@ def test_snapshots_equal_replayed_state(tiny):
         assert at_first == state
 
 
-def test_arbitrage_labels_match_their_swaps(tiny):
-    _, tables = tiny
+def _check_arbitrage_labels(tables) -> list:
+    """Each arbitrage label is its tx's swaps: a connected cycle from its profit token (WETH, or a stablecoin on a
+    WETH cycle) back to it, each hop spending the previous hop's output, profit = last output − first input.
+    Returns the labels."""
     pools = {p["pool_id"]: p for p in tables["pools"].to_pylist()}
+    stable = {t["token_id"] for t in tables["tokens"].to_pylist() if t["symbol"] in ("USDC", "USDT", "DAI")}
     by_tx = {}
     for row in tables["events"].to_pylist():
         by_tx.setdefault(row["tx_hash"], []).append(row)
-    labels = tables["labels"].to_pylist()
-    arbs = [lb for lb in labels if lb["kind"] == "arbitrage"]
-    assert arbs and any(lb["kind"] == "cexdex" for lb in labels)
-    assert any(lb["profit_token"] != 0 for lb in arbs), "some searchers start their cycle at a stablecoin"
-    stable = {t["token_id"] for t in tables["tokens"].to_pylist() if t["symbol"] in ("USDC", "USDT", "DAI")}
+    arbs = [lb for lb in tables["labels"].to_pylist() if lb["kind"] == "arbitrage"]
     for lb in arbs:
         hops = by_tx[lb["tx_hash"]]
         assert [h["pool_id"] for h in hops] == lb["pools"] and all(h["kind"] == "swap" for h in hops)
@@ -242,11 +241,30 @@ def test_arbitrage_labels_match_their_swaps(tiny):
         assert lb["profit_raw"] == start_out - start_in
         for a, b in zip(hops, hops[1:]):    # each hop spends exactly the previous hop's output
             assert max(a["amount0_out"], a["amount1_out"]) == max(b["amount0_in"], b["amount1_in"])
+    return arbs
+
+
+def test_arbitrage_labels_match_their_swaps(tiny):
+    _, tables = tiny
+    pools = {p["pool_id"]: p for p in tables["pools"].to_pylist()}
+    assert _check_arbitrage_labels(tables)
+    by_tx = {}
+    for row in tables["events"].to_pylist():
+        by_tx.setdefault(row["tx_hash"], []).append(row)
+    labels = tables["labels"].to_pylist()
+    assert any(lb["kind"] == "cexdex" for lb in labels)
     for lb in labels:
         if lb["kind"] == "cexdex":
             (swap,) = by_tx[lb["tx_hash"]]
             pool = pools[swap["pool_id"]]
             assert lb["profit_token"] == (pool["token1"] if swap["amount0_in"] > 0 else pool["token0"])
+
+
+def test_searchers_who_keep_books_in_a_stablecoin_start_there(tmp_path):
+    """With every back-run by such a searcher, each cycle through a stablecoin starts (and profits) there."""
+    path = synthetic.generate(tmp_path / "stable", preset="tiny", progress=False, stable_start_share=1.0)
+    arbs = _check_arbitrage_labels(_read_all(path))
+    assert sum(lb["profit_token"] != 0 for lb in arbs) > len(arbs) / 4, [lb["profit_token"] for lb in arbs]
 
 
 def test_victims_min_out_at_most_actual_out(tiny):
