@@ -112,6 +112,15 @@ def run_auction(value_wei, kind, opp_id, population: SearcherPopulation, params:
     return dict(zip(names, outs))
 
 
+BASIS = "bid_basis_wei"   # the post-run's core has no `detail`: the basis is taken while it is at hand
+
+
+def with_bid_basis(trades: pa.Table) -> pa.Table:
+    """`trades` (with `detail`) plus BASIS, each trade's `bid_basis`."""
+    net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
+    return trades.append_column(BASIS, pa.array(bid_basis(trades, net), AMOUNT))
+
+
 def bid_basis(trades: pa.Table, net: list) -> list:
     """The value each trade is bid on: what is known at its point. Its exact net profit, except where the detail
     records a `decision_net_wei` (CEX-DEX: the hedge at the reference price when deciding, not at the markout), so
@@ -175,7 +184,8 @@ class Auctions:
             kinds = np.full(n, population.kind_id(default), np.int32)
         ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
                               trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
-        basis = bid_basis(trades, net)
+        basis = ([int(v) for v in trades.column(BASIS).to_pylist()] if BASIS in trades.column_names
+                 else bid_basis(trades, net))
         out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed, self.n_scenarios,
                           self.backend, int(option(self.cfg, "record_scenarios", 0)))
         if closed_blocks is not None and len(closed_blocks) and n:

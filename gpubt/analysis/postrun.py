@@ -138,7 +138,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
         checks = stack.enter_context(ValidationWriter(work)) if validator else None
         for n, ((lo, hi), group) in enumerate(tqdm(chunks, desc="post-run", unit="partition",
                                                    disable=not cfg.progress or len(chunks) < 2)):
-            core = parts.core(group, with_estimates)
+            core = parts.core(group, lambda t: competition.with_bid_basis(with_estimates(t)))
             if kept_rows is not None:
                 core = core.filter(pc.is_in(core.column(ROW), value_set=kept_rows))
             trades = auctions.add(core, closed)

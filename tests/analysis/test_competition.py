@@ -130,6 +130,29 @@ def test_a_cexdex_trade_is_bid_on_what_was_known_and_can_lose():
     assert any(w and a < 0 for a, w in zip(after[3:], won[3:]))
 
 
+def test_a_cexdex_run_bids_on_the_decision_value(tiny_cache, tmp_path):
+    """End to end (the post-run reads trades without their detail): every landed CEX-DEX trade's bid is the fixed
+    share of its decision value, recorded in its detail, not of its marked-out net."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from ..cli import run_inprocess
+
+    out = run_inprocess("backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}", "strategy=cexdex",
+                        "progress=false", "report.enabled=false", f"out_dir={tmp_path / 'cx'}").out_dir
+    trades = pq.read_table(out / "trades.parquet").to_pylist()
+    assert "bid_basis_wei" not in pq.read_schema(out / "trades.parquet").names
+    won = [t for t in trades if t["won"]]
+    differ = 0
+    for t in won:
+        decision = int(json.loads(t["detail"])["decision_net_wei"])
+        assert abs(int(t["bid_wei"]) - 0.9 * max(decision, 0)) <= 1, (t["bid_wei"], decision, t["net_profit_wei"])
+        assert int(t["net_after_bid_wei"]) == int(t["net_profit_wei"]) - int(t["bid_wei"])
+        differ += decision != int(t["net_profit_wei"])
+    assert won and differ > 0   # the markout moved some of them (the reference is sampled every 10 blocks)
+
+
 def test_apply_disabled_keeps_every_trade():
     trades = trades_table(10)
     out, summary = competition.apply(trades, OmegaConf.create({"enabled": False}), "cpu")
