@@ -69,7 +69,8 @@ SLIPPAGES_BPS = (10, 50, 100, 300)
 _COMMON = dict(
     generator=3,                  # raised when the generator's output changes: a cached market is then regenerated
     first_block=FIRST_BLOCK,
-    price_interval=10,            # blocks between PRICES rows (plus the first block of every partition)
+    price_interval=1,             # blocks between PRICES rows (plus the first block of every partition): the CEX
+                                  # reference a CEX-DEX searcher decides on is the block's, not a stale sample
     eth_price_usd=2300.0,
     eth_vol=0.60,                 # annualised
     wbtc_vol=0.50,
@@ -100,7 +101,7 @@ PRESETS: dict[str, dict] = {
     "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=250, swaps_per_block=3.0, partition_blocks=500,
                   v3_pools=40),
     "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=3.0,
-                          partition_blocks=7_200, v3_pools=100),
+                          partition_blocks=7_200, v3_pools=100, price_interval=10),   # 65M rows a month at 1
 }
 
 # action kinds of the float pass (swaps first: kind <= SANDWICH is a swap); INITIALIZE only in genesis rows
