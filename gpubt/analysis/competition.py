@@ -186,8 +186,8 @@ class Auctions:
                               trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
         basis = ([int(v) for v in trades.column(BASIS).to_pylist()] if BASIS in trades.column_names
                  else bid_basis(trades, net))
-        out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed, self.n_scenarios,
-                          self.backend, int(option(self.cfg, "record_scenarios", 0)))
+        out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed,
+                          self.n_scenarios, self.backend, int(option(self.cfg, "record_scenarios", 0)))
         if closed_blocks is not None and len(closed_blocks) and n:
             shut = np.isin(trades.column("block_number").to_numpy(), np.asarray(closed_blocks))
             self.closed += int(shut.sum())

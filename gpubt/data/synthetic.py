@@ -126,8 +126,8 @@ V3_FEE_TIERS = ((100, 1), (500, 10), (3000, 60), (10000, 200))  # (fee pips, tic
 Knobs = namedtuple("Knobs", [
     "dt_years", "eth_vol", "vol_regime_mult", "calm_to_volatile", "volatile_to_calm", "base_fee_wei0",
     "swaps_per_block", "noise_log_median_usd", "noise_sigma", "noise_max_tvl_frac", "lp_event_share",
-    "n_traders", "mev_block_share", "stable_start_share", "searcher_prio_wei", "cexdex_margin_usd", "cexdex_fee", "exact_output_share", "kind_arbitrage", "kind_sandwich",
-    "kind_cexdex",
+    "n_traders", "mev_block_share", "stable_start_share", "searcher_prio_wei", "cexdex_margin_usd", "cexdex_fee",
+    "exact_output_share", "kind_arbitrage", "kind_sandwich", "kind_cexdex",
 ])
 
 
