@@ -55,6 +55,35 @@ def v3_tick_at_sqrt_price(sqrt_price, tick_floor, tick_ceil):
     return t
 
 
+def v3_range_end(zero_for_one, pos, lo, hi, tick_index, tick_sqrt_price):
+    """(sqrt price, tick) where the current range ends in the swap's direction: the next initialized tick at `pos`,
+    or the end of the price range when there is none."""
+    if zero_for_one:
+        if pos >= lo:
+            return tick_sqrt_price[pos], tick_index[pos]
+        return MIN_SQRT_PRICE, MIN_TICK
+    if pos < hi:
+        return tick_sqrt_price[pos], tick_index[pos]
+    return MAX_SQRT_PRICE, MAX_TICK
+
+
+def v3_cross(zero_for_one, pos, lo, hi, crossed, max_steps, liquidity, tick, tick_next, tick_liquidity_net):
+    """Cross the range end reached by a swap: (status, liquidity, tick, pos) after it. Status V3_LIMIT at the end
+    of the price range (tick: MIN_TICK / MAX_TICK), V3_MAX_STEPS after max_steps crossings (nothing crossed), else
+    V3_OK with the next range's liquidity, tick and tick position."""
+    if zero_for_one:
+        if pos < lo:
+            return V3_LIMIT, liquidity, MIN_TICK, pos
+        if crossed >= max_steps:
+            return V3_MAX_STEPS, liquidity, tick, pos
+        return V3_OK, liquidity - tick_liquidity_net[pos], tick_next - 1, pos - 1
+    if pos >= hi:
+        return V3_LIMIT, liquidity, MAX_TICK, pos
+    if crossed >= max_steps:
+        return V3_MAX_STEPS, liquidity, tick, pos
+    return V3_OK, liquidity + tick_liquidity_net[pos], tick_next, pos + 1
+
+
 def v3_swap_exact_in(amount_in, zero_for_one, gamma, sqrt_price, liquidity, tick, tick_index, tick_sqrt_price,
                      tick_liquidity_net, lo, hi, max_steps):
     """Exact-input swap of `amount_in` raw units; gamma is the kept fraction (1 − fee_ppm/1e6).
@@ -73,13 +102,8 @@ def v3_swap_exact_in(amount_in, zero_for_one, gamma, sqrt_price, liquidity, tick
     remaining = amount_in * gamma
     pos = v3_next_tick_position(t, zero_for_one, tick_index, lo, hi)
     while True:
+        s_next, t_next = v3_range_end(zero_for_one, pos, lo, hi, tick_index, tick_sqrt_price)
         if zero_for_one:
-            if pos >= lo:
-                s_next = tick_sqrt_price[pos]
-                t_next = tick_index[pos]
-            else:
-                s_next = MIN_SQRT_PRICE
-                t_next = MIN_TICK
             need = L * (s - s_next) / (s * s_next)  # token0 that moves the price to s_next
             if remaining < need:
                 d = L + remaining * s
@@ -88,21 +112,7 @@ def v3_swap_exact_in(amount_in, zero_for_one, gamma, sqrt_price, liquidity, tick
                 return out, s_new, L, v3_tick_at_sqrt_price(s_new, t_next, t), crossed, V3_OK
             remaining -= need
             out += L * (s - s_next)
-            s = s_next
-            if pos < lo:
-                return out, s, L, MIN_TICK, crossed, V3_LIMIT
-            if crossed >= max_steps:
-                return out, s, L, t, crossed, V3_MAX_STEPS
-            L -= tick_liquidity_net[pos]
-            t = t_next - 1
-            pos -= 1
         else:
-            if pos < hi:
-                s_next = tick_sqrt_price[pos]
-                t_next = tick_index[pos]
-            else:
-                s_next = MAX_SQRT_PRICE
-                t_next = MAX_TICK
             need = L * (s_next - s)  # token1 that moves the price to s_next
             if remaining < need:
                 s_new = s + remaining / L
@@ -110,14 +120,10 @@ def v3_swap_exact_in(amount_in, zero_for_one, gamma, sqrt_price, liquidity, tick
                 return out, s_new, L, v3_tick_at_sqrt_price(s_new, t, t_next - 1), crossed, V3_OK
             remaining -= need
             out += L * (s_next - s) / (s * s_next)
-            s = s_next
-            if pos >= hi:
-                return out, s, L, MAX_TICK, crossed, V3_LIMIT
-            if crossed >= max_steps:
-                return out, s, L, t, crossed, V3_MAX_STEPS
-            L += tick_liquidity_net[pos]
-            t = t_next
-            pos += 1
+        s = s_next
+        status, L, t, pos = v3_cross(zero_for_one, pos, lo, hi, crossed, max_steps, L, t, t_next, tick_liquidity_net)
+        if status != V3_OK:
+            return out, s, L, t, crossed, status
         crossed += 1
         if L < 0.0:  # float residue of an exactly-zero liquidity: a range without liquidity
             L = 0.0
@@ -160,13 +166,8 @@ def v3_swap_exact_out(amount_out, zero_for_one, gamma, sqrt_price, liquidity, ti
     remaining = amount_out
     pos = v3_next_tick_position(t, zero_for_one, tick_index, lo, hi)
     while True:
+        s_next, t_next = v3_range_end(zero_for_one, pos, lo, hi, tick_index, tick_sqrt_price)
         if zero_for_one:
-            if pos >= lo:
-                s_next = tick_sqrt_price[pos]
-                t_next = tick_index[pos]
-            else:
-                s_next = MIN_SQRT_PRICE
-                t_next = MIN_TICK
             avail = L * (s - s_next)  # token1 out when the price moves to s_next
             if remaining < avail:
                 s_new = s - remaining / L
@@ -174,21 +175,7 @@ def v3_swap_exact_out(amount_out, zero_for_one, gamma, sqrt_price, liquidity, ti
                 return paid / gamma, s_new, L, v3_tick_at_sqrt_price(s_new, t_next, t), crossed, V3_OK
             remaining -= avail
             paid += L * (s - s_next) / (s * s_next)
-            s = s_next
-            if pos < lo:
-                return paid / gamma, s, L, MIN_TICK, crossed, V3_LIMIT
-            if crossed >= max_steps:
-                return paid / gamma, s, L, t, crossed, V3_MAX_STEPS
-            L -= tick_liquidity_net[pos]
-            t = t_next - 1
-            pos -= 1
         else:
-            if pos < hi:
-                s_next = tick_sqrt_price[pos]
-                t_next = tick_index[pos]
-            else:
-                s_next = MAX_SQRT_PRICE
-                t_next = MAX_TICK
             avail = L * (s_next - s) / (s * s_next)  # token0 out when the price moves to s_next
             if remaining < avail:
                 s_new = s * L / (L - remaining * s)
@@ -196,14 +183,10 @@ def v3_swap_exact_out(amount_out, zero_for_one, gamma, sqrt_price, liquidity, ti
                 return paid / gamma, s_new, L, v3_tick_at_sqrt_price(s_new, t, t_next - 1), crossed, V3_OK
             remaining -= avail
             paid += L * (s_next - s)
-            s = s_next
-            if pos >= hi:
-                return paid / gamma, s, L, MAX_TICK, crossed, V3_LIMIT
-            if crossed >= max_steps:
-                return paid / gamma, s, L, t, crossed, V3_MAX_STEPS
-            L += tick_liquidity_net[pos]
-            t = t_next
-            pos += 1
+        s = s_next
+        status, L, t, pos = v3_cross(zero_for_one, pos, lo, hi, crossed, max_steps, L, t, t_next, tick_liquidity_net)
+        if status != V3_OK:
+            return paid / gamma, s, L, t, crossed, status
         crossed += 1
         if L < 0.0:
             L = 0.0

@@ -223,7 +223,8 @@ def screen_pairs_serial_cuda(pair_key, pair_path, pair_block, path_pools, path_z
 # The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
     amm_v2.v2_amount_out, amm_v2.compose_hop, amm_v2.cycle_out, amm_v2.optimal_profit, amm_v2.optimal_input,
-    amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in, amm_v3.v3_marginal_rate,
+    amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_range_end, amm_v3.v3_cross,
+    amm_v3.v3_swap_exact_in, amm_v3.v3_marginal_rate,
     amm_v3.v3_virtual_reserves,
     find_state, cycle_eval, screen_cycle, screen_pair,
 )

@@ -166,7 +166,8 @@ def liquidation_pairs_cuda(pair_position, pair_block, pos_collateral_token, pos_
 
 # The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
-    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in,
+    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_range_end,
+    amm_v3.v3_cross, amm_v3.v3_swap_exact_in,
     cycles.find_state, route_amount_out, liquidation_terms, liquidation_pair,
 )
 DRIVERS = ((liquidation_pairs_cpu, liquidation_pairs_cuda),)

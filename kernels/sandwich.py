@@ -385,8 +385,8 @@ def screen_sandwich_cuda(scen_pool, scen_key, scen_zero_for_one, scen_start, sce
 
 # The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order, (CPU, CUDA) drivers.
 DEVICE_FUNCTIONS = (
-    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_swap_exact_in,
-    amm_v3.v3_swap_exact_out, cycles.find_state, sandwich_max_frontrun_v2, pool_swap, victim_swap, sandwich_eval,
+    amm_v2.v2_amount_out, amm_v3.v3_next_tick_position, amm_v3.v3_tick_at_sqrt_price, amm_v3.v3_range_end,
+    amm_v3.v3_cross, amm_v3.v3_swap_exact_in, amm_v3.v3_swap_exact_out, cycles.find_state, sandwich_max_frontrun_v2, pool_swap, victim_swap, sandwich_eval,
     sandwich_bound, sandwich_screen, screen_sandwich,
 )
 DRIVERS = ((screen_sandwich_cpu, screen_sandwich_cuda),)

@@ -65,6 +65,7 @@ class SearcherPopulation:
 
 
 def option(cfg, key, default=None):
+    """cfg.key (an OmegaConf node, a dict, an object or None); `default` when absent or None."""
     value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
     return default if value is None else value
 

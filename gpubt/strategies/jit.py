@@ -31,8 +31,9 @@ from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.market.batch import WETH, point_key
 from gpubt.market.pools import PoolTable
+from gpubt.market.searchers import option
 from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason, trade_row
-from gpubt.strategies.sandwich import option, token_wei_per_raw
+from gpubt.strategies.sandwich import token_wei_per_raw
 
 Q128 = 2**128
 Q192 = 2**192

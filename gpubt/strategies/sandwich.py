@@ -36,15 +36,8 @@ from gpubt.exact.hops import v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, point_key
 from gpubt.market.pools import PoolTable
+from gpubt.market.searchers import option
 from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason, trade_row
-
-
-def option(cfg, name: str, default):
-    """cfg.name (OmegaConf node, dict or None), `default` when absent."""
-    if cfg is None:
-        return default
-    value = cfg.get(name, None) if hasattr(cfg, "get") else getattr(cfg, name, None)
-    return default if value is None else value
 
 
 def token_wei_per_raw(batch, decimals: np.ndarray) -> np.ndarray:
