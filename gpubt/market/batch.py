@@ -352,3 +352,30 @@ def _v3_log(state: MarketState, events: pa.Table, pool_is_v3: np.ndarray, v3_sna
         tick_sqrt_price=np.array([tick_sqrt_price(t) for t in flat_ticks], np.float64),
         tick_liquidity_net=np.array([float(n) for v in versions for n in v[1]], np.float64),
         log_exact_sqrt_price=log_exact_sqrt, log_exact_liquidity=log_exact_liq, tick_versions=versions)
+
+
+def iter_batches(dataset, first: int, last: int, batch_blocks: int, priority_fee_wei: int):
+    """Batches of first..last of `dataset` packed as the run's loop packs them (evaluate_top on the first; the
+    state carried from the dataset's first snapshot through each batch), without the loop's checkpoints,
+    forks and results: for tests and benchmarks that drive one strategy's `evaluate`."""
+    from gpubt.market.pools import PoolTable
+
+    def rows_in(table, lo, hi):
+        b = table.column("block_number").to_numpy()
+        return table.filter((b >= lo) & (b <= hi))
+
+    n_tokens = int(dataset.tokens.column("token_id").to_numpy().max()) + 1
+    n_pools = int(dataset.pools.column("pool_id").to_numpy().max()) + 1
+    state = MarketState(n_pools, n_tokens)
+    blocks, events, prices = dataset.read("blocks"), dataset.read("events"), dataset.read("prices")
+    state.load_snapshot(dataset.read_partition("snapshots", dataset.partitions[0]))
+    state.apply_events(rows_in(events, dataset.first_block, first - 1))
+    state.apply_prices(rows_in(prices, dataset.first_block, first - 1))
+    is_v3 = PoolTable(dataset.pools).is_v3
+    for lo in range(first, last + 1, batch_blocks):
+        hi = min(lo + batch_blocks - 1, last)
+        ev = rows_in(events, lo, hi)
+        batch = pack_batch(lo, hi, rows_in(blocks, lo, hi), ev, rows_in(prices, lo, hi), state, is_v3,
+                           priority_fee_wei, evaluate_top=lo == first, dataset=dataset)
+        yield batch
+        state.advance(ev, batch)

@@ -17,9 +17,7 @@ from gpubt.data import lending
 from gpubt.data.store import Dataset
 from gpubt.exact.gas import GasModel
 from gpubt.exact.v2 import get_amount_out
-from gpubt.market.batch import pack_batch
-from gpubt.market.pools import PoolTable
-from gpubt.market.state import MarketState
+from gpubt.market.batch import iter_batches
 from tests.market import rows
 from gpubt.strategies.liquidation import LiquidationStrategy
 
@@ -35,27 +33,9 @@ def position(**overrides):
     return row
 
 
-def rows_in(table, first, last):
-    b = table.column("block_number").to_numpy()
-    return table.filter((b >= first) & (b <= last))
-
-
 def batches(ds, first, last, batch_blocks):
     """pack_batch over first..last in batches (the controller's loop, in short)."""
-    n_tokens = int(ds.tokens.column("token_id").to_numpy().max()) + 1
-    n_pools = int(ds.pools.column("pool_id").to_numpy().max()) + 1
-    state = MarketState(n_pools, n_tokens)
-    blocks, events, prices = ds.read("blocks"), ds.read("events"), ds.read("prices")
-    state.load_snapshot(ds.read_partition("snapshots", ds.partitions[0]))
-    state.apply_events(rows_in(events, ds.first_block, first - 1))
-    state.apply_prices(rows_in(prices, ds.first_block, first - 1))
-    for lo in range(first, last + 1, batch_blocks):
-        hi = min(lo + batch_blocks - 1, last)
-        ev = rows_in(events, lo, hi)
-        batch = pack_batch(lo, hi, rows_in(blocks, lo, hi), ev, rows_in(prices, lo, hi), state,
-                           PoolTable(ds.pools).is_v3, GAS.priority_fee_wei, evaluate_top=lo == first, dataset=ds)
-        yield batch
-        state.advance(ev, batch)
+    return iter_batches(ds, first, last, batch_blocks, GAS.priority_fee_wei)
 
 
 # ------------------------------------------------------------------------------------------------ positions table

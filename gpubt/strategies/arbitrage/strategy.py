@@ -17,6 +17,7 @@ from gpubt import schema
 from gpubt.backend import Backend
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import WETH
+from gpubt.strategies.arbitrage.bound import ScreenBound
 from gpubt.strategies.arbitrage.paths import enumerate_cycles, evaluation_pairs, resolve_tokens, with_state
 from gpubt.strategies.arbitrage.pricing import reprice, select
 from gpubt.strategies.base import Strategy, StrategyResult
@@ -36,6 +37,17 @@ class DevicePaths:
     gas_units: object
     start_slot: object
     start_slot_host: np.ndarray
+
+
+def screen_bound(cfg, backend) -> bool:
+    """strategy.arbitrage.screen_bound: true, false, or auto (on unless the screen runs on a CUDA device, where
+    every pair is evaluated in parallel and the bound's serial walk on the host is unmeasured)."""
+    value = cfg.get("screen_bound", "auto")
+    if value == "auto":
+        return backend.name != "cuda"
+    if isinstance(value, bool):
+        return value
+    raise schema.SchemaError(f"strategy.arbitrage.screen_bound={value!r}: use true, false or auto")
 
 
 class Arbitrage(Strategy):
@@ -61,6 +73,8 @@ class Arbitrage(Strategy):
         self._priced: dict = {}
         self._host = None           # the CPU backend `rescreen` screens on (the ordered pass runs on the host)
         self._gas_units = gas_units
+        self.bound = ScreenBound(paths, gas_units, start_slot) if screen_bound(cfg, backend) else None
+        self.stats["evaluated"] = 0  # pairs the screen kernel evaluated (the others: the bound showed they cannot pass)
         self.stats["rescreened"] = 0  # pairs screened again by the ordered pass on forked pools (`rescreen`)
 
     def describe(self) -> dict:
@@ -107,14 +121,20 @@ class Arbitrage(Strategy):
         first_key[-1] = np.iinfo(np.int64).min
         self._evaluated = (batch, key, path, block, wei_per_raw, first_key)
         with self.timed("screen"):
+            if self.bound is not None:  # the pairs that can pass the screen: the kernel evaluates those only
+                evaluated = np.flatnonzero(self.bound.keep(batch, key, path, block, wei_per_raw, self.min_profit_wei))
+                key, path, block = key[evaluated], path[evaluated], block[evaluated]
+            m = len(key)
+            self.stats["evaluated"] += m
             ctx = batch.context(be)
-            outs = (ctx.get("out_amount_in", n, np.float64), ctx.get("out_gross_raw", n, np.float64),
-                    ctx.get("out_net_wei", n, np.float64))
+            outs = (ctx.get("out_amount_in", m, np.float64), ctx.get("out_gross_raw", m, np.float64),
+                    ctx.get("out_net_wei", m, np.float64))
             args = (ctx.upload("pair_key", key), ctx.upload("pair_path", path), ctx.upload("pair_block", block),
                     dp.pools, dp.zero_for_one, dp.gamma, dp.is_v3, dp.gas_units, dp.start_slot,
                     *batch.device_state(be), V3_MAX_STEPS, be.to_device(wei_per_raw),
                     be.to_device(batch.gas_price_wei), *outs)
-            self.launch("cycles", "screen_pairs", n, args)
+            if m:
+                self.launch("cycles", "screen_pairs", m, args)
             x_all, gross_all, net = (be.to_host(o) for o in outs)
             gross_wei = gross_all * wei_per_raw[block, dp.start_slot_host[path]]
             candidates = np.flatnonzero(self.passes_screen(net, gross_wei))
@@ -189,6 +209,7 @@ class Arbitrage(Strategy):
         x = gross = net = np.zeros(0)
         if n:
             self.stats["screened"] += n
+            self.stats["evaluated"] += n
             self.stats["rescreened"] += n
             block = np.full(n, (key + 1) >> KEY_TX_BITS, np.int32)
             with self.timed("screen"):
