@@ -76,6 +76,12 @@ def test_the_bound_keeps_every_pair_the_screen_passes(tmp_path, preset, override
     assert passed > 0 and kept < pairs / 3
 
 
+def test_a_market_without_v3_pools(hand_dataset):
+    """A V2-only market's state log has no V3 columns."""
+    pairs, kept, passed = check_market(Dataset(hand_dataset), batch_blocks=2)
+    assert pairs > 0 and passed <= kept <= pairs
+
+
 def test_the_bound_is_safe_where_many_cycles_pay_some_by_a_hair(tiny_cache):
     """Each pool's states scaled by a random factor (V2: one reserve; V3: the sqrt price), from 1e-12 to 1e-2 in
     log: mispricings from far below the fees (and the bound's ε) to far above them."""

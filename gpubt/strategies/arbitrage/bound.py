@@ -41,6 +41,8 @@ def entry_rates(batch, pool_is_v3: np.ndarray):
     r0, r1 = batch.log_reserve0, batch.log_reserve1
     v3 = pool_is_v3[pool]
     s, liq = batch.log_sqrt_price, batch.log_liquidity
+    if not len(s):  # a market without V3 pools has no V3 columns in its log
+        s = liq = np.ones(len(r0))
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(v3, 2.0 * np.log(s), np.log(r1) - np.log(r0))
     dead = np.where(v3, (liq <= 0.0) | (s <= 0.0), (r0 <= 0.0) | (r1 <= 0.0)) | ~np.isfinite(rate)
