@@ -83,16 +83,19 @@ def test_a_market_without_v3_pools(hand_dataset):
 
 
 def test_the_bound_is_safe_where_many_cycles_pay_some_by_a_hair(tiny_cache):
-    """Each pool's states scaled by a random factor (V2: one reserve; V3: the sqrt price), from 1e-12 to 1e-2 in
-    log: mispricings from far below the fees (and the bound's ε) to far above them."""
+    """Each state scaled by a random factor (V2: one reserve; V3: the sqrt price, kept inside its tick's range, as
+    every V3 state is), from 1e-12 to 1e-2 in log: mispricings from far below the fees (and the bound's ε) to far
+    above them."""
     rng = np.random.default_rng(7)
     scales = (1e-12, 1e-9, 1e-6, 1e-3, 1e-2)
 
     def perturb(batch, b):
-        n = len(batch.log_key)
-        factor = np.exp(rng.normal(0.0, scales[b % len(scales)], n))
+        factor = np.exp(rng.normal(0.0, scales[b % len(scales)], len(batch.log_key)))
         np.multiply(batch.log_reserve1, factor, out=batch.log_reserve1)  # in place: the batch is frozen
-        np.multiply(batch.log_sqrt_price, np.sqrt(factor), out=batch.log_sqrt_price)
+        if len(batch.log_sqrt_price):
+            tick = batch.log_tick.astype(np.float64)
+            lo, hi = 1.0001 ** (tick / 2) * (1 + 1e-12), 1.0001 ** ((tick + 1) / 2) * (1 - 1e-12)
+            np.copyto(batch.log_sqrt_price, np.clip(batch.log_sqrt_price * np.sqrt(factor), lo, hi))
 
     ds = Dataset(tiny_cache / TINY)
     pairs, kept, passed = check_market(ds, batch_blocks=20, perturb=perturb)
