@@ -115,7 +115,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     from omegaconf import OmegaConf
 
     from gpubt.data.store import ParquetStream
-    from gpubt.analysis import competition
+    from gpubt.analysis import competition, policy
     from gpubt.analysis.metrics import TradeTotals
     from gpubt.analysis.validate import EVENT_COLUMNS, ValidationWriter, Validator, with_estimates
 
@@ -128,6 +128,8 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     auctions = competition.Auctions(cfg.get("competition"), backend.name)
     closed = blocks.filter(pc.invert(blocks.column("takes_bundles").fill_null(True))).column("block_number").to_numpy()
     totals, by_strategy = TradeTotals(), StrategyTally()
+    policy_settings = policy.settings(cfg.get("policy"))
+    windows = policy.WindowTally(first, last, policy_settings["window_blocks"], list(cfg.strategy))
     validator = None
     if cfg.validation.enabled and dataset.read_range("labels", first, last, ["block_number"]).num_rows:
         validator = Validator(min_gap=int(cfg.validation.min_gap), max_gap=int(cfg.validation.max_gap))
@@ -145,6 +147,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
             landed = competition.landed(trades)
             totals.add(landed)
             by_strategy.add(trades, landed)
+            windows.add(trades)
             for piece in parts.trade_pieces(trades, competition.COLUMNS):
                 out.write(piece)
             if validator:  # CEX-DEX: pools untouched since our point, from the events
@@ -165,6 +168,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     summary = _summary(cfg, backend, dataset, loop, setup, notes, totals,
                        by_strategy, opportunity_counts, blocks, daily, threshold_info, scores, auctions.summary())
     summary["funnel"] = json_safe(funnel(loop.strategy_stats, opportunity_counts, screened_wei, by_strategy))
+    summary["policy"] = json_safe(_policy(cfg, dataset, blocks, windows, policy_settings, setup.gas.priority_fee_wei))
     if loop.execution is not None:
         from gpubt.analysis.repeats import repeated_captures
         from gpubt.analysis.validate import load_labels
@@ -178,6 +182,30 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (work / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     return scores, summary
+
+
+def _policy(cfg, dataset, blocks, windows, settings: dict, priority_fee_wei: int) -> dict:
+    """summary.json `policy` (analysis/policy.py): the window contexts from the block features, read a partition
+    at a time (the ETH reference price and the competing labels only), then the three policies."""
+    from gpubt.analysis import policy
+    from gpubt.analysis.thresholds import FeatureWindows
+
+    first, last = windows.first_block, int(blocks.column("block_number")[-1].as_py())
+    prices, labels = [], []
+    for lo, hi in dataset.partitions:
+        if hi < first or lo > last:
+            continue
+        p = dataset.read_range("prices", max(lo, first), min(hi, last), ["block_number", "token_id", "price_usd"])
+        prices.append(p.filter(pc.equal(p.column("token_id"), 0)))  # ETH: block_features' eth_token
+        lab = dataset.read_range("labels", max(lo, first), min(hi, last), ["block_number", "kind"])
+        labels.append(lab.filter(pc.equal(lab.column("kind"), "arbitrage")))  # block_features' competing kind
+    window_cfg = cfg.thresholds.get("windows") if cfg.get("thresholds") is not None else None
+    feature_windows = FeatureWindows(**{k: int(v) for k, v in dict(window_cfg or {}).items()})
+    contexts = policy.window_contexts(blocks, pa.concat_tables(prices), pa.concat_tables(labels),
+                                      windows.outcomes(), windows.window_blocks, windows.n_windows,
+                                      feature_windows, priority_fee_wei)
+    return policy.policy_summary(windows, contexts, settings, int(cfg.metrics.bootstrap_samples),
+                                 int(cfg.metrics.seed))
 
 
 def _thresholds(cfg, parts, dataset, blocks, first, last, min_profit_wei, priority_fee_wei):

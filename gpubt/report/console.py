@@ -64,9 +64,22 @@ def format_summary(summary: dict) -> str:
     width = max(len(label) for label, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
     lines = [f"{label:<{width}}  {value:>{value_width}}   {note}".rstrip() for label, value, note in rows]
-    if line := format_calibration(summary):
-        lines.append(line)
+    for line in (format_calibration(summary), format_policy(summary)):
+        if line:
+            lines.append(line)
     return "\n".join(lines)
+
+
+def format_policy(summary: dict) -> str:
+    """One line: the strategy-selection policies' P&L (summary.json `policy`), the run's own marked; '' without."""
+    section = summary.get("policy") or {}
+    if not section.get("policies"):
+        return ""
+    parts = [f"{'*' if name == section['name'] else ''}{name} {p['pnl_eth']:.6f}"
+             + _fmt_ci(p.get("pnl_ci95_eth"), ".4f").replace("   95% CI", "")
+             for name, p in section["policies"].items()]
+    return (f"policy ({section['window_blocks']}-block windows, {section['windows']:,}): P&L ETH "
+            + ", ".join(parts) + " (95% CI; *: policy=)")
 
 
 def format_calibration(summary: dict) -> str:

@@ -12,7 +12,8 @@ file is in the folder:
   validation_matches.parquet   one row per matched trade: an estimated and a realized profit column
                                (names containing "estimated"/"screen"/"predicted" and "realized"/"actual"/
                                "label"/"observed"; ETH or wei by name): a scatter with the y = x line
-With competition, summary.json's competition.calibration gives the survival prediction's reliability curve.
+With competition, summary.json's competition.calibration gives the survival prediction's reliability curve;
+summary.json's policy, the strategy-selection policies' cumulative P&L and the bandit's choices per window.
 Trades without a `strategy` column are "arbitrage".
 """
 from __future__ import annotations
@@ -99,6 +100,15 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
                         "float threshold, chosen for exact pricing, confirmed by the exact figure, attempted (kept by "
                         "the threshold model), won the auction; and the value there (ETH: screened net, then exact "
                         "net, then net after our bid). docs/metrics.md defines each stage."))
+    if (summary.get("policy") or {}).get("policies"):
+        section = summary["policy"]
+        figures.append(("Strategy selection policy", _plot_policy(section),
+                        f"Per window of {section['window_blocks']:,} blocks, the strategies on: static (all, every "
+                        "window), bandit (contextual Thompson sampling on trailing regime features, learned online "
+                        "from its own windows), oracle (in hindsight, those whose window P&L was > 0). Above, each "
+                        "policy's cumulative P&L (ETH, net after bids); below, the windows in which the bandit ran "
+                        "each strategy. Scored on this run's landed trades: switching a strategy off removes its "
+                        "trades, the market is not replayed (docs/policy.md).", _policy_table(section)))
     calibrated = _calibrated(summary)
     if calibrated:
         figures.append(("Survival prediction: reliability", _plot_reliability(calibrated),
@@ -594,6 +604,53 @@ def _calibration_table(calibrated: dict) -> str:
         f"<td class=num>{c['ece']:.4f}</td><td class=num>{c['mean_predicted']:.3f}</td>"
         f"<td class=num>{c['observed_rate']:.3f}</td></tr>" for name, c in calibrated.items())
     return f"<table class=small><tr>{head}</tr>{body}</table>"
+
+
+def _plot_policy(section: dict) -> str:
+    """Cumulative P&L over windows of each policy (steps at the windows' first blocks), above a strip of the
+    bandit's choices (a row per strategy, a cell per window, filled where it was on)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    names = section["strategies"]
+    fig, (ax, strip) = plt.subplots(2, 1, figsize=(9.0, 3.4 + 0.22 * len(names)), dpi=110, layout="constrained",
+                                    sharex=True, gridspec_kw={"height_ratios": (3, 0.6 + 0.25 * len(names))})
+    ax.grid(True, alpha=0.3, linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+    starts = np.asarray(section["window_first_block"], np.float64)
+    edges = np.append(starts, starts[-1] + section["window_blocks"])
+    for i, (name, p) in enumerate(section["policies"].items()):
+        y = np.concatenate([[0.0], p["cumulative_pnl_eth"]])
+        ax.step(edges, y, where="post", color=COLORS[i % len(COLORS)], linewidth=1.4,
+                label=f"{name}: {p['pnl_eth']:,.4f} ETH" + (" (policy=)" if name == section["name"] else ""))
+    ax.axhline(0.0, color="#999", linewidth=0.6)
+    ax.set_ylabel("cumulative P&L (ETH)")
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    on = np.array([[c == "1" for c in section["choices"]["bandit"][s]] for s in names], np.float64)
+    strip.pcolormesh(edges, np.arange(len(names) + 1), on, cmap=ListedColormap(["#f3f3f3", COLORS[0]]),
+                     vmin=0, vmax=1)
+    strip.set_yticks(np.arange(len(names)) + 0.5, names, fontsize=7)
+    strip.invert_yaxis()
+    strip.set_title("bandit: strategies on per window", fontsize=8, loc="left")
+    _block_axis(strip)
+    return _png(fig)
+
+
+def _policy_table(section: dict) -> str:
+    """Beside the policy plot: per policy, P&L with its 95 % interval and the regret vs the oracle."""
+    def ci(pair):
+        return "—" if not pair or pair[0] is None else f"[{pair[0]:,.4f}, {pair[1]:,.4f}]"
+
+    head = "".join(f"<th>{h}</th>" for h in ("policy", "P&L ETH", "95 % CI", "regret ETH"))
+    body = "".join(
+        f"<tr><td>{html.escape(name)}{' *' if name == section['name'] else ''}</td>"
+        f"<td class=num>{p['pnl_eth']:,.4f}</td><td class=num>{ci(p['pnl_ci95_eth'])}</td>"
+        f"<td class=num>{p['regret_eth']:,.4f}</td></tr>" for name, p in section["policies"].items())
+    return (f"<table class=small><tr>{head}</tr>{body}</table><p class=sub>{section['windows']:,} windows; "
+            "CI: windows resampled (block bootstrap); *: the run's policy=</p>")
 
 
 SWEEP_VALUES = ("net_profit_eth", "net_profit_wei", "profit_eth", "trades")   # the plotted metric, first found

@@ -152,6 +152,8 @@ OPTION_KINDS = {
     "monitor.port": "port", "monitor.anomaly_k": "num>0", "monitor.anomaly_alpha": "fraction",
     "monitor.anomaly_warmup": "int>=0", "monitor.anomaly_min_std": "num>=0", "report.enabled": "bool",
     "data.seed": "int", "data.first_block": "block", "data.last_block": "block",
+    "policy.window_blocks": "int>=1", "policy.warmup_windows": "int>=0", "policy.seed": "int",
+    "policy.prior_var": "num>0", "policy.noise_var": "num>0",
     "execution.default_slippage_bps": "int>=0", "execution.compare_replay": "bool", "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
 }
 KINDS = {  # kind -> (accepts the value, what it must be)

@@ -18,7 +18,7 @@ from gpubt.report.html import write_report
 from ..cli import run_inprocess
 
 BASE_PLOTS = ["Equity", "Drawdown", "Daily PnL", "Profit distribution per strategy", "Cumulative gas",
-              "Opportunities per block", "Opportunity funnel"]
+              "Opportunities per block", "Opportunity funnel", "Strategy selection policy"]
 # a default `gpubt run` on a labeled dataset also validates, so its folder holds validation_matches.parquet
 # ... and, competition being on by default, the reliability of its win predictions
 RUN_PLOTS = BASE_PLOTS + ["Survival prediction: reliability", "Validation: estimated vs realized profit"]
@@ -56,6 +56,8 @@ def test_report_is_self_contained_with_every_plot(results):
             assert pixels.std() > 5, f"{name}: the plot is blank"
     metrics = json.loads((results / "summary.json").read_text())["metrics"]
     assert f"{metrics['trades']:,}" in page and f"{metrics['net_profit_eth']:.6f} ETH" in page
+    policy = json.loads((results / "summary.json").read_text())["policy"]["policies"]
+    assert all(f"<td class=num>{p['pnl_eth']:,.4f}</td>" in page for p in policy.values())   # its table
     for label in ("net profit", "max drawdown", "profit factor", "Sharpe (annualized)", "gas efficiency",
                   "survival rate", "win rate", "initial capital"):
         assert f"<th>{label}</th>" in page, label
