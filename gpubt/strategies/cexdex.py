@@ -60,6 +60,10 @@ class ReferencePrices:
     def __init__(self, prices: pa.Table, n_tokens: int, noise_bps: float = 0.0, seed: int = 0):
         self.sample_blocks, self.dense = price_matrix(prices, n_tokens)
         self.n_tokens, self.noise_bps, self.seed = n_tokens, float(noise_bps), int(seed)
+        # per sample row, the block of each token's latest sample (the same forward fill, on block numbers)
+        sampled = prices.set_column(prices.schema.get_field_index("price_usd"), "price_usd",
+                                    pa.array(prices.column("block_number").to_numpy().astype(np.float64)))
+        self._sampled_at = price_matrix(sampled, n_tokens)[1]
 
     def at(self, blocks) -> np.ndarray:
         """(len(blocks), n_tokens) float64 USD per whole token."""
@@ -68,6 +72,19 @@ class ReferencePrices:
         if self.noise_bps > 0.0:
             out = out * np.exp(self.noise_bps / 1e4 * _normal(self.seed, blocks, self.n_tokens))
         return np.ascontiguousarray(out)
+
+    def age(self, blocks) -> np.ndarray:
+        """(len(blocks), n_tokens): blocks since each token's price in force was sampled (inf before its first)."""
+        blocks = np.asarray(blocks, np.int64)
+        return blocks[:, None] - np.nan_to_num(prices_at(self.sample_blocks, self._sampled_at, blocks), nan=-np.inf)
+
+    def next_sample(self, blocks) -> np.ndarray:
+        """Per block, the first sample block at or after it (the last sample's block past the end): the earliest
+        block whose reference is an observation rather than a forward-filled older one."""
+        idx = np.searchsorted(self.sample_blocks, np.asarray(blocks, np.int64), side="left")
+        if not len(self.sample_blocks):
+            return np.asarray(blocks, np.int64)
+        return self.sample_blocks[np.minimum(idx, len(self.sample_blocks) - 1)]
 
 
 def load_reference_table(path, tokens: pa.Table) -> pa.Table:
@@ -120,6 +137,8 @@ class CexDexStrategy(Strategy):
         cross = self.variant == "cross_domain"
         horizon = float(get("bridge_latency_seconds", 0.0) if cross else get("markout_seconds", 12.0))
         self.markout_blocks = int(round(horizon / BLOCK_SECONDS))
+        age = get("max_reference_age_blocks", 0)
+        self.max_reference_age = np.inf if age is None else int(age)
         self.cex_fee_bps = float(get("cex_fee_bps", 5.0))
         self.bridge_fee_bps = float(get("bridge_fee_bps", 0.0)) if cross else 0.0
         self.bridge_cost_usd = float(get("bridge_cost_usd", 0.0)) if cross else 0.0
@@ -145,13 +164,32 @@ class CexDexStrategy(Strategy):
         code = code[np.r_[True, code[1:] != code[:-1]]] if len(code) else code  # unique (np.unique hashes: slower)
         return (code // LOG_KEY_SPAN).astype(np.int32), code % LOG_KEY_SPAN - 1
 
+    def markout_block(self, blocks) -> np.ndarray:
+        """Where a hedge decided at `blocks` is marked: `markout_blocks` later, at the first observed reference from
+        then on (a forward-filled older sample would mark it at nearly the decision's own price)."""
+        later = np.minimum(np.asarray(blocks, np.int64) + self.markout_blocks, self.last_block)
+        return np.maximum(later, np.minimum(self.reference.next_sample(later), self.last_block))
+
+    def fresh(self, batch, pair_pool, pair_key):
+        """The points whose reference prices (both tokens and ETH) were sampled at most `max_reference_age_blocks`
+        blocks before: a desk does not trade against a quote it has not seen for minutes (a dataset whose
+        reference is sampled every N blocks is evaluated at its samples)."""
+        if self.max_reference_age == np.inf:
+            return pair_pool, pair_key
+        age = self.reference.age(batch.first_block + np.arange(batch.n_blocks))
+        block = (pair_key + 1) >> KEY_TX_BITS
+        ok = ((age[block, self.pools.token0[pair_pool]] <= self.max_reference_age)
+              & (age[block, self.pools.token1[pair_pool]] <= self.max_reference_age)
+              & (age[block, WETH] <= self.max_reference_age))
+        return pair_pool[ok], pair_key[ok]
+
     def screen(self, batch, pair_pool, pair_key):
         """Run the kernel (marked at the current reference); returns (zero_for_one, amount in, amount out,
         crossed, gross usd, net wei, ref, mark), mark = the reference `markout_blocks` later."""
         n = len(pair_pool)
         blocks = batch.first_block + np.arange(batch.n_blocks)
         ref = self.reference.at(blocks)
-        mark = self.reference.at(np.minimum(blocks + self.markout_blocks, self.last_block))
+        mark = self.reference.at(self.markout_block(blocks))
         # select on what is known at the point: the screen marks at the current reference (no look-ahead);
         # the marked-out profit of a trade taken is its exact re-pricing's (reprice, with `mark`)
         wei_per_usd = 1e18 / ref[:, WETH]
@@ -171,6 +209,7 @@ class CexDexStrategy(Strategy):
     # -- evaluate -------------------------------------------------------------------------------------------------
     def evaluate(self, batch, tables=None) -> StrategyResult:
         pair_pool, pair_key = self.points(batch)
+        pair_pool, pair_key = self.fresh(batch, pair_pool, pair_key)
         self.stats["screened"] += len(pair_pool)
         with self.timed("screen"):
             zfo, x, out, crossed, gross_usd, net, ref, mark = self.screen(batch, pair_pool, pair_key)
@@ -287,7 +326,7 @@ class CexDexStrategy(Strategy):
             "amount_in": _big(amount_in), "amount_out": _big(amount_out), "ticks_crossed": crossed,
             "state": state, "reference_price_raw": float(ref_pool_price),  # raw token1 per raw token0
             "reference_usd": {str(t_in): float(ref_usd[t_in]), str(t_out): float(ref_usd[t_out])},
-            "markout_block": int(min(batch.first_block + block + self.markout_blocks, self.last_block)),
+            "markout_block": int(self.markout_block([batch.first_block + block])[0]),
             "markout_usd": {str(t_in): float(mark_usd[t_in]), str(t_out): float(mark_usd[t_out])},
             "hedge_raw": _big(hedge_raw), "cex_fee_bps": self.cex_fee_bps, "bridge_fee_bps": self.bridge_fee_bps,
             "bridge_cost_usd": self.bridge_cost_usd,

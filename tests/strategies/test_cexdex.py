@@ -103,3 +103,33 @@ def test_cross_domain_costs_and_latency(tiny_dataset):  # noqa: F811
         assert d["markout_block"] == min(t["block_number"] + 10, ds.last_block)
     with pytest.raises(ValueError, match="variant"):
         run_strategy(CexDexStrategy, dict(CFG, variant="bridge"), ds, "cpu", *span)
+
+
+def test_reference_age_and_next_sample():
+    prices = pa.Table.from_pylist([{"block_number": b, "token_id": t, "price_usd": 1.0}
+                                   for b, t in ((10, 0), (10, 1), (20, 0))], schema=schema.PRICES)
+    ref = ReferencePrices(prices, 3)
+    age = ref.age([9, 10, 15, 20, 99])
+    np.testing.assert_array_equal(age[:, 0], [np.inf, 0, 5, 0, 79])
+    np.testing.assert_array_equal(age[:, 1], [np.inf, 0, 5, 10, 89])   # token 1 was last sampled at 10
+    assert np.isinf(age[:, 2]).all()
+    np.testing.assert_array_equal(ref.next_sample([0, 10, 11, 20, 21]), [10, 10, 20, 20, 20])
+
+
+def test_a_sparse_reference_is_traded_at_its_samples_and_marked_at_the_next(tmp_path):
+    """Reference prices sampled every 10 blocks (as mainnet-month's): by default CEX-DEX decides only on a fresh
+    sample, and marks the hedge at the first sample from the markout block on, never at a forward-filled copy of
+    the decision's own price; with `max_reference_age_blocks: null` it trades between samples too."""
+    from gpubt.data import synthetic
+    from gpubt.data.store import Dataset
+
+    ds = Dataset(synthetic.generate(tmp_path / "sparse", preset="tiny", seed=0, progress=False, price_interval=10))
+    span = (ds.first_block, ds.first_block + 99)
+    sampled = set(ds.read("prices").column("block_number").to_pylist())
+    _, _, fresh = run_strategy(CexDexStrategy, CFG, ds, "cpu", *span)
+    _, _, stale = run_strategy(CexDexStrategy, dict(CFG, max_reference_age_blocks=None), ds, "cpu", *span)
+    assert fresh and {t["block_number"] for t in fresh} <= sampled
+    assert {t["block_number"] for t in stale} - sampled   # the rule is what keeps them out
+    for t in fresh:
+        d = json.loads(t["detail"])
+        assert d["markout_block"] in sampled and d["markout_block"] > t["block_number"]
