@@ -14,6 +14,7 @@ block o (before its first tx) is (o << 20) − 1.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 from dataclasses import dataclass
 
@@ -121,11 +122,18 @@ class Batch:
         idx = np.searchsorted(self.log_composite, pools * LOG_KEY_SPAN + keys + 1, side="right") - 1
         return np.where((idx >= lo) & (idx < hi), idx, -1)
 
+    @functools.cached_property
+    def _log_lists(self) -> tuple[list[int], list[int]]:
+        """log_offsets and log_key as Python lists, for `log_entry` (built once per batch)."""
+        return self.log_offsets.tolist(), self.log_key.tolist()
+
     def log_entry(self, pool: int, key: int) -> int:
         """Scalar log_index: the log entry of one (pool, key), −1 where the pool has no state (a trade leg's
-        lookup; the vectorized form costs ~10 µs of array set-up for one element)."""
-        lo, hi = int(self.log_offsets[pool]), int(self.log_offsets[pool + 1])
-        before = int(np.searchsorted(self.log_key[lo:hi], key, side="right"))  # entries with key <= `key`
+        lookup; the vectorized form costs ~10 µs of array set-up for one element). A bisect on Python lists:
+        the ordered exact pass asks ~10^5 times a batch, and np.searchsorted on a slice costs ~4 µs a call."""
+        offsets, log_key = self._log_lists
+        lo = offsets[pool]
+        before = bisect.bisect_right(log_key, key, lo, offsets[pool + 1]) - lo  # entries with key <= `key`
         return lo + before - 1 if before else -1
 
     # -- the ordered exact pass's forks (gpubt/run/execution.py) -------------------------------------------------

@@ -67,6 +67,9 @@ class History:
         self.tx_start = np.r_[starts, n].astype(np.int64)
         self.tx_key = self.key[starts]
         self.pool_np = events.column("pool_id").to_numpy()
+        # the same as Python ints: `walk_tx` asks at every tx of the batch whether it touches a fork
+        self.pool_list = self.pool_np.tolist()
+        self.tx_bounds = list(zip(self.tx_start[:-1].tolist(), self.tx_start[1:].tolist(), self.tx_key.tolist()))
         self._events = events
         self._cols = None
         self.victims = {}
@@ -178,9 +181,10 @@ class Walker:
     # -- history ------------------------------------------------------------------------------------------------
     def walk_tx(self, g: int) -> None:
         """Re-execute tx group g when it touches a forked pool."""
-        lo, hi = int(self.h.tx_start[g]), int(self.h.tx_start[g + 1])
-        key = int(self.h.tx_key[g])
-        pools = [int(p) for p in self.h.pool_np[lo:hi] if (key, int(p)) not in self.consumed]
+        lo, hi, key = self.h.tx_bounds[g]
+        pools = self.h.pool_list[lo:hi]
+        if self.consumed:
+            pools = [p for p in pools if (key, p) not in self.consumed]
         if not any(p in self.forks for p in pools):  # (a victim's swap one of our bundles executed is not again)
             return
         self._reexecute(lo, hi, key)
@@ -456,6 +460,10 @@ class Execution:
                     self._resolve(key, here, walker, by_name, executed)
         finally:
             batch.set_overlay(None)
+        for s in rescreeners:  # what rescreen kept to build once (after any it returned: they were found first)
+            found = s.rescreened(batch)
+            if found is not None and found.num_rows:
+                self.opportunities.setdefault(s.name, []).append(found)
         # a pool our bundles of this batch did not change keeps its projected state; a tx re-executed again after
         # our bundles counts once, with its final outcome
         self._final = {**self._projected_forks, **walker.forks}

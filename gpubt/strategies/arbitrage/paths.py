@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from gpubt import schema
+from gpubt.kernels.compile import cached_njit
 
 
 @dataclass(frozen=True)
@@ -206,3 +207,60 @@ def with_state(pair_key: np.ndarray, pair_path: np.ndarray, paths: Paths, log_of
         return pair_key, pair_path
     keep = pair_key >= path_ready[pair_path]
     return pair_key[keep], pair_path[keep]
+
+
+@cached_njit
+def point_pairs(key, relevant, pair_key, pair_path, cand_key, cand_path, points, path_pools, pool_offsets,
+                pool_paths, first_key, seen):
+    """The ordered pass's pair lists at one point (`Arbitrage.rescreen`), in one call: its many small NumPy steps
+    cost ~40 µs a point in dispatch alone, over the ~10^5 points of a mainnet-month partition.
+
+    `relevant` (n_pools + 1; the last entry is the −1 padding's): pools forked or touched here. Returns (lo, hi):
+    the point's range of the sorted evaluated pairs `pair_key`; the number of them through a relevant pool; (c_lo,
+    c_hi) and a mask `touching` of the point's candidates (`cand_key` sorted) through a relevant pool; and the
+    sorted ids of the distinct paths through any of `points` that go through a relevant pool and whose every pool
+    has a state at `key` (`first_key` <= key). `seen` (n_paths, False) is scratch, left False."""
+    hops = path_pools.shape[1]
+    lo = np.searchsorted(pair_key, key, "left")
+    hi = np.searchsorted(pair_key, key, "right")
+    stale_pairs = 0
+    for i in range(lo, hi):
+        for h in range(hops):
+            if relevant[path_pools[pair_path[i], h]]:
+                stale_pairs += 1
+                break
+    c_lo = np.searchsorted(cand_key, key, "left")
+    c_hi = np.searchsorted(cand_key, key, "right")
+    touching = np.zeros(c_hi - c_lo, np.bool_)
+    for i in range(c_lo, c_hi):
+        for h in range(hops):
+            if relevant[path_pools[cand_path[i], h]]:
+                touching[i - c_lo] = True
+                break
+    total = 0
+    for pool in points:
+        total += pool_offsets[pool + 1] - pool_offsets[pool]
+    found = np.empty(total, pool_paths.dtype)
+    n = 0
+    for pool in points:
+        for j in range(pool_offsets[pool], pool_offsets[pool + 1]):
+            path = pool_paths[j]
+            if not seen[path]:
+                seen[path] = True
+                found[n] = path
+                n += 1
+    for i in range(n):
+        seen[found[i]] = False
+    found = np.sort(found[:n])
+    m = 0
+    for i in range(n):
+        path = found[i]
+        any_relevant, all_state = False, True
+        for h in range(hops):
+            pool = path_pools[path, h]
+            any_relevant = any_relevant or relevant[pool]
+            all_state = all_state and first_key[pool] <= key
+        if any_relevant and all_state:
+            found[m] = path
+            m += 1
+    return lo, hi, stale_pairs, c_lo, c_hi, touching, found[:m]

@@ -136,7 +136,11 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
     hop_pools = paths.pools[path_ids]                                      # (S, H), −1 padded
     hop_keys = np.broadcast_to(keys[:, None], hop_pools.shape)
     valid = hop_pools >= 0
-    log_idx = batch.log_index(hop_pools[valid], hop_keys[valid]).ravel()
+    if len(path_ids) <= 16:  # the ordered pass prices a few at a point: scalar lookups beat log_index's set-up
+        log_idx = np.asarray([batch.log_entry(p, k) for p, k in zip(hop_pools[valid].tolist(),
+                                                                     hop_keys[valid].tolist())], np.int64)
+    else:
+        log_idx = batch.log_index(hop_pools[valid], hop_keys[valid]).ravel()
     r0_flat, r1_flat = batch.exact_reserves(hop_pools[valid], hop_keys[valid], log_idx)
     offsets = np.concatenate(([0], np.cumsum(valid.sum(axis=1))))
     v3_cache: dict = {}

@@ -18,7 +18,8 @@ from gpubt.backend import Backend
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import WETH
 from gpubt.strategies.arbitrage.bound import ScreenBound
-from gpubt.strategies.arbitrage.paths import enumerate_cycles, evaluation_pairs, resolve_tokens, with_state
+from gpubt.strategies.arbitrage.paths import (enumerate_cycles, evaluation_pairs, point_pairs, resolve_tokens,
+                                              with_state)
 from gpubt.strategies.arbitrage.pricing import reprice, select
 from gpubt.strategies.base import Strategy, StrategyResult
 
@@ -72,6 +73,8 @@ class Arbitrage(Strategy):
         self._candidates = None     # its candidates (key, path, x, net) and their exact pricing {(key, path): trade}
         self._priced: dict = {}
         self._host = None           # the CPU backend `rescreen` screens on (the ordered pass runs on the host)
+        self._seen = None           # point_pairs' scratch mask over the paths
+        self._found: list = []      # (key, paths, x, gross, net) `rescreen` found this batch (`rescreened`)
         self._gas_units = gas_units
         self.bound = ScreenBound(paths, gas_units, start_slot) if screen_bound(cfg, backend) else None
         self.stats["evaluated"] = 0  # pairs the screen kernel evaluated (the others: the bound showed they cannot pass)
@@ -108,6 +111,7 @@ class Arbitrage(Strategy):
     def evaluate(self, batch, tables=None) -> StrategyResult:
         key, path, block = self.pairs(batch)
         self._pairs = (None, None)
+        self._found = []
         n = len(key)
         self.stats["screened"] += n
         if n == 0:
@@ -184,25 +188,27 @@ class Arbitrage(Strategy):
         `evaluate` makes it, from those and the projected candidates that touch no such pool, and priced exactly
         (reusing the projected pricing where the states are the same): what the changed state made profitable is
         found, and what it closed is gone. Returns (the paths of the point's earlier proposals, now superseded;
-        the new opportunities and the point's proposals), or (empty, nothing) when the earlier ones stand."""
+        the point's proposals), or (empty, nothing) when the earlier ones stand; the new opportunities are kept
+        for `rescreened`, which the pass asks once the batch is walked."""
         nothing = StrategyResult(NO_OPPORTUNITIES, [])
         _, keys, paths, _, wei_per_raw, first_key = self._evaluated
         relevant = view.forked
         if touched:
             relevant = relevant.copy()
             relevant[list(touched)] = True
-        lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
-        stale_pairs = int(relevant[self.paths.pools[paths[lo:hi]]].any(axis=1).sum()) if lo < hi else 0
-        stale = stale_pairs > 0
         ck, cp, cx, cn = self._candidates
-        c_lo, c_hi = np.searchsorted(ck, key, "left"), np.searchsorted(ck, key, "right")
-        touching = relevant[self.paths.pools[cp[c_lo:c_hi]]].any(axis=1)
+        points = np.asarray(sorted((set(triggers) - set(touched)) | set(changed)), np.int32)
+        if self._seen is None or len(self._seen) != len(self.paths):
+            self._seen = np.zeros(len(self.paths), np.bool_)
+        # the point's evaluated pairs through a relevant pool (stale), its candidates through one (touching), and
+        # the paths through a pool whose state changed here that go through a relevant pool and whose every pool
+        # has a state here (first_key)
+        lo, hi, stale_pairs, c_lo, c_hi, touching, path = point_pairs(
+            key, relevant, keys, paths, ck, cp, points, self.paths.pools, self.paths.pool_offsets,
+            self.paths.pool_paths, first_key, self._seen)
+        stale = stale_pairs > 0
         if stale:  # what evaluate counted of them was counted on a state that is gone
             self._uncount(key, stale_pairs, cp[c_lo:c_hi][touching])
-        points = sorted((set(triggers) - set(touched)) | set(changed))
-        path = np.unique(self.paths.through(np.asarray(points, np.int32))) if points else np.zeros(0, np.int32)
-        path = path[relevant[self.paths.pools[path]].any(axis=1)]
-        path = path[(first_key[self.paths.pools[path]] <= key).all(axis=1)]  # every pool has a state here
         n = len(path)
         if n == 0 and not stale:
             return set(), nothing
@@ -211,9 +217,10 @@ class Arbitrage(Strategy):
             self.stats["screened"] += n
             self.stats["evaluated"] += n
             self.stats["rescreened"] += n
-            block = np.full(n, (key + 1) >> KEY_TX_BITS, np.int32)
+            b = (key + 1) >> KEY_TX_BITS
+            block = np.full(n, b, np.int32)
             with self.timed("screen"):
-                outs = (np.zeros(n), np.zeros(n), np.zeros(n))
+                outs = (np.empty(n), np.empty(n), np.empty(n))  # the kernel writes every entry
                 if self._host is None:
                     self._host = Backend("cpu")
                 self._host.launch("cycles", "screen_pairs_serial", n, (
@@ -222,7 +229,7 @@ class Arbitrage(Strategy):
                     *view.kernel_state(), V3_MAX_STEPS, wei_per_raw, batch.gas_price_wei, *outs))
                 x, gross, net = outs
                 cand = np.flatnonzero(self.passes_screen(
-                    net, gross * wei_per_raw[block, self.device.start_slot_host[path]]))
+                    net, gross * wei_per_raw[b][self.device.start_slot_host[path]]))  # one block: a row
             path, x, gross, net = path[cand], x[cand], gross[cand], net[cand]
         if len(path) == 0 and not stale:
             return set(), nothing
@@ -234,12 +241,12 @@ class Arbitrage(Strategy):
         projected[:len(kept)] = True
         point = np.full(len(all_path), key, np.int64)
         with self.timed("exact"):
-            opportunities = (self.opportunities(batch, point[len(kept):], path, x, gross, net) if len(path)
-                             else NO_OPPORTUNITIES)
+            if len(path):  # its opportunities: one table a batch (`rescreened`)
+                self._found.append((key, path, x, gross, net))
             chosen = select(point, all_path, all_net, self.paths)
             taken, fresh = [], [i for i in chosen.tolist() if not (projected[i] and (key, int(all_path[i])) in self._priced)]
             trades = dict(zip(fresh, reprice(batch, self.paths, all_path[fresh], point[fresh], all_x[fresh], self.gas,
-                                             wei_per_raw, self.device.start_slot_host)))
+                                             wei_per_raw, self.device.start_slot_host))) if fresh else {}
             for i in chosen.tolist():
                 if i in trades:
                     trade = trades[i] if self.takes(trades[i], float(all_net[i])) else None
@@ -250,7 +257,17 @@ class Arbitrage(Strategy):
                     taken.append(trade)
             for i in sorted(set(range(len(kept))) - set(chosen.tolist())):  # priced before, not chosen now
                 self._uncount_pricing(key, int(all_path[i]))
-        return set(paths[lo:hi].tolist()), StrategyResult(opportunities, taken)
+        return set(paths[lo:hi].tolist()), StrategyResult(NO_OPPORTUNITIES, taken)
+
+    def rescreened(self, batch) -> pa.Table | None:
+        """The opportunities `rescreen` found in this batch, in the order it found them (then forgotten)."""
+        found, self._found = self._found, []
+        if not found:
+            return None
+        path = np.concatenate([f[1] for f in found])
+        with self.timed("exact"):
+            key = np.repeat(np.asarray([f[0] for f in found], np.int64), [len(f[1]) for f in found])
+            return self.opportunities(batch, key, path, *(np.concatenate([f[j] for f in found]) for j in (2, 3, 4)))
 
     def _uncount(self, key: int, pairs: int, candidates: np.ndarray) -> None:
         """Take back what `evaluate` counted of a point's pairs through a pool forked there: they were screened
