@@ -30,46 +30,87 @@ import numpy as np
 from numba import prange
 
 from gpubt.kernels.compile import cached_njit
+from gpubt.kernels.cycles import find_state
 from gpubt.strategies.base import SCREEN_MARGIN_REL, SCREEN_MARGIN_WEI
 
 RHO_EPS = 1e-9     # ≫ the float error of ρ (a few ulps of terms up to ~70) and of the kernel's k/m
 GROSS_REL = 1e-9   # ≫ the kernel's relative float error in m/n
 FLOAT_REL = 2e-9   # ≫ the relative float error of the kernel's cycle output (V3: ≤ 64 tick steps of a few ulps)
 
+_find_state = cached_njit(find_state)
 
-def entry_rates(batch, pool_is_v3: np.ndarray):
-    """Per log entry of `batch`: (pool, ln marginal rate and input reserve selling token0 and selling token1, each
-    (n, 2); V3 paths are bounded by the rate alone). A degenerate state (an empty reserve; V3: no in-range
+
+@cached_njit
+def _rate(is_v3, r0, r1, sqrt_price, liquidity, sell1):
+    """(log marginal rate at zero input, input depth) of one pool state in one direction (sell1: token1 in): V2
+    ln(r_out/r_in) and r_in; V3 ±2·ln s and no depth (inf). A degenerate state (an empty reserve; V3: no in-range
     liquidity) has rate NaN: its pairs are kept, the kernel decides them."""
-    pool = np.repeat(np.arange(len(batch.log_offsets) - 1, dtype=np.int64), np.diff(batch.log_offsets))
-    r0, r1 = batch.log_reserve0, batch.log_reserve1
-    v3 = pool_is_v3[pool]
-    s, liq = batch.log_sqrt_price, batch.log_liquidity
-    if not len(s):  # a market without V3 pools has no V3 columns in its log
-        s = liq = np.ones(len(r0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(v3, 2.0 * np.log(s), np.log(r1) - np.log(r0))
-    dead = np.where(v3, (liq <= 0.0) | (s <= 0.0), (r0 <= 0.0) | (r1 <= 0.0)) | ~np.isfinite(rate)
-    rate[dead] = np.nan
-    reserve = np.where(v3[:, None], np.inf, np.stack([r0, r1], axis=1))  # a V3 hop is bounded by its rate alone
-    return pool, np.stack([rate, -rate], axis=1), reserve
+    if is_v3:
+        if liquidity <= 0.0 or sqrt_price <= 0.0:
+            return np.nan, np.inf
+        rate = 2.0 * np.log(sqrt_price)
+        return (-rate if sell1 else rate), np.inf
+    if r0 <= 0.0 or r1 <= 0.0:
+        return np.nan, np.inf
+    rate = np.log(r1) - np.log(r0)
+    return (-rate if sell1 else rate), (r1 if sell1 else r0)
+
+
+@cached_njit
+def _keep(rate, depth, log_gamma, hops, gas_cost_wei, wei_per_raw, min_profit_wei):
+    """Whether a pair whose hops (in order) have log marginal rates `rate`, input depths `depth` and fees ln γ
+    `log_gamma` can clear the screen floor: its bounded net profit (the module docstring) against the floor."""
+    rho = 0.0
+    for h in range(hops):
+        rho += log_gamma[h] + rate[h]
+    if rho <= -RHO_EPS:  # the cycle cannot pay: the kernel's gross is 0, its net −gas
+        return -gas_cost_wei > min_profit_wei - SCREEN_MARGIN_WEI  # (a threshold below −margin: it may)
+    if rho != rho:  # a degenerate state: the kernel decides
+        return True
+    least = np.inf
+    prefix = 0.0
+    for h in range(hops):  # the depth bound over the V2 hops (rare: most cycles do not pay)
+        d = depth[h] / np.exp(log_gamma[h] + prefix)
+        if d < least:
+            least = d
+        prefix += log_gamma[h] + rate[h]
+    if least == np.inf:  # every hop is V3: no amount bound
+        return True
+    g = np.exp(0.5 * (rho + RHO_EPS)) - 1.0
+    x_max = least * (np.exp(rho + RHO_EPS) - 1.0)  # no input beyond pays, even on the bounding map
+    gross_wei = (least * g * g * (1.0 + GROSS_REL) + FLOAT_REL * x_max) * wei_per_raw
+    return gross_wei - gas_cost_wei > min_profit_wei - (SCREEN_MARGIN_REL * abs(gross_wei) + SCREEN_MARGIN_WEI)
+
+
+@cached_njit
+def _entry_rates(pool, pool_is_v3, r0, r1, sqrt_price, liquidity):
+    """_rate of every log entry, both directions: (rate (n, 2), depth (n, 2))."""
+    n = pool.shape[0]
+    rate = np.empty((n, 2))
+    depth = np.empty((n, 2))
+    for e in range(n):
+        v3 = pool_is_v3[pool[e]]
+        s = sqrt_price[e] if v3 else 1.0
+        liq = liquidity[e] if v3 else 1.0
+        for d in range(2):
+            rate[e, d], depth[e, d] = _rate(v3, r0[e], r1[e], s, liq, d == 1)
+    return rate, depth
 
 
 @cached_njit(parallel=True)
-def _walk(pair_key, pair_path, pair_block, path_hop, path_log_gamma, path_gamma_sum, path_gas_units,
-          path_start_slot, order, sorted_key, log_pool, rate, depth, wei_per_raw, gas_price_wei, min_profit_wei,
-          n_pools, chunks, keep):
-    """keep[i] = pair i's bounded net profit clears the screen floor (pairs sorted by key). The pairs are cut into
-    `chunks` runs walked in parallel, each starting from the pools' entries at its first key.
-    path_hop[p, h] = 2·pool + (0 selling token0, 1 selling token1), −1 past the path's end; rate[e, 0 | 1] = the
-    entry's log marginal rate in that direction; path_gamma_sum[p] = Σ_h ln γ_h."""
+def _walk(pair_key, pair_path, pair_block, path_hop, path_log_gamma, path_gas_units, path_start_slot, order,
+          sorted_key, log_pool, rate, depth, wei_per_raw, gas_price_wei, min_profit_wei, n_pools, chunks, keep):
+    """keep[i] = pair i can clear the screen floor (pairs sorted by key). The pairs are cut into `chunks` runs
+    walked in parallel, each starting from the pools' entries at its first key. path_hop[p, h] = 2·pool + (0
+    selling token0, 1 selling token1), −1 past the path's end; rate / depth[e, 0 | 1]: _entry_rates."""
     n = pair_key.shape[0]
-    zero_gross_floor = min_profit_wei - SCREEN_MARGIN_WEI  # the floor a pair bounded at gross 0 must clear
+    hops_max = path_hop.shape[1]
     for c in prange(chunks):
         lo, hi = c * n // chunks, (c + 1) * n // chunks
         if lo >= hi:
             continue
         cur = np.full(n_pools, -1, np.int64)
+        hop_rate, hop_depth = np.empty(hops_max), np.empty(hops_max)
         j = 0
         for i in range(lo, hi):
             key = pair_key[i]
@@ -77,9 +118,9 @@ def _walk(pair_key, pair_path, pair_block, path_hop, path_log_gamma, path_gamma_
                 cur[log_pool[order[j]]] = order[j]
                 j += 1
             path = pair_path[i]
-            rho = path_gamma_sum[path]
+            hops = 0
             missing = False
-            for h in range(path_hop.shape[1]):
+            for h in range(hops_max):
                 code = path_hop[path, h]
                 if code < 0:
                     break
@@ -87,50 +128,52 @@ def _walk(pair_key, pair_path, pair_block, path_hop, path_log_gamma, path_gamma_
                 if e < 0:  # no state yet (with_state drops those pairs): the kernel decides
                     missing = True
                     break
-                rho += rate[e, code & 1]
-            if rho <= -RHO_EPS:  # the cycle cannot pay: the kernel's gross is 0, its net −gas
-                if zero_gross_floor < 0.0:  # a threshold below −margin: −gas may still clear it
-                    b = pair_block[i]
-                    keep[i] = -(path_gas_units[path] * gas_price_wei[b]) > zero_gross_floor
-                else:
-                    keep[i] = False
-                continue
-            # NaN: a degenerate state (an empty reserve, a V3 range without liquidity): the kernel decides
-            if missing or rho != rho:
-                keep[i] = True
-                continue
-            # a V2 path that may pay (rare: most cycles do not): its depth bound
-            least = np.inf
-            prefix = 0.0
-            for h in range(path_hop.shape[1]):
-                code = path_hop[path, h]
-                if code < 0:
-                    break
-                e = cur[code >> 1]
-                d = depth[e, code & 1] / np.exp(path_log_gamma[path, h] + prefix)
-                if d < least:
-                    least = d
-                prefix += path_log_gamma[path, h] + rate[e, code & 1]
-            if least == np.inf:  # every hop is V3: no amount bound
-                keep[i] = True
-                continue
-            g = np.exp(0.5 * (rho + RHO_EPS)) - 1.0
-            x_max = least * (np.exp(rho + RHO_EPS) - 1.0)  # no input beyond pays, even on the bounding map
-            gross = least * g * g * (1.0 + GROSS_REL) + FLOAT_REL * x_max
+                hop_rate[h], hop_depth[h] = rate[e, code & 1], depth[e, code & 1]
+                hops += 1
             b = pair_block[i]
-            gross_wei = gross * wei_per_raw[b, path_start_slot[path]]
-            net = gross_wei - path_gas_units[path] * gas_price_wei[b]
-            keep[i] = net > min_profit_wei - (SCREEN_MARGIN_REL * abs(gross_wei) + SCREEN_MARGIN_WEI)
+            keep[i] = missing or _keep(hop_rate, hop_depth, path_log_gamma[path], hops,
+                                       path_gas_units[path] * gas_price_wei[b], wei_per_raw[b, path_start_slot[path]],
+                                       min_profit_wei)
+    return keep
+
+
+@cached_njit
+def _at_point(key, paths, path_pools, path_zfo, path_log_gamma, pool_is_v3, log_offsets, log_key, r0, r1, sqrt_price,
+              liquidity, gas_units, gas_price_wei, wei_per_raw, start_slot, min_profit_wei):
+    """keep per path of `paths` at one point `key` of (possibly forked) state arrays: the ordered pass's rescreen.
+    Each hop's state by binary search (find_state), its rate computed from it (a fork rewrote it)."""
+    hops_max = path_pools.shape[1]
+    hop_rate, hop_depth = np.empty(hops_max), np.empty(hops_max)
+    keep = np.zeros(paths.shape[0], np.bool_)
+    has_v3 = sqrt_price.shape[0] > 0
+    for i in range(paths.shape[0]):
+        path = paths[i]
+        hops = 0
+        missing = False
+        for h in range(hops_max):
+            pool = path_pools[path, h]
+            if pool < 0:
+                break
+            e = _find_state(log_offsets, log_key, pool, key)
+            if e < 0:
+                missing = True
+                break
+            v3 = has_v3 and pool_is_v3[pool]
+            hop_rate[h], hop_depth[h] = _rate(v3, r0[e], r1[e], sqrt_price[e] if v3 else 1.0,
+                                              liquidity[e] if v3 else 1.0, not path_zfo[path, h])
+            hops += 1
+        keep[i] = missing or _keep(hop_rate, hop_depth, path_log_gamma[path], hops, gas_units[path] * gas_price_wei,
+                                   wei_per_raw[start_slot[path]], min_profit_wei)
     return keep
 
 
 class ScreenBound:
-    """The bound's per-path arrays (built once per run) and `keep`, the mask of a batch's pairs it lets through."""
+    """The bound's per-path arrays (built once per run); `keep`: the mask of a batch's pairs it lets through;
+    `keep_at`: of the paths the ordered pass screens again at one point."""
 
     def __init__(self, paths, gas_units: np.ndarray, start_slot: np.ndarray):
         self.paths, self.gas_units, self.start_slot = paths, gas_units, start_slot
         self.log_gamma = np.log(np.where(paths.pools >= 0, paths.gamma, 1.0))
-        self.gamma_sum = self.log_gamma.sum(axis=1)
         self.hop = np.where(paths.pools >= 0, 2 * paths.pools + ~paths.zero_for_one, -1).astype(np.int32)
 
     def keep(self, batch, pair_key, pair_path, pair_block, wei_per_raw, min_profit_wei: int) -> np.ndarray:
@@ -138,9 +181,25 @@ class ScreenBound:
         keep = np.zeros(len(pair_key), np.bool_)
         if not len(pair_key):
             return keep
-        pool, rate, depth = entry_rates(batch, self.paths.pool_is_v3)
+        pool = np.repeat(np.arange(len(batch.log_offsets) - 1, dtype=np.int64), np.diff(batch.log_offsets))
+        rate, depth = _entry_rates(pool, self.paths.pool_is_v3, batch.log_reserve0, batch.log_reserve1,
+                                   *_v3_columns(batch.log_sqrt_price, batch.log_liquidity, len(pool)))
         order = np.argsort(batch.log_key, kind="stable")
         chunks = 4 * numba.get_num_threads() if len(pair_key) > 100_000 else 1
-        return _walk(pair_key, pair_path, pair_block, self.hop, self.log_gamma, self.gamma_sum,
-                     self.gas_units, self.start_slot, order, batch.log_key[order], pool, rate, depth, wei_per_raw,
-                     batch.gas_price_wei, float(min_profit_wei), len(batch.log_offsets) - 1, chunks, keep)
+        return _walk(pair_key, pair_path, pair_block, self.hop, self.log_gamma, self.gas_units, self.start_slot,
+                     order, batch.log_key[order], pool, rate, depth, wei_per_raw, batch.gas_price_wei,
+                     float(min_profit_wei), len(batch.log_offsets) - 1, chunks, keep)
+
+    def keep_at(self, key: int, paths: np.ndarray, state: tuple, gas_price_wei: float, wei_per_raw: np.ndarray,
+                min_profit_wei: int) -> np.ndarray:
+        """Mask of `paths` at point `key` of the state arrays `state` (Batch.kernel_state's order, forks written
+        over: ForkView.kernel_state) whose bound clears the screen; `wei_per_raw`: the point's block's row."""
+        log_offsets, log_key, r0, r1, sqrt_price, liquidity = state[:6]
+        return _at_point(key, paths, self.paths.pools, self.paths.zero_for_one, self.log_gamma, self.paths.pool_is_v3,
+                         log_offsets, log_key, r0, r1, sqrt_price, liquidity, self.gas_units, float(gas_price_wei),
+                         wei_per_raw, self.start_slot, float(min_profit_wei))
+
+
+def _v3_columns(sqrt_price, liquidity, n):
+    """A market without V3 pools has no V3 columns in its log."""
+    return (sqrt_price, liquidity) if len(sqrt_price) else (np.ones(n), np.ones(n))

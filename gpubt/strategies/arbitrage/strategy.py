@@ -215,18 +215,23 @@ class Arbitrage(Strategy):
         x = gross = net = np.zeros(0)
         if n:
             self.stats["screened"] += n
-            self.stats["evaluated"] += n
             self.stats["rescreened"] += n
             b = (key + 1) >> KEY_TX_BITS
-            block = np.full(n, b, np.int32)
             with self.timed("screen"):
-                outs = (np.empty(n), np.empty(n), np.empty(n))  # the kernel writes every entry
+                if self.bound is not None:  # the paths that can pass the screen on the forked state
+                    path = path[self.bound.keep_at(key, path, view.kernel_state(), batch.gas_price_wei[b],
+                                                   wei_per_raw[b], self.min_profit_wei)]
+                m = len(path)
+                self.stats["evaluated"] += m
+                outs = (np.empty(m), np.empty(m), np.empty(m))  # the kernel writes every entry
                 if self._host is None:
                     self._host = Backend("cpu")
-                self._host.launch("cycles", "screen_pairs_serial", n, (
-                    np.full(n, key, np.int64), path, block, self.paths.pools, self.paths.zero_for_one,
-                    self.paths.gamma, self.paths.is_v3, self._gas_units, self.device.start_slot_host,
-                    *view.kernel_state(), V3_MAX_STEPS, wei_per_raw, batch.gas_price_wei, *outs))
+                if m:
+                    self._host.launch("cycles", "screen_pairs_serial", m, (
+                        np.full(m, key, np.int64), path, np.full(m, b, np.int32), self.paths.pools,
+                        self.paths.zero_for_one, self.paths.gamma, self.paths.is_v3, self._gas_units,
+                        self.device.start_slot_host, *view.kernel_state(), V3_MAX_STEPS, wei_per_raw,
+                        batch.gas_price_wei, *outs))
                 x, gross, net = outs
                 cand = np.flatnonzero(self.passes_screen(
                     net, gross * wei_per_raw[b][self.device.start_slot_host[path]]))  # one block: a row
