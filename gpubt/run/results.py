@@ -134,7 +134,9 @@ class ResultParts:
                 for c in pc.value_counts(part.column("strategy")).to_pylist():
                     counts[c["values"]] = counts.get(c["values"], 0) + c["counts"]
                 if screened_wei is not None:
-                    grouped = part.group_by("strategy").aggregate([("screen_net_profit_wei", "sum")])
+                    # one thread: a float sum in a fixed order, so the funnel's value is the same run after run
+                    grouped = part.group_by("strategy", use_threads=False).aggregate(
+                        [("screen_net_profit_wei", "sum")])
                     for name, total in zip(grouped.column("strategy").to_pylist(),
                                            grouped.column("screen_net_profit_wei_sum").to_pylist()):
                         screened_wei[name] = screened_wei.get(name, 0.0) + float(total or 0.0)
