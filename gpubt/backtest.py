@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpubt import schema
+from gpubt.analysis.policy import settings as policy_settings
 from gpubt.analysis.postrun import post_run
 from gpubt.backend import resolve_backend
 from gpubt.report.console import format_by_strategy, format_execution, format_scores, format_summary
@@ -68,6 +69,7 @@ def run(cfg) -> RunResult:
 
     check_options(cfg)
     check_ranges(cfg)  # before the dataset: a synthetic run would build its cache first
+    policy_settings(cfg.get("policy"))  # policy.name too: the post-run reads it, after the whole loop
     progress = bool(cfg.progress)
     resume = bool(cfg.get("resume", False))
     out_dir = Path(cfg.out_dir)

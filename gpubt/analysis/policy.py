@@ -27,7 +27,7 @@ def settings(cfg) -> dict:
     """The `policy` config group (None: DEFAULTS, for a config from before it) as plain values, checked."""
     out = {k: (cfg.get(k, v) if cfg is not None else v) for k, v in DEFAULTS.items()}
     if out["name"] not in POLICIES:
-        raise ValueError(f"policy.name = {out['name']!r}: one of {', '.join(POLICIES)} (policy=static|bandit|oracle)")
+        raise ValueError(f"policy.name={out['name']!r}: one of {', '.join(POLICIES)} (policy=static|bandit|oracle)")
     return {"name": str(out["name"]), "window_blocks": int(out["window_blocks"]),
             "warmup_windows": int(out["warmup_windows"]), "seed": int(out["seed"]),
             "prior_var": float(out["prior_var"]), "noise_var": float(out["noise_var"])}

@@ -11,9 +11,10 @@ import pyarrow as pa
 WETH = 0  # token_id of WETH in every gpubt dataset: profits are measured in it
 
 
-def price_matrix(prices: pa.Table, n_tokens: int, start: np.ndarray | None = None):
+def price_matrix(prices: pa.Table, n_tokens: int, start: np.ndarray | None = None, sampled: bool = False):
     """(sample blocks, USD prices (samples × n_tokens)): each sample block's row holds every token's latest price
-    at or before it (`start`'s, else NaN, before the token's first sample)."""
+    at or before it (`start`'s, else NaN, before the token's first sample). `sampled`: also the block of each of
+    those prices' sample (float64, NaN where `start` or nothing stands), the same forward fill's rows."""
     blocks = prices.column("block_number").to_numpy()
     tokens = prices.column("token_id").to_numpy()
     values = prices.column("price_usd").to_numpy()
@@ -29,7 +30,11 @@ def price_matrix(prices: pa.Table, n_tokens: int, start: np.ndarray | None = Non
     # forward fill: each cell takes the last row at or before it that has the token (row 0 if none)
     last = np.where(np.isnan(dense), 0, np.arange(len(dense))[:, None])
     np.maximum.accumulate(last, axis=0, out=last)
-    return sample_blocks, dense[last, np.arange(n_tokens)][1:]
+    filled = dense[last, np.arange(n_tokens)][1:]
+    if not sampled:
+        return sample_blocks, filled
+    at = np.concatenate(([np.nan], sample_blocks.astype(np.float64)))[last[1:]]  # row 0: no sample of the run's
+    return sample_blocks, filled, at
 
 
 def prices_at(sample_blocks: np.ndarray, dense: np.ndarray, blocks, before=None) -> np.ndarray:

@@ -10,10 +10,10 @@ def _fmt(value, spec: str, unit: str = "", none: str = "n/a") -> str:
     return f"{format(value, spec)}{unit}"
 
 
-def _fmt_ci(ci, spec: str, unit: str = "") -> str:
+def _fmt_ci(ci, spec: str, unit: str = "", label: str = "   95% CI ") -> str:
     if not ci or ci[0] is None:
         return ""
-    return f"   95% CI [{format(ci[0], spec)}, {format(ci[1], spec)}]{unit}"
+    return f"{label}[{format(ci[0], spec)}, {format(ci[1], spec)}]{unit}"
 
 
 def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
@@ -76,7 +76,7 @@ def format_policy(summary: dict) -> str:
     if not section.get("policies"):
         return ""
     parts = [f"{'*' if name == section['name'] else ''}{name} {p['pnl_eth']:.6f}"
-             + _fmt_ci(p.get("pnl_ci95_eth"), ".4f").replace("   95% CI", "")
+             + _fmt_ci(p.get("pnl_ci95_eth"), ".4f", label=" ")
              for name, p in section["policies"].items()]
     return (f"policy ({section['window_blocks']}-block windows, {section['windows']:,}): P&L ETH "
             + ", ".join(parts) + " (95% CI; *: policy=)")

@@ -57,13 +57,11 @@ class ReferencePrices:
     """A per-block USD reference price per token: PRICES samples forward-filled (NaN before a token's first
     sample), times exp(noise_bps/1e4 · z(seed, block, token)). Blocks past the last sample keep its prices."""
 
-    def __init__(self, prices: pa.Table, n_tokens: int, noise_bps: float = 0.0, seed: int = 0):
-        self.sample_blocks, self.dense = price_matrix(prices, n_tokens)
+    def __init__(self, prices: pa.Table, n_tokens: int, noise_bps: float = 0.0, seed: int = 0, ages: bool = False):
+        """`ages`: also keep when each price was sampled, for `age` (a matrix the size of the prices')."""
+        self.sample_blocks, self.dense, *sampled_at = price_matrix(prices, n_tokens, sampled=ages)
+        self._sampled_at = sampled_at[0] if ages else None
         self.n_tokens, self.noise_bps, self.seed = n_tokens, float(noise_bps), int(seed)
-        # per sample row, the block of each token's latest sample (the same forward fill, on block numbers)
-        sampled = prices.set_column(prices.schema.get_field_index("price_usd"), "price_usd",
-                                    pa.array(prices.column("block_number").to_numpy().astype(np.float64)))
-        self._sampled_at = price_matrix(sampled, n_tokens)[1]
 
     def at(self, blocks) -> np.ndarray:
         """(len(blocks), n_tokens) float64 USD per whole token."""
@@ -74,7 +72,8 @@ class ReferencePrices:
         return np.ascontiguousarray(out)
 
     def age(self, blocks) -> np.ndarray:
-        """(len(blocks), n_tokens): blocks since each token's price in force was sampled (inf before its first)."""
+        """(len(blocks), n_tokens): blocks since each token's price in force was sampled (inf before its first);
+        built with `ages`."""
         blocks = np.asarray(blocks, np.int64)
         return blocks[:, None] - np.nan_to_num(prices_at(self.sample_blocks, self._sampled_at, blocks), nan=-np.inf)
 
@@ -129,16 +128,16 @@ class CexDexStrategy(Strategy):
         self.scale = token_scale(dataset)
         self.n_tokens = len(self.scale)
         table = load_reference_table(get("prices_path"), dataset.tokens) if get("prices_path") else dataset.read("prices")
+        age = get("max_reference_age_blocks", 0)
+        self.max_reference_age = np.inf if age is None else int(age)
         self.reference = ReferencePrices(table, self.n_tokens, float(get("reference_noise_bps", 0.0)),
-                                         int(get("seed", 0)))
+                                         int(get("seed", 0)), ages=self.max_reference_age != np.inf)
         self.variant = str(get("variant", "cex"))
         if self.variant not in ("cex", "cross_domain"):
             raise ValueError(f"strategy.cexdex.variant = {self.variant!r} (cex or cross_domain)")
         cross = self.variant == "cross_domain"
         horizon = float(get("bridge_latency_seconds", 0.0) if cross else get("markout_seconds", 12.0))
         self.markout_blocks = int(round(horizon / BLOCK_SECONDS))
-        age = get("max_reference_age_blocks", 0)
-        self.max_reference_age = np.inf if age is None else int(age)
         self.cex_fee_bps = float(get("cex_fee_bps", 5.0))
         self.bridge_fee_bps = float(get("bridge_fee_bps", 0.0)) if cross else 0.0
         self.bridge_cost_usd = float(get("bridge_cost_usd", 0.0)) if cross else 0.0

@@ -60,6 +60,7 @@ def test_a_failure_after_the_post_run_publishes_nothing(tiny_cache, tmp_path, mo
     ("metrics.initial_capital_eth=0", "metrics.initial_capital_eth"),
     ("monitor.port=70000", "monitor.port"),
     ("progress=maybe", "progress"),
+    ("policy.name=greedy", "policy.name"),   # read by the post-run: checked before the loop all the same
 ])
 def test_bad_option_values_name_the_key(tiny_cache, tmp_path, override, key):
     cache = tmp_path / "cache"  # nothing may be generated for a config that cannot run

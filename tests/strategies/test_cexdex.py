@@ -108,7 +108,7 @@ def test_cross_domain_costs_and_latency(tiny_dataset):  # noqa: F811
 def test_reference_age_and_next_sample():
     prices = pa.Table.from_pylist([{"block_number": b, "token_id": t, "price_usd": 1.0}
                                    for b, t in ((10, 0), (10, 1), (20, 0))], schema=schema.PRICES)
-    ref = ReferencePrices(prices, 3)
+    ref = ReferencePrices(prices, 3, ages=True)
     age = ref.age([9, 10, 15, 20, 99])
     np.testing.assert_array_equal(age[:, 0], [np.inf, 0, 5, 0, 79])
     np.testing.assert_array_equal(age[:, 1], [np.inf, 0, 5, 10, 89])   # token 1 was last sampled at 10
