@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+import sys
+
 from common import machine, median_seconds, row  # bench/common.py (scripts run from bench/)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ (the search's cycles)
 
 from gpubt.backend import Backend
 from gpubt.exact import v2, v3
@@ -76,11 +80,35 @@ def mul_div_case(rng, n):
     return python, "mul_div", columns, outs, lambda res: [(v,) for v in res]
 
 
+def search_case(rng, n):
+    """The proven V2 cycle search (gpubt.exact.v2.optimal_input_search, one per trade re-priced) on the mainnet-shaped
+    cycles of tests/kernels/test_exact_search.py, against kernels/exact_search.py through its batch driver."""
+    from gpubt.exact.engine import scratch_limbs
+    from gpubt.kernels.exact_search import SEARCH_ROWS
+    from tests.kernels.test_exact_search import cycle_cases
+
+    cases = cycle_cases(rng, n)
+    python = (lambda: [v2.optimal_input_search(*c)[:2] for c in cases])
+    r_in, r_out = np.zeros((n, 3, 4), np.uint64), np.zeros((n, 3, 4), np.uint64)
+    fees = np.full((n, 3), -1, np.int64)
+    for i, (_, reserves_in, reserves_out, fee) in enumerate(cases):
+        r_in[i, :len(fee)] = u256.to_limb_array(reserves_in)
+        r_out[i, :len(fee)] = u256.to_limb_array(reserves_out)
+        fees[i, :len(fee)] = fee
+    columns = [np.array([c[0] for c in cases]), r_in, r_out, fees, 128,
+               np.zeros((n, SEARCH_ROWS, scratch_limbs(3, max(r.bit_length() for c in cases for r in c[1] + c[2]))),
+                        np.uint64)]
+    outs = [np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.bool_), np.zeros(n, np.int64),
+            np.zeros(n, np.int64)]
+    return python, ("exact_search", "v2_optimal_inputs"), columns, outs, lambda res: res
+
+
 WORKLOADS = {
     "getAmountOut (V2)": get_amount_out_case,
     "3-hop V2 cycle amount chain": cycle_case,
     "computeSwapStep (V3)": swap_step_case,
     "mulDiv (FullMath)": mul_div_case,
+    "V2 cycle exact search (proven)": search_case,
 }
 
 
@@ -103,13 +131,21 @@ def main() -> None:
     for name, make in WORKLOADS.items():
         python, driver, columns, outs, as_tuples = make(random.Random(f"{opts.seed}:{name}"), opts.n)
 
+        module, driver = driver if isinstance(driver, tuple) else ("exact_uniswap", driver)
+
         def run_numba():
-            cpu.launch("exact_uniswap", driver, opts.n, (*columns, *outs))
+            cpu.launch(module, driver, opts.n, (*columns, *outs))
 
         run_numba()  # compile
         t_python = median_seconds(python, opts.repeats)
         t_numba = median_seconds(run_numba, opts.repeats)
-        if opts.check:
+        if opts.check and module == "exact_search":
+            assert not outs[-1].any(), f"{name}: a search was handed back to the oracle"
+            profit = [v - (1 << 256) if v >> 255 else v for v in u256.from_limb_array(outs[1])]
+            values = list(zip(u256.from_limb_array(outs[0]), profit))
+            mismatches = sum(a != b for a, b in zip(values, python()))
+            assert mismatches == 0, f"{name}: {mismatches} of {opts.n} values differ"
+        elif opts.check:
             assert not outs[-1].any(), f"{name}: a case reverted on the device"
             values = list(zip(*(u256.from_limb_array(o) for o in outs[:-1])))
             expected = as_tuples(python())

@@ -173,8 +173,11 @@ def build(target: str, functions, cpu_drivers=(), cuda_drivers=(), cache: bool =
     if target == "cpu":
         import numba
 
-        # an un-inlined build would share the inlined build's cache entries (same functions, slower code)
-        njit = cached_njit if cache and inline else numba.njit
+        # cache entries do not record inlining, so a function compiled both ways would share one: the modules that
+        # build un-inlined (INLINE = False: u256, exact_uniswap, wide, exact_search) share no function with the others
+        def njit(f, **options):  # generated sources (kernels/u256.elementwise's drivers) have no file to key a cache on
+            cached = cache and not f.__code__.co_filename.startswith("<")
+            return (cached_njit if cached else numba.njit)(f, **options)
 
         def device(f):
             # CPython compiles a call with more than 30 arguments as f(*args), which numba cannot inline

@@ -15,6 +15,7 @@ from gpubt import schema
 from gpubt.schema import GWEI, WEI_PER_ETH
 from gpubt.backend import Backend
 from gpubt.data.store import Dataset
+from gpubt.exact.engine import ENGINES
 from gpubt.exact.gas import GasModel
 from gpubt.run.execution import Execution
 from gpubt.run.loop import Backtest
@@ -130,6 +131,9 @@ class RunSetup:
         min_profit_wei = int(round(float(cfg.thresholds.min_profit_eth) * WEI_PER_ETH))
         names = list(cfg.strategy) if names is None else names
         strategies = [load_strategy(name)(cfg.strategy[name], dataset, backend, gas, min_profit_wei) for name in names]
+        engine = str(cfg.get("exact", {}).get("engine", "device"))
+        for strategy in strategies:
+            strategy.exact_engine = engine
         return cls(gas, min_profit_wei, strategies)
 
     def backtest(self, cfg, dataset: Dataset, backend: Backend, **options) -> Backtest:
@@ -200,6 +204,10 @@ def check_ranges(cfg) -> None:
         if lo > hi:
             raise schema.SchemaError(f"strategy.arbitrage.min_hops={lo} is more than strategy.arbitrage.max_hops="
                                      f"{hi}: no cycle has min_hops..max_hops hops")
+    engine = cfg.get("exact", {}).get("engine", "device")
+    if engine not in ENGINES:
+        raise schema.SchemaError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)} (device: the exact "
+                                 "kernels on the backend; python: the Python-int oracle; identical results)")
     first, last = cfg.data.get("first_block"), cfg.data.get("last_block")
     if first is not None and last is not None and int(first) > int(last):
         raise schema.SchemaError(f"data.first_block={first} is after data.last_block={last}: the range is "

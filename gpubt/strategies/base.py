@@ -22,6 +22,7 @@ is key (o << 20) + t − 1.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class Strategy:
 
     name = "base"
     needs_victims = False  # evaluate reads tables.victims (else the loop does not read the victims table)
+    exact_engine = "device"  # exact.engine (gpubt.exact.engine): RunSetup.build sets it from the config
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         self.cfg, self.dataset, self.backend, self.gas = cfg, dataset, backend, gas
@@ -91,6 +93,14 @@ class Strategy:
         raise NotImplementedError
 
     # -- what every strategy shares ---------------------------------------------------------------------------
+    def exact(self, on_host: bool = False):
+        """(backend, engine name) for gpubt.exact.engine. The device engine runs on the run's backend when it is
+        CUDA (and not `on_host`: the ordered pass), else on the CPU: numba's simulator (backend=cudasim) would take
+        minutes for what the CPU build does in milliseconds (tests/kernels run the CUDA build in the simulator)."""
+        if self.backend.name == "cuda" and not on_host:
+            return self.backend, self.exact_engine
+        return cpu_backend(), self.exact_engine
+
     def passes_screen(self, net_wei, gross_wei) -> np.ndarray:
         """Mask of the screened scenarios that go on to exact pricing: float net profit over the threshold less
         the margin no float error crosses (`screen_floor`, from their float gross profit in wei, which must be
@@ -223,6 +233,14 @@ def no_victims_reason(dataset, first_block: int, last_block: int, pool_ok=None) 
     if pool_ok is not None:
         pools = pools[pool_ok[pools]]
     return None if len(pools) else "no pending victim swaps (victims table) in these blocks"
+
+
+@functools.cache
+def cpu_backend():
+    """The process's CPU backend (the ordered pass and the exact engine off a GPU run on it)."""
+    from gpubt.backend import Backend
+
+    return Backend("cpu")
 
 
 def device_array(backend, array):

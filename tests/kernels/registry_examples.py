@@ -119,6 +119,28 @@ def _exact():
     return cases
 
 
+def _exact_search(n=6):
+    """v2_optimal_inputs on mainnet-shaped 2- and 3-hop cycles (tests/kernels/test_exact_search.py)."""
+    import random
+
+    from gpubt.exact.engine import scratch_limbs
+    from gpubt.kernels import u256
+    from gpubt.kernels.exact_search import SEARCH_ROWS
+
+    from .test_exact_search import cycle_cases
+
+    cases = cycle_cases(random.Random("registry"), n)
+    r_in, r_out = np.zeros((n, 3, 4), np.uint64), np.zeros((n, 3, 4), np.uint64)
+    fees = np.full((n, 3), -1, np.int64)
+    for i, (_, reserves_in, reserves_out, fee) in enumerate(cases):
+        r_in[i, :len(fee)] = u256.to_limb_array(reserves_in)
+        r_out[i, :len(fee)] = u256.to_limb_array(reserves_out)
+        fees[i, :len(fee)] = fee
+    return n, (np.array([c[0] for c in cases]), r_in, r_out, fees, 128,
+               np.zeros((n, SEARCH_ROWS, scratch_limbs(3)), np.uint64), np.zeros((n, 4), np.uint64),
+               np.zeros((n, 4), np.uint64), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+
 EXAMPLES = {
     "cycles.screen_pairs": {"v2-seed0": lambda: _cycles(0, 0.0), "v2-seed3": lambda: _cycles(3, 0.0),
                             "mixed-seed5": lambda: _cycles(5, 0.6)},
@@ -128,5 +150,6 @@ EXAMPLES = {
     "liquidation.liquidation_pairs": {"mixed": _liquidation},
     "cexdex.cexdex_pairs": {"mixed": _cexdex},
     "auction.auction": {"shade": _auction},
+    "exact_search.v2_optimal_inputs": {"cycles": _exact_search},
     **_exact(),
 }

@@ -1,6 +1,7 @@
 """Arbitrage's exact side: pick non-conflicting candidates per evaluation point, re-price them exactly.
 
-V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.refine_optimal_input.
+V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.optimal_input_search, run for all the
+cycles of a call at once by the exact engine (gpubt.exact.engine: the kernel kernels/exact_search.py, or the oracle).
 Cycles with a V3 hop: each V3 hop is an exact V3Pool rebuilt at the point's exact state (sqrt price, liquidity,
 tick and initialized-tick table from the batch's versioned log) and quoted with swap_outcome(commit=False);
 the integer input is the float optimum moved to the start of its rounding plateau (`refine_mixed_input`). The
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpubt.exact import v2 as exact_v2
+from gpubt.exact import engine as exact_engine
 from gpubt.exact.gas import GasModel
 from gpubt.exact.hops import V3Hop, mixed_profit, v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
@@ -124,12 +125,13 @@ def _ticks_crossed(hops, amount_in: int) -> int:
 
 
 def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, x_float: np.ndarray,
-            gas: GasModel, wei_per_raw: np.ndarray, start_slots: np.ndarray) -> list[dict]:
+            gas: GasModel, wei_per_raw: np.ndarray, start_slots: np.ndarray, engine=None) -> list[dict]:
     """Trades re-priced with exact V2 / V3 math at each point's exact state; every amount a Python int.
 
     `wei_per_raw` (blocks × start slots): the value of one raw unit of each start token in wei.
-    The exact V2 reserves of every hop of every trade are gathered in one vectorized lookup; V3 hops rebuild an
-    exact V3Pool from the point's exact state (see the module docstring).
+    The exact V2 reserves of every hop of every trade are gathered in one vectorized lookup; the V2-only cycles'
+    searches run as one batch on `engine` ((backend, "device" | "python"): gpubt.exact.engine; None: the oracle);
+    V3 hops rebuild an exact V3Pool from the point's exact state (see the module docstring).
     """
     if len(path_ids) == 0:
         return []
@@ -143,6 +145,18 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         log_idx = batch.log_index(hop_pools[valid], hop_keys[valid]).ravel()
     r0_flat, r1_flat = batch.exact_reserves(hop_pools[valid], hop_keys[valid], log_idx)
     offsets = np.concatenate(([0], np.cumsum(valid.sum(axis=1))))
+    reserves = []  # per trade: (reserves_in, reserves_out, each hop's state for `detail`)
+    for t, path in enumerate(path_ids.tolist()):
+        hops = int(paths.hops[path])
+        zfo = paths.zero_for_one[path, :hops].tolist()
+        r0, r1 = r0_flat[offsets[t]:offsets[t + 1]], r1_flat[offsets[t]:offsets[t + 1]]
+        reserves.append(([a if z else b for a, b, z in zip(r0, r1, zfo)], [b if z else a for a, b, z in zip(r0, r1, zfo)],
+                         [[str(a), str(b)] for a, b in zip(r0, r1)]))
+    v2_only = [t for t, path in enumerate(path_ids.tolist()) if not paths.is_v3[path].any()]
+    backend, name = engine if engine is not None else (None, "python")
+    searched = dict(zip(v2_only, exact_engine.v2_optimal_inputs(
+        backend, x_float[v2_only], [reserves[t][0] for t in v2_only], [reserves[t][1] for t in v2_only],
+        [paths.fee_ppm[path_ids[t], :paths.hops[path_ids[t]]].tolist() for t in v2_only], name)))
     v3_cache: dict = {}
     trades = []
     for t, (path, key) in enumerate(zip(path_ids.tolist(), keys.tolist())):
@@ -150,11 +164,8 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         pools = paths.pools[path, :hops].tolist()
         zfo = paths.zero_for_one[path, :hops].tolist()
         fees = paths.fee_ppm[path, :hops].tolist()
-        r0, r1 = r0_flat[offsets[t]:offsets[t + 1]], r1_flat[offsets[t]:offsets[t + 1]]
-        reserves_in = [a if z else b for a, b, z in zip(r0, r1, zfo)]
-        reserves_out = [b if z else a for a, b, z in zip(r0, r1, zfo)]
-        states = [[str(a), str(b)] for a, b in zip(r0, r1)]  # `detail`: each hop's state the trade was priced on
-        if paths.is_v3[path, :hops].any():
+        reserves_in, reserves_out, states = reserves[t]
+        if t not in searched:
             hop_fns = []
             for h, pool in enumerate(pools):
                 if paths.is_v3[path, h]:
@@ -168,7 +179,7 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
             amount_in, gross_raw = refine_mixed_input(float(x_float[t]), hop_fns)
         else:
             hop_fns = ()
-            amount_in, gross_raw = exact_v2.refine_optimal_input(float(x_float[t]), reserves_in, reserves_out, fees)
+            amount_in, gross_raw = searched[t][:2]
         block = (key + 1) >> KEY_TX_BITS
         start_token = int(paths.start_token[path])
         if start_token == WETH:

@@ -14,14 +14,13 @@ import numpy as np
 import pyarrow as pa
 
 from gpubt import schema
-from gpubt.backend import Backend
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import WETH
 from gpubt.strategies.arbitrage.bound import ScreenBound
 from gpubt.strategies.arbitrage.paths import (enumerate_cycles, evaluation_pairs, point_pairs, resolve_tokens,
                                               with_state)
 from gpubt.strategies.arbitrage.pricing import reprice, select
-from gpubt.strategies.base import Strategy, StrategyResult
+from gpubt.strategies.base import Strategy, StrategyResult, cpu_backend
 
 
 NO_OPPORTUNITIES = schema.OPPORTUNITIES.empty_table()  # (building an empty table costs ~30 µs: the ordered pass asks often)
@@ -152,7 +151,7 @@ class Arbitrage(Strategy):
             opportunities = self.opportunities(batch, key, path, x, gross, net)
             chosen = select(key, path, net, self.paths)
             trades = reprice(batch, self.paths, path[chosen], key[chosen], x[chosen], self.gas, wei_per_raw,
-                             dp.start_slot_host)
+                             dp.start_slot_host, self.exact())
             taken = []
             for k, p, trade, screened in zip(key[chosen].tolist(), path[chosen].tolist(), trades,
                                              net[chosen].tolist()):
@@ -225,7 +224,7 @@ class Arbitrage(Strategy):
                 self.stats["evaluated"] += m
                 outs = (np.empty(m), np.empty(m), np.empty(m))  # the kernel writes every entry
                 if self._host is None:
-                    self._host = Backend("cpu")
+                    self._host = cpu_backend()
                 if m:
                     self._host.launch("cycles", "screen_pairs_serial", m, (
                         np.full(m, key, np.int64), path, np.full(m, b, np.int32), self.paths.pools,
@@ -251,7 +250,8 @@ class Arbitrage(Strategy):
             chosen = select(point, all_path, all_net, self.paths)
             taken, fresh = [], [i for i in chosen.tolist() if not (projected[i] and (key, int(all_path[i])) in self._priced)]
             trades = dict(zip(fresh, reprice(batch, self.paths, all_path[fresh], point[fresh], all_x[fresh], self.gas,
-                                             wei_per_raw, self.device.start_slot_host))) if fresh else {}
+                                             wei_per_raw, self.device.start_slot_host,
+                                             self.exact(on_host=True)))) if fresh else {}
             for i in chosen.tolist():
                 if i in trades:
                     trade = trades[i] if self.takes(trades[i], float(all_net[i])) else None

@@ -1,0 +1,88 @@
+"""The exact engine's batched entry points: `exact.engine=python` runs the Python-int oracle (gpubt.exact.v2),
+`device` runs the same algorithm as a kernel on the backend (kernels/exact_search.py) and the oracle only for
+what the kernel hands back (SEARCH_FALLBACK: ties and sizes it does not decide; the count is kept in `stats`).
+Both give identical results (tests/exact/test_engine.py)."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from gpubt.exact import v2 as exact_v2
+
+ENGINES = ("python", "device")
+CHUNK = 2048                # paths per launch: bounds the scratch array (CHUNK × SEARCH_ROWS × limbs × 8 bytes)
+stats: Counter = Counter()  # device searches run / handed back to the oracle, for the run's log and the tests
+
+
+def scratch_limbs(max_hops: int, reserve_bits: int = 112) -> int:
+    """32-bit limbs per scratch row for cycles of up to max_hops hops with reserves below 2^reserve_bits: the climb
+    quadratic's largest term, Kq·Mq·Np²·a², is below 2^(2·hops·(reserve_bits + 21) + 2·reserve_bits + 16) (each
+    hop's K, M, N < 2^(reserve_bits + 21); a level is an amount below a reserve). A row too narrow is never wrong:
+    the kernel hands that search back to the oracle (WIDE_OVERFLOW)."""
+    return (2 * max_hops * (reserve_bits + 21) + 2 * reserve_bits + 16) // 32 + 2
+
+
+def _reserve_bits(reserves_in, reserves_out, idx) -> int:
+    """The bit length of the largest reserve of the cycles `idx` (the rows are sized to it: shorter loops)."""
+    return max(max(r.bit_length() for r in reserves_in[t] + reserves_out[t]) for t in idx)
+
+
+def _to_limbs(values: list[int]) -> np.ndarray:
+    out = np.zeros((len(values), 4), np.uint64)
+    for k in range(4):
+        out[:, k] = [(v >> (64 * k)) & 0xFFFFFFFFFFFFFFFF for v in values]
+    return out
+
+
+def _from_limbs(limbs: np.ndarray, signed: bool = False) -> list[int]:
+    values = [sum(int(row[k]) << (64 * k) for k in range(4)) for row in limbs]
+    if signed:
+        values = [v - (1 << 256) if v >> 255 else v for v in values]
+    return values
+
+
+def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, engine: str = "device",
+                      window: int = 128) -> list[tuple[int, int, bool, int]]:
+    """optimal_input_search of every cycle (lists of per-hop ints): [(amount_in, profit, proven, evaluations)]."""
+    if engine not in ENGINES:
+        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    n = len(x_float)
+    if engine == "python" or n == 0:
+        return [exact_v2.optimal_input_search(float(x_float[t]), reserves_in[t], reserves_out[t], fees_ppm[t],
+                                              window) for t in range(n)]
+    from gpubt.kernels.exact_search import SEARCH_FALLBACK, SEARCH_ROWS
+
+    hops = max(len(r) for r in reserves_in)
+    results = []
+    for lo in range(0, n, CHUNK):
+        idx = range(lo, min(n, lo + CHUNK))
+        m = len(idx)
+        r_in = np.zeros((m, hops, 4), np.uint64)
+        r_out = np.zeros((m, hops, 4), np.uint64)
+        fees = np.full((m, hops), -1, np.int64)
+        for h in range(hops):
+            rows = [t for t in idx if h < len(reserves_in[t])]
+            at = np.asarray([t - lo for t in rows], np.int64)
+            if len(at):
+                r_in[at, h] = _to_limbs([reserves_in[t][h] for t in rows])
+                r_out[at, h] = _to_limbs([reserves_out[t][h] for t in rows])
+                fees[at, h] = [fees_ppm[t][h] for t in rows]
+        args = (np.asarray([float(x_float[t]) for t in idx]), r_in, r_out, fees, window,
+                np.zeros((m, SEARCH_ROWS, scratch_limbs(hops, _reserve_bits(reserves_in, reserves_out, idx))),
+                         np.uint64),
+                np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64), np.zeros(m, np.bool_),
+                np.zeros(m, np.int64), np.zeros(m, np.int64))
+        dev = tuple(backend.to_device(a) if isinstance(a, np.ndarray) else a for a in args)
+        backend.launch("exact_search", "v2_optimal_inputs", m, dev)
+        x, p, proven, evaluations, status = (backend.to_host(a) for a in dev[6:])
+        xs, ps = _from_limbs(x), _from_limbs(p, signed=True)
+        for j, t in enumerate(idx):
+            if status[j] == SEARCH_FALLBACK:
+                stats["fallback"] += 1
+                results.append(exact_v2.optimal_input_search(float(x_float[t]), reserves_in[t], reserves_out[t],
+                                                             fees_ppm[t], window))
+            else:
+                stats["device"] += 1
+                results.append((xs[j], ps[j], bool(proven[j]), int(evaluations[j])))
+    return results
