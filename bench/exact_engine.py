@@ -83,18 +83,13 @@ def mul_div_case(rng, n):
 def search_case(rng, n):
     """The proven V2 cycle search (gpubt.exact.v2.optimal_input_search, one per trade re-priced) on the mainnet-shaped
     cycles of tests/kernels/test_exact_search.py, against kernels/exact_search.py through its batch driver."""
-    from gpubt.exact.engine import scratch_limbs
+    from gpubt.exact.engine import pack_v2_cycles, scratch_limbs
     from gpubt.kernels.exact_search import SEARCH_ROWS
     from tests.kernels.test_exact_search import cycle_cases
 
     cases = cycle_cases(rng, n)
     python = (lambda: [v2.optimal_input_search(*c)[:2] for c in cases])
-    r_in, r_out = np.zeros((n, 3, 4), np.uint64), np.zeros((n, 3, 4), np.uint64)
-    fees = np.full((n, 3), -1, np.int64)
-    for i, (_, reserves_in, reserves_out, fee) in enumerate(cases):
-        r_in[i, :len(fee)] = u256.to_limb_array(reserves_in)
-        r_out[i, :len(fee)] = u256.to_limb_array(reserves_out)
-        fees[i, :len(fee)] = fee
+    r_in, r_out, fees = pack_v2_cycles([c[1] for c in cases], [c[2] for c in cases], [c[3] for c in cases], 3)
     columns = [np.array([c[0] for c in cases]), r_in, r_out, fees, 128,
                np.zeros((n, SEARCH_ROWS, scratch_limbs(3, max(r.bit_length() for c in cases for r in c[1] + c[2]))),
                         np.uint64)]

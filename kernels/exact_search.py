@@ -143,8 +143,7 @@ def climbs(w, a, e2_neg, e1_neg, e0_neg):
 
 
 def set_bound_best(w, best):
-    """Rows c2, c1, c0 (and their signs) of floor(U(a)) ≤ best ⇔ c2·a² + c1·a + c0 < 0, for best an int256:
-    c0 = −b·B0, c1 = A1 − b·B1, c2 = b·B2 − A2 with b = best + 1. Needs the signs of A1 and B1."""
+    """Row T2 = |b| for b = best + 1 (best an int256), and b's sign: the input of `bound_coefficients`."""
     b, _ = u256_add(best, (ONE, Z, Z, Z))
     b_neg = (b[3] & SIGN64) != Z
     if b_neg:
@@ -154,7 +153,8 @@ def set_bound_best(w, best):
 
 
 def bound_coefficients(w, b_neg, a1_neg, b1_neg):
-    """The rows c2, c1, c0 for the b in R_T2 (set_bound_best): (c2_neg, c1_neg, c0_neg, status)."""
+    """Rows C2, C1, C0 of floor(U(a)) ≤ best ⇔ c2·a² + c1·a + c0 < 0: c0 = −b·B0, c1 = A1 − b·B1, c2 = b·B2 − A2
+    for the b in row T2 (`set_bound_best`): (c2_neg, c1_neg, c0_neg, status)."""
     status = wide_mul(w, R_C0, R_T2, R_B0)
     c0_neg = not b_neg and not wide_is_zero(w, R_C0)
     status |= wide_mul(w, R_T0, R_T2, R_B1)
@@ -433,19 +433,26 @@ SEARCH_FUNCTIONS = (
 
 
 # ------------------------------------------------------------------------------------------------ batch drivers
+def v2_optimal_input_row(i, x_float, reserve_in, reserve_out, fee_ppm, window, scratch, out_x, out_profit, out_proven,
+                         out_evaluations, out_status):
+    """v2_optimal_input of path i into row i of the outputs, with scratch[i] as its rows."""
+    x, p, proven, evaluations, status = v2_optimal_input(x_float[i], reserve_in, reserve_out, fee_ppm, i, window,
+                                                         scratch[i])
+    for k in range(4):
+        out_x[i, k] = x[k]
+        out_profit[i, k] = p[k]
+    out_proven[i] = proven
+    out_evaluations[i] = evaluations
+    out_status[i] = status
+
+
 def v2_optimal_inputs_cpu(x_float, reserve_in, reserve_out, fee_ppm, window, scratch, out_x, out_profit,
                           out_proven, out_evaluations, out_status):
     """v2_optimal_input of every path (outputs: (n, 4) limbs, (n, 4) int256 limbs, (n,) bool, int64, int64);
     scratch: (n, SEARCH_ROWS, limbs) uint64, each path's own rows."""
     for i in prange(x_float.shape[0]):
-        x, p, proven, evaluations, status = v2_optimal_input(x_float[i], reserve_in, reserve_out, fee_ppm, i,
-                                                             window, scratch[i])
-        for k in range(4):
-            out_x[i, k] = x[k]
-            out_profit[i, k] = p[k]
-        out_proven[i] = proven
-        out_evaluations[i] = evaluations
-        out_status[i] = status
+        v2_optimal_input_row(i, x_float, reserve_in, reserve_out, fee_ppm, window, scratch, out_x, out_profit,
+                             out_proven, out_evaluations, out_status)
 
 
 def v2_optimal_inputs_cuda(x_float, reserve_in, reserve_out, fee_ppm, window, scratch, out_x, out_profit,
@@ -453,17 +460,11 @@ def v2_optimal_inputs_cuda(x_float, reserve_in, reserve_out, fee_ppm, window, sc
     """v2_optimal_inputs_cpu, one thread per path."""
     i = cuda.grid(1)  # noqa: F821
     if i < x_float.shape[0]:
-        x, p, proven, evaluations, status = v2_optimal_input(x_float[i], reserve_in, reserve_out, fee_ppm, i,
-                                                             window, scratch[i])
-        for k in range(4):
-            out_x[i, k] = x[k]
-            out_profit[i, k] = p[k]
-        out_proven[i] = proven
-        out_evaluations[i] = evaluations
-        out_status[i] = status
+        v2_optimal_input_row(i, x_float, reserve_in, reserve_out, fee_ppm, window, scratch, out_x, out_profit,
+                             out_proven, out_evaluations, out_status)
 
 
 # The kernel's declaration (gpubt.kernels.REGISTRY).
-DEVICE_FUNCTIONS = _exact.DEVICE_FUNCTIONS + WIDE_FUNCTIONS + SEARCH_FUNCTIONS
+DEVICE_FUNCTIONS = _exact.DEVICE_FUNCTIONS + WIDE_FUNCTIONS + SEARCH_FUNCTIONS + (v2_optimal_input_row,)
 DRIVERS = ((v2_optimal_inputs_cpu, v2_optimal_inputs_cuda),)
 INLINE = False

@@ -23,6 +23,21 @@ def scratch_limbs(max_hops: int, reserve_bits: int = 112) -> int:
     return (2 * max_hops * (reserve_bits + 21) + 2 * reserve_bits + 16) // 32 + 2
 
 
+def pack_v2_cycles(reserves_in, reserves_out, fees_ppm, hops: int):
+    """The kernel's path arrays of cycles given as lists of per-hop ints: reserves (n, hops, 4) uint64 limbs, fees
+    (n, hops) int64 with −1 past a cycle's end."""
+    n = len(fees_ppm)
+    r_in, r_out = np.zeros((n, hops, 4), np.uint64), np.zeros((n, hops, 4), np.uint64)
+    fees = np.full((n, hops), -1, np.int64)
+    for h in range(hops):
+        rows = [t for t in range(n) if h < len(fees_ppm[t])]
+        if rows:
+            r_in[rows, h] = _to_limbs([reserves_in[t][h] for t in rows])
+            r_out[rows, h] = _to_limbs([reserves_out[t][h] for t in rows])
+            fees[rows, h] = [fees_ppm[t][h] for t in rows]
+    return r_in, r_out, fees
+
+
 def _reserve_bits(reserves_in, reserves_out, idx) -> int:
     """The bit length of the largest reserve of the cycles `idx` (the rows are sized to it: shorter loops)."""
     return max(max(r.bit_length() for r in reserves_in[t] + reserves_out[t]) for t in idx)
@@ -58,16 +73,8 @@ def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, eng
     for lo in range(0, n, CHUNK):
         idx = range(lo, min(n, lo + CHUNK))
         m = len(idx)
-        r_in = np.zeros((m, hops, 4), np.uint64)
-        r_out = np.zeros((m, hops, 4), np.uint64)
-        fees = np.full((m, hops), -1, np.int64)
-        for h in range(hops):
-            rows = [t for t in idx if h < len(reserves_in[t])]
-            at = np.asarray([t - lo for t in rows], np.int64)
-            if len(at):
-                r_in[at, h] = _to_limbs([reserves_in[t][h] for t in rows])
-                r_out[at, h] = _to_limbs([reserves_out[t][h] for t in rows])
-                fees[at, h] = [fees_ppm[t][h] for t in rows]
+        r_in, r_out, fees = pack_v2_cycles([reserves_in[t] for t in idx], [reserves_out[t] for t in idx],
+                                           [fees_ppm[t] for t in idx], hops)
         args = (np.asarray([float(x_float[t]) for t in idx]), r_in, r_out, fees, window,
                 np.zeros((m, SEARCH_ROWS, scratch_limbs(hops, _reserve_bits(reserves_in, reserves_out, idx))),
                          np.uint64),

@@ -123,19 +123,13 @@ def _exact_search(n=6):
     """v2_optimal_inputs on mainnet-shaped 2- and 3-hop cycles (tests/kernels/test_exact_search.py)."""
     import random
 
-    from gpubt.exact.engine import scratch_limbs
-    from gpubt.kernels import u256
+    from gpubt.exact.engine import pack_v2_cycles, scratch_limbs
     from gpubt.kernels.exact_search import SEARCH_ROWS
 
     from .test_exact_search import cycle_cases
 
     cases = cycle_cases(random.Random("registry"), n)
-    r_in, r_out = np.zeros((n, 3, 4), np.uint64), np.zeros((n, 3, 4), np.uint64)
-    fees = np.full((n, 3), -1, np.int64)
-    for i, (_, reserves_in, reserves_out, fee) in enumerate(cases):
-        r_in[i, :len(fee)] = u256.to_limb_array(reserves_in)
-        r_out[i, :len(fee)] = u256.to_limb_array(reserves_out)
-        fees[i, :len(fee)] = fee
+    r_in, r_out, fees = pack_v2_cycles([c[1] for c in cases], [c[2] for c in cases], [c[3] for c in cases], 3)
     return n, (np.array([c[0] for c in cases]), r_in, r_out, fees, 128,
                np.zeros((n, SEARCH_ROWS, scratch_limbs(3)), np.uint64), np.zeros((n, 4), np.uint64),
                np.zeros((n, 4), np.uint64), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64))
