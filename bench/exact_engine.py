@@ -9,6 +9,7 @@ limb arrays already packed (packing ints into limbs is a host cost not counted h
 
     python bench/exact_engine.py                  # 20,000 cases per op, 5 repeats
     python bench/exact_engine.py --n 100000 --check
+    python bench/exact_engine.py --check --backend cuda --json bench_results/exact_engine_cuda.json   # on a GPU
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from common import machine, median_seconds, row  # bench/common.py (scripts run 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/ (the search's cycles)
 
-from gpubt.backend import Backend
+from gpubt.backend import resolve_backend
 from gpubt.exact import v2, v3
 from gpubt.kernels import u256
 
@@ -83,7 +84,7 @@ def mul_div_case(rng, n):
 def search_case(rng, n):
     """The proven V2 cycle search (gpubt.exact.v2.optimal_input_search, one per trade re-priced) on the mainnet-shaped
     cycles of tests/kernels/test_exact_search.py, against kernels/exact_search.py through its batch driver."""
-    from gpubt.exact.engine import pack_v2_cycles, scratch_limbs
+    from gpubt.strategies.exact_engine import pack_v2_cycles, scratch_limbs
     from gpubt.kernels.exact_search import SEARCH_ROWS
     from tests.kernels.test_exact_search import cycle_cases
 
@@ -115,25 +116,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default="bench_results/exact_engine.json")
     parser.add_argument("--check", action="store_true", help="assert numba's values equal the Python ints'")
+    parser.add_argument("--backend", default="cpu", choices=("cpu", "cuda"),
+                        help="where the kernels run (cuda: a GPU; the arrays are uploaded once, outside the timing)")
     opts = parser.parse_args()
 
     import numba
 
     numba.set_num_threads(opts.threads)
-    cpu = Backend("cpu")
+    backend = resolve_backend(opts.backend)  # cuda without a GPU: BackendUnavailable says why
+    label = "numba CPU" if backend.name == "cpu" else "CUDA"
     rows = []
-    print(f"{'operation':30s} {'Python ints ns/op':>18s} {'numba CPU ns/op':>16s} {'ratio':>7s}")
+    print(f"{'operation':30s} {'Python ints ns/op':>18s} {label + ' ns/op':>16s} {'ratio':>7s}")
     for name, make in WORKLOADS.items():
         python, driver, columns, outs, as_tuples = make(random.Random(f"{opts.seed}:{name}"), opts.n)
 
         module, driver = driver if isinstance(driver, tuple) else ("exact_uniswap", driver)
 
+        on_device = [backend.to_device(a) if isinstance(a, np.ndarray) else a for a in (*columns, *outs)]
+
         def run_numba():
-            cpu.launch(module, driver, opts.n, (*columns, *outs))
+            backend.launch(module, driver, opts.n, on_device)
 
         run_numba()  # compile
         t_python = median_seconds(python, opts.repeats)
         t_numba = median_seconds(run_numba, opts.repeats)
+        outs = [backend.to_host(a) for a in on_device[len(columns):]]
         if opts.check and module == "exact_search":
             assert not outs[-1].any(), f"{name}: a search was handed back to the oracle"
             profit = [v - (1 << 256) if v >> 255 else v for v in u256.from_limb_array(outs[1])]
@@ -146,7 +153,7 @@ def main() -> None:
             expected = as_tuples(python())
             mismatches = sum(a != b for a, b in zip(values, expected))
             assert mismatches == 0, f"{name}: {mismatches} of {opts.n} values differ"
-        entry = row(name, "Python ints (gpubt.exact)", t_python, "numba CPU (kernels/exact_uniswap)", t_numba,
+        entry = row(name, "Python ints (gpubt.exact)", t_python, f"{label} (kernels/{module})", t_numba,
                     None, None)
         entry.update(n=opts.n, python_ns_per_op=t_python / opts.n * 1e9, numba_ns_per_op=t_numba / opts.n * 1e9)
         rows.append(entry)
@@ -155,7 +162,7 @@ def main() -> None:
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "exact_engine", "n": opts.n, "repeats": opts.repeats,
-                               "threads": opts.threads, "checked": opts.check, "machine": machine(), "rows": rows},
+                               "threads": opts.threads, "backend": backend.name, "checked": opts.check, "machine": machine(), "rows": rows},
                               indent=2))
     print(f"wrote {out}")
 

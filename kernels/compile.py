@@ -179,7 +179,12 @@ def build(target: str, functions, cpu_drivers=(), cuda_drivers=(), cache: bool =
             cached = cache and not f.__code__.co_filename.startswith("<")
             return (cached_njit if cached else numba.njit)(f, **options)
 
+        from . import u256
+        from .native import CPU_LEAVES
+
         def device(f):
+            if f.__name__ in CPU_LEAVES and getattr(u256, f.__name__).__code__ is f.__code__:
+                return CPU_LEAVES[f.__name__]  # the CPU's own instructions for u256's 64-bit leaves (kernels/native.py)
             # CPython compiles a call with more than 30 arguments as f(*args), which numba cannot inline
             call = not inline or f.__name__ in NOT_INLINED or f.__code__.co_argcount > 30
             # numpy error model (the CUDA build's float semantics): a division by zero whose result a select

@@ -27,7 +27,7 @@ from .u256 import (  # noqa: F401  (rebound per target by kernels/compile.py)
     ONE, U256_OK, Z, mul_div_rounding_up, u256_add, u256_eq, u256_is_zero, u256_lt, u256_mul_small, u256_neg, u256_sub,
 )
 from .wide import (  # noqa: F401
-    WIDE_FUNCTIONS, WIDE_OK, wide_add, wide_cmp, wide_is_zero, wide_mul, wide_mul_small, wide_set_u256,
+    WIDE_FUNCTIONS, WIDE_OK, wide_add, wide_cmp, wide_is_zero, wide_len, wide_mul, wide_mul_small, wide_set_u256,
     wide_signed_add, wide_sub, wide_zero,
 )
 
@@ -43,8 +43,8 @@ R_E2, R_E1, R_E0 = 6, 7, 8
 R_A1, R_A2, R_B0, R_B1, R_B2 = 9, 10, 11, 12, 13
 R_C2, R_C1, R_C0 = 14, 15, 16
 R_T0, R_T1, R_T2, R_T3, R_T4, R_LEVEL = 17, 18, 19, 20, 21, 22
-R_Q, R_DQ, R_ROOM = 23, 24, 25    # the scan's running bound quadratic, its next step, and room(a)
-SEARCH_ROWS = 26
+R_Q, R_DQ, R_ROOM, R_C2X2 = 23, 24, 25, 26   # the scan's running bound quadratic, its next step, room(a), 2·c2
+SEARCH_ROWS = 27
 
 
 def s256_lt(a, b):
@@ -90,6 +90,7 @@ def wide_mul3(w, d, a, b, c, tmp):
 
 def mobius_rows(w, rk, rm, rn, reserve_in, reserve_out, fee_ppm, i, h_from, h_to):
     """Rows rk, rm, rn = (K, M, N) of hops h_from..h_to−1 of path i (gpubt.exact.v2._mobius): a status."""
+    L = w.shape[1]
     status = WIDE_OK
     wide_zero(w, rk)
     wide_zero(w, rm)
@@ -102,7 +103,7 @@ def mobius_rows(w, rk, rm, rn, reserve_in, reserve_out, fee_ppm, i, h_from, h_to
         status |= wide_mul(w, R_T0, rn, R_T1)                  # N' = r_in·10⁶·N + kept·K
         status |= wide_mul_small(w, R_T0, R_T0, FEE_DENOMINATOR_U64)
         status |= wide_mul_small(w, R_T2, rk, kept)
-        status |= wide_add(w, rn, R_T0, R_T2)
+        status |= wide_add(w, rn, R_T0, R_T2, L)
         status |= wide_mul(w, R_T0, rm, R_T1)                  # M' = r_in·10⁶·M
         status |= wide_mul_small(w, rm, R_T0, FEE_DENOMINATOR_U64)
         wide_set_u256(w, R_T1, hop(reserve_out, i, h))
@@ -114,31 +115,83 @@ def mobius_rows(w, rk, rm, rn, reserve_in, reserve_out, fee_ppm, i, h_from, h_to
 def quadratic_at(w, d, c2, c2_neg, c1, c1_neg, c0, c0_neg, a):
     """Row d = (c2·a + c1)·a + c0 for the level a (a u256; signs as bools): (d's sign, status). Uses R_LEVEL and
     R_T4."""
+    L = w.shape[1]
     wide_set_u256(w, R_LEVEL, a)
     status = wide_mul(w, R_T4, c2, R_LEVEL)
-    neg, s = wide_signed_add(w, d, R_T4, c2_neg and not wide_is_zero(w, R_T4), c1, c1_neg)
+    neg, s = wide_signed_add(w, d, R_T4, c2_neg and not wide_is_zero(w, R_T4, L), c1, c1_neg, L)
     status |= s | wide_mul(w, R_T4, d, R_LEVEL)
-    neg, s = wide_signed_add(w, d, R_T4, neg and not wide_is_zero(w, R_T4), c0, c0_neg)
+    neg, s = wide_signed_add(w, d, R_T4, neg and not wide_is_zero(w, R_T4, L), c0, c0_neg, L)
     return neg, status | s
+
+
+def wide_ratio(w, num, den):
+    """row num / row den as a float64 (each from its top three limbs), 0.0 when den is zero."""
+    L = w.shape[1]
+    ln = wide_len(w, num, L)
+    ld = wide_len(w, den, L)
+    if ld == 0:
+        return 0.0
+    x = 0.0
+    for i in range(ln - 1, max(ln - 3, 0) - 1, -1):   # most significant limb first
+        x = x * 4294967296.0 + float(w[num, i])
+    y = 0.0
+    for i in range(ld - 1, max(ld - 3, 0) - 1, -1):
+        y = y * 4294967296.0 + float(w[den, i])
+    shift = max(ln - 3, 0) - max(ld - 3, 0)  # limbs dropped from num minus those dropped from den
+    r = x / y
+    while shift > 0:
+        r *= 4294967296.0
+        shift -= 1
+    while shift < 0:
+        r /= 4294967296.0
+        shift += 1
+    return r
+
+
+def newton_step(w, a, e2_neg, e1_neg, e0_neg):
+    """a − D(a)/D'(a) for the climb quadratic D = e2·a² + e1·a + e0 (exact rows, a float ratio), clamped to ≥ 1;
+    a unchanged when the step is not finite or not below 2⁶³. Uses rows T0, T1, T3, T4 and LEVEL."""
+    L = w.shape[1]
+    d_neg, status = quadratic_at(w, R_T3, R_E2, e2_neg, R_E1, e1_neg, R_E0, e0_neg, a)
+    wide_set_u256(w, R_LEVEL, a)
+    status |= wide_mul(w, R_T0, R_E2, R_LEVEL) | wide_add(w, R_T0, R_T0, R_T0, L)     # 2·e2·a
+    dp_neg, s = wide_signed_add(w, R_T1, R_T0, e2_neg and not wide_is_zero(w, R_T0, L), R_E1, e1_neg, L)
+    if (status | s) != WIDE_OK or wide_is_zero(w, R_T1, L):
+        return a
+    step = wide_ratio(w, R_T3, R_T1)
+    if not (step < 9.2e18):   # NaN, inf or too far: leave it to the gallop
+        return a
+    delta = np.uint64(step + 0.5)
+    if delta == Z:
+        return a
+    if d_neg == dp_neg:       # D/D' > 0: move down
+        if not u256_lt((delta, Z, Z, Z), a):
+            return (ONE, Z, Z, Z)
+        out, _ = u256_sub(a, (delta, Z, Z, Z))
+        return out
+    out, carry = u256_add(a, (delta, Z, Z, Z))
+    return a if carry != Z else out
 
 
 def reach(w, a):
     """Level a is within reach of hops 1..c: a ≥ 1 and Kp − Np·a > 0 (the oracle's bound(a) is not None)."""
+    L = w.shape[1]
     if u256_is_zero(a):
         return False, WIDE_OK
     wide_set_u256(w, R_LEVEL, a)
     status = wide_mul(w, R_T3, R_NP, R_LEVEL)
-    return wide_cmp(w, R_T3, R_KP) < 0, status
+    return wide_cmp(w, R_T3, R_KP, L) < 0, status
 
 
 def climbs(w, a, e2_neg, e1_neg, e0_neg):
     """(U(a+1) > U(a), U(a+1) = U(a), status) for a reachable level a; False, False when a+1 is out of reach."""
+    L = w.shape[1]
     a1, _ = u256_add(a, (ONE, Z, Z, Z))
     ok, status = reach(w, a1)
     if not ok:
         return False, False, status
     neg, s = quadratic_at(w, R_T3, R_E2, e2_neg, R_E1, e1_neg, R_E0, e0_neg, a)
-    zero = wide_is_zero(w, R_T3)
+    zero = wide_is_zero(w, R_T3, L)
     return not neg and not zero, zero, status | s
 
 
@@ -155,15 +208,17 @@ def set_bound_best(w, best):
 def bound_coefficients(w, b_neg, a1_neg, b1_neg):
     """Rows C2, C1, C0 of floor(U(a)) ≤ best ⇔ c2·a² + c1·a + c0 < 0: c0 = −b·B0, c1 = A1 − b·B1, c2 = b·B2 − A2
     for the b in row T2 (`set_bound_best`): (c2_neg, c1_neg, c0_neg, status)."""
+    L = w.shape[1]
     status = wide_mul(w, R_C0, R_T2, R_B0)
-    c0_neg = not b_neg and not wide_is_zero(w, R_C0)
+    c0_neg = not b_neg and not wide_is_zero(w, R_C0, L)
     status |= wide_mul(w, R_T0, R_T2, R_B1)
     t_neg = b_neg != b1_neg
-    c1_neg, s = wide_signed_add(w, R_C1, R_A1, a1_neg, R_T0, not t_neg and not wide_is_zero(w, R_T0))
+    c1_neg, s = wide_signed_add(w, R_C1, R_A1, a1_neg, R_T0, not t_neg and not wide_is_zero(w, R_T0, L), L)
     status |= s | wide_mul(w, R_T0, R_T2, R_B2)
-    c2_neg, s = wide_signed_add(w, R_C2, R_T0, b_neg and not wide_is_zero(w, R_T0), R_A2,
-                                not wide_is_zero(w, R_A2))
-    return c2_neg, c1_neg, c0_neg, status | s
+    c2_neg, s = wide_signed_add(w, R_C2, R_T0, b_neg and not wide_is_zero(w, R_T0, L), R_A2,
+                                not wide_is_zero(w, R_A2, L), L)
+    status |= s | wide_add(w, R_C2X2, R_C2, R_C2, L)
+    return c2_neg, c1_neg, c0_neg, status
 
 
 def bounded(w, a, c2_neg, c1_neg, c0_neg):
@@ -177,29 +232,35 @@ def bounded(w, a, c2_neg, c1_neg, c0_neg):
 
 def scan_state(w, a, forward_step, c2_neg, c1_neg, c0_neg):
     """Rows Q = Q(a), DQ = Q(a ± 1) − Q(a) (± as forward_step) and ROOM = Kp − Np·a for the scan's walk from a:
-    (q_neg, dq_neg, room_neg, status). Each step then costs three additions (`scan_step`), no multiplication."""
+    (q_neg, dq_neg, room_neg, n, status), n the limbs the walk's additions need look at (the longest row it adds,
+    plus one: a carry beyond is WIDE_OVERFLOW). Each step then costs two or three additions (`scan_step`)."""
+    L = w.shape[1]
     q_neg, status = quadratic_at(w, R_Q, R_C2, c2_neg, R_C1, c1_neg, R_C0, c0_neg, a)
     if forward_step:
         nxt, _ = u256_add(a, (ONE, Z, Z, Z))
     else:
         nxt, _ = u256_sub(a, (ONE, Z, Z, Z))
     next_neg, s = quadratic_at(w, R_T3, R_C2, c2_neg, R_C1, c1_neg, R_C0, c0_neg, nxt)
-    dq_neg, s2 = wide_signed_add(w, R_DQ, R_T3, next_neg, R_Q, not q_neg and not wide_is_zero(w, R_Q))
+    dq_neg, s2 = wide_signed_add(w, R_DQ, R_T3, next_neg, R_Q, not q_neg and not wide_is_zero(w, R_Q, L), L)
     wide_set_u256(w, R_LEVEL, a)
     status |= s | s2 | wide_mul(w, R_T3, R_NP, R_LEVEL)
-    room_neg, s = wide_signed_add(w, R_ROOM, R_KP, False, R_T3, not wide_is_zero(w, R_T3))
-    return q_neg, dq_neg, room_neg, status | s
+    room_neg, s = wide_signed_add(w, R_ROOM, R_KP, False, R_T3, not wide_is_zero(w, R_T3, L), L)
+    n = max(wide_len(w, R_Q, L), wide_len(w, R_DQ, L), wide_len(w, R_C2X2, L), wide_len(w, R_ROOM, L),
+            wide_len(w, R_NP, L)) + 1
+    return q_neg, dq_neg, room_neg, min(n, L), status | s
 
 
-def scan_step(w, forward_step, q_neg, dq_neg, room_neg, c2_neg):
+def scan_step(w, forward_step, q_neg, dq_neg, room_neg, c2_neg, n):
     """Advance the scan's rows by one level: Q += DQ, DQ += 2·c2 (the second difference of a quadratic, whichever
-    the direction), ROOM −= ±Np: (q_neg, dq_neg, room_neg, status)."""
-    q_neg, status = wide_signed_add(w, R_Q, R_Q, q_neg, R_DQ, dq_neg)
-    dq_neg, s = wide_signed_add(w, R_DQ, R_DQ, dq_neg, R_C2, c2_neg)
+    the direction), and forward ROOM −= Np (backward, room only grows: it stays > 0): (q_neg, dq_neg, room_neg,
+    status)."""
+    q_neg, status = wide_signed_add(w, R_Q, R_Q, q_neg, R_DQ, dq_neg, n)
+    dq_neg, s = wide_signed_add(w, R_DQ, R_DQ, dq_neg, R_C2X2, c2_neg, n)
     status |= s
-    dq_neg, s = wide_signed_add(w, R_DQ, R_DQ, dq_neg, R_C2, c2_neg)
-    room_neg, s2 = wide_signed_add(w, R_ROOM, R_ROOM, room_neg, R_NP, forward_step and not wide_is_zero(w, R_NP))
-    return q_neg, dq_neg, room_neg, status | s | s2
+    if forward_step:
+        room_neg, s = wide_signed_add(w, R_ROOM, R_ROOM, room_neg, R_NP, True, n)
+        status |= s
+    return q_neg, dq_neg, room_neg, status
 
 
 def level(a, reserve_in, reserve_out, fee_ppm, i, c, n_hops):
@@ -246,6 +307,7 @@ def profit_at(x0, reserve_in, reserve_out, fee_ppm, i, n_hops):
 def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
     """gpubt.exact.v2.optimal_input_search for path i (fee_ppm −1 past its end) from its float optimum x_float, with
     the scratch rows w (SEARCH_ROWS × limbs): (amount_in, profit (int256), proven, evaluations, status)."""
+    L = w.shape[1]
     zero = (Z, Z, Z, Z)
     n_hops = 0
     for h in range(fee_ppm.shape[1]):
@@ -281,7 +343,7 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
     status |= mobius_rows(w, R_KQ, R_MQ, R_NQ, reserve_in, reserve_out, fee_ppm, i, c + 1, n_hops)
     if status != WIDE_OK:
         return zero, zero, False, 0, SEARCH_FALLBACK
-    if wide_cmp(w, R_KP, R_NP) <= 0:  # Kp ≤ Np: not even level 1 is in reach (the oracle's u_star is None)
+    if wide_cmp(w, R_KP, R_NP, L) <= 0:  # Kp ≤ Np: not even level 1 is in reach (the oracle's u_star is None)
         p, status = profit_at(x0, reserve_in, reserve_out, fee_ppm, i, n_hops)
         return x0, p, False, 0, status
     # e2 = KqMq·Np² − MpKp·Nq², e1 = −KqMq·Np·(2Kp − Np) − MpKp·Nq·(2Mq + Nq), e0 = KqMq·Kp·(Kp − Np) − MpKp·Mq·(Mq + Nq)
@@ -289,33 +351,36 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
     status |= wide_mul(w, R_T4, R_MP, R_KP)                                   # T4 = MpKp
     status |= wide_mul3(w, R_E2, R_T3, R_NP, R_NP, R_T0)
     status |= wide_mul3(w, R_T1, R_T4, R_NQ, R_NQ, R_T0)
-    e2_neg, s = wide_signed_add(w, R_E2, R_E2, False, R_T1, True)
-    status |= s | wide_add(w, R_T2, R_KP, R_KP)
-    wide_sub(w, R_T2, R_T2, R_NP)
+    e2_neg, s = wide_signed_add(w, R_E2, R_E2, False, R_T1, True, L)
+    status |= s | wide_add(w, R_T2, R_KP, R_KP, L)
+    wide_sub(w, R_T2, R_T2, R_NP, L)
     status |= wide_mul3(w, R_E1, R_T3, R_NP, R_T2, R_T0)
-    status |= wide_add(w, R_T2, R_MQ, R_MQ) | wide_add(w, R_T2, R_T2, R_NQ)
+    status |= wide_add(w, R_T2, R_MQ, R_MQ, L) | wide_add(w, R_T2, R_T2, R_NQ, L)
     status |= wide_mul3(w, R_T1, R_T4, R_NQ, R_T2, R_T0)
-    status |= wide_add(w, R_E1, R_E1, R_T1)
-    e1_neg = not wide_is_zero(w, R_E1)
-    wide_sub(w, R_T2, R_KP, R_NP)
+    status |= wide_add(w, R_E1, R_E1, R_T1, L)
+    e1_neg = not wide_is_zero(w, R_E1, L)
+    wide_sub(w, R_T2, R_KP, R_NP, L)
     status |= wide_mul3(w, R_E0, R_T3, R_KP, R_T2, R_T0)
-    status |= wide_add(w, R_T2, R_MQ, R_NQ)
+    status |= wide_add(w, R_T2, R_MQ, R_NQ, L)
     status |= wide_mul3(w, R_T1, R_T4, R_MQ, R_T2, R_T0)
-    e0_neg, s = wide_signed_add(w, R_E0, R_E0, False, R_T1, True)
+    e0_neg, s = wide_signed_add(w, R_E0, R_E0, False, R_T1, True, L)
     status |= s
     # the bound: A1 = KqKp − MpMq, A2 = KqNp + MpNq, B0 = MqKp, B1 = NqKp − MqNp, B2 = NqNp
     status |= wide_mul(w, R_A1, R_KQ, R_KP) | wide_mul(w, R_T0, R_MP, R_MQ)
-    a1_neg, s = wide_signed_add(w, R_A1, R_A1, False, R_T0, True)
-    status |= s | wide_mul(w, R_A2, R_KQ, R_NP) | wide_mul(w, R_T0, R_MP, R_NQ) | wide_add(w, R_A2, R_A2, R_T0)
+    a1_neg, s = wide_signed_add(w, R_A1, R_A1, False, R_T0, True, L)
+    status |= s | wide_mul(w, R_A2, R_KQ, R_NP) | wide_mul(w, R_T0, R_MP, R_NQ) | wide_add(w, R_A2, R_A2, R_T0, L)
     status |= wide_mul(w, R_B0, R_MQ, R_KP)
     status |= wide_mul(w, R_B1, R_NQ, R_KP) | wide_mul(w, R_T0, R_MQ, R_NP)
-    b1_neg, s = wide_signed_add(w, R_B1, R_B1, False, R_T0, True)
+    b1_neg, s = wide_signed_add(w, R_B1, R_B1, False, R_T0, True, L)
     status |= s | wide_mul(w, R_B2, R_NQ, R_NP)
     if status != WIDE_OK:
         return zero, zero, False, 0, SEARCH_FALLBACK
 
-    # the peak: the least a ≥ 1 with U(a+1) ≤ U(a), galloping then bisecting from a0
+    # the peak: the least a ≥ 1 with U(a+1) ≤ U(a), galloping then bisecting from a0 after two Newton steps on
+    # the climb quadratic (speed only: the gallop and bisection decide exactly from wherever they start)
     a = a0
+    for _ in range(2):
+        a = newton_step(w, a, e2_neg, e1_neg, e0_neg)
     ok, status = reach(w, a)
     if not ok:
         a = (ONE, Z, Z, Z)
@@ -386,17 +451,19 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
         forward_step = direction == 0
         a = a_star
         streak = 0
-        q_neg, dq_neg, room_neg, s = scan_state(w, a, forward_step, c2_neg, c1_neg, c0_neg)
+        if star_done:  # the peak's own bound proves it: nothing to walk either way
+            break
+        q_neg, dq_neg, room_neg, n, s = scan_state(w, a, forward_step, c2_neg, c1_neg, c0_neg)
         status |= s
         while not star_done:
             if forward_step:
                 a, _ = u256_add(a, (ONE, Z, Z, Z))
             else:
                 a, _ = u256_sub(a, (ONE, Z, Z, Z))
-            q_neg, dq_neg, room_neg, s = scan_step(w, forward_step, q_neg, dq_neg, room_neg, c2_neg)
+            q_neg, dq_neg, room_neg, s = scan_step(w, forward_step, q_neg, dq_neg, room_neg, c2_neg, n)
             status |= s
             # bounded(a): out of reach (a < 1 or room ≤ 0) or Q(a) < 0
-            if u256_is_zero(a) or room_neg or wide_is_zero(w, R_ROOM) or q_neg:
+            if u256_is_zero(a) or room_neg or wide_is_zero(w, R_ROOM, n) or q_neg:
                 break
             evaluations += 1
             x, p, ok, s = level(a, reserve_in, reserve_out, fee_ppm, i, c, n_hops)
@@ -411,7 +478,7 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
                 status |= s
                 star_done, s = bounded(w, a_star, c2_neg, c1_neg, c0_neg)
                 status |= s
-                q_neg, dq_neg, room_neg, s = scan_state(w, a, forward_step, c2_neg, c1_neg, c0_neg)
+                q_neg, dq_neg, room_neg, n, s = scan_state(w, a, forward_step, c2_neg, c1_neg, c0_neg)
                 status |= s
             else:
                 if u256_eq(p, best_p) and u256_lt(x, best_x):
@@ -427,7 +494,7 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
 
 # Dependency order for kernels/compile.build, after the wide and exact functions they call.
 SEARCH_FUNCTIONS = (
-    s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, reach, climbs,
+    s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step, reach, climbs,
     set_bound_best, bound_coefficients, bounded, scan_state, scan_step, level, profit_at, v2_optimal_input,
 )
 

@@ -10,7 +10,8 @@ Why 32-bit limbs: a limb product plus two limbs fits a uint64, so schoolbook mul
 
 Device functions never raise: a result that does not fit the row is the status WIDE_OVERFLOW (the caller falls
 back to Python ints). Operands of wide_mul must be rows other than its destination; add, sub and the signed add
-may write over an operand.
+may write over an operand. Those and the comparisons work on a row's first n limbs (the caller's bound on the
+values: a scan over short numbers need not walk a whole row); the limbs above n must be zero.
 """
 import numpy as np
 
@@ -34,41 +35,40 @@ def wide_set_u256(w, d, x):
         w[d, 2 * k + 1] = x[k] >> S32
 
 
-def wide_len(w, a):
-    """Limbs of row a in use (0 for zero)."""
-    n = w.shape[1]
+def wide_len(w, a, n):
+    """Limbs of row a in use (0 for zero), looking at its first n limbs."""
     while n > 0 and w[a, n - 1] == Z:
         n -= 1
     return n
 
 
-def wide_is_zero(w, a):
-    """Row a == 0."""
-    return wide_len(w, a) == 0
+def wide_is_zero(w, a, n):
+    """Row a == 0 (its first n limbs)."""
+    return wide_len(w, a, n) == 0
 
 
-def wide_cmp(w, a, b):
-    """−1, 0 or 1 as row a <, = or > row b (magnitudes)."""
-    for i in range(w.shape[1] - 1, -1, -1):
+def wide_cmp(w, a, b, n):
+    """−1, 0 or 1 as row a <, = or > row b (magnitudes in their first n limbs)."""
+    for i in range(n - 1, -1, -1):
         if w[a, i] != w[b, i]:
             return 1 if w[a, i] > w[b, i] else -1
     return 0
 
 
-def wide_add(w, d, a, b):
-    """Row d = row a + row b; WIDE_OVERFLOW when the sum needs more limbs than a row has."""
+def wide_add(w, d, a, b, n):
+    """Row d = row a + row b over their first n limbs; WIDE_OVERFLOW when the sum needs more."""
     carry = Z
-    for i in range(w.shape[1]):
+    for i in range(n):
         t = w[a, i] + w[b, i] + carry
         w[d, i] = t & M32
         carry = t >> S32
     return WIDE_OVERFLOW if carry != Z else WIDE_OK
 
 
-def wide_sub(w, d, a, b):
-    """Row d = row a − row b, for row a ≥ row b."""
+def wide_sub(w, d, a, b, n):
+    """Row d = row a − row b over their first n limbs, for row a ≥ row b."""
     borrow = Z
-    for i in range(w.shape[1]):
+    for i in range(n):
         t = (w[a, i] | np.uint64(1 << 32)) - w[b, i] - borrow  # in [0, 2³³): no wrap
         w[d, i] = t & M32
         borrow = np.uint64(1) - (t >> S32)
@@ -87,8 +87,8 @@ def wide_mul_small(w, d, a, m):
 def wide_mul(w, d, a, b):
     """Row d = row a × row b (d neither a nor b); WIDE_OVERFLOW (d undefined) when the operands' limbs in use
     add up to more than a row has."""
-    la = wide_len(w, a)
-    lb = wide_len(w, b)
+    la = wide_len(w, a, w.shape[1])
+    lb = wide_len(w, b, w.shape[1])
     wide_zero(w, d)
     if la == 0 or lb == 0:
         return WIDE_OK
@@ -106,16 +106,17 @@ def wide_mul(w, d, a, b):
     return WIDE_OK
 
 
-def wide_signed_add(w, d, a, a_neg, b, b_neg):
-    """Row d = (±row a) + (±row b), signs as bools: (d's sign, status); zero is never negative."""
+def wide_signed_add(w, d, a, a_neg, b, b_neg, n):
+    """Row d = (±row a) + (±row b) over their first n limbs, signs as bools: (d's sign, status); zero is never
+    negative."""
     if a_neg == b_neg:
-        status = wide_add(w, d, a, b)
-        return a_neg and not wide_is_zero(w, d), status
-    order = wide_cmp(w, a, b)
+        status = wide_add(w, d, a, b, n)
+        return a_neg and not wide_is_zero(w, d, n), status
+    order = wide_cmp(w, a, b, n)
     if order >= 0:
-        wide_sub(w, d, a, b)
+        wide_sub(w, d, a, b, n)
         return a_neg and order != 0, WIDE_OK
-    wide_sub(w, d, b, a)
+    wide_sub(w, d, b, a, n)
     return b_neg, WIDE_OK
 
 

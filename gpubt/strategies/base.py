@@ -80,7 +80,7 @@ class Strategy:
 
     name = "base"
     needs_victims = False  # evaluate reads tables.victims (else the loop does not read the victims table)
-    exact_engine = "device"  # exact.engine (gpubt.exact.engine): RunSetup.build sets it from the config
+    exact_engine = "device"  # exact.engine (gpubt.strategies.exact_engine): RunSetup.build sets it from the config
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         self.cfg, self.dataset, self.backend, self.gas = cfg, dataset, backend, gas
@@ -94,7 +94,7 @@ class Strategy:
 
     # -- what every strategy shares ---------------------------------------------------------------------------
     def exact(self, on_host: bool = False):
-        """(backend, engine name) for gpubt.exact.engine. The device engine runs on the run's backend when it is
+        """(backend, engine name) for gpubt.strategies.exact_engine. The device engine runs on the run's backend when it is
         CUDA (and not `on_host`: the ordered pass), else on the CPU: numba's simulator (backend=cudasim) would take
         minutes for what the CPU build does in milliseconds (tests/kernels run the CUDA build in the simulator)."""
         if self.backend.name == "cuda" and not on_host:

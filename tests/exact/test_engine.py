@@ -1,4 +1,4 @@
-"""exact.engine=device (the default: kernels/exact_search.py through gpubt.exact.engine) against exact.engine=python
+"""exact.engine=device (the default: kernels/exact_search.py through gpubt.strategies.exact_engine) against exact.engine=python
 (the Python-int oracle): identical trades.parquet for strategy=all on the tiny and small synthetic markets, and the
 device engine really ran (its searches were not all handed back)."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _run(tmp_path, cache, preset, engine):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["tiny", "small"])
 def test_device_engine_trades_equal_the_oracle(preset, tiny_cache, tmp_path):
-    from gpubt.exact import engine
+    from gpubt.strategies import exact_engine as engine
 
     cache = tiny_cache if preset == "tiny" else None
     engine.stats.clear()

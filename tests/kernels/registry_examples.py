@@ -123,7 +123,7 @@ def _exact_search(n=6):
     """v2_optimal_inputs on mainnet-shaped 2- and 3-hop cycles (tests/kernels/test_exact_search.py)."""
     import random
 
-    from gpubt.exact.engine import pack_v2_cycles, scratch_limbs
+    from gpubt.strategies.exact_engine import pack_v2_cycles, scratch_limbs
     from gpubt.kernels.exact_search import SEARCH_ROWS
 
     from .test_exact_search import cycle_cases

@@ -4,7 +4,7 @@ Wide rows: every function on seeded random operands (edges mixed in) on the CPU 
 default 20,000; CI's full run 200,000) and under numba's CUDA simulator (2,000 each). The V2 cycle search: the
 kernel's (amount_in, profit, proven, evaluations) equal gpubt.exact.v2.optimal_input_search on mainnet-shaped
 cycles (coarse and fine intermediate tokens, 2 and 3 hops, profitable and not), on the CPU build and in the
-simulator; what it hands back to the oracle still comes out equal (gpubt.exact.engine); its CUDA driver compiles
+simulator; what it hands back to the oracle still comes out equal (gpubt.strategies.exact_engine); its CUDA driver compiles
 to sm_90 (ptxas registers and stack printed where ptxas is on PATH)."""
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from gpubt.backend import Backend
-from gpubt.exact import engine, v2
+from gpubt.exact import v2
+from gpubt.strategies import exact_engine as engine
 from gpubt.kernels import exact_search, wide
 from gpubt.kernels.compile import build
 
@@ -45,17 +46,17 @@ def wide_case(i, a, a_neg, b, b_neg, m, out, out_neg, out_status, scratch):
         w[0, k] = a[i, k]
         w[1, k] = b[i, k]
     out_status[i, 0] = wide_mul(w, 2, 0, 1)  # noqa: F821
-    out_status[i, 1] = wide_add(w, 3, 0, 1)  # noqa: F821
-    if wide_cmp(w, 0, 1) >= 0:  # noqa: F821
-        wide_sub(w, 4, 0, 1)  # noqa: F821
+    out_status[i, 1] = wide_add(w, 3, 0, 1, w.shape[1])  # noqa: F821
+    if wide_cmp(w, 0, 1, w.shape[1]) >= 0:  # noqa: F821
+        wide_sub(w, 4, 0, 1, w.shape[1])  # noqa: F821
     else:
         wide_zero(w, 4)  # noqa: F821
     out_status[i, 2] = wide_mul_small(w, 5, 0, m[i])  # noqa: F821
-    neg, status = wide_signed_add(w, 6, 0, a_neg[i], 1, b_neg[i])  # noqa: F821
+    neg, status = wide_signed_add(w, 6, 0, a_neg[i], 1, b_neg[i], w.shape[1])  # noqa: F821
     out_neg[i] = neg
     out_status[i, 3] = status
     wide_zero(w, 7)  # noqa: F821
-    w[7, 0] = np.uint64(wide_cmp(w, 0, 1) + 1)  # noqa: F821
+    w[7, 0] = np.uint64(wide_cmp(w, 0, 1, w.shape[1]) + 1)  # noqa: F821
     for r in range(6):
         for k in range(w.shape[1]):
             out[i, r, k] = w[2 + r, k]
@@ -199,6 +200,16 @@ def test_what_the_kernel_hands_back_the_oracle_prices():
     got = _search(cases, "cpu", limbs=4)
     assert engine.stats["fallback"] == len(cases) and engine.stats["device"] == 0
     assert got == [v2.optimal_input_search(*c) for c in cases]
+
+
+@pytest.mark.parametrize("n", [1, 3, 40])
+def test_engine_call_sizes(n):
+    """One search runs the oracle on the CPU (packing costs more), a few run one by one, more in one launch: the
+    same results every way, and the kernel ran for every search from two on."""
+    cases = cycle_cases(random.Random(f"sizes:{n}"), n)
+    engine.stats.clear()
+    assert _search(cases, "cpu") == [v2.optimal_input_search(*c) for c in cases]
+    assert engine.stats["device"] == (n if n >= engine.DEVICE_MIN else 0) and engine.stats["fallback"] == 0
 
 
 def test_engine_rejects_an_unknown_name():

@@ -1,7 +1,7 @@
 """Arbitrage's exact side: pick non-conflicting candidates per evaluation point, re-price them exactly.
 
 V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.optimal_input_search, run for all the
-cycles of a call at once by the exact engine (gpubt.exact.engine: the kernel kernels/exact_search.py, or the oracle).
+cycles of a call at once by the exact engine (gpubt.strategies.exact_engine: the kernel kernels/exact_search.py, or the oracle).
 Cycles with a V3 hop: each V3 hop is an exact V3Pool rebuilt at the point's exact state (sqrt price, liquidity,
 tick and initialized-tick table from the batch's versioned log) and quoted with swap_outcome(commit=False);
 the integer input is the float optimum moved to the start of its rounding plateau (`refine_mixed_input`). The
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpubt.exact import engine as exact_engine
+from gpubt.strategies import exact_engine
 from gpubt.exact.gas import GasModel
 from gpubt.exact.hops import V3Hop, mixed_profit, v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
@@ -130,7 +130,7 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
 
     `wei_per_raw` (blocks × start slots): the value of one raw unit of each start token in wei.
     The exact V2 reserves of every hop of every trade are gathered in one vectorized lookup; the V2-only cycles'
-    searches run as one batch on `engine` ((backend, "device" | "python"): gpubt.exact.engine; None: the oracle);
+    searches run as one batch on `engine` ((backend, "device" | "python"): gpubt.strategies.exact_engine; None: the oracle);
     V3 hops rebuild an exact V3Pool from the point's exact state (see the module docstring).
     """
     if len(path_ids) == 0:
