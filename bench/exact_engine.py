@@ -162,7 +162,8 @@ def main() -> None:
     out = Path(opts.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "exact_engine", "n": opts.n, "repeats": opts.repeats,
-                               "threads": opts.threads, "backend": backend.name, "checked": opts.check, "machine": machine(), "rows": rows},
+                               "threads": opts.threads, "backend": backend.name, "checked": opts.check,
+                               "machine": machine(), "rows": rows},
                               indent=2))
     print(f"wrote {out}")
 

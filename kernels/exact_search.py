@@ -346,7 +346,8 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
     if wide_cmp(w, R_KP, R_NP, L) <= 0:  # Kp ≤ Np: not even level 1 is in reach (the oracle's u_star is None)
         p, status = profit_at(x0, reserve_in, reserve_out, fee_ppm, i, n_hops)
         return x0, p, False, 0, status
-    # e2 = KqMq·Np² − MpKp·Nq², e1 = −KqMq·Np·(2Kp − Np) − MpKp·Nq·(2Mq + Nq), e0 = KqMq·Kp·(Kp − Np) − MpKp·Mq·(Mq + Nq)
+    # e2 = KqMq·Np² − MpKp·Nq², e1 = −KqMq·Np·(2Kp − Np) − MpKp·Nq·(2Mq + Nq),
+    # e0 = KqMq·Kp·(Kp − Np) − MpKp·Mq·(Mq + Nq)
     status |= wide_mul(w, R_T3, R_KQ, R_MQ)                                   # T3 = KqMq
     status |= wide_mul(w, R_T4, R_MP, R_KP)                                   # T4 = MpKp
     status |= wide_mul3(w, R_E2, R_T3, R_NP, R_NP, R_T0)
@@ -494,7 +495,8 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
 
 # Dependency order for kernels/compile.build, after the wide and exact functions they call.
 SEARCH_FUNCTIONS = (
-    s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step, reach, climbs,
+    s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step,
+    reach, climbs,
     set_bound_best, bound_coefficients, bounded, scan_state, scan_step, level, profit_at, v2_optimal_input,
 )
 

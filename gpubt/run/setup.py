@@ -15,10 +15,10 @@ from gpubt import schema
 from gpubt.schema import GWEI, WEI_PER_ETH
 from gpubt.backend import Backend
 from gpubt.data.store import Dataset
-from gpubt.strategies.exact_engine import ENGINES
 from gpubt.exact.gas import GasModel
 from gpubt.run.execution import Execution
 from gpubt.run.loop import Backtest
+from gpubt.strategies.exact_engine import ENGINES
 
 
 

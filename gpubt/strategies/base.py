@@ -94,9 +94,9 @@ class Strategy:
 
     # -- what every strategy shares ---------------------------------------------------------------------------
     def exact(self, on_host: bool = False):
-        """(backend, engine name) for gpubt.strategies.exact_engine. The device engine runs on the run's backend when it is
-        CUDA (and not `on_host`: the ordered pass), else on the CPU: numba's simulator (backend=cudasim) would take
-        minutes for what the CPU build does in milliseconds (tests/kernels run the CUDA build in the simulator)."""
+        """(backend, engine name) for gpubt.strategies.exact_engine. The device engine runs on the run's backend when
+        it is CUDA (and not `on_host`: the ordered pass), else on the CPU: numba's simulator (backend=cudasim) would
+        take minutes for what the CPU build does in milliseconds (tests/kernels run the CUDA build in the simulator)."""
         if self.backend.name == "cuda" and not on_host:
             return self.backend, self.exact_engine
         return cpu_backend(), self.exact_engine

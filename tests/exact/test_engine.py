@@ -1,5 +1,5 @@
-"""exact.engine=device (the default: kernels/exact_search.py through gpubt.strategies.exact_engine) against exact.engine=python
-(the Python-int oracle): identical trades.parquet for strategy=all on the tiny and small synthetic markets, and the
+"""exact.engine=device (the default: kernels/exact_search.py through gpubt.strategies.exact_engine) against
+exact.engine=python (the Python-int oracle): identical trades.parquet for strategy=all on the tiny and small synthetic markets, and the
 device engine really ran (its searches were not all handed back)."""
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Wide rows: every function on seeded random operands (edges mixed in) on the CPU 
 default 20,000; CI's full run 200,000) and under numba's CUDA simulator (2,000 each). The V2 cycle search: the
 kernel's (amount_in, profit, proven, evaluations) equal gpubt.exact.v2.optimal_input_search on mainnet-shaped
 cycles (coarse and fine intermediate tokens, 2 and 3 hops, profitable and not), on the CPU build and in the
-simulator; what it hands back to the oracle still comes out equal (gpubt.strategies.exact_engine); its CUDA driver compiles
-to sm_90 (ptxas registers and stack printed where ptxas is on PATH)."""
+simulator; what it hands back to the oracle still comes out equal (gpubt.strategies.exact_engine); its CUDA driver
+compiles to sm_90 (ptxas registers and stack printed where ptxas is on PATH)."""
 from __future__ import annotations
 
 import math

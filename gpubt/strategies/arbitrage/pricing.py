@@ -1,7 +1,7 @@
 """Arbitrage's exact side: pick non-conflicting candidates per evaluation point, re-price them exactly.
 
 V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.optimal_input_search, run for all the
-cycles of a call at once by the exact engine (gpubt.strategies.exact_engine: the kernel kernels/exact_search.py, or the oracle).
+cycles of a call at once by the exact engine (gpubt.strategies.exact_engine: kernels/exact_search.py, or the oracle).
 Cycles with a V3 hop: each V3 hop is an exact V3Pool rebuilt at the point's exact state (sqrt price, liquidity,
 tick and initialized-tick table from the batch's versioned log) and quoted with swap_outcome(commit=False);
 the integer input is the float optimum moved to the start of its rounding plateau (`refine_mixed_input`). The
@@ -130,8 +130,8 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
 
     `wei_per_raw` (blocks × start slots): the value of one raw unit of each start token in wei.
     The exact V2 reserves of every hop of every trade are gathered in one vectorized lookup; the V2-only cycles'
-    searches run as one batch on `engine` ((backend, "device" | "python"): gpubt.strategies.exact_engine; None: the oracle);
-    V3 hops rebuild an exact V3Pool from the point's exact state (see the module docstring).
+    searches run as one batch on `engine` ((backend, "device" | "python") for gpubt.strategies.exact_engine; None:
+    the oracle); V3 hops rebuild an exact V3Pool from the point's exact state (see the module docstring).
     """
     if len(path_ids) == 0:
         return []
@@ -150,8 +150,9 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         hops = int(paths.hops[path])
         zfo = paths.zero_for_one[path, :hops].tolist()
         r0, r1 = r0_flat[offsets[t]:offsets[t + 1]], r1_flat[offsets[t]:offsets[t + 1]]
-        reserves.append(([a if z else b for a, b, z in zip(r0, r1, zfo)], [b if z else a for a, b, z in zip(r0, r1, zfo)],
-                         [[str(a), str(b)] for a, b in zip(r0, r1)]))
+        reserves.append(([a if z else b for a, b, z in zip(r0, r1, zfo)],
+                         [b if z else a for a, b, z in zip(r0, r1, zfo)],
+                         [[str(a), str(b)] for a, b in zip(r0, r1)]))  # `detail`: each hop's state it was priced on
     v2_only = [t for t, path in enumerate(path_ids.tolist()) if not paths.is_v3[path].any()]
     backend, name = engine if engine is not None else (None, "python")
     searched = dict(zip(v2_only, exact_engine.v2_optimal_inputs(
