@@ -195,20 +195,13 @@ def climbs(w, a, e2_neg, e1_neg, e0_neg):
     return not neg and not zero, zero, status | s
 
 
-def set_bound_best(w, best):
-    """Row T2 = |b| for b = best + 1 (best an int256), and b's sign: the input of `bound_coefficients`."""
+def bound_coefficients(w, best, a1_neg, b1_neg):
+    """Rows C2, C1, C0 (and 2·c2) of floor(U(a)) ≤ best ⇔ c2·a² + c1·a + c0 < 0 for best an int256: c0 = −b·B0,
+    c1 = A1 − b·B1, c2 = b·B2 − A2 with b = best + 1 (|b| in row T2): (c2_neg, c1_neg, c0_neg, status)."""
+    L = w.shape[1]
     b, _ = u256_add(best, (ONE, Z, Z, Z))
     b_neg = (b[3] & SIGN64) != Z
-    if b_neg:
-        b = u256_neg(b)
-    wide_set_u256(w, R_T2, b)
-    return b_neg
-
-
-def bound_coefficients(w, b_neg, a1_neg, b1_neg):
-    """Rows C2, C1, C0 of floor(U(a)) ≤ best ⇔ c2·a² + c1·a + c0 < 0: c0 = −b·B0, c1 = A1 − b·B1, c2 = b·B2 − A2
-    for the b in row T2 (`set_bound_best`): (c2_neg, c1_neg, c0_neg, status)."""
-    L = w.shape[1]
+    wide_set_u256(w, R_T2, u256_neg(b) if b_neg else b)
     status = wide_mul(w, R_C0, R_T2, R_B0)
     c0_neg = not b_neg and not wide_is_zero(w, R_C0, L)
     status |= wide_mul(w, R_T0, R_T2, R_B1)
@@ -444,8 +437,7 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
         p, status = profit_at(x0, reserve_in, reserve_out, fee_ppm, i, n_hops)
         return x0, p, False, evaluations, status
     proven = True
-    b_neg = set_bound_best(w, best_p)
-    c2_neg, c1_neg, c0_neg, status = bound_coefficients(w, b_neg, a1_neg, b1_neg)
+    c2_neg, c1_neg, c0_neg, status = bound_coefficients(w, best_p, a1_neg, b1_neg)
     star_done, s = bounded(w, a_star, c2_neg, c1_neg, c0_neg)
     status |= s
     for direction in range(2):
@@ -474,8 +466,7 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
                 break
             if s256_lt(best_p, p):
                 best_x, best_p, streak = x, p, 0
-                b_neg = set_bound_best(w, best_p)
-                c2_neg, c1_neg, c0_neg, s = bound_coefficients(w, b_neg, a1_neg, b1_neg)
+                c2_neg, c1_neg, c0_neg, s = bound_coefficients(w, best_p, a1_neg, b1_neg)
                 status |= s
                 star_done, s = bounded(w, a_star, c2_neg, c1_neg, c0_neg)
                 status |= s
@@ -497,7 +488,7 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
 SEARCH_FUNCTIONS = (
     s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step,
     reach, climbs,
-    set_bound_best, bound_coefficients, bounded, scan_state, scan_step, level, profit_at, v2_optimal_input,
+    bound_coefficients, bounded, scan_state, scan_step, level, profit_at, v2_optimal_input,
 )
 
 

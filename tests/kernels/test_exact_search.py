@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from numba import prange
 
 from gpubt.backend import Backend
 from gpubt.exact import v2
@@ -30,7 +31,7 @@ LIMBS = 12  # 384-bit rows for the wide tests: products of two operands up to 19
 # ------------------------------------------------------------------------------------------------ wide rows
 def wide_ops_cpu(a, a_neg, b, b_neg, m, out, out_neg, out_status, scratch):
     """Each case: rows a, b; out[i] = [a·b, a + b, a − b (a ≥ b) or 0, a·m, ±a ± b, cmp(a, b) in limb 0]."""
-    for i in prange(a.shape[0]):  # noqa: F821
+    for i in prange(a.shape[0]):
         wide_case(i, a, a_neg, b, b_neg, m, out, out_neg, out_status, scratch)
 
 
@@ -63,19 +64,12 @@ def wide_case(i, a, a_neg, b, b_neg, m, out, out_neg, out_status, scratch):
 
 
 def _wide_kernels(target):
-    from numba import prange  # noqa: F401
-
-    fns = build(target, wide.WIDE_FUNCTIONS + (wide_case,),
-                cpu_drivers=(wide_ops_cpu,), cuda_drivers=(wide_ops_cuda,), inline=False)
-    return fns
+    return build(target, wide.WIDE_FUNCTIONS + (wide_case,), cpu_drivers=(wide_ops_cpu,),
+                 cuda_drivers=(wide_ops_cuda,), inline=False)
 
 
 @pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
 def test_wide_rows_equal_python_ints(target):
-    import numba
-
-    wide_case.__globals__["prange"] = numba.prange
-    wide_ops_cpu.__globals__["prange"] = numba.prange
     n = TARGET_CASES[target]
     rng = random.Random(f"wide:{target}")
     top = 32 * LIMBS
@@ -153,7 +147,7 @@ def cycle_cases(rng: random.Random, n: int) -> list[tuple]:
 
 
 def _search(cases, target: str, limbs: int | None = None):
-    backend = BuildBackendSearch(target)
+    backend = Backend(target)
     saved = engine.scratch_limbs
     if limbs is not None:
         engine.scratch_limbs = lambda hops, bits=112: limbs
@@ -164,13 +158,6 @@ def _search(cases, target: str, limbs: int | None = None):
                                             [c[2] for c in cases], [c[3] for c in cases])
     finally:
         engine.scratch_limbs = saved
-
-
-class BuildBackendSearch(Backend):
-    """A Backend whose cudasim launches run the simulator on the CPU arrays (no device copies)."""
-
-    def __init__(self, name):
-        super().__init__(name)
 
 
 @pytest.mark.parametrize("target, n", [("cpu", TARGET_CASES["cpu"]), pytest.param("cudasim", 12,
