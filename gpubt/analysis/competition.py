@@ -173,28 +173,10 @@ class Auctions:
                        "net_after_bid_wei": net}
             return _append(trades, columns)
         net = [int(v) for v in trades.column("net_profit_wei").to_pylist()]
-        population = self.population
-        default = self.kind or str(option(self.ours, "kind", "arbitrage"))
-        if "kind" in trades.column_names:
-            kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
-        elif "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
-            kinds = np.array([population.kind_id(k if k in population.kinds else default)
-                              for k in trades.column("strategy").to_pylist()], np.int32)
-        else:
-            kinds = np.full(n, population.kind_id(default), np.int32)
-        ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
-                              trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
         basis = ([int(v) for v in trades.column(BASIS).to_pylist()] if BASIS in trades.column_names
                  else bid_basis(trades, net))
-        out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed,
-                          self.n_scenarios, self.backend, int(option(self.cfg, "record_scenarios", 0)))
-        if closed_blocks is not None and len(closed_blocks) and n:
-            shut = np.isin(trades.column("block_number").to_numpy(), np.asarray(closed_blocks))
-            self.closed += int(shut.sum())
-            out = dict(out, realized_won=out["realized_won"] & ~shut,
-                       win_probability=np.where(shut, 0.0, out["win_probability"]),
-                       expected_payoff_wei=np.where(shut, -float(self.failed_wei), out["expected_payoff_wei"]),
-                       mean_bidders=np.where(shut, 0.0, out["mean_bidders"]))
+        out, shut = self._run(trades, basis, closed_blocks)
+        self.closed += int(shut.sum())
         won = out["realized_won"]
         bid_wei = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), basis)]
         after = [v - b if w else -self.failed_wei for v, b, w in zip(net, bid_wei, won.tolist())]
@@ -213,6 +195,52 @@ class Auctions:
                    "mean_winning_bid_wei": out["mean_winning_bid_wei"], "competitors_bidding": out["mean_bidders"],
                    "won": won, "bid_wei": bid_wei, "net_after_bid_wei": after}
         return _append(trades, columns)
+
+    def _run(self, trades: pa.Table, basis: list, closed_blocks=None) -> tuple[dict, np.ndarray]:
+        """(the auction kernel's outputs for `trades` bid on `basis`, bool per trade: in a closed block), with
+        the closed blocks' trades lost."""
+        n = trades.num_rows
+        population = self.population
+        default = self.kind or str(option(self.ours, "kind", "arbitrage"))
+        if "kind" in trades.column_names:
+            kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
+        elif "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
+            kinds = np.array([population.kind_id(k if k in population.kinds else default)
+                              for k in trades.column("strategy").to_pylist()], np.int32)
+        else:
+            kinds = np.full(n, population.kind_id(default), np.int32)
+        ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
+                              trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
+        out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed,
+                          self.n_scenarios, self.backend, int(option(self.cfg, "record_scenarios", 0)))
+        shut = np.zeros(n, bool)
+        if closed_blocks is not None and len(closed_blocks) and n:
+            shut = np.isin(trades.column("block_number").to_numpy(), np.asarray(closed_blocks))
+            out = dict(out, realized_won=out["realized_won"] & ~shut,
+                       win_probability=np.where(shut, 0.0, out["win_probability"]),
+                       expected_payoff_wei=np.where(shut, -float(self.failed_wei), out["expected_payoff_wei"]),
+                       mean_bidders=np.where(shut, 0.0, out["mean_bidders"]))
+        return out, shut
+
+    def outcomes_at(self, trades: pa.Table, values: list, closed_blocks=None) -> tuple[np.ndarray, list]:
+        """(won, net after bid wei) per row of `trades` had each been worth `values` (exact net wei, its bid
+        basis; None: not sent, so not won and 0): the same auction, scenario for scenario, as `add`, counted in no
+        summary. The policy's capital split prices a trade at other capitals with it."""
+        sent = [i for i, v in enumerate(values) if v is not None]
+        won, after = np.zeros(len(values), bool), [0] * len(values)
+        if not sent:
+            return won, after
+        value = [int(values[i]) for i in sent]
+        if self.enabled:
+            out, _ = self._run(trades.take(pa.array(sent, pa.int64())), value, closed_blocks)
+            won_sent = out["realized_won"]
+            bids = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), value)]
+            after_sent = [v - b if w else -self.failed_wei for v, b, w in zip(value, bids, won_sent.tolist())]
+        else:
+            won_sent, after_sent = np.ones(len(sent), bool), value
+        for i, w, a in zip(sent, won_sent.tolist(), after_sent):
+            won[i], after[i] = w, a
+        return won, after
 
     def summary(self) -> dict:
         n, n_won = self.attempted, self.won

@@ -129,7 +129,7 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
     closed = blocks.filter(pc.invert(blocks.column("takes_bundles").fill_null(True))).column("block_number").to_numpy()
     totals, by_strategy = TradeTotals(), StrategyTally()
     policy_settings = policy.settings(cfg.get("policy"))
-    windows = policy.WindowTally(first, last, policy_settings["window_blocks"], list(cfg.strategy))
+    windows = policy.WindowTally(first, last, policy_settings["window_blocks"], list(cfg.strategy), setup.capital)
     validator = None
     if cfg.validation.enabled and dataset.read_range("labels", first, last, ["block_number"]).num_rows:
         validator = Validator(min_gap=int(cfg.validation.min_gap), max_gap=int(cfg.validation.max_gap))
@@ -140,14 +140,14 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
         checks = stack.enter_context(ValidationWriter(work)) if validator else None
         for n, ((lo, hi), group) in enumerate(tqdm(chunks, desc="post-run", unit="partition",
                                                    disable=not cfg.progress or len(chunks) < 2)):
-            core = parts.core(group, lambda t: competition.with_bid_basis(with_estimates(t)))
+            core = parts.core(group, lambda t: policy.with_capital_curve(competition.with_bid_basis(with_estimates(t))))
             if kept_rows is not None:
                 core = core.filter(pc.is_in(core.column(ROW), value_set=kept_rows))
             trades = auctions.add(core, closed)
             landed = competition.landed(trades)
             totals.add(landed)
             by_strategy.add(trades, landed)
-            windows.add(trades)
+            windows.add(trades, policy.tier_outcomes(trades, auctions, closed, len(windows.shares)))
             for piece in parts.trade_pieces(trades, competition.COLUMNS):
                 out.write(piece)
             if validator:  # CEX-DEX: pools untouched since our point, from the events

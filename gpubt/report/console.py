@@ -78,8 +78,14 @@ def format_policy(summary: dict) -> str:
     parts = [f"{'*' if name == section['name'] else ''}{name} {p['pnl_eth']:.6f}"
              + _fmt_ci(p.get("pnl_ci95_eth"), ".4f", label=" ")
              for name, p in section["policies"].items()]
-    return (f"policy ({section['window_blocks']}-block windows, {section['windows']:,}): P&L ETH "
+    line = (f"policy ({section['window_blocks']}-block windows, {section['windows']:,}): P&L ETH "
             + ", ".join(parts) + " (95% CI; *: policy=)")
+    capital = section.get("capital")
+    if capital and section["name"] != "static":   # the run's policy's mean share of the budget per strategy
+        shares = section["policies"][section["name"]].get("mean_capital_share", {})
+        line += (f"; its capital split of {capital['budget_eth']:,.2f} ETH: "
+                 + ", ".join(f"{s} {v:.0%}" for s, v in shares.items()) + " on average")
+    return line
 
 
 def format_calibration(summary: dict) -> str:

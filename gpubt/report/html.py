@@ -104,11 +104,13 @@ def write_report(results_dir, out_name: str = "report.html", display_dir=None) -
         section = summary["policy"]
         figures.append(("Strategy selection policy", _plot_policy(section),
                         f"Per window of {section['window_blocks']:,} blocks, the strategies on: static (all, every "
-                        "window), bandit (contextual Thompson sampling on trailing regime features, learned online "
-                        "from its own windows), oracle (in hindsight, those whose window P&L was > 0). Above, each "
-                        "policy's cumulative P&L (ETH, net after bids); below, the windows in which the bandit ran "
-                        "each strategy. Scored on this run's landed trades: switching a strategy off removes its "
-                        "trades, the market is not replayed (docs/policy.md).", _policy_table(section)))
+                        "window, capital as configured), bandit (contextual Thompson sampling on trailing regime "
+                        "features, learned online from its own windows), oracle (in hindsight, the choice worth the "
+                        "most). Sandwich and JIT need capital: a policy splits a budget between them, and their "
+                        "trades are priced exactly at each share. Above, each policy's cumulative P&L (ETH, net "
+                        "after bids); below, the windows in which the bandit ran each strategy and the share it "
+                        "gave. Scored on this run's trades: switching a strategy off removes its trades, the market "
+                        "is not replayed (docs/policy.md).", _policy_table(section)))
     calibrated = _calibrated(summary)
     if calibrated:
         figures.append(("Survival prediction: reliability", _plot_reliability(calibrated),
@@ -613,7 +615,7 @@ def _plot_policy(section: dict) -> str:
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import LinearSegmentedColormap
 
     names = section["strategies"]
     fig, (ax, strip) = plt.subplots(2, 1, figsize=(9.0, 3.4 + 0.22 * len(names)), dpi=110, layout="constrained",
@@ -629,12 +631,18 @@ def _plot_policy(section: dict) -> str:
     ax.axhline(0.0, color="#999", linewidth=0.6)
     ax.set_ylabel("cumulative P&L (ETH)")
     ax.legend(loc="upper left", frameon=False, fontsize=8)
-    on = np.array([[c == "1" for c in section["choices"]["bandit"][s]] for s in names], np.float64)
-    strip.pcolormesh(edges, np.arange(len(names) + 1), on, cmap=ListedColormap(["#f3f3f3", COLORS[0]]),
-                     vmin=0, vmax=1)
-    strip.set_yticks(np.arange(len(names)) + 0.5, names, fontsize=7)
+    shares = ((section.get("capital") or {}).get("share") or {}).get("bandit", {})
+    on = np.array([shares[s] if s in shares else [c == "1" for c in section["choices"]["bandit"][s]]
+                   for s in names], np.float64)
+    mesh = strip.pcolormesh(edges, np.arange(len(names) + 1), on,
+                            cmap=LinearSegmentedColormap.from_list("share", ["#f3f3f3", COLORS[0]]), vmin=0, vmax=1)
+    strip.set_yticks(np.arange(len(names)) + 0.5, [f"{s} (capital)" if s in shares else s for s in names],
+                     fontsize=7)
     strip.invert_yaxis()
-    strip.set_title("bandit: strategies on per window", fontsize=8, loc="left")
+    strip.set_title("bandit: strategies on per window" + (" (capital: the share of the budget, 0 to 1)" if shares
+                                                          else ""), fontsize=8, loc="left")
+    if shares:
+        fig.colorbar(mesh, ax=strip, pad=0.01, aspect=8).ax.tick_params(labelsize=6)
     _block_axis(strip)
     return _png(fig)
 

@@ -110,6 +110,23 @@ def load_strategy(name: str):
     raise ValueError(f"gpubt/strategies/{name} defines no Strategy named {name!r}")
 
 
+def capital_plan(cfg) -> dict:
+    """The capital the policy splits (analysis/policy.py) among the run's capital-bound strategies (a class
+    `capital_eth`: sandwich, JIT; the others are flash-funded): `budget_eth` (policy.capital_eth; null: the sum of
+    their configured capital_eth, so the run as configured is one split of it), `shares` (policy.capital_shares:
+    the fractions of the budget one strategy may get), `tiers_eth` (shares × budget: the capitals every trade of
+    theirs is also priced at) and `strategies` ({name: configured capital_eth}). From the config alone, so every
+    executor's workers agree."""
+    policy = cfg.get("policy") or {}
+    bound = {name: float(cfg.strategy[name].get("capital_eth", default)) for name in cfg.strategy
+             if (default := load_strategy(name).capital_eth) is not None}
+    budget = policy.get("capital_eth")   # checked with the other options (check_options, policy.settings)
+    budget = float(sum(bound.values()) if budget is None else budget)
+    shares = sorted({float(x) for x in policy.get("capital_shares", ())})
+    return {"budget_eth": budget, "shares": shares, "strategies": bound,
+            "tiers_eth": [x * budget for x in shares] if bound else []}
+
+
 # settings that do not change results (a resume may change them); executor=dask's results equal executor=local's
 RUN_ONLY_KEYS = ("progress", "resume", "checkpoint_every_blocks", "out_dir", "monitor", "report", "sweep", "executor")
 
@@ -121,6 +138,7 @@ class RunSetup:
     gas: GasModel
     min_profit_wei: int
     strategies: list
+    capital: dict   # the policy's capital split (`capital_plan`)
 
     @classmethod
     def build(cls, cfg, dataset: Dataset, backend: Backend, names=None) -> "RunSetup":
@@ -132,9 +150,12 @@ class RunSetup:
         names = list(cfg.strategy) if names is None else names
         strategies = [load_strategy(name)(cfg.strategy[name], dataset, backend, gas, min_profit_wei) for name in names]
         engine = str(cfg.get("exact", {}).get("engine", "device"))
+        capital = capital_plan(cfg)
         for strategy in strategies:
             strategy.exact_engine = engine
-        return cls(gas, min_profit_wei, strategies)
+            if strategy.name in capital["strategies"]:
+                strategy.capital_tiers_eth = tuple(capital["tiers_eth"])
+        return cls(gas, min_profit_wei, strategies, capital)
 
     def backtest(self, cfg, dataset: Dataset, backend: Backend, **options) -> Backtest:
         """The batch loop over cfg's block range (`options`: Backtest's keyword arguments)."""
@@ -157,7 +178,7 @@ OPTION_KINDS = {
     "monitor.anomaly_warmup": "int>=0", "monitor.anomaly_min_std": "num>=0", "report.enabled": "bool",
     "data.seed": "int", "data.first_block": "block", "data.last_block": "block",
     "policy.window_blocks": "int>=1", "policy.warmup_windows": "int>=0", "policy.seed": "int",
-    "policy.prior_var": "num>0", "policy.noise_var": "num>0",
+    "policy.prior_var": "num>0", "policy.noise_var": "num>0", "policy.capital_eth": "num>0|null",
     "execution.default_slippage_bps": "int>=0", "execution.compare_replay": "bool", "executor.workers": "int>=0", "executor.threads_per_worker": "int>=0", "executor.task_blocks": "int>=0",
 }
 KINDS = {  # kind -> (accepts the value, what it must be)
@@ -168,6 +189,7 @@ KINDS = {  # kind -> (accepts the value, what it must be)
     "port": (lambda v: 0 <= v <= 65535, "a port number 0..65535 (0: off)"),
     "num>=0": (lambda v: v >= 0, "a finite number >= 0"),
     "num>0": (lambda v: v > 0, "a finite number > 0"),
+    "num>0|null": (lambda v: v > 0, "a finite number > 0 (or null)"),
     "fraction": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "bool": (lambda v: True, "true or false"),
 }
@@ -180,7 +202,7 @@ def check_options(cfg) -> None:
     absent = object()
     for key, kind in OPTION_KINDS.items():
         value = OmegaConf.select(cfg, key, default=absent)
-        if value is absent or (value is None and kind == "block"):
+        if value is absent or (value is None and kind in ("block", "num>0|null")):
             continue
         accepts, must = KINDS[kind]
         if kind == "bool":

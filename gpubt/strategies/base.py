@@ -81,6 +81,8 @@ class Strategy:
     name = "base"
     needs_victims = False  # evaluate reads tables.victims (else the loop does not read the victims table)
     exact_engine = "device"  # exact.engine (gpubt.strategies.exact_engine): RunSetup.build sets it from the config
+    capital_eth: float | None = None  # the capital a trade may put in (None: flash-funded, capital does not bound it)
+    capital_tiers_eth: tuple = ()     # the capitals the policy may give it (RunSetup.build: policy.capital_shares)
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         self.cfg, self.dataset, self.backend, self.gas = cfg, dataset, backend, gas
@@ -124,6 +126,21 @@ class Strategy:
         if taken:
             trade["screen_net_profit_wei"] = float(screened_wei)
         return taken
+
+    def with_capital_curve(self, trade: dict | None, price_at) -> dict | None:
+        """`trade` with `capital_net_wei` in its detail: per `capital_tiers_eth`, the exact net profit (wei, str)
+        of the same scenario priced by `price_at(capital_eth)` with that capital, or None where that trade would
+        not be taken (no trade, or net <= the threshold). The policy's capital split reads it (analysis/policy.py).
+        A tier equal to `capital_eth` is the trade itself."""
+        if trade is None or not self.capital_tiers_eth:
+            return trade
+        curve = []
+        for capital in self.capital_tiers_eth:
+            at = trade if capital == self.capital_eth else price_at(capital)
+            curve.append(str(at["net_profit_wei"]) if at is not None and at["net_profit_wei"] > self.min_profit_wei
+                         else None)
+        trade["detail"] = json.dumps({**json.loads(trade["detail"]), "capital_net_wei": curve})
+        return trade
 
     # -- the ordered exact pass (run/execution.py) ---------------------------------------------------------------
     # A trade returned by `evaluate` is a proposal. The pass may send it, drop it (a better bundle at its point

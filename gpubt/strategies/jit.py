@@ -134,12 +134,13 @@ def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lo
 
 class JitStrategy(Strategy):
     name = "jit"
+    capital_eth = 100.0  # default of strategy.jit.capital_eth (the class value marks a capital-bound strategy)
     needs_victims = True
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
         self.meta = PoolTable(dataset.pools, dataset.tokens)
-        self.capital_eth = float(option(cfg, "capital_eth", 100.0))
+        self.capital_eth = float(option(cfg, "capital_eth", type(self).capital_eth))
         self.range_spacings = np.asarray(list(option(cfg, "range_spacings", [1, 2, 3])), np.int32)
         self.size_fractions = np.asarray(list(option(cfg, "size_fractions", [0.1, 0.25, 0.5, 1.0])), np.float64)
         self.min_victim_eth = float(option(cfg, "min_victim_eth", 1.0))
@@ -175,21 +176,26 @@ class JitStrategy(Strategy):
             return empty
         tx = victims.column("tx_index").to_numpy().astype(np.int64)
         key = point_key(block, tx) - 1
-        n = len(rows)
-        be = self.backend
-        dev = functools.partial(device_array, be)
-        with self.timed("screen"):
+        min_out_f = schema.amounts_to_float(victims.column("amount_out_min"))
+
+        def screen(rows, capital_eth):
+            """The screen kernel on victim rows `rows` with positions of up to `capital_eth`: (tick_lower,
+            tick_upper, liquidity, fees, gross, net) per row, on the host."""
+            n, be = len(rows), self.backend
+            dev = functools.partial(device_array, be)
             outs = ([be.xp.zeros(n, np.int32), be.xp.zeros(n, np.int32)]
                     + [be.xp.zeros(n, np.float64) for _ in range(4)])
             st = batch.device_state(be)
-            args = (dev(pool[rows]), dev(key[rows]), dev(zfo[rows]), dev(amount_in_f[rows]),
-                    dev(schema.amounts_to_float(victims.column("amount_out_min"))[rows]),
-                    dev(np.full(n, self.capital_eth * 1e18)), dev(w_in[rows]), dev(w0[rows]), dev(w1[rows]),
+            args = (dev(pool[rows]), dev(key[rows]), dev(zfo[rows]), dev(amount_in_f[rows]), dev(min_out_f[rows]),
+                    dev(np.full(n, capital_eth * 1e18)), dev(w_in[rows]), dev(w0[rows]), dev(w1[rows]),
                     dev(batch.gas_price_wei[block[rows]]), dev(self.meta.gamma), dev(self.meta.tick_spacing),
                     dev(self.range_spacings), dev(self.size_fractions), st[0], st[1], *st[4:],
                     self.max_steps, float(self.mint_gas + self.burn_gas), *outs)
             self.launch("jit", "screen_jit", n, args)
-            t_lower, t_upper, liq, fees, gross, net = (be.to_host(o) for o in outs)
+            return tuple(be.to_host(o) for o in outs)
+
+        with self.timed("screen"):
+            t_lower, t_upper, liq, fees, gross, net = screen(rows, self.capital_eth)
             passed = np.flatnonzero(self.passes_screen(net, gross * np.nan_to_num(w_in[rows])) & (liq > 0))
         vr = rows[passed]
         opportunities = pa.Table.from_pydict({
@@ -213,13 +219,17 @@ class JitStrategy(Strategy):
         hashes = victims.column("tx_hash").to_pylist()
         exact_output = schema.victims_exact_output(victims)
         trades = []
+        chosen = sorted(best.values())
+        with self.timed("screen"):  # the positions the policy's other capitals would mint (with_capital_curve)
+            tiers = {c: screen(rows[chosen], c)[:3] for c in self.capital_tiers_eth if c != self.capital_eth}
         with self.timed("exact"):
-            for j in sorted(best.values()):
+            for i, j in enumerate(chosen):
                 r = int(rows[j])
                 z = bool(zfo[r])
                 args = (batch, r, int(pool[r]), z, int(key[r]), int(block[r]), int(tx[r]), int(t0[r] if z else t1[r]),
                         float(w_in[r]), int(amount_in[r]), int(min_out[r]), hashes[r],
-                        (int(t_lower[j]), int(t_upper[j]), int(liq[j])), bool(exact_output[r]))
+                        (int(t_lower[j]), int(t_upper[j]), int(liq[j])), bool(exact_output[r]),
+                        {c: (int(lo[i]), int(hi[i]), int(q[i])) for c, (lo, hi, q) in tiers.items()})
                 trade = self.reprice(*args)
                 if self.takes(trade, float(net[j])):
                     trade["_reprice"] = lambda args=args: (self.reprice(*args), None)
@@ -239,14 +249,26 @@ class JitStrategy(Strategy):
                 ("modify", pool, d["tick_lower"], d["tick_upper"], -liquidity)]
 
     def reprice(self, batch, r: int, p: int, z: bool, key: int, b: int, tx: int, token_in: int, w_in: float,
-                v_in: int, v_min: int, tx_hash, position: tuple, exact_output: bool = False) -> dict | None:
+                v_in: int, v_min: int, tx_hash, position: tuple, exact_output: bool = False,
+                tier_positions: dict | None = None) -> dict | None:
         """The exact JIT trade around victim row r (pool p, direction z, at `key` of block offset b) with the
         screened position (tick_lower, tick_upper, liquidity); None when the victim's limit fails. An exact-output
         victim (`exact_output`: VICTIMS exact_output) buys v_min exactly and pays what the
-        swap takes, at most v_in (its amountInMax)."""
-        t_lower, t_upper, liquidity_delta = position
+        swap takes, at most v_in (its amountInMax). `tier_positions`: {capital_eth: the position screened with
+        that capital} for the policy's other capitals (`with_capital_curve`; liquidity 0: none passes)."""
         if exact_output:
             self.stats["exact_output_victims"] += 1
+
+        def price(at: tuple) -> dict | None:
+            return (self._price(batch, r, p, z, key, b, tx, token_in, w_in, v_in, v_min, tx_hash, at, exact_output)
+                    if at[2] > 0 else None)
+
+        tiers = tier_positions or {}
+        return self.with_capital_curve(price(position), lambda capital: price(tiers[capital]))
+
+    def _price(self, batch, r: int, p: int, z: bool, key: int, b: int, tx: int, token_in: int, w_in: float,
+               v_in: int, v_min: int, tx_hash, position: tuple, exact_output: bool) -> dict | None:
+        t_lower, t_upper, liquidity_delta = position
         sqrt_price, liquidity, tick, table = batch.exact_v3_state(p, key)
         fee, spacing = int(self.meta.fee_ppm[p]), int(self.meta.tick_spacing[p])
         res = exact_jit(exact_pool(fee, spacing, sqrt_price, liquidity, tick, table), z, v_in, t_lower, t_upper,

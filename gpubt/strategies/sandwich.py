@@ -297,12 +297,13 @@ def victim_detail(tx_index, tx_hash, victim, paid: int, received: int, reverted:
 
 class SandwichStrategy(Strategy):
     name = "sandwich"
+    capital_eth = 100.0  # default of strategy.sandwich.capital_eth (the class value marks a capital-bound strategy)
     needs_victims = True
 
     def __init__(self, cfg, dataset, backend, gas, min_profit_wei: int):
         super().__init__(cfg, dataset, backend, gas, min_profit_wei)
         self.meta = PoolTable(dataset.pools, dataset.tokens)
-        self.capital_eth = float(option(cfg, "capital_eth", 100.0))
+        self.capital_eth = float(option(cfg, "capital_eth", type(self).capital_eth))
         self.multi_victim = bool(option(cfg, "multi_victim", True))
         self.max_group = int(option(cfg, "max_victims_per_group", 8))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
@@ -429,7 +430,16 @@ class SandwichStrategy(Strategy):
 
     def reprice(self, batch, v, member: list, key: int, x_float: float, a_max_float: float, capital_raw: float,
                 token_in: int, wei_per_raw: float, cache: dict) -> dict | None:
-        """The exact trade of one scenario (see the module docstring), or None when no exact front-run works."""
+        """The exact trade of one scenario (see the module docstring), or None when no exact front-run works; with
+        its net profit at the policy's other capitals (`with_capital_curve`: the front-run capped there)."""
+        def price(capital: float) -> dict | None:
+            return self._price(batch, v, member, key, x_float, a_max_float, capital, token_in, wei_per_raw, cache)
+
+        return self.with_capital_curve(price(capital_raw), lambda capital_eth: price(
+            capital_eth * 1e18 / wei_per_raw if wei_per_raw > 0 else 0.0))
+
+    def _price(self, batch, v, member: list, key: int, x_float: float, a_max_float: float, capital_raw: float,
+               token_in: int, wei_per_raw: float, cache: dict) -> dict | None:
         pool = int(v["pool"][member[0]])
         zfo = bool(v["zfo"][member[0]])
         exact_output = v.get("exact_output")

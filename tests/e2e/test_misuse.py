@@ -61,6 +61,9 @@ def test_a_failure_after_the_post_run_publishes_nothing(tiny_cache, tmp_path, mo
     ("monitor.port=70000", "monitor.port"),
     ("progress=maybe", "progress"),
     ("policy.name=greedy", "policy.name"),   # read by the post-run: checked before the loop all the same
+    ("policy.capital_eth=0", "policy.capital_eth"),
+    ("policy.capital_shares=[0.5,1.5]", "policy.capital_shares"),
+    ("policy.capital_shares=[]", "policy.capital_shares"),
 ])
 def test_bad_option_values_name_the_key(tiny_cache, tmp_path, override, key):
     cache = tmp_path / "cache"  # nothing may be generated for a config that cannot run
