@@ -2,8 +2,9 @@
 built for the numba CPU, in ns per operation on one core.
 
 Workloads (seeded, mainnet-sized numbers; none reverts): V2 getAmountOut (0.30 % fee), the amount chain of a 3-hop
-V2 cycle, V3 SwapMath.computeSwapStep (exact in and out, both directions, targets up to 200 ticks away) and
-FullMath.mulDiv (V3-sized operands). Python: a loop calling the oracle on prebuilt ints. Numba: the batch driver over
+V2 cycle, V3 SwapMath.computeSwapStep (exact in and out, both directions, targets up to 200 ticks away),
+FullMath.mulDiv (V3-sized operands), the proven V2 cycle search, a whole V3 swap (UniswapV3Pool.swap's loop) and the
+input of a cycle with V3 hops (refine_mixed_input). Python: a loop calling the oracle on prebuilt ints. Numba: the batch driver over
 limb arrays already packed (packing ints into limbs is a host cost not counted here), compiled beforehand, run with
 --threads numba threads (default 1: per core). Medians of --repeats; `--check` asserts both give the same values.
 
@@ -99,12 +100,62 @@ def search_case(rng, n):
     return python, ("exact_search", "v2_optimal_inputs"), columns, outs, lambda res: res
 
 
+def v3_swap_case(rng, n, n_pools=20):
+    """A whole V3 exact-input swap (UniswapV3Pool.swap's loop: word steps, tick crossings) on mainnet-shaped pools
+    (0.30 %, spacing 60: one full-range position and 30 concentrated ones within ±6,000 ticks of the price, 1e15
+    to 1e21 liquidity each), amounts of 1e15 to 1e22 raw units, both directions: the oracle's
+    V3Pool.swap_outcome(commit=False) against kernels/exact_uniswap.py's v3_quotes."""
+    pools = []
+    for _ in range(n_pools):
+        pool = v3.V3Pool(fee=3000, tick_spacing=60)
+        centre = rng.randint(-250_000, 250_000)
+        pool.initialize(v3.get_sqrt_ratio_at_tick(centre) + rng.randrange(1 << 64))
+        pool.mint(-887220, 887220, _mainnet_amount(rng, 17, 21))
+        for _ in range(30):
+            lower = (centre // 60 - rng.randint(1, 100)) * 60
+            pool.mint(lower, lower + rng.randint(1, 200) * 60, _mainnet_amount(rng, 15, 21))
+        pools.append(pool)
+    rows = [(rng.randrange(n_pools), rng.random() < 0.5, _mainnet_amount(rng, 15, 22)) for _ in range(n)]
+
+    def python():
+        out = []
+        for p, z, a in rows:
+            o = pools[p].swap_outcome(z, a, v3.MIN_SQRT_RATIO + 1 if z else v3.MAX_SQRT_RATIO - 1, commit=False)
+            out.append((o.amount0, -o.amount1) if z else (o.amount1, -o.amount0))
+        return out
+
+    from tests.kernels.test_exact_uniswap import v3_quote_columns
+
+    columns = list(v3_quote_columns(pools, [(p, z, True, a) for p, z, a in rows]))
+    outs = [np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)]
+    return python, "v3_quotes", columns, outs, lambda res: res, (0, 1, 3)   # --check: (paid, received), status
+
+
+def mixed_case(rng, n):
+    """The input of a cycle with V3 hops (gpubt.exact.hops.refine_mixed_input and the ticks crossed, one per mixed
+    trade re-priced) on the mainnet-shaped cycles of tests/kernels/test_exact_search.py with one to three hops made
+    V3, against kernels/exact_search.py's mixed_inputs (the hop arrays packed beforehand)."""
+    from gpubt.strategies.exact_engine import _mixed_oracle, pack_mixed_cycles
+    from tests.kernels.test_exact_search import mixed_cycle_cases
+
+    cases = mixed_cycle_cases(rng, n)
+    def python():
+        cache: dict = {}   # as the pricing's: a call's V3 pools built once per tick table
+        return [_mixed_oracle(x, spec, cache) for x, spec in cases]
+
+    columns = [np.array([c[0] for c in cases]), *pack_mixed_cycles([c[1] for c in cases], 3)]
+    outs = [np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)]
+    return python, ("exact_search", "mixed_inputs"), columns, outs, lambda res: res
+
+
 WORKLOADS = {
     "getAmountOut (V2)": get_amount_out_case,
     "3-hop V2 cycle amount chain": cycle_case,
     "computeSwapStep (V3)": swap_step_case,
     "mulDiv (FullMath)": mul_div_case,
     "V2 cycle exact search (proven)": search_case,
+    "V3 swap, whole (exact in)": v3_swap_case,
+    "mixed V2/V3 cycle input": mixed_case,
 }
 
 
@@ -128,7 +179,7 @@ def main() -> None:
     rows = []
     print(f"{'operation':30s} {'Python ints ns/op':>18s} {label + ' ns/op':>16s} {'ratio':>7s}")
     for name, make in WORKLOADS.items():
-        python, driver, columns, outs, as_tuples = make(random.Random(f"{opts.seed}:{name}"), opts.n)
+        python, driver, columns, outs, as_tuples, *checked = make(random.Random(f"{opts.seed}:{name}"), opts.n)
 
         module, driver = driver if isinstance(driver, tuple) else ("exact_uniswap", driver)
 
@@ -141,7 +192,15 @@ def main() -> None:
         t_python = median_seconds(python, opts.repeats)
         t_numba = median_seconds(run_numba, opts.repeats)
         outs = [backend.to_host(a) for a in on_device[len(columns):]]
-        if opts.check and module == "exact_search":
+        if checked:   # which outputs --check compares (values..., status), where a driver has others too
+            outs = [outs[i] for i in checked[0]]
+        if opts.check and driver == "mixed_inputs":
+            profit = [v - (1 << 256) if v >> 255 else v for v in u256.from_limb_array(outs[1])]
+            values = list(zip(u256.from_limb_array(outs[0]), profit, outs[2].tolist()))
+            assert not outs[3].any(), f"{name}: a cycle was handed back to the oracle"
+            mismatches = sum(a != b for a, b in zip(values, python()))
+            assert mismatches == 0, f"{name}: {mismatches} of {opts.n} values differ"
+        elif opts.check and module == "exact_search":
             assert not outs[-1].any(), f"{name}: a search was handed back to the oracle"
             profit = [v - (1 << 256) if v >> 255 else v for v in u256.from_limb_array(outs[1])]
             values = list(zip(u256.from_limb_array(outs[0]), profit))

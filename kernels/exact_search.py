@@ -22,9 +22,12 @@ import numpy as np
 from numba import prange  # noqa: F401  (the CPU driver's loop)
 
 from . import exact_uniswap as _exact
-from .exact_uniswap import FEE_DENOMINATOR, FEE_DENOMINATOR_U64, v2_get_amount_out  # noqa: F401
+from .exact_uniswap import (  # noqa: F401
+    EXACT_OK, FEE_DENOMINATOR, FEE_DENOMINATOR_U64, v2_get_amount_in, v2_get_amount_out, v3_quote,
+)
 from .u256 import (  # noqa: F401  (rebound per target by kernels/compile.py)
-    ONE, U256_OK, Z, mul_div_rounding_up, u256_add, u256_eq, u256_is_zero, u256_lt, u256_mul_small, u256_neg, u256_sub,
+    ONE, U256_OK, Z, mul_div_rounding_up, u256_add, u256_eq, u256_is_zero, u256_lt, u256_mul_small, u256_neg, u256_shr,
+    u256_sub,
 )
 from .wide import (  # noqa: F401
     WIDE_FUNCTIONS, WIDE_OK, wide_add, wide_cmp, wide_is_zero, wide_len, wide_mul, wide_mul_small, wide_set_u256,
@@ -484,11 +487,209 @@ def v2_optimal_input(x_float, reserve_in, reserve_out, fee_ppm, i, window, w):
     return best_x, best_p, proven, evaluations, SEARCH_OK
 
 
+# -------------------------------------------------------------------------------------- cycles with V3 hops
+# gpubt.strategies.arbitrage.pricing.refine_mixed_input (the oracle) on hops given as arrays, (cycle i, hop h):
+# hop_v3, hop_zfo, hop_fee (−1 past the cycle's end), hop_a / hop_b (V2: reserve in / out; V3: sqrt price /
+# liquidity, 4 limbs), hop_tick, hop_spacing, hop_lo / hop_hi (the V3 pool's initialized ticks, ticks[lo:hi], and
+# their liquidityNet, nets[lo:hi]).
+def mixed_hop(i, h, amount, exact_in, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi,
+              ticks, nets):
+    """(value, ticks crossed, ok, status): `exact_in`: hop h's output for the input `amount` (the oracle's V2Hop /
+    V3Hop call), else its least input for the output `amount` (least_input); ok False where the oracle's hop gives
+    None (a V3 revert, a V3 swap the price limit stops, a V2 output not below the reserve). SEARCH_FALLBACK where
+    the oracle's V2 math would raise."""
+    zero = (Z, Z, Z, Z)
+    a = (hop_a[i, h, 0], hop_a[i, h, 1], hop_a[i, h, 2], hop_a[i, h, 3])
+    b = (hop_b[i, h, 0], hop_b[i, h, 1], hop_b[i, h, 2], hop_b[i, h, 3])
+    fee = hop_fee[i, h]
+    if hop_v3[i, h]:
+        paid, received, crossed, status = v3_quote(a, b, hop_tick[i, h], hop_spacing[i, h], fee, amount, exact_in,
+                                                   hop_zfo[i, h], ticks, nets, hop_lo[i, h], hop_hi[i, h])
+        if status != EXACT_OK:
+            return zero, 0, False, SEARCH_OK
+        if exact_in:
+            return received, crossed, u256_eq(paid, amount), SEARCH_OK
+        return paid, crossed, not u256_lt(received, amount), SEARCH_OK
+    if exact_in:
+        out, status = v2_get_amount_out(amount, a, b, fee)
+        if status != EXACT_OK:
+            return zero, 0, False, SEARCH_FALLBACK
+        return out, 0, True, SEARCH_OK
+    if u256_is_zero(amount) or not u256_lt(amount, b):
+        return zero, 0, False, SEARCH_OK
+    x, status = v2_get_amount_in(amount, a, b, fee)
+    if status != EXACT_OK:
+        return zero, 0, False, SEARCH_FALLBACK
+    return x, 0, True, SEARCH_OK
+
+
+def mixed_chain(i, x, upto, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi, ticks,
+                nets):
+    """(amount after hops[:upto] from the input x, V3 ticks crossed on the way, ok, status): ok False where the
+    oracle's chain gives None (an amount ≤ 0 reaching a hop, or a hop's None)."""
+    amount, crossed = x, 0
+    for h in range(upto):
+        if u256_is_zero(amount):
+            return amount, crossed, False, SEARCH_OK
+        amount, c, ok, status = mixed_hop(i, h, amount, True, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                          hop_spacing, hop_lo, hop_hi, ticks, nets)
+        crossed += c
+        if status != SEARCH_OK or not ok:
+            return amount, crossed, False, status
+    return amount, crossed, True, SEARCH_OK
+
+
+def mixed_reaches(i, y, c, target, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi,
+                  ticks, nets):
+    """(input y takes hops[:c + 1] to at least `target`, status): the oracle's `reaches`."""
+    amount, _, ok, status = mixed_chain(i, y, c + 1, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing,
+                                        hop_lo, hop_hi, ticks, nets)
+    return ok and not u256_lt(amount, target), status
+
+
+def mixed_plateau_start(i, x, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo,
+                        hop_hi, ticks, nets):
+    """(the oracle's _plateau_start(x), status): the least input whose coarsest intermediate amount equals x's,
+    by the hops' inverses, then galloping and bisection. SEARCH_FALLBACK where the coarsest hop's float value (the
+    oracle divides exact ints) ties another's or 1.0 within COARSE_TIE."""
+    zero = (Z, Z, Z, Z)
+    fx = u256_to_float(x)
+    amount = x
+    c, best, second, target = -1, -1.0, -1.0, zero
+    for h in range(n_hops - 1):
+        if u256_is_zero(amount):
+            return x, SEARCH_OK
+        amount, _, ok, status = mixed_hop(i, h, amount, True, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                          hop_spacing, hop_lo, hop_hi, ticks, nets)
+        if status != SEARCH_OK:
+            return x, status
+        if not ok:
+            return x, SEARCH_OK
+        ratio = fx / u256_to_float(amount) if not u256_is_zero(amount) else 1e300
+        if ratio > best:
+            c, second, best, target = h, best, ratio, amount
+        elif ratio > second:
+            second = ratio
+    if c < 0:
+        return x, SEARCH_OK
+    if second >= 0.0 and best - second <= COARSE_TIE * best:
+        return x, SEARCH_FALLBACK
+    if abs(best - 1.0) <= COARSE_TIE:
+        return x, SEARCH_FALLBACK
+    if best <= 1.0:
+        return x, SEARCH_OK   # every intermediate is finer than the start token
+    guess, known = target, True
+    for k in range(c + 1):
+        h = c - k
+        if known:
+            guess, _, known, status = mixed_hop(i, h, guess, False, hop_v3, hop_zfo, hop_fee, hop_a, hop_b,
+                                                hop_tick, hop_spacing, hop_lo, hop_hi, ticks, nets)
+            if status != SEARCH_OK:
+                return x, status
+    if not known or u256_is_zero(guess) or u256_lt(x, guess):
+        guess = x
+    step = (ONE, Z, Z, Z)
+    one = (ONE, Z, Z, Z)
+    reached, status = mixed_reaches(i, guess, c, target, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                    hop_spacing, hop_lo, hop_hi, ticks, nets)
+    if status != SEARCH_OK:
+        return x, status
+    if reached:   # gallop down to an input that does not reach the level
+        hi = guess
+        lo, _ = u256_sub(guess, one)
+        while not u256_is_zero(lo):
+            reached, status = mixed_reaches(i, lo, c, target, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                            hop_spacing, hop_lo, hop_hi, ticks, nets)
+            if status != SEARCH_OK:
+                return x, status
+            if not reached:
+                break
+            hi = lo
+            step, _ = u256_add(step, step)
+            lo = zero if u256_lt(guess, step) else u256_sub(guess, step)[0]
+    else:         # gallop up to one that does (x does)
+        lo = guess
+        hi, _ = u256_add(guess, one)
+        if u256_lt(x, hi):
+            hi = x
+        while u256_lt(hi, x):
+            reached, status = mixed_reaches(i, hi, c, target, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                            hop_spacing, hop_lo, hop_hi, ticks, nets)
+            if status != SEARCH_OK:
+                return x, status
+            if reached:
+                break
+            lo = hi
+            step, _ = u256_add(step, step)
+            hi, carry = u256_add(guess, step)
+            if carry != Z or u256_lt(x, hi):
+                hi = x
+    while True:   # reaches(hi), not reaches(lo)
+        gap, _ = u256_sub(hi, lo)
+        if not u256_lt(one, gap):
+            break
+        mid, _ = u256_add(lo, u256_shr(gap, np.uint64(1)))   # (lo + hi) // 2 without overflow
+        reached, status = mixed_reaches(i, mid, c, target, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                        hop_spacing, hop_lo, hop_hi, ticks, nets)
+        if status != SEARCH_OK:
+            return x, status
+        if reached:
+            hi = mid
+        else:
+            lo = mid
+    return hi, SEARCH_OK
+
+
+def mixed_profit_at(i, x, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi,
+                    ticks, nets):
+    """(the cycle's exact gross profit from input x as an int256, V3 ticks crossed, ok, status): mixed_profit."""
+    out, crossed, ok, status = mixed_chain(i, x, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                           hop_spacing, hop_lo, hop_hi, ticks, nets)
+    profit, _ = u256_sub(out, x)
+    return profit, crossed, ok, status
+
+
+def mixed_input(i, x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi, ticks,
+                nets):
+    """refine_mixed_input of cycle i from its float optimum: (amount_in, exact profit (int256), V3 ticks crossed
+    at that input, status)."""
+    zero = (Z, Z, Z, Z)
+    n_hops = 0
+    while n_hops < hop_fee.shape[1] and hop_fee[i, n_hops] >= 0:
+        n_hops += 1
+    if not (x_float == x_float) or x_float >= 1e60 or n_hops < 1:
+        return zero, zero, 0, SEARCH_FALLBACK
+    x0 = float_to_u256(x_float) if x_float >= 1.0 else (ONE, Z, Z, Z)
+    p0, c0, ok, status = mixed_profit_at(i, x0, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                         hop_spacing, hop_lo, hop_hi, ticks, nets)
+    while status == SEARCH_OK and not ok and u256_lt((ONE, Z, Z, Z), x0):
+        x0 = u256_shr(x0, np.uint64(1))
+        p0, c0, ok, status = mixed_profit_at(i, x0, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                             hop_spacing, hop_lo, hop_hi, ticks, nets)
+    if status != SEARCH_OK:
+        return zero, zero, 0, status
+    if not ok:   # nothing goes through: the whole input is at risk (never screened profitable)
+        return x0, u256_neg(x0), c0, SEARCH_OK
+    x_trim, status = mixed_plateau_start(i, x0, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                         hop_spacing, hop_lo, hop_hi, ticks, nets)
+    if status != SEARCH_OK:
+        return zero, zero, 0, status
+    if u256_lt(x_trim, x0):
+        p1, c1, ok, status = mixed_profit_at(i, x_trim, n_hops, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick,
+                                             hop_spacing, hop_lo, hop_hi, ticks, nets)
+        if status != SEARCH_OK:
+            return zero, zero, 0, status
+        if ok and not s256_lt(p1, p0):
+            return x_trim, p1, c1, SEARCH_OK
+    return x0, p0, c0, SEARCH_OK
+
+
 # Dependency order for kernels/compile.build, after the wide and exact functions they call.
 SEARCH_FUNCTIONS = (
     s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step,
     reach, climbs,
     bound_coefficients, bounded, scan_state, scan_step, level, profit_at, v2_optimal_input,
+    mixed_hop, mixed_chain, mixed_reaches, mixed_plateau_start, mixed_profit_at, mixed_input,
 )
 
 
@@ -524,7 +725,37 @@ def v2_optimal_inputs_cuda(x_float, reserve_in, reserve_out, fee_ppm, window, sc
                              out_proven, out_evaluations, out_status)
 
 
+def mixed_input_row(i, x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi, ticks,
+                    nets, out_x, out_profit, out_crossed, out_status):
+    """mixed_input of cycle i into row i of the outputs."""
+    x, p, crossed, status = mixed_input(i, x_float[i], hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing,
+                                        hop_lo, hop_hi, ticks, nets)
+    for k in range(4):
+        out_x[i, k] = x[k]
+        out_profit[i, k] = p[k]
+    out_crossed[i] = crossed
+    out_status[i] = status
+
+
+def mixed_inputs_cpu(x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi, ticks,
+                     nets, out_x, out_profit, out_crossed, out_status):
+    """mixed_input of every cycle (outputs: (n, 4) limbs, (n, 4) int256 limbs, (n,) int64, int64)."""
+    for i in prange(x_float.shape[0]):
+        mixed_input_row(i, x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi,
+                        ticks, nets, out_x, out_profit, out_crossed, out_status)
+
+
+def mixed_inputs_cuda(x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi, ticks,
+                      nets, out_x, out_profit, out_crossed, out_status):
+    """mixed_inputs_cpu, one thread per cycle."""
+    i = cuda.grid(1)  # noqa: F821
+    if i < x_float.shape[0]:
+        mixed_input_row(i, x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, hop_spacing, hop_lo, hop_hi,
+                        ticks, nets, out_x, out_profit, out_crossed, out_status)
+
+
 # The kernel's declaration (gpubt.kernels.REGISTRY).
-DEVICE_FUNCTIONS = _exact.DEVICE_FUNCTIONS + WIDE_FUNCTIONS + SEARCH_FUNCTIONS + (v2_optimal_input_row,)
-DRIVERS = ((v2_optimal_inputs_cpu, v2_optimal_inputs_cuda),)
+DEVICE_FUNCTIONS = (_exact.DEVICE_FUNCTIONS + WIDE_FUNCTIONS + SEARCH_FUNCTIONS
+                    + (v2_optimal_input_row, mixed_input_row))
+DRIVERS = ((v2_optimal_inputs_cpu, v2_optimal_inputs_cuda), (mixed_inputs_cpu, mixed_inputs_cuda))
 INLINE = False

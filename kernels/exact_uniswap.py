@@ -38,6 +38,10 @@ FEE_DENOMINATOR_U64 = np.uint64(1_000_000)
 S96 = np.uint64(96)
 S160 = np.uint64(160)
 MAX_TICK = 887272
+MIN_SQRT_RATIO_PLUS_1 = np.uint64(4295128740)   # the hops' price limits: TickMath.MIN_SQRT_RATIO + 1 ...
+# ... and MAX_SQRT_RATIO − 1 = 1461446703485210103287273052203988822378723970341 as limbs
+MAX_SQRT_RATIO_MINUS_1 = (np.uint64(0x5D951D5263988D25), np.uint64(0xEFD1FC6A50648849), np.uint64(0xFFFD8963),
+                          np.uint64(0))
 
 # TickMath.getSqrtRatioAtTick's Q128 factors as (lo, hi) limbs: bit b of |tick| multiplies by sqrt(1.0001)^-(2^b)
 RATIO_ODD = (np.uint64(0xAA2D162D1A594001), np.uint64(0xFFFCB933BD6FAD37))
@@ -395,6 +399,110 @@ def compute_swap_step(sqrt_ratio_current, sqrt_ratio_target, liquidity, amount_r
     return sqrt_ratio_next, amount_in, amount_out, fee_amount, EXACT_OK
 
 
+# ---------------------------------------------------------------------------------------------------- the swap
+def add_liquidity_delta(liquidity, net, negate):
+    """LiquidityMath.addDelta(liquidity, ±net): liquidity a uint128, net an int128 as a sign-extended int256 (two's
+    complement), negated when `negate` (crossing a tick leftwards); EXACT_REVERT ('LS' / 'LA') when the result
+    leaves uint128."""
+    delta = u256_neg(net) if negate else net
+    if (delta[3] >> np.uint64(63)) != Z:   # y < 0: liquidity − |y|, which must not underflow
+        magnitude = u256_neg(delta)
+        if u256_lt(liquidity, magnitude):
+            return (Z, Z, Z, Z), EXACT_REVERT
+        out, _ = u256_sub(liquidity, magnitude)
+        return out, EXACT_OK
+    out, carry = u256_add(liquidity, delta)
+    if carry != Z or out[2] != Z or out[3] != Z:
+        return (Z, Z, Z, Z), EXACT_REVERT
+    return out, EXACT_OK
+
+
+def next_initialized_tick(ticks, lo, hi, tick, spacing, lte):
+    """TickBitmap.nextInitializedTickWithinOneWord on a pool's sorted initialized ticks ticks[lo:hi] (multiples of
+    `spacing`): (the next initialized tick within the current 256-spacing word, its index) or (the word's edge,
+    −1). A swap steps at every word edge, as the contract does, so its rounding is the contract's."""
+    compressed = tick // spacing   # floor, as the contract's truncate-then-decrement
+    if lte:
+        edge = ((compressed >> 8) << 8) * spacing
+        at = compressed * spacing
+        a, b = lo, hi
+        while a < b:               # the first index whose tick is > at
+            m = (a + b) // 2
+            if ticks[m] <= at:
+                a = m + 1
+            else:
+                b = m
+        if a > lo and ticks[a - 1] >= edge:
+            return ticks[a - 1], a - 1
+        return edge, -1
+    nxt = compressed + 1
+    edge = (((nxt >> 8) << 8) + 255) * spacing
+    at = nxt * spacing
+    a, b = lo, hi
+    while a < b:                   # the first index whose tick is >= at
+        m = (a + b) // 2
+        if ticks[m] < at:
+            a = m + 1
+        else:
+            b = m
+    if a < hi and ticks[a] <= edge:
+        return ticks[a], a
+    return edge, -1
+
+
+def v3_quote(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, ticks, nets, lo, hi):
+    """UniswapV3Pool.swap's amounts with the hops' price limit (MIN_SQRT_RATIO + 1 or MAX_SQRT_RATIO − 1), without
+    changing the pool: `amount` is the exact input (`exact_in`) or the exact output wanted; the pool's initialized
+    ticks are ticks[lo:hi] (sorted) with their liquidityNet nets[lo:hi] (int128 sign-extended, 4 limbs). Returns
+    (input paid, output received, initialized ticks crossed, status): less than `amount` is taken or received when
+    the price limit stops the swap; a revert ('AS', 'SPL', 'LOK', a step's, 'LS'/'LA') is a non-OK status with
+    zeros."""
+    zero = (Z, Z, Z, Z)
+    if u256_is_zero(amount) or (amount[3] >> np.uint64(63)) != Z:   # 'AS'; amountSpecified is an int256
+        return zero, zero, 0, EXACT_REVERT
+    if zero_for_one:
+        limit = (MIN_SQRT_RATIO_PLUS_1, Z, Z, Z)
+        ok = u256_lt(limit, sqrt_price)
+    else:
+        limit = MAX_SQRT_RATIO_MINUS_1
+        ok = u256_lt(sqrt_price, limit)
+    if u256_is_zero(sqrt_price) or not ok:   # 'LOK' (not initialized), 'SPL'
+        return zero, zero, 0, EXACT_REVERT
+    left, paid, received, crossed = amount, zero, zero, 0
+    while not u256_is_zero(left) and not u256_eq(sqrt_price, limit):
+        start = sqrt_price
+        tick_next, index = next_initialized_tick(ticks, lo, hi, tick, spacing, zero_for_one)
+        if tick_next < -MAX_TICK:
+            tick_next = -MAX_TICK
+        if tick_next > MAX_TICK:
+            tick_next = MAX_TICK
+        price_next, status = get_sqrt_ratio_at_tick(tick_next)
+        target = price_next
+        if u256_lt(price_next, limit) if zero_for_one else u256_lt(limit, price_next):
+            target = limit
+        sqrt_price, step_in, step_out, fee_amount, status = compute_swap_step(
+            sqrt_price, target, liquidity, left if exact_in else u256_neg(left), fee_pips)
+        if status != EXACT_OK:
+            return zero, zero, 0, status
+        spent, _ = u256_add(step_in, fee_amount)
+        paid, _ = u256_add(paid, spent)
+        received, _ = u256_add(received, step_out)
+        left, _ = u256_sub(left, spent if exact_in else step_out)   # a step never exceeds what is left
+        if u256_eq(sqrt_price, price_next):
+            if index >= 0:
+                crossed += 1
+                liquidity, status = add_liquidity_delta(liquidity, (nets[index, 0], nets[index, 1], nets[index, 2],
+                                                                    nets[index, 3]), zero_for_one)
+                if status != EXACT_OK:
+                    return zero, zero, 0, status
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif not u256_eq(sqrt_price, start):
+            # the contract sets tick = getTickAtSqrtRatio(price) here; a step stops short of its target only when it
+            # used up what was left (or at the limit), so the loop ends and nothing reads that tick
+            break
+    return paid, received, crossed, EXACT_OK
+
+
 # Dependency order for kernels/compile.build, after the u256 functions they call.
 EXACT_FUNCTIONS = (
     v2_get_amount_out, v2_get_amount_in, v2_path_amount_out,
@@ -402,6 +510,7 @@ EXACT_FUNCTIONS = (
     fits_uint160, next_sqrt_price_from_amount0_rounding_up, next_sqrt_price_from_amount1_rounding_down,
     get_next_sqrt_price_from_input, get_next_sqrt_price_from_output, get_amount0_delta, get_amount1_delta,
     get_amount_delta, next_sqrt_price, compute_swap_step,
+    add_liquidity_delta, next_initialized_tick, v3_quote,
 )
 
 
@@ -427,6 +536,39 @@ def v2_paths_amount_out_cuda(amount_in, path_reserve_in, path_reserve_out, path_
         out_status[i] = status
 
 
+def v3_quotes_cpu(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
+                  nets, out_paid, out_received, out_crossed, out_status):
+    """v3_quote of every row (u256 columns (n, 4) limbs; row i's pool holds ticks[lo[i]:hi[i]])."""
+    for i in prange(amount.shape[0]):
+        paid, received, crossed, status = v3_quote(
+            (sqrt_price[i, 0], sqrt_price[i, 1], sqrt_price[i, 2], sqrt_price[i, 3]),
+            (liquidity[i, 0], liquidity[i, 1], liquidity[i, 2], liquidity[i, 3]), tick[i], spacing[i], fee_pips[i],
+            (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i], ticks, nets,
+            lo[i], hi[i])
+        for k in range(4):
+            out_paid[i, k] = paid[k]
+            out_received[i, k] = received[k]
+        out_crossed[i] = crossed
+        out_status[i] = status
+
+
+def v3_quotes_cuda(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
+                   nets, out_paid, out_received, out_crossed, out_status):
+    """v3_quotes_cpu, one thread per row."""
+    i = cuda.grid(1)  # noqa: F821
+    if i < amount.shape[0]:
+        paid, received, crossed, status = v3_quote(
+            (sqrt_price[i, 0], sqrt_price[i, 1], sqrt_price[i, 2], sqrt_price[i, 3]),
+            (liquidity[i, 0], liquidity[i, 1], liquidity[i, 2], liquidity[i, 3]), tick[i], spacing[i], fee_pips[i],
+            (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i], ticks, nets,
+            lo[i], hi[i])
+        for k in range(4):
+            out_paid[i, k] = paid[k]
+            out_received[i, k] = received[k]
+        out_crossed[i] = crossed
+        out_status[i] = status
+
+
 # Column kinds (kernels/u256.elementwise) of the row-by-row driver `<name>_cpu` / `<name>_cuda` of each function.
 BATCH_KINDS = {
     "mul_div": ("uuu", "ui"),
@@ -447,5 +589,6 @@ BATCH_KINDS = {
 # (kernels/u256.build says why).
 DEVICE_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS
 DRIVERS = tuple(_u256.elementwise(next(fn for fn in DEVICE_FUNCTIONS if fn.__name__ == name), *kinds)
-                for name, kinds in BATCH_KINDS.items()) + ((v2_paths_amount_out_cpu, v2_paths_amount_out_cuda),)
+                for name, kinds in BATCH_KINDS.items()) + ((v2_paths_amount_out_cpu, v2_paths_amount_out_cuda),
+                                                           (v3_quotes_cpu, v3_quotes_cuda))
 INLINE = False

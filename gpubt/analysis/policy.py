@@ -1,8 +1,10 @@
-"""Adaptive strategy selection by regime: per window of blocks, which strategies are active (`policy=`).
+"""Adaptive strategy selection by regime: per window of blocks, which strategies are active and how the capital
+budget is split between those that need it, sandwich and JIT (`policy=`).
 
     landed trades (after the auction) ─► net after bid per (window, strategy): the all-on run's P&L table
+      sandwich / JIT: their detail's net at every share of the budget, auctioned ─► per (window, strategy, share)
     block features (analysis/thresholds.py) at the block before each window ─► the window's context
-      ─► static (all on) | bandit (Thompson sampling, online, bandit feedback) | oracle (hindsight: P&L > 0)
+      ─► static (as configured) | bandit (Thompson sampling, online, bandit feedback) | oracle (hindsight best)
 
 The approximation: every policy is scored on the all-on run's trades. Switching a strategy off in a window removes
 its trades there; the market is not replayed, so a trade it would have left undone does not go to a rival or to a

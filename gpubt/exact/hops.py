@@ -1,6 +1,7 @@
 """Exact quotes of one swap hop at a pool state (Python ints): V2 getAmountOut / getAmountIn, V3 exact-input and
 exact-output swaps on an exact V3Pool rebuilt from a batch's versioned state. Every strategy's exact pricing
-composes these."""
+composes these; `refine_mixed_input` is the integer input of a cycle with V3 hops (the oracle of
+kernels/exact_search.py's mixed_input)."""
 from __future__ import annotations
 
 from gpubt.exact import v2 as exact_v2
@@ -94,3 +95,90 @@ def mixed_profit(amount_in: int, hops) -> int | None:
             return None
         amount = hop(amount)
     return None if amount is None else amount - amount_in
+
+
+def refine_mixed_input(x_float: float, hops) -> tuple[int, int]:
+    """(amount_in, exact profit) near the float optimum x_float: its integer part, moved to the start of its plateau
+    (`plateau_start`: the least input with the same coarsest intermediate amount, so the same output for less
+    input). When x_float cannot be swapped through every hop, the input halves until it can.
+
+    Why no search around x_float: the float optimum is within ~1e-10 relative of the real one (tests/kernels/
+    test_amm_v3.py) and the profit is flat there (a 1e-8 relative step costs ~1e-16·x), so what an integer search
+    can still gain is the rounding plateau, which the trim takes. Measured on 3,877 mixed trades of mainnet-month's
+    first 300 blocks against the 18-step golden section over x·(1 ± 1e-8) this replaced: the same profit at the
+    median, at most 7.9e8 wei (1.2e-7 of the profit) apart either way, with 10 exact hop quotes instead of 96."""
+    x0 = max(1, int(x_float))
+    p0 = mixed_profit(x0, hops)
+    while p0 is None and x0 > 1:
+        x0 //= 2
+        p0 = mixed_profit(x0, hops)
+    if p0 is None:
+        return x0, -x0  # nothing goes through: the whole input is at risk (never screened profitable)
+    x_trim = plateau_start(x0, hops)
+    if x_trim < x0:
+        p_trim = mixed_profit(x_trim, hops)
+        if p_trim is not None and p_trim >= p0:
+            return x_trim, p_trim
+    return x0, p0
+
+
+def plateau_start(x: int, hops) -> int:
+    """The least input whose coarsest intermediate output equals x's: every later hop sees the same amount, so the
+    cycle's output is the same and the profit larger by the input saved. The coarsest hop is the one whose raw
+    unit is worth most start-token units at x (a WBTC unit is ~1e11 wei: a golden-section input wastes up to that
+    much). A guess from the hops' inverses (getAmountIn, V3 exact-output quotes) is checked and corrected by a
+    galloping then binary search on the hops up to it (their outputs never fall as the input grows)."""
+    amounts, amount = [], x
+    for hop in hops[:-1]:
+        amount = hop(amount) if amount and amount > 0 else None
+        if amount is None:
+            return x
+        amounts.append(amount)
+    if not amounts:
+        return x
+    c = max(range(len(amounts)), key=lambda h: x / amounts[h])
+    if x / amounts[c] <= 1.0:
+        return x  # every intermediate is finer than the start token
+    target = amounts[c]
+
+    def reaches(y: int) -> bool:
+        a = y
+        for hop in hops[:c + 1]:
+            if a is None or a <= 0:
+                return False
+            a = hop(a)
+        return a is not None and a >= target
+
+    guess = target
+    for hop in reversed(hops[:c + 1]):
+        guess = hop.least_input(guess) if guess is not None else None
+    guess = x if guess is None or not 0 < guess <= x else guess
+    step = 1
+    if reaches(guess):  # gallop down to an input that does not reach the level
+        hi, lo = guess, guess - 1
+        while lo > 0 and reaches(lo):
+            hi, lo, step = lo, max(0, guess - 2 * step), 2 * step
+    else:               # gallop up to one that does (x does)
+        lo, hi = guess, min(x, guess + 1)
+        while hi < x and not reaches(hi):
+            lo, hi, step = hi, min(x, guess + 2 * step), 2 * step
+    while hi - lo > 1:  # reaches(hi), not reaches(lo)
+        mid = (lo + hi) // 2
+        if reaches(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def ticks_crossed(hops, amount_in: int) -> int:
+    """Initialized ticks the exact V3 hops cross when the cycle runs with `amount_in` (for their gas)."""
+    crossed = 0
+    amount = amount_in
+    for hop in hops:
+        if amount is None or amount <= 0:   # a hop that cannot take its input: nothing further runs
+            break
+        if isinstance(hop, V3Hop):
+            crossed += hop.ticks_crossed(amount)
+        amount = hop(amount)
+    return crossed

@@ -1,6 +1,7 @@
-"""The exact engine's batched entry points: `exact.engine=python` runs the Python-int oracle (gpubt.exact.v2),
-`device` runs the same algorithm as a kernel on the backend (kernels/exact_search.py) and the oracle only for
-what the kernel hands back (SEARCH_FALLBACK: ties and sizes it does not decide; the count is kept in `stats`).
+"""The exact engine's batched entry points, the V2 cycle search and the input of cycles with V3 hops:
+`exact.engine=python` runs the Python-int oracle (gpubt.exact.v2, gpubt.exact.hops), `device` runs the same
+algorithm as a kernel on the backend (kernels/exact_search.py) and the oracle only for what the kernel hands back
+(SEARCH_FALLBACK: ties and sizes it does not decide; the counts are kept in `stats`).
 Both give identical results (tests/exact/test_engine.py). It sits with the strategies, above the backend it
 launches on."""
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections import Counter
 import numpy as np
 
 from gpubt.exact import v2 as exact_v2
+from gpubt.exact import v3 as exact_v3
+from gpubt.exact.hops import refine_mixed_input, ticks_crossed, v2_hop, v3_hop, v3_quote_pool
 
 ENGINES = ("python", "device")
 DEVICE_MIN = 2              # on the CPU a call with fewer searches runs the oracle: packing costs more than one search
@@ -96,4 +99,89 @@ def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, eng
             else:
                 stats["device"] += 1
                 results.append((xs[j], ps[j], bool(proven[j]), int(evaluations[j])))
+    return results
+
+
+def _mixed_oracle(x_float: float, spec: list, cache: dict) -> tuple[int, int, int]:
+    """refine_mixed_input and the V3 ticks crossed at its input, in Python ints, for one cycle's hop specs."""
+    hops = [v3_hop(v3_quote_pool(h[5], h[4], h[1], h[2], h[3], h[7], cache), h[6]) if h[0] == "v3"
+            else v2_hop(h[1], h[2], h[3]) for h in spec]
+    amount_in, profit = refine_mixed_input(float(x_float), hops)
+    return amount_in, profit, ticks_crossed(hops, amount_in) if any(h[0] == "v3" for h in spec) else 0
+
+
+def pack_mixed_cycles(cycles: list, hops: int) -> tuple:
+    """The kernel's hop arrays (kernels/exact_search.py mixed_input) of cycles given as hop specs, ("v2", reserve
+    in, reserve out, fee) or ("v3", sqrt price, liquidity, tick, spacing, fee, zero_for_one, table (ticks,
+    liquidity nets, ...)): the V3 tables concatenated once each (by identity: the cycles of a point share them)."""
+    n = len(cycles)
+    v3 = np.zeros((n, hops), np.bool_)
+    zfo = np.zeros((n, hops), np.bool_)
+    fee = np.full((n, hops), -1, np.int64)
+    tick, spacing, lo, hi = (np.zeros((n, hops), np.int64) for _ in range(4))
+    a_vals, b_vals, at = [], [], []
+    tables: dict = {}
+    ticks, nets = [], []
+    for t, cycle in enumerate(cycles):
+        for h, spec in enumerate(cycle):
+            at.append(t * hops + h)
+            fee[t, h] = spec[5] if spec[0] == "v3" else spec[3]
+            if spec[0] == "v3":
+                # v3_quote_pool's rule: a pool of unknown spacing (0) has its fee tier's
+                v3[t, h], zfo[t, h], tick[t, h] = True, spec[6], spec[3]
+                spacing[t, h] = spec[4] or exact_v3.TICK_SPACINGS[spec[5]]
+                a_vals.append(spec[1])
+                b_vals.append(spec[2])
+                table = spec[7]
+                if id(table) not in tables:
+                    tables[id(table)] = (len(ticks), len(ticks) + len(table[0]))
+                    ticks.extend(table[0])
+                    nets.extend(v % (1 << 256) for v in table[1])   # int128 → its 256-bit two's complement
+                lo[t, h], hi[t, h] = tables[id(table)]
+            else:
+                zfo[t, h] = True   # the V2 hop's direction is in which reserve is in and which out
+                a_vals.append(spec[1])
+                b_vals.append(spec[2])
+    hop_a, hop_b = np.zeros((n, hops, 4), np.uint64), np.zeros((n, hops, 4), np.uint64)
+    if at:
+        hop_a.reshape(-1, 4)[at] = _to_limbs(a_vals)
+        hop_b.reshape(-1, 4)[at] = _to_limbs(b_vals)
+    return (v3, zfo, fee, hop_a, hop_b, tick, spacing, lo, hi, np.asarray(ticks or [0], np.int64),
+            _to_limbs(nets) if nets else np.zeros((1, 4), np.uint64))
+
+
+def mixed_inputs(backend, x_float, cycles: list, engine: str = "device") -> list[tuple[int, int, int]]:
+    """refine_mixed_input of every cycle (hop specs: pack_mixed_cycles) from its float optimum: [(amount_in, exact
+    gross profit, V3 ticks crossed at that input)]."""
+    if engine not in ENGINES:
+        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    n = len(cycles)
+    cache: dict = {}
+    if engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu"):
+        return [_mixed_oracle(x_float[t], cycles[t], cache) for t in range(n)]
+    from gpubt.kernels.exact_search import SEARCH_FALLBACK
+
+    hops = max(len(c) for c in cycles)
+    results = []
+    for start in range(0, n, CHUNK):
+        idx = range(start, min(n, start + CHUNK))
+        m = len(idx)
+        args = (np.asarray([float(x_float[t]) for t in idx]), *pack_mixed_cycles([cycles[t] for t in idx], hops),
+                np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64), np.zeros(m, np.int64), np.zeros(m, np.int64))
+        dev = tuple(backend.to_device(a) for a in args)
+        if backend.name == "cpu" and m <= SERIAL_MAX:  # a parallel launch costs ~30 µs: more than a few cycles
+            row = backend.compiled("exact_search").mixed_input_row
+            for j in range(m):
+                row(j, *dev)
+        else:
+            backend.launch("exact_search", "mixed_inputs", m, dev)
+        x, p, crossed, status = (backend.to_host(a) for a in dev[12:])
+        xs, ps = _from_limbs(x), _from_limbs(p, signed=True)
+        for j, t in enumerate(idx):
+            if status[j] == SEARCH_FALLBACK:
+                stats["mixed_fallback"] += 1
+                results.append(_mixed_oracle(x_float[t], cycles[t], cache))
+            else:
+                stats["mixed_device"] += 1
+                results.append((xs[j], ps[j], int(crossed[j])))
     return results

@@ -435,8 +435,18 @@ class SandwichStrategy(Strategy):
         def price(capital: float) -> dict | None:
             return self._price(batch, v, member, key, x_float, a_max_float, capital, token_in, wei_per_raw, cache)
 
-        return self.with_capital_curve(price(capital_raw), lambda capital_eth: price(
-            capital_eth * 1e18 / wei_per_raw if wei_per_raw > 0 else 0.0))
+        trade = price(capital_raw)
+        bound = json.loads(trade["detail"])["max_front_run"] if trade is not None and self.capital_tiers_eth else 0
+
+        def at(capital_eth: float) -> dict | None:
+            capital = capital_eth * 1e18 / wei_per_raw if wei_per_raw > 0 else 0.0
+            # the victims bound the front-run below the capital (exact_max_frontrun is exact whatever its start):
+            # any capital from that bound up prices the same bundle
+            if bound < int(capital_raw) and int(capital) >= bound:
+                return trade
+            return price(capital)
+
+        return self.with_capital_curve(trade, at)
 
     def _price(self, batch, v, member: list, key: int, x_float: float, a_max_float: float, capital_raw: float,
                token_in: int, wei_per_raw: float, cache: dict) -> dict | None:

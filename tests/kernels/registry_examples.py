@@ -111,11 +111,26 @@ def _exact_paths(n=130, max_hops=3):
     return n, (amounts, reserves_in, reserves_out, fees, np.zeros((n, 4), np.uint64), np.zeros(n, np.int64))
 
 
+def _exact_v3_quotes(n=24):
+    """v3_quotes on random pools of test_exact_uniswap.py (minted positions, word-by-word swaps): swaps of at most
+    20 steps (the simulator is slow)."""
+    from . import test_exact_uniswap as t
+
+    pools, rows = t.v3_quote_rows(random.Random("registry:v3_quote"), 200)
+    steps = []
+    for p, z, e, a in rows:
+        t.v3_quote_expected(pools[p], z, e, a, steps)
+    rows = [r for r, k in zip(rows, steps) if k <= 20][:n]
+    return n, (*t.v3_quote_columns(pools, rows), np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64),
+               np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+
 def _exact():
     from gpubt.kernels.exact_uniswap import BATCH_KINDS
 
     cases = {f"exact_uniswap.{name}": {"random": (lambda name=name: _exact_rows(name))} for name in BATCH_KINDS}
     cases["exact_uniswap.v2_paths_amount_out"] = {"random": _exact_paths}
+    cases["exact_uniswap.v3_quotes"] = {"random": _exact_v3_quotes}
     return cases
 
 
@@ -135,6 +150,19 @@ def _exact_search(n=6):
                np.zeros((n, 4), np.uint64), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64))
 
 
+def _exact_mixed(n=6):
+    """mixed_inputs on cycles with V3 hops (tests/kernels/test_exact_search.py mixed_cycle_cases)."""
+    import random
+
+    from gpubt.strategies.exact_engine import pack_mixed_cycles
+
+    from .test_exact_search import mixed_cycle_cases
+
+    cases = mixed_cycle_cases(random.Random("registry:mixed"), n)
+    return n, (np.array([c[0] for c in cases]), *pack_mixed_cycles([c[1] for c in cases], 3),
+               np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+
 EXAMPLES = {
     "cycles.screen_pairs": {"v2-seed0": lambda: _cycles(0, 0.0), "v2-seed3": lambda: _cycles(3, 0.0),
                             "mixed-seed5": lambda: _cycles(5, 0.6)},
@@ -145,5 +173,6 @@ EXAMPLES = {
     "cexdex.cexdex_pairs": {"mixed": _cexdex},
     "auction.auction": {"shade": _auction},
     "exact_search.v2_optimal_inputs": {"cycles": _exact_search},
+    "exact_search.mixed_inputs": {"cycles": _exact_mixed},
     **_exact(),
 }

@@ -18,7 +18,7 @@ import pytest
 from numba import prange
 
 from gpubt.backend import Backend
-from gpubt.exact import v2
+from gpubt.exact import v2, v3
 from gpubt.strategies import exact_engine as engine
 from gpubt.kernels import exact_search, wide
 from gpubt.kernels.compile import build
@@ -180,6 +180,65 @@ def test_v2_search_equals_the_oracle(target, n):
     assert sum(e[1] > 0 for e in expect) > n // 10 and sum(e[3] > 1 for e in expect) > n // 20
 
 
+def v3_like(rng: random.Random, reserve_in: int, reserve_out: int, zero_for_one: bool) -> tuple:
+    """A hop spec ("v3", ...) of an exact V3 pool (0.30 %, spacing 60) priced and about as deep as a V2 pool of
+    these reserves in this direction: a full-range position (four pools in five) and a few concentrated ones
+    around the price."""
+    price = reserve_out / reserve_in if zero_for_one else reserve_in / reserve_out   # token1 per token0
+    sqrt_price = min(max(int(math.sqrt(price) * 2**96), v3.MIN_SQRT_RATIO + 1), v3.MAX_SQRT_RATIO - 2)
+    depth = max(1, int(math.sqrt(reserve_in) * math.sqrt(reserve_out)))
+    pool = v3.V3Pool(fee=3000, tick_spacing=60)
+    pool.initialize(sqrt_price)
+    cap = pool.max_liquidity_per_tick // 8
+    if rng.random() < 0.8:   # else only concentrated liquidity: a large input exhausts it (the price limit stops it)
+        pool.mint(-887220, 887220, min(max(1, depth // 2), cap))
+    for _ in range(rng.randint(1, 6)):
+        lower = (pool.tick // 60 - rng.randint(0, 40)) * 60
+        upper = lower + rng.randint(1, 80) * 60
+        if -887220 <= lower < upper <= 887220:
+            pool.mint(lower, upper, min(max(1, int(depth * rng.uniform(0.05, 2.0))), cap))
+    ticks = [c * 60 for c in pool.initialized]
+    table = (ticks, [pool.ticks[t].liquidity_net for t in ticks], [pool.ticks[t].liquidity_gross for t in ticks])
+    return ("v3", pool.sqrt_price_x96, pool.liquidity, pool.tick, 60, 3000, zero_for_one, table)
+
+
+def mixed_cycle_cases(rng: random.Random, n: int) -> list[tuple]:
+    """(x_float, hop specs) of cycle_cases' cycles with one or more hops made V3 (exact_engine.pack_mixed_cycles);
+    one in twenty starts from a float input 10⁹ too large."""
+    out = []
+    for x, r_in, r_out, fees in cycle_cases(rng, n):
+        spec = [("v2", a, b, f) for a, b, f in zip(r_in, r_out, fees)]
+        for h in rng.sample(range(len(spec)), rng.randint(1, len(spec))):
+            spec[h] = v3_like(rng, r_in[h], r_out[h], rng.random() < 0.5)
+        out.append((x * 1e9 if rng.random() < 0.05 else x, spec))   # some inputs no V3 hop takes whole: halved
+    return out
+
+
+def _mixed(cases, target):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+        return engine.mixed_inputs(Backend(target), np.array([c[0] for c in cases]), [c[1] for c in cases])
+
+
+@pytest.mark.parametrize("target, n", [("cpu", TARGET_CASES["cpu"] // 10),
+                                       pytest.param("cudasim", 12, marks=pytest.mark.slow)])
+def test_mixed_input_equals_the_oracle(target, n):
+    """refine_mixed_input on cycles with V3 hops (kernels/exact_search.py mixed_input): the same input, profit and
+    ticks crossed as the oracle (gpubt.exact.hops), the kernel deciding nearly all of them."""
+    cases = mixed_cycle_cases(random.Random(f"mixed:{target}"), n)
+    engine.stats.clear()
+    got = _mixed(cases, target)
+    cache: dict = {}
+    expect = [engine._mixed_oracle(x, spec, cache) for x, spec in cases]
+    bad = [(c, g, e) for c, g, e in zip(cases, got, expect) if g != e]
+    assert not bad, f"{len(bad)} of {len(cases)} differ, e.g. {bad[:2]}"
+    assert engine.stats["mixed_fallback"] <= max(1, n // 100), dict(engine.stats)
+    if target == "cpu":   # the cases exercise what matters: profits, crossings, inputs trimmed off the float's
+        assert sum(e[1] > 0 for e in expect) > n // 10 and sum(e[2] > 0 for e in expect) > n // 20
+        assert sum(e[0] != max(1, int(c[0])) for c, e in zip(cases, expect)) > n // 20
+        assert sum(e[0] <= int(c[0]) // 2 for c, e in zip(cases, expect)) > 0   # halved
+
+
 def test_what_the_kernel_hands_back_the_oracle_prices():
     """Rows too narrow for the bound's coefficients: every search is handed back, the results are the oracle's."""
     cases = cycle_cases(random.Random("fallback"), 200)
@@ -206,7 +265,8 @@ def test_engine_rejects_an_unknown_name():
 
 @pytest.mark.slow
 def test_search_driver_compiles_to_sm90(monkeypatch):
-    """The CUDA driver to an sm_90 .entry, assembled by ptxas (its registers, stack and spills printed)."""
+    """The CUDA drivers (the V2 search, the mixed cycles' input) to sm_90 .entries, assembled by ptxas (registers,
+    stack and spills printed)."""
     from numba import cuda, types
 
     from gpubt.kernels.compile import build_kernel, rebind
@@ -222,7 +282,14 @@ def test_search_driver_compiles_to_sm90(monkeypatch):
     signature = (types.Array(types.float64, 1, "C"), limbs3, limbs3, types.Array(types.int64, 2, "C"), types.int64,
                  limbs3, types.Array(types.uint64, 2, "C"), types.Array(types.uint64, 2, "C"),
                  types.Array(types.boolean, 1, "C"), types.Array(types.int64, 1, "C"), types.Array(types.int64, 1, "C"))
-    ptx, _ = cuda.compile_ptx(rebind(exact_search.v2_optimal_inputs_cuda, deps), signature, cc=(9, 0))
-    assert ".entry" in ptx and ".target sm_90" in ptx
-    info = ptxas_info(shutil.which("ptxas"), "v2_optimal_inputs", ptx)
-    print(f"\nv2_optimal_inputs_cuda: {len(ptx):,d} bytes of PTX; ptxas: {info or '(no ptxas on PATH)'}")
+    i64, u64 = types.Array(types.int64, 2, "C"), types.Array(types.uint64, 2, "C")
+    b2 = types.Array(types.boolean, 2, "C")
+    mixed = (types.Array(types.float64, 1, "C"), b2, b2, i64, limbs3, limbs3, i64, i64, i64, i64,
+             types.Array(types.int64, 1, "C"), u64, u64, u64, types.Array(types.int64, 1, "C"),
+             types.Array(types.int64, 1, "C"))
+    for name, driver, sig in (("v2_optimal_inputs", exact_search.v2_optimal_inputs_cuda, signature),
+                              ("mixed_inputs", exact_search.mixed_inputs_cuda, mixed)):
+        ptx, _ = cuda.compile_ptx(rebind(driver, deps), sig, cc=(9, 0))
+        assert ".entry" in ptx and ".target sm_90" in ptx, name
+        info = ptxas_info(shutil.which("ptxas"), name, ptx)
+        print(f"\n{name}_cuda: {len(ptx):,d} bytes of PTX; ptxas: {info or '(no ptxas on PATH)'}")

@@ -224,6 +224,113 @@ def test_v2_path_amount_out(target):
     assert sum(kind == "ok" and value > 0 for kind, value in got) > n // 2
 
 
+# ------------------------------------------------------------------------------------------------- the V3 swap
+V3_TIERS = ((100, 1), (500, 10), (3000, 60), (10000, 200))
+
+
+def random_v3_pool(rng) -> v3.V3Pool:
+    """An exact V3Pool with 0–10 minted positions around a random price (sometimes a full-range one, sometimes near
+    the edges of the tick range); one in twenty has its in-range liquidity overwritten, so a crossing can leave
+    uint128 ('LS' / 'LA' reverts)."""
+    fee, spacing = rng.choice(V3_TIERS)
+    centre = rng.choice([rng.randint(-200_000, 200_000), rng.randint(-v3.MAX_TICK, v3.MAX_TICK),
+                         rng.choice([-1, 1]) * (v3.MAX_TICK - rng.randint(0, 3000)), 0])
+    pool = v3.V3Pool(fee=fee, tick_spacing=spacing)
+    low, high = v3.get_sqrt_ratio_at_tick(centre), v3.get_sqrt_ratio_at_tick(min(centre + 1, v3.MAX_TICK))
+    pool.initialize(max(v3.MIN_SQRT_RATIO, min(rng.randint(low, high), v3.MAX_SQRT_RATIO - 1)))
+    lo_tick, hi_tick = -(v3.MAX_TICK // spacing) * spacing, (v3.MAX_TICK // spacing) * spacing
+    cap = pool.max_liquidity_per_tick
+    for _ in range(rng.randint(0, 10)):
+        if rng.random() < 0.15:
+            lower, upper = lo_tick, hi_tick
+        else:
+            width = rng.choice([1, 3, 20, 300, 3000])
+            lower = (pool.tick // spacing - rng.randint(0, width)) * spacing
+            upper = lower + rng.randint(1, 2 * width) * spacing
+            lower, upper = max(lower, lo_tick), min(upper, hi_tick)
+            if lower >= upper:
+                continue
+        try:
+            pool.mint(lower, upper, min(random_uint(rng, rng.choice([40, 80, 110, 128])) or 1, cap // 4) or 1)
+        except v3.V3Revert:
+            pass
+    if rng.random() < 0.05:
+        pool.liquidity = random_uint(rng, 128)
+    return pool
+
+
+def v3_quote_rows(rng, n, pools_per=20):
+    """(pools, rows): rows (pool index, zero_for_one, exact_in, amount) on `n // pools_per` random pools."""
+    pools = [random_v3_pool(rng) for _ in range(max(1, n // pools_per))]
+    return pools, [(rng.randrange(len(pools)), rng.random() < 0.5, rng.random() < 0.6,
+                    random_uint(rng, rng.choice([32, 64, 96, 128]))) for _ in range(n)]
+
+
+def v3_quote_expected(pool: v3.V3Pool, zero_for_one: bool, exact_in: bool, amount: int, steps: list | None = None):
+    """The oracle: ("ok", (input paid, output received, ticks crossed)) or ("revert", ""); the swap loop's
+    iterations appended to `steps` (0 for a revert)."""
+    limit = v3.MIN_SQRT_RATIO + 1 if zero_for_one else v3.MAX_SQRT_RATIO - 1
+    try:
+        o = pool.swap_outcome(zero_for_one, amount if exact_in else -amount, limit, commit=False)
+    except v3.V3Revert:
+        if steps is not None:
+            steps.append(0)
+        return "revert", ""
+    if steps is not None:
+        steps.append(o.steps)
+    paid, received = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
+    return "ok", (paid, received, o.ticks_crossed)
+
+
+def v3_quote_columns(pools, rows):
+    """The driver's inputs: per-row pool state and the pools' tick tables, concatenated."""
+    starts, ticks, nets = [], [], []
+    for pool in pools:
+        starts.append(len(ticks))
+        for c in pool.initialized:
+            ticks.append(c * pool.tick_spacing)
+            nets.append(pool.ticks[c * pool.tick_spacing].liquidity_net % 2**256)
+    ends = starts[1:] + [len(ticks)]
+    pick = [pools[r[0]] for r in rows]
+    col = np.array
+    return (u256.to_limb_array([q.sqrt_price_x96 for q in pick]), u256.to_limb_array([q.liquidity for q in pick]),
+            col([q.tick for q in pick], np.int64), col([q.tick_spacing for q in pick], np.int64),
+            col([q.fee for q in pick], np.int64), u256.to_limb_array([r[3] for r in rows]),
+            col([r[2] for r in rows], np.bool_), col([r[1] for r in rows], np.bool_),
+            col([starts[r[0]] for r in rows], np.int64), col([ends[r[0]] for r in rows], np.int64),
+            col(ticks or [0], np.int64), u256.to_limb_array(nets or [0]))
+
+
+@pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
+def test_v3_quote(target):
+    """The whole swap, exact input and exact output (word by word, crossing initialized ticks, stopping at the
+    price limit), equals the oracle's V3Pool.swap_outcome(commit=False): input paid, output received, ticks
+    crossed, and reverts."""
+    rng = random.Random(f"v3_quote:{target}")
+    n = TARGET_CASES[target]
+    pools, rows = v3_quote_rows(rng, n if target == "cpu" else 2 * n)
+    steps = []
+    expected = [v3_quote_expected(pools[p], z, e, a, steps) for p, z, e, a in rows]
+    if target == "cudasim":   # the simulator runs ~1,000× slower: swaps of up to 40 steps (the CPU build: any)
+        keep = [i for i, k in enumerate(steps) if k <= 40][:n]
+        rows, expected = [rows[i] for i in keep], [expected[i] for i in keep]
+    assert len(rows) == n
+    outs = (np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+        Backend(target).launch("exact_uniswap", "v3_quotes", n, (*v3_quote_columns(pools, rows), *outs))
+    got = [("ok", (paid, received, int(c))) if s == ex.EXACT_OK else ("revert", "")
+           for paid, received, c, s in zip(u256.from_limb_array(outs[0]), u256.from_limb_array(outs[1]), outs[2],
+                                           outs[3])]
+    compare(rows, got, expected, f"v3_quote ({target})")
+    done = [(row, e[1]) for row, e in zip(rows, expected) if e[0] == "ok"]
+    assert sum(e[0] == "revert" for e in expected) > 0
+    assert sum(c > 1 for _, (_, _, c) in done) > n // 20                           # swaps crossing several ticks
+    for exact_in in (True, False):   # both kinds, some stopped by the price limit
+        mine = [(row[3], paid if exact_in else received) for row, (paid, received, _) in done if row[2] == exact_in]
+        assert len(mine) > n // 4 and any(amount > got for amount, got in mine)
+
+
 def test_swap_step_cases_cover_every_branch():
     """The swap-step cases hit both directions, exact in and out, reaching the target and stopping short."""
     seen = set()
@@ -241,7 +348,7 @@ def exact_signatures():
     from numba import types
 
     t, i, b = types.UniTuple(types.uint64, 4), types.int64, types.boolean
-    limbs3 = types.Array(types.uint64, 3, "C")
+    limbs3, ticks = types.Array(types.uint64, 3, "C"), types.Array(types.int64, 1, "C")
     return {
         **u256_signatures(),
         "v2_get_amount_out": (t, t, t, i), "v2_get_amount_in": (t, t, t, i),
@@ -252,6 +359,8 @@ def exact_signatures():
         "get_next_sqrt_price_from_input": (t, t, t, b), "get_next_sqrt_price_from_output": (t, t, t, b),
         "get_amount0_delta": (t, t, t, b), "get_amount1_delta": (t, t, t, b), "get_amount_delta": (b, t, t, t, b),
         "next_sqrt_price": (t, t, t, b, b), "compute_swap_step": (t, t, t, t, i),
+        "add_liquidity_delta": (t, t, b), "next_initialized_tick": (ticks, i, i, i, i, b),
+        "v3_quote": (t, t, i, i, i, t, b, b, ticks, types.Array(types.uint64, 2, "C"), i, i),
     }
 
 
@@ -282,6 +391,7 @@ def test_every_exact_function_and_driver_compiles_to_ptx(monkeypatch):
                for name, (ins, outs) in ex.BATCH_KINDS.items()]
     kernels.append(("v2_paths_amount_out", ex.v2_paths_amount_out_cuda,
                     driver_signature("u", "") + (limbs3, limbs3, fees) + driver_signature("", "ui")))
+    kernels.append(("v3_quotes", ex.v3_quotes_cuda, driver_signature("uuiiiubbiiiu", "uuii")))
     for name, driver, signature in kernels:
         ptx, _ = cuda.compile_ptx(rebind(driver, deps), signature, cc=(9, 0))
         assert ".entry" in ptx and ".target sm_90" in ptx, name

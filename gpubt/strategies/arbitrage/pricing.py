@@ -2,11 +2,11 @@
 
 V2-only cycles: exact V2 math and the proven level search of gpubt.exact.v2.optimal_input_search, run for all the
 cycles of a call at once by the exact engine (gpubt.strategies.exact_engine: kernels/exact_search.py, or the oracle).
-Cycles with a V3 hop: each V3 hop is an exact V3Pool rebuilt at the point's exact state (sqrt price, liquidity,
-tick and initialized-tick table from the batch's versioned log) and quoted with swap_outcome(commit=False);
-the integer input is the float optimum moved to the start of its rounding plateau (`refine_mixed_input`). The
-profit reported is exact to the wei for the input chosen; that input is a best effort (see refine_mixed_input),
-not a proven maximum as the V2 search's is.
+Cycles with a V3 hop: each hop at the point's exact state (V3: sqrt price, liquidity, tick and initialized-tick
+table from the batch's versioned log); the integer input is the float optimum moved to the start of its rounding
+plateau (gpubt.exact.hops.refine_mixed_input), run for all the cycles of a call at once by the exact engine too
+(kernels/exact_search.py mixed_input, or the oracle). The profit reported is exact to the wei for the input chosen;
+that input is a best effort (see refine_mixed_input), not a proven maximum as the V2 search's is.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import numpy as np
 
 from gpubt.strategies import exact_engine
 from gpubt.exact.gas import GasModel
-from gpubt.exact.hops import V3Hop, mixed_profit, v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, Batch
 from gpubt.strategies.arbitrage.paths import Paths
@@ -35,93 +34,6 @@ def select(pair_key: np.ndarray, pair_path: np.ndarray, net_wei: np.ndarray, pat
             used.update(pools)
             chosen.append(i)
     return np.asarray(chosen, np.int64)
-
-
-def refine_mixed_input(x_float: float, hops) -> tuple[int, int]:
-    """(amount_in, exact profit) near the float optimum x_float: its integer part, moved to the start of its plateau
-    (`_plateau_start`: the least input with the same coarsest intermediate amount, so the same output for less
-    input). When x_float cannot be swapped through every hop, the input halves until it can.
-
-    Why no search around x_float: the float optimum is within ~1e-10 relative of the real one (tests/kernels/
-    test_amm_v3.py) and the profit is flat there (a 1e-8 relative step costs ~1e-16·x), so what an integer search
-    can still gain is the rounding plateau, which the trim takes. Measured on 3,877 mixed trades of mainnet-month's
-    first 300 blocks against the 18-step golden section over x·(1 ± 1e-8) this replaced: the same profit at the
-    median, at most 7.9e8 wei (1.2e-7 of the profit) apart either way, with 10 exact hop quotes instead of 96."""
-    x0 = max(1, int(x_float))
-    p0 = mixed_profit(x0, hops)
-    while p0 is None and x0 > 1:
-        x0 //= 2
-        p0 = mixed_profit(x0, hops)
-    if p0 is None:
-        return x0, -x0  # nothing goes through: the whole input is at risk (never screened profitable)
-    x_trim = _plateau_start(x0, hops)
-    if x_trim < x0:
-        p_trim = mixed_profit(x_trim, hops)
-        if p_trim is not None and p_trim >= p0:
-            return x_trim, p_trim
-    return x0, p0
-
-
-def _plateau_start(x: int, hops) -> int:
-    """The least input whose coarsest intermediate output equals x's: every later hop sees the same amount, so the
-    cycle's output is the same and the profit larger by the input saved. The coarsest hop is the one whose raw
-    unit is worth most start-token units at x (a WBTC unit is ~1e11 wei: a golden-section input wastes up to that
-    much). A guess from the hops' inverses (getAmountIn, V3 exact-output quotes) is checked and corrected by a
-    galloping then binary search on the hops up to it (their outputs never fall as the input grows)."""
-    amounts, amount = [], x
-    for hop in hops[:-1]:
-        amount = hop(amount) if amount and amount > 0 else None
-        if amount is None:
-            return x
-        amounts.append(amount)
-    if not amounts:
-        return x
-    c = max(range(len(amounts)), key=lambda h: x / amounts[h])
-    if x / amounts[c] <= 1.0:
-        return x  # every intermediate is finer than the start token
-    target = amounts[c]
-
-    def reaches(y: int) -> bool:
-        a = y
-        for hop in hops[:c + 1]:
-            if a is None or a <= 0:
-                return False
-            a = hop(a)
-        return a is not None and a >= target
-
-    guess = target
-    for hop in reversed(hops[:c + 1]):
-        guess = hop.least_input(guess) if guess is not None else None
-    guess = x if guess is None or not 0 < guess <= x else guess
-    step = 1
-    if reaches(guess):  # gallop down to an input that does not reach the level
-        hi, lo = guess, guess - 1
-        while lo > 0 and reaches(lo):
-            hi, lo, step = lo, max(0, guess - 2 * step), 2 * step
-    else:               # gallop up to one that does (x does)
-        lo, hi = guess, min(x, guess + 1)
-        while hi < x and not reaches(hi):
-            lo, hi, step = hi, min(x, guess + 2 * step), 2 * step
-    while hi - lo > 1:  # reaches(hi), not reaches(lo)
-        mid = (lo + hi) // 2
-        if reaches(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def _ticks_crossed(hops, amount_in: int) -> int:
-    """Initialized ticks the exact V3 hops cross when the cycle runs with `amount_in` (for their gas)."""
-    crossed = 0
-    amount = amount_in
-    for hop in hops:
-        if amount <= 0:
-            break
-        if isinstance(hop, V3Hop):
-            crossed += hop.ticks_crossed(amount)
-        amount = hop(amount)
-    return crossed
 
 
 def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, x_float: np.ndarray,
@@ -158,29 +70,30 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
     searched = dict(zip(v2_only, exact_engine.v2_optimal_inputs(
         backend, x_float[v2_only], [reserves[t][0] for t in v2_only], [reserves[t][1] for t in v2_only],
         [paths.fee_ppm[path_ids[t], :paths.hops[path_ids[t]]].tolist() for t in v2_only], name)))
-    v3_cache: dict = {}
+    mixed = [t for t in range(len(path_ids)) if t not in searched]
+    specs = []   # per mixed cycle, its hops for the engine: ("v2", in, out, fee) or ("v3", state..., table)
+    for t in mixed:
+        path, key = int(path_ids[t]), int(keys[t])
+        hops = int(paths.hops[path])
+        reserves_in, reserves_out, states = reserves[t]
+        spec = []
+        for h in range(hops):
+            pool, fee, zfo = int(paths.pools[path, h]), int(paths.fee_ppm[path, h]), bool(paths.zero_for_one[path, h])
+            if paths.is_v3[path, h]:
+                sqrt_price, liquidity, tick, table = batch.exact_v3_at(int(log_idx[offsets[t] + h]), pool, key)
+                states[h] = {"sqrt_price_x96": str(sqrt_price), "liquidity": str(liquidity), "tick": tick}
+                spec.append(("v3", sqrt_price, liquidity, tick, int(paths.pool_tick_spacing[pool]), fee, zfo, table))
+            else:
+                spec.append(("v2", reserves_in[h], reserves_out[h], fee))
+        specs.append(spec)
+    refined = dict(zip(mixed, exact_engine.mixed_inputs(backend, x_float[mixed], specs, name)))
     trades = []
     for t, (path, key) in enumerate(zip(path_ids.tolist(), keys.tolist())):
         hops = int(paths.hops[path])
         pools = paths.pools[path, :hops].tolist()
         zfo = paths.zero_for_one[path, :hops].tolist()
-        fees = paths.fee_ppm[path, :hops].tolist()
-        reserves_in, reserves_out, states = reserves[t]
-        if t not in searched:
-            hop_fns = []
-            for h, pool in enumerate(pools):
-                if paths.is_v3[path, h]:
-                    sqrt_price, liquidity, tick, table = batch.exact_v3_at(int(log_idx[offsets[t] + h]), pool, key)
-                    states[h] = {"sqrt_price_x96": str(sqrt_price), "liquidity": str(liquidity), "tick": tick}
-                    quote = v3_quote_pool(fees[h], int(paths.pool_tick_spacing[pool]), sqrt_price, liquidity, tick,
-                                          table, v3_cache)
-                    hop_fns.append(v3_hop(quote, zfo[h]))
-                else:
-                    hop_fns.append(v2_hop(reserves_in[h], reserves_out[h], fees[h]))
-            amount_in, gross_raw = refine_mixed_input(float(x_float[t]), hop_fns)
-        else:
-            hop_fns = ()
-            amount_in, gross_raw = searched[t][:2]
+        states = reserves[t][2]
+        amount_in, gross_raw, ticks = refined[t] if t in refined else (*searched[t][:2], 0)
         block = (key + 1) >> KEY_TX_BITS
         start_token = int(paths.start_token[path])
         if start_token == WETH:
@@ -188,7 +101,6 @@ def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, 
         else:  # priced at the block's reference rate: exact in the start token, not in ETH
             gross_wei = round(gross_raw * float(wei_per_raw[block, start_slots[path]]))
         n_v3 = int(paths.is_v3[path, :hops].sum())
-        ticks = _ticks_crossed(hop_fns, amount_in) if n_v3 else 0
         trades.append(trade_row("arbitrage", batch, block, int(key - (block << KEY_TX_BITS)), int(path), start_token,
                                 pools, zfo, amount_in, amount_in + gross_raw, gross_raw, gross_wei,
                                 int(gas.units(hops, n_v3, ticks)), gas.priority_fee_wei,
