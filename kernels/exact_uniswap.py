@@ -536,20 +536,28 @@ def v2_paths_amount_out_cuda(amount_in, path_reserve_in, path_reserve_out, path_
         out_status[i] = status
 
 
+def v3_quote_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
+                 nets, out_paid, out_received, out_crossed, out_status):
+    """v3_quote of row i (u256 columns (n, 4) limbs; row i's pool holds ticks[lo[i]:hi[i]]) into row i of the
+    outputs."""
+    paid, received, crossed, status = v3_quote(
+        (sqrt_price[i, 0], sqrt_price[i, 1], sqrt_price[i, 2], sqrt_price[i, 3]),
+        (liquidity[i, 0], liquidity[i, 1], liquidity[i, 2], liquidity[i, 3]), tick[i], spacing[i], fee_pips[i],
+        (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i], ticks, nets, lo[i],
+        hi[i])
+    for k in range(4):
+        out_paid[i, k] = paid[k]
+        out_received[i, k] = received[k]
+    out_crossed[i] = crossed
+    out_status[i] = status
+
+
 def v3_quotes_cpu(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
                   nets, out_paid, out_received, out_crossed, out_status):
-    """v3_quote of every row (u256 columns (n, 4) limbs; row i's pool holds ticks[lo[i]:hi[i]])."""
+    """v3_quote of every row."""
     for i in prange(amount.shape[0]):
-        paid, received, crossed, status = v3_quote(
-            (sqrt_price[i, 0], sqrt_price[i, 1], sqrt_price[i, 2], sqrt_price[i, 3]),
-            (liquidity[i, 0], liquidity[i, 1], liquidity[i, 2], liquidity[i, 3]), tick[i], spacing[i], fee_pips[i],
-            (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i], ticks, nets,
-            lo[i], hi[i])
-        for k in range(4):
-            out_paid[i, k] = paid[k]
-            out_received[i, k] = received[k]
-        out_crossed[i] = crossed
-        out_status[i] = status
+        v3_quote_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
+                     nets, out_paid, out_received, out_crossed, out_status)
 
 
 def v3_quotes_cuda(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
@@ -557,16 +565,8 @@ def v3_quotes_cuda(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact
     """v3_quotes_cpu, one thread per row."""
     i = cuda.grid(1)  # noqa: F821
     if i < amount.shape[0]:
-        paid, received, crossed, status = v3_quote(
-            (sqrt_price[i, 0], sqrt_price[i, 1], sqrt_price[i, 2], sqrt_price[i, 3]),
-            (liquidity[i, 0], liquidity[i, 1], liquidity[i, 2], liquidity[i, 3]), tick[i], spacing[i], fee_pips[i],
-            (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i], ticks, nets,
-            lo[i], hi[i])
-        for k in range(4):
-            out_paid[i, k] = paid[k]
-            out_received[i, k] = received[k]
-        out_crossed[i] = crossed
-        out_status[i] = status
+        v3_quote_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
+                     nets, out_paid, out_received, out_crossed, out_status)
 
 
 # Column kinds (kernels/u256.elementwise) of the row-by-row driver `<name>_cpu` / `<name>_cuda` of each function.
@@ -587,7 +587,7 @@ BATCH_KINDS = {
 # The kernel's declaration (gpubt.kernels.REGISTRY): the u256 and exact device functions in dependency order, the
 # row-by-row driver of each BATCH_KINDS function and the path driver, every CPU function compiled on its own
 # (kernels/u256.build says why).
-DEVICE_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS
+DEVICE_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS + (v3_quote_row,)
 DRIVERS = tuple(_u256.elementwise(next(fn for fn in DEVICE_FUNCTIONS if fn.__name__ == name), *kinds)
                 for name, kinds in BATCH_KINDS.items()) + ((v2_paths_amount_out_cpu, v2_paths_amount_out_cuda),
                                                            (v3_quotes_cpu, v3_quotes_cuda))

@@ -59,6 +59,19 @@ def _from_limbs(limbs: np.ndarray, signed: bool = False) -> list[int]:
     return [int.from_bytes(raw[32 * i:32 * i + 32], "little", signed=signed) for i in range(len(limbs))]
 
 
+def _run_rows(backend, driver: str, row: str, m: int, args: tuple) -> tuple:
+    """The arguments on the backend after kernels/exact_search.py's `driver` ran over their m rows; on the CPU, up
+    to SERIAL_MAX rows run one by one through the device function `row` (a parallel launch costs ~30 µs)."""
+    dev = tuple(backend.to_device(a) if isinstance(a, np.ndarray) else a for a in args)
+    if backend.name == "cpu" and m <= SERIAL_MAX:
+        fn = getattr(backend.compiled("exact_search"), row)
+        for j in range(m):
+            fn(j, *dev)
+    else:
+        backend.launch("exact_search", driver, m, dev)
+    return dev
+
+
 def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, engine: str = "device",
                       window: int = 128) -> list[tuple[int, int, bool, int]]:
     """optimal_input_search of every cycle (lists of per-hop ints): [(amount_in, profit, proven, evaluations)]."""
@@ -82,13 +95,7 @@ def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, eng
                          np.uint64),
                 np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64), np.zeros(m, np.bool_),
                 np.zeros(m, np.int64), np.zeros(m, np.int64))
-        dev = tuple(backend.to_device(a) if isinstance(a, np.ndarray) else a for a in args)
-        if backend.name == "cpu" and m <= SERIAL_MAX:  # a parallel launch costs ~30 µs: more than a few searches
-            row = backend.compiled("exact_search").v2_optimal_input_row
-            for j in range(m):
-                row(j, *dev)
-        else:
-            backend.launch("exact_search", "v2_optimal_inputs", m, dev)
+        dev = _run_rows(backend, "v2_optimal_inputs", "v2_optimal_input_row", m, args)
         x, p, proven, evaluations, status = (backend.to_host(a) for a in dev[6:])
         xs, ps = _from_limbs(x), _from_limbs(p, signed=True)
         for j, t in enumerate(idx):
@@ -168,13 +175,7 @@ def mixed_inputs(backend, x_float, cycles: list, engine: str = "device") -> list
         m = len(idx)
         args = (np.asarray([float(x_float[t]) for t in idx]), *pack_mixed_cycles([cycles[t] for t in idx], hops),
                 np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64), np.zeros(m, np.int64), np.zeros(m, np.int64))
-        dev = tuple(backend.to_device(a) for a in args)
-        if backend.name == "cpu" and m <= SERIAL_MAX:  # a parallel launch costs ~30 µs: more than a few cycles
-            row = backend.compiled("exact_search").mixed_input_row
-            for j in range(m):
-                row(j, *dev)
-        else:
-            backend.launch("exact_search", "mixed_inputs", m, dev)
+        dev = _run_rows(backend, "mixed_inputs", "mixed_input_row", m, args)
         x, p, crossed, status = (backend.to_host(a) for a in dev[12:])
         xs, ps = _from_limbs(x), _from_limbs(p, signed=True)
         for j, t in enumerate(idx):
