@@ -3,10 +3,11 @@ built for the numba CPU, in ns per operation on one core.
 
 Workloads (seeded, mainnet-sized numbers; none reverts): V2 getAmountOut (0.30 % fee), the amount chain of a 3-hop
 V2 cycle, V3 SwapMath.computeSwapStep (exact in and out, both directions, targets up to 200 ticks away),
-FullMath.mulDiv (V3-sized operands), the proven V2 cycle search, a whole V3 swap (UniswapV3Pool.swap's loop) and the
-input of a cycle with V3 hops (refine_mixed_input). Python: a loop calling the oracle on prebuilt ints. Numba: the batch driver over
-limb arrays already packed (packing ints into limbs is a host cost not counted here), compiled beforehand, run with
---threads numba threads (default 1: per core). Medians of --repeats; `--check` asserts both give the same values.
+FullMath.mulDiv (V3-sized operands), the proven V2 cycle search, a whole V3 swap (UniswapV3Pool.swap's loop), the
+input of a cycle with V3 hops (refine_mixed_input) and a sandwich's exact pricing (price_sandwich). Python: a loop
+calling the oracle on prebuilt ints. Numba: the batch driver over limb arrays already packed (packing ints into
+limbs is a host cost not counted here), compiled beforehand, run with --threads numba threads (default 1: per
+core). Medians of --repeats; `--check` asserts both give the same values.
 
     python bench/exact_engine.py                  # 20,000 cases per op, 5 repeats
     python bench/exact_engine.py --n 100000 --check
@@ -104,7 +105,8 @@ def v3_swap_case(rng, n, n_pools=20):
     """A whole V3 exact-input swap (UniswapV3Pool.swap's loop: word steps, tick crossings) on mainnet-shaped pools
     (0.30 %, spacing 60: one full-range position and 30 concentrated ones within ±6,000 ticks of the price, 1e15
     to 1e21 liquidity each), amounts of 1e15 to 1e22 raw units, both directions: the oracle's
-    V3Pool.swap_outcome(commit=False) against kernels/exact_uniswap.py's v3_quotes."""
+    V3Pool.swap_outcome(commit=False) against kernels/exact_uniswap.py's v3_swaps (the hops' price limit; the
+    price, tick and liquidity after computed on both sides)."""
     pools = []
     for _ in range(n_pools):
         pool = v3.V3Pool(fee=3000, tick_spacing=60)
@@ -124,11 +126,11 @@ def v3_swap_case(rng, n, n_pools=20):
             out.append((o.amount0, -o.amount1) if z else (o.amount1, -o.amount0))
         return out
 
-    from tests.kernels.test_exact_uniswap import v3_quote_columns
+    from tests.kernels.test_exact_uniswap import v3_swap_columns, v3_swap_outputs
 
-    columns = list(v3_quote_columns(pools, [(p, z, True, a) for p, z, a in rows]))
-    outs = [np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64)]
-    return python, "v3_quotes", columns, outs, lambda res: res, (0, 1, 3)   # --check: (paid, received), status
+    limit = {True: v3.MIN_SQRT_RATIO + 1, False: v3.MAX_SQRT_RATIO - 1}
+    columns = list(v3_swap_columns(pools, [(p, z, True, a, limit[z]) for p, z, a in rows]))
+    return python, "v3_swaps", columns, list(v3_swap_outputs(n)), lambda res: res, (0, 1, 6)   # --check: amounts, status
 
 
 def mixed_case(rng, n):
@@ -148,6 +150,43 @@ def mixed_case(rng, n):
     return python, ("exact_search", "mixed_inputs"), columns, outs, lambda res: res
 
 
+def sandwich_case(rng, n):
+    """The exact pricing of a sandwich (gpubt.strategies.sandwich.price_sandwich: the front-run's bound by exact
+    regula falsi on the victims' slack, the bundle at the candidates; one per sandwich re-priced) on mainnet-shaped
+    V2 scenarios (99 % of a month partition's sandwiches are V2): 0.30 % pools of 1e20 to 1e24 reserves, one to three
+    exact-input victims of 1e17 to 1e21 with 0.1–3 % slippage, the screen's hints within a few times the answer,
+    100 ETH of capital; against kernels/exact_sandwich.py's sandwich_prices (the scenarios packed beforehand)."""
+    from gpubt.exact import v2 as exact_v2
+    from gpubt.strategies.exact_engine import pack_sandwiches
+    from gpubt.strategies.sandwich import V2PoolFactory, price_sandwich
+
+    scenarios = []
+    for _ in range(n):
+        r0, r1, zfo = _mainnet_amount(rng, 20, 24), _mainnet_amount(rng, 20, 24), rng.random() < 0.5
+        r_in, r_out = (r0, r1) if zfo else (r1, r0)
+        victims = []
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            amount = _mainnet_amount(rng, 17, 21)
+            out = exact_v2.get_amount_out(amount, r_in, r_out, 3000)
+            victims.append((amount, int(out * (1 - rng.choice([0.001, 0.005, 0.01, 0.03]))), False))
+        x = victims[0][0] * rng.uniform(0.1, 3)
+        scenarios.append((("v2", 3000, r0, r1), zfo, victims, x, x * rng.uniform(1, 3), 1e20))
+
+    def python():
+        out = []
+        for spec, zfo, victims, x, a_max, capital in scenarios:
+            r = price_sandwich(V2PoolFactory(spec[1], spec[2:]), zfo, victims, x, a_max, capital)
+            out.append((0, 0, 0, 0) if r is None else (r[0], r[1], r[2]["front_out"], r[2]["back_out"]))
+        return out
+
+    columns = list(pack_sandwiches(scenarios))
+    n_v = len(columns[16])
+    outs = ([np.zeros((n, 4), np.uint64) for _ in range(4)] + [np.zeros(n, np.int64)]
+            + [np.zeros((n_v, 4), np.uint64), np.zeros((n_v, 4), np.uint64), np.zeros(n_v, np.bool_),
+               np.zeros(n, np.int64)])
+    return python, ("exact_sandwich", "sandwich_prices"), columns, outs, lambda res: res, (0, 1, 2, 3, 8)
+
+
 WORKLOADS = {
     "getAmountOut (V2)": get_amount_out_case,
     "3-hop V2 cycle amount chain": cycle_case,
@@ -156,6 +195,7 @@ WORKLOADS = {
     "V2 cycle exact search (proven)": search_case,
     "V3 swap, whole (exact in)": v3_swap_case,
     "mixed V2/V3 cycle input": mixed_case,
+    "sandwich, exact (V2)": sandwich_case,
 }
 
 
@@ -198,6 +238,11 @@ def main() -> None:
             profit = [v - (1 << 256) if v >> 255 else v for v in u256.from_limb_array(outs[1])]
             values = list(zip(u256.from_limb_array(outs[0]), profit, outs[2].tolist()))
             assert not outs[3].any(), f"{name}: a cycle was handed back to the oracle"
+            mismatches = sum(a != b for a, b in zip(values, python()))
+            assert mismatches == 0, f"{name}: {mismatches} of {opts.n} values differ"
+        elif opts.check and module == "exact_sandwich":   # none handed back; "no sandwich" is zeros on both sides
+            assert not (outs[-1] > 1).any(), f"{name}: a scenario was handed back to the oracle"
+            values = list(zip(*(u256.from_limb_array(o) for o in outs[:-1])))
             mismatches = sum(a != b for a, b in zip(values, python()))
             assert mismatches == 0, f"{name}: {mismatches} of {opts.n} values differ"
         elif opts.check and module == "exact_search":

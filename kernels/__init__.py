@@ -10,4 +10,5 @@ A kernel module — one with drivers — is listed in REGISTRY and ends with its
 The backend launches a driver by name (gpubt.backend.Backend.launch(module, "<name>", n, args)); the tests compile
 every registered function and driver to sm_90 PTX and compare every driver's CPU and simulator runs.
 """
-REGISTRY = ("cycles", "sandwich", "jit", "liquidation", "cexdex", "auction", "exact_uniswap", "exact_search")
+REGISTRY = ("cycles", "sandwich", "jit", "liquidation", "cexdex", "auction", "exact_uniswap", "exact_search",
+            "exact_sandwich")

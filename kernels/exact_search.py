@@ -26,8 +26,8 @@ from .exact_uniswap import (  # noqa: F401
     EXACT_OK, FEE_DENOMINATOR, FEE_DENOMINATOR_U64, v2_get_amount_in, v2_get_amount_out, v3_quote,
 )
 from .u256 import (  # noqa: F401  (rebound per target by kernels/compile.py)
-    ONE, U256_OK, Z, mul_div_rounding_up, u256_add, u256_eq, u256_is_zero, u256_lt, u256_mul_small, u256_neg, u256_shr,
-    u256_sub,
+    ONE, TWO64F, U256_OK, Z, mul_div_rounding_up, u256_add, u256_eq, u256_is_zero, u256_lt, u256_mul_small,
+    u256_neg, u256_shr, u256_sub, u256_to_float,
 )
 from .wide import (  # noqa: F401
     WIDE_FUNCTIONS, WIDE_OK, wide_add, wide_cmp, wide_is_zero, wide_len, wide_mul, wide_mul_small, wide_set_u256,
@@ -37,7 +37,6 @@ from .wide import (  # noqa: F401
 SEARCH_OK = 0
 SEARCH_FALLBACK = 1
 SIGN64 = np.uint64(1 << 63)
-TWO64F = 18446744073709551616.0
 COARSE_TIE = 1e-12                 # coarsest-hop values closer than this (relative) go back to the host
 
 # rows of the per-item scratch array (wide.py): the Möbius coefficients, the two quadratics, temporaries
@@ -53,11 +52,6 @@ SEARCH_ROWS = 27
 def s256_lt(a, b):
     """a < b for int256s in two's complement."""
     return u256_lt((a[0], a[1], a[2], a[3] ^ SIGN64), (b[0], b[1], b[2], b[3] ^ SIGN64))
-
-
-def u256_to_float(a):
-    """A u256 as a float64 (within a few ulp)."""
-    return ((float(a[3]) * TWO64F + float(a[2])) * TWO64F + float(a[1])) * TWO64F + float(a[0])
 
 
 def float_to_u256(x):
@@ -686,7 +680,7 @@ def mixed_input(i, x_float, hop_v3, hop_zfo, hop_fee, hop_a, hop_b, hop_tick, ho
 
 # Dependency order for kernels/compile.build, after the wide and exact functions they call.
 SEARCH_FUNCTIONS = (
-    s256_lt, u256_to_float, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step,
+    s256_lt, float_to_u256, hop, forward, wide_mul3, mobius_rows, quadratic_at, wide_ratio, newton_step,
     reach, climbs,
     bound_coefficients, bounded, scan_state, scan_step, level, profit_at, v2_optimal_input,
     mixed_hop, mixed_chain, mixed_reaches, mixed_plateau_start, mixed_profit_at, mixed_input,

@@ -2,8 +2,10 @@
 numba-CUDA, equal to the Python-int oracle gpubt/exact/v2.py and v3.py (tests/kernels/test_exact_uniswap.py).
 
 V2: UniswapV2Library getAmountOut / getAmountIn with the fee in millionths (fee_ppm), and the amount chain of a
-path. V3 (v3-core 1.0.0): TickMath.getSqrtRatioAtTick, SqrtPriceMath getNextSqrtPriceFromInput / Output and
-getAmount0Delta / getAmount1Delta, SwapMath.computeSwapStep.
+path. V3 (v3-core 1.0.0): TickMath getSqrtRatioAtTick / getTickAtSqrtRatio, SqrtPriceMath getNextSqrtPriceFromInput /
+Output and getAmount0Delta / getAmount1Delta, SwapMath.computeSwapStep, LiquidityMath.addDelta, and the whole
+UniswapV3Pool.swap on a pool's table of initialized ticks (v3_swap: amounts and the state after; v3_quote: the
+amounts with the hops' price limit).
 
 Every function returns its values and a status last; EXACT_OK is 0, anything else is the outcome "reverts" with
 the value(s) zero. Domains are the contracts' types: sqrt prices < 2¹⁶⁰, liquidity < 2¹²⁸, amounts uint256 (a V3
@@ -11,6 +13,8 @@ amount_remaining is an int256, passed as its two's complement), fees in [0, 10�
 Python ints; here amount·(10⁶ − fee_ppm) and reserve_in·10⁶ + that must fit 256 bits (Solidity's uint256 math
 overflows there too; never near real uint112 reserves), else EXACT_OVERFLOW.
 """
+import math
+
 import numpy as np
 from numba import prange  # noqa: F401  (the CPU driver's loop)
 
@@ -18,7 +22,7 @@ from . import u256 as _u256
 from .u256 import (  # noqa: F401  (rebound per target by kernels/compile.py)
     M32, MAX64, ONE, S32, U256_OK, Z, mac64, div_rounding_up, mul_div, mul_div_rounding_up, u256_add,
     u256_divmod, u256_eq, u256_is_zero, u256_lt, u256_mul, u256_mul_small, u256_neg, u256_shl, u256_shr, u256_sub,
-    u512_divmod,
+    u256_to_float, u512_divmod,
 )
 
 EXACT_OK = 0
@@ -42,6 +46,10 @@ MIN_SQRT_RATIO_PLUS_1 = np.uint64(4295128740)   # the hops' price limits: TickMa
 # ... and MAX_SQRT_RATIO − 1 = 1461446703485210103287273052203988822378723970341 as limbs
 MAX_SQRT_RATIO_MINUS_1 = (np.uint64(0x5D951D5263988D25), np.uint64(0xEFD1FC6A50648849), np.uint64(0xFFFD8963),
                           np.uint64(0))
+MIN_SQRT_RATIO = (np.uint64(4295128739), np.uint64(0), np.uint64(0), np.uint64(0))
+MAX_SQRT_RATIO = (np.uint64(0x5D951D5263988D26), np.uint64(0xEFD1FC6A50648849), np.uint64(0xFFFD8963), np.uint64(0))
+LOG_Q96 = 96.0 * math.log(2.0)             # getTickAtSqrtRatio's float estimate: ln(price / 2⁹⁶) / ln(√1.0001)
+LOG_SQRT_10001 = 0.5 * math.log(1.0001)
 
 # TickMath.getSqrtRatioAtTick's Q128 factors as (lo, hi) limbs: bit b of |tick| multiplies by sqrt(1.0001)^-(2^b)
 RATIO_ODD = (np.uint64(0xAA2D162D1A594001), np.uint64(0xFFFCB933BD6FAD37))
@@ -203,6 +211,28 @@ def get_sqrt_ratio_at_tick(tick):
     if (ratio[0] & M32) != Z:
         result, _ = u256_add(result, (ONE, Z, Z, Z))
     return result, EXACT_OK
+
+
+def get_tick_at_sqrt_ratio(sqrt_price):
+    """TickMath.getTickAtSqrtRatio: the greatest tick whose sqrt ratio is ≤ sqrt_price, and a status (EXACT_REVERT,
+    the contract's 'R', outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO)). That tick is the t with ratio(t) ≤ price <
+    ratio(t + 1), so a float estimate stepped by exact getSqrtRatioAtTick until both hold is the contract's answer
+    whatever the estimate's error (it is within a tick: two or three ratios in all), as gpubt.exact.v3 does."""
+    if u256_lt(sqrt_price, MIN_SQRT_RATIO) or not u256_lt(sqrt_price, MAX_SQRT_RATIO):
+        return 0, EXACT_REVERT
+    t = int(math.floor((math.log(u256_to_float(sqrt_price)) - LOG_Q96) / LOG_SQRT_10001))   # CUDA's floor: float
+    t = min(max(t, -MAX_TICK), MAX_TICK - 1)
+    while t > -MAX_TICK:           # ratio(-MAX_TICK) = MIN_SQRT_RATIO ≤ price: stops there at the latest
+        ratio, _ = get_sqrt_ratio_at_tick(t)
+        if not u256_lt(sqrt_price, ratio):
+            break
+        t -= 1
+    while t < MAX_TICK - 1:        # price < MAX_SQRT_RATIO = ratio(MAX_TICK): stops at MAX_TICK − 1 at the latest
+        ratio, _ = get_sqrt_ratio_at_tick(t + 1)
+        if u256_lt(sqrt_price, ratio):
+            break
+        t += 1
+    return t, EXACT_OK
 
 
 # ------------------------------------------------------------------------------------------------- SqrtPriceMath
@@ -450,24 +480,24 @@ def next_initialized_tick(ticks, lo, hi, tick, spacing, lte):
     return edge, -1
 
 
-def v3_quote(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, ticks, nets, lo, hi):
-    """UniswapV3Pool.swap's amounts with the hops' price limit (MIN_SQRT_RATIO + 1 or MAX_SQRT_RATIO − 1), without
-    changing the pool: `amount` is the exact input (`exact_in`) or the exact output wanted; the pool's initialized
-    ticks are ticks[lo:hi] (sorted) with their liquidityNet nets[lo:hi] (int128 sign-extended, 4 limbs). Returns
-    (input paid, output received, initialized ticks crossed, status): less than `amount` is taken or received when
-    the price limit stops the swap; a revert ('AS', 'SPL', 'LOK', a step's, 'LS'/'LA') is a non-OK status with
-    zeros."""
+def v3_swap(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, limit, ticks, nets, lo, hi,
+            track_tick):
+    """UniswapV3Pool.swap on a pool's state, without changing it: `amount` is the exact input (`exact_in`) or the
+    exact output wanted, `limit` the sqrtPriceLimitX96; the pool's initialized ticks are ticks[lo:hi] (sorted) with
+    their liquidityNet nets[lo:hi] (int128 sign-extended, 4 limbs). Returns (input paid, output received, the price,
+    tick and liquidity after, initialized ticks crossed, status): less than `amount` is taken or received when the
+    limit stops the swap; a revert ('AS', 'LOK', 'SPL', a step's, 'LS'/'LA') is a non-OK status with zeros.
+    track_tick=False leaves out the tick after a swap that ends inside a tick range (its getTickAtSqrtRatio) for
+    callers that read only the amounts; the tick returned is then the last one stepped to."""
     zero = (Z, Z, Z, Z)
     if u256_is_zero(amount) or (amount[3] >> np.uint64(63)) != Z:   # 'AS'; amountSpecified is an int256
-        return zero, zero, 0, EXACT_REVERT
+        return zero, zero, zero, 0, zero, 0, EXACT_REVERT
     if zero_for_one:
-        limit = (MIN_SQRT_RATIO_PLUS_1, Z, Z, Z)
-        ok = u256_lt(limit, sqrt_price)
+        ok = u256_lt(limit, sqrt_price) and u256_lt(MIN_SQRT_RATIO, limit)
     else:
-        limit = MAX_SQRT_RATIO_MINUS_1
-        ok = u256_lt(sqrt_price, limit)
+        ok = u256_lt(sqrt_price, limit) and u256_lt(limit, MAX_SQRT_RATIO)
     if u256_is_zero(sqrt_price) or not ok:   # 'LOK' (not initialized), 'SPL'
-        return zero, zero, 0, EXACT_REVERT
+        return zero, zero, zero, 0, zero, 0, EXACT_REVERT
     left, paid, received, crossed = amount, zero, zero, 0
     while not u256_is_zero(left) and not u256_eq(sqrt_price, limit):
         start = sqrt_price
@@ -483,7 +513,7 @@ def v3_quote(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, z
         sqrt_price, step_in, step_out, fee_amount, status = compute_swap_step(
             sqrt_price, target, liquidity, left if exact_in else u256_neg(left), fee_pips)
         if status != EXACT_OK:
-            return zero, zero, 0, status
+            return zero, zero, zero, 0, zero, 0, status
         spent, _ = u256_add(step_in, fee_amount)
         paid, _ = u256_add(paid, spent)
         received, _ = u256_add(received, step_out)
@@ -494,23 +524,34 @@ def v3_quote(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, z
                 liquidity, status = add_liquidity_delta(liquidity, (nets[index, 0], nets[index, 1], nets[index, 2],
                                                                     nets[index, 3]), zero_for_one)
                 if status != EXACT_OK:
-                    return zero, zero, 0, status
+                    return zero, zero, zero, 0, zero, 0, status
             tick = tick_next - 1 if zero_for_one else tick_next
         elif not u256_eq(sqrt_price, start):
-            # the contract sets tick = getTickAtSqrtRatio(price) here; a step stops short of its target only when it
-            # used up what was left (or at the limit), so the loop ends and nothing reads that tick
+            # a step stops short of its target only when it used up what was left or reached the limit: the loop
+            # ends here, and the tick is the price's (in range: the price lies between two ticks' ratios)
+            if track_tick:
+                tick, _ = get_tick_at_sqrt_ratio(sqrt_price)
             break
-    return paid, received, crossed, EXACT_OK
+    return paid, received, sqrt_price, tick, liquidity, crossed, EXACT_OK
+
+
+def v3_quote(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, ticks, nets, lo, hi):
+    """v3_swap's amounts with the hops' price limit (MIN_SQRT_RATIO + 1 or MAX_SQRT_RATIO − 1): (input paid,
+    output received, initialized ticks crossed, status)."""
+    limit = (MIN_SQRT_RATIO_PLUS_1, Z, Z, Z) if zero_for_one else MAX_SQRT_RATIO_MINUS_1
+    paid, received, _, _, _, crossed, status = v3_swap(sqrt_price, liquidity, tick, spacing, fee_pips, amount,
+                                                       exact_in, zero_for_one, limit, ticks, nets, lo, hi, False)
+    return paid, received, crossed, status
 
 
 # Dependency order for kernels/compile.build, after the u256 functions they call.
 EXACT_FUNCTIONS = (
     v2_get_amount_out, v2_get_amount_in, v2_path_amount_out,
-    mul_shr128, get_sqrt_ratio_at_tick,
+    mul_shr128, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio,
     fits_uint160, next_sqrt_price_from_amount0_rounding_up, next_sqrt_price_from_amount1_rounding_down,
     get_next_sqrt_price_from_input, get_next_sqrt_price_from_output, get_amount0_delta, get_amount1_delta,
     get_amount_delta, next_sqrt_price, compute_swap_step,
-    add_liquidity_delta, next_initialized_tick, v3_quote,
+    add_liquidity_delta, next_initialized_tick, v3_swap, v3_quote,
 )
 
 
@@ -536,37 +577,40 @@ def v2_paths_amount_out_cuda(amount_in, path_reserve_in, path_reserve_out, path_
         out_status[i] = status
 
 
-def v3_quote_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
-                 nets, out_paid, out_received, out_crossed, out_status):
-    """v3_quote of row i (u256 columns (n, 4) limbs; row i's pool holds ticks[lo[i]:hi[i]]) into row i of the
-    outputs."""
-    paid, received, crossed, status = v3_quote(
+def v3_swap_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, limit, lo, hi,
+                ticks, nets, out_paid, out_received, out_price, out_tick, out_liquidity, out_crossed, out_status):
+    """v3_swap of row i (u256 columns (n, 4) limbs; row i's pool holds ticks[lo[i]:hi[i]]), the tick after tracked,
+    into row i of the outputs."""
+    paid, received, price, tick_after, liquidity_after, crossed, status = v3_swap(
         (sqrt_price[i, 0], sqrt_price[i, 1], sqrt_price[i, 2], sqrt_price[i, 3]),
         (liquidity[i, 0], liquidity[i, 1], liquidity[i, 2], liquidity[i, 3]), tick[i], spacing[i], fee_pips[i],
-        (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i], ticks, nets, lo[i],
-        hi[i])
+        (amount[i, 0], amount[i, 1], amount[i, 2], amount[i, 3]), exact_in[i], zero_for_one[i],
+        (limit[i, 0], limit[i, 1], limit[i, 2], limit[i, 3]), ticks, nets, lo[i], hi[i], True)
     for k in range(4):
         out_paid[i, k] = paid[k]
         out_received[i, k] = received[k]
+        out_price[i, k] = price[k]
+        out_liquidity[i, k] = liquidity_after[k]
+    out_tick[i] = tick_after
     out_crossed[i] = crossed
     out_status[i] = status
 
 
-def v3_quotes_cpu(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
-                  nets, out_paid, out_received, out_crossed, out_status):
-    """v3_quote of every row."""
+def v3_swaps_cpu(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, limit, lo, hi, ticks,
+                 nets, out_paid, out_received, out_price, out_tick, out_liquidity, out_crossed, out_status):
+    """v3_swap of every row."""
     for i in prange(amount.shape[0]):
-        v3_quote_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
-                     nets, out_paid, out_received, out_crossed, out_status)
+        v3_swap_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, limit, lo, hi,
+                    ticks, nets, out_paid, out_received, out_price, out_tick, out_liquidity, out_crossed, out_status)
 
 
-def v3_quotes_cuda(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
-                   nets, out_paid, out_received, out_crossed, out_status):
-    """v3_quotes_cpu, one thread per row."""
+def v3_swaps_cuda(sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, limit, lo, hi,
+                  ticks, nets, out_paid, out_received, out_price, out_tick, out_liquidity, out_crossed, out_status):
+    """v3_swaps_cpu, one thread per row."""
     i = cuda.grid(1)  # noqa: F821
     if i < amount.shape[0]:
-        v3_quote_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, lo, hi, ticks,
-                     nets, out_paid, out_received, out_crossed, out_status)
+        v3_swap_row(i, sqrt_price, liquidity, tick, spacing, fee_pips, amount, exact_in, zero_for_one, limit, lo, hi,
+                    ticks, nets, out_paid, out_received, out_price, out_tick, out_liquidity, out_crossed, out_status)
 
 
 # Column kinds (kernels/u256.elementwise) of the row-by-row driver `<name>_cpu` / `<name>_cuda` of each function.
@@ -576,19 +620,21 @@ BATCH_KINDS = {
     "v2_get_amount_out": ("uuui", "ui"),
     "v2_get_amount_in": ("uuui", "ui"),
     "get_sqrt_ratio_at_tick": ("i", "ui"),
+    "get_tick_at_sqrt_ratio": ("u", "ii"),
     "get_next_sqrt_price_from_input": ("uuub", "ui"),
     "get_next_sqrt_price_from_output": ("uuub", "ui"),
     "get_amount0_delta": ("uuub", "ui"),
     "get_amount1_delta": ("uuub", "ui"),
     "compute_swap_step": ("uuuui", "uuuui"),
+    "add_liquidity_delta": ("uub", "ui"),
 }
 
 
 # The kernel's declaration (gpubt.kernels.REGISTRY): the u256 and exact device functions in dependency order, the
 # row-by-row driver of each BATCH_KINDS function and the path driver, every CPU function compiled on its own
 # (kernels/u256.build says why).
-DEVICE_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS + (v3_quote_row,)
+DEVICE_FUNCTIONS = _u256.U256_FUNCTIONS + EXACT_FUNCTIONS + (v3_swap_row,)
 DRIVERS = tuple(_u256.elementwise(next(fn for fn in DEVICE_FUNCTIONS if fn.__name__ == name), *kinds)
                 for name, kinds in BATCH_KINDS.items()) + ((v2_paths_amount_out_cpu, v2_paths_amount_out_cuda),
-                                                           (v3_quotes_cpu, v3_quotes_cuda))
+                                                           (v3_swaps_cpu, v3_swaps_cuda))
 INLINE = False

@@ -41,6 +41,7 @@ S256 = np.uint64(256)
 W1 = np.uint64(1)   # limb counts compared against a uint64 shift
 W2 = np.uint64(2)
 W3 = np.uint64(3)
+TWO64F = 18446744073709551616.0   # 2⁶⁴ as a float64
 
 U256_OK = 0
 U256_DIV_ZERO = 1    # the divisor is 0 (FullMath.mulDiv's require(denominator > 0))
@@ -390,12 +391,17 @@ def div_rounding_up(x, y):
     return q
 
 
+def u256_to_float(a):
+    """A u256 as a float64 (within a few ulp)."""
+    return ((float(a[3]) * TWO64F + float(a[2])) * TWO64F + float(a[1])) * TWO64F + float(a[0])
+
+
 # Dependency order for kernels/compile.build (a function calls only functions listed before it).
 U256_FUNCTIONS = (
     mul64, mac64, add_carry, sub_borrow, clz64, div128by64,
     u256_is_zero, u256_eq, u256_lt, u256_add, u256_sub, u256_neg, u256_or, u256_shl,
     u256_shr, u256_clz, u256_mul_small, u256_mul, knuth_step, u512_divmod, u256_divmod, mul_div,
-    mul_div_rounding_up, div_rounding_up,
+    mul_div_rounding_up, div_rounding_up, u256_to_float,
 )
 
 

@@ -1,7 +1,8 @@
-"""The exact engine's batched entry points, the V2 cycle search and the input of cycles with V3 hops:
-`exact.engine=python` runs the Python-int oracle (gpubt.exact.v2, gpubt.exact.hops), `device` runs the same
-algorithm as a kernel on the backend (kernels/exact_search.py) and the oracle only for what the kernel hands back
-(SEARCH_FALLBACK: ties and sizes it does not decide; the counts are kept in `stats`).
+"""The exact engine's batched entry points, the V2 cycle search, the input of cycles with V3 hops and the sandwich's
+pricing: `exact.engine=python` runs the Python-int oracle (gpubt.exact.v2, gpubt.exact.hops, the sandwich's
+price_sandwich), `device` runs the same algorithm as a kernel on the backend (kernels/exact_search.py,
+kernels/exact_sandwich.py) and the oracle only for what the kernel hands back (ties and sizes it does not decide;
+the counts are kept in `stats`).
 Both give identical results (tests/exact/test_engine.py). It sits with the strategies, above the backend it
 launches on."""
 from __future__ import annotations
@@ -59,16 +60,16 @@ def _from_limbs(limbs: np.ndarray, signed: bool = False) -> list[int]:
     return [int.from_bytes(raw[32 * i:32 * i + 32], "little", signed=signed) for i in range(len(limbs))]
 
 
-def _run_rows(backend, driver: str, row: str, m: int, args: tuple) -> tuple:
-    """The arguments on the backend after kernels/exact_search.py's `driver` ran over their m rows; on the CPU, up
-    to SERIAL_MAX rows run one by one through the device function `row` (a parallel launch costs ~30 µs)."""
+def _run_rows(backend, driver: str, row: str, m: int, args: tuple, module: str = "exact_search") -> tuple:
+    """The arguments on the backend after kernels/<module>.py's `driver` ran over their m rows; on the CPU, up to
+    SERIAL_MAX rows run one by one through the device function `row` (a parallel launch costs ~30 µs)."""
     dev = tuple(backend.to_device(a) if isinstance(a, np.ndarray) else a for a in args)
     if backend.name == "cpu" and m <= SERIAL_MAX:
-        fn = getattr(backend.compiled("exact_search"), row)
+        fn = getattr(backend.compiled(module), row)
         for j in range(m):
             fn(j, *dev)
     else:
-        backend.launch("exact_search", driver, m, dev)
+        backend.launch(module, driver, m, dev)
     return dev
 
 
@@ -139,12 +140,7 @@ def pack_mixed_cycles(cycles: list, hops: int) -> tuple:
                 spacing[t, h] = spec[4] or exact_v3.TICK_SPACINGS[spec[5]]
                 a_vals.append(spec[1])
                 b_vals.append(spec[2])
-                table = spec[7]
-                if id(table) not in tables:
-                    tables[id(table)] = (len(ticks), len(ticks) + len(table[0]))
-                    ticks.extend(table[0])
-                    nets.extend(v % (1 << 256) for v in table[1])   # int128 → its 256-bit two's complement
-                lo[t, h], hi[t, h] = tables[id(table)]
+                lo[t, h], hi[t, h] = _pack_tables(tables, ticks, nets, spec[7])
             else:
                 zfo[t, h] = True   # the V2 hop's direction is in which reserve is in and which out
                 a_vals.append(spec[1])
@@ -185,4 +181,91 @@ def mixed_inputs(backend, x_float, cycles: list, engine: str = "device") -> list
             else:
                 stats["mixed_device"] += 1
                 results.append((xs[j], ps[j], int(crossed[j])))
+    return results
+
+
+def _pack_tables(tables: dict, ticks: list, nets: list, table) -> tuple[int, int]:
+    """(lo, hi) of a V3 tick table (ticks, liquidity nets, ...) in the concatenated arrays, added once by identity."""
+    if id(table) not in tables:
+        tables[id(table)] = (len(ticks), len(ticks) + len(table[0]))
+        ticks.extend(table[0])
+        nets.extend(v % (1 << 256) for v in table[1])   # int128 → its 256-bit two's complement
+    return tables[id(table)]
+
+
+def pack_sandwiches(scenarios: list) -> tuple:
+    """The kernel's inputs (kernels/exact_sandwich.py sandwich_prices) of scenarios (pool, zero_for_one, victims,
+    x_float, a_max_float, capital_raw): pool ("v2", fee, reserve0, reserve1) or ("v3", fee, spacing, sqrt price,
+    liquidity, tick, table); victims [(amount_in, amount_out_min or amountOut, exact_output)]."""
+    n = len(scenarios)
+    is_v3, fee, tick, spacing, lo, hi = (np.zeros(n, t) for t in (np.bool_, np.int64, np.int64, np.int64, np.int64,
+                                                                    np.int64))
+    a_vals, b_vals, v_amounts, v_limits, v_exact, v0, nv = [], [], [], [], [], [], []
+    tables: dict = {}
+    ticks, nets = [], []
+    for t, (pool, _, victims, _, _, _) in enumerate(scenarios):
+        fee[t] = pool[1]
+        if pool[0] == "v3":
+            is_v3[t], tick[t] = True, pool[5]
+            spacing[t] = pool[2] or exact_v3.TICK_SPACINGS[pool[1]]   # v3_quote_pool's rule
+            a_vals.append(pool[3])
+            b_vals.append(pool[4])
+            lo[t], hi[t] = _pack_tables(tables, ticks, nets, pool[6])
+        else:
+            a_vals.append(pool[2])
+            b_vals.append(pool[3])
+        v0.append(len(v_amounts))
+        nv.append(len(victims))
+        for amount, limit, exact_output in victims:
+            v_amounts.append(amount)
+            v_limits.append(limit)
+            v_exact.append(bool(exact_output))
+    col = np.asarray
+    return (is_v3, fee, _to_limbs(a_vals), _to_limbs(b_vals), tick, spacing, lo, hi,
+            col(ticks or [0], np.int64), _to_limbs(nets) if nets else np.zeros((1, 4), np.uint64),
+            col([s[1] for s in scenarios], np.bool_), col(v0, np.int64), col(nv, np.int64),
+            col([float(s[3]) for s in scenarios]), col([float(s[4]) for s in scenarios]),
+            col([float(s[5]) for s in scenarios]), _to_limbs(v_amounts), _to_limbs(v_limits), col(v_exact, np.bool_))
+
+
+def sandwich_prices(backend, scenarios: list, oracle, engine: str = "device") -> list:
+    """price_sandwich of every scenario (pack_sandwiches): [(front-run, its bound, the bundle: front_out, back_out,
+    victim_in, victim_out, reverted, crossed, gross, feasible) or None]; `oracle(t)` prices scenario t in Python ints
+    (exact.engine=python, a call too small for a launch, and what the kernel hands back)."""
+    if engine not in ENGINES:
+        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    n = len(scenarios)
+    if engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu"):
+        return [oracle(t) for t in range(n)]
+    from gpubt.kernels.exact_sandwich import SANDWICH_FALLBACK, SANDWICH_NONE
+
+    results = []
+    for start in range(0, n, CHUNK):
+        idx = range(start, min(n, start + CHUNK))
+        m = len(idx)
+        args = pack_sandwiches([scenarios[t] for t in idx])
+        n_v = len(args[16])
+        args += (np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64),
+                 np.zeros((m, 4), np.uint64), np.zeros(m, np.int64), np.zeros((n_v, 4), np.uint64),
+                 np.zeros((n_v, 4), np.uint64), np.zeros(n_v, np.bool_), np.zeros(m, np.int64))
+        dev = _run_rows(backend, "sandwich_prices", "sandwich_price", m, args, module="exact_sandwich")
+        front, front_max, front_out, back_out, crossed, paid, received, reverted, status = (
+            backend.to_host(a) for a in dev[19:])
+        front, front_max, front_out, back_out, paid, received = (
+            _from_limbs(a) for a in (front, front_max, front_out, back_out, paid, received))
+        v0 = args[11]
+        for j, t in enumerate(idx):
+            if status[j] == SANDWICH_FALLBACK:
+                stats["sandwich_fallback"] += 1
+                results.append(oracle(t))
+                continue
+            stats["sandwich_device"] += 1
+            if status[j] == SANDWICH_NONE:
+                results.append(None)
+                continue
+            vs = range(int(v0[j]), int(v0[j]) + len(scenarios[t][2]))
+            results.append((front[j], front_max[j], dict(
+                front_out=front_out[j], back_out=back_out[j], victim_in=[paid[k] for k in vs],
+                victim_out=[received[k] for k in vs], reverted=[bool(reverted[k]) for k in vs],
+                feasible=True, crossed=int(crossed[j]), gross=back_out[j] - front[j])))
     return results

@@ -37,6 +37,7 @@ from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, point_key
 from gpubt.market.pools import PoolTable
 from gpubt.market.searchers import option
+from gpubt.strategies import exact_engine
 from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_victims_reason, trade_row
 
 
@@ -282,6 +283,31 @@ def exact_max_frontrun(make_pool, zero_for_one: bool, victims, hint: float, cap:
     return lo
 
 
+def price_sandwich(make_pool, zero_for_one: bool, victims, x_float: float, a_max_float: float, capital_raw: float):
+    """The exact sandwich of one scenario: (front-run, its bound, exact_bundle's result) or None when no exact
+    front-run works. The bound: the largest front-run (at most the capital) after which the first victim still
+    executes, from the screen's bound; with several victims also the largest after which all do; the bundle at the
+    best of those and the screen's front-run (most gross profit; the smaller on a tie). The oracle of
+    kernels/exact_sandwich.py (exact.engine=device)."""
+    cap = int(capital_raw)
+    a_max = exact_max_frontrun(make_pool, zero_for_one, victims[:1], min(a_max_float, capital_raw), cap)
+    if a_max <= 0:
+        return None
+    candidates = {min(max(1, int(x_float)), a_max), a_max}
+    if len(victims) > 1:
+        a_all = exact_max_frontrun(make_pool, zero_for_one, victims, min(x_float, a_max_float, capital_raw), a_max)
+        if a_all > 0:
+            candidates.add(a_all)
+    best = None
+    for a in sorted(candidates):
+        r = exact_bundle(make_pool, zero_for_one, a, victims)
+        if r is None or not r["feasible"]:
+            continue
+        if best is None or r["gross"] > best[1]["gross"]:
+            best = (a, r)
+    return None if best is None else (best[0], a_max, best[1])
+
+
 def victim_detail(tx_index, tx_hash, victim, paid: int, received: int, reverted: bool) -> dict:
     """A victim in a sandwich trade's detail: its kind and limit, what it paid and received in the bundle (0 and 0
     when it reverted)."""
@@ -293,6 +319,9 @@ def victim_detail(tx_index, tx_hash, victim, paid: int, received: int, reverted:
         out.update(amount_out_min=str(limit))
     out.update(amount_in=str(paid), amount_out=str(received), reverted=bool(reverted))
     return out
+
+
+_UNPRICED = object()   # a scenario the exact engine did not price beforehand (SandwichStrategy._priced)
 
 
 class SandwichStrategy(Strategy):
@@ -308,6 +337,7 @@ class SandwichStrategy(Strategy):
         self.max_group = int(option(cfg, "max_victims_per_group", 8))
         self.max_steps = int(option(cfg, "v3_max_steps", 64))
         self.stats.update(victims=0, selected=0)
+        self._priced: dict = {}   # (first victim, key, capital) -> price_sandwich's result, from the exact engine
 
     # -- scenarios --------------------------------------------------------------------------------------------
     def scenarios(self, batch, victims: pa.Table):
@@ -397,7 +427,9 @@ class SandwichStrategy(Strategy):
         trades = []
         cache: dict = {}
         with self.timed("exact"):
-            for i in sorted(best.values()):
+            order = sorted(best.values())
+            self.price_ahead(batch, v, members, order, s_key, x, a_max, s_capital, s_wei, cache)
+            for i in order:
                 args = (batch, v, members[i], int(s_key[i]), float(x[i]), float(a_max[i]), float(s_capital[i]),
                         int(token_in[i]), float(s_wei[i]), cache)
                 trade = self.reprice(*args)
@@ -405,7 +437,58 @@ class SandwichStrategy(Strategy):
                     trade["_reprice"] = lambda args=args: (self.reprice(*args), None)
                     trade["_victims"] = [int(point_key(s_block[i], v["tx"][j])) for j in members[i]]
                     trades.append(trade)
+            self._priced.clear()   # what it did not use: a later re-pricing sees the pass's forked pools
         return StrategyResult(opportunities, trades)
+
+    @staticmethod
+    def victims(v, member: list) -> list:
+        """The scenario's victims as price_sandwich takes them: (amount_in, amount_out_min or amountOut, exact
+        output)."""
+        exact_output = v.get("exact_output")
+        return [(v["amount_in"][j], v["min_out"][j], bool(exact_output[j]) if exact_output is not None else False)
+                for j in member]
+
+    def price_ahead(self, batch, v, members, order, s_key, x, a_max, s_capital, s_wei, cache) -> None:
+        """Price the selected scenarios in one call of the exact engine at their capital, then in a second the
+        policy's capitals `reprice` will ask for (those below the victims' bound), into `_priced` for `_price` to
+        take (exact.engine=device: kernels/exact_sandwich.py)."""
+        backend, engine = self.exact()
+        if engine != "device":
+            return
+        scenario = {}
+        for i in order:
+            member, key = members[i], int(s_key[i])
+            pool, zfo = int(v["pool"][member[0]]), bool(v["zfo"][member[0]])
+            fee = int(self.meta.fee_ppm[pool])
+            if self.meta.is_v3[pool]:
+                sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+                spec = ("v3", fee, int(self.meta.tick_spacing[pool]), sqrt_price, liquidity, tick, table)
+            else:
+                spec = ("v2", fee, *batch.exact_reserve(pool, key))
+            scenario[i] = (pool, key, spec, zfo, self.victims(v, member), float(x[i]), float(a_max[i]))
+
+        def price(asks: list) -> None:   # asks: (scenario index, capital)
+            def oracle(t: int):
+                pool, key, _, zfo, victims, x_float, a_max_float = scenario[asks[t][0]]
+                return price_sandwich(self.make_pool_factory(batch, pool, key, cache), zfo, victims, x_float,
+                                      a_max_float, asks[t][1])
+
+            got = exact_engine.sandwich_prices(backend, [(*scenario[i][2:], capital) for i, capital in asks], oracle,
+                                               engine)
+            for (i, capital), result in zip(asks, got):
+                self._priced[(members[i][0], int(s_key[i]), capital)] = result
+
+        price([(i, float(s_capital[i])) for i in order])
+        asks = []
+        for i in order:   # the tiers `reprice.at` prices (the others take the trade at the capital)
+            main = self._priced[(members[i][0], int(s_key[i]), float(s_capital[i]))]
+            bound = main[1] if main is not None else 0
+            wei = float(s_wei[i])
+            for capital_eth in self.capital_tiers_eth:
+                capital = capital_eth * 1e18 / wei if wei > 0 else 0.0
+                if main is not None and not (bound < int(float(s_capital[i])) and int(capital) >= bound):
+                    asks.append((i, capital))
+        price(list(dict.fromkeys(asks)))
 
     def effects(self, trade: dict, batch) -> list:
         """Front-run, the victims as priced (each executed, or reverted when its limit failed), back-run."""
@@ -452,30 +535,14 @@ class SandwichStrategy(Strategy):
                token_in: int, wei_per_raw: float, cache: dict) -> dict | None:
         pool = int(v["pool"][member[0]])
         zfo = bool(v["zfo"][member[0]])
-        exact_output = v.get("exact_output")
-        victims = [(v["amount_in"][j], v["min_out"][j], bool(exact_output[j]) if exact_output is not None else False)
-                   for j in member]
-        make_pool = self.make_pool_factory(batch, pool, key, cache)
-        cap = int(capital_raw)
-        # the bundle's bound: its first victim executes; later victims may revert beyond a_all (every one executes)
-        a_max = exact_max_frontrun(make_pool, zfo, victims[:1], min(a_max_float, capital_raw), cap)
-        if a_max <= 0:
+        victims = self.victims(v, member)
+        priced = self._priced.pop((member[0], key, capital_raw), _UNPRICED)
+        if priced is _UNPRICED:
+            priced = price_sandwich(self.make_pool_factory(batch, pool, key, cache), zfo, victims, x_float,
+                                    a_max_float, capital_raw)
+        if priced is None:
             return None
-        candidates = {min(max(1, int(x_float)), a_max), a_max}
-        if len(victims) > 1:
-            a_all = exact_max_frontrun(make_pool, zfo, victims, min(x_float, a_max_float, capital_raw), a_max)
-            if a_all > 0:
-                candidates.add(a_all)
-        best = None
-        for a in sorted(candidates):
-            r = exact_bundle(make_pool, zfo, a, victims)
-            if r is None or not r["feasible"]:
-                continue
-            if best is None or r["gross"] > best[1]["gross"]:
-                best = (a, r)
-        if best is None:
-            return None
-        a, r = best
+        a, a_max, r = priced
         block = (key + 1) >> KEY_TX_BITS
         gross_raw = r["gross"]
         gross_wei = gross_raw if token_in == WETH else round(gross_raw * wei_per_raw)

@@ -1,5 +1,7 @@
 """gpubt.exact.v2 against the real UniswapV2Pair (v2-core 1.0.1) and UniswapV2Router02's library math
-(v2-periphery 1.1.0-beta.0): every output and input exact to the wei, reserves after every swap equal."""
+(v2-periphery 1.1.0-beta.0): every output and input exact to the wei, reserves after every swap equal; the exact
+engine on the device (kernels/exact_uniswap.py, tests/evm/device.py) gives the library's every output and input
+too."""
 from __future__ import annotations
 
 import random
@@ -10,6 +12,7 @@ from gpubt.exact.v2 import get_amount_in, get_amount_out
 from gpubt.market.fork import ForkedPool
 from tests.evm.chain import DEPLOYER, Chain, Reverted
 from tests.evm.conftest import evm_cases
+from tests.evm.device import device_rows
 
 pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
 
@@ -74,6 +77,7 @@ def test_v2_swaps_exact_against_pair_and_router(market):
     rng = random.Random(20240601)
     c = market.chain
     mismatches, done, exact_out_cases, zero_out_cases = [], 0, 0, 0
+    library = {"v2_get_amount_out": ([], []), "v2_get_amount_in": ([], [])}   # device rows, the router's answers
     while done < n_swaps:
         pair, token0, token1 = market.new_pair(_log_uniform(rng, 2**100), _log_uniform(rng, 2**100))
         for _ in range(SWAPS_PER_PAIR):
@@ -92,6 +96,8 @@ def test_v2_swaps_exact_against_pair_and_router(market):
                                 returns=["uint256"])
                 if lib_in != amount_in:
                     mismatches.append(("getAmountIn", amount_out, r_in, r_out, lib_in, amount_in))
+                library["v2_get_amount_in"][0].append((amount_out, r_in, r_out, 3000))
+                library["v2_get_amount_in"][1].append(("ok", (lib_in,)))
                 if ForkedPool(0, False, 3000, r0, r1).swap_out(zero_for_one, amount_out) != lib_in:
                     mismatches.append(("fork swap_out", amount_out, r_in, r_out, lib_in))
                 if r_in + amount_in > MAX_UINT112:
@@ -107,6 +113,8 @@ def test_v2_swaps_exact_against_pair_and_router(market):
                              returns=["uint256"])
             if lib_out != amount_out:
                 mismatches.append(("getAmountOut", amount_in, r_in, r_out, lib_out, amount_out))
+            library["v2_get_amount_out"][0].append((amount_in, r_in, r_out, 3000))
+            library["v2_get_amount_out"][1].append(("ok", (lib_out,)))
             token_in = token0 if zero_for_one else token1
             # one wei more than gpubt's output must break the pair's K check: the output is the maximum
             if amount_out + 1 < r_out:
@@ -132,3 +140,7 @@ def test_v2_swaps_exact_against_pair_and_router(market):
             done += 1
     assert not mismatches, f"{len(mismatches)} mismatches in {done} swaps, first: {mismatches[:3]}"
     assert exact_out_cases > n_swaps // 5 and zero_out_cases > 0
+    for name, (rows, router) in library.items():
+        device = device_rows(name, rows)
+        differ = [(row, d, r) for row, d, r in zip(rows, device, router) if d != r]
+        assert not differ, f"the device engine's {name}: {len(differ)} of {len(rows)} differ, first: {differ[:3]}"

@@ -1,6 +1,7 @@
 """gpubt.exact.v3's library functions against v3-core's own FullMath/TickMath/SqrtPriceMath/SwapMath/LiquidityMath,
 compiled from the npm package's sources into a harness (tests/evm/contracts/GpubtV3MathHarness.sol): random and
-edge inputs, equal results or a revert on both sides."""
+edge inputs, equal results or a revert on both sides; the exact engine on the device (kernels/exact_uniswap.py,
+tests/evm/device.py) on the same inputs, for the functions it has."""
 from __future__ import annotations
 
 import random
@@ -10,6 +11,7 @@ import pytest
 from gpubt.exact import v3
 from tests.evm.chain import Chain, Reverted
 from tests.evm.conftest import evm_cases
+from tests.evm.device import device_rows
 
 pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
 
@@ -62,6 +64,18 @@ CASES = {  # name: (solidity signature, return types, python function, random ar
 }
 
 
+# the harness's functions the device engine has: its driver, and the harness's arguments as the driver's
+ON_DEVICE = {
+    "mulDiv": ("mul_div", None), "mulDivRoundingUp": ("mul_div_rounding_up", None),
+    "getSqrtRatioAtTick": ("get_sqrt_ratio_at_tick", None), "getTickAtSqrtRatio": ("get_tick_at_sqrt_ratio", None),
+    "getNextSqrtPriceFromInput": ("get_next_sqrt_price_from_input", None),
+    "getNextSqrtPriceFromOutput": ("get_next_sqrt_price_from_output", None),
+    "getAmount0Delta": ("get_amount0_delta", None), "getAmount1Delta": ("get_amount1_delta", None),
+    "computeSwapStep": ("compute_swap_step", lambda p, t, q, left, fee: (p, t, q, left % 2**256, fee)),
+    "addDelta": ("add_liquidity_delta", lambda x, y: (x, y % 2**256, False)),
+}
+
+
 @pytest.fixture(scope="module")
 def harness():
     chain = Chain()
@@ -74,7 +88,7 @@ def test_v3_library_function_matches_contract(harness, name):
     signature, returns, fn, draw = CASES[name]
     rng = random.Random(name)
     n = max(200, evm_cases() // 5)
-    mismatches, reverts = [], 0
+    mismatches, reverts, on_device = [], 0, []
     for _ in range(n):
         args = draw(rng)
         try:
@@ -90,5 +104,12 @@ def test_v3_library_function_matches_contract(harness, name):
         reverts += isinstance(py, tuple) and py[:1] == ("revert",)
         if evm != py:
             mismatches.append((args, evm, py))
+        evm = evm if isinstance(evm, tuple) else (evm,)
+        on_device.append((args, ("revert",) if evm[0] == "revert" else ("ok", evm)))
     assert not mismatches, f"{name}: {len(mismatches)}/{n} differ, first: {mismatches[:3]}"
     assert reverts < n  # not only failures
+    if name in ON_DEVICE:
+        driver, convert = ON_DEVICE[name]
+        rows = [convert(*args) if convert else args for args, _ in on_device]
+        differ = [(args, got, want) for (args, want), got in zip(on_device, device_rows(driver, rows)) if got != want]
+        assert not differ, f"{name} on the device: {len(differ)}/{n} differ, first: {differ[:3]}"

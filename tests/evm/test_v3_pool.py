@@ -1,7 +1,9 @@
 """gpubt.exact.v3.V3Pool against the real UniswapV3Pool (v3-core 1.0.1): random pools of every fee tier with
 full-range, wide and concentrated positions, exact-in and exact-out swaps with and without price limits, prices
 near MIN/MAX tick; every amount0/amount1, the sqrtPriceX96, tick and liquidity after, and every mint/burn amount
-equal to the wei (and a revert on one side is a revert, with the same reason, on the other)."""
+equal to the wei (and a revert on one side is a revert, with the same reason, on the other). Every swap also runs
+through the exact engine on the device (kernels/exact_uniswap.py's v3_swaps, tests/evm/device.py): amounts and the
+state after equal the contract's, a revert is a revert."""
 from __future__ import annotations
 
 import random
@@ -12,6 +14,7 @@ import pytest
 from gpubt.exact import v3
 from tests.evm.chain import Chain, Reverted
 from tests.evm.conftest import evm_cases
+from tests.evm.device import device_v3_swaps
 
 pytestmark = pytest.mark.slow  # the real Uniswap bytecode in pyrevm (npm artifacts: `make node_modules/.stamp`)
 
@@ -142,6 +145,11 @@ def test_v3_pool_swaps_mints_burns_exact(market):
     stats = Counter()
     crossed = Counter()
     mismatches = []
+    on_device, from_evm = [], []   # the swaps for the device engine, and what the contract did
+
+    def tick_table():   # the pool's initialized ticks and their liquidityNet (packed once per table)
+        ticks = [c * pool.tick_spacing for c in pool.initialized]
+        return ticks, [pool.ticks[t].liquidity_net for t in ticks]
 
     def check(kind, evm, py, *ctx):
         stats[f"{kind}:{evm[0]}"] += 1
@@ -161,6 +169,7 @@ def test_v3_pool_swaps_mints_burns_exact(market):
             check("mint", evm, py, fee, lower, upper, amount)
             if py[0] == "ok":
                 positions.append([lower, upper, amount])
+        table = tick_table()
         for _ in range(SWAPS_PER_POOL):
             market.chain.next_block()
             zero_for_one = rng.random() < 0.5
@@ -168,11 +177,14 @@ def test_v3_pool_swaps_mints_burns_exact(market):
             amount = magnitude if rng.random() < 0.6 else -magnitude
             limit = _random_limit(rng, pool, zero_for_one)
             before = (pool.sqrt_price_x96, pool.tick, pool.liquidity)
+            on_device.append((before[0], before[1], before[2], pool.tick_spacing, fee, amount, zero_for_one, limit,
+                              *table))
             outcome = []
             evm, py = _both(lambda: market.swap(address, zero_for_one, amount, limit),
                             lambda: outcome.append(pool.swap_outcome(zero_for_one, amount, limit)) or outcome[-1][:2])
             check("swap", evm, py, fee, before, zero_for_one, amount, limit)
             got = market.state(address)
+            from_evm.append(("ok", (*evm[1], *got)) if evm[0] == "ok" else ("revert",))
             want = (pool.sqrt_price_x96, pool.tick, pool.liquidity)
             if got != want:
                 mismatches.append(("state", got, want, fee, before, zero_for_one, amount, limit))
@@ -189,8 +201,12 @@ def test_v3_pool_swaps_mints_burns_exact(market):
                 check("burn", evm, py, fee, pos, part)
                 pos[2] -= part if py[0] == "ok" else 0
                 positions = [p for p in positions if p[2] > 0]
+                table = tick_table()
     print(dict(stats), sorted(crossed.items()))
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:3]}"
+    device = device_v3_swaps(on_device)
+    differ = [(row[:8], d, e) for row, d, e in zip(on_device, device, from_evm) if d != e]
+    assert not differ, f"the device engine: {len(differ)} of {len(device)} swaps differ, first: {differ[:3]}"
     # the cases cover what they claim to
     assert stats["swap:ok"] > 0.8 * n_swaps and stats["swap:revert"] > 0
     assert stats["exact_out"] > 0.3 * n_swaps and stats["mint:ok"] > 0 and stats["burn:ok"] > 0

@@ -1,6 +1,7 @@
-"""exact.engine=device (the default: kernels/exact_search.py through gpubt.strategies.exact_engine) against
-exact.engine=python (the Python-int oracle): identical trades.parquet for strategy=all on the tiny and small synthetic markets, and the
-device engine really ran (its searches and mixed cycles' refinements were not all handed back)."""
+"""exact.engine=device (the default: kernels/exact_search.py and exact_sandwich.py through
+gpubt.strategies.exact_engine) against exact.engine=python (the Python-int oracle): identical trades.parquet for
+strategy=all on the tiny and small synthetic markets, and the device engine really ran (its searches, mixed cycles'
+refinements and sandwiches were not all handed back)."""
 from __future__ import annotations
 
 import json
@@ -38,6 +39,8 @@ def test_device_engine_trades_equal_the_oracle(preset, tiny_cache, tmp_path):
     assert searched.get("device", 0) > 0 and searched.get("fallback", 0) <= searched["device"] // 100, searched
     # cycles with V3 hops too (their input refined on the device)
     assert searched.get("mixed_device", 0) > 0 and searched.get("mixed_fallback", 0) <= searched["mixed_device"] // 20
+    # the sandwiches priced on the device (kernels/exact_sandwich.py)
+    assert searched.get("sandwich_device", 0) > 0 and searched.get("sandwich_fallback", 0) == 0, searched
     assert engine.stats == searched  # exact.engine=python never calls the kernel
 
 

@@ -111,18 +111,17 @@ def _exact_paths(n=130, max_hops=3):
     return n, (amounts, reserves_in, reserves_out, fees, np.zeros((n, 4), np.uint64), np.zeros(n, np.int64))
 
 
-def _exact_v3_quotes(n=24):
-    """v3_quotes on random pools of test_exact_uniswap.py (minted positions, word-by-word swaps): swaps of at most
-    20 steps (the simulator is slow)."""
+def _exact_v3_swaps(n=24):
+    """v3_swaps on random pools of test_exact_uniswap.py (minted positions, word-by-word swaps, price limits): swaps
+    of at most 20 steps (the simulator is slow)."""
     from . import test_exact_uniswap as t
 
-    pools, rows = t.v3_quote_rows(random.Random("registry:v3_quote"), 200)
+    pools, rows = t.v3_swap_rows(random.Random("registry:v3_swap"), 200)
     steps = []
-    for p, z, e, a in rows:
-        t.v3_quote_expected(pools[p], z, e, a, steps)
+    for p, z, e, a, limit in rows:
+        t.v3_swap_expected(pools[p], z, e, a, limit, steps)
     rows = [r for r, k in zip(rows, steps) if k <= 20][:n]
-    return n, (*t.v3_quote_columns(pools, rows), np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64),
-               np.zeros(n, np.int64), np.zeros(n, np.int64))
+    return n, (*t.v3_swap_columns(pools, rows), *t.v3_swap_outputs(n))
 
 
 def _exact():
@@ -130,7 +129,7 @@ def _exact():
 
     cases = {f"exact_uniswap.{name}": {"random": (lambda name=name: _exact_rows(name))} for name in BATCH_KINDS}
     cases["exact_uniswap.v2_paths_amount_out"] = {"random": _exact_paths}
-    cases["exact_uniswap.v3_quotes"] = {"random": _exact_v3_quotes}
+    cases["exact_uniswap.v3_swaps"] = {"random": _exact_v3_swaps}
     return cases
 
 
@@ -163,6 +162,23 @@ def _exact_mixed(n=6):
                np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64))
 
 
+def _exact_sandwich(n=4):
+    """sandwich_prices on V2 and V3 scenarios of tests/kernels/test_exact_sandwich.py (the V3 ones in the simulator
+    take a few seconds each)."""
+    import random
+
+    from gpubt.strategies.exact_engine import pack_sandwiches
+
+    from .test_exact_sandwich import _scenario
+
+    rng = random.Random("registry:sandwich")
+    scenarios = [_scenario(rng) for _ in range(n)]
+    n_v = sum(len(s[2]) for s in scenarios)
+    return n, (*pack_sandwiches(scenarios), *(np.zeros((n, 4), np.uint64) for _ in range(4)), np.zeros(n, np.int64),
+               np.zeros((n_v, 4), np.uint64), np.zeros((n_v, 4), np.uint64), np.zeros(n_v, np.bool_),
+               np.zeros(n, np.int64))
+
+
 EXAMPLES = {
     "cycles.screen_pairs": {"v2-seed0": lambda: _cycles(0, 0.0), "v2-seed3": lambda: _cycles(3, 0.0),
                             "mixed-seed5": lambda: _cycles(5, 0.6)},
@@ -174,5 +190,6 @@ EXAMPLES = {
     "auction.auction": {"shade": _auction},
     "exact_search.v2_optimal_inputs": {"cycles": _exact_search},
     "exact_search.mixed_inputs": {"cycles": _exact_mixed},
+    "exact_sandwich.sandwich_prices": {"scenarios": _exact_sandwich},
     **_exact(),
 }

@@ -162,6 +162,29 @@ def swap_step_expect(current, target, liq, remaining, fee):
     return kind, tuple(v & MAX256 for v in values) if kind == "ok" else values
 
 
+def liquidity_delta_rows(rng, n):
+    """(liquidity, liquidityNet as an int128's two's complement, negate): nets of both signs, near the edges too."""
+    rows = []
+    for _ in range(n):
+        x = random_uint(rng, 128)
+        if rng.random() < 0.1:
+            y = rng.choice([1, -1]) * rng.choice([x, x + 1, x - 1, 2**127 - 1])
+        else:
+            y = rng.choice([1, -1]) * random_uint(rng, rng.choice([64, 127]))
+        y = min(max(y, -(2**127) + 1), 2**127 - 1)
+        rows.append((x, y % 2**256, rng.random() < 0.5))
+    return rows
+
+
+def liquidity_delta_expect(x, net, negate):
+    """LiquidityMath.addDelta(x, ±net); 'LS' and 'LA' are both the device's EXACT_REVERT."""
+    y = net - 2**256 if net >> 255 else net
+    try:
+        return "ok", (v3.add_delta(x, -y if negate else y),)
+    except v3.V3Revert:
+        return "revert", ""
+
+
 # name: (input kinds, output kinds, case generator, expected outcome, device status -> oracle reason)
 CASES = {
     "v2_get_amount_out": ("uuui", "ui", v2_out_rows,
@@ -170,6 +193,8 @@ CASES = {
                          lambda *row: v2_expect(v2.get_amount_in, *row, amount_out=False), None),
     "get_sqrt_ratio_at_tick": ("i", "ui", lambda rng, n: [(tick(rng),) for _ in range(n)],
                                lambda t: v3_expect(v3.get_sqrt_ratio_at_tick, t), V3_REVERT),
+    "get_tick_at_sqrt_ratio": ("u", "ii", lambda rng, n: [(sqrt_price(rng),) for _ in range(n)],
+                               lambda p: v3_expect(v3.get_tick_at_sqrt_ratio, p), {ex.EXACT_REVERT: "R"}),
     "get_next_sqrt_price_from_input": ("uuub", "ui", price_rows,
                                        lambda *row: v3_expect(v3.get_next_sqrt_price_from_input, *row), V3_REVERT),
     "get_next_sqrt_price_from_output": ("uuub", "ui", price_rows,
@@ -177,6 +202,7 @@ CASES = {
     "get_amount0_delta": ("uuub", "ui", delta_rows, lambda *row: v3_expect(v3.get_amount0_delta, *row), V3_REVERT),
     "get_amount1_delta": ("uuub", "ui", delta1_rows, lambda *row: v3_expect(v3.get_amount1_delta, *row), V3_REVERT),
     "compute_swap_step": ("uuuui", "uuuui", swap_step_rows, swap_step_expect, V3_REVERT),
+    "add_liquidity_delta": ("uub", "ui", liquidity_delta_rows, liquidity_delta_expect, {ex.EXACT_REVERT: ""}),
 }
 
 
@@ -259,75 +285,129 @@ def random_v3_pool(rng) -> v3.V3Pool:
     return pool
 
 
-def v3_quote_rows(rng, n, pools_per=20):
-    """(pools, rows): rows (pool index, zero_for_one, exact_in, amount) on `n // pools_per` random pools."""
+def v3_swap_limit(rng, pool: v3.V3Pool, zero_for_one: bool) -> int:
+    """Mostly the hops' limit (MIN_SQRT_RATIO + 1 / MAX_SQRT_RATIO − 1), else a price a few to a few thousand
+    ticks away in the swap's direction; now and then one the contract refuses ('SPL': the pool's own price, the
+    wrong side, the ratio bounds themselves)."""
+    draw = rng.random()
+    if draw < 0.5:
+        return v3.MIN_SQRT_RATIO + 1 if zero_for_one else v3.MAX_SQRT_RATIO - 1
+    if draw < 0.54:
+        return rng.choice([pool.sqrt_price_x96, v3.MIN_SQRT_RATIO, v3.MAX_SQRT_RATIO, pool.sqrt_price_x96 + 1,
+                           pool.sqrt_price_x96 - 1])
+    reach = pool.tick_spacing * rng.choice([1, 5, 50, 2000])
+    t = pool.tick - rng.randint(0, reach) if zero_for_one else pool.tick + rng.randint(1, reach)
+    t = min(max(t, v3.MIN_TICK), v3.MAX_TICK)
+    return min(max(v3.get_sqrt_ratio_at_tick(t) + rng.randint(-2, 2), v3.MIN_SQRT_RATIO + 1), v3.MAX_SQRT_RATIO - 1)
+
+
+def v3_swap_rows(rng, n, pools_per=20):
+    """(pools, rows): rows (pool index, zero_for_one, exact_in, amount, price limit) on `n // pools_per` random
+    pools."""
     pools = [random_v3_pool(rng) for _ in range(max(1, n // pools_per))]
-    return pools, [(rng.randrange(len(pools)), rng.random() < 0.5, rng.random() < 0.6,
-                    random_uint(rng, rng.choice([32, 64, 96, 128]))) for _ in range(n)]
+    rows = []
+    for _ in range(n):
+        p, zero_for_one = rng.randrange(len(pools)), rng.random() < 0.5
+        rows.append((p, zero_for_one, rng.random() < 0.6, random_uint(rng, rng.choice([32, 64, 96, 128])),
+                     v3_swap_limit(rng, pools[p], zero_for_one)))
+    return pools, rows
 
 
-def v3_quote_expected(pool: v3.V3Pool, zero_for_one: bool, exact_in: bool, amount: int, steps: list | None = None):
-    """The oracle: ("ok", (input paid, output received, ticks crossed)) or ("revert", ""); the swap loop's
-    iterations appended to `steps` (0 for a revert)."""
-    limit = v3.MIN_SQRT_RATIO + 1 if zero_for_one else v3.MAX_SQRT_RATIO - 1
+def v3_swap_expected(pool: v3.V3Pool, zero_for_one: bool, exact_in: bool, amount: int, limit: int,
+                     steps: list | None = None):
+    """The oracle: ("ok", (input paid, output received, price, tick and liquidity after, ticks crossed)) or
+    ("revert", ""), the pool left as it was; the swap loop's iterations appended to `steps` (0 for a revert)."""
+    before = pool.sqrt_price_x96, pool.tick, pool.liquidity
     try:
-        o = pool.swap_outcome(zero_for_one, amount if exact_in else -amount, limit, commit=False)
+        o = pool.swap_outcome(zero_for_one, amount if exact_in else -amount, limit)
     except v3.V3Revert:
         if steps is not None:
             steps.append(0)
         return "revert", ""
+    after = pool.sqrt_price_x96, pool.tick, pool.liquidity
+    pool.sqrt_price_x96, pool.tick, pool.liquidity = before   # all that swap_outcome commits
     if steps is not None:
         steps.append(o.steps)
     paid, received = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
-    return "ok", (paid, received, o.ticks_crossed)
+    return "ok", (paid, received, *after, o.ticks_crossed)
 
 
-def v3_quote_columns(pools, rows):
-    """The driver's inputs: per-row pool state and the pools' tick tables, concatenated."""
-    starts, ticks, nets = [], [], []
-    for pool in pools:
-        starts.append(len(ticks))
-        for c in pool.initialized:
-            ticks.append(c * pool.tick_spacing)
-            nets.append(pool.ticks[c * pool.tick_spacing].liquidity_net % 2**256)
-    ends = starts[1:] + [len(ticks)]
-    pick = [pools[r[0]] for r in rows]
+def pack_v3_swaps(swaps):
+    """The v3_swaps driver's inputs from rows (sqrt_price, tick, liquidity, tick_spacing, fee, amount, exact_in,
+    zero_for_one, price limit, initialized ticks, their liquidityNet): a pool's tick table (the same list objects)
+    is packed once however many rows use it."""
+    tables, lo, hi, ticks, nets = {}, [], [], [], []
+    for row in swaps:
+        key = (id(row[9]), id(row[10]))
+        if key not in tables:
+            tables[key] = (len(ticks), len(ticks) + len(row[9]))
+            ticks += row[9]
+            nets += [net % 2**256 for net in row[10]]
+        lo.append(tables[key][0])
+        hi.append(tables[key][1])
     col = np.array
-    return (u256.to_limb_array([q.sqrt_price_x96 for q in pick]), u256.to_limb_array([q.liquidity for q in pick]),
-            col([q.tick for q in pick], np.int64), col([q.tick_spacing for q in pick], np.int64),
-            col([q.fee for q in pick], np.int64), u256.to_limb_array([r[3] for r in rows]),
-            col([r[2] for r in rows], np.bool_), col([r[1] for r in rows], np.bool_),
-            col([starts[r[0]] for r in rows], np.int64), col([ends[r[0]] for r in rows], np.int64),
+    return (u256.to_limb_array([r[0] for r in swaps]), u256.to_limb_array([r[2] for r in swaps]),
+            col([r[1] for r in swaps], np.int64), col([r[3] for r in swaps], np.int64),
+            col([r[4] for r in swaps], np.int64), u256.to_limb_array([r[5] for r in swaps]),
+            col([r[6] for r in swaps], np.bool_), col([r[7] for r in swaps], np.bool_),
+            u256.to_limb_array([r[8] for r in swaps]), col(lo, np.int64), col(hi, np.int64),
             col(ticks or [0], np.int64), u256.to_limb_array(nets or [0]))
 
 
+def v3_swap_columns(pools, rows):
+    """pack_v3_swaps of rows (pool index, zero_for_one, exact_in, amount, price limit) on `pools`."""
+    tables = []
+    for pool in pools:
+        ticks = [c * pool.tick_spacing for c in pool.initialized]
+        tables.append((ticks, [pool.ticks[t].liquidity_net for t in ticks]))
+    return pack_v3_swaps([(q.sqrt_price_x96, q.tick, q.liquidity, q.tick_spacing, q.fee, a, e, z, limit, *tables[p])
+                          for p, z, e, a, limit in rows for q in (pools[p],)])
+
+
+def v3_swap_outputs(n):
+    """The driver's outputs: paid, received, price, tick, liquidity, crossed, status."""
+    return (np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64),
+            np.zeros(n, np.int64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+
+def v3_swap_results(outs):
+    """The driver's outputs as the oracle's outcomes (v3_swap_expected)."""
+    paid, received, price, tick_after, liquidity_after, crossed, status = outs
+    return [("ok", (a, b, p, int(t), q, int(c))) if s == ex.EXACT_OK else ("revert", "")
+            for a, b, p, t, q, c, s in zip(u256.from_limb_array(paid), u256.from_limb_array(received),
+                                           u256.from_limb_array(price), tick_after, u256.from_limb_array(liquidity_after),
+                                           crossed, status)]
+
+
 @pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
-def test_v3_quote(target):
+def test_v3_swap(target):
     """The whole swap, exact input and exact output (word by word, crossing initialized ticks, stopping at the
-    price limit), equals the oracle's V3Pool.swap_outcome(commit=False): input paid, output received, ticks
-    crossed, and reverts."""
-    rng = random.Random(f"v3_quote:{target}")
+    price limit, the limit's own checks), equals the oracle's V3Pool.swap_outcome: input paid, output received, the
+    price, tick and liquidity after, ticks crossed, and reverts."""
+    rng = random.Random(f"v3_swap:{target}")
     n = TARGET_CASES[target]
-    pools, rows = v3_quote_rows(rng, n if target == "cpu" else 2 * n)
+    pools, rows = v3_swap_rows(rng, n if target == "cpu" else 2 * n)
     steps = []
-    expected = [v3_quote_expected(pools[p], z, e, a, steps) for p, z, e, a in rows]
-    if target == "cudasim":   # the simulator runs ~1,000× slower: swaps of up to 40 steps (the CPU build: any)
-        keep = [i for i, k in enumerate(steps) if k <= 40][:n]
+    expected = [v3_swap_expected(pools[p], z, e, a, lim, steps) for p, z, e, a, lim in rows]
+    if target == "cudasim":   # the simulator runs ~1,000× slower: swaps of up to 16 steps (the CPU build: any)
+        keep = [i for i, k in enumerate(steps) if k <= 16][:n]
         rows, expected = [rows[i] for i in keep], [expected[i] for i in keep]
     assert len(rows) == n
-    outs = (np.zeros((n, 4), np.uint64), np.zeros((n, 4), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64))
+    outs = v3_swap_outputs(n)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-        Backend(target).launch("exact_uniswap", "v3_quotes", n, (*v3_quote_columns(pools, rows), *outs))
-    got = [("ok", (paid, received, int(c))) if s == ex.EXACT_OK else ("revert", "")
-           for paid, received, c, s in zip(u256.from_limb_array(outs[0]), u256.from_limb_array(outs[1]), outs[2],
-                                           outs[3])]
-    compare(rows, got, expected, f"v3_quote ({target})")
+        Backend(target).launch("exact_uniswap", "v3_swaps", n, (*v3_swap_columns(pools, rows), *outs))
+    got = v3_swap_results(outs)
+    compare(rows, got, expected, f"v3_swap ({target})")
     done = [(row, e[1]) for row, e in zip(rows, expected) if e[0] == "ok"]
     assert sum(e[0] == "revert" for e in expected) > 0
-    assert sum(c > 1 for _, (_, _, c) in done) > n // 20                           # swaps crossing several ticks
+    assert sum(e[5] > 1 for _, e in done) > n // 20                                # swaps crossing several ticks
+    hops_limit = {v3.MIN_SQRT_RATIO + 1, v3.MAX_SQRT_RATIO - 1}
+    assert sum(e[2] == row[4] and row[4] not in hops_limit for row, e in done) > n // 20   # stopped at a limit
+    # swaps ending inside a tick range: the tick after is getTickAtSqrtRatio's
+    assert sum(e[3] != pools[row[0]].tick and e[2] != v3.get_sqrt_ratio_at_tick(e[3]) for row, e in done) > n // 5
     for exact_in in (True, False):   # both kinds, some stopped by the price limit
-        mine = [(row[3], paid if exact_in else received) for row, (paid, received, _) in done if row[2] == exact_in]
+        mine = [(row[3], e[0] if exact_in else e[1]) for row, e in done if row[2] == exact_in]
         assert len(mine) > n // 4 and any(amount > got for amount, got in mine)
 
 
@@ -360,6 +440,8 @@ def exact_signatures():
         "get_amount0_delta": (t, t, t, b), "get_amount1_delta": (t, t, t, b), "get_amount_delta": (b, t, t, t, b),
         "next_sqrt_price": (t, t, t, b, b), "compute_swap_step": (t, t, t, t, i),
         "add_liquidity_delta": (t, t, b), "next_initialized_tick": (ticks, i, i, i, i, b),
+        "get_tick_at_sqrt_ratio": (t,),
+        "v3_swap": (t, t, i, i, i, t, b, b, t, ticks, types.Array(types.uint64, 2, "C"), i, i, b),
         "v3_quote": (t, t, i, i, i, t, b, b, ticks, types.Array(types.uint64, 2, "C"), i, i),
     }
 
@@ -391,7 +473,7 @@ def test_every_exact_function_and_driver_compiles_to_ptx(monkeypatch):
                for name, (ins, outs) in ex.BATCH_KINDS.items()]
     kernels.append(("v2_paths_amount_out", ex.v2_paths_amount_out_cuda,
                     driver_signature("u", "") + (limbs3, limbs3, fees) + driver_signature("", "ui")))
-    kernels.append(("v3_quotes", ex.v3_quotes_cuda, driver_signature("uuiiiubbiiiu", "uuii")))
+    kernels.append(("v3_swaps", ex.v3_swaps_cuda, driver_signature("uuiiiubbuiiiu", "uuuiuii")))
     for name, driver, signature in kernels:
         ptx, _ = cuda.compile_ptx(rebind(driver, deps), signature, cc=(9, 0))
         assert ".entry" in ptx and ".target sm_90" in ptx, name

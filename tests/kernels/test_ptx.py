@@ -13,7 +13,8 @@ import importlib
 from pathlib import Path
 
 import pytest
-from numba import float64, int64
+from numba import boolean, float64, int64, uint64
+from numba.types import Array, UniTuple
 
 import gpubt.kernels as pkg
 from gpubt.kernels import REGISTRY
@@ -21,6 +22,8 @@ from gpubt.kernels.compile import build_kernel, kernel_module, rebind
 
 from .registry_examples import EXAMPLES
 
+
+_U256 = UniTuple(uint64, 4)
 
 # Argument types of the device functions no driver of their (first) module calls: amm_v2's host-side helpers and the
 # RNG's other draws (tests/kernels/test_rng.py runs them).
@@ -30,6 +33,9 @@ UNCALLED = {
     "uniform": (int64,) * 6,
     "exponential": (int64,) * 6,
     "lognormal": (int64,) * 6 + (float64, float64),
+    # exact_uniswap's quote at the hops' price limit: exact_search's mixed cycles call it (v3_swaps calls v3_swap)
+    "v3_quote": (_U256, _U256, int64, int64, int64, _U256, boolean, boolean, Array(int64, 1, "C"),
+                 Array(uint64, 2, "C"), int64, int64),
 }
 
 

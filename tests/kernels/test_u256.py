@@ -204,7 +204,7 @@ def u256_signatures():
         "u256_lt": (t, t), "u256_add": (t, t), "u256_sub": (t, t), "u256_neg": (t,), "u256_or": (t, t),
         "u256_shl": (t, w), "u256_shr": (t, i), "u256_clz": (t,), "u256_mul_small": (t, w), "u256_mul": (t, t),
         "knuth_step": (w, t, t), "u512_divmod": (t, t, t), "u256_divmod": (t, t), "mul_div": (t, t, t),
-        "mul_div_rounding_up": (t, t, t), "div_rounding_up": (t, t),
+        "mul_div_rounding_up": (t, t, t), "div_rounding_up": (t, t), "u256_to_float": (t,),
     }
 
 

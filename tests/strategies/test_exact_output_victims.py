@@ -149,6 +149,7 @@ def test_sandwich_reprice_takes_the_first_victims_bound_with_later_reverts():
     strat.meta = SimpleNamespace(is_v3=np.array([False]), fee_ppm=np.array([FEE]))
     strat.gas = SimpleNamespace(priority_fee_wei=10**9)
     strat.make_pool_factory = lambda batch, pool, key, cache: V2PoolFactory(FEE, (R0, R1))
+    strat._priced = {}   # nothing priced ahead by the exact engine: reprice runs the oracle
     want = 5_000 * 10**6
     first = (40 * E18, exact_v2.get_amount_out(40 * E18, R0, R1, FEE) * 97 // 100, False)   # 3 % slippage
     # exact output, amountInMax 0.1 % over its price behind the first victim: priced out by a large front-run
