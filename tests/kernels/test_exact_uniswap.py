@@ -1,7 +1,8 @@
 """kernels/exact_uniswap.py against the Python-int oracle gpubt.exact (v2, v3): values equal to the wei and reverts
 equal as outcomes, on seeded random cases with the edges mixed in: the CPU build (GPUBT_U256_CASES cases each,
-default 20,000; CI sets 200,000) and the CUDA build under numba's simulator (2,000 each; the whole swap 1,000); every device function and
-batch driver compiled to sm_90 PTX (ptxas registers, stack and spills where ptxas is on PATH)."""
+default 20,000; CI sets 200,000) and the CUDA build under numba's simulator (2,000 each; the whole swap 1,000);
+every device function and batch driver compiled to sm_90 PTX (ptxas registers, stack and spills where ptxas is on
+PATH)."""
 from __future__ import annotations
 
 import random
