@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/gpubt run $(ARGS)
 
+# one worker process per core, at most 4 (pytest-xdist; a file's tests stay on one worker, so its fixtures are built
+# once): on CI's 2 cores the whole suite takes about half as long
 test: $(STAMP) node_modules/.stamp tests/ingest/node/node_modules/.stamp
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # the tests not marked slow (no node, no EVM bytecode, no dask cluster, no long end-to-end runs): no npm needed
 test-fast: $(STAMP)

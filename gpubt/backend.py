@@ -14,6 +14,10 @@ import numpy as np
 
 NAMES = ("auto", "cpu", "cuda", "cudasim")
 THREADS_PER_BLOCK = 128
+# The simulator runs each thread of a block as a Python thread and its launcher polls them all: 128 threads
+# contending for the GIL ran the V3 swap 8x slower than one thread per block when other processes held the cores
+# (64 swaps: 5.7 s against 0.72 s), so simulated launches take one thread per block (no kernel shares a block).
+SIM_THREADS_PER_BLOCK = 1
 
 
 class BackendUnavailable(RuntimeError):
@@ -88,8 +92,8 @@ class Backend:
         if self.name == "cpu":
             getattr(kernels, f"{driver}_cpu")(*args)
             return
-        blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        getattr(kernels, f"{driver}_cuda")[blocks, THREADS_PER_BLOCK](*args)
+        threads = SIM_THREADS_PER_BLOCK if self.name == "cudasim" else THREADS_PER_BLOCK
+        getattr(kernels, f"{driver}_cuda")[(n + threads - 1) // threads, threads](*args)
         if self.name == "cuda":
             self.xp.cuda.runtime.deviceSynchronize()
 

@@ -2,8 +2,7 @@
 scenarios (one to four victims, exact input and exact output, slippage limits from tight to loose, the screen's
 hints too low, too high and right, capitals that bind and that do not) the same front-run, bound and bundle (each
 victim's amounts or its revert, the ticks crossed, the gross profit) or the same "no sandwich", nothing handed back;
-on the CPU build (GPUBT_U256_CASES // 10 scenarios, default 2,000) and under numba's CUDA simulator (24: a grid of
-many threads takes it seconds a scenario). Its PTX (tests/kernels/test_ptx.py, on the example launch of
+on the CPU build (GPUBT_U256_CASES // 10 scenarios, default 2,000) and under numba's CUDA simulator (200). Its PTX (tests/kernels/test_ptx.py, on the example launch of
 tests/kernels/registry_examples.py) assembled by ptxas."""
 from __future__ import annotations
 
@@ -103,7 +102,7 @@ def _comparable(result):
 @pytest.mark.parametrize("target", ["cpu", pytest.param("cudasim", marks=pytest.mark.slow)])
 def test_sandwich_prices_equal_the_oracle(target):
     rng = random.Random(f"sandwich:{target}")
-    n = TARGET_CASES[target] // 10 if target == "cpu" else 24
+    n = TARGET_CASES[target] // 10 if target == "cpu" else 200
     scenarios = [_scenario(rng) for _ in range(n if target == "cpu" else 3 * n)]
     steps = []
     expected = _oracle(scenarios, steps)
