@@ -15,8 +15,8 @@ import numpy as np
 NAMES = ("auto", "cpu", "cuda", "cudasim")
 THREADS_PER_BLOCK = 128
 # The simulator runs each thread of a block as a Python thread and its launcher polls them all: 128 threads
-# contending for the GIL ran the V3 swap 8x slower than one thread per block when other processes held the cores
-# (64 swaps: 5.7 s against 0.72 s), so simulated launches take one thread per block (no kernel shares a block).
+# contending for the GIL ran the V3 swap 8x slower than one thread per block with three other busy processes on two
+# cores (64 swaps: 5.7 s against 0.72 s), so simulated launches take one thread per block (no kernel shares a block).
 SIM_THREADS_PER_BLOCK = 1
 
 

@@ -193,8 +193,9 @@ def build(target: str, functions, cpu_drivers=(), cuda_drivers=(), cache: bool =
 
         if inline:
             cpu_drivers = tuple(paste_item(d, functions) for d in cpu_drivers)
-        return _build(device, lambda f: njit(f, parallel=True, fastmath=False, error_model="numpy"), cpu_drivers,
-                      functions=functions)
+        # parallel only where a driver has a prange loop: numba warns about a serial one (screen_pairs_serial_cpu)
+        return _build(device, lambda f: njit(f, parallel="prange" in f.__code__.co_names, fastmath=False,
+                                             error_model="numpy"), cpu_drivers, functions=functions)
     if target in ("cuda", "cudasim"):
         from numba import cuda
 

@@ -31,6 +31,7 @@ from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import LOG_KEY_SPAN, WETH
 from gpubt.market.prices import price_matrix, prices_at
 from gpubt.market.pools import PoolTable
+from gpubt.strategies import exact_engine
 from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array, trade_row
 
 BLOCK_SECONDS = 12
@@ -226,13 +227,15 @@ class CexDexStrategy(Strategy):
         while pending.any():  # a round: the first pending point of each state not traded yet (rejections are rare)
             idx = np.flatnonzero(pending)
             first = idx[np.concatenate(([True], entries[idx][1:] != entries[idx][:-1]))]
-            for j in first.tolist():
+            points = [(int(pair_pool[i]), int(pair_key[i]), bool(zfo[i]), float(x[i])) for i in rows[first].tolist()]
+            with self.timed("exact"):   # the round's DEX legs in one call of the exact engine
+                legs = self.legs(batch, points, cache)
+            for j, (pool, key, zero_for_one, x_float), leg in zip(first.tolist(), points, legs):
                 i = int(rows[j])
-                pool, key = int(pair_pool[i]), int(pair_key[i])
                 block = (key + 1) >> KEY_TX_BITS
-                args = (batch, pool, key, bool(zfo[i]), float(x[i]), ref[block], mark[block], cache)
+                args = (batch, pool, key, zero_for_one, x_float, ref[block], mark[block], cache)
                 with self.timed("exact"):
-                    trade, net_at_point = self.reprice(*args)
+                    trade, net_at_point = self.reprice(*args, leg=leg)
                 taken = self.takes(trade, float(net[i]), net_at_point)
                 if taken:
                     trade["_reprice"] = functools.partial(self.reprice, *args)
@@ -275,11 +278,43 @@ class CexDexStrategy(Strategy):
         self.arbed = np.zeros(self.pools.n, np.bool_)
         self.arbed[np.asarray(carried["arbed"], np.int64)] = True
 
+    def _v3_swap_row(self, batch, pool: int, key: int, zero_for_one: bool, amount_in: int) -> tuple:
+        """The exact engine's row (exact_engine.pack_v3_swaps) of the V3 leg: exact input, no price limit."""
+        sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+        fee = int(self.pools.fee_ppm[pool])
+        spacing = int(self.pools.tick_spacing[pool]) or exact_v3.TICK_SPACINGS[fee]   # v3_quote_pool's rule
+        limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+        return (sqrt_price, tick, liquidity, spacing, fee, amount_in, True, zero_for_one, limit, table)
+
+    def _v3_swap(self, row: tuple, cache: dict):
+        """The oracle of a V3 leg (Python ints): (input paid, output received, ticks crossed), None on a revert."""
+        sqrt_price, tick, liquidity, spacing, fee, amount_in, _, zero_for_one, limit, table = row
+        quote = v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick, table, cache)
+        try:
+            o = quote.swap_outcome(zero_for_one, amount_in, limit, commit=False)
+        except exact_v3.V3Revert:
+            return None
+        return ((o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)) + (o.ticks_crossed,)
+
+    def legs(self, batch, points: list, cache: dict) -> list:
+        """The V3 legs of points (pool, key, zero_for_one, x_float) at integer input floor(x), swapped in one call
+        of the exact engine (exact.engine=device: kernels/exact_uniswap.py v3_swaps); None for the V2 legs, which
+        reprice quotes itself (one getAmountOut costs less than packing it)."""
+        at = [t for t, (pool, _, _, x_float) in enumerate(points) if self.pools.is_v3[pool] and int(x_float) > 0]
+        out: list = [None] * len(points)
+        if at:
+            rows = [self._v3_swap_row(batch, *points[t][:3], int(points[t][3])) for t in at]
+            backend, engine = self.exact()
+            swapped = exact_engine.v3_swaps(backend, rows, lambda k: self._v3_swap(rows[k], cache), engine)
+            for t, leg in zip(at, swapped):
+                out[t] = (leg,)   # a tuple: a reverted leg (None) is still a leg given
+        return out
+
     def reprice(self, batch, pool: int, key: int, zero_for_one: bool, x_float: float, ref_usd: np.ndarray,
-                mark_usd: np.ndarray, cache: dict) -> tuple[dict | None, int]:
+                mark_usd: np.ndarray, cache: dict, leg: tuple | None = None) -> tuple[dict | None, int]:
         """The DEX leg at integer input floor(x) with exact V2 / V3 math: (its TRADES row, marked out like the
         screen (None when the exact pool cannot take the input); its exact net profit at the point's reference,
-        the figure the decision to trade is made on: no look-ahead)."""
+        the figure the decision to trade is made on: no look-ahead). `leg`: the V3 leg swapped beforehand (legs)."""
         p = self.pools
         fee = int(p.fee_ppm[pool])
         amount_in = int(x_float)
@@ -287,19 +322,15 @@ class CexDexStrategy(Strategy):
             return None, 0
         crossed = 0
         if p.is_v3[pool]:
-            sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
-            quote = v3_quote_pool(fee, int(p.tick_spacing[pool]), sqrt_price, liquidity, tick, table, cache)
-            limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
-            try:
-                o = quote.swap_outcome(zero_for_one, amount_in, limit, commit=False)
-            except exact_v3.V3Revert:
+            row = self._v3_swap_row(batch, pool, key, zero_for_one, amount_in)
+            swapped = leg[0] if leg is not None else self._v3_swap(row, cache)
+            if swapped is None:
                 return None, 0
-            paid, amount_out = (o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)
+            paid, amount_out, crossed = swapped
             if paid != amount_in or amount_out <= 0:
                 return None, 0
-            crossed = o.ticks_crossed
             gas_units = self.gas_v3 + self.gas_per_tick * crossed
-            state = {"sqrt_price_x96": _big(sqrt_price), "liquidity": _big(liquidity), "tick": tick}
+            state = {"sqrt_price_x96": _big(row[0]), "liquidity": _big(row[2]), "tick": row[1]}
         else:
             r0, r1 = batch.exact_reserve(pool, key)
             r_in, r_out = (r0, r1) if zero_for_one else (r1, r0)

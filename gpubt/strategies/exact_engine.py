@@ -1,7 +1,8 @@
-"""The exact engine's batched entry points, the V2 cycle search, the input of cycles with V3 hops and the sandwich's
-pricing: `exact.engine=python` runs the Python-int oracle (gpubt.exact.v2, gpubt.exact.hops, the sandwich's
-price_sandwich), `device` runs the same algorithm as a kernel on the backend (kernels/exact_search.py,
-kernels/exact_sandwich.py) and the oracle only for what the kernel hands back (ties and sizes it does not decide;
+"""The exact engine's batched entry points, the V2 cycle search, the input of cycles with V3 hops, the sandwich's
+pricing and the whole V3 swap (CEX-DEX legs, liquidations' sales): `exact.engine=python` runs the Python-int oracle
+(gpubt.exact.v2, gpubt.exact.hops, the sandwich's price_sandwich, V3Pool.swap_outcome), `device` runs the same
+algorithm as a kernel on the backend (kernels/exact_search.py, kernels/exact_sandwich.py, kernels/exact_uniswap.py)
+and the oracle only for what the kernel hands back (ties and sizes it does not decide;
 the counts are kept in `stats`).
 Both give identical results (tests/exact/test_engine.py). It sits with the strategies, above the backend it
 launches on."""
@@ -60,6 +61,14 @@ def _from_limbs(limbs: np.ndarray, signed: bool = False) -> list[int]:
     return [int.from_bytes(raw[32 * i:32 * i + 32], "little", signed=signed) for i in range(len(limbs))]
 
 
+def _oracle_only(backend, n: int, engine: str) -> bool:
+    """Whether a call of n items runs the oracle alone: exact.engine=python, nothing to do, or on the CPU too few for
+    a launch. An unknown engine name is refused."""
+    if engine not in ENGINES:
+        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu")
+
+
 def _run_rows(backend, driver: str, row: str, m: int, args: tuple, module: str = "exact_search") -> tuple:
     """The arguments on the backend after kernels/<module>.py's `driver` ran over their m rows; on the CPU, up to
     SERIAL_MAX rows run one by one through the device function `row` (a parallel launch costs ~30 µs)."""
@@ -76,10 +85,8 @@ def _run_rows(backend, driver: str, row: str, m: int, args: tuple, module: str =
 def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, engine: str = "device",
                       window: int = 128) -> list[tuple[int, int, bool, int]]:
     """optimal_input_search of every cycle (lists of per-hop ints): [(amount_in, profit, proven, evaluations)]."""
-    if engine not in ENGINES:
-        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
     n = len(x_float)
-    if engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu"):
+    if _oracle_only(backend, n, engine):
         return [exact_v2.optimal_input_search(float(x_float[t]), reserves_in[t], reserves_out[t], fees_ppm[t],
                                               window) for t in range(n)]
     from gpubt.kernels.exact_search import SEARCH_FALLBACK, SEARCH_ROWS
@@ -156,11 +163,9 @@ def pack_mixed_cycles(cycles: list, hops: int) -> tuple:
 def mixed_inputs(backend, x_float, cycles: list, engine: str = "device") -> list[tuple[int, int, int]]:
     """refine_mixed_input of every cycle (hop specs: pack_mixed_cycles) from its float optimum: [(amount_in, exact
     gross profit, V3 ticks crossed at that input)]."""
-    if engine not in ENGINES:
-        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
     n = len(cycles)
     cache: dict = {}
-    if engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu"):
+    if _oracle_only(backend, n, engine):
         return [_mixed_oracle(x_float[t], cycles[t], cache) for t in range(n)]
     from gpubt.kernels.exact_search import SEARCH_FALLBACK
 
@@ -232,10 +237,8 @@ def sandwich_prices(backend, scenarios: list, oracle, engine: str = "device") ->
     """price_sandwich of every scenario (pack_sandwiches): [(front-run, its bound, the bundle: front_out, back_out,
     victim_in, victim_out, reverted, crossed, gross, feasible) or None]; `oracle(t)` prices scenario t in Python ints
     (exact.engine=python, a call too small for a launch, and what the kernel hands back)."""
-    if engine not in ENGINES:
-        raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
     n = len(scenarios)
-    if engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu"):
+    if _oracle_only(backend, n, engine):
         return [oracle(t) for t in range(n)]
     from gpubt.kernels.exact_sandwich import SANDWICH_FALLBACK, SANDWICH_NONE
 
@@ -268,4 +271,45 @@ def sandwich_prices(backend, scenarios: list, oracle, engine: str = "device") ->
                 front_out=front_out[j], back_out=back_out[j], victim_in=[paid[k] for k in vs],
                 victim_out=[received[k] for k in vs], reverted=[bool(reverted[k]) for k in vs],
                 feasible=True, crossed=int(crossed[j]), gross=back_out[j] - front[j])))
+    return results
+
+
+def pack_v3_swaps(swaps: list) -> tuple:
+    """kernels/exact_uniswap.py v3_swaps' inputs from rows (sqrt_price, tick, liquidity, tick_spacing, fee, amount,
+    exact_in, zero_for_one, price limit, table): table = (initialized ticks, their liquidityNet), a pool's packed
+    once however many rows use it (by identity)."""
+    n = len(swaps)
+    lo, hi = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    tables: dict = {}
+    ticks, nets = [], []
+    for t, row in enumerate(swaps):
+        lo[t], hi[t] = _pack_tables(tables, ticks, nets, row[9])
+    col = np.asarray
+    return (_to_limbs([r[0] for r in swaps]), _to_limbs([r[2] for r in swaps]), col([r[1] for r in swaps], np.int64),
+            col([r[3] for r in swaps], np.int64), col([r[4] for r in swaps], np.int64), _to_limbs([r[5] for r in swaps]),
+            col([r[6] for r in swaps], np.bool_), col([r[7] for r in swaps], np.bool_),
+            _to_limbs([r[8] for r in swaps]), lo, hi, col(ticks or [0], np.int64),
+            _to_limbs(nets) if nets else np.zeros((1, 4), np.uint64))
+
+
+def v3_swaps(backend, swaps: list, oracle, engine: str = "device") -> list:
+    """The whole V3 swap of every row (pack_v3_swaps): (input paid, output received, ticks crossed) each, or None
+    where the pool reverts; `oracle(t)` swaps row t in Python ints (exact.engine=python, a call too small for a
+    launch). The kernel decides every row (no hand-back): tests/kernels/test_exact_uniswap.py holds it equal."""
+    n = len(swaps)
+    if _oracle_only(backend, n, engine):
+        return [oracle(t) for t in range(n)]
+    from gpubt.kernels.exact_uniswap import EXACT_OK
+
+    results = []
+    for start in range(0, n, CHUNK):
+        m = min(n, start + CHUNK) - start
+        args = pack_v3_swaps(swaps[start:start + m])
+        args += (np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64), np.zeros((m, 4), np.uint64),
+                 np.zeros(m, np.int64), np.zeros((m, 4), np.uint64), np.zeros(m, np.int64), np.zeros(m, np.int64))
+        dev = _run_rows(backend, "v3_swaps", "v3_swap_row", m, args, module="exact_uniswap")
+        paid, received, _, _, _, crossed, status = (backend.to_host(a) for a in dev[13:])
+        paid, received = _from_limbs(paid), _from_limbs(received)
+        stats["v3_swap_device"] += m
+        results += [(paid[j], received[j], int(crossed[j])) if status[j] == EXACT_OK else None for j in range(m)]
     return results

@@ -28,10 +28,12 @@ import numpy as np
 from gpubt import schema
 from gpubt.data import lending
 from gpubt.exact import gas as exact_gas
+from gpubt.exact import v3 as exact_v3
 from gpubt.exact.hops import v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.prices import WETH
 from gpubt.market.pools import PoolTable
+from gpubt.strategies import exact_engine
 from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_array, trade_row
 from gpubt.strategies.cexdex import ReferencePrices, _big, opportunities_table, token_scale
 
@@ -174,14 +176,26 @@ class LiquidationStrategy(Strategy):
             repay = collateral * pc_e8 * unit_d * 10_000 // (pd_e8 * unit_c * (10_000 + bonus))
         return repay > 0 and seized > 0, debt, repay, seized, health
 
-    def reprice(self, batch, p: int, block_offset: int, route: int, price_usd: np.ndarray, cache: dict):
+    def reprice_many(self, batch, hits: list, price_usd: np.ndarray, cache: dict) -> list:
+        """reprice of every (position, block offset, route) in `hits`, their seized collateral sold in one call of
+        the exact engine per hop (routes_many)."""
+        sells = []
+        for p, b, r in hits:
+            ok, _, _, seized, _ = self.exact_terms(p, batch.first_block + b, price_usd[b])
+            sells.append((b, r, seized if ok else 0))
+        routed = self.routes_many(batch, sells, cache)
+        return [self.reprice(batch, p, b, r, price_usd[b], cache, (legs,)) for (p, b, r), legs in zip(hits, routed)]
+
+    def reprice(self, batch, p: int, block_offset: int, route: int, price_usd: np.ndarray, cache: dict,
+                routed: tuple | None = None):
         """The liquidation of position p at the top of the block with exact math: (TRADES row, repay, seized) or
-        None when it is not liquidatable exactly or the route cannot take the seized collateral."""
+        None when it is not liquidatable exactly or the route cannot take the seized collateral. `routed`: the
+        route's sale found beforehand (routes_many), else it is quoted here."""
         block = batch.first_block + block_offset
         ok, debt, repay, seized, health = self.exact_terms(p, block, price_usd)
         if not ok:
             return None
-        routed = self.route(batch, block_offset, route, seized, cache)
+        routed = routed[0] if routed is not None else self.route(batch, block_offset, route, seized, cache)
         if routed is None:
             return None
         legs, amount = routed
@@ -223,6 +237,51 @@ class LiquidationStrategy(Strategy):
             legs.append({"pool": pool, "zero_for_one": zfo, "amount_in": _big(amount), "amount_out": _big(out)})
             amount = out
         return legs, amount
+
+    def routes_many(self, batch, sells: list, cache: dict) -> list:
+        """route for every (block offset, route, seized) of `sells` (seized 0: nothing to sell, None back), hop by
+        hop: a hop's V3 swaps in one call of the exact engine (exact.engine=device: kernels/exact_uniswap.py
+        v3_swaps), its V2 ones here (one getAmountOut costs less than packing it)."""
+        legs = [[] for _ in sells]
+        amount = [seized for _, _, seized in sells]
+
+        def sold(t, pool, zfo, out):   # the route's rule: a hop that cannot take its input calls the sale off
+            if out is None or out <= 0:
+                amount[t] = 0
+                return
+            legs[t].append({"pool": pool, "zero_for_one": zfo, "amount_in": _big(amount[t]), "amount_out": _big(out)})
+            amount[t] = out
+
+        alive = [t for t, a in enumerate(amount) if a > 0]
+        for h in range(max((len(self.routes[r]) for _, r, _ in sells), default=0)):
+            at = [t for t in alive if h < len(self.routes[sells[t][1]])]
+            v3_rows, v3_at = [], []
+            for t in at:
+                b, r, _ = sells[t]
+                pool, zfo = self.routes[r][h]
+                key = (b << KEY_TX_BITS) - 1
+                fee = int(self.pools.fee_ppm[pool])
+                if self.pools.is_v3[pool]:
+                    sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+                    spacing = int(self.pools.tick_spacing[pool]) or exact_v3.TICK_SPACINGS[fee]  # v3_quote_pool's
+                    limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
+                    v3_rows.append((sqrt_price, tick, liquidity, spacing, fee, amount[t], True, zfo, limit, table))
+                    v3_at.append(t)
+                else:
+                    r0, r1 = batch.exact_reserve(pool, key)
+                    sold(t, pool, zfo, v2_hop(r0 if zfo else r1, r1 if zfo else r0, fee)(amount[t]))
+            if v3_rows:
+                def oracle(k):
+                    sqrt_price, tick, liquidity, spacing, fee, amount_in, _, zfo, _, table = v3_rows[k]
+                    out = v3_hop(v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick, table, cache), zfo)(amount_in)
+                    return None if out is None else (amount_in, out, 0)
+
+                backend, engine = self.exact()
+                for t, got in zip(v3_at, exact_engine.v3_swaps(backend, v3_rows, oracle, engine)):
+                    pool, zfo = self.routes[sells[t][1]][h]   # V3Hop's rule: the whole input taken, else None
+                    sold(t, pool, zfo, got[1] if got is not None and got[0] == amount[t] else None)
+            alive = [t for t in at if amount[t] > 0]
+        return [(legs[t], amount[t]) if amount[t] > 0 and legs[t] else None for t in range(len(sells))]
 
     def gross(self, debt_token: int, amount_out: int, repay: int, flash_fee: int, price_usd) -> tuple[int, int]:
         """(gross profit in raw debt token, in wei at the block's oracle prices)."""
@@ -282,8 +341,10 @@ class LiquidationStrategy(Strategy):
             # the first hit of each position (pairs are sorted by position, then block)
             hit = hit[np.concatenate(([True], pos[hit][1:] != pos[hit][:-1]))]
             again = []
-            for i in hit.tolist():
-                p, b, r = int(pos[i]), int(blk[i]), int(route[i])
+            hits = [(int(pos[i]), int(blk[i]), int(route[i])) for i in hit.tolist()]
+            with self.timed("exact"):   # the round's positions (one hit each) priced together
+                priced_all = self.reprice_many(batch, hits, price_usd, cache)
+            for i, (p, b, r), priced in zip(hit.tolist(), hits, priced_all):
                 opp["strategy"].append(self.name)
                 opp["block_number"].append(first + b)
                 opp["tx_index"].append(-1)
@@ -293,8 +354,6 @@ class LiquidationStrategy(Strategy):
                 opp["screen_amount_in"].append(float(repay[i]))
                 opp["screen_gross_profit_raw"].append(float(amount_out[i] - repay[i] * (1 + self.flash_fee_bps / 1e4)))
                 opp["screen_net_profit_wei"].append(float(net[i]))
-                with self.timed("exact"):
-                    priced = self.reprice(batch, p, b, r, price_usd[b], cache)
                 if self.takes(priced[0] if priced is not None else None, float(net[i])):
                     row, debt, repaid, taken = priced
                     row["_undo"] = (p, self.collateral[p], self.debt[p], self.ref_block[p])

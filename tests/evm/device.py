@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from gpubt.backend import Backend
 from gpubt.kernels import exact_uniswap as ex
-from tests.kernels.test_exact_uniswap import pack_v3_swaps, v3_swap_outputs, v3_swap_results
+from gpubt.strategies.exact_engine import pack_v3_swaps
+from tests.kernels.test_exact_uniswap import v3_swap_outputs, v3_swap_results
 from tests.kernels.test_u256 import run_rows
 
 
@@ -18,7 +19,7 @@ def device_rows(name: str, rows: list) -> list:
 
 def device_v3_swaps(swaps: list) -> list:
     """v3_swaps on rows (sqrt_price, tick, liquidity, tick_spacing, fee, amount_specified (the contract's sign:
-    > 0 exact input), zero_for_one, sqrt_price_limit, initialized ticks, their liquidityNet): per row ("ok",
+    > 0 exact input), zero_for_one, sqrt_price_limit, (initialized ticks, their liquidityNet)): per row ("ok",
     (amount0, amount1, sqrt_price, tick, liquidity)) with the contract's signs, or ("revert",)."""
     outs = v3_swap_outputs(len(swaps))
     Backend("cpu").launch("exact_uniswap", "v3_swaps", len(swaps), (*pack_v3_swaps(

@@ -178,7 +178,7 @@ def test_v3_pool_swaps_mints_burns_exact(market):
             limit = _random_limit(rng, pool, zero_for_one)
             before = (pool.sqrt_price_x96, pool.tick, pool.liquidity)
             on_device.append((before[0], before[1], before[2], pool.tick_spacing, fee, amount, zero_for_one, limit,
-                              *table))
+                              table))
             outcome = []
             evm, py = _both(lambda: market.swap(address, zero_for_one, amount, limit),
                             lambda: outcome.append(pool.swap_outcome(zero_for_one, amount, limit)) or outcome[-1][:2])

@@ -2,12 +2,12 @@
 scenarios (one to four victims, exact input and exact output, slippage limits from tight to loose, the screen's
 hints too low, too high and right, capitals that bind and that do not) the same front-run, bound and bundle (each
 victim's amounts or its revert, the ticks crossed, the gross profit) or the same "no sandwich", nothing handed back;
-on the CPU build (GPUBT_U256_CASES // 10 scenarios, default 2,000) and under numba's CUDA simulator (200). Its PTX (tests/kernels/test_ptx.py, on the example launch of
-tests/kernels/registry_examples.py) assembled by ptxas."""
+on the CPU build (GPUBT_U256_CASES // 10 scenarios, default 2,000) and under numba's CUDA simulator (200). Its
+driver's sm_90 PTX: tests/kernels/test_ptx.py (on the example launch of tests/kernels/registry_examples.py, assembled
+by ptxas there)."""
 from __future__ import annotations
 
 import random
-import shutil
 import warnings
 
 import pytest
@@ -19,8 +19,7 @@ from gpubt.strategies import exact_engine
 from gpubt.strategies.sandwich import ExactPool, V2PoolFactory, price_sandwich
 
 from .test_exact_uniswap import random_v3_pool
-from .test_ptx import _prepared, no_gpu_sm90  # noqa: F401  (the fixture)
-from .test_u256 import TARGET_CASES, ptxas_info
+from .test_u256 import TARGET_CASES
 
 
 def _log_uniform(rng, lo: float, hi: float) -> int:
@@ -128,12 +127,3 @@ def test_sandwich_prices_equal_the_oracle(target):
     assert any(any(e[2]["reverted"][1:]) for e in done)
     assert sum(any(v[2] for v in s[2]) for s, e in zip(scenarios, expected) if e is not None) > n // 20
     assert any(e[0] == int(s[5]) for s, e in zip(scenarios, expected) if e is not None)
-
-
-@pytest.mark.slow
-def test_sandwich_kernel_registers(no_gpu_sm90):
-    """The CUDA driver's sm_90 PTX (test_ptx.py compiles it, once a session) assembled by ptxas where it is on PATH:
-    registers, stack, spills."""
-    ptx = _prepared("exact_sandwich")[0]["sandwich_prices_cuda"]
-    assert ".entry" in ptx and ".target sm_90" in ptx
-    print(f"sandwich_prices_cuda: {len(ptx):,} bytes of PTX; {ptxas_info(shutil.which('ptxas'), 'sandwich', ptx)}")

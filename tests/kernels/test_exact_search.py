@@ -4,13 +4,12 @@ Wide rows: every function on seeded random operands (edges mixed in) on the CPU 
 default 20,000; CI's full run 200,000) and under numba's CUDA simulator (2,000 each). The V2 cycle search: the
 kernel's (amount_in, profit, proven, evaluations) equal gpubt.exact.v2.optimal_input_search on mainnet-shaped
 cycles (coarse and fine intermediate tokens, 2 and 3 hops, profitable and not), on the CPU build and in the
-simulator; what it hands back to the oracle still comes out equal (gpubt.strategies.exact_engine); its CUDA driver
-compiles to sm_90 (ptxas registers and stack printed where ptxas is on PATH)."""
+simulator; what it hands back to the oracle still comes out equal (gpubt.strategies.exact_engine). Its CUDA drivers'
+sm_90 PTX: tests/kernels/test_ptx.py (assembled by ptxas there)."""
 from __future__ import annotations
 
 import math
 import random
-import shutil
 import warnings
 
 import numpy as np
@@ -23,7 +22,7 @@ from gpubt.strategies import exact_engine as engine
 from gpubt.kernels import exact_search, wide
 from gpubt.kernels.compile import build
 
-from .test_u256 import TARGET_CASES, ptxas_info, random_uint
+from .test_u256 import TARGET_CASES, random_uint
 
 LIMBS = 12  # 384-bit rows for the wide tests: products of two operands up to 192 bits, sums that overflow
 
@@ -261,35 +260,3 @@ def test_engine_call_sizes(n):
 def test_engine_rejects_an_unknown_name():
     with pytest.raises(ValueError, match="exact.engine='gpu'"):
         engine.v2_optimal_inputs(Backend("cpu"), [1.0], [[1, 1]], [[1, 1]], [[3000, 3000]], engine="gpu")
-
-
-@pytest.mark.slow
-def test_search_driver_compiles_to_sm90(monkeypatch):
-    """The CUDA drivers (the V2 search, the mixed cycles' input) to sm_90 .entries, assembled by ptxas (registers,
-    stack and spills printed)."""
-    from numba import cuda, types
-
-    from gpubt.kernels.compile import build_kernel, rebind
-
-    import numba.cuda.dispatcher as dispatcher
-
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: type("D", (), {"compute_capability": (9, 0)})(),
-                        raising=False)
-    cuda_fns = build_kernel("exact_search", "cuda")
-    deps = {name: getattr(cuda_fns, name) for name in vars(cuda_fns)}
-    deps["cuda"] = cuda
-    limbs3 = types.Array(types.uint64, 3, "C")
-    signature = (types.Array(types.float64, 1, "C"), limbs3, limbs3, types.Array(types.int64, 2, "C"), types.int64,
-                 limbs3, types.Array(types.uint64, 2, "C"), types.Array(types.uint64, 2, "C"),
-                 types.Array(types.boolean, 1, "C"), types.Array(types.int64, 1, "C"), types.Array(types.int64, 1, "C"))
-    i64, u64 = types.Array(types.int64, 2, "C"), types.Array(types.uint64, 2, "C")
-    b2 = types.Array(types.boolean, 2, "C")
-    mixed = (types.Array(types.float64, 1, "C"), b2, b2, i64, limbs3, limbs3, i64, i64, i64, i64,
-             types.Array(types.int64, 1, "C"), u64, u64, u64, types.Array(types.int64, 1, "C"),
-             types.Array(types.int64, 1, "C"))
-    for name, driver, sig in (("v2_optimal_inputs", exact_search.v2_optimal_inputs_cuda, signature),
-                              ("mixed_inputs", exact_search.mixed_inputs_cuda, mixed)):
-        ptx, _ = cuda.compile_ptx(rebind(driver, deps), sig, cc=(9, 0))
-        assert ".entry" in ptx and ".target sm_90" in ptx, name
-        info = ptxas_info(shutil.which("ptxas"), name, ptx)
-        print(f"\n{name}_cuda: {len(ptx):,d} bytes of PTX; ptxas: {info or '(no ptxas on PATH)'}")

@@ -17,6 +17,7 @@ from gpubt.exact import v2, v3
 from gpubt.kernels import exact_uniswap as ex
 from gpubt.kernels import u256
 from gpubt.kernels.compile import build_kernel
+from gpubt.strategies.exact_engine import pack_v3_swaps
 
 from .test_u256 import (MAX256, TARGET_CASES, compare, print_ptx_report, ptx_report, ptxas_info, random_uint,
                         run_rows, u256_signatures)
@@ -333,35 +334,13 @@ def v3_swap_expected(pool: v3.V3Pool, zero_for_one: bool, exact_in: bool, amount
     return "ok", (paid, received, *after, o.ticks_crossed)
 
 
-def pack_v3_swaps(swaps):
-    """The v3_swaps driver's inputs from rows (sqrt_price, tick, liquidity, tick_spacing, fee, amount, exact_in,
-    zero_for_one, price limit, initialized ticks, their liquidityNet): a pool's tick table (the same list objects)
-    is packed once however many rows use it."""
-    tables, lo, hi, ticks, nets = {}, [], [], [], []
-    for row in swaps:
-        key = (id(row[9]), id(row[10]))
-        if key not in tables:
-            tables[key] = (len(ticks), len(ticks) + len(row[9]))
-            ticks += row[9]
-            nets += [net % 2**256 for net in row[10]]
-        lo.append(tables[key][0])
-        hi.append(tables[key][1])
-    col = np.array
-    return (u256.to_limb_array([r[0] for r in swaps]), u256.to_limb_array([r[2] for r in swaps]),
-            col([r[1] for r in swaps], np.int64), col([r[3] for r in swaps], np.int64),
-            col([r[4] for r in swaps], np.int64), u256.to_limb_array([r[5] for r in swaps]),
-            col([r[6] for r in swaps], np.bool_), col([r[7] for r in swaps], np.bool_),
-            u256.to_limb_array([r[8] for r in swaps]), col(lo, np.int64), col(hi, np.int64),
-            col(ticks or [0], np.int64), u256.to_limb_array(nets or [0]))
-
-
 def v3_swap_columns(pools, rows):
-    """pack_v3_swaps of rows (pool index, zero_for_one, exact_in, amount, price limit) on `pools`."""
+    """exact_engine.pack_v3_swaps of rows (pool index, zero_for_one, exact_in, amount, price limit) on `pools`."""
     tables = []
     for pool in pools:
         ticks = [c * pool.tick_spacing for c in pool.initialized]
         tables.append((ticks, [pool.ticks[t].liquidity_net for t in ticks]))
-    return pack_v3_swaps([(q.sqrt_price_x96, q.tick, q.liquidity, q.tick_spacing, q.fee, a, e, z, limit, *tables[p])
+    return pack_v3_swaps([(q.sqrt_price_x96, q.tick, q.liquidity, q.tick_spacing, q.fee, a, e, z, limit, tables[p])
                           for p, z, e, a, limit in rows for q in (pools[p],)])
 
 

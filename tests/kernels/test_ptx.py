@@ -2,7 +2,7 @@
 (the H100/H200 target) without a GPU: a newly registered kernel is covered with no edit here.
 
 Each CUDA driver is compiled on the argument types of its example launch (tests/kernels/registry_examples.py), its
-calls bound to the module's CUDA build; each device function on the types the module's drivers call it with, as a
+calls bound to the module's CUDA build, and assembled by ptxas where it is on PATH (registers, spills); each device function on the types the module's drivers call it with, as a
 case of its own under the first registered module that lists it (a function shared by several kernels, e.g.
 amm_v3's, is checked once). A function no driver of that module calls gets its types from UNCALLED. u256 and exact
 Uniswap functions are also assembled by ptxas (registers, spills) in test_u256.py and test_exact_uniswap.py."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from gpubt.kernels import REGISTRY
 from gpubt.kernels.compile import build_kernel, kernel_module, rebind
 
 from .registry_examples import EXAMPLES
+from .test_u256 import ptxas_info
 
 
 _U256 = UniTuple(uint64, 4)
@@ -101,9 +103,10 @@ def test_compiles_to_sm90_ptx(no_gpu_sm90, module, name, is_driver):
     from numba import cuda
 
     driver_ptx, signatures, deps = _prepared(module)
-    if is_driver:
+    if is_driver:   # a kernel entry: assembled for sm_90 by ptxas too where it is on PATH (registers, stack, spills)
         ptx = driver_ptx[name]
         assert ".entry" in ptx and ".target sm_90" in ptx
+        print(f"\n{name}: {len(ptx):,d} bytes of PTX; ptxas: {ptxas_info(shutil.which('ptxas'), name, ptx)}")
         return
     assert signatures[name], (f"{module}.{name}: no driver of kernels/{module}.py calls it; add its argument types "
                               "to UNCALLED in tests/kernels/test_ptx.py")
