@@ -28,7 +28,7 @@ test: $(STAMP) node_modules/.stamp tests/ingest/node/node_modules/.stamp
 
 # the tests not marked slow (no node, no EVM bytecode, no dask cluster, no long end-to-end runs): no npm needed
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 # tests/evm/: Uniswap V2/V3 artifacts + solc from npm (package-lock.json), then the test contracts compiled
 node_modules/.stamp: package.json package-lock.json tests/evm/build_contracts.js $(wildcard tests/evm/contracts/*.sol)
