@@ -23,10 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gpubt import schema
-from gpubt.exact.hops import v3_quote_pool
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v2 as exact_v2
-from gpubt.exact import v3 as exact_v3
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.batch import LOG_KEY_SPAN, WETH
 from gpubt.market.prices import price_matrix, prices_at
@@ -278,24 +276,6 @@ class CexDexStrategy(Strategy):
         self.arbed = np.zeros(self.pools.n, np.bool_)
         self.arbed[np.asarray(carried["arbed"], np.int64)] = True
 
-    def _v3_swap_row(self, batch, pool: int, key: int, zero_for_one: bool, amount_in: int) -> tuple:
-        """The exact engine's row (exact_engine.pack_v3_swaps) of the V3 leg: exact input, no price limit."""
-        sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
-        fee = int(self.pools.fee_ppm[pool])
-        spacing = int(self.pools.tick_spacing[pool]) or exact_v3.TICK_SPACINGS[fee]   # v3_quote_pool's rule
-        limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
-        return (sqrt_price, tick, liquidity, spacing, fee, amount_in, True, zero_for_one, limit, table)
-
-    def _v3_swap(self, row: tuple, cache: dict):
-        """The oracle of a V3 leg (Python ints): (input paid, output received, ticks crossed), None on a revert."""
-        sqrt_price, tick, liquidity, spacing, fee, amount_in, _, zero_for_one, limit, table = row
-        quote = v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick, table, cache)
-        try:
-            o = quote.swap_outcome(zero_for_one, amount_in, limit, commit=False)
-        except exact_v3.V3Revert:
-            return None
-        return ((o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)) + (o.ticks_crossed,)
-
     def legs(self, batch, points: list, cache: dict) -> list:
         """The V3 legs of points (pool, key, zero_for_one, x_float) at integer input floor(x), swapped in one call
         of the exact engine (exact.engine=device: kernels/exact_uniswap.py v3_swaps); None for the V2 legs, which
@@ -303,9 +283,10 @@ class CexDexStrategy(Strategy):
         at = [t for t, (pool, _, _, x_float) in enumerate(points) if self.pools.is_v3[pool] and int(x_float) > 0]
         out: list = [None] * len(points)
         if at:
-            rows = [self._v3_swap_row(batch, *points[t][:3], int(points[t][3])) for t in at]
+            rows = [exact_engine.v3_leg(batch, self.pools, *points[t][:3], int(points[t][3])) for t in at]
             backend, engine = self.exact()
-            swapped = exact_engine.v3_swaps(backend, rows, lambda k: self._v3_swap(rows[k], cache), engine)
+            swapped = exact_engine.v3_swaps(backend, rows, lambda k: exact_engine.v3_swap_oracle(rows[k], cache),
+                                            engine)
             for t, leg in zip(at, swapped):
                 out[t] = (leg,)   # a tuple: a reverted leg (None) is still a leg given
         return out
@@ -322,8 +303,8 @@ class CexDexStrategy(Strategy):
             return None, 0
         crossed = 0
         if p.is_v3[pool]:
-            row = self._v3_swap_row(batch, pool, key, zero_for_one, amount_in)
-            swapped = leg[0] if leg is not None else self._v3_swap(row, cache)
+            row = exact_engine.v3_leg(batch, p, pool, key, zero_for_one, amount_in)
+            swapped = leg[0] if leg is not None else exact_engine.v3_swap_oracle(row, cache)
             if swapped is None:
                 return None, 0
             paid, amount_out, crossed = swapped

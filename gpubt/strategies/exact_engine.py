@@ -292,6 +292,28 @@ def pack_v3_swaps(swaps: list) -> tuple:
             _to_limbs(nets) if nets else np.zeros((1, 4), np.uint64))
 
 
+def v3_leg(batch, pools, pool: int, key: int, zero_for_one: bool, amount_in: int) -> tuple:
+    """The pack_v3_swaps row of an exact-input swap of amount_in on V3 pool `pool` at `key` of `batch`, no price
+    limit (the hops' limit)."""
+    sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
+    fee = int(pools.fee_ppm[pool])
+    spacing = int(pools.tick_spacing[pool]) or exact_v3.TICK_SPACINGS[fee]   # v3_quote_pool's rule
+    limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
+    return (sqrt_price, tick, liquidity, spacing, fee, amount_in, True, zero_for_one, limit, table)
+
+
+def v3_swap_oracle(row: tuple, cache: dict):
+    """v3_swaps' oracle of one exact-input row (Python ints): (input paid, output received, ticks crossed), None on
+    a revert."""
+    sqrt_price, tick, liquidity, spacing, fee, amount_in, _, zero_for_one, limit, table = row
+    quote = v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick, table, cache)
+    try:
+        o = quote.swap_outcome(zero_for_one, amount_in, limit, commit=False)
+    except exact_v3.V3Revert:
+        return None
+    return ((o.amount0, -o.amount1) if zero_for_one else (o.amount1, -o.amount0)) + (o.ticks_crossed,)
+
+
 def v3_swaps(backend, swaps: list, oracle, engine: str = "device") -> list:
     """The whole V3 swap of every row (pack_v3_swaps): (input paid, output received, ticks crossed) each, or None
     where the pool reverts; `oracle(t)` swaps row t in Python ints (exact.engine=python, a call too small for a

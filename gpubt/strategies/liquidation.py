@@ -28,7 +28,6 @@ import numpy as np
 from gpubt import schema
 from gpubt.data import lending
 from gpubt.exact import gas as exact_gas
-from gpubt.exact import v3 as exact_v3
 from gpubt.exact.hops import v2_hop, v3_hop, v3_quote_pool
 from gpubt.kernels.cycles import KEY_TX_BITS, V3_MAX_STEPS
 from gpubt.market.prices import WETH
@@ -260,24 +259,17 @@ class LiquidationStrategy(Strategy):
                 b, r, _ = sells[t]
                 pool, zfo = self.routes[r][h]
                 key = (b << KEY_TX_BITS) - 1
-                fee = int(self.pools.fee_ppm[pool])
                 if self.pools.is_v3[pool]:
-                    sqrt_price, liquidity, tick, table = batch.exact_v3_state(pool, key)
-                    spacing = int(self.pools.tick_spacing[pool]) or exact_v3.TICK_SPACINGS[fee]  # v3_quote_pool's
-                    limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
-                    v3_rows.append((sqrt_price, tick, liquidity, spacing, fee, amount[t], True, zfo, limit, table))
+                    v3_rows.append(exact_engine.v3_leg(batch, self.pools, pool, key, zfo, amount[t]))
                     v3_at.append(t)
                 else:
                     r0, r1 = batch.exact_reserve(pool, key)
+                    fee = int(self.pools.fee_ppm[pool])
                     sold(t, pool, zfo, v2_hop(r0 if zfo else r1, r1 if zfo else r0, fee)(amount[t]))
             if v3_rows:
-                def oracle(k):
-                    sqrt_price, tick, liquidity, spacing, fee, amount_in, _, zfo, _, table = v3_rows[k]
-                    out = v3_hop(v3_quote_pool(fee, spacing, sqrt_price, liquidity, tick, table, cache), zfo)(amount_in)
-                    return None if out is None else (amount_in, out, 0)
-
                 backend, engine = self.exact()
-                for t, got in zip(v3_at, exact_engine.v3_swaps(backend, v3_rows, oracle, engine)):
+                for t, got in zip(v3_at, exact_engine.v3_swaps(
+                        backend, v3_rows, lambda k: exact_engine.v3_swap_oracle(v3_rows[k], cache), engine)):
                     pool, zfo = self.routes[sells[t][1]][h]   # V3Hop's rule: the whole input taken, else None
                     sold(t, pool, zfo, got[1] if got is not None and got[0] == amount[t] else None)
             alive = [t for t in at if amount[t] > 0]
