@@ -14,7 +14,7 @@ has the model and its formulas), giving per trade:
   won, bid_wei, net_after_bid_wei   the realized outcome: one more scenario of the same counter RNG (its own
                         phase), bid_wei = floor(our bid) (<= b), net_after_bid_wei = v − bid_wei if won, else
                         −failed_cost_wei (exact integers)
-Summary: attempted (= trades), won (the survival-rate numerator), mean bid share (bid_wei ÷ v over the won
+Summary: attempted (= trades), won (the survival-rate numerator), mean bid share (bid_wei ÷ b over the won
 trades), totals, and `calibration`: how well win_probability predicts won, per strategy (analysis/calibration.py).
 `landed(trades)` is the table the trade metrics use: the won trades, net profit after the bid.
 """
@@ -180,7 +180,8 @@ class Auctions:
         won = out["realized_won"]
         bid_wei = [min(max(math.floor(b), 0), max(v, 0)) for b, v in zip(out["our_bid_wei"].tolist(), basis)]
         after = [v - b if w else -self.failed_wei for v, b, w in zip(net, bid_wei, won.tolist())]
-        shares = [b / v for b, v, w in zip(bid_wei, net, won.tolist()) if w and v > 0]
+        # the share of the value it bid on (CEX-DEX's realized markout can fall far below it, or below 0)
+        shares = [b / v for b, v, w in zip(bid_wei, basis, won.tolist()) if w and v > 0]
         self.won += int(won.sum())
         self.bids_paid += sum(b for b, w in zip(bid_wei, won.tolist()) if w)
         self.net_after += sum(after)

@@ -267,7 +267,8 @@ def write_positions(dataset) -> Path:
 def open_positions(dataset, cfg) -> pa.Table:
     """The positions of a run: `cfg.positions_path` when set (validated); else the dataset's positions.parquet
     (when it is a generated book, only if `cfg.generate` is the one it was generated with); else, for a synthetic
-    dataset, the book `cfg.generate` describes, generated in memory: a run never writes into its dataset."""
+    dataset, the book `cfg.generate` describes, generated in memory: a run never writes into its dataset; else an
+    empty book (ingested data without positions: the strategy's idle_reason says so in the run's summary)."""
     path = cfg.get("positions_path") if cfg is not None else None
     if path:
         return load_positions(path, dataset.tokens)
@@ -286,8 +287,6 @@ def open_positions(dataset, cfg) -> pa.Table:
         meta = (pq.read_schema(own).metadata or {}).get(b"gpubt_generate")
         if meta is None or meta.decode() == book_key(**gen):
             return table
-    if dataset.manifest.get("source") != "synthetic":
-        raise schema.SchemaError(f"{dataset.root}: no positions for the liquidation strategy; put a {FILE_NAME} "
-                                 f"(POSITIONS schema: {', '.join(POSITIONS.names)}) there or set "
-                                 "strategy.liquidation.positions_path")
+    if dataset.manifest.get("source") != "synthetic":   # nothing to hunt: the strategy says so (idle_reason)
+        return POSITIONS.empty_table()
     return generate_positions(dataset, **gen)

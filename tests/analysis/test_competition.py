@@ -121,13 +121,16 @@ def test_a_cexdex_trade_is_bid_on_what_was_known_and_can_lose():
     trades = trades.set_column(trades.column_names.index("detail"), "detail",
                                pa.array([json.dumps({"decision_net_wei": str(d)}) for d in decision]))
     trades = trades.set_column(trades.column_names.index("strategy"), "strategy", pa.array(["cexdex"] * 12))
-    out, _ = competition.apply(trades, _cfg(scenarios=50), "cpu")
+    out, summary = competition.apply(trades, _cfg(scenarios=50), "cpu")
     bid = [int(v) for v in out.column("bid_wei").to_pylist()]
     after = [int(v) for v in out.column("net_after_bid_wei").to_pylist()]
     won = out.column("won").to_pylist()
     for i, (v, d, b, a, w) in enumerate(zip(net, decision, bid, after, won)):
         assert abs(b - 0.9 * d) <= 1 and (a == v - b if w else a == 0)
     assert any(w and a < 0 for a, w in zip(after[3:], won[3:]))
+    # the bid share is of the value bid on, not of the realized net (which made it 2.7 on the odd rows)
+    shares = [b / d for b, d, w in zip(bid, decision, won) if w and d > 0]
+    assert summary["mean_bid_share"] == pytest.approx(np.mean(shares), rel=1e-12) and summary["mean_bid_share"] < 1
 
 
 def test_a_cexdex_run_bids_on_the_decision_value(tiny_cache, tmp_path):

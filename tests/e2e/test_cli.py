@@ -16,7 +16,8 @@ from gpubt.schema import SchemaError
 from ..cli import GPUBT, compose, gpubt, run_inprocess
 from ..conftest import hand_market, write_market
 
-TINY_RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "thresholds.min_profit_eth=0.0001")
+# arbitrage: this file re-derives every trade as a cycle (the default, every strategy: test_front_door.py)
+TINY_RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "thresholds.min_profit_eth=0.0001", "strategy=arbitrage")
 
 
 def test_help():

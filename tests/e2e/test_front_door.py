@@ -2,6 +2,8 @@
 reported."""
 import json
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from tests.cli import gpubt, run_inprocess
@@ -41,7 +43,7 @@ def test_strategy_all_reports_all_five_and_prints_only_what_ran(tiny_cache, tmp_
     for name in by:
         assert f"\n{name} " in table, name
     # an arbitrage-only run on the same (labelled) market prints no line for the CEX-DEX labels it never chased
-    alone = gpubt("run", *TINY, f"data.cache_dir={tiny_cache}", f"out_dir={tmp_path / 'arb'}")
+    alone = gpubt("run", *TINY, f"data.cache_dir={tiny_cache}", "strategy=arbitrage", f"out_dir={tmp_path / 'arb'}")
     assert alone.returncode == 0, alone.stderr[-2000:]
     assert "arbitrage  labels" in alone.stdout and "cexdex" not in alone.stdout
 
@@ -92,8 +94,9 @@ def test_run_returns_a_result_object_the_command_line_prints(tmp_path, capsys):
 @pytest.mark.slow  # generates the small market and backtests it as `make run` does (~30 s)
 def test_the_default_run_meets_competition(tmp_path):
     """`gpubt run` as the README's quick start runs it (only where the cache goes and the results go differ): the
-    small market, arbitrage, competition on. What a mid-tier searcher gets is not 100 %: some bundles lose the
-    auction, the landed ones pay bids, and the reliability of the win predictions is reported."""
+    small market, every strategy, competition on. What a mid-tier searcher gets is not 100 %: some bundles lose the
+    auction, the landed ones pay bids, some landed trades lose after their bid (CEX-DEX's markout), and the
+    reliability of the win predictions is reported."""
     out = tmp_path / "default"
     proc = gpubt("run", "progress=false", f"data.cache_dir={tmp_path / 'cache'}", f"out_dir={out}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -102,6 +105,10 @@ def test_the_default_run_meets_competition(tmp_path):
     assert summary["run"]["dataset_params"]["preset"] == "small" and comp["enabled"] is True
     assert 0 < comp["won"] < comp["attempted"] and 0 < m["survival_rate"] < 1
     assert int(comp["bids_paid_wei"]) > 0 and 0 < comp["mean_bid_share"] < 1
-    assert 0 < m["win_rate"] <= 1 and int(m["net_profit_wei"]) < int(summary["execution"]["executed_net_wei"])
+    assert sorted(summary["by_strategy"]) == ["arbitrage", "cexdex", "jit", "liquidation", "sandwich"]
+    assert 0 < m["win_rate"] < 1 and int(m["net_profit_wei"]) < int(summary["execution"]["executed_net_wei"])
+    landed = pq.read_table(out / "trades.parquet").filter(pc.field("won"))
+    losing = sum(int(v) < 0 for v in landed.column("net_after_bid_wei").to_pylist())
+    assert losing > 0 and m["losing_trades"] == losing
     assert 0 <= comp["calibration"]["all"]["brier"] < 0.25 and comp["calibration"]["all"]["n"] == comp["attempted"]
     assert "survival prediction: Brier" in proc.stdout
