@@ -98,6 +98,13 @@ class Backend:
             self.xp.cuda.runtime.deviceSynchronize()
 
 
+@functools.cache
+def cpu_backend() -> Backend:
+    """The process's CPU backend (the ordered pass, the exact engine and the auction's realized outcomes off a GPU
+    run on it)."""
+    return Backend("cpu")
+
+
 def resolve_backend(name: str) -> Backend:
     """The backend for `name`; `auto` says which it picked and why (`Backend.reason`)."""
     if name not in NAMES:

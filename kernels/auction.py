@@ -153,6 +153,19 @@ def auction_opportunity(i, seed, n_scenarios, opp_id, opp_value_wei, opp_kind, s
     out_realized_max_bid_wei[i] = max_bid
 
 
+def realized_opportunity(i, seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_skill, searcher_latency_ms,
+                         searcher_capital_wei, searcher_focus, params, out_our_bid_wei, out_realized_won):
+    """Opportunity i's bid and realized outcome alone, equal to `auction_opportunity`'s (the same counters): what
+    the ordered pass needs to know when it sends a bundle, without the S scored scenarios."""
+    k0, k1 = stream_key(seed, opp_id[i])
+    bid = our_bid_for(k0, k1, n_scenarios, opp_value_wei[i], opp_kind[i], searcher_skill, searcher_latency_ms,
+                      searcher_capital_wei, searcher_focus, params)
+    won, _, _, _ = auction_scenario(k0, k1, 0, PHASE_REALIZED, opp_value_wei[i], opp_kind[i], bid, searcher_skill,
+                                    searcher_latency_ms, searcher_capital_wei, searcher_focus, params)
+    out_our_bid_wei[i] = bid
+    out_realized_won[i] = won
+
+
 def auction_cpu(seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_skill, searcher_latency_ms,
                 searcher_capital_wei, searcher_focus, params, out_our_bid_wei, out_win_probability,
                 out_expected_payoff_wei, out_mean_winning_bid_wei, out_mean_max_bid_wei, out_mean_bidders,
@@ -180,7 +193,27 @@ def auction_cuda(seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_sk
                             out_scenario_won, out_scenario_max_bid_wei)
 
 
+def realized_cpu(seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_skill, searcher_latency_ms,
+                 searcher_capital_wei, searcher_focus, params, out_our_bid_wei, out_realized_won):
+    """CPU driver of the realized outcomes alone (a few bundles at a time: no prange)."""
+    for i in range(opp_id.shape[0]):
+        realized_opportunity(i, seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_skill,
+                             searcher_latency_ms, searcher_capital_wei, searcher_focus, params, out_our_bid_wei,
+                             out_realized_won)
+
+
+def realized_cuda(seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_skill, searcher_latency_ms,
+                  searcher_capital_wei, searcher_focus, params, out_our_bid_wei, out_realized_won):
+    """CUDA driver of the realized outcomes alone: one thread per opportunity."""
+    i = cuda.grid(1)  # noqa: F821
+    if i < opp_id.shape[0]:
+        realized_opportunity(i, seed, n_scenarios, opp_id, opp_value_wei, opp_kind, searcher_skill,
+                             searcher_latency_ms, searcher_capital_wei, searcher_focus, params, out_our_bid_wei,
+                             out_realized_won)
+
+
 # The kernel's declaration (gpubt.kernels.REGISTRY): device functions in dependency order (the RNG's first),
 # (CPU, CUDA) drivers.
-DEVICE_FUNCTIONS = RNG_FUNCTIONS + (competitor_bid, auction_scenario, our_bid_for, auction_opportunity)
-DRIVERS = ((auction_cpu, auction_cuda),)
+DEVICE_FUNCTIONS = RNG_FUNCTIONS + (competitor_bid, auction_scenario, our_bid_for, auction_opportunity,
+                                    realized_opportunity)
+DRIVERS = ((auction_cpu, auction_cuda), (realized_cpu, realized_cuda))

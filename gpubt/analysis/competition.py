@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpubt.analysis.calibration import CalibrationTally
-from gpubt.backend import Backend, resolve_backend
+from gpubt.backend import Backend, cpu_backend, resolve_backend
 from gpubt.market.searchers import KINDS, SearcherPopulation, draw_population, option, positive  # noqa: F401
 from gpubt.schema import AMOUNT, WEI_PER_ETH, amounts_float
 
@@ -122,16 +122,16 @@ def with_bid_basis(trades: pa.Table) -> pa.Table:
 
 
 def bid_basis(trades: pa.Table, net: list) -> list:
-    """The value each trade is bid on: what is known at its point. Its exact net profit, except where the detail
-    records a `decision_net_wei` (CEX-DEX: the hedge at the reference price when deciding, not at the markout), so
-    a trade whose realized net falls below its bid loses."""
+    """The value each trade is bid on: what is known at its point (`basis_of`)."""
     if "detail" not in trades.column_names:
         return net
-    basis = list(net)
-    for i, d in enumerate(trades.column("detail").to_pylist()):
-        if d and "decision_net_wei" in d:
-            basis[i] = int(json.loads(d)["decision_net_wei"])
-    return basis
+    return [basis_of(v, d) for v, d in zip(net, trades.column("detail").to_pylist())]
+
+
+def basis_of(net: int, detail: str | None) -> int:
+    """A trade's exact net profit, except where its detail records a `decision_net_wei` (CEX-DEX: the hedge at the
+    reference price when deciding, not at the markout), so a trade whose realized net falls below its bid loses."""
+    return int(json.loads(detail)["decision_net_wei"]) if detail and "decision_net_wei" in detail else net
 
 
 def enabled(cfg) -> bool:
@@ -197,23 +197,54 @@ class Auctions:
                    "won": won, "bid_wei": bid_wei, "net_after_bid_wei": after}
         return _append(trades, columns)
 
+    def _kinds(self, trades: pa.Table) -> np.ndarray:
+        """The population's kind id of each trade (see the class docstring)."""
+        population = self.population
+        default = self.kind or str(option(self.ours, "kind", "arbitrage"))
+        if "kind" in trades.column_names:
+            return np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
+        if "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
+            return np.array([population.kind_id(k if k in population.kinds else default)
+                             for k in trades.column("strategy").to_pylist()], np.int32)
+        return np.full(trades.num_rows, population.kind_id(default), np.int32)
+
+    def _realized(self, value_wei, kinds, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(our bid, realized won) alone, on the CPU (kernels/auction.py realized_opportunity): the outcome the
+        ordered pass acts on when it sends a bundle, and so the one every backend's summary reports."""
+        n = len(ids)
+        bid, won = np.zeros(n), np.zeros(n, np.bool_)
+        if n:
+            cpu_backend().launch("auction", "realized", n, (
+                self.seed, self.n_scenarios, np.ascontiguousarray(ids, np.int64),
+                np.ascontiguousarray(value_wei, np.float64), np.ascontiguousarray(kinds, np.int32),
+                self.population.skill, self.population.latency_ms, self.population.capital_wei,
+                self.population.focus, np.ascontiguousarray(self.params, np.float64), bid, won))
+        return bid, won
+
+    def lands(self, trade: dict, closed_blocks=frozenset()) -> bool:
+        """Whether `trade` (a TRADES row as a dict, with its detail), sent at its point, wins the builder's auction:
+        the realized outcome `add` reports for it, computed alone as the ordered pass sends it (counted in no
+        summary). With competition disabled every trade lands."""
+        if not self.enabled:
+            return True
+        if int(trade["block_number"]) in closed_blocks:
+            return False
+        row = pa.table({"strategy": [trade.get("strategy", "arbitrage")]})
+        ids = opportunity_ids([trade["block_number"]], [trade["tx_index"]], [trade["path_id"]])
+        value = [float(basis_of(int(trade["net_profit_wei"]), trade.get("detail")))]
+        return bool(self._realized(value, self._kinds(row), ids)[1][0])
+
     def _run(self, trades: pa.Table, basis: list, closed_blocks=None) -> tuple[dict, np.ndarray]:
         """(the auction kernel's outputs for `trades` bid on `basis`, bool per trade: in a closed block), with
         the closed blocks' trades lost."""
         n = trades.num_rows
-        population = self.population
-        default = self.kind or str(option(self.ours, "kind", "arbitrage"))
-        if "kind" in trades.column_names:
-            kinds = np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
-        elif "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
-            kinds = np.array([population.kind_id(k if k in population.kinds else default)
-                              for k in trades.column("strategy").to_pylist()], np.int32)
-        else:
-            kinds = np.full(n, population.kind_id(default), np.int32)
+        kinds = self._kinds(trades)
         ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
                               trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
-        out = run_auction(np.asarray(basis, np.float64), kinds, ids, population, self.params, self.seed,
+        out = run_auction(np.asarray(basis, np.float64), kinds, ids, self.population, self.params, self.seed,
                           self.n_scenarios, self.backend, int(option(self.cfg, "record_scenarios", 0)))
+        if self.backend.name != "cpu":  # the realized outcome is the CPU's, which the ordered pass acted on
+            out["our_bid_wei"], out["realized_won"] = self._realized(basis, kinds, ids)
         shut = np.zeros(n, bool)
         if closed_blocks is not None and len(closed_blocks) and n:
             shut = np.isin(trades.column("block_number").to_numpy(), np.asarray(closed_blocks))

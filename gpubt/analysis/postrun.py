@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from gpubt import schema
@@ -173,10 +174,12 @@ def post_run(cfg, work, backend, dataset, loop: LoopResult, setup: RunSetup):
         from gpubt.analysis.repeats import repeated_captures
         from gpubt.analysis.validate import load_labels
 
-        arbitrage = parts.read("trades", ["strategy", "block_number", "tx_index", "path_id", "pools",
-                                          "gross_profit_wei"])
+        # captures are the trades that landed: a lost bundle took nothing (and, counterfactually, changed nothing)
+        arbitrage = pq.read_table(work / "trades.parquet", columns=["strategy", "block_number", "tx_index", "path_id",
+                                                                   "pools", "gross_profit_wei", "won"])
         summary["execution"] = json_safe({**loop.execution, "repeated_captures": repeated_captures(
-            arbitrage, load_labels(dataset, first, last) if "arbitrage" in cfg.strategy else None)})
+            arbitrage.filter(arbitrage.column("won")),
+            load_labels(dataset, first, last) if "arbitrage" in cfg.strategy else None)})
     del totals, by_strategy  # the per-trade floats, before the report reads its own
     release_memory()
     (work / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

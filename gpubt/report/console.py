@@ -154,7 +154,9 @@ def execution_rows(summary: dict) -> tuple[list, list]:
                  ("pools diverged", f"{e['diverged_pools']:,}",
                   f"mean {e['mean_blocks_diverged']:,.0f} blocks, mean |Δprice| {e['mean_abs_price_divergence']:.3%}"),
                  ("bundles dropped or re-priced", f"{e['conflicts']:,} / {e['repriced']:,}",
-                  f"conflicts at a point / re-priced on a changed pool ({e['repriced_dropped']:,} then not sent)")]
+                  f"conflicts at a point / re-priced on a changed pool ({e['repriced_dropped']:,} then not sent)"),
+                 ("bundles lost at the auction", f"{e.get('lost_bundles', 0):,}",
+                  "sent, outbid or in a block without bundles: the market kept history's state")]
     return rows, reaction
 
 

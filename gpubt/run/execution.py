@@ -13,7 +13,9 @@ history that follows on a forked pool is re-executed on it (ARCHITECTURE princip
    screen stale (`Strategy.rescreen`: what only the changed state makes profitable is found, what it closed is
    gone); the proposals are chosen best first across strategies, one per victim; one touching a pool a bundle
    changed is priced again on its current state (`trade["_reprice"]`), or dropped when it cannot be; each
-   chosen bundle's effects (`Strategy.effects`) execute on the forks.
+   chosen bundle is sent, and if it wins the builder's auction (`competition`: the realized outcome the summary
+   reports, decided here as it is sent) its effects (`Strategy.effects`) execute on the forks; a lost one leaves
+   the market as history has it (the rival's bundle that won is history's).
 4. The market state carried to the next batch takes the forks' final states.
 
 Re-execution rule (`Walker`): a tx touching a forked pool runs again, all of it, with its historical inputs
@@ -45,7 +47,7 @@ MODES = ("counterfactual", "replay")
 # summary.json `execution` counts (docs/metrics.md, "Execution")
 REACTION_KEYS = ("executed_trades", "executed_net_wei", "executed_wins", "reexecuted_txs", "reverted_user_swaps",
                  "preempted_rivals", "bundles", "conflicts", "repriced", "repriced_dropped", "stale_dropped",
-                 "victims_in_bundles", "reverted_victims_in_bundles")
+                 "victims_in_bundles", "reverted_victims_in_bundles", "lost_bundles")
 
 
 class ExecutionMismatch(RuntimeError):
@@ -362,12 +364,16 @@ class Execution:
     (summary.json `execution`). The loop calls `project` before the strategies screen a batch, `execute` with
     their proposals, then `advance` with the market state."""
 
-    def __init__(self, mode: str, dataset, strategies, slippage_bps: int = 50):
+    def __init__(self, mode: str, dataset, strategies, slippage_bps: int = 50, auction=None, closed_blocks=()):
+        """`auction`: the run's gpubt.analysis.competition.Auctions (None: every bundle sent lands); a bundle that
+        loses it, or is sent in one of `closed_blocks` (builders that took no bundles), never touches the market."""
         if mode not in MODES:
             raise ValueError(f"execution={mode!r}: choose one of {', '.join(MODES)}")
         if not 0 <= int(slippage_bps) < 10_000:
             raise ValueError(f"execution.default_slippage_bps = {slippage_bps}: must be in 0..9999")
         self.mode, self.slippage_bps = mode, int(slippage_bps)
+        self.auction = auction if auction is not None and auction.enabled else None
+        self.closed_blocks = frozenset(int(b) for b in closed_blocks)
         self.strategies = list(strategies)
         self.pools = PoolTable(dataset.pools)
         self.forked: set[int] = set()
@@ -482,7 +488,7 @@ class Execution:
         here.sort(key=lambda nt: -_decision(nt[1]))
         used_pools, used_victims = set(), set()
         for name, trade in here:
-            s = by_name[name]
+            s, proposal = by_name[name], trade
             pools = set(trade["pools"])
             victims = set(trade.get("_victims", ()))
             if not used_victims.isdisjoint(victims) or (not used_pools.isdisjoint(pools) and "_reprice" not in trade):
@@ -506,7 +512,12 @@ class Execution:
                 trade = priced
                 pools = set(trade["pools"])
                 victims = set(trade.get("_victims", ()))
-            walker.execute(s.effects(trade, walker.batch), key)
+            if self.auction is not None and not self.auction.lands(trade, self.closed_blocks):
+                # the builder took a rival's bundle (history's): ours is sent, loses, and leaves the market alone
+                self.counts["lost_bundles"] += 1
+                s.dropped(proposal)  # as proposed: a re-priced trade carries the proposal's price, not its state
+            else:
+                walker.execute(s.effects(trade, walker.batch), key)
             used_pools |= pools
             used_victims |= victims
             self._executed(s, trade)

@@ -159,8 +159,19 @@ class RunSetup:
 
     def backtest(self, cfg, dataset: Dataset, backend: Backend, **options) -> Backtest:
         """The batch loop over cfg's block range (`options`: Backtest's keyword arguments)."""
-        execution = Execution(str(cfg.execution.mode), dataset, self.strategies,
-                              int(cfg.execution.default_slippage_bps))
+        from gpubt.analysis.competition import Auctions
+
+        mode = str(cfg.execution.mode)
+        auction, closed = None, ()
+        if mode == "counterfactual":  # a bundle that loses the builder's auction does not touch the market
+            auction = Auctions(cfg.get("competition"))
+            if auction.enabled:
+                blocks = dataset.read_range("blocks", cfg.data.get("first_block"), cfg.data.get("last_block"),
+                                            ["block_number", "takes_bundles"])
+                shut = ~blocks.column("takes_bundles").fill_null(True).to_numpy(zero_copy_only=False)
+                closed = blocks.column("block_number").to_numpy()[shut]
+        execution = Execution(mode, dataset, self.strategies, int(cfg.execution.default_slippage_bps), auction,
+                              closed)
         return Backtest(dataset, backend, self.strategies, self.gas, int(cfg.batch_blocks),
                         cfg.data.get("first_block"), cfg.data.get("last_block"),
                         memory_budget_mb=float(cfg.get("memory_budget_mb", 2048)), execution=execution, **options)

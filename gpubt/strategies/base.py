@@ -22,13 +22,14 @@ is key (o << 20) + t − 1.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
+from gpubt.backend import cpu_backend
 
 
 # a trade's `detail` as json.dumps(detail, sort_keys=True) gives it, with one encoder for every trade (dumps with
@@ -250,14 +251,6 @@ def no_victims_reason(dataset, first_block: int, last_block: int, pool_ok=None) 
     if pool_ok is not None:
         pools = pools[pool_ok[pools]]
     return None if len(pools) else "no pending victim swaps (victims table) in these blocks"
-
-
-@functools.cache
-def cpu_backend():
-    """The process's CPU backend (the ordered pass and the exact engine off a GPU run on it)."""
-    from gpubt.backend import Backend
-
-    return Backend("cpu")
 
 
 def device_array(backend, array):

@@ -20,6 +20,12 @@ def test_run_without_out_dir_writes_results_under_the_working_directory(tiny_cac
     assert folder.name.startswith("synthetic-")
     assert (folder / "summary.json").is_file() and (folder / "trades.parquet").is_file()
     assert f"results  results/{folder.name}" in proc.stdout
+    # every strategy, counterfactual, competition on: the bundles the ordered pass saw lose the auction (and left
+    # the market alone) are the attempts the post-run reports lost
+    summary = json.loads((folder / "summary.json").read_text())
+    comp, execution = summary["competition"], summary["execution"]
+    assert len(summary["by_strategy"]) == 5 and execution["mode"] == "counterfactual"
+    assert execution["lost_bundles"] == comp["attempted"] - comp["won"] > 0
 
 
 @pytest.mark.slow

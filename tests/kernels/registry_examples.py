@@ -80,6 +80,12 @@ def _auction():
                params(POLICY_SHADE, 0.9, 1e14), *outs)
 
 
+def _auction_realized():
+    """The realized outcomes alone of the same 12 opportunities (what the ordered pass launches per bundle)."""
+    n, args = _auction()
+    return n, (*args[:10], np.zeros(n), np.zeros(n, np.bool_))
+
+
 def _exact_rows(name, n=130):
     """Driver `name` of kernels/exact_uniswap.py on n random cases of test_exact_uniswap.py or test_u256.py (mul_div)
     with the edges mixed in."""
@@ -188,6 +194,7 @@ EXAMPLES = {
     "liquidation.liquidation_pairs": {"mixed": _liquidation},
     "cexdex.cexdex_pairs": {"mixed": _cexdex},
     "auction.auction": {"shade": _auction},
+    "auction.realized": {"shade": _auction_realized},
     "exact_search.v2_optimal_inputs": {"cycles": _exact_search},
     "exact_search.mixed_inputs": {"cycles": _exact_mixed},
     "exact_sandwich.sandwich_prices": {"scenarios": _exact_sandwich},

@@ -95,6 +95,23 @@ def test_cpu_equals_python_reference():
                 run_auction(value, kind, ids, pop, p, 5, 10, python, 10))
 
 
+@pytest.mark.parametrize("policy", [ka.POLICY_FIXED, ka.POLICY_SHADE])
+def test_the_realized_outcome_alone_equals_the_full_auctions(policy):
+    """The ordered pass decides a bundle's fate with the `realized` driver; the post-run reports the full kernel's
+    outcome: bid and realized won are the same numbers (its CUDA build against this: tests/kernels/test_cudasim.py)."""
+    from gpubt.backend import cpu_backend
+
+    value, kind, ids = opportunities(40, seed=11)
+    pop, p = population(12, seed=12), params(policy)
+    full = run_auction(value, kind, ids, pop, p, 7, 8, "cpu")
+    bid, won = np.zeros(40), np.zeros(40, np.bool_)
+    cpu_backend().launch("auction", "realized", 40, (7, 8, ids, value, kind, pop.skill, pop.latency_ms,
+                                                      pop.capital_wei, pop.focus, p, bid, won))
+    np.testing.assert_array_equal(bid, full["our_bid_wei"])
+    np.testing.assert_array_equal(won, full["realized_won"])
+    assert won.any() and not won.all()
+
+
 def test_draws_do_not_depend_on_batch_or_order():
     """A trade's scenarios are a function of (seed, its id): a subset, reversed, gets the same outputs."""
     value, kind, ids = opportunities(30, seed=5)

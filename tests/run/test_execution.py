@@ -202,6 +202,36 @@ def test_results_do_not_depend_on_batch_size(tmp_path):
     assert one == many and len(one) > 1
 
 
+CLOSED = 10   # the first blocks' builders take no bundles
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_a_bundle_that_loses_the_auction_leaves_the_market_alone(closed, tmp_path):
+    """A bundle that loses the builder's auction (here: sent in a block whose builder takes no bundles; no rival
+    bids, so elsewhere it wins) is attempted and changes nothing: the mispricing stays, so every point of those
+    blocks attempts it again on history's state (replay's trades, to the wei), and the first open block captures
+    it once. Without the auction the first point captures it at once."""
+    from gpubt.analysis.competition import Auctions
+
+    ds = Dataset(write_market(tmp_path / "planted", planted_market(), FIRST, NOISE_BLOCKS + 1))
+    _, replay = run(ds, "replay")
+    auction = Auctions({"enabled": True, "scenarios": 4, "searchers": {"count": 0}})
+    shut = range(FIRST, FIRST + CLOSED) if closed else ()
+    bt, ours = run(ds, "counterfactual", auction=auction, closed_blocks=shut)
+    e = bt.execution.summary(bt.last_block)
+    # the top of the first block, then after each block's noise swap
+    assert sum(t["block_number"] < FIRST + CLOSED for t in replay) == CLOSED
+    attempts = CLOSED if closed else 0
+    assert ours[:attempts + 1] == replay[:attempts + 1]
+    assert e["lost_bundles"] == attempts and e["executed_trades"] == len(ours)
+    assert [auction.lands(t, frozenset(shut)) for t in ours] == [False] * attempts + [True] * (len(ours) - attempts)
+    # after the capture only what the noise re-created on our state: less than replay sells again at that point
+    history = {(t["block_number"], t["tx_index"]): int(t["gross_profit_wei"]) for t in replay}
+    later = ours[attempts + 1:]
+    assert len(later) < len(replay) - attempts - 1
+    assert all(int(t["gross_profit_wei"]) < history[t["block_number"], t["tx_index"]] for t in later)
+
+
 # ------------------------------------------------------------------------------------- a rival's bundle pre-empted
 BALANCED = {0: (1_000 * E18, 2_000_000 * 10**6), 1: (600_000 * 10**6, 46_153 * E18),
             2: (300 * E18, 46_153 * E18)}

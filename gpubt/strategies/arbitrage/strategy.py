@@ -20,7 +20,8 @@ from gpubt.strategies.arbitrage.bound import ScreenBound
 from gpubt.strategies.arbitrage.paths import (enumerate_cycles, evaluation_pairs, point_pairs, resolve_tokens,
                                               with_state)
 from gpubt.strategies.arbitrage.pricing import reprice, select
-from gpubt.strategies.base import Strategy, StrategyResult, cpu_backend
+from gpubt.backend import cpu_backend
+from gpubt.strategies.base import Strategy, StrategyResult
 
 
 NO_OPPORTUNITIES = schema.OPPORTUNITIES.empty_table()  # (building an empty table costs ~30 µs: the ordered pass asks often)
