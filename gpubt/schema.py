@@ -187,6 +187,10 @@ LABELS = pa.schema([
     ("profit_raw", AMOUNT),          # may be negative: a searcher can lose
     ("gas_used", pa.int64()),
 ])
+# What a dataset's labels partition holds: LABELS (what every producer writes) plus the lending position a
+# "liquidation" label liquidated (null for the other kinds, and filled with nulls where a table omits it:
+# OPTIONAL), which validation matches our liquidations of the same position by.
+LABELS_STORED = pa.schema(list(LABELS) + [pa.field("position_id", pa.int32())])
 
 # Reference (off-chain) USD prices, sampled every `price_interval` blocks; used for USD at reporting only.
 PRICES = pa.schema([
@@ -234,7 +238,7 @@ TRADES = pa.schema([
 SCHEMAS = {
     "tokens": TOKENS, "pools": POOLS, "blocks": BLOCKS, "events": EVENTS, "snapshots": SNAPSHOTS,
     "ticks": TICKS, "victims": VICTIMS,
-    "labels": LABELS, "prices": PRICES, "opportunities": OPPORTUNITIES, "trades": TRADES,
+    "labels": LABELS_STORED, "prices": PRICES, "opportunities": OPPORTUNITIES, "trades": TRADES,
 }
 
 
@@ -256,6 +260,7 @@ OPTIONAL = {
     "trades": ("strategy", "detail"),
     "victims": ("exact_output",),
     "blocks": ("takes_bundles",),
+    "labels": ("position_id",),
 }
 
 
@@ -281,6 +286,12 @@ def conform(table: pa.Table, name: str, source: str) -> pa.Table:
             else:
                 fill = pa.nulls(table.num_rows, field.type)
             table = table.append_column(col, fill)
+    return cast_to(table, schema, source, name)
+
+
+def cast_to(table: pa.Table, schema: pa.Schema, source: str, name: str, nullable=None) -> pa.Table:
+    """`table`'s columns of `schema`, cast to it; a missing column, an impossible cast or (when `nullable` is given:
+    the names that may hold nulls) a null raises SchemaError naming `source` (and the row)."""
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise SchemaError(f"{source}: missing column(s) {', '.join(missing)} "
@@ -294,6 +305,10 @@ def conform(table: pa.Table, name: str, source: str) -> pa.Table:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SchemaError(f"{source}: column {field.name} has type {col.type}, "
                                   f"expected {field.type} ({exc})") from None
+        if nullable is not None and col.null_count and field.name not in nullable:
+            row = int(pc.index(pc.is_null(col), True).as_py())
+            may = f"only {', '.join(nullable)} may be" if nullable else "every column is required"
+            raise SchemaError(f"{source} row {row}: {field.name} is null ({may})")
         columns.append(col)
     return pa.Table.from_arrays(columns, schema=schema)
 

@@ -20,7 +20,6 @@ trades), totals, and `calibration`: how well win_probability predicts won, per s
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -28,57 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpubt.analysis.calibration import CalibrationTally
-from gpubt.backend import Backend, cpu_backend, resolve_backend
+from gpubt.backend import Backend, resolve_backend
+from gpubt.market.auction import (POLICIES, BuilderAuction, auction_params, basis_of, enabled,  # noqa: F401
+                                  opportunity_ids)
 from gpubt.market.searchers import KINDS, SearcherPopulation, draw_population, option, positive  # noqa: F401
 from gpubt.schema import AMOUNT, WEI_PER_ETH, amounts_float
 
-POLICIES = ("fixed", "shade")
 COLUMNS = ("win_probability", "expected_payoff_wei", "mean_winning_bid_wei", "competitors_bidding", "won",
            "bid_wei", "net_after_bid_wei")
-
-
-def auction_params(cfg) -> np.ndarray:
-    """The kernel's float64 params array (kernels/auction.py P_* indices) from the `competition` config."""
-    from gpubt.kernels import auction as ka
-
-    bidding, ours = option(cfg, "bidding", {}), option(cfg, "ours", {})
-    policy = str(option(ours, "policy", "fixed"))
-    if policy not in POLICIES:
-        raise ValueError(f"competition.ours.policy = {policy!r} (fixed or shade)")
-    lo, hi = float(option(bidding, "min_bid_share", 0.5)), float(option(bidding, "max_bid_share", 0.99))
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise ValueError(f"competition.bidding: min_bid_share = {lo}, max_bid_share = {hi}: need 0 <= min <= max <= 1")
-    fraction = float(option(ours, "bid_fraction", 0.9))
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"competition.ours.bid_fraction = {fraction}: must be in [0, 1] (a share of the value)")
-    noise = float(option(bidding, "value_noise", 0.5))
-    failed = float(option(ours, "failed_cost_eth", 0.0))
-    margin = float(option(ours, "shade_margin", 0.01))
-    if noise < 0 or failed < 0 or margin < 0:
-        raise ValueError("competition: bidding.value_noise, ours.failed_cost_eth and ours.shade_margin must be >= 0")
-    params = np.zeros(ka.N_PARAMS)
-    params[ka.P_LATENCY_WINDOW_MS] = positive("bidding.latency_window_ms", option(bidding, "latency_window_ms", 100.0))
-    params[ka.P_VALUE_NOISE] = noise
-    params[ka.P_MIN_BID_SHARE] = lo
-    params[ka.P_MAX_BID_SHARE] = hi
-    params[ka.P_POLICY] = ka.POLICY_SHADE if policy == "shade" else ka.POLICY_FIXED
-    params[ka.P_OUR_BID_FRACTION] = fraction
-    params[ka.P_SHADE_MARGIN] = margin
-    params[ka.P_FAILED_COST_WEI] = failed * WEI_PER_ETH
-    return params
-
-
-def opportunity_ids(block_number, tx_index, path_id) -> np.ndarray:
-    """A stable int64 id per (block, tx, path): splitmix64 of the packed triple, so a trade draws the same
-    scenarios whatever batch or row it is in."""
-    with np.errstate(over="ignore"):
-        x = (np.asarray(block_number, np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             ^ (np.asarray(tx_index, np.int64).astype(np.uint64) + np.uint64(1)) * np.uint64(0xC2B2AE3D27D4EB4F)
-             ^ np.asarray(path_id, np.int64).astype(np.uint64) * np.uint64(0x165667B19E3779F9))
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return x.view(np.int64)
 
 
 def run_auction(value_wei, kind, opp_id, population: SearcherPopulation, params: np.ndarray, seed: int,
@@ -128,34 +84,21 @@ def bid_basis(trades: pa.Table, net: list) -> list:
     return [basis_of(v, d) for v, d in zip(net, trades.column("detail").to_pylist())]
 
 
-def basis_of(net: int, detail: str | None) -> int:
-    """A trade's exact net profit, except where its detail records a `decision_net_wei` (CEX-DEX: the hedge at the
-    reference price when deciding, not at the markout), so a trade whose realized net falls below its bid loses."""
-    return int(json.loads(detail)["decision_net_wei"]) if detail and "decision_net_wei" in detail else net
-
-
-def enabled(cfg) -> bool:
-    return cfg is not None and bool(option(cfg, "enabled", False))
-
-
-class Auctions:
+class Auctions(BuilderAuction):
     """The `competition` config on `backend_name`, applied chunk by chunk (`add`: one chunk's trades, in any
     order: every opportunity's randomness is keyed by its id); `summary()` covers every chunk added.
 
-    `kind`: the strategy kind of every trade (default: a `kind` column of `trades`, else its `strategy` where that
-    is one of the population's kinds, else competition.ours.kind, else "arbitrage"). With competition disabled every trade wins at bid 0 and the summary says so.
+    `kind`: as BuilderAuction's (a `kind` column of `trades` wins). With competition disabled every trade wins at
+    bid 0 and the summary says so.
     """
 
     def __init__(self, cfg, backend_name: str = "cpu", kind: str | None = None):
-        self.cfg, self.backend_name, self.kind = cfg, backend_name, kind
-        self.enabled = enabled(cfg)
+        super().__init__(cfg, kind)
+        self.backend_name = backend_name
         self.attempted = self.won = self.bids_paid = self.net_after = self.n_shares = self.closed = 0
         self.win_probability = self.share = self.expected_payoff = self.bidders = 0.0  # sums
         if self.enabled:
-            self.population, self.params = draw_population(cfg), auction_params(cfg)
-            self.seed, self.n_scenarios = int(option(cfg, "seed", 0)), int(option(cfg, "scenarios", 1000))
             self.backend = resolve_backend(backend_name)
-            self.ours = option(cfg, "ours", {})
             self.failed_wei = int(round(float(option(self.ours, "failed_cost_eth", 0.0)) * WEI_PER_ETH))
             self.calibration = CalibrationTally()
 
@@ -197,54 +140,19 @@ class Auctions:
                    "won": won, "bid_wei": bid_wei, "net_after_bid_wei": after}
         return _append(trades, columns)
 
-    def _kinds(self, trades: pa.Table) -> np.ndarray:
-        """The population's kind id of each trade (see the class docstring)."""
-        population = self.population
-        default = self.kind or str(option(self.ours, "kind", "arbitrage"))
-        if "kind" in trades.column_names:
-            return np.array([population.kind_id(k) for k in trades.column("kind").to_pylist()], np.int32)
-        if "strategy" in trades.column_names:  # a trade meets the searchers who chase its strategy's kind
-            return np.array([population.kind_id(k if k in population.kinds else default)
-                             for k in trades.column("strategy").to_pylist()], np.int32)
-        return np.full(trades.num_rows, population.kind_id(default), np.int32)
-
-    def _realized(self, value_wei, kinds, ids) -> tuple[np.ndarray, np.ndarray]:
-        """(our bid, realized won) alone, on the CPU (kernels/auction.py realized_opportunity): the outcome the
-        ordered pass acts on when it sends a bundle, and so the one every backend's summary reports."""
-        n = len(ids)
-        bid, won = np.zeros(n), np.zeros(n, np.bool_)
-        if n:
-            cpu_backend().launch("auction", "realized", n, (
-                self.seed, self.n_scenarios, np.ascontiguousarray(ids, np.int64),
-                np.ascontiguousarray(value_wei, np.float64), np.ascontiguousarray(kinds, np.int32),
-                self.population.skill, self.population.latency_ms, self.population.capital_wei,
-                self.population.focus, np.ascontiguousarray(self.params, np.float64), bid, won))
-        return bid, won
-
-    def lands(self, trade: dict, closed_blocks=frozenset()) -> bool:
-        """Whether `trade` (a TRADES row as a dict, with its detail), sent at its point, wins the builder's auction:
-        the realized outcome `add` reports for it, computed alone as the ordered pass sends it (counted in no
-        summary). With competition disabled every trade lands."""
-        if not self.enabled:
-            return True
-        if int(trade["block_number"]) in closed_blocks:
-            return False
-        row = pa.table({"strategy": [trade.get("strategy", "arbitrage")]})
-        ids = opportunity_ids([trade["block_number"]], [trade["tx_index"]], [trade["path_id"]])
-        value = [float(basis_of(int(trade["net_profit_wei"]), trade.get("detail")))]
-        return bool(self._realized(value, self._kinds(row), ids)[1][0])
-
     def _run(self, trades: pa.Table, basis: list, closed_blocks=None) -> tuple[dict, np.ndarray]:
         """(the auction kernel's outputs for `trades` bid on `basis`, bool per trade: in a closed block), with
         the closed blocks' trades lost."""
         n = trades.num_rows
-        kinds = self._kinds(trades)
+        names = trades.column_names
+        kinds = self.kind_ids(kinds=trades.column("kind").to_pylist() if "kind" in names else None,
+                              strategies=trades.column("strategy").to_pylist() if "strategy" in names else None, n=n)
         ids = opportunity_ids(trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(),
                               trades.column("path_id").to_numpy()) if n else np.zeros(0, np.int64)
         out = run_auction(np.asarray(basis, np.float64), kinds, ids, self.population, self.params, self.seed,
                           self.n_scenarios, self.backend, int(option(self.cfg, "record_scenarios", 0)))
         if self.backend.name != "cpu":  # the realized outcome is the CPU's, which the ordered pass acted on
-            out["our_bid_wei"], out["realized_won"] = self._realized(basis, kinds, ids)
+            out["our_bid_wei"], out["realized_won"] = self.realized(basis, kinds, ids)
         shut = np.zeros(n, bool)
         if closed_blocks is not None and len(closed_blocks) and n:
             shut = np.isin(trades.column("block_number").to_numpy(), np.asarray(closed_blocks))

@@ -5,10 +5,11 @@ Matching rule (one-to-one): a trade of ours and a label match when they are in t
 `min_gap <= label.tx_index − our.tx_index <= max_gap` (default 1..1: our state is "after tx t", the labeled
 back-run is tx t + 1; the top of a block is tx −1, so it matches a label at tx 0). Where several pairs qualify,
 the greedy assignment prefers the larger pool overlap (Jaccard), then the smaller gap, then the closer profit.
-Per kind (KIND_GAPS): sandwiches and JIT sit at −1..1 of the victim. CEX-DEX (STATE_KINDS) is matched by state,
-not by gap: a label against our latest point on its pool before it, in any earlier block, kept when the pool had
-no event in between (we trade a pool state once; the label's searcher may trade it blocks later, at the top of a
-block behind other CEX-DEX trades). That needs the events (`events=`).
+Per kind (KIND_GAPS): sandwiches and JIT sit at −1..1 of the victim. Liquidations (POSITION_KINDS) match by
+position: a label's `position_id` against our liquidation of that position in the same block, ours not after it.
+CEX-DEX (STATE_KINDS) is matched by state, not by gap: a label against our latest point on its pool before it, in
+any earlier block, kept when the pool had no event in between (we trade a pool state once; the label's searcher may
+trade it blocks later, at the top of a block behind other CEX-DEX trades). That needs the events (`events=`).
 
 Scores per label kind: precision = matched trades ÷ our trades of that kind, recall = matched labels ÷ labels,
 F1 = their harmonic mean. Profit error on matched pairs compares our exact gross profit (amount out − amount in,
@@ -225,6 +226,10 @@ class ValidationWriter:
 # block, as long as the pool had no event in between: the label's searcher traded the very state we priced.
 KIND_GAPS = {"sandwich": (-1, 1), "jit": (-1, 1)}
 STATE_KINDS = frozenset({"cexdex"})
+# Liquidations are matched by position, not by pools (the labeled liquidator may keep the collateral and touch no
+# pool): a label (its `position_id`) against our liquidation of that position (`path_id`) in the same block, ours at
+# or before the label's tx (our trade sits at the top of the block).
+POSITION_KINDS = frozenset({"liquidation"})
 EVENT_COLUMNS = ["block_number", "tx_index", "pool_id"]
 
 
@@ -454,7 +459,9 @@ class _KindTally:
 
     def scores(self, label_counts: dict) -> dict:
         rule = ({"match": "latest point on the label's pools before it, pools untouched in between"}
-                if self.state else {"min_gap": self.gaps[0], "max_gap": self.gaps[1]})
+                if self.state else {"match": "same block and position (path_id = the label's position_id), ours "
+                                             "not after the label"} if self.kind in POSITION_KINDS
+                else {"min_gap": self.gaps[0], "max_gap": self.gaps[1]})
         estimated = ("amount out − amount in × the reference rate at our point (exact DEX leg)"
                      if self.kind == "cexdex" else "our exact gross_profit_raw (before gas)")
         scores = {"rule": {"our_kind": self.kind, **rule, "estimated": estimated,
@@ -512,7 +519,9 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     args = (trades.column("block_number").to_numpy(), trades.column("tx_index").to_numpy(), our_pools,
             labels.column("block_number").to_numpy()[is_ours], labels.column("tx_index").to_numpy()[is_ours],
             label_pools[is_ours])
-    if events is None:
+    if our_kind in POSITION_KINDS:
+        i, j, jaccard = same_position(trades, labels.filter(pa.array(is_ours)))
+    elif events is None:
         i, j, _, jaccard = candidate_pairs(*args, min_gap, max_gap)
     else:
         i, j, _, jaccard = latest_before(*args)
@@ -574,6 +583,29 @@ def _validate_kind(trades: pa.Table, labels: pa.Table, our_kind: str, min_gap: i
     }, schema=MATCHES)
     return _KindResult(matches, our_taken, label_taken, len(picked), schema.amounts_float(est)[same_token],
                        schema.amounts_float(real)[same_token])
+
+
+def same_position(trades: pa.Table, labels: pa.Table):
+    """(i, j, jaccard) of POSITION_KINDS: every (trade i, label j) in the same block on the same position (trade
+    path_id = label position_id), the trade's tx at or before the label's; jaccard 1 (pools are not compared)."""
+    pos = labels.column("position_id").to_numpy(zero_copy_only=False) if "position_id" in labels.column_names \
+        else np.full(labels.num_rows, np.nan)
+    known = ~np.isnan(pos.astype(np.float64))
+    l_block = labels.column("block_number").to_numpy()
+    l_tx = labels.column("tx_index").to_numpy()
+    t_block = trades.column("block_number").to_numpy()
+    t_tx = trades.column("tx_index").to_numpy()
+    t_path = trades.column("path_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    by_key: dict = {}
+    for k, key in enumerate(zip(t_block.tolist(), t_path.tolist())):
+        by_key.setdefault(key, []).append(k)
+    i, j = [], []
+    for b in np.flatnonzero(known).tolist():
+        for a in by_key.get((int(l_block[b]), int(pos[b])), ()):
+            if t_tx[a] <= l_tx[b]:
+                i.append(a)
+                j.append(b)
+    return np.asarray(i, np.int64), np.asarray(j, np.int64), np.ones(len(i))
 
 
 def _eth_where(amounts, keep: np.ndarray) -> pa.Array:

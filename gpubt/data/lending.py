@@ -13,6 +13,10 @@ the close factor is the position's).
 Synthetic datasets get a seeded book (`generate_positions`), written as `positions.parquet` in the dataset folder;
 ingested data brings its own table in the POSITIONS schema (`load_positions`, validated with errors that name the
 file, column and row). POSITIONS lives here until the lead moves it into gpubt/schema.py.
+
+The book's history, LIQUIDATIONS (`liquidations.parquet`, optional: the rivals' liquidations; planted by
+gpubt/data/rivals.py for synthetic data), is validated the same way (`load_liquidations`, `open_liquidations`).
+`liquidation_terms` is Aave's integer liquidation that the strategy and the rivals share.
 """
 from __future__ import annotations
 
@@ -42,6 +46,19 @@ POSITIONS = pa.schema([
     ("borrow_rate_per_block", pa.float64()),    # debt grows × (1 + rate) per block; 0 for none
 ])
 FILE_NAME = "positions.parquet"
+# The history of liquidations (an Aave LiquidationCall log): who repaid how much of which position's debt and seized
+# how much collateral, in which tx. Optional: no file, no rival liquidations. Synthetic datasets plant one
+# (gpubt/data/rivals.py); ingested data may bring its own (`liquidations_path`), validated like positions.
+LIQUIDATIONS = pa.schema([
+    ("block_number", pa.int64()),
+    ("tx_index", pa.int32()),
+    ("position_id", pa.int32()),
+    ("debt_repaid", schema.AMOUNT),           # raw units of the position's debt token
+    ("collateral_seized", schema.AMOUNT),     # raw units of its collateral token
+    ("liquidator", pa.string()),
+])
+LIQUIDATIONS_FILE = "liquidations.parquet"
+RIVAL_GAS_UNITS = 300_000   # a rival's liquidationCall (gas of its label; no swap: it keeps the collateral)
 BLOCKS_PER_YEAR = 365 * 86_400 // 12
 WAD = 10**18
 
@@ -58,26 +75,41 @@ def debt_growth_wad(rate_per_block: float, blocks: int) -> int:
     return int(round(math.exp(blocks * math.log1p(rate_per_block)) * WAD))
 
 
+def liquidation_terms(collateral: int, debt: int, pc_e8: int, pd_e8: int, unit_c: int, unit_d: int, lt_bps: int,
+                      bonus_bps: int, cf_bps: int, max_repay: int | None = None):
+    """Aave's integer liquidation of a position holding `collateral` against `debt` (raw units, the debt grown to
+    the block) at oracle prices pc_e8, pd_e8 (USD × 1e8; unit_* = 10**decimals): (liquidatable, repay, seized,
+    health factor as a float). Liquidatable when HF < 1 (exactly: collateral·P_c·unit_d·LT < debt·P_d·unit_c·1e4);
+    repay = close factor × debt (at most `max_repay`), seized = repay's value × (1 + bonus), capped at the
+    collateral (then repay is what that collateral covers)."""
+    lhs, rhs = collateral * pc_e8 * unit_d * lt_bps, debt * pd_e8 * unit_c * 10_000
+    health = lhs / rhs if rhs else float("inf")
+    if debt <= 0 or pc_e8 <= 0 or lhs >= rhs:
+        return False, 0, 0, health
+    repay = debt * cf_bps // 10_000
+    if max_repay is not None:
+        repay = min(repay, max_repay)
+    seized = repay * pd_e8 * unit_c * (10_000 + bonus_bps) // (pc_e8 * unit_d * 10_000)
+    if seized > collateral:
+        seized = collateral
+        repay = collateral * pc_e8 * unit_d * 10_000 // (pd_e8 * unit_c * (10_000 + bonus_bps))
+    return repay > 0 and seized > 0, repay, seized, health
+
+
+def oracle_e8(price_usd: float) -> int:
+    """An oracle price as Aave reads it: USD × 1e8, rounded."""
+    return int(round(price_usd * 1e8))
+
+
+def seized_value(seized: int, pc_e8: int, pd_e8: int, unit_c: int, unit_d: int) -> int:
+    """The seized collateral's value at the oracle in raw units of the debt token (floor): a rival who keeps the
+    collateral earns this − repay (its label's profit_raw)."""
+    return seized * pc_e8 * unit_d // (pd_e8 * unit_c)
+
+
 def validate_positions(table: pa.Table, tokens: pa.Table, source: str = FILE_NAME) -> pa.Table:
     """Select and cast `table` to POSITIONS and check it; a broken row raises SchemaError naming it."""
-    missing = [f.name for f in POSITIONS if f.name not in table.column_names]
-    if missing:
-        raise schema.SchemaError(f"{source}: missing column(s) {', '.join(missing)} "
-                                 f"(a positions table needs {', '.join(POSITIONS.names)})")
-    columns = []
-    for field in POSITIONS:
-        col = table.column(field.name)
-        if col.type != field.type:
-            try:
-                col = col.cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise schema.SchemaError(f"{source}: column {field.name} has type {col.type}, "
-                                         f"expected {field.type} ({exc})") from None
-        if col.null_count:
-            row = int(pc.index(pc.is_null(col), True).as_py())
-            raise schema.SchemaError(f"{source} row {row}: {field.name} is null (every column is required)")
-        columns.append(col)
-    table = pa.Table.from_arrays(columns, schema=POSITIONS)
+    table = schema.cast_to(table, POSITIONS, source, "positions", nullable=())
 
     def fail_where(mask, message):
         if pc.any(mask).as_py():
@@ -125,23 +157,98 @@ def validate_positions(table: pa.Table, tokens: pa.Table, source: str = FILE_NAM
     return table
 
 
-def load_positions(path, tokens: pa.Table) -> pa.Table:
-    """A user-supplied positions table (.parquet or .csv, POSITIONS columns), validated."""
+def _read_table(path, table_schema: pa.Schema, what: str, file_name: str) -> pa.Table:
+    """A user-supplied .parquet or .csv table (raw amounts as decimal strings in a CSV), unvalidated."""
     path = Path(path)
     if not path.is_file():
-        raise schema.SchemaError(f"{path}: positions file not found (a {FILE_NAME} in the POSITIONS schema: "
-                                 f"{', '.join(POSITIONS.names)})")
+        raise schema.SchemaError(f"{path}: {what} file not found (a {file_name} in the {what.upper()} schema: "
+                                 f"{', '.join(table_schema.names)})")
     try:
         if path.suffix == ".csv":
             from pyarrow import csv
 
-            types = {f.name: (pa.string() if f.type == schema.AMOUNT else f.type) for f in POSITIONS}
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
-        else:
-            table = read_parquet(path)  # page CRCs and strings checked
+            types = {f.name: (pa.string() if f.type == schema.AMOUNT else f.type) for f in table_schema}
+            return csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
+        return read_parquet(path)  # page CRCs and strings checked
     except (pa.ArrowInvalid, OSError) as exc:
-        raise schema.SchemaError(f"{path}: unreadable positions table ({exc})") from None
-    return validate_positions(table, tokens, str(path))
+        raise schema.SchemaError(f"{path}: unreadable {what} table ({exc})") from None
+
+
+def load_positions(path, tokens: pa.Table) -> pa.Table:
+    """A user-supplied positions table (.parquet or .csv, POSITIONS columns), validated."""
+    return validate_positions(_read_table(path, POSITIONS, "positions", FILE_NAME), tokens, str(path))
+
+
+def validate_liquidations(table: pa.Table, positions: pa.Table, source: str = LIQUIDATIONS_FILE) -> pa.Table:
+    """Select and cast `table` to LIQUIDATIONS and check it (known positions, amounts > 0, rows sorted by
+    (block_number, tx_index)); a broken row raises SchemaError naming it."""
+    table = schema.cast_to(table, LIQUIDATIONS, source, "liquidations", nullable=("liquidator",))
+
+    def fail_where(mask, message):
+        if len(mask) and pc.any(mask).as_py():
+            row = int(pc.index(mask, True).as_py())
+            raise schema.SchemaError(f"{source} row {row}: {message(row)}")
+
+    ids = table.column("position_id")
+    fail_where(pc.invert(pc.is_in(ids, value_set=positions.column("position_id"))),
+               lambda r: f"position_id = {ids[r]} is not a position_id of the positions table")
+    zero = pa.scalar(0, schema.AMOUNT)
+    for name in ("debt_repaid", "collateral_seized"):
+        col = table.column(name)
+        fail_where(pc.less_equal(col, zero), lambda r, c=col, n=name: f"{n} = {c[r]} (must be > 0 raw units)")
+    tx = table.column("tx_index")
+    fail_where(pc.less(tx, 0), lambda r: f"tx_index = {tx[r]} (must be >= 0)")
+    key = (table.column("block_number").to_numpy().astype(np.int64) << 32) + tx.to_numpy().astype(np.int64)
+    down = np.flatnonzero(np.diff(key) < 0)
+    if len(down):
+        r = int(down[0]) + 1
+        raise schema.SchemaError(f"{source} row {r}: (block_number, tx_index) = ({table.column('block_number')[r]}, "
+                                 f"{tx[r]}) after ({table.column('block_number')[r - 1]}, {tx[r - 1]}) (rows are "
+                                 "sorted by block_number, tx_index)")
+    return table
+
+
+def load_liquidations(path, positions: pa.Table) -> pa.Table:
+    """A liquidations history (.parquet or .csv, LIQUIDATIONS columns), validated; reads, never writes."""
+    return validate_liquidations(_read_table(path, LIQUIDATIONS, "liquidations", LIQUIDATIONS_FILE), positions,
+                                 str(path))
+
+
+def open_liquidations(dataset, cfg, positions: pa.Table) -> pa.Table:
+    """The rival liquidations a run's book meets: `cfg.liquidations_path` when set; else the dataset's
+    liquidations.parquet: an untagged one (ingested: the market's LiquidationCall log) always, one planted by
+    synthetic.generate (tagged `gpubt_generate`) only when the run's book is the one it was planted against (the
+    same tag: not with `positions_path`, nor another `generate`); else none (an empty table)."""
+    get = cfg.get if cfg is not None and hasattr(cfg, "get") else (lambda k, d=None: d)
+    if positions.num_rows == 0:   # no book (the strategy idles): nothing the history could apply to
+        return LIQUIDATIONS.empty_table()
+    path = get("liquidations_path")
+    if path:
+        return load_liquidations(path, positions)
+    own = Path(dataset.root) / LIQUIDATIONS_FILE
+    if not own.is_file():
+        return LIQUIDATIONS.empty_table()
+    meta = (pq.read_schema(own).metadata or {}).get(b"gpubt_generate")
+    if get("positions_path"):
+        return LIQUIDATIONS.empty_table() if meta is not None else load_liquidations(own, positions)
+    if meta is not None:
+        book = Path(dataset.root) / FILE_NAME
+        book_meta = (pq.read_schema(book).metadata or {}).get(b"gpubt_generate") if book.is_file() else None
+        if meta.decode() != book_key(**_generate_of(cfg)) or (book_meta is not None and book_meta != meta):
+            return LIQUIDATIONS.empty_table()   # planted against another book than the run's
+    return load_liquidations(own, positions)
+
+
+def _generate_of(cfg) -> dict:
+    gen = (cfg.get("generate") if cfg is not None and hasattr(cfg, "get") else None) or {}
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(gen):
+            gen = OmegaConf.to_container(gen, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf comes with hydra
+        pass
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in dict(gen).items()}
 
 
 def _pool_tvl_usd(dataset, price_usd: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -163,10 +270,20 @@ def _pool_tvl_usd(dataset, price_usd: np.ndarray, scale: np.ndarray) -> np.ndarr
     return tvl
 
 
-def generate_positions(dataset, n_positions: int = 500, seed: int = 0, collateral_median_usd: float = 20_000.0,
-                       collateral_sigma: float = 1.2, max_pool_share: float = 0.05,
-                       hf_spread: tuple = (0.3, 4.0), borrow_apr: tuple = (0.02, 0.08)) -> pa.Table:
-    """A seeded book of positions opened at the dataset's first block.
+def generate_positions(dataset, n_positions: int | None = None, seed: int = 0,
+                       collateral_median_usd: float = 27_000.0, collateral_sigma: float = 1.2,
+                       max_pool_share: float = 0.05, hf_spread: tuple = (0.3, 12.0), borrow_apr: tuple = (0.02, 0.08),
+                       positions_per_day: float = 110.0) -> pa.Table:
+    """A seeded book of positions opened at the dataset's first block: `n_positions` of them, or (None)
+    `positions_per_day` × the dataset's days (7,200 blocks a day), at least 1.
+
+    Calibration (docs/market.md): the health factors' spread (below) makes the share of positions that go under
+    water the same whatever the run's length, so a book that grows with the run keeps the liquidations per block
+    steady: hf_spread (0.3, 12) puts ~25-28 % of the positions under water once in a run (the rivals' history,
+    gpubt/data/rivals.py, liquidates each about once), and 110 positions a day then give ≈ 0.004 liquidations per
+    block (mainnet ≈ 28 a day = 0.0039, Qin et al. 2021); the collateral's lognormal (median $27k, σ 1.2) a mean
+    rival profit of ~$1.0-1.3k (mainnet ≈ $1.26k). A short run's book is small (`small`: 31 positions), so its
+    count is noisy: 3-10 liquidations in 2,000 blocks over the book seeds 0-3.
 
     Collateral: WETH, WBTC, stables and tail tokens that trade against WETH; debt: a stable (or WETH against a
     stable or, for 30 % of the rest, WETH). Collateral value is lognormal (median `collateral_median_usd`),
@@ -200,6 +317,9 @@ def generate_positions(dataset, n_positions: int = 500, seed: int = 0, collatera
     if not stables:
         raise schema.SchemaError(f"{dataset.root}: no stablecoin ({'/'.join(STABLE_SYMBOLS)}) to borrow")
 
+    if n_positions is None:
+        days = (int(dataset.last_block) - int(dataset.first_block) + 1) / 7_200
+        n_positions = max(1, int(round(positions_per_day * days)))
     rows = []
     for pid in range(n_positions):
         u = rng.random()

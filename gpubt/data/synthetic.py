@@ -11,8 +11,14 @@ What it simulates, per block of 12 s:
   VICTIMS row holds (amountInMax = drawn input raised by the slippage tolerance, amountOut, exact_output=True);
 - cyclic-arbitrage searchers back-running noise swaps with the best 2- or 3-hop WETH cycle (LABELS "arbitrage"; a
   share `stable_start_share` of them run it from the first stablecoin on it, taking the profit there);
-- sandwiches around exact-input V2 victims (LABELS "sandwich"); every labeled opportunity goes to the winner of the
-  searcher population's auction (gpubt/market/searchers.py), and only in blocks that take bundles;
+- sandwiches around exact-input V2 victims (LABELS "sandwich");
+- JIT liquidity around large V3 noise swaps (LABELS "jit"): a searcher mints a position worth `jit_capital_eth` on
+  the current tick spacing (or 2-3 spacings around it) just before the swap and burns it right after, when its fee
+  share beats the inventory loss and the mint + burn gas (float screen: kernels/jit.py's jit_eval, the JIT
+  strategy's own); every labeled opportunity goes to the winner of the searcher population's auction
+  (gpubt/market/searchers.py), and only in blocks that take bundles;
+- rival liquidators of the lending book (positions.parquet), once it is written: liquidations.parquet and LABELS
+  "liquidation" (gpubt/data/rivals.py; the rival keeps the collateral, so EVENTS are untouched);
 - occasional LP mints and burns: V2 proportional to the reserves; V3 new positions concentrated around the price
   (and some wide ones) and burns of existing positions (whole or in part).
 
@@ -31,6 +37,12 @@ every V3 pool) it writes. Only one partition's rows are in memory at a time.
 Label profits: "arbitrage" profit_raw is exact, in its start token (last hop's output − first hop's input): WETH
 wei, or a stablecoin's raw units; "sandwich" the back-run's output − the front-run's input, in the front-run's input
 token;
+"jit" (tx_index of the mint; the victim is the next tx, the burn the one after) profit_raw is exact as
+gpubt/strategies/jit.py defines its trades' profit: fees (mulDiv(fee growth inside, ΔL, 2**128), the victim's swap
+run through exact.v3.swap_with_fees) + Δ of the input token + Δ of the output token valued at the pool's price after
+the swap (exact.v3.jit_gross), in raw units of the victim's input token; gas_used = mint + burn gas. The burn's
+EVENTS row holds the tokens the burn returns (Uniswap's Burn event); the fees it collects are no event (pool balances
+keep every LP's uncollected fees);
 "cexdex" profit_raw is in raw units of the token the arbitrageur received (profit_token):
 amount_out − round(amount_in × reference rate of token_in in token_out at that block), i.e. the DEX leg
 marked against a CEX hedge at the reference price.
@@ -48,6 +60,7 @@ import pyarrow as pa
 from gpubt import schema
 from gpubt.backend import Backend
 from gpubt.data.store import PARTITIONED, DatasetWriter
+from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import amm_v2, amm_v3
 from gpubt.kernels.compile import cached_njit
@@ -67,7 +80,7 @@ VENUES = ("uniswap_v2", "sushiswap", "uniswap_v3")
 SLIPPAGES_BPS = (10, 50, 100, 300)
 
 _COMMON = dict(
-    generator=3,                  # raised when the generator's output changes: a cached market is then regenerated
+    generator=5,                  # raised when the generator's output changes: a cached market is then regenerated
     first_block=FIRST_BLOCK,
     price_interval=1,             # blocks between PRICES rows (plus the first block of every partition): the CEX
                                   # reference a CEX-DEX searcher decides on is the block's, not a stale sample
@@ -91,6 +104,10 @@ _COMMON = dict(
     v3_pools=0,                   # Uniswap V3 pools on top of the n_pools V2 ones (0: the V2-only market)
     v3_concentrated_positions=6,  # initial concentrated LP positions per V3 pool (plus 1 full-range, 2 wide)
     exact_output_share=0.2,       # share of V2 noise swaps that are exact-output router calls (0: all exact-in)
+    jit_capital_eth=30.0,         # a JIT position mints tokens worth this much (ETH at the reference prices), as the
+                                  # JIT strategy sizes its own (strategy.jit.capital_eth): the JIT knob, tuned to the
+                                  # published rate, 18 a day = 0.0025 per block (small 0.0025, mainnet-month
+                                  # partition 0.0029; more capital earns a larger fee share, so smaller swaps pay)
     # the searcher population and its bidding: configs/competition/default.yaml's (gpubt/market/searchers.py)
     competition={k: v for k, v in default_config().items() if k in ("seed", "searchers", "bidding")},
 )
@@ -109,6 +126,9 @@ NOISE, CEXDEX, ARB_HOP, SANDWICH, MINT, BURN, INITIALIZE = 0, 1, 2, 3, 4, 5, 6
 _KIND_NAMES = ("swap", "swap", "swap", "swap", "mint", "burn", "initialize")
 # hop of a NOISE action: how the user's router call is limited
 EXACT_IN, EXACT_OUT, SANDWICHED = 0, 1, 2   # SANDWICHED: exact-in, its limit quoted before the front-run
+# hop of a MINT/BURN action: an LP's position, or a JIT searcher's (minted the tx before a victim, burned after it)
+LP_POSITION, JIT_POSITION = 0, 1
+JIT_RANGE_SPACINGS = (1, 2, 3)   # JIT ranges [base − (k−1)·spacing, base + k·spacing): the JIT strategy's default
 _STATUS_OK, _STATUS_FULL = 0, 1
 
 # V3 float state of the float pass, per pool (V2 pools: version −1) and per V3 pool j in fixed-capacity rows:
@@ -127,7 +147,7 @@ Knobs = namedtuple("Knobs", [
     "dt_years", "eth_vol", "vol_regime_mult", "calm_to_volatile", "volatile_to_calm", "base_fee_wei0",
     "swaps_per_block", "noise_log_median_usd", "noise_sigma", "noise_max_tvl_frac", "lp_event_share",
     "n_traders", "mev_block_share", "stable_start_share", "searcher_prio_wei", "cexdex_margin_usd", "cexdex_fee",
-    "exact_output_share", "kind_arbitrage", "kind_sandwich", "kind_cexdex",
+    "exact_output_share", "kind_arbitrage", "kind_sandwich", "kind_cexdex", "kind_jit", "jit_capital_wei", "jit_gas",
 ])
 
 
@@ -140,6 +160,8 @@ _screen_cycle_nb = _kernels.screen_cycle
 _v3_swap_nb = _kernels.v3_swap_exact_in
 _v3_next_nb = _kernels.v3_next_tick_position
 _max_frontrun_nb = Backend("cpu").compiled("sandwich").sandwich_max_frontrun_v2
+_jit_eval_nb = Backend("cpu").compiled("jit").jit_eval
+_position_amounts_nb = Backend("cpu").compiled("jit").position_amounts
 
 
 @cached_njit
@@ -381,6 +403,48 @@ def _v3_lp_action_nb(cap, n, b, tx, log, p, kind, frac_ppm, trader, v3, price_us
 
 
 @cached_njit
+def _jit_screen_nb(v3, p, amount_in, zfo, wei_per_raw_in, w0, w1, gas_wei, capital_wei):
+    """The best JIT position around an exact-input swap of amount_in on V3 pool p at its float state now: on each
+    JIT_RANGE_SPACINGS range holding the current tick, the liquidity ΔL whose tokens are worth capital_wei (w0, w1:
+    wei per raw unit of token0, token1), valued as the JIT strategy screens it (kernels/jit.py jit_eval: the fee
+    share of the swap while it is in range, less the position's inventory loss at the price after, in raw
+    input-token units × wei_per_raw_in), less gas_wei. Returns (net wei, tick_lower, tick_upper, ΔL); net <= 0
+    when no range pays."""
+    best_net = -1.0
+    best_lower = 0
+    best_upper = 0
+    best_dl = 0.0
+    v = v3.version[p]
+    sp = v3.spacing[p]
+    s = v3.sqrt_price[p]
+    edge = (amm_v3.MAX_TICK // sp) * sp
+    base = (v3.tick[p] // sp) * sp
+    for k in JIT_RANGE_SPACINGS:
+        lower = base - (k - 1) * sp
+        upper = base + k * sp
+        if lower < -edge or upper > edge:
+            continue
+        u0, u1 = _position_amounts_nb(1.0, s, math.exp(lower * amm_v3.LOG_SQRT_TICK),
+                                      math.exp(upper * amm_v3.LOG_SQRT_TICK))
+        unit_wei = u0 * w0 + u1 * w1
+        if not unit_wei > 0.0:
+            continue
+        dl = math.floor(capital_wei / unit_wei)
+        if not (1.0 <= dl <= 1e30):
+            continue
+        gross, _, _, ok = _jit_eval_nb(amount_in, zfo, v3.gamma[p], lower, upper, dl, s, v3.liquidity[p],
+                                       v3.tick[p], v3.ticks, v3.tick_sqrt, v3.tick_net, v3.tick_offsets[v],
+                                       v3.tick_offsets[v + 1], SIM_MAX_STEPS)
+        net = gross * wei_per_raw_in - gas_wei
+        if ok and net > best_net:
+            best_net = net
+            best_lower = lower
+            best_upper = upper
+            best_dl = dl
+    return best_net, best_lower, best_upper, best_dl
+
+
+@cached_njit
 def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                            log_price, regime, congestion, base_fee, rf0, rf1,
                            token_scale, token_class, token_beta, token_idio_vol,
@@ -396,7 +460,9 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
     kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
     tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only) or SANDWICHED; sandwich: 0 front-run, 1
-    back-run, which sells the front-run's output). Searchers (actors n_traders + j) are the population pop_*
+    back-run, which sells the front-run's output; mint/burn: LP_POSITION or JIT_POSITION, a JIT's mint the tx before
+    its victim (zero_for_one: the victim's, gas: mint + burn) and its burn of the whole position the tx after).
+    Searchers (actors n_traders + j) are the population pop_*
     (gpubt/market/searchers.py): each opportunity goes to the winner of `_auction_nb`. Pools >= n_v2 are V3 (state
     in `v3`, a V3Float): their mint amount is the
     liquidity and burn amount the fraction in ppm (1e6: the whole position), aux the position slot, and
@@ -602,6 +668,44 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                             r_in, r_out = r_in + x, r_out - f_out
                             tx += 1
                             log += 1
+            # JIT liquidity around a V3 swap: a searcher's position minted the tx before it and burned the tx after
+            # (the float swap runs through it); screened only when the whole swap fee would pay the gas
+            jit_slot = -1
+            jit_actor = 0
+            jit_lower = jit_upper = 0
+            jit_liq = 0.0
+            if mev_ok and p >= n_v2 and v3.liquidity[p] > 0.0:
+                w_in = price_usd[t_in] / token_scale[t_in] / eth_usd * 1e18     # wei per raw unit of the input
+                jit_gas_wei = knobs.jit_gas * gas_price
+                j3 = v3.version[p] // 2
+                if (1.0 - v3.gamma[p]) * amount_in * w_in > jit_gas_wei and \
+                        v3.tick_offsets[2 * j3 + 1] - v3.tick_offsets[2 * j3] + 2 <= TICK_CAP:
+                    for k in range(1, POS_CAP):     # a free position slot (freed again by the burn)
+                        if not v3.pos_active[j3 * POS_CAP + k]:
+                            jit_slot = k
+                            break
+                if jit_slot > 0:
+                    w0 = price_usd[pool_t0[p]] / token_scale[pool_t0[p]] / eth_usd * 1e18
+                    w1 = price_usd[pool_t1[p]] / token_scale[pool_t1[p]] / eth_usd * 1e18
+                    net, jit_lower, jit_upper, jit_liq = _jit_screen_nb(v3, p, amount_in, zfo, w_in, w0, w1,
+                                                                        jit_gas_wei, knobs.jit_capital_wei)
+                    winner = -1
+                    if net > 0.0:
+                        winner, _ = _auction_nb(net, knobs.kind_jit, pop_see, pop_share, pop_sigma, pop_capital_wei)
+                    if winner < 0:
+                        jit_slot = -1
+                    else:
+                        jit_actor = knobs.n_traders + winner
+                        n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux,
+                                  a_gas, a_hop, b, tx, log, p, MINT, zfo, jit_liq, jit_actor, float(jit_slot),
+                                  int(knobs.jit_gas), JIT_POSITION)
+                        if n < 0:
+                            return _STATUS_FULL, 0
+                        a_tick_lower[n - 1] = jit_lower
+                        a_tick_upper[n - 1] = jit_upper
+                        _v3_modify_nb(v3, p, jit_slot, jit_lower, jit_upper, jit_liq, 1)
+                        tx += 1
+                        log += 1
             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
                       b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0,
                       EXACT_OUT if exact_out else (SANDWICHED if front > 0.0 else EXACT_IN))
@@ -613,6 +717,16 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                 _v2_swap_commit_nb(rf0, rf1, p, amount_in, zfo)
             tx += 1
             log += 1
+            if jit_slot > 0:  # the JIT searcher burns its whole position (and collects its fees) right after
+                n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas,
+                          a_hop, b, tx, log, p, BURN, zfo, 1e6, jit_actor, float(jit_slot), 0, JIT_POSITION)
+                if n < 0:
+                    return _STATUS_FULL, 0
+                a_tick_lower[n - 1] = jit_lower
+                a_tick_upper[n - 1] = jit_upper
+                _v3_modify_nb(v3, p, jit_slot, jit_lower, jit_upper, -jit_liq, -1)
+                tx += 1
+                log += 1
             if front > 0.0:   # the back-run sells the front-run's output (the replay carries it)
                 n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas,
                           a_hop, b, tx, log, p, SANDWICH, not zfo, -1.0, a_actor[n - 2], 0.0, 0, 1)
@@ -951,7 +1065,9 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
     V2 swap outputs are getAmountOut at fee_ppm 3000 (inlined: the hot loop of the generator); an exact-output noise
     swap (hop 1) buys amountOut = getAmountOut(drawn input) and pays getAmountIn(amountOut). Pools >= n_v2 are
     the exact V3Pools `v3_pools` (updated in place; reserve0/1 hold their token balances); their rows also get
-    the state after the event and, for mints and burns, the position's ticks and signed liquidity delta.
+    the state after the event and, for mints and burns, the position's ticks and signed liquidity delta. A JIT
+    position (mint, victim swap, burn: hop JIT_POSITION) runs the victim through exact.v3.swap_with_fees and labels
+    its exact profit (exact.v3.jit_gross); the victim's limit is quoted on the state before the mint.
     """
     fee_keep = 1_000_000 - FEE_PPM
     n_v2 = len(reserve0) if n_v2 is None else n_v2
@@ -971,15 +1087,41 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
     arb_pools = []
     sand_in = sand_out = 0
     sand_pre = (0, 0)   # the sandwiched pool's reserves before the front-run: the victim's router quoted there
+    jit = None          # the open JIT position: its mint's row, range, ΔL, victim direction and quote, amounts
     for i, kind in enumerate(kinds):
         p = pools[i]
         r0 = reserve0[p]
         r1 = reserve1[p]
+        jit_victim = None
         if p >= n_v2:
             any_v3 = True
-            r0, r1, out, amount_in = _replay_v3_row(v3_pools[p - n_v2], kind, zfos[i], amounts[i], auxs[i],
-                                                    lowers[i], uppers[i], hops[i], last_out, r0, r1, a0i, a1i, a0o,
-                                                    a1o, v3_cols)
+            pool = v3_pools[p - n_v2]
+            is_jit = kind in (MINT, BURN) and hops[i] == JIT_POSITION
+            if is_jit and kind == MINT:
+                if i + 2 >= len(kinds) or (kinds[i + 1], pools[i + 1], kinds[i + 2]) != (NOISE, p, BURN):
+                    raise RuntimeError(f"synthetic JIT mint at action {i}: not followed by its victim and its burn")
+                v_zfo = zfos[i + 1]
+                quote = pool.swap_outcome(v_zfo, max(int(amounts[i + 1]), 1), exact_v3.MIN_SQRT_RATIO + 1 if v_zfo
+                                          else exact_v3.MAX_SQRT_RATIO - 1, commit=False)
+                jit = dict(row=i, lower=lowers[i], upper=uppers[i], liquidity=int(amounts[i]), zfo=v_zfo,
+                           quote=-(quote.amount1 if v_zfo else quote.amount0))
+            elif kind == NOISE and jit is not None:
+                jit_victim = jit
+            r0, r1, out, amount_in = _replay_v3_row(pool, kind, zfos[i], amounts[i], auxs[i], lowers[i], uppers[i],
+                                                    hops[i], last_out, r0, r1, a0i, a1i, a0o, a1o, v3_cols,
+                                                    jit_victim)
+            if is_jit and kind == MINT:
+                jit["minted"] = (a0i[-1], a1i[-1])
+            elif is_jit:
+                if -v3_cols["liquidity_delta"][-1] != jit["liquidity"]:
+                    raise RuntimeError(f"synthetic JIT burn at action {i}: burns {-v3_cols['liquidity_delta'][-1]}, "
+                                       f"minted {jit['liquidity']}")
+                fees = exact_v3.mul_div(jit["growth"], jit["liquidity"], exact_v3.Q128)   # Position.update
+                label_profit.append(exact_v3.jit_gross(jit["zfo"], jit["minted"], (a0o[-1], a1o[-1]), fees,
+                                                       pool.sqrt_price_x96)[2])
+                label_pools.append([p])
+                label_row.append(jit["row"])
+                jit = None
         elif kind <= SANDWICH:
             if kind == SANDWICH and hops[i] == 0:
                 sand_pre = (r0, r1)
@@ -1028,7 +1170,7 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
                     victim_min.append(out)
                     victim_exact_out.append(True)
                 else:
-                    quoted = out
+                    quoted = out if jit_victim is None else jit_victim["quote"]
                     if hops[i] == SANDWICHED:
                         q_in, q_out = sand_pre if zfos[i] else sand_pre[::-1]
                         quoted = amount_in * fee_keep * q_out // (q_in * 1_000_000 + amount_in * fee_keep)
@@ -1068,16 +1210,25 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
                 label_row=np.array(label_row, dtype=np.int64), v3=v3_cols if any_v3 else None)
 
 
-def _replay_v3_row(pool, kind, zfo, amount, aux, lower, upper, hop, last_out, r0, r1, a0i, a1i, a0o, a1o, cols):
+def _replay_v3_row(pool, kind, zfo, amount, aux, lower, upper, hop, last_out, r0, r1, a0i, a1i, a0o, a1o, cols,
+                   jit=None):
     """One action on an exact V3Pool: appends its amounts and state columns; returns (balance0, balance1, amount
-    out, amount in) (out and in are 0 for mints and burns)."""
+    out, amount in) (out and in are 0 for mints and burns). A swap wrapped by a JIT position (`jit`: its range)
+    runs through exact.v3.swap_with_fees, which sets jit["growth"], the fee growth inside the range."""
     out = amount_in = 0
     lower_col = upper_col = delta = None
     if kind <= SANDWICH:
         amount_in = last_out if (kind == ARB_HOP and hop > 0) else int(amount)
         amount_in = max(amount_in, 1)
         limit = exact_v3.MIN_SQRT_RATIO + 1 if zfo else exact_v3.MAX_SQRT_RATIO - 1
-        amount0, amount1 = pool.swap(zfo, amount_in, limit)
+        if jit is None:
+            amount0, amount1 = pool.swap(zfo, amount_in, limit)
+        else:   # the same swap as pool.swap, step for step, with the fee accounting (checked here on every one)
+            plain = pool.swap_outcome(zfo, amount_in, limit, commit=False)
+            amount0, amount1, _, jit["growth"], _ = exact_v3.swap_with_fees(pool, zfo, amount_in, jit["lower"],
+                                                                           jit["upper"])
+            if (amount0, amount1) != (plain.amount0, plain.amount1):
+                raise RuntimeError(f"swap_with_fees gives {(amount0, amount1)}, V3Pool.swap {plain[:2]}")
         if (amount0 if zfo else amount1) != amount_in:
             raise RuntimeError(f"synthetic V3 swap of {amount_in} reached the price limit (the float pass and the "
                                "exact pool disagree: a full-range position should prevent this)")
@@ -1144,7 +1295,9 @@ class _Simulator:
             stable_start_share=float(params["stable_start_share"]),
             searcher_prio_wei=float(params["searcher_priority_gwei"]) * 1e9,
             kind_arbitrage=pop.kind_id("arbitrage"), kind_sandwich=pop.kind_id("sandwich"),
-            kind_cexdex=pop.kind_id("cexdex"),
+            kind_cexdex=pop.kind_id("cexdex"), kind_jit=pop.kind_id("jit"),
+            jit_capital_wei=float(params["jit_capital_eth"]) * 1e18,
+            jit_gas=float(exact_gas.V3_MINT_TX_GAS + exact_gas.V3_BURN_COLLECT_TX_GAS),
             cexdex_margin_usd=float(params["cexdex_margin_usd"]), cexdex_fee=float(params["cexdex_fee_bps"]) * 1e-4,
             exact_output_share=float(params["exact_output_share"]),
         )
@@ -1357,7 +1510,7 @@ class _Simulator:
         labels = pa.Table.from_arrays([
             pa.array(acts["block"][rows] + first), pa.array(acts["tx"][rows].astype(np.int32)),
             self._tx_hashes(acts["block"][rows] + first, acts["tx"][rows]),
-            pa.array(np.array(["cexdex", "arbitrage", "sandwich"])[kind_of - CEXDEX]),
+            pa.array(np.array(["cexdex", "arbitrage", "sandwich", "jit"])[kind_of - CEXDEX]),   # jit: MINT
             self.actor_names.take(pa.array(acts["actor"][rows] - n_t)),
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat_pools, type=pa.int32())),
             pa.array(np.where(kind_of == CEXDEX, token_out, token_in).astype(np.int32)),
@@ -1414,11 +1567,12 @@ def generate(out_dir, preset: str = "small", seed: int = 0, progress: bool = Tru
             last = min(first + step, first_block + n_blocks) - 1
             writer.write_partition(first, last, sim.partition(part_index, first, last))
             bar.update(last - first + 1)
-    writer.finish()
-    from gpubt.data import lending
+    from gpubt.data import lending, rivals
     from gpubt.data.store import Dataset
 
     lending.write_positions(Dataset(out_dir))  # the default lending book (strategy=liquidation)
+    rivals.plant_liquidations(out_dir, params["competition"], seed)  # its history: rival liquidators' (labels too)
+    writer.finish()  # complete only with its book and their history: an interrupted generation is not taken for one
     return out_dir
 
 
@@ -1437,7 +1591,7 @@ def is_own_cache(root) -> bool:
 
 def _remove_dataset(root: pathlib.Path) -> None:
     """Delete only what a dataset consists of (never the folder's other files)."""
-    for name in ("manifest.json", "tokens.parquet", "pools.parquet", "positions.parquet"):
+    for name in ("manifest.json", "tokens.parquet", "pools.parquet", "positions.parquet", "liquidations.parquet"):
         (root / name).unlink(missing_ok=True)
     for name in PARTITIONED:
         folder = root / name

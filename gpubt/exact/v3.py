@@ -3,7 +3,9 @@ SwapMath, LiquidityMath, TickBitmap stepping) plus a pool state with the contrac
 
 Checked to the wei against the real UniswapV3Pool bytecode in tests/evm/. Failures raise `V3Revert` carrying the
 contract's own revert string ('SPL', 'LS', 'T', ...), so a caller can tell "the pool would revert" apart from a bug.
-Not modelled (they never change swap/mint/burn amounts): fee growth and fees owed, the oracle, protocol fees.
+Fee growth is accounted by `swap_with_fees` (a swap that also returns the growth inside one range: what a JIT
+position earns); V3Pool itself does not model it, nor the oracle or protocol fees (they never change
+swap/mint/burn amounts).
 """
 from __future__ import annotations
 
@@ -499,3 +501,72 @@ class V3Pool:
         else:
             self.positions.pop(key, None)
         return amount0, amount1
+
+
+def swap_with_fees(pool: V3Pool, zero_for_one: bool, amount_in: int, tick_lower: int, tick_upper: int,
+                   exact_output: bool = False):
+    """Exact-input swap of amount_in on `pool` (committed), following V3Pool.swap_outcome step by step, with fee
+    accounting as UniswapV3Pool accrues it: per step feeGrowthGlobal += mulDiv(feeAmount, 2**128, liquidity),
+    counted inside [tick_lower, tick_upper) while the step's starting tick is in it (the fees a position there
+    earns: mulDiv(growth inside, its liquidity, 2**128), as Position.update). The amounts and the state after
+    are those of V3Pool.swap (tests/kernels/test_jit.py). With `exact_output` the swap buys amount_in of the
+    output token instead (the contract's negative amountSpecified: the same steps, remaining counts the output
+    still to buy, the input accumulates).
+
+    Returns (amount0, amount1, ticks crossed, fee growth inside [tick_lower, tick_upper) as X128, total fee).
+    """
+    limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    if amount_in <= 0:
+        raise V3Revert("AS", "amount_specified = 0")
+    sqrt_price, tick, liquidity = pool.sqrt_price_x96, pool.tick, pool.liquidity
+    specified = -amount_in if exact_output else amount_in
+    remaining, calculated = specified, 0
+    crossed = growth_inside = fee_total = 0
+    while remaining != 0 and sqrt_price != limit:
+        price_start = sqrt_price
+        tick_next, initialized = pool.next_initialized_tick_within_one_word(tick, zero_for_one)
+        tick_next = min(max(tick_next, MIN_TICK), MAX_TICK)
+        price_next = get_sqrt_ratio_at_tick(tick_next)
+        if zero_for_one:
+            target = limit if price_next < limit else price_next
+        else:
+            target = limit if price_next > limit else price_next
+        sqrt_price, step_in, step_out, fee_amount = compute_swap_step(
+            sqrt_price, target, liquidity, remaining, pool.fee)
+        if exact_output:
+            remaining += step_out
+            calculated += step_in + fee_amount
+        else:
+            remaining -= step_in + fee_amount
+            calculated -= step_out
+        fee_total += fee_amount
+        if liquidity > 0:
+            growth = mul_div(fee_amount, Q128, liquidity)
+            if tick_lower <= tick < tick_upper:
+                growth_inside += growth
+        if sqrt_price == price_next:
+            if initialized:
+                crossed += 1
+                net = pool.ticks[tick_next].liquidity_net
+                liquidity = add_delta(liquidity, -net if zero_for_one else net)
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif sqrt_price != price_start:
+            tick = get_tick_at_sqrt_ratio(sqrt_price)
+    if zero_for_one != exact_output:
+        amount0, amount1 = specified - remaining, calculated
+    else:
+        amount0, amount1 = calculated, specified - remaining
+    pool.sqrt_price_x96, pool.tick, pool.liquidity = sqrt_price, tick, liquidity
+    return amount0, amount1, crossed, growth_inside, fee_total
+
+
+def jit_gross(zero_for_one: bool, minted: tuple, burned: tuple, fees: int, sqrt_price_x96: int) -> tuple:
+    """A JIT position's result around one swap (zero_for_one: the victim's direction), raw units of the victim's
+    input token (the fee token): (Δin, Δout, gross) with Δin = burned + fees − minted of the input token, Δout =
+    burned − minted of the output token, gross = Δin + Δout valued at the price after the swap
+    (floor(Δout · 2**192 / sqrtP²) or floor(Δout · sqrtP² / 2**192)): the only rounding."""
+    if zero_for_one:
+        d_in, d_out = burned[0] + fees - minted[0], burned[1] - minted[1]
+        return d_in, d_out, d_in + d_out * 2**192 // (sqrt_price_x96 ** 2)
+    d_in, d_out = burned[1] + fees - minted[1], burned[0] - minted[0]
+    return d_in, d_out, d_in + d_out * sqrt_price_x96 ** 2 // 2**192

@@ -365,7 +365,7 @@ class Execution:
     their proposals, then `advance` with the market state."""
 
     def __init__(self, mode: str, dataset, strategies, slippage_bps: int = 50, auction=None, closed_blocks=()):
-        """`auction`: the run's gpubt.analysis.competition.Auctions (None: every bundle sent lands); a bundle that
+        """`auction`: the run's gpubt.market.auction.BuilderAuction (None: every bundle sent lands); a bundle that
         loses it, or is sent in one of `closed_blocks` (builders that took no bundles), never touches the market."""
         if mode not in MODES:
             raise ValueError(f"execution={mode!r}: choose one of {', '.join(MODES)}")

@@ -16,6 +16,7 @@ from gpubt.schema import GWEI, WEI_PER_ETH
 from gpubt.backend import Backend
 from gpubt.data.store import Dataset
 from gpubt.exact.gas import GasModel
+from gpubt.market.auction import BuilderAuction
 from gpubt.run.execution import Execution
 from gpubt.run.loop import Backtest
 from gpubt.strategies.exact_engine import ENGINES
@@ -159,12 +160,10 @@ class RunSetup:
 
     def backtest(self, cfg, dataset: Dataset, backend: Backend, **options) -> Backtest:
         """The batch loop over cfg's block range (`options`: Backtest's keyword arguments)."""
-        from gpubt.analysis.competition import Auctions
-
         mode = str(cfg.execution.mode)
         auction, closed = None, ()
         if mode == "counterfactual":  # a bundle that loses the builder's auction does not touch the market
-            auction = Auctions(cfg.get("competition"))
+            auction = BuilderAuction(cfg.get("competition"))
             if auction.enabled:
                 blocks = dataset.read_range("blocks", cfg.data.get("first_block"), cfg.data.get("last_block"),
                                             ["block_number", "takes_bundles"])

@@ -3,8 +3,8 @@
 Screen: kernels/jit.py (float64, one thread per victim on a V3 pool, a grid of ranges × sizes; formulas there).
 Select: per (pool, block) the best victim over min_profit_wei. Verify, exactly (gpubt.exact.v3): the pool is rebuilt
 at the exact state before the victim's tx (its own copy of the tick table), the position is minted (V3Pool.mint:
-the tokens paid, rounded up), the victim's swap runs through `swap_with_fees` — the contract's swap loop (same
-steps as V3Pool.swap_outcome) that also accrues fee growth like UniswapV3Pool: per step
+the tokens paid, rounded up), the victim's swap runs through exact.v3's `swap_with_fees` — the contract's swap loop
+(same steps as V3Pool.swap_outcome) that also accrues fee growth like UniswapV3Pool: per step
 feeGrowthGlobal += mulDiv(feeAmount, 2**128, liquidity), counted inside the position while the step's starting tick
 is in [tick_lower, tick_upper) — and the position is burned (V3Pool.burn: tokens back, rounded down) and collected:
 fees owed = mulDiv(fee growth inside, ΔL, 2**128), exactly as Position.update.
@@ -29,6 +29,7 @@ import pyarrow as pa
 from gpubt import schema
 from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
+from gpubt.exact.v3 import swap_with_fees
 from gpubt.market.batch import WETH, point_key
 from gpubt.market.pools import PoolTable
 from gpubt.market.searchers import option
@@ -36,7 +37,6 @@ from gpubt.strategies.base import Strategy, StrategyResult, device_array, no_vic
 from gpubt.strategies.sandwich import token_wei_per_raw
 
 Q128 = 2**128
-Q192 = 2**192
 
 
 def exact_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidity: int, tick: int,
@@ -48,59 +48,6 @@ def exact_pool(fee_ppm: int, tick_spacing: int, sqrt_price_x96: int, liquidity: 
     pool.ticks = {t: exact_v3.TickInfo(g, n) for t, n, g in zip(*table)}
     pool.initialized = sorted(t // tick_spacing for t in table[0])
     return pool
-
-
-def swap_with_fees(pool: exact_v3.V3Pool, zero_for_one: bool, amount_in: int, tick_lower: int, tick_upper: int,
-                   exact_output: bool = False):
-    """Exact-input swap of amount_in on `pool` (committed), following V3Pool.swap_outcome step by step, with fee
-    accounting; with `exact_output` the swap buys amount_in of the output token instead (the contract's negative
-    amountSpecified: the same steps, remaining counts the output still to buy, the input accumulates).
-
-    Returns (amount0, amount1, ticks crossed, fee growth inside [tick_lower, tick_upper) as X128, total fee).
-    """
-    limit = exact_v3.MIN_SQRT_RATIO + 1 if zero_for_one else exact_v3.MAX_SQRT_RATIO - 1
-    if amount_in <= 0:
-        raise exact_v3.V3Revert("AS", "amount_specified = 0")
-    sqrt_price, tick, liquidity = pool.sqrt_price_x96, pool.tick, pool.liquidity
-    specified = -amount_in if exact_output else amount_in
-    remaining, calculated = specified, 0
-    crossed = growth_inside = fee_total = 0
-    while remaining != 0 and sqrt_price != limit:
-        price_start = sqrt_price
-        tick_next, initialized = pool.next_initialized_tick_within_one_word(tick, zero_for_one)
-        tick_next = min(max(tick_next, exact_v3.MIN_TICK), exact_v3.MAX_TICK)
-        price_next = exact_v3.get_sqrt_ratio_at_tick(tick_next)
-        if zero_for_one:
-            target = limit if price_next < limit else price_next
-        else:
-            target = limit if price_next > limit else price_next
-        sqrt_price, step_in, step_out, fee_amount = exact_v3.compute_swap_step(
-            sqrt_price, target, liquidity, remaining, pool.fee)
-        if exact_output:
-            remaining += step_out
-            calculated += step_in + fee_amount
-        else:
-            remaining -= step_in + fee_amount
-            calculated -= step_out
-        fee_total += fee_amount
-        if liquidity > 0:
-            growth = exact_v3.mul_div(fee_amount, Q128, liquidity)
-            if tick_lower <= tick < tick_upper:
-                growth_inside += growth
-        if sqrt_price == price_next:
-            if initialized:
-                crossed += 1
-                net = pool.ticks[tick_next].liquidity_net
-                liquidity = exact_v3.add_delta(liquidity, -net if zero_for_one else net)
-            tick = tick_next - 1 if zero_for_one else tick_next
-        elif sqrt_price != price_start:
-            tick = exact_v3.get_tick_at_sqrt_ratio(sqrt_price)
-    if zero_for_one != exact_output:
-        amount0, amount1 = specified - remaining, calculated
-    else:
-        amount0, amount1 = calculated, specified - remaining
-    pool.sqrt_price_x96, pool.tick, pool.liquidity = sqrt_price, tick, liquidity
-    return amount0, amount1, crossed, growth_inside, fee_total
 
 
 def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lower: int, tick_upper: int,
@@ -121,14 +68,10 @@ def exact_jit(pool: exact_v3.V3Pool, zero_for_one: bool, victim_in: int, tick_lo
     if (got != victim_out or paid > victim_in) if exact_output else paid != victim_in:
         return None
     fees = growth * position_liquidity // Q128  # Position.update: mulDiv(feeGrowthInside delta, liquidity, Q128)
-    if zero_for_one:  # fees in token0; value the token1 leg in token0 at the price after the swap
-        d_in, d_out = burned0 + fees - minted0, burned1 - minted1
-        out_value = d_out * Q192 // (pool.sqrt_price_x96 ** 2)
-    else:
-        d_in, d_out = burned1 + fees - minted1, burned0 - minted0
-        out_value = d_out * pool.sqrt_price_x96 ** 2 // Q192
+    d_in, d_out, gross = exact_v3.jit_gross(zero_for_one, (minted0, minted1), (burned0, burned1), fees,
+                                            pool.sqrt_price_x96)
     return dict(minted=(minted0, minted1), burned=(burned0, burned1), fees=fees, fee_total=fee_total,
-                victim_in=paid, victim_out=got, crossed=crossed, d_in=d_in, d_out=d_out, gross=d_in + out_value,
+                victim_in=paid, victim_out=got, crossed=crossed, d_in=d_in, d_out=d_out, gross=gross,
                 sqrt_price_after=pool.sqrt_price_x96)
 
 

@@ -13,6 +13,15 @@ exact net still clears the threshold liquidates it: collateral and debt shrink, 
 no earlier than the next block. Positions touched are screened again from there (a few rounds per batch), so
 each position is liquidated at most once per close-factor step and the book is carried across batches.
 
+Rival liquidators (the dataset's liquidations.parquet, LIQUIDATIONS in gpubt/data/lending.py; optional): the book
+at a block reflects every historical liquidation before it. A historical liquidation at block h (a tx inside h, so
+after our top-of-block point there) re-executes against the book as our trades left it: it proceeds, repaying
+min(its historical repay, close factor × the current debt) and seizing by the same Aave terms, if the position is
+still liquidatable at h; otherwise it reverts (we pre-empted it: stats `rivals_preempted`). Without any trade of
+ours the re-execution reproduces history exactly. The book is the strategy's own state under both execution modes
+(as before: `execution=replay` does not undo our liquidations), so this rule is the same in both. Each position's
+screen stops at the block of its next historical liquidation, which is applied before the screen goes on.
+
 Gas: `gas_units` (default 300,000: Aave v2/v3 liquidationCall with a flash loan, publicly ~250–400k) plus, per
 swap hop, gas.per_hop_units for a V2 hop (51,557: gpubt/exact/gas.py V2_HOP_GAS) or V3_SWAP_BASE_GAS (76,952)
 for a V3 hop; V3 tick crossings are not charged. Flash-loan fee: `flash_loan_fee_bps` of the repaid debt
@@ -24,6 +33,7 @@ import functools
 import json
 
 import numpy as np
+import pyarrow as pa
 
 from gpubt import schema
 from gpubt.data import lending
@@ -37,6 +47,8 @@ from gpubt.strategies.base import DETAIL_JSON, Strategy, StrategyResult, device_
 from gpubt.strategies.cexdex import ReferencePrices, _big, opportunities_table, token_scale
 
 ROUTE_HOPS = 2
+# what a historical liquidation's re-execution did (apply_rivals), as the stats count it
+OUTCOMES = {1: ("rival_liquidations",), 2: ("rival_liquidations", "rivals_shrunk"), 3: ("rivals_preempted",)}
 
 
 def build_routes(pools: PoolTable, collateral: int, debt: int, max_routes: int):
@@ -85,6 +97,18 @@ class LiquidationStrategy(Strategy):
         self.ref_block = np.asarray(cols["opened_block"], np.int64)
         self.next_block = self.ref_block.copy()
         self.liquidations = np.zeros(len(self.ids), np.int64)
+        # the rivals' history, per position (CSR over the history's rows, in (block, tx) order), and each position's
+        # next row to apply (carried)
+        history = lending.open_liquidations(dataset, cfg, self.positions)
+        index = {int(pid): k for k, pid in enumerate(self.ids.tolist())}
+        h_pos = np.asarray([index[int(v)] for v in history.column("position_id").to_pylist()], np.int64)
+        order = np.argsort(h_pos, kind="stable")
+        self.hist_block = history.column("block_number").to_numpy().astype(np.int64)[order]
+        self.hist_repay = [int(v) for v in schema.amounts_int(history.column("debt_repaid").take(pa.array(order)))]
+        self.hist_offsets = np.searchsorted(h_pos[order], np.arange(len(self.ids) + 1)).astype(np.int64)
+        self.hist_next = self.hist_offsets[:-1].copy()
+        self.stats.update(rival_liquidations=0, rivals_preempted=0, rivals_shrunk=0)
+        self.hist_outcome = np.zeros(len(self.hist_block), np.int8)  # this batch's: 0 not applied, else OUTCOMES
         # routes per position (shared by the positions of one collateral/debt pair), CSR
         max_routes = int(get("max_routes", 12))
         by_pair: dict = {}
@@ -115,7 +139,7 @@ class LiquidationStrategy(Strategy):
         measured at, the earliest block of each position's next step, and its steps so far."""
         return {"collateral": [str(c) for c in self.collateral], "debt": [str(d) for d in self.debt],
                 "ref_block": self.ref_block.tolist(), "next_block": self.next_block.tolist(),
-                "liquidations": self.liquidations.tolist()}
+                "liquidations": self.liquidations.tolist(), "history_next": self.hist_next.tolist()}
 
     def restore(self, carried: dict) -> None:
         if len(carried["debt"]) != len(self.ids):
@@ -126,14 +150,44 @@ class LiquidationStrategy(Strategy):
         self.ref_block = np.asarray(carried["ref_block"], np.int64)
         self.next_block = np.asarray(carried["next_block"], np.int64)
         self.liquidations = np.asarray(carried["liquidations"], np.int64)
+        self.hist_next = np.asarray(carried.get("history_next", self.hist_offsets[:-1]), np.int64)
+
+    # -- the rivals' history --------------------------------------------------------------------------------------
+    def next_rival_block(self, p: int) -> int:
+        """Block of position p's next historical liquidation not yet applied (a huge number when none)."""
+        k = int(self.hist_next[p])
+        return int(self.hist_block[k]) if k < self.hist_offsets[p + 1] else 2**62
+
+    def apply_rivals(self, p: int, upto_block: int, price_of) -> None:
+        """Re-execute position p's historical liquidations of blocks <= upto_block against the book (module
+        docstring); `price_of(block)`: the oracle row (USD per token) of an absolute block."""
+        while self.next_rival_block(p) <= upto_block:
+            k = int(self.hist_next[p])
+            block = int(self.hist_block[k])
+            ok, debt, repay, seized, _ = self.exact_terms(p, block, price_of(block), self.hist_repay[k])
+            if self.hist_outcome[k]:   # applied before on a book with a trade the pass then dropped (dropped)
+                for key in OUTCOMES[self.hist_outcome[k]]:
+                    self.stats[key] -= 1
+            if ok:
+                self.collateral[p] -= seized
+                self.debt[p] = debt - repay
+                self.ref_block[p] = block
+                self.hist_outcome[k] = 2 if repay < self.hist_repay[k] else 1  # 2: on what our liquidation left
+            else:
+                self.hist_outcome[k] = 3
+            for key in OUTCOMES[self.hist_outcome[k]]:
+                self.stats[key] += 1
+            self.hist_next[p] = k + 1
+            self.next_block[p] = max(int(self.next_block[p]), block + 1)
 
     # -- screen ---------------------------------------------------------------------------------------------------
-    def screen(self, batch, positions: np.ndarray, price_usd: np.ndarray):
-        """Kernel over `positions` × their blocks (from next_block) in the batch: (pair position, pair block,
-        health, repay, seized, route, amount out, net wei), host numpy."""
+    def screen(self, batch, positions: np.ndarray, price_usd: np.ndarray, stop: np.ndarray | None = None):
+        """Kernel over `positions` × their blocks (from next_block, up to `stop`: absolute, inclusive) in the
+        batch: (pair position, pair block, health, repay, seized, route, amount out, net wei), host numpy."""
         first, n_blocks = batch.first_block, batch.n_blocks
         start = np.maximum(self.next_block[positions] - first, 0)
-        counts = np.maximum(n_blocks - start, 0)
+        end = n_blocks if stop is None else np.minimum(np.asarray(stop, np.int64) - first + 1, n_blocks)
+        counts = np.maximum(end - start, 0)
         pair_position = np.repeat(positions, counts).astype(np.int32)
         pair_block = (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
                       + np.repeat(start, counts)).astype(np.int32)
@@ -155,25 +209,17 @@ class LiquidationStrategy(Strategy):
         return (pair_position, pair_block, *(be.to_host(o) for o in outs))
 
     # -- exact ----------------------------------------------------------------------------------------------------
-    def exact_terms(self, p: int, block: int, price_usd: np.ndarray):
-        """Aave's integer liquidation at absolute `block` with oracle prices rounded to 8 decimals:
-        (liquidatable, debt, repay, seized, health factor as a float)."""
+    def exact_terms(self, p: int, block: int, price_usd: np.ndarray, max_repay: int | None = None):
+        """Aave's integer liquidation at absolute `block` with oracle prices rounded to 8 decimals
+        (lending.liquidation_terms; repay at most `max_repay`): (liquidatable, debt, repay, seized, health factor
+        as a float)."""
         c, d = int(self.collateral_token[p]), int(self.debt_token[p])
-        pc_e8, pd_e8 = int(round(price_usd[c] * 1e8)), int(round(price_usd[d] * 1e8))
-        unit_c, unit_d = 10 ** int(self.decimals[c]), 10 ** int(self.decimals[d])
         debt = self.debt[p] * lending.debt_growth_wad(float(self.rate[p]), block - int(self.ref_block[p])) // lending.WAD
-        collateral = self.collateral[p]
-        lt, bonus, cf = int(self.threshold_bps[p]), int(self.bonus_bps[p]), int(self.close_factor_bps[p])
-        lhs, rhs = collateral * pc_e8 * unit_d * lt, debt * pd_e8 * unit_c * 10_000
-        health = lhs / rhs if rhs else float("inf")
-        if debt <= 0 or pc_e8 <= 0 or lhs >= rhs:
-            return False, debt, 0, 0, health
-        repay = debt * cf // 10_000
-        seized = repay * pd_e8 * unit_c * (10_000 + bonus) // (pc_e8 * unit_d * 10_000)
-        if seized > collateral:
-            seized = collateral
-            repay = collateral * pc_e8 * unit_d * 10_000 // (pd_e8 * unit_c * (10_000 + bonus))
-        return repay > 0 and seized > 0, debt, repay, seized, health
+        ok, repay, seized, health = lending.liquidation_terms(
+            self.collateral[p], debt, lending.oracle_e8(price_usd[c]), lending.oracle_e8(price_usd[d]),
+            10 ** int(self.decimals[c]), 10 ** int(self.decimals[d]), int(self.threshold_bps[p]),
+            int(self.bonus_bps[p]), int(self.close_factor_bps[p]), max_repay)
+        return ok, debt, repay, seized, health
 
     def reprice_many(self, batch, hits: list, price_usd: np.ndarray, cache: dict) -> list:
         """reprice of every (position, block offset, route) in `hits`, their seized collateral sold in one call of
@@ -302,10 +348,15 @@ class LiquidationStrategy(Strategy):
                  int(legs[0]["amount_in"]), int(legs[-1]["amount_out"]))]
 
     def dropped(self, trade: dict) -> None:
-        """The pass did not send the liquidation: the book is as it was before it."""
-        p, collateral, debt, ref_block = trade["_undo"]
+        """The pass did not send the liquidation: the book is as it was before it, and the historical liquidations
+        applied since re-execute on that book."""
+        p, collateral, debt, ref_block, hist_next, price_of = trade["_undo"]
+        k_now = int(self.hist_next[p])
         self.collateral[p], self.debt[p], self.ref_block[p] = collateral, debt, ref_block
         self.liquidations[p] -= 1
+        if k_now > hist_next:   # their outcomes on the book with our trade are counted out as they are re-applied
+            self.hist_next[p] = hist_next
+            self.apply_rivals(p, int(self.hist_block[k_now - 1]), price_of)
 
     # -- evaluate -------------------------------------------------------------------------------------------------
     def idle_reason(self, first_block: int, last_block: int) -> str | None:
@@ -314,25 +365,41 @@ class LiquidationStrategy(Strategy):
     def evaluate(self, batch, tables=None) -> StrategyResult:
         first, last = batch.first_block, batch.first_block + batch.n_blocks - 1
         price_usd = self.oracle.at(np.arange(first, last + 1))
+
+        def price_of(block: int) -> np.ndarray:
+            return price_usd[block - first] if first <= block <= last else self.oracle.at([block])[0]
+
+        self.hist_outcome[:] = 0
+        for p in np.flatnonzero(self.hist_next < self.hist_offsets[1:]).tolist():
+            if self.next_rival_block(p) < first:   # history before the run's (or shard's) start
+                self.apply_rivals(p, first - 1, price_of)
         opp = {f.name: [] for f in schema.OPPORTUNITIES}
         trades = []
         cache: dict = {}
+
+        def still_open(p) -> bool:
+            return self.next_block[p] <= last and self.collateral[p] > 0 and self.debt[p] > 0
+
         open_ = np.asarray([c > 0 and d > 0 for c, d in zip(self.collateral, self.debt)], np.bool_)
         todo = np.flatnonzero(open_ & (self.next_block <= last))
-        for _ in range(self.max_rounds):
-            if len(todo) == 0:
-                break
+        rounds = 0
+        while len(todo) and rounds < self.max_rounds:
+            stop = np.asarray([min(self.next_rival_block(p), last) for p in todo.tolist()], np.int64)
             with self.timed("screen"):
-                pos, blk, health, repay, seized, route, amount_out, net = self.screen(batch, todo, price_usd)
+                pos, blk, health, repay, seized, route, amount_out, net = self.screen(batch, todo, price_usd, stop)
                 self.stats["screened"] += len(pos)
                 debt_token = self.debt_token[pos]
                 wei_per_raw = price_usd[blk, debt_token] / price_usd[blk, WETH] * 1e18 / self.scale[debt_token]
                 hit = np.flatnonzero(self.passes_screen(net, np.nan_to_num(amount_out * wei_per_raw)) & (route >= 0))
-            if len(hit) == 0:
-                break
             # the first hit of each position (pairs are sorted by position, then block)
-            hit = hit[np.concatenate(([True], pos[hit][1:] != pos[hit][:-1]))]
+            hit = hit[np.concatenate(([True], pos[hit][1:] != pos[hit][:-1]))] if len(hit) else hit
+            rounds += int(len(hit) > 0)  # a round without a hit only applies history: it always moves on
             again = []
+            for p in sorted(set(todo.tolist()) - set(pos[hit].tolist())):  # no hit up to its stop
+                if self.next_rival_block(p) <= last:
+                    self.apply_rivals(p, self.next_rival_block(p), price_of)
+                    if still_open(p):
+                        again.append(p)
             hits = [(int(pos[i]), int(blk[i]), int(route[i])) for i in hit.tolist()]
             with self.timed("exact"):   # the round's positions (one hit each) priced together
                 priced_all = self.reprice_many(batch, hits, price_usd, cache)
@@ -348,7 +415,8 @@ class LiquidationStrategy(Strategy):
                 opp["screen_net_profit_wei"].append(float(net[i]))
                 if self.takes(priced[0] if priced is not None else None, float(net[i])):
                     row, debt, repaid, taken = priced
-                    row["_undo"] = (p, self.collateral[p], self.debt[p], self.ref_block[p])
+                    row["_undo"] = (p, self.collateral[p], self.debt[p], self.ref_block[p], int(self.hist_next[p]),
+                                    price_of)
                     row["_reprice"] = functools.partial(self.rerouted, batch, row, b, r, price_usd[b], cache)
                     trades.append(row)
                     self.collateral[p] -= taken
@@ -356,7 +424,10 @@ class LiquidationStrategy(Strategy):
                     self.ref_block[p] = first + b
                     self.liquidations[p] += 1
                 self.next_block[p] = first + b + 1  # the next step (or a retry) comes no earlier
-                if self.next_block[p] <= last and self.collateral[p] > 0 and self.debt[p] > 0:
+                self.apply_rivals(p, first + b, price_of)  # a rival's liquidation in this block comes after ours
+                if still_open(p):
                     again.append(p)
-            todo = np.asarray(again, np.int64)
+            todo = np.asarray(sorted(again), np.int64)
+        for p in np.flatnonzero(self.hist_next < self.hist_offsets[1:]).tolist():  # the batch's history left
+            self.apply_rivals(p, last, price_of)
         return StrategyResult(opportunities_table(opp), trades)

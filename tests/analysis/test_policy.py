@@ -253,15 +253,23 @@ def test_cli_capital_split_prices_each_trade_at_each_share(tmp_path):
     key = ("strategy", "block_number", "tx_index", "path_id")
     at = {"sandwich": (1, 0), "jit": (3, 2)}   # (the configured capital's tier, the half's)
     a = pq.read_table(full / "trades.parquet", columns=[*key, "net_profit_wei", "detail"])
-    b = pq.read_table(half / "trades.parquet", columns=[*key, "net_profit_wei"])
+    b = pq.read_table(half / "trades.parquet", columns=[*key, "net_profit_wei", "detail"])
     curves = {tuple(r[k] for k in key): json.loads(r["detail"])["capital_net_wei"] for r in a.to_pylist()}
     assert len(curves) > 50 and {k[0] for k in curves} == {"sandwich", "jit"}
     for (k, curve), net in zip(curves.items(), a.column("net_profit_wei").to_pylist()):
         assert len(curve) == 4 and int(curve[at[k[0]][0]]) == int(net)   # the configured capital: the trade
     at_half = {tuple(r[k] for k in key): int(r["net_profit_wei"]) for r in b.to_pylist()}
+    # a sandwich whose best front-run is inside its bound starts from the float screen's golden-section optimum,
+    # whose bracket is the capital: its integer front-run (and net) may differ in the last ~1e-12 between capitals
+    interior = {tuple(r[k] for k in key) for r in b.to_pylist() if r["strategy"] == "sandwich"
+                and int(json.loads(r["detail"])["front_run_in"]) < int(json.loads(r["detail"])["max_front_run"])}
     matched = [k for k in at_half if k in curves]
     assert len(matched) >= 0.9 * len(at_half) and {k[0] for k in matched} == {"sandwich", "jit"}
-    assert all(int(curves[k][at[k[0]][1]]) == at_half[k] for k in matched)
+    bad = [(k, curves[k], at_half[k]) for k in matched
+           if (int(curves[k][at[k[0]][1]]) != at_half[k] if k not in interior
+               else abs(int(curves[k][at[k[0]][1]]) - at_half[k]) > 1e-12 * abs(at_half[k]))]
+    assert not bad, bad[:5]
+    assert len(interior) < len(matched) / 2   # most sandwiches are bound by their victims' limits: exact equality
     for s, (mine, lower) in at.items():   # capital binds for both: some trades earn less with half of it
         assert any(c[lower] is None or int(c[lower]) < int(c[mine]) for k, c in curves.items() if k[0] == s)
 

@@ -137,8 +137,9 @@ def test_rows_match_the_published_table(rows):
         elif pub.low is not None:
             assert row["published_range"] == [pub.low, pub.high]
             assert row["in_range"] == (pub.low <= row["value"] <= pub.high)
-    # the synthetic market plants arbitrage, sandwich and CEX-DEX labels, no liquidations or JIT yet
-    assert rows["liquidation_profit_usd"]["detail"] == "n/a (no liquidation labels)"
+    # the synthetic market plants arbitrage, sandwich, CEX-DEX and (its rival liquidators: gpubt/data/rivals.py)
+    # liquidation labels
+    assert rows["liquidation_per_block"]["value"] > 0 and rows["liquidation_profit_usd"]["value"] > 0
     assert rows["jit_per_block"]["value"] == 0 and rows["jit_per_block"]["in_range"] is False
     assert rows["sandwich_per_block"]["value"] > 0 and rows["sandwich_profit_usd"]["value"] > 0
 
@@ -178,7 +179,7 @@ def test_cli_prints_the_table_and_json(tiny, rows):
     done = gpubt("market-stats", tiny)
     assert done.returncode == 0, done.stderr
     assert "swaps per block" in done.stdout and "in range" in done.stdout and "OUT" in done.stdout
-    assert "n/a (no liquidation labels)" in done.stdout
+    assert "n/a (labels carry gas_used, not the gas price or a payment to the builder)" in done.stdout
     done = gpubt("market-stats", f"data.path={tiny}", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(json.dumps(list(rows.values())))

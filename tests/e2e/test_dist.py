@@ -12,9 +12,11 @@ pytest.importorskip("dask.distributed")
 
 # the two 100-block partitions of tiny, free tasks of 40 blocks (two start inside a partition), every strategy, the
 # builder auction: the merge puts both groups' trades of one point in the local loop's order, and liquidation /
-# CEX-DEX trade on either side of the chain's link
+# CEX-DEX trade on either side of the chain's link (tiny's default book holds 3 positions, 110 a day: a bigger one,
+# generated in memory, without the dataset's rival history, which tests/strategies/test_rival_liquidations.py carries)
 RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "batch_blocks=20",
-       "strategy=[arbitrage,cexdex,sandwich,liquidation,jit]", "competition=default", "report.enabled=false")
+       "strategy=[arbitrage,cexdex,sandwich,liquidation,jit]", "competition=default", "report.enabled=false",
+       "strategy.liquidation.generate.positions_per_day=4000")
 DASK = ("executor=dask", "executor.workers=2", "executor.task_blocks=40")  # 3 free tasks per partition
 FILES = ("trades.parquet", "opportunities.parquet", "daily_pnl.parquet", "validation_matches.parquet",
          "validation_misses.parquet", "validation_false_positives.parquet")

@@ -118,3 +118,9 @@ def test_the_default_run_meets_competition(tmp_path):
     assert losing > 0 and m["losing_trades"] == losing
     assert 0 <= comp["calibration"]["all"]["brier"] < 0.25 and comp["calibration"]["all"]["n"] == comp["attempted"]
     assert "survival prediction: Brier" in proc.stdout
+    # the market labels all five kinds, and validation scores every strategy against its own
+    kinds = summary["validation"]["kinds"]
+    assert sorted(kinds) == ["arbitrage", "cexdex", "jit", "liquidation", "sandwich"]
+    for name, score in kinds.items():
+        assert score["labels"] > 0 and score["matched"] > 0 and 0 < score["precision"] <= 1, name
+    assert summary["execution"]["lost_bundles"] == comp["attempted"] - comp["won"] > 0

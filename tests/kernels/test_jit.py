@@ -7,7 +7,8 @@ import pytest
 from gpubt.exact import v3 as exact_v3
 from gpubt.backend import Backend
 from gpubt.kernels.compile import build_kernel
-from gpubt.strategies.jit import exact_jit, swap_with_fees
+from gpubt.exact.v3 import swap_with_fees
+from gpubt.strategies.jit import exact_jit
 
 from . import v3_market
 

@@ -14,6 +14,7 @@ from gpubt import schema
 from gpubt.data.store import Dataset
 from gpubt.exact.v2 import _mobius, get_amount_out, path_amount_out
 from gpubt.kernels.cycles import KEY_TX_BITS
+from gpubt.market.auction import BuilderAuction
 from gpubt.market.fork import ForkedPool
 from gpubt.run.execution import Execution, Walker
 from gpubt.run.loop import Backtest
@@ -211,11 +212,9 @@ def test_a_bundle_that_loses_the_auction_leaves_the_market_alone(closed, tmp_pat
     bids, so elsewhere it wins) is attempted and changes nothing: the mispricing stays, so every point of those
     blocks attempts it again on history's state (replay's trades, to the wei), and the first open block captures
     it once. Without the auction the first point captures it at once."""
-    from gpubt.analysis.competition import Auctions
-
     ds = Dataset(write_market(tmp_path / "planted", planted_market(), FIRST, NOISE_BLOCKS + 1))
     _, replay = run(ds, "replay")
-    auction = Auctions({"enabled": True, "scenarios": 4, "searchers": {"count": 0}})
+    auction = BuilderAuction({"enabled": True, "scenarios": 4, "searchers": {"count": 0}})
     shut = range(FIRST, FIRST + CLOSED) if closed else ()
     bt, ours = run(ds, "counterfactual", auction=auction, closed_blocks=shut)
     e = bt.execution.summary(bt.last_block)
