@@ -320,6 +320,8 @@ class SwapOutcome(NamedTuple):
     amount1: int
     steps: int  # iterations of the contract's swap loop (one per word or initialized tick reached)
     ticks_crossed: int  # initialized ticks crossed (each costs the contract a Tick.cross)
+    growth_inside: int = 0  # with a fee range: the fee growth (X128) accrued inside it (swap_with_fees)
+    fee_total: int = 0      # with a fee range: the swap's total fee
 
 
 @dataclass
@@ -384,8 +386,10 @@ class V3Pool:
         return outcome.amount0, outcome.amount1
 
     def swap_outcome(self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int,
-                     commit: bool = True) -> SwapOutcome:
-        """swap() with its step and crossed-tick counts; commit=False quotes without changing the state."""
+                     commit: bool = True, fee_range: tuple | None = None) -> SwapOutcome:
+        """swap() with its step and crossed-tick counts; commit=False quotes without changing the state. With
+        `fee_range` (tick_lower, tick_upper) it also accrues fees as UniswapV3Pool does: per step feeGrowthGlobal +=
+        mulDiv(feeAmount, 2**128, liquidity), counted inside the range while the step's starting tick is in it."""
         _require(amount_specified != 0, "AS", "amount_specified = 0")
         sqrt_price, tick, liquidity = self.sqrt_price_x96, self.tick, self.liquidity
         _require(sqrt_price != 0, "LOK", "pool not initialized")
@@ -397,7 +401,7 @@ class V3Pool:
                      f"limit {sqrt_price_limit_x96} must be in (price {sqrt_price}, MAX_SQRT_RATIO)")
         exact_input = amount_specified > 0
         remaining, calculated = amount_specified, 0
-        steps = crossed = 0
+        steps = crossed = growth_inside = fee_total = 0
         fee = self.fee
         while remaining != 0 and sqrt_price != sqrt_price_limit_x96:
             steps += 1
@@ -417,6 +421,10 @@ class V3Pool:
             else:
                 remaining += _to_int256(amount_out)
                 calculated += _to_int256(amount_in + fee_amount)
+            if fee_range is not None:
+                fee_total += fee_amount
+                if liquidity > 0 and fee_range[0] <= tick < fee_range[1]:
+                    growth_inside += mul_div(fee_amount, Q128, liquidity)
             if sqrt_price == price_next:
                 if initialized:
                     crossed += 1
@@ -431,7 +439,7 @@ class V3Pool:
             amount0, amount1 = calculated, amount_specified - remaining
         if commit:
             self.sqrt_price_x96, self.tick, self.liquidity = sqrt_price, tick, liquidity
-        return SwapOutcome(amount0, amount1, steps, crossed)
+        return SwapOutcome(amount0, amount1, steps, crossed, growth_inside, fee_total)
 
     # -- mint / burn ------------------------------------------------------------------------------------------
     def mint(self, tick_lower: int, tick_upper: int, amount: int, owner: object = None) -> tuple[int, int]:
@@ -505,59 +513,19 @@ class V3Pool:
 
 def swap_with_fees(pool: V3Pool, zero_for_one: bool, amount_in: int, tick_lower: int, tick_upper: int,
                    exact_output: bool = False):
-    """Exact-input swap of amount_in on `pool` (committed), following V3Pool.swap_outcome step by step, with fee
-    accounting as UniswapV3Pool accrues it: per step feeGrowthGlobal += mulDiv(feeAmount, 2**128, liquidity),
-    counted inside [tick_lower, tick_upper) while the step's starting tick is in it (the fees a position there
-    earns: mulDiv(growth inside, its liquidity, 2**128), as Position.update). The amounts and the state after
-    are those of V3Pool.swap (tests/kernels/test_jit.py). With `exact_output` the swap buys amount_in of the
-    output token instead (the contract's negative amountSpecified: the same steps, remaining counts the output
-    still to buy, the input accumulates).
+    """Exact-input swap of amount_in on `pool` (committed), V3Pool.swap_outcome with fee accounting inside
+    [tick_lower, tick_upper) (the fees a position there earns: mulDiv(growth inside, its liquidity, 2**128), as
+    Position.update). The amounts and the state after are those of V3Pool.swap (tests/kernels/test_jit.py). With
+    `exact_output` the swap buys amount_in of the output token instead (the contract's negative amountSpecified).
 
     Returns (amount0, amount1, ticks crossed, fee growth inside [tick_lower, tick_upper) as X128, total fee).
     """
-    limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
     if amount_in <= 0:
         raise V3Revert("AS", "amount_specified = 0")
-    sqrt_price, tick, liquidity = pool.sqrt_price_x96, pool.tick, pool.liquidity
-    specified = -amount_in if exact_output else amount_in
-    remaining, calculated = specified, 0
-    crossed = growth_inside = fee_total = 0
-    while remaining != 0 and sqrt_price != limit:
-        price_start = sqrt_price
-        tick_next, initialized = pool.next_initialized_tick_within_one_word(tick, zero_for_one)
-        tick_next = min(max(tick_next, MIN_TICK), MAX_TICK)
-        price_next = get_sqrt_ratio_at_tick(tick_next)
-        if zero_for_one:
-            target = limit if price_next < limit else price_next
-        else:
-            target = limit if price_next > limit else price_next
-        sqrt_price, step_in, step_out, fee_amount = compute_swap_step(
-            sqrt_price, target, liquidity, remaining, pool.fee)
-        if exact_output:
-            remaining += step_out
-            calculated += step_in + fee_amount
-        else:
-            remaining -= step_in + fee_amount
-            calculated -= step_out
-        fee_total += fee_amount
-        if liquidity > 0:
-            growth = mul_div(fee_amount, Q128, liquidity)
-            if tick_lower <= tick < tick_upper:
-                growth_inside += growth
-        if sqrt_price == price_next:
-            if initialized:
-                crossed += 1
-                net = pool.ticks[tick_next].liquidity_net
-                liquidity = add_delta(liquidity, -net if zero_for_one else net)
-            tick = tick_next - 1 if zero_for_one else tick_next
-        elif sqrt_price != price_start:
-            tick = get_tick_at_sqrt_ratio(sqrt_price)
-    if zero_for_one != exact_output:
-        amount0, amount1 = specified - remaining, calculated
-    else:
-        amount0, amount1 = calculated, specified - remaining
-    pool.sqrt_price_x96, pool.tick, pool.liquidity = sqrt_price, tick, liquidity
-    return amount0, amount1, crossed, growth_inside, fee_total
+    limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    o = pool.swap_outcome(zero_for_one, -amount_in if exact_output else amount_in, limit,
+                          fee_range=(tick_lower, tick_upper))
+    return o.amount0, o.amount1, o.ticks_crossed, o.growth_inside, o.fee_total
 
 
 def jit_gross(zero_for_one: bool, minted: tuple, burned: tuple, fees: int, sqrt_price_x96: int) -> tuple:
