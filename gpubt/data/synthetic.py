@@ -5,13 +5,14 @@ What it simulates, per block of 12 s:
 - EIP-1559 base fee driven by a congestion AR(1) process;
 - CEX-DEX arbitrageurs at the top of the block: pools outside the fee band of the reference are pushed back to
   its edge when that beats gas (LABELS kind "cexdex");
-- noise traders (Poisson count, pools ∝ TVL^0.7, lognormal USD size), each also a pending router swap (VICTIMS);
+- noise traders (Poisson count, pools ∝ TVL^noise_tvl_exponent, lognormal USD size), each also a pending router swap (VICTIMS);
   on V2 pools a share `exact_output_share` of them are exact-output router calls (swapTokensForExactTokens):
   amountOut = getAmountOut(drawn input) on the state they meet, the pool takes getAmountIn(amountOut), and the
   VICTIMS row holds (amountInMax = drawn input raised by the slippage tolerance, amountOut, exact_output=True);
 - cyclic-arbitrage searchers back-running noise swaps with the best 2- or 3-hop WETH cycle (LABELS "arbitrage"; a
   share `stable_start_share` of them run it from the first stablecoin on it, taking the profit there);
-- sandwiches around exact-input V2 victims (LABELS "sandwich");
+- sandwiches around V2 victims (LABELS "sandwich"), exact-input and exact-output: an exact-output victim buys the
+  quote of its drawn input on the state before the front-run and pays getAmountIn of it after (<= amountInMax);
 - JIT liquidity around large V3 noise swaps (LABELS "jit"): a searcher mints a position worth `jit_capital_eth` on
   the current tick spacing (or 2-3 spacings around it) just before the swap and burns it right after, when its fee
   share beats the inventory loss and the mint + burn gas (float screen: kernels/jit.py's jit_eval, the JIT
@@ -80,7 +81,7 @@ VENUES = ("uniswap_v2", "sushiswap", "uniswap_v3")
 SLIPPAGES_BPS = (10, 50, 100, 300)
 
 _COMMON = dict(
-    generator=5,                  # raised when the generator's output changes: a cached market is then regenerated
+    generator=6,                  # raised when the generator's output changes: a cached market is then regenerated
     first_block=FIRST_BLOCK,
     price_interval=1,             # blocks between PRICES rows (plus the first block of every partition): the CEX
                                   # reference a CEX-DEX searcher decides on is the block's, not a stale sample
@@ -96,12 +97,15 @@ _COMMON = dict(
     noise_max_tvl_frac=0.02,      # a noise swap is at most this fraction of the pool's TVL
     lp_event_share=0.03,          # share of user transactions that are LP mints/burns
     n_traders=5000,
+    noise_tvl_exponent=0.6,       # a noise swap picks its pool with weight TVL**exponent (0.7 before generator 6)
     mev_block_share=0.55,         # blocks whose builder takes searchers' bundles (52 % carry no MEV payment)
     stable_start_share=0.1,       # back-runs by a searcher whose cycle starts at a stablecoin when it has one
     searcher_priority_gwei=1.0,   # searchers' priority fee (their bid to the builder is a transfer on top)
-    cexdex_margin_usd=10.0,       # net of gas: the CEX leg's fixed cost and risk ...
+    cexdex_margin_usd=12.0,       # net of gas: the CEX leg's fixed cost and risk ...
     cexdex_fee_bps=1.0,          # ... plus its fees, per unit of the traded notional
     v3_pools=0,                   # Uniswap V3 pools on top of the n_pools V2 ones (0: the V2-only market)
+    v3_hub_tvl_usd=25e6,          # median TVL of a V3 pool between two hub tokens (tail pools: $300k; $60M before
+                                  # generator 6 made CEX-DEX's mean profit 2-3x the published one)
     v3_concentrated_positions=6,  # initial concentrated LP positions per V3 pool (plus 1 full-range, 2 wide)
     exact_output_share=0.2,       # share of V2 noise swaps that are exact-output router calls (0: all exact-in)
     jit_capital_eth=30.0,         # a JIT position mints tokens worth this much (ETH at the reference prices), as the
@@ -115,8 +119,8 @@ _COMMON = dict(
 PRESETS: dict[str, dict] = {
     "tiny": dict(_COMMON, n_blocks=200, n_tokens=12, n_pools=30, swaps_per_block=8.0, partition_blocks=100,
                  v3_pools=8),
-    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=250, swaps_per_block=3.0, partition_blocks=500,
-                  v3_pools=40),
+    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=350, swaps_per_block=2.7, partition_blocks=500,
+                  v3_pools=40, v3_hub_tvl_usd=15e6),
     "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=3.0,
                           partition_blocks=7_200, v3_pools=100, price_interval=10),   # 65M rows a month at 1
 }
@@ -125,7 +129,8 @@ PRESETS: dict[str, dict] = {
 NOISE, CEXDEX, ARB_HOP, SANDWICH, MINT, BURN, INITIALIZE = 0, 1, 2, 3, 4, 5, 6
 _KIND_NAMES = ("swap", "swap", "swap", "swap", "mint", "burn", "initialize")
 # hop of a NOISE action: how the user's router call is limited
-EXACT_IN, EXACT_OUT, SANDWICHED = 0, 1, 2   # SANDWICHED: exact-in, its limit quoted before the front-run
+# SANDWICHED (exact-in) and SANDWICHED_OUT (exact-out): a victim whose limit was quoted before the front-run
+EXACT_IN, EXACT_OUT, SANDWICHED, SANDWICHED_OUT = 0, 1, 2, 3
 # hop of a MINT/BURN action: an LP's position, or a JIT searcher's (minted the tx before a victim, burned after it)
 LP_POSITION, JIT_POSITION = 0, 1
 JIT_RANGE_SPACINGS = (1, 2, 3)   # JIT ranges [base − (k−1)·spacing, base + k·spacing): the JIT strategy's default
@@ -459,7 +464,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
     token_class: 0 WETH, 1 stablecoin, 2 market-loaded. Actions (a_*): block offset, tx_index, log_index, pool,
     kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
-    tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only) or SANDWICHED; sandwich: 0 front-run, 1
+    tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only), SANDWICHED or SANDWICHED_OUT; sandwich: 0 front-run, 1
     back-run, which sells the front-run's output; mint/burn: LP_POSITION or JIT_POSITION, a JIT's mint the tx before
     its victim (zero_for_one: the victim's, gas: mint + burn) and its burn of the whole position the tx after).
     Searchers (actors n_traders + j) are the population pop_*
@@ -640,17 +645,28 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                 np.random.random() < knobs.exact_output_share
             gas_price = base_fee_wei + knobs.searcher_prio_wei
             gas_jitter = np.random.random()
-            # a sandwich around an exact-input V2 victim: the front-run stops 1 % short of the largest one its
-            # limit allows (the float pass must not make a victim the exact replay would revert)
+            # a sandwich around a V2 victim: the front-run stops 1 % short of the largest one its limit allows (the
+            # float pass must not make a victim the exact replay would revert). An exact-output victim buys the
+            # quote of its drawn input and pays at most amountInMax = drawn × (1 + slippage): getAmountIn(quote)
+            # <= amountInMax is getAmountOut(amountInMax) >= quote, the exact-input bound with amountInMax sold
             front = front_out = 0.0
-            if mev_ok and p < n_v2 and not exact_out:
+            victim_pays = amount_in
+            if mev_ok and p < n_v2:
                 quote = _amount_out_nb(amount_in, r_in, r_out, GAMMA)
-                x_max = _max_frontrun_nb(r_in, r_out, GAMMA, amount_in, quote * (1.0 - slip_bps * 1e-4))
+                if exact_out:
+                    x_max = _max_frontrun_nb(r_in, r_out, GAMMA, amount_in * (1.0 + slip_bps * 1e-4), quote)
+                else:
+                    x_max = _max_frontrun_nb(r_in, r_out, GAMMA, amount_in, quote * (1.0 - slip_bps * 1e-4))
                 if x_max > 0.0:
                     x = 0.99 * min(x_max, r_in)
                     f_out = _amount_out_nb(x, r_in, r_out, GAMMA)
-                    v_out = _amount_out_nb(amount_in, r_in + x, r_out - f_out, GAMMA)
-                    back = _amount_out_nb(f_out, r_out - f_out - v_out, r_in + x + amount_in, GAMMA)
+                    v_in = amount_in
+                    if exact_out:   # getAmountIn(quote) after the front-run
+                        v_out = quote
+                        v_in = (r_in + x) * quote / ((r_out - f_out - quote) * GAMMA)
+                    else:
+                        v_out = _amount_out_nb(amount_in, r_in + x, r_out - f_out, GAMMA)
+                    back = _amount_out_nb(f_out, r_out - f_out - v_out, r_in + x + v_in, GAMMA)
                     sand_gas = 2.0 * (105_000.0 + 20_000.0 * gas_jitter)
                     value_wei = (back - x) / token_scale[t_in] * price_usd[t_in] / eth_usd * 1e18 \
                         - sand_gas * gas_price
@@ -658,7 +674,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                         winner, _ = _auction_nb(value_wei, knobs.kind_sandwich, pop_see, pop_share, pop_sigma,
                                                 pop_capital_wei)
                         if winner >= 0:
-                            front, front_out = x, f_out
+                            front, front_out, victim_pays = x, f_out, v_in
                             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux,
                                       a_gas, a_hop, b, tx, log, p, SANDWICH, zfo, x, knobs.n_traders + winner, 0.0,
                                       int(sand_gas), 0)
@@ -708,13 +724,14 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                         log += 1
             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
                       b, tx, log, p, NOISE, zfo, amount_in, trader, float(slip_bps), 0,
-                      EXACT_OUT if exact_out else (SANDWICHED if front > 0.0 else EXACT_IN))
+                      (SANDWICHED_OUT if front > 0.0 else EXACT_OUT) if exact_out
+                      else (SANDWICHED if front > 0.0 else EXACT_IN))
             if n < 0:
                 return _STATUS_FULL, 0
             if p >= n_v2:
                 _v3_swap_commit_nb(v3, p, amount_in, zfo)
             else:
-                _v2_swap_commit_nb(rf0, rf1, p, amount_in, zfo)
+                _v2_swap_commit_nb(rf0, rf1, p, victim_pays, zfo)
             tx += 1
             log += 1
             if jit_slot > 0:  # the JIT searcher burns its whole position (and collects its fees) right after
@@ -949,7 +966,7 @@ def _build_market(params: dict, seed: int) -> dict:
     ], names=schema.POOLS.names)
     return dict(tokens=tokens, pools=pools, token_scale=scale, token_class=token_class, token_beta=beta,
                 token_idio_vol=idio_vol, log_price=np.log(price0), pool_t0=pool_t0, pool_t1=pool_t1,
-                pool_cum_weight=np.cumsum(tvl_usd ** 0.7), reserve0=reserve0, reserve1=reserve1,
+                pool_cum_weight=np.cumsum(tvl_usd ** params["noise_tvl_exponent"]), reserve0=reserve0, reserve1=reserve1,
                 cyc_pools=cyc_pools, cyc_zfo=cyc_zfo, cyc_len=cyc_len, cyc_gamma=cyc_gamma, cyc_is_v3=cyc_is_v3,
                 pool_cyc_ptr=ptr, pool_cyc_idx=idx, n_v2=n_v2, v3=v3, tvl_usd=tvl_usd)
 
@@ -996,7 +1013,7 @@ def _v3_market(params: dict, seed: int, tails: list, price0: np.ndarray, scale: 
     for a, b, fee in unique[:n_v3]:
         t0, t1 = (a, b) if addr_py[a] < addr_py[b] else (b, a)
         hub = a < len(HUBS) and b < len(HUBS)
-        tvl = float(np.clip(np.exp(rng.normal(math.log(60e6 if hub else 300e3), 0.8)),
+        tvl = float(np.clip(np.exp(rng.normal(math.log(params["v3_hub_tvl_usd"] if hub else 300e3), 0.8)),
                             10e6 if hub else 30e3, 300e6 if hub else 5e6))
         sp = spacing_of[fee]
         price = price0[t0] / price0[t1] * scale[t1] / scale[t0]           # token1 raw per token0 raw
@@ -1131,16 +1148,19 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
                 amount_in = 1
             drawn = amount_in
             with_fee = amount_in * fee_keep
-            exact_out = kind == NOISE and hops[i] == EXACT_OUT
+            exact_out = kind == NOISE and hops[i] in (EXACT_OUT, SANDWICHED_OUT)
+            # an exact-output victim buys what its drawn input quotes (a sandwiched one: quoted before the
+            # front-run) and pays getAmountIn of it on the state it meets
+            q0, q1 = sand_pre if hops[i] == SANDWICHED_OUT and kind == NOISE else (r0, r1)
             if zfos[i]:
-                out = with_fee * r1 // (r0 * 1_000_000 + with_fee)
-                if exact_out and out > 0:  # exact output: pays getAmountIn(out) <= drawn + 1
+                out = with_fee * q1 // (q0 * 1_000_000 + with_fee)
+                if exact_out and out > 0:  # exact output: pays getAmountIn(out) (<= drawn + 1 unsandwiched)
                     amount_in = r0 * out * 1_000_000 // ((r1 - out) * fee_keep) + 1
                 r0 += amount_in
                 r1 -= out
                 a0i.append(amount_in), a1i.append(0), a0o.append(0), a1o.append(out)
             else:
-                out = with_fee * r0 // (r1 * 1_000_000 + with_fee)
+                out = with_fee * q0 // (q1 * 1_000_000 + with_fee)
                 if exact_out and out > 0:
                     amount_in = r1 * out * 1_000_000 // ((r0 - out) * fee_keep) + 1
                 r1 += amount_in
@@ -1165,8 +1185,13 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
             if kind == NOISE:
                 # the router's quote is taken on this same state (a sandwiched victim's before the front-run), so
                 # amount_out_min <= out (exact-in) and amountInMax >= what the swap paid (exact-out)
-                if p < n_v2 and hops[i] == EXACT_OUT and out > 0:
-                    victim_in.append(max(drawn * (10_000 + int(auxs[i])) // 10_000, amount_in))
+                if p < n_v2 and hops[i] in (EXACT_OUT, SANDWICHED_OUT) and out > 0:
+                    limit = drawn * (10_000 + int(auxs[i])) // 10_000
+                    if hops[i] == SANDWICHED_OUT and amount_in > limit:
+                        raise RuntimeError(f"synthetic sandwich: the exact-output victim at action {i} pays "
+                                           f"{amount_in} > its limit {limit} (the float pass and the exact replay "
+                                           "disagree)")
+                    victim_in.append(max(limit, amount_in))
                     victim_min.append(out)
                     victim_exact_out.append(True)
                 else:

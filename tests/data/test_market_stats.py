@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from gpubt.data import synthetic
 from gpubt.data.store import DatasetWriter
 from gpubt.analysis.market_stats import LABEL_KINDS, PUBLISHED, format_market_stats, main, market_stats
 from tests.cli import gpubt
@@ -106,15 +107,21 @@ def test_label_profits_and_searchers(tiny, rows):
     tokens = _table(tiny, "tokens")
     weth = tokens.column("symbol").to_pylist().index("WETH")
     arb = labels.filter(pc.equal(labels.column("kind"), "arbitrage"))
-    assert set(arb.column("profit_token").to_pylist()) == {weth}  # the synthetic searchers take profit in WETH
-    prices = _table(tiny, "prices").filter(pc.equal(_table(tiny, "prices").column("token_id"), weth))
-    blocks, eth_usd = prices.column("block_number").to_numpy(), prices.column("price_usd").to_numpy()
-    at = np.searchsorted(blocks, arb.column("block_number").to_numpy(), side="right") - 1
-    profit_usd = _floats(arb.column("profit_raw")) / 1e18 * eth_usd[at]
-    assert rows["arbitrage_profit_usd"]["value"] == pytest.approx(profit_usd.mean(), rel=1e-12)
+    token = np.array(arb.column("profit_token").to_pylist())
+    # the synthetic searchers take profit in WETH, a tenth of them (stable_start_share) in a stablecoin
+    assert weth in set(token) and set(token) <= {weth, *synthetic.STABLES}
+    decimals = dict(zip(tokens.column("token_id").to_pylist(), tokens.column("decimals").to_pylist()))
+    prices = _table(tiny, "prices")
+    profit_usd = []
+    for t, block, raw in zip(token, arb.column("block_number").to_pylist(), _floats(arb.column("profit_raw"))):
+        mine = prices.filter(pc.and_(pc.equal(prices.column("token_id"), int(t)),
+                                     pc.less_equal(prices.column("block_number"), block)))
+        latest = mine.column("price_usd").to_numpy()[np.argmax(mine.column("block_number").to_numpy())]
+        profit_usd.append(raw / 10.0 ** decimals[int(t)] * latest)
+    assert rows["arbitrage_profit_usd"]["value"] == pytest.approx(np.mean(profit_usd), rel=1e-12)
     n_pools = np.array([len(p) for p in arb.column("pools").to_pylist()])
     assert rows["arbitrage_2_3_pools"]["value"] == np.mean((n_pools >= 2) & (n_pools <= 3))
-    assert rows["arbitrage_profit_weth"]["value"] == 1.0
+    assert rows["arbitrage_profit_weth"]["value"] == np.mean(token == weth)
 
     atomic = labels.filter(pc.is_in(labels.column("kind"), pa.array(["arbitrage", "sandwich", "liquidation"])))
     counts = sorted(pc.value_counts(atomic.column("searcher")).field("counts").to_pylist(), reverse=True)

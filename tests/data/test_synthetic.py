@@ -8,7 +8,7 @@ from gpubt import schema
 from gpubt.data import synthetic
 from gpubt.data.store import PARTITIONED, Dataset
 from gpubt.exact import v3 as exact_v3
-from gpubt.exact.v2 import get_amount_out
+from gpubt.exact.v2 import get_amount_in, get_amount_out
 
 TABLES = PARTITIONED + ("tokens", "pools")
 
@@ -53,7 +53,7 @@ def _replay_v3_row(i, row, pool, balances):
 
 def _replay(events, pools, v3_pools=None, every_pool=True):
     """Walk the events in order from the sync (V2) and initialize (V3) rows; yields (row index, row) and checks
-    every row: V2 by getAmountOut, V3 through an exact V3Pool (kept in `v3_pools` if given)."""
+    every row: V2 by getAmountOut (exact-output swaps: getAmountIn), V3 through an exact V3Pool (kept in `v3_pools` if given)."""
     reserves = {}
     protocol = {p["pool_id"]: p for p in pools.to_pylist()}
     v3_pools = {} if v3_pools is None else v3_pools
@@ -78,10 +78,14 @@ def _replay(events, pools, v3_pools=None, every_pool=True):
         r0, r1 = reserves[p]
         if row["kind"] == "swap":
             assert (a0i > 0) != (a1i > 0), f"row {i}: a swap pays in exactly one token"
+            # exact input: out = getAmountOut(in); exact output (a router's swapTokensForExactTokens, whose
+            # amountOut was quoted on another state when the victim was sandwiched): in = getAmountIn(out)
             if a0i:
-                assert a1o == get_amount_out(a0i, r0, r1, 3000) and a0o == 0, f"row {i}"
+                assert a0o == 0 and (a1o == get_amount_out(a0i, r0, r1, 3000)
+                                     or a0i == get_amount_in(a1o, r0, r1, 3000)), f"row {i}"
             else:
-                assert a0o == get_amount_out(a1i, r1, r0, 3000) and a1o == 0, f"row {i}"
+                assert a1o == 0 and (a0o == get_amount_out(a1i, r1, r0, 3000)
+                                     or a1i == get_amount_in(a0o, r1, r0, 3000)), f"row {i}"
         expected = (r0 + a0i - a0o, r1 + a1i - a1o)
         assert after == expected, f"row {i}: reserves {after} after the event, replay gives {expected}"
         assert after[0] > 0 and after[1] > 0
@@ -304,13 +308,15 @@ def test_unknown_override_and_existing_dataset(tmp_path):
 
 def test_sandwich_labels_wrap_a_victim_exactly(tiny):
     """A planted sandwich is front-run (tx t), the victim (t+1, a VICTIMS row whose limit was quoted before the
-    front-run), back-run (t+2) selling exactly the front-run's output, both by the label's searcher."""
+    front-run), back-run (t+2) selling exactly the front-run's output, both by the label's searcher. Exact-input
+    and exact-output victims are both sandwiched; an exact-output one pays getAmountIn(amountOut) on the state the
+    front-run left, more than before it and no more than its amountInMax."""
     _, tables = tiny
     pools = {p["pool_id"]: p for p in tables["pools"].to_pylist()}
     swaps = {(r["block_number"], r["tx_index"]): r for r in tables["events"].to_pylist() if r["kind"] == "swap"}
     victims = {(v["block_number"], v["tx_index"]): v for v in tables["victims"].to_pylist()}
     sandwiches = [lb for lb in tables["labels"].to_pylist() if lb["kind"] == "sandwich"]
-    assert sandwiches
+    kinds = set()
     for lb in sandwiches:
         b, t = lb["block_number"], lb["tx_index"]
         front, back, victim = swaps[(b, t)], swaps[(b, t + 2)], victims[(b, t + 1)]
@@ -318,7 +324,7 @@ def test_sandwich_labels_wrap_a_victim_exactly(tiny):
         assert front["pool_id"] == back["pool_id"] == victim["pool_id"] == pool
         assert front["tx_hash"] == lb["tx_hash"] and front["sender"] == back["sender"] != swaps[(b, t + 1)]["sender"]
         zfo = front["amount0_in"] > 0
-        assert victim["zero_for_one"] == zfo and (back["amount0_in"] > 0) != zfo and not victim["exact_output"]
+        assert victim["zero_for_one"] == zfo and (back["amount0_in"] > 0) != zfo
         f_in, f_out = (front["amount0_in"], front["amount1_out"]) if zfo else (front["amount1_in"], front["amount0_out"])
         b_in, b_out = (back["amount1_in"], back["amount0_out"]) if zfo else (back["amount0_in"], back["amount1_out"])
         assert b_in == f_out and lb["profit_raw"] == b_out - f_in
@@ -327,10 +333,24 @@ def test_sandwich_labels_wrap_a_victim_exactly(tiny):
         # the front-run left it less than the quote but still within the limit
         pre = (int(front["reserve0"]) - f_in, int(front["reserve1"]) + f_out) if zfo else \
             (int(front["reserve0"]) + f_out, int(front["reserve1"]) - f_in)
-        quote = get_amount_out(victim["amount_in"], *(pre if zfo else pre[::-1]), 3000)
-        got = swaps[(b, t + 1)]["amount1_out" if zfo else "amount0_out"]
-        assert victim["amount_out_min"] <= got < quote
-        assert any(victim["amount_out_min"] == quote * (10_000 - bps) // 10_000 for bps in synthetic.SLIPPAGES_BPS)
+        post = (int(front["reserve0"]), int(front["reserve1"]))
+        swap = swaps[(b, t + 1)]
+        got = swap["amount1_out" if zfo else "amount0_out"]
+        paid = swap["amount0_in" if zfo else "amount1_in"]
+        kinds.add(victim["exact_output"])
+        if victim["exact_output"]:
+            assert got == victim["amount_out_min"]
+            assert paid == get_amount_in(got, *(post if zfo else post[::-1]), 3000)
+            assert get_amount_in(got, *(pre if zfo else pre[::-1]), 3000) < paid <= victim["amount_in"]
+            # amountOut is the quote of the drawn input before the front-run; amountInMax = drawn × (1 + slippage)
+            drawn = {victim["amount_in"] * 10_000 // (10_000 + bps) + d for bps in synthetic.SLIPPAGES_BPS
+                     for d in (0, 1)}
+            assert any(get_amount_out(x, *(pre if zfo else pre[::-1]), 3000) == got for x in drawn)
+        else:
+            quote = get_amount_out(victim["amount_in"], *(pre if zfo else pre[::-1]), 3000)
+            assert victim["amount_out_min"] <= got < quote
+            assert any(victim["amount_out_min"] == quote * (10_000 - bps) // 10_000 for bps in synthetic.SLIPPAGES_BPS)
+    assert kinds == {False, True}
 
 
 def test_labels_are_landed_by_the_competition_population(tiny):

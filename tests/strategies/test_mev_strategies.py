@@ -104,12 +104,14 @@ def tiny_v3(tiny_cache):
 def test_strategies_on_synthetic_tiny_with_v3_cpu_equals_cudasim(tiny_v3):
     ds = tiny_v3
     paths = enumerate_cycles(ds.pools, [0])
-    # ten blocks where sandwiches pay (the simulator takes ~0.5 s a victim); on tiny's small swaps a JIT position's
-    # fees do not pay its ~420k gas, so JIT runs with its mint and burn gas at 1 to have trades to compare
-    first = ds.first_block + 125
+    # ten blocks where sandwiches pay, one around an exact-input and one around an exact-output victim (the
+    # simulator takes ~0.5 s a victim); on tiny's small swaps a JIT position's fees do not pay its ~420k gas, so JIT
+    # runs with its mint and burn gas at 1 to have trades to compare
+    first = ds.first_block + 150
     batch, tables = batch_of(ds, first, first + 9, paths)
     assert tables.victims.num_rows > 0
     jit_cfg = {"capital_eth": 100, "mint_gas": 1, "burn_gas": 1}
+    kinds = set()
     for cls, cfg in ((SandwichStrategy, {"capital_eth": 100}), (JitStrategy, jit_cfg)):
         cpu, _ = run(cls, cfg, ds, batch, tables, "cpu")
         sim, _ = run(cls, cfg, ds, batch, tables, "cudasim")
@@ -126,3 +128,5 @@ def test_strategies_on_synthetic_tiny_with_v3_cpu_equals_cudasim(tiny_v3):
                         assert int(v["amount_in"]) <= int(v["amount_in_max"])
                     else:
                         assert int(v["amount_out"]) >= int(v["amount_out_min"])
+                    kinds.add(v["kind"])
+    assert kinds == {"exact_input", "exact_output"}
