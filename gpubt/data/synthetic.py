@@ -5,7 +5,8 @@ What it simulates, per block of 12 s:
 - EIP-1559 base fee driven by a congestion AR(1) process;
 - CEX-DEX arbitrageurs at the top of the block: pools outside the fee band of the reference are pushed back to
   its edge when that beats gas (LABELS kind "cexdex");
-- noise traders (Poisson count, pools ∝ TVL^noise_tvl_exponent, lognormal USD size), each also a pending router swap (VICTIMS);
+- noise traders (Poisson count, pools ∝ TVL^noise_tvl_exponent, lognormal USD size), each also a pending router
+  swap (VICTIMS);
   on V2 pools a share `exact_output_share` of them are exact-output router calls (swapTokensForExactTokens):
   amountOut = getAmountOut(drawn input) on the state they meet, the pool takes getAmountIn(amountOut), and the
   VICTIMS row holds (amountInMax = drawn input raised by the slippage tolerance, amountOut, exact_output=True);
@@ -464,9 +465,10 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
     token_class: 0 WETH, 1 stablecoin, 2 market-loaded. Actions (a_*): block offset, tx_index, log_index, pool,
     kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
-    tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only), SANDWICHED or SANDWICHED_OUT; sandwich: 0 front-run, 1
-    back-run, which sells the front-run's output; mint/burn: LP_POSITION or JIT_POSITION, a JIT's mint the tx before
-    its victim (zero_for_one: the victim's, gas: mint + burn) and its burn of the whole position the tx after).
+    tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only), SANDWICHED or SANDWICHED_OUT; sandwich: 0
+    front-run, 1 back-run, which sells the front-run's output; mint/burn: LP_POSITION or JIT_POSITION, a JIT's mint
+    the tx before its victim (zero_for_one: the victim's, gas: mint + burn) and its burn of the whole position the tx
+    after).
     Searchers (actors n_traders + j) are the population pop_*
     (gpubt/market/searchers.py): each opportunity goes to the winner of `_auction_nb`. Pools >= n_v2 are V3 (state
     in `v3`, a V3Float): their mint amount is the
@@ -966,7 +968,8 @@ def _build_market(params: dict, seed: int) -> dict:
     ], names=schema.POOLS.names)
     return dict(tokens=tokens, pools=pools, token_scale=scale, token_class=token_class, token_beta=beta,
                 token_idio_vol=idio_vol, log_price=np.log(price0), pool_t0=pool_t0, pool_t1=pool_t1,
-                pool_cum_weight=np.cumsum(tvl_usd ** params["noise_tvl_exponent"]), reserve0=reserve0, reserve1=reserve1,
+                pool_cum_weight=np.cumsum(tvl_usd ** params["noise_tvl_exponent"]), reserve0=reserve0,
+                reserve1=reserve1,
                 cyc_pools=cyc_pools, cyc_zfo=cyc_zfo, cyc_len=cyc_len, cyc_gamma=cyc_gamma, cyc_is_v3=cyc_is_v3,
                 pool_cyc_ptr=ptr, pool_cyc_idx=idx, n_v2=n_v2, v3=v3, tvl_usd=tvl_usd)
 

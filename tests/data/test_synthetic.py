@@ -53,7 +53,8 @@ def _replay_v3_row(i, row, pool, balances):
 
 def _replay(events, pools, v3_pools=None, every_pool=True):
     """Walk the events in order from the sync (V2) and initialize (V3) rows; yields (row index, row) and checks
-    every row: V2 by getAmountOut (exact-output swaps: getAmountIn), V3 through an exact V3Pool (kept in `v3_pools` if given)."""
+    every row: V2 by getAmountOut (exact-output swaps: getAmountIn), V3 through an exact V3Pool (kept in `v3_pools`
+    if given)."""
     reserves = {}
     protocol = {p["pool_id"]: p for p in pools.to_pylist()}
     v3_pools = {} if v3_pools is None else v3_pools

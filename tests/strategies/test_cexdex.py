@@ -60,7 +60,8 @@ def test_end_to_end_cpu_equals_cudasim_and_exact(tiny_dataset):  # noqa: F811
         # token (WBTC's 1e-8 is ~1e11 wei)
         notional_wei = t["amount_in"] * t["gross_profit_wei"] / t["gross_profit_raw"]
         one_unit_wei = max(notional_wei / t["amount_out"], notional_wei / t["amount_in"])
-        assert t["net_profit_wei"] == pytest.approx(t["screen_net_profit_wei"], rel=1e-4, abs=max(1e9, 2 * one_unit_wei))
+        assert t["net_profit_wei"] == pytest.approx(t["screen_net_profit_wei"], rel=1e-4,
+                                                    abs=max(1e9, 2 * one_unit_wei))
         # the pool was outside the band: its price vs the reference, net of fee and CEX fee
         assert t["gross_profit_raw"] > 0
     assert len(states) == len(trades_cpu)  # one trade per pool state
