@@ -120,8 +120,8 @@ _COMMON = dict(
 PRESETS: dict[str, dict] = {
     "tiny": dict(_COMMON, n_blocks=200, n_tokens=12, n_pools=30, swaps_per_block=8.0, partition_blocks=100,
                  v3_pools=8),
-    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=350, swaps_per_block=2.7, partition_blocks=500,
-                  v3_pools=40, v3_hub_tvl_usd=15e6),
+    "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=350, swaps_per_block=4.4, partition_blocks=500,
+                  v3_pools=40, v3_hub_tvl_usd=12e6, base_fee_gwei=22.0),
     "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=3.0,
                           partition_blocks=7_200, v3_pools=100, price_interval=10),   # 65M rows a month at 1
 }

@@ -34,8 +34,18 @@ def _floats(column) -> np.ndarray:
     return np.array([float(int(v)) if isinstance(v, Decimal) else np.nan for v in column.to_pylist()])
 
 
+def _uniswap_swaps(root) -> pa.Table:
+    """The swaps on Uniswap's own pools (venue uniswap_v2 or uniswap_v3), not its forks': what Chemaya counts."""
+    pools, events = _table(root, "pools"), _table(root, "events")
+    uniswap = [p for p, v in zip(pools.column("pool_id").to_pylist(), pools.column("venue").to_pylist())
+               if v in ("uniswap_v2", "uniswap_v3")]
+    return events.filter(pc.and_(pc.equal(events.column("kind"), "swap"),
+                                 pc.is_in(events.column("pool_id"), pa.array(uniswap, pa.int32()))))
+
+
 def _swap_usd(root) -> np.ndarray:
-    """USD paid into each swap: amount0_in and amount1_in at the latest price sample at or before its block."""
+    """USD paid into each swap on a Uniswap pool: amount0_in and amount1_in at the latest price sample at or before
+    its block."""
     tokens, pools = _table(root, "tokens"), _table(root, "pools")
     decimals = dict(zip(tokens.column("token_id").to_pylist(), tokens.column("decimals").to_pylist()))
     side_token = {p: (a, b) for p, a, b in zip(*(pools.column(c).to_pylist() for c in ("pool_id", "token0", "token1")))}
@@ -45,8 +55,7 @@ def _swap_usd(root) -> np.ndarray:
         mine = prices.filter(pc.equal(prices.column("token_id"), token))
         order = np.argsort(mine.column("block_number").to_numpy(), kind="stable")
         samples[token] = (mine.column("block_number").to_numpy()[order], mine.column("price_usd").to_numpy()[order])
-    events = _table(root, "events")
-    swaps = events.filter(pc.equal(events.column("kind"), "swap"))
+    swaps = _uniswap_swaps(root)
     usd = np.zeros(swaps.num_rows)
     for side in (0, 1):
         amount = _floats(swaps.column(f"amount{side}_in"))
@@ -77,8 +86,11 @@ def test_labels_per_block_by_kind(tiny, rows):
 def test_swaps_per_block_and_median_swap_usd(tiny, rows):
     n_blocks = _table(tiny, "blocks").num_rows
     events = _table(tiny, "events")
-    n_swaps = pc.sum(pc.equal(events.column("kind"), "swap")).as_py()
+    n_all = pc.sum(pc.equal(events.column("kind"), "swap")).as_py()
+    n_swaps = _uniswap_swaps(tiny).num_rows
+    assert 0 < n_swaps < n_all  # tiny's sushiswap pools trade too; the published count is Uniswap's
     assert rows["swaps_per_block"]["value"] == n_swaps / n_blocks
+    assert rows["swaps_per_block"]["detail"].endswith(f"({n_all:,} on every venue)")
     usd = _swap_usd(tiny)
     assert np.isfinite(usd).all() and len(usd) == n_swaps
     assert rows["swap_usd_median"]["value"] == pytest.approx(float(np.median(usd)), rel=1e-12)
@@ -170,9 +182,9 @@ def test_prices_carry_across_partitions_and_missing_data_is_na(tmp_path):
     writer.finish()
     got = {row["key"]: row for row in market_stats(tmp_path / "hand")}
     usd = _swap_usd(tmp_path / "hand")
-    assert len(usd) == 7 and np.isfinite(usd).all()
+    assert len(usd) == 6 and np.isfinite(usd).all()   # 7 swaps, one on the sushiswap pool
     assert got["swap_usd_median"]["value"] == pytest.approx(float(np.median(usd)), rel=1e-12)
-    assert got["swaps_per_block"]["value"] == 7 / 6
+    assert got["swaps_per_block"]["value"] == 6 / 6
     assert got["arbitrage_per_block"]["value"] == 0.0 and got["blocks_without_mev"]["value"] == 1.0
     for key in ("arbitrage_profit_usd", "top1_searcher_share", "bribe_per_tx_eth", "searchers_14d"):
         assert got[key]["value"] is None and got[key]["detail"].startswith("n/a ("), key
@@ -232,3 +244,22 @@ def test_small_preset_sits_inside_the_calibrated_ranges(tmp_path):
     assert set(CALIBRATED) <= {p.key for p in PUBLISHED if p.low is not None}
     off = {k: (got[k]["value"], got[k]["published_range"]) for k in CALIBRATED if not got[k]["in_range"]}
     assert not off, f"outside their published range: {off}"
+
+
+def test_swap_figures_count_uniswap_pools_only(tmp_path):
+    """The published swap count and size are Uniswap's: a dataset whose pools are all a fork's has them n/a,
+    with its swaps counted in the detail, not compared with Uniswap's."""
+    tables = hand_market()
+    pools = tables["pools"]
+    tables["pools"] = pools.set_column(pools.schema.get_field_index("venue"), "venue",
+                                       pa.array(["sushiswap"] * pools.num_rows))
+    writer = DatasetWriter(tmp_path / "fork", source="rpc")
+    writer.write_static(tables["tokens"], tables["pools"])
+    writer.write_partition(100, 105, {name: tables[name] for name in
+                                      ("blocks", "events", "snapshots", "victims", "labels", "prices")})
+    writer.finish()
+    got = {row["key"]: row for row in market_stats(tmp_path / "fork")}
+    for key in ("swaps_per_block", "swap_usd_median"):
+        assert got[key]["value"] is None and got[key]["in_range"] is None, key
+        assert got[key]["detail"].startswith("n/a (no Uniswap pool"), key
+    assert "7 swaps in 6 blocks on other venues" in got["swaps_per_block"]["detail"]
