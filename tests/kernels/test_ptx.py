@@ -24,6 +24,10 @@ from gpubt.kernels.compile import build_kernel, kernel_module, rebind
 from .registry_examples import EXAMPLES
 from .test_u256 import ptxas_info
 
+# ~8 minutes of one core (the exact engine's drivers take 1-2 minutes each to compile): `make test` and CI run it,
+# `make test-fast` leaves it out, as it does test_u256.py's and test_exact_uniswap.py's PTX tests
+pytestmark = pytest.mark.slow
+
 
 _U256 = UniTuple(uint64, 4)
 
