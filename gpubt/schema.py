@@ -79,6 +79,7 @@ TOKENS = pa.schema([
     ("symbol", pa.string()),
     ("decimals", pa.int32()),
     ("is_hub", pa.bool_()),
+    ("cex_listed", pa.bool_()),      # a CEX quotes it (CEX-DEX arbitrage can hedge it); null: not known
 ])
 
 POOLS = pa.schema([
@@ -253,6 +254,7 @@ class SchemaError(ValueError):
 # Columns a producer may omit (V2-only data, older tables): they are filled with nulls (tick_spacing with 0,
 # exact_output with False, strategy with "arbitrage", takes_bundles with True).
 OPTIONAL = {
+    "tokens": ("cex_listed",),
     "pools": ("tick_spacing",),
     "events": ("sqrt_price_x96", "liquidity", "tick", "tick_lower", "tick_upper", "liquidity_delta"),
     "snapshots": ("sqrt_price_x96", "liquidity", "tick"),

@@ -127,8 +127,8 @@ PUBLISHED: tuple[Published, ...] = (
 PUBLISHED_BY_KEY = {p.key: p for p in PUBLISHED}
 
 # What the synthetic presets are calibrated to (gpubt/data/synthetic.py): these statistics sit inside their published
-# range on `small` (tests/data/test_market_stats.py) and a mainnet-month partition (bench/market_calibration.py). The
-# other rows are measured and shown beside their range but not yet met; docs/market.md says why, row by row.
+# range on `small` and the first mainnet-month partition (tests/data/test_market_stats.py, bench/market_calibration.py).
+# The other rows are measured and shown beside their range but not yet met; docs/market.md says why, row by row.
 CALIBRATED = ("arbitrage_per_block", "sandwich_per_block", "cexdex_per_block", "atomic_tx_per_block",
               "blocks_without_mev", "top1_searcher_share", "top5_searcher_share", "arbitrage_profit_usd",
               "sandwich_profit_usd", "cexdex_profit_usd", "arbitrage_gas_share", "arbitrage_2_3_pools",

@@ -82,7 +82,7 @@ VENUES = ("uniswap_v2", "sushiswap", "uniswap_v3")
 SLIPPAGES_BPS = (10, 50, 100, 300)
 
 _COMMON = dict(
-    generator=6,                  # raised when the generator's output changes: a cached market is then regenerated
+    generator=7,                  # raised when the generator's output changes: a cached market is then regenerated
     first_block=FIRST_BLOCK,
     price_interval=1,             # blocks between PRICES rows (plus the first block of every partition): the CEX
                                   # reference a CEX-DEX searcher decides on is the block's, not a stale sample
@@ -104,6 +104,8 @@ _COMMON = dict(
     searcher_priority_gwei=1.0,   # searchers' priority fee (their bid to the builder is a transfer on top)
     cexdex_margin_usd=12.0,       # net of gas: the CEX leg's fixed cost and risk ...
     cexdex_fee_bps=1.0,          # ... plus its fees, per unit of the traded notional
+    cex_listed_share=1.0,         # share of the tail tokens a CEX quotes (the deepest); the others are unlisted: no
+                                  # CEX-DEX on their pools, their reference a DEX mark (their deepest WETH pool's)
     v3_pools=0,                   # Uniswap V3 pools on top of the n_pools V2 ones (0: the V2-only market)
     v3_hub_tvl_usd=25e6,          # median TVL of a V3 pool between two hub tokens (tail pools: $300k; $60M before
                                   # generator 6 made CEX-DEX's mean profit 2-3x the published one)
@@ -122,8 +124,9 @@ PRESETS: dict[str, dict] = {
                  v3_pools=8),
     "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=350, swaps_per_block=4.4, partition_blocks=500,
                   v3_pools=40, v3_hub_tvl_usd=12e6, base_fee_gwei=22.0),
-    "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=2_000, swaps_per_block=3.0,
-                          partition_blocks=7_200, v3_pools=100, price_interval=10),   # 65M rows a month at 1
+    "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=1_100, swaps_per_block=2.4,
+                          partition_blocks=7_200, v3_pools=65, price_interval=10,   # 65M rows a month at 1
+                          cex_listed_share=0.37, v3_hub_tvl_usd=13e6, base_fee_gwei=29.0),
 }
 
 # action kinds of the float pass (swaps first: kind <= SANDWICH is a swap); INITIALIZE only in genesis rows
@@ -453,7 +456,7 @@ def _jit_screen_nb(v3, p, amount_in, zfo, wei_per_raw_in, w0, w1, gas_wei, capit
 @cached_njit
 def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                            log_price, regime, congestion, base_fee, rf0, rf1,
-                           token_scale, token_class, token_beta, token_idio_vol,
+                           token_scale, token_class, token_beta, token_idio_vol, token_anchor,
                            pool_t0, pool_t1, pool_cum_weight, n_v2, v3, genesis_logs,
                            cyc_pools, cyc_zfo, cyc_len, cyc_gamma, cyc_is_v3, pool_cyc_ptr, pool_cyc_idx,
                            pop_see, pop_share, pop_sigma, pop_capital_wei,
@@ -462,8 +465,10 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                            a_tick_lower, a_tick_upper):
     """Decide every action of `n_blocks` blocks in float64; state arrays are updated in place.
 
-    token_class: 0 WETH, 1 stablecoin, 2 market-loaded. Actions (a_*): block offset, tx_index, log_index, pool,
-    kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
+    token_class: 0 WETH, 1 stablecoin, 2 CEX-listed tail (its own reference path), 3 unlisted tail: no CEX quotes
+    it, so no CEX-DEX searcher trades its pools and its reference is a DEX mark, its anchor pool's price (token_anchor:
+    its deepest WETH pool, -1 for the other classes) times ETH's. Actions (a_*): block offset, tx_index, log_index,
+    pool, kind, zero_for_one, float amount_in (-1: the previous hop's output; mint/burn: fraction in ppm), actor,
     aux (noise: slippage bps; cexdex: reference rate token_in→token_out raw), gas (first action of a labeled
     tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only), SANDWICHED or SANDWICHED_OUT; sandwich: 0
     front-run, 1 back-run, which sells the front-run's output; mint/burn: LP_POSITION or JIT_POSITION, a JIT's mint
@@ -508,12 +513,19 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                 elif cls == 1:
                     # pinned: a fast mean-reverting wobble of ~1e-4 around $1
                     log_price[t] = 0.99 * log_price[t] + 2e-5 * exo_z[b, 2 + t]
-                else:
+                elif cls == 2:
                     idio = token_idio_vol[t] * vol_mult * sqrt_dt
                     log_price[t] += token_beta[t] * market_shock + idio * exo_z[b, 2 + t] \
                         - 0.5 * idio * idio
         for t in range(n_tokens):
             price_usd[t] = math.exp(log_price[t])
+        for t in range(n_tokens):   # unlisted tails: the DEX mark (after ETH's reference is set)
+            q = token_anchor[t]
+            if q >= 0:
+                raw1_per_raw0 = v3.sqrt_price[q] ** 2 if q >= n_v2 else rf1[q] / rf0[q]
+                weth_per_raw = raw1_per_raw0 if pool_t0[q] == t else 1.0 / raw1_per_raw0
+                price_usd[t] = weth_per_raw / token_scale[WETH] * token_scale[t] * price_usd[WETH]
+                log_price[t] = math.log(price_usd[t])
             out_prices[b, t] = price_usd[t]
 
         # gas market: congestion AR(1); demand is price-elastic so the base fee mean-reverts
@@ -536,6 +548,8 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
         for p in range(n_pools if mev_ok else 0):
             t0 = pool_t0[p]
             t1 = pool_t1[p]
+            if token_class[t0] == 3 or token_class[t1] == 3:   # no CEX quotes the token
+                continue
             r0 = rf0[p]
             r1 = rf1[p]
             ref01 = price_usd[t0] / price_usd[t1] * token_scale[t1] / token_scale[t0]  # token1 raw per token0 raw
@@ -941,6 +955,19 @@ def _build_market(params: dict, seed: int) -> dict:
     reserve1 += [0] * len(v3["t0"])
     pool_venue += [VENUES.index("uniswap_v3")] * len(v3["t0"])
 
+    # CEX listing: the tails whose deepest WETH pool is deepest (the largest tokens) up to cex_listed_share of them;
+    # the others are unlisted (class 3), marked at their deepest WETH pool
+    anchor = np.full(n_tokens, -1, np.int64)
+    depth = np.zeros(n_tokens)
+    for q in range(len(pool_t0)):
+        t = pool_t1[q] if pool_t0[q] == WETH else pool_t0[q] if pool_t1[q] == WETH else -1
+        if t >= len(HUBS) and tvl_usd[q] > depth[t]:
+            anchor[t], depth[t] = q, tvl_usd[q]
+    n_listed = int(round(params["cex_listed_share"] * n_tail))
+    unlisted = np.array(sorted(tails, key=lambda t: -depth[t])[n_listed:], np.int64)
+    token_class[unlisted] = 3
+    anchor[token_class != 3] = -1
+
     cyc_pools, cyc_zfo, cyc_len = _weth_cycles(pool_t0, pool_t1)
     fee_of = np.concatenate([np.full(n_v2, FEE_PPM), np.array(v3["fee"], np.int64)])
     cyc_is_v3 = (cyc_pools >= n_v2)
@@ -956,7 +983,7 @@ def _build_market(params: dict, seed: int) -> dict:
 
     tokens = pa.Table.from_arrays([
         pa.array(np.arange(n_tokens, dtype=np.int32)), token_addr, pa.array(symbols),
-        pa.array(decimals.astype(np.int32)), pa.array(np.arange(n_tokens) < len(HUBS)),
+        pa.array(decimals.astype(np.int32)), pa.array(np.arange(n_tokens) < len(HUBS)), pa.array(token_class != 3),
     ], schema=schema.TOKENS)
     pools = pa.Table.from_arrays([
         pa.array(np.arange(n_p, dtype=np.int32)), _fake_hex(seed, 2, np.arange(n_p), 20),
@@ -967,7 +994,8 @@ def _build_market(params: dict, seed: int) -> dict:
         pa.array(np.concatenate([np.zeros(n_v2, np.int32), np.array(v3["spacing"], np.int32)])),
     ], names=schema.POOLS.names)
     return dict(tokens=tokens, pools=pools, token_scale=scale, token_class=token_class, token_beta=beta,
-                token_idio_vol=idio_vol, log_price=np.log(price0), pool_t0=pool_t0, pool_t1=pool_t1,
+                token_idio_vol=idio_vol, token_anchor=anchor, log_price=np.log(price0), pool_t0=pool_t0,
+                pool_t1=pool_t1,
                 pool_cum_weight=np.cumsum(tvl_usd ** params["noise_tvl_exponent"]), reserve0=reserve0,
                 reserve1=reserve1,
                 cyc_pools=cyc_pools, cyc_zfo=cyc_zfo, cyc_len=cyc_len, cyc_gamma=cyc_gamma, cyc_is_v3=cyc_is_v3,
@@ -1409,7 +1437,7 @@ class _Simulator:
             prices = np.empty((n_blocks, len(self.log_price)))
             status, n = _simulate_partition_nb(
                 rng_seed, exo_u, exo_z, n_blocks, genesis, self.knobs, *state,
-                m["token_scale"], m["token_class"], m["token_beta"], m["token_idio_vol"],
+                m["token_scale"], m["token_class"], m["token_beta"], m["token_idio_vol"], m["token_anchor"],
                 m["pool_t0"], m["pool_t1"], m["pool_cum_weight"], self.n_v2, self._v3_float(),
                 self.n_v2 + len(self.genesis_v3),
                 m["cyc_pools"], m["cyc_zfo"], m["cyc_len"], m["cyc_gamma"], m["cyc_is_v3"], m["pool_cyc_ptr"],

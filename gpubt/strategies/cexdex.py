@@ -3,7 +3,8 @@
 Reference series (`ReferencePrices`): the dataset's PRICES (synthetic: the market's own GBM reference; ingested:
 a PRICES-schema table the user supplies, `prices_path`), forward-filled per block, times exp(σ·z) with
 σ = `reference_noise_bps` and z a counter-based normal of (seed, block, token), so the series does not depend
-on batching. Evaluation points: the top of every block for every pool, and (`after_swaps`) after every event.
+on batching. Evaluation points: the top of every block for every pool whose two tokens a CEX quotes (TOKENS
+`cex_listed`, null counting as quoted), and (`after_swaps`) after every event on those pools.
 
 Screen (kernels/cexdex.py): the optimal DEX leg against the reference at the point (V2 closed form; V3 exact
 range walk to the target price) and its profit at that reference, minus the CEX venue fee (cross-domain: and a
@@ -131,6 +132,12 @@ class CexDexStrategy(Strategy):
         self.max_reference_age = np.inf if age is None else int(age)
         self.reference = ReferencePrices(table, self.n_tokens, float(get("reference_noise_bps", 0.0)),
                                          int(get("seed", 0)), ages=self.max_reference_age != np.inf)
+        # only pools whose two tokens a CEX quotes (TOKENS.cex_listed; null, not known: quoted): an unlisted token has
+        # no hedge, and a reference series for it (a DEX mark) is no price a desk can trade at
+        listed = np.ones(self.n_tokens, np.bool_)
+        listed[dataset.tokens.column("token_id").to_numpy()] = \
+            dataset.tokens.column("cex_listed").fill_null(True).to_numpy(zero_copy_only=False)
+        self.quoted = listed[self.pools.token0] & listed[self.pools.token1]
         self.variant = str(get("variant", "cex"))
         if self.variant not in ("cex", "cross_domain"):
             raise ValueError(f"strategy.cexdex.variant = {self.variant!r} (cex or cross_domain)")
@@ -152,12 +159,13 @@ class CexDexStrategy(Strategy):
     def points(self, batch) -> tuple[np.ndarray, np.ndarray]:
         """(pool, key) of every evaluation point: each pool with state at the top of every block, and after every
         event of the batch (`after_swaps`); sorted by pool then key, without repeats."""
-        has_state = np.flatnonzero(np.diff(batch.log_offsets) > 0)
+        has_state = np.flatnonzero((np.diff(batch.log_offsets) > 0) & self.quoted)
         tops = (np.arange(batch.n_blocks, dtype=np.int64) << KEY_TX_BITS) - 1
         # the (pool, key) codes of pack.Batch.log_composite: tops of every block, then the log's events
         code = (has_state[:, None].astype(np.int64) * LOG_KEY_SPAN + tops[None, :] + 1).ravel()
         if self.after_swaps:
-            code = np.concatenate([code, batch.log_composite[batch.log_key >= 0]])
+            events = batch.log_composite[batch.log_key >= 0]
+            code = np.concatenate([code, events[self.quoted[events // LOG_KEY_SPAN]]])
         code = np.sort(code)
         code = code[np.r_[True, code[1:] != code[:-1]]] if len(code) else code  # unique (np.unique hashes: slower)
         return (code // LOG_KEY_SPAN).astype(np.int32), code % LOG_KEY_SPAN - 1

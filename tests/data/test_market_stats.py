@@ -233,13 +233,16 @@ def test_an_unknown_pool_in_events_is_one_line(hand_dataset, capsys):
 
 
 @pytest.mark.slow
-def test_small_preset_sits_inside_the_calibrated_ranges(tmp_path):
-    """The seeded `small` market (what `make run` backtests) inside every range it is calibrated to (CALIBRATED, the
-    ranges and citations in PUBLISHED), measured by market-stats on a freshly generated copy."""
+@pytest.mark.parametrize("preset,overrides", [("small", {}), ("mainnet-month", {"n_blocks": 7_200})],
+                         ids=["small", "mainnet-month-partition-0"])
+def test_presets_sit_inside_the_calibrated_ranges(tmp_path, preset, overrides):
+    """The seeded `small` market (what `make run` backtests) and the first day of `mainnet-month` inside every range
+    they are calibrated to (CALIBRATED, the ranges and citations in PUBLISHED), measured by market-stats on a
+    freshly generated copy."""
     from gpubt.analysis.market_stats import CALIBRATED
     from gpubt.data import synthetic
 
-    path = synthetic.generate(tmp_path / "small", preset="small", seed=0, progress=False)
+    path = synthetic.generate(tmp_path / preset, preset=preset, seed=0, progress=False, **overrides)
     got = {row["key"]: row for row in market_stats(path)}
     assert set(CALIBRATED) <= {p.key for p in PUBLISHED if p.low is not None}
     off = {k: (got[k]["value"], got[k]["published_range"]) for k in CALIBRATED if not got[k]["in_range"]}

@@ -370,3 +370,50 @@ def test_labels_are_landed_by_the_competition_population(tiny):
     busiest = sorted(counts, key=counts.get, reverse=True)[:3]
     top_decile = sorted(population.skill)[int(0.9 * population.size)]
     assert all(population.skill[j] >= top_decile for j in busiest), (busiest, population.skill[busiest])
+
+
+def test_unlisted_tokens_carry_no_cex_dex_and_are_marked_at_their_weth_pool(tmp_path):
+    """A tail token no CEX lists (cex_listed_share < 1: the shallowest ones) gets no CEX-DEX label, and its
+    reference is a DEX mark: its deepest WETH pool's price at the top of each block, times ETH's."""
+    path = synthetic.generate(tmp_path / "listed", preset="tiny", seed=1, progress=False, cex_listed_share=0.3,
+                              n_blocks=100, partition_blocks=50)
+    t = _read_all(path)
+    listed = dict(zip(t["tokens"].column("token_id").to_pylist(), t["tokens"].column("cex_listed").to_pylist()))
+    hubs = set(range(len(synthetic.HUBS)))
+    n_tail = len(listed) - len(hubs)
+    unlisted = {k for k, v in listed.items() if not v}
+    assert all(listed[h] for h in hubs) and len(unlisted) == n_tail - round(0.3 * n_tail)
+    pools = t["pools"].to_pydict()
+    tokens_of = {p: (a, b) for p, a, b in zip(pools["pool_id"], pools["token0"], pools["token1"])}
+    cexdex = [lb for lb in t["labels"].to_pylist() if lb["kind"] == "cexdex"]
+    assert cexdex and not [lb for lb in cexdex if set(tokens_of[lb["pools"][0]]) & unlisted]
+
+    # every WETH pool's price (token1 raw per token0 raw) at the top of each block after the first
+    scale = {k: 10 ** d for k, d in zip(t["tokens"].column("token_id").to_pylist(),
+                                       t["tokens"].column("decimals").to_pylist())}
+    weth_pools = {p for p, ab in tokens_of.items() if synthetic.WETH in ab}
+    price = {}
+    for b, k, usd in zip(*(t["prices"].column(c).to_pylist() for c in ("block_number", "token_id", "price_usd"))):
+        price.setdefault(b, {})[k] = usd
+    ev = t["events"].sort_by([("block_number", "ascending"), ("tx_index", "ascending"), ("log_index", "ascending")])
+    state, tops = {}, {}
+    for row in ev.select(["block_number", "pool_id", "reserve0", "reserve1", "sqrt_price_x96"]).to_pylist():
+        b = row["block_number"]
+        if b not in tops and b > t["blocks"].column("block_number")[0].as_py():
+            tops[b] = dict(state)
+        if row["pool_id"] in weth_pools:
+            s = row["sqrt_price_x96"]
+            state[row["pool_id"]] = (int(s) ** 2 / 2 ** 192 if s is not None
+                                     else int(row["reserve1"]) / int(row["reserve0"]))
+
+    def mark(pool, tok, b):   # the pool's price of `tok` in USD at the top of block b
+        raw1_per_raw0 = tops[b][pool]
+        weth_per_raw = raw1_per_raw0 if tokens_of[pool][0] == tok else 1 / raw1_per_raw0
+        return weth_per_raw / scale[synthetic.WETH] * scale[tok] * price[b][synthetic.WETH]
+
+    for tok in set(listed) - hubs:   # an unlisted tail follows one of its WETH pools; a listed one none
+        own = [p for p in weth_pools if tok in tokens_of[p]]
+        followed = [p for p in own if all(mark(p, tok, b) == pytest.approx(price[b][tok], rel=1e-6) for b in tops)]
+        assert bool(followed) == (tok in unlisted), (tok, own, followed)
+    # the marks move with their pools (the test is not one of constant prices)
+    assert all(len({price[b][tok] for b in tops}) > len(tops) // 2 for tok in unlisted)

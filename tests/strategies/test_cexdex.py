@@ -134,3 +134,35 @@ def test_a_sparse_reference_is_traded_at_its_samples_and_marked_at_the_next(tmp_
     for t in fresh:
         d = json.loads(t["detail"])
         assert d["markout_block"] in sampled and d["markout_block"] > t["block_number"]
+
+
+def test_only_pools_whose_tokens_a_cex_lists_are_traded(tmp_path):
+    """TOKENS.cex_listed false (synthetic: the shallowest tails at cex_listed_share 0.3): no CEX-DEX trade on a pool
+    of that token, however far its pools sit from the token's DEX mark; null (not known, e.g. an ingested dataset
+    written without the column) counts as listed, and then those pools are traded."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from gpubt.data import synthetic
+    from gpubt.data.store import Dataset
+
+    path = synthetic.generate(tmp_path / "listed", preset="tiny", seed=1, progress=False, cex_listed_share=0.3,
+                              n_blocks=100, partition_blocks=50)
+    ds = Dataset(path)
+    unlisted = {k for k, v in zip(ds.tokens.column("token_id").to_pylist(),
+                                  ds.tokens.column("cex_listed").to_pylist()) if not v}
+    pools = ds.pools.to_pydict()
+
+    def touches_unlisted(trade):
+        p = trade["pools"][0]
+        return bool({pools["token0"][p], pools["token1"][p]} & unlisted)
+
+    span = (ds.first_block, ds.last_block)
+    _, _, trades = run_strategy(CexDexStrategy, CFG, ds, "cpu", *span)
+    assert trades and not [t for t in trades if touches_unlisted(t)]
+    unknown = tmp_path / "unknown"
+    shutil.copytree(path, unknown)
+    pq.write_table(ds.tokens.drop_columns(["cex_listed"]), unknown / "tokens.parquet")
+    _, _, trades = run_strategy(CexDexStrategy, CFG, Dataset(unknown), "cpu", *span)
+    assert [t for t in trades if touches_unlisted(t)]
