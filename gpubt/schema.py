@@ -189,9 +189,11 @@ LABELS = pa.schema([
     ("gas_used", pa.int64()),
 ])
 # What a dataset's labels partition holds: LABELS (what every producer writes) plus the lending position a
-# "liquidation" label liquidated (null for the other kinds, and filled with nulls where a table omits it:
-# OPTIONAL), which validation matches our liquidations of the same position by.
-LABELS_STORED = pa.schema(list(LABELS) + [pa.field("position_id", pa.int32())])
+# "liquidation" label liquidated (null for the other kinds), which validation matches our liquidations of the same
+# position by, and what the searcher paid the block's builder (its bid plus its priority fee, wei; null where the
+# producer does not know it, as the labeler of ingested blocks), which market-stats measures bribes by; both are
+# filled with nulls where a table omits them (OPTIONAL).
+LABELS_STORED = pa.schema(list(LABELS) + [pa.field("position_id", pa.int32()), pa.field("bribe_wei", AMOUNT)])
 
 # Reference (off-chain) USD prices, sampled every `price_interval` blocks; used for USD at reporting only.
 PRICES = pa.schema([
@@ -262,7 +264,7 @@ OPTIONAL = {
     "trades": ("strategy", "detail"),
     "victims": ("exact_output",),
     "blocks": ("takes_bundles",),
-    "labels": ("position_id",),
+    "labels": ("position_id", "bribe_wei"),
 }
 
 

@@ -108,7 +108,11 @@ PUBLISHED: tuple[Published, ...] = (
     Published("searchers_14d", "atomic MEV searchers in 14 days", 262, 314, "searchers",
               "262-314 searcher contracts per 14-day window", (_ZEROMEV,)),
     Published("bribe_per_tx_eth", "bribe per atomic MEV tx", 0.003, 0.005, "ETH",
-              "0.003-0.005 ETH per tx", (_ZEROMEV,)),
+              "0.003-0.005 ETH per tx (here the bid plus the priority fee, LABELS bribe_wei)", (_ZEROMEV,)),
+    Published("sandwich_cost_share", "sandwich gas at base fee + bribe / revenue", *_pp10(0.85), "share",
+              "cost ~85 % of revenue (profit ~$10 on ~$67), +-10 pp", (_EIGENPHI,)),
+    Published("cexdex_builder_share", "cexdex bribes / profit", *_pp10(0.615), "share",
+              "61.5 % of the extracted value paid to builders, +-10 pp", (_WU,)),
     Published("swaps_per_block", "swaps per block", 5.0, 6.0, "per block",
               "39-41k Uniswap swaps per day (2021-22) = 5-6; here the swaps on Uniswap V2 and V3 pools", (_CHEMAYA,)),
     Published("swap_usd_median", "swap size, median", 2300.0, 4000.0, "USD",
@@ -197,6 +201,10 @@ class _Totals:
         self.atomic_labels = 0
         self.atomic_null_searcher = 0
         self.searchers_window = set()
+        self.bribe_eth = 0.0    # paid to builders by the atomic labels that say (bribe_wei) ...
+        self.bribe_txs = 0      # ... in this many transactions (a sandwich is two)
+        self.paid_usd = {k: [] for k in ("sandwich", "cexdex")}      # per label with a bribe and a priced profit:
+        self.paid_revenue_usd = {k: [] for k in ("sandwich", "cexdex")}   # its cost, and its revenue
         self.swaps = 0          # on Uniswap pools (what the published count counts)
         self.swaps_all = 0      # on every venue
         self.swap_usd = []
@@ -316,6 +324,22 @@ def _labels(totals: _Totals, labels: pa.Table, base_fee: np.ndarray, first_block
             keep = arb & priced & np.isfinite(gas_usd)
             totals.arb_gas_usd.append(gas_usd[keep])
             totals.arb_revenue_usd.append(profit_usd[keep])
+
+    if "bribe_wei" in labels.column_names and weth is not None:
+        bribe_eth = pc.cast(labels.column("bribe_wei"), pa.float64()).to_numpy(zero_copy_only=False) * 1e-18
+        paid = np.isfinite(bribe_eth)
+        for k in ATOMIC_KINDS:
+            mine = is_kind[k] & paid
+            totals.bribe_eth += float(bribe_eth[mine].sum())
+            totals.bribe_txs += int(mine.sum()) * (2 if k == "sandwich" else 1)
+        eth_usd = prices.lookup(np.full(len(block), weth), block)
+        gas = pc.fill_null(labels.column("gas_used"), 0).to_numpy().astype(np.float64)
+        cost_usd = {"sandwich": (bribe_eth + gas * base_fee[block - first_block] * 1e-18) * eth_usd,
+                    "cexdex": bribe_eth * eth_usd}
+        for k, cost in cost_usd.items():
+            keep = is_kind[k] & paid & priced & np.isfinite(cost)
+            totals.paid_usd[k].append(cost[keep])
+            totals.paid_revenue_usd[k].append(profit_usd[keep])
 
     atomic = np.logical_or.reduce([is_kind[k] for k in ATOMIC_KINDS])
     searcher = labels.column("searcher")
@@ -495,8 +519,20 @@ def market_stats(dataset) -> list[dict]:
                              f"14 days = {SEARCHER_WINDOW_BLOCKS:,}; {len(t.searcher_atomic)} searchers in it)"))
         else:
             rows.append(_row("searchers_14d", len(t.searchers_window), "in the first 14 days"))
-    rows.append(_row("bribe_per_tx_eth", None, "n/a (labels carry gas_used, not the gas price or a payment to the "
-                                               "builder)"))
+    no_bribe = "n/a (no label says what its searcher paid the builder: LABELS bribe_wei)"
+    if t.bribe_txs:
+        rows.append(_row("bribe_per_tx_eth", t.bribe_eth / t.bribe_txs,
+                         f"{t.bribe_eth:,.2f} ETH in {t.bribe_txs:,} atomic MEV txs"))
+    else:
+        rows.append(_row("bribe_per_tx_eth", None, no_bribe))
+    for kind, key, what in (("sandwich", "sandwich_cost_share", "gas and bribes"), ("cexdex", "cexdex_builder_share",
+                                                                                   "bribes")):
+        cost, revenue = _concat(t.paid_usd[kind]), _concat(t.paid_revenue_usd[kind])
+        if not len(cost) or revenue.sum() <= 0:
+            rows.append(_row(key, None, no_bribe if not len(cost) else f"n/a (no {kind} revenue)"))
+        else:
+            rows.append(_row(key, cost.sum() / revenue.sum(), f"{_usd(cost.sum())} {what} of "
+                             f"{_usd(revenue.sum())} revenue, {len(cost):,} labels"))
 
     swap_usd = _concat(t.swap_usd)
     valued = swap_usd[np.isfinite(swap_usd)]

@@ -11,7 +11,8 @@ synthetic.py's `_auction_nb`, kind "liquidation"). The winner liquidates close f
 - a LIQUIDATIONS row (lending.py; liquidations.parquet, what an Aave LiquidationCall log gives);
 - a LABELS row: kind "liquidation", searcher `searcher_<j>`, no pools, profit_token = the debt token,
   profit_raw = the seized collateral valued at the oracle in raw debt-token units (floor) − the repaid debt, exact;
-  gas_used = lending.RIVAL_GAS_UNITS; position_id = the position. Its tx is a new one after the block's last tx
+  gas_used = lending.RIVAL_GAS_UNITS; position_id = the position; bribe_wei = the winner's bid (its gas is paid
+  at the base fee, no priority fee). Its tx is a new one after the block's last tx
   (EVENTS, LABELS, VICTIMS), one per liquidation, in position order.
 
 A position still under water is offered again in later blocks. Simplifications: the rival keeps the seized
@@ -52,18 +53,20 @@ def bidders(competition: dict):
     return pop, see, share, sigma
 
 
-def auction(rng: np.random.Generator, value_wei: float, kind: int, see, share, sigma, capital_wei) -> int:
-    """The winner of an opportunity worth `value_wei` (after gas), or −1 when nobody saw it: each searcher sees it
-    with probability see[j, kind] and bids share_j · its lognormal perceived value, capped by its capital
-    (synthetic._auction_nb's model)."""
+def auction(rng: np.random.Generator, value_wei: float, kind: int, see, share, sigma,
+            capital_wei) -> tuple[int, float]:
+    """(winner, its bid in wei) of an opportunity worth `value_wei` (after gas), (−1, 0) when nobody saw it: each
+    searcher sees it with probability see[j, kind] and bids share_j · its lognormal perceived value, capped by its
+    capital (synthetic._auction_nb's model)."""
     if len(share) == 0:
-        return -1
+        return -1, 0.0
     seen = rng.random(len(share)) < see[:, kind]
     bids = np.minimum(share * value_wei * np.exp(sigma * rng.standard_normal(len(share)) - 0.5 * sigma * sigma),
                       capital_wei)
     if not seen.any():
-        return -1
-    return int(np.flatnonzero(seen)[np.argmax(bids[seen])])
+        return -1, 0.0
+    j = int(np.flatnonzero(seen)[np.argmax(bids[seen])])
+    return j, float(max(bids[j], 0.0))
 
 
 def _tx_hash(seed: int, block: int, tx: int) -> str:
@@ -124,13 +127,14 @@ def simulate(dataset, positions: pa.Table, competition: dict, seed: int) -> tupl
                     if not value_wei > 0:
                         continue
                     rng = np.random.default_rng([seed, 0x11D, int(cols["position_id"][p]), block])
-                    winner = auction(rng, value_wei, kind, see, share, sigma, pop.capital_wei)
+                    winner, bid = auction(rng, value_wei, kind, see, share, sigma, pop.capital_wei)
                     if winner < 0:
                         continue
                     collateral[p] -= seized
                     debt[p] = owed - repay
                     ref_block[p] = block
-                    rows.append((block, int(cols["position_id"][p]), repay, seized, f"searcher_{winner}", d, profit))
+                    rows.append((block, int(cols["position_id"][p]), repay, seized, f"searcher_{winner}", d, profit,
+                                 int(round(bid))))
                     done = block
                     break
                 start = last + 1 if done is None else done + 1
@@ -150,6 +154,7 @@ def simulate(dataset, positions: pa.Table, competition: dict, seed: int) -> tupl
                 "pools": [[] for _ in rows], "profit_token": [r[5] for r in rows],
                 "profit_raw": pa.array([r[6] for r in rows], schema.AMOUNT),
                 "gas_used": [lending.RIVAL_GAS_UNITS] * len(rows), "position_id": [r[1] for r in rows],
+                "bribe_wei": pa.array([r[7] for r in rows], schema.AMOUNT),
             }, schema=schema.SCHEMAS["labels"])
     table = pa.Table.from_pydict({
         "block_number": [h[0] for h in history], "tx_index": [h[1] for h in history],

@@ -462,7 +462,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                            pop_see, pop_share, pop_sigma, pop_capital_wei,
                            out_base_fee, out_gas_used, out_takes_bundles, out_prices,
                            a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux, a_gas, a_hop,
-                           a_tick_lower, a_tick_upper):
+                           a_tick_lower, a_tick_upper, a_paid):
     """Decide every action of `n_blocks` blocks in float64; state arrays are updated in place.
 
     token_class: 0 WETH, 1 stablecoin, 2 CEX-listed tail (its own reference path), 3 unlisted tail: no CEX quotes
@@ -473,7 +473,8 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
     tx), hop (index within its tx; noise: EXACT_IN, EXACT_OUT (V2 only), SANDWICHED or SANDWICHED_OUT; sandwich: 0
     front-run, 1 back-run, which sells the front-run's output; mint/burn: LP_POSITION or JIT_POSITION, a JIT's mint
     the tx before its victim (zero_for_one: the victim's, gas: mint + burn) and its burn of the whole position the tx
-    after).
+    after); paid (the first action of a searcher's tx: what it pays the builder, its winning bid plus its priority fee
+    on the gas, wei; 0 elsewhere).
     Searchers (actors n_traders + j) are the population pop_*
     (gpubt/market/searchers.py): each opportunity goes to the winner of `_auction_nb`. Pools >= n_v2 are V3 (state
     in `v3`, a V3Float): their mint amount is the
@@ -595,8 +596,8 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                 - knobs.cexdex_fee * x / token_scale[t_in] * price_usd[t_in]      # the CEX leg's costs
             if value_usd <= 0.0:
                 continue
-            winner, _ = _auction_nb(value_usd / eth_usd * 1e18, knobs.kind_cexdex, pop_see, pop_share, pop_sigma,
-                                    pop_capital_wei)
+            winner, bid = _auction_nb(value_usd / eth_usd * 1e18, knobs.kind_cexdex, pop_see, pop_share,
+                                      pop_sigma, pop_capital_wei)
             if winner < 0:
                 continue
             actor = knobs.n_traders + winner
@@ -604,6 +605,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                       b, tx, log, p, CEXDEX, zfo, x, actor, rate, gas, 0)
             if n < 0:
                 return _STATUS_FULL, 0
+            a_paid[n - 1] = bid + knobs.searcher_prio_wei * gas
             if p >= n_v2:
                 _v3_swap_commit_nb(v3, p, x, zfo)
             else:
@@ -687,8 +689,8 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                     value_wei = (back - x) / token_scale[t_in] * price_usd[t_in] / eth_usd * 1e18 \
                         - sand_gas * gas_price
                     if value_wei > 0.0:
-                        winner, _ = _auction_nb(value_wei, knobs.kind_sandwich, pop_see, pop_share, pop_sigma,
-                                                pop_capital_wei)
+                        winner, bid = _auction_nb(value_wei, knobs.kind_sandwich, pop_see, pop_share, pop_sigma,
+                                                  pop_capital_wei)
                         if winner >= 0:
                             front, front_out, victim_pays = x, f_out, v_in
                             n = _push(cap, n, a_block, a_tx, a_log, a_pool, a_kind, a_zfo, a_amount, a_actor, a_aux,
@@ -696,6 +698,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                                       int(sand_gas), 0)
                             if n < 0:
                                 return _STATUS_FULL, 0
+                            a_paid[n - 1] = bid + knobs.searcher_prio_wei * sand_gas
                             _v2_swap_commit_nb(rf0, rf1, p, x, zfo)
                             r_in, r_out = r_in + x, r_out - f_out
                             tx += 1
@@ -721,9 +724,9 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                     w1 = price_usd[pool_t1[p]] / token_scale[pool_t1[p]] / eth_usd * 1e18
                     net, jit_lower, jit_upper, jit_liq = _jit_screen_nb(v3, p, amount_in, zfo, w_in, w0, w1,
                                                                         jit_gas_wei, knobs.jit_capital_wei)
-                    winner = -1
+                    winner, bid = -1, 0.0
                     if net > 0.0:
-                        winner, _ = _auction_nb(net, knobs.kind_jit, pop_see, pop_share, pop_sigma, pop_capital_wei)
+                        winner, bid = _auction_nb(net, knobs.kind_jit, pop_see, pop_share, pop_sigma, pop_capital_wei)
                     if winner < 0:
                         jit_slot = -1
                     else:
@@ -733,6 +736,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                                   int(knobs.jit_gas), JIT_POSITION)
                         if n < 0:
                             return _STATUS_FULL, 0
+                        a_paid[n - 1] = bid + knobs.searcher_prio_wei * knobs.jit_gas
                         a_tick_lower[n - 1] = jit_lower
                         a_tick_upper[n - 1] = jit_upper
                         _v3_modify_nb(v3, p, jit_slot, jit_lower, jit_upper, jit_liq, 1)
@@ -788,7 +792,7 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                     best_x = x
             if best_c < 0 or best_net <= 0.0:
                 continue
-            winner, _ = _auction_nb(best_net, knobs.kind_arbitrage, pop_see, pop_share, pop_sigma, pop_capital_wei)
+            winner, bid = _auction_nb(best_net, knobs.kind_arbitrage, pop_see, pop_share, pop_sigma, pop_capital_wei)
             if winner < 0:
                 continue
             hops = cyc_len[best_c]
@@ -824,6 +828,8 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                           knobs.n_traders + winner, float(hops), gas if i == 0 else 0, i)
                 if n < 0:
                     return _STATUS_FULL, 0
+                if i == 0:
+                    a_paid[n - 1] = bid + knobs.searcher_prio_wei * gas
                 if q >= n_v2:
                     out = _v3_swap_commit_nb(v3, q, amount, zfo_h)
                 else:
@@ -995,9 +1001,8 @@ def _build_market(params: dict, seed: int) -> dict:
     ], names=schema.POOLS.names)
     return dict(tokens=tokens, pools=pools, token_scale=scale, token_class=token_class, token_beta=beta,
                 token_idio_vol=idio_vol, token_anchor=anchor, log_price=np.log(price0), pool_t0=pool_t0,
-                pool_t1=pool_t1,
-                pool_cum_weight=np.cumsum(tvl_usd ** params["noise_tvl_exponent"]), reserve0=reserve0,
-                reserve1=reserve1,
+                pool_t1=pool_t1, pool_cum_weight=np.cumsum(tvl_usd ** params["noise_tvl_exponent"]),
+                reserve0=reserve0, reserve1=reserve1,
                 cyc_pools=cyc_pools, cyc_zfo=cyc_zfo, cyc_len=cyc_len, cyc_gamma=cyc_gamma, cyc_is_v3=cyc_is_v3,
                 pool_cyc_ptr=ptr, pool_cyc_idx=idx, n_v2=n_v2, v3=v3, tvl_usd=tvl_usd)
 
@@ -1430,7 +1435,7 @@ class _Simulator:
                         pool=np.empty(cap, np.int64), kind=np.empty(cap, np.int64), zfo=np.empty(cap, np.bool_),
                         amount=np.empty(cap), actor=np.empty(cap, np.int64), aux=np.empty(cap),
                         gas=np.empty(cap, np.int64), hop=np.empty(cap, np.int64),
-                        tick_lower=np.zeros(cap, np.int64), tick_upper=np.zeros(cap, np.int64))
+                        tick_lower=np.zeros(cap, np.int64), tick_upper=np.zeros(cap, np.int64), paid=np.zeros(cap))
             base_fee = np.empty(n_blocks, np.int64)
             gas_used = np.empty(n_blocks, np.int64)
             takes_bundles = np.empty(n_blocks, np.bool_)
@@ -1444,7 +1449,8 @@ class _Simulator:
                 m["pool_cyc_idx"], self.pop_see, self.pop_share, self.pop_sigma, self.population.capital_wei,
                 base_fee, gas_used, takes_bundles, prices,
                 acts["block"], acts["tx"], acts["log"], acts["pool"], acts["kind"], acts["zfo"], acts["amount"],
-                acts["actor"], acts["aux"], acts["gas"], acts["hop"], acts["tick_lower"], acts["tick_upper"])
+                acts["actor"], acts["aux"], acts["gas"], acts["hop"], acts["tick_lower"], acts["tick_upper"],
+                acts["paid"])
             if status == _STATUS_OK:
                 break
             self.capacity *= 2
@@ -1569,7 +1575,8 @@ class _Simulator:
             pa.array(np.where(kind_of == CEXDEX, token_out, token_in).astype(np.int32)),
             pa.array(exact["label_profit"], type=schema.AMOUNT),
             pa.array(acts["gas"][rows]),
-        ], schema=schema.LABELS)
+        ], schema=schema.LABELS).append_column(
+            "bribe_wei", pa.array([int(round(v)) for v in acts["paid"][rows]], type=schema.AMOUNT))
         return dict(blocks=blocks, events=events, snapshots=snapshots, ticks=ticks, victims=victims, labels=labels,
                     prices=price_table)
 

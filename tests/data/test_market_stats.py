@@ -146,6 +146,40 @@ def test_label_profits_and_searchers(tiny, rows):
     assert rows["v3_pool_share"]["in_range"] is None  # no published figure: shown, not compared
 
 
+def test_bribes_and_what_they_take_of_revenue(tiny, rows):
+    """bribe_wei (what a label's searcher paid the builder: the synthetic auction's winning bid plus its 1 gwei
+    priority fee on the gas) per atomic transaction, and as a share of revenue for sandwiches (with the gas at the
+    base fee) and CEX-DEX, recomputed from the parquet tables."""
+    labels, tokens = _table(tiny, "labels"), _table(tiny, "tokens")
+    blocks, prices = _table(tiny, "blocks"), _table(tiny, "prices")
+    weth = tokens.column("symbol").to_pylist().index("WETH")
+    decimals = dict(zip(tokens.column("token_id").to_pylist(), tokens.column("decimals").to_pylist()))
+    base_fee = dict(zip(blocks.column("block_number").to_pylist(), map(int, blocks.column("base_fee_wei").to_pylist())))
+
+    def usd(token, block):
+        mine = prices.filter(pc.and_(pc.equal(prices.column("token_id"), token),
+                                     pc.less_equal(prices.column("block_number"), block)))
+        return mine.column("price_usd").to_numpy()[np.argmax(mine.column("block_number").to_numpy())]
+
+    rows_by_kind = {}
+    for lb in labels.to_pylist():
+        rows_by_kind.setdefault(lb["kind"], []).append(lb)
+    assert all(lb["bribe_wei"] is not None for lb in labels.to_pylist())   # the synthetic auction says
+    for kind in ("arbitrage", "sandwich", "cexdex"):
+        assert rows_by_kind[kind] and all(int(lb["bribe_wei"]) >= 10**9 * lb["gas_used"] for lb in rows_by_kind[kind])
+    paid = sum(int(lb["bribe_wei"]) for k in ("arbitrage", "sandwich", "liquidation") for lb in rows_by_kind.get(k, []))
+    txs = sum(len(rows_by_kind.get(k, [])) * (2 if k == "sandwich" else 1) for k in ("arbitrage", "sandwich",
+                                                                                     "liquidation"))
+    assert rows["bribe_per_tx_eth"]["value"] == pytest.approx(paid / 1e18 / txs, rel=1e-9)
+    for kind, key, gas in (("sandwich", "sandwich_cost_share", True), ("cexdex", "cexdex_builder_share", False)):
+        cost = revenue = 0.0
+        for lb in rows_by_kind[kind]:
+            b, t = lb["block_number"], lb["profit_token"]
+            cost += (int(lb["bribe_wei"]) + gas * lb["gas_used"] * base_fee[b]) / 1e18 * usd(weth, b)
+            revenue += int(lb["profit_raw"]) / 10.0 ** decimals[t] * usd(t, b)
+        assert rows[key]["value"] == pytest.approx(cost / revenue, rel=1e-9), key
+
+
 def test_rows_match_the_published_table(rows):
     assert list(rows) == [p.key for p in PUBLISHED]
     for pub in PUBLISHED:
@@ -186,7 +220,8 @@ def test_prices_carry_across_partitions_and_missing_data_is_na(tmp_path):
     assert got["swap_usd_median"]["value"] == pytest.approx(float(np.median(usd)), rel=1e-12)
     assert got["swaps_per_block"]["value"] == 6 / 6
     assert got["arbitrage_per_block"]["value"] == 0.0 and got["blocks_without_mev"]["value"] == 1.0
-    for key in ("arbitrage_profit_usd", "top1_searcher_share", "bribe_per_tx_eth", "searchers_14d"):
+    for key in ("arbitrage_profit_usd", "top1_searcher_share", "bribe_per_tx_eth", "sandwich_cost_share",
+                "cexdex_builder_share", "searchers_14d"):
         assert got[key]["value"] is None and got[key]["detail"].startswith("n/a ("), key
     for kind in ("cexdex", "liquidation"):
         assert got[f"{kind}_per_block"]["value"] is None and "labeler" in got[f"{kind}_per_block"]["detail"]
@@ -198,7 +233,7 @@ def test_cli_prints_the_table_and_json(tiny, rows):
     done = gpubt("market-stats", tiny)
     assert done.returncode == 0, done.stderr
     assert "swaps per block" in done.stdout and "in range" in done.stdout and "OUT" in done.stdout
-    assert "n/a (labels carry gas_used, not the gas price or a payment to the builder)" in done.stdout
+    assert "n/a (the dataset spans 200 blocks, the published count is over 14 days" in done.stdout
     done = gpubt("market-stats", f"data.path={tiny}", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(json.dumps(list(rows.values())))
