@@ -1146,6 +1146,7 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
         r0 = reserve0[p]
         r1 = reserve1[p]
         jit_victim = None
+        exact_out = kind == NOISE and hops[i] in (EXACT_OUT, SANDWICHED_OUT)   # a V2 router's exact-output call
         if p >= n_v2:
             any_v3 = True
             pool = v3_pools[p - n_v2]
@@ -1184,7 +1185,6 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
                 amount_in = 1
             drawn = amount_in
             with_fee = amount_in * fee_keep
-            exact_out = kind == NOISE and hops[i] in (EXACT_OUT, SANDWICHED_OUT)
             # an exact-output victim buys what its drawn input quotes (a sandwiched one: quoted before the
             # front-run) and pays getAmountIn of it on the state it meets
             q0, q1 = sand_pre if hops[i] == SANDWICHED_OUT and kind == NOISE else (r0, r1)
@@ -1221,7 +1221,7 @@ def _replay_exact(actions: dict, reserve0: list, reserve1: list, v3_pools=(), n_
             if kind == NOISE:
                 # the router's quote is taken on this same state (a sandwiched victim's before the front-run), so
                 # amount_out_min <= out (exact-in) and amountInMax >= what the swap paid (exact-out)
-                if p < n_v2 and hops[i] in (EXACT_OUT, SANDWICHED_OUT) and out > 0:
+                if exact_out and out > 0:
                     limit = drawn * (10_000 + int(auxs[i])) // 10_000
                     if hops[i] == SANDWICHED_OUT and amount_in > limit:
                         raise RuntimeError(f"synthetic sandwich: the exact-output victim at action {i} pays "

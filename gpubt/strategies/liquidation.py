@@ -224,20 +224,19 @@ class LiquidationStrategy(Strategy):
     def reprice_many(self, batch, hits: list, price_usd: np.ndarray, cache: dict) -> list:
         """reprice of every (position, block offset, route) in `hits`, their seized collateral sold in one call of
         the exact engine per hop (routes_many)."""
-        sells = []
-        for p, b, r in hits:
-            ok, _, _, seized, _ = self.exact_terms(p, batch.first_block + b, price_usd[b])
-            sells.append((b, r, seized if ok else 0))
-        routed = self.routes_many(batch, sells, cache)
-        return [self.reprice(batch, p, b, r, price_usd[b], cache, (legs,)) for (p, b, r), legs in zip(hits, routed)]
+        terms = [self.exact_terms(p, batch.first_block + b, price_usd[b]) for p, b, _ in hits]
+        routed = self.routes_many(batch, [(b, r, t[3] if t[0] else 0) for (_, b, r), t in zip(hits, terms)], cache)
+        return [self.reprice(batch, p, b, r, price_usd[b], cache, (legs,), t)
+                for (p, b, r), legs, t in zip(hits, routed, terms)]
 
     def reprice(self, batch, p: int, block_offset: int, route: int, price_usd: np.ndarray, cache: dict,
-                routed: tuple | None = None):
+                routed: tuple | None = None, terms: tuple | None = None):
         """The liquidation of position p at the top of the block with exact math: (TRADES row, repay, seized) or
         None when it is not liquidatable exactly or the route cannot take the seized collateral. `routed`: the
-        route's sale found beforehand (routes_many), else it is quoted here."""
+        route's sale found beforehand (routes_many), else it is quoted here; `terms`: exact_terms at the block, if
+        already computed."""
         block = batch.first_block + block_offset
-        ok, debt, repay, seized, health = self.exact_terms(p, block, price_usd)
+        ok, debt, repay, seized, health = terms or self.exact_terms(p, block, price_usd)
         if not ok:
             return None
         routed = routed[0] if routed is not None else self.route(batch, block_offset, route, seized, cache)
