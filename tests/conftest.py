@@ -100,6 +100,19 @@ def _files(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
+UNLISTED_SHARE = 0.3   # tiny_unlisted's cex_listed_share: 2 of tiny's 7 tail tokens listed, 5 not
+
+
+@pytest.fixture(scope="session")
+def tiny_unlisted(tmp_path_factory) -> Path:
+    """A tiny market (seed 1, 100 blocks) whose CEX lists only the hubs and its deepest tails (UNLISTED_SHARE), for
+    the tests of unlisted tokens: the generator's and the CEX-DEX strategy's. Read-only (copy it to change it)."""
+    from gpubt.data import synthetic
+
+    return synthetic.generate(tmp_path_factory.mktemp("unlisted") / "tiny-unlisted", preset="tiny", seed=1,
+                              progress=False, cex_listed_share=UNLISTED_SHARE, n_blocks=100, partition_blocks=50)
+
+
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory) -> Path:
     """A data.cache_dir holding the synthetic `tiny` market (seed 0), generated once per test session: pass

@@ -312,15 +312,16 @@ def _labels(totals: _Totals, labels: pa.Table, base_fee: np.ndarray, first_block
         totals.label_profit_usd[k].append(profit_usd[mine & priced])
         totals.label_unpriced[k] += int(np.sum(mine & ~priced))
 
+    if weth is not None:   # ETH's USD price, and each label's gas at the base fee in USD
+        eth_usd = prices.lookup(np.full(len(block), weth), block)
+        gas = pc.fill_null(labels.column("gas_used"), 0).to_numpy().astype(np.float64)
+        gas_usd = gas * base_fee[block - first_block] * 1e-18 * eth_usd
     arb = is_kind["arbitrage"]
     if arb.any():
         n_pools = pc.fill_null(pc.list_value_length(labels.column("pools")), 0).to_numpy()
         totals.arb_pools.append(n_pools[arb])
         if weth is not None:
             totals.arb_weth.append(token_valid[arb] & (token_ids[arb] == weth))
-            gas = pc.fill_null(labels.column("gas_used"), 0).to_numpy().astype(np.float64)
-            eth_usd = prices.lookup(np.full(len(block), weth), block)
-            gas_usd = gas * base_fee[block - first_block] * 1e-18 * eth_usd
             keep = arb & priced & np.isfinite(gas_usd)
             totals.arb_gas_usd.append(gas_usd[keep])
             totals.arb_revenue_usd.append(profit_usd[keep])
@@ -332,10 +333,7 @@ def _labels(totals: _Totals, labels: pa.Table, base_fee: np.ndarray, first_block
             mine = is_kind[k] & paid
             totals.bribe_eth += float(bribe_eth[mine].sum())
             totals.bribe_txs += int(mine.sum()) * (2 if k == "sandwich" else 1)
-        eth_usd = prices.lookup(np.full(len(block), weth), block)
-        gas = pc.fill_null(labels.column("gas_used"), 0).to_numpy().astype(np.float64)
-        cost_usd = {"sandwich": (bribe_eth + gas * base_fee[block - first_block] * 1e-18) * eth_usd,
-                    "cexdex": bribe_eth * eth_usd}
+        cost_usd = {"sandwich": bribe_eth * eth_usd + gas_usd, "cexdex": bribe_eth * eth_usd}
         for k, cost in cost_usd.items():
             keep = is_kind[k] & paid & priced & np.isfinite(cost)
             totals.paid_usd[k].append(cost[keep])

@@ -518,11 +518,11 @@ def _simulate_partition_nb(rng_seed, exo_u, exo_z, n_blocks, genesis, knobs,
                     idio = token_idio_vol[t] * vol_mult * sqrt_dt
                     log_price[t] += token_beta[t] * market_shock + idio * exo_z[b, 2 + t] \
                         - 0.5 * idio * idio
-        for t in range(n_tokens):
-            price_usd[t] = math.exp(log_price[t])
-        for t in range(n_tokens):   # unlisted tails: the DEX mark (after ETH's reference is set)
+        for t in range(n_tokens):   # (WETH is token 0: its price is set before any unlisted tail's mark)
             q = token_anchor[t]
-            if q >= 0:
+            if q < 0:
+                price_usd[t] = math.exp(log_price[t])
+            else:   # an unlisted tail: the DEX mark
                 raw1_per_raw0 = v3.sqrt_price[q] ** 2 if q >= n_v2 else rf1[q] / rf0[q]
                 weth_per_raw = raw1_per_raw0 if pool_t0[q] == t else 1.0 / raw1_per_raw0
                 price_usd[t] = weth_per_raw / token_scale[WETH] * token_scale[t] * price_usd[WETH]

@@ -286,8 +286,8 @@ class CexDexStrategy(Strategy):
 
     def legs(self, batch, points: list, cache: dict) -> list:
         """The V3 legs of points (pool, key, zero_for_one, x_float) at integer input floor(x), swapped in one call
-        of the exact engine (exact.engine=device: kernels/exact_uniswap.py v3_swaps); None for the V2 legs, which
-        reprice quotes itself (one getAmountOut costs less than packing it)."""
+        of the exact engine (exact.engine=device: kernels/exact_uniswap.py v3_swaps), each with its v3_leg row;
+        None for the V2 legs, which reprice quotes itself (one getAmountOut costs less than packing it)."""
         at = [t for t, (pool, _, _, x_float) in enumerate(points) if self.pools.is_v3[pool] and int(x_float) > 0]
         out: list = [None] * len(points)
         if at:
@@ -295,15 +295,16 @@ class CexDexStrategy(Strategy):
             backend, engine = self.exact()
             swapped = exact_engine.v3_swaps(backend, rows, lambda k: exact_engine.v3_swap_oracle(rows[k], cache),
                                             engine)
-            for t, leg in zip(at, swapped):
-                out[t] = (leg,)   # a tuple: a reverted leg (None) is still a leg given
+            for t, leg, row in zip(at, swapped, rows):
+                out[t] = (leg, row)   # a tuple: a reverted leg (None) is still a leg given; its row (the state)
         return out
 
     def reprice(self, batch, pool: int, key: int, zero_for_one: bool, x_float: float, ref_usd: np.ndarray,
                 mark_usd: np.ndarray, cache: dict, leg: tuple | None = None) -> tuple[dict | None, int]:
         """The DEX leg at integer input floor(x) with exact V2 / V3 math: (its TRADES row, marked out like the
         screen (None when the exact pool cannot take the input); its exact net profit at the point's reference,
-        the figure the decision to trade is made on: no look-ahead). `leg`: the V3 leg swapped beforehand (legs)."""
+        the figure the decision to trade is made on: no look-ahead). `leg`: the V3 leg swapped beforehand and its
+        v3_leg row (legs)."""
         p = self.pools
         fee = int(p.fee_ppm[pool])
         amount_in = int(x_float)
@@ -311,8 +312,11 @@ class CexDexStrategy(Strategy):
             return None, 0
         crossed = 0
         if p.is_v3[pool]:
-            row = exact_engine.v3_leg(batch, p, pool, key, zero_for_one, amount_in)
-            swapped = leg[0] if leg is not None else exact_engine.v3_swap_oracle(row, cache)
+            if leg is not None:
+                swapped, row = leg
+            else:
+                row = exact_engine.v3_leg(batch, p, pool, key, zero_for_one, amount_in)
+                swapped = exact_engine.v3_swap_oracle(row, cache)
             if swapped is None:
                 return None, 0
             paid, amount_out, crossed = swapped

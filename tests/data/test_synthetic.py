@@ -372,17 +372,17 @@ def test_labels_are_landed_by_the_competition_population(tiny):
     assert all(population.skill[j] >= top_decile for j in busiest), (busiest, population.skill[busiest])
 
 
-def test_unlisted_tokens_carry_no_cex_dex_and_are_marked_at_their_weth_pool(tmp_path):
+def test_unlisted_tokens_carry_no_cex_dex_and_are_marked_at_their_weth_pool(tiny_unlisted):
     """A tail token no CEX lists (cex_listed_share < 1: the shallowest ones) gets no CEX-DEX label, and its
     reference is a DEX mark: its deepest WETH pool's price at the top of each block, times ETH's."""
-    path = synthetic.generate(tmp_path / "listed", preset="tiny", seed=1, progress=False, cex_listed_share=0.3,
-                              n_blocks=100, partition_blocks=50)
-    t = _read_all(path)
+    from ..conftest import UNLISTED_SHARE
+
+    t = _read_all(tiny_unlisted)
     listed = dict(zip(t["tokens"].column("token_id").to_pylist(), t["tokens"].column("cex_listed").to_pylist()))
     hubs = set(range(len(synthetic.HUBS)))
     n_tail = len(listed) - len(hubs)
     unlisted = {k for k, v in listed.items() if not v}
-    assert all(listed[h] for h in hubs) and len(unlisted) == n_tail - round(0.3 * n_tail)
+    assert all(listed[h] for h in hubs) and len(unlisted) == n_tail - round(UNLISTED_SHARE * n_tail)
     pools = t["pools"].to_pydict()
     tokens_of = {p: (a, b) for p, a, b in zip(pools["pool_id"], pools["token0"], pools["token1"])}
     cexdex = [lb for lb in t["labels"].to_pylist() if lb["kind"] == "cexdex"]

@@ -136,7 +136,7 @@ def test_a_sparse_reference_is_traded_at_its_samples_and_marked_at_the_next(tmp_
         assert d["markout_block"] in sampled and d["markout_block"] > t["block_number"]
 
 
-def test_only_pools_whose_tokens_a_cex_lists_are_traded(tmp_path):
+def test_only_pools_whose_tokens_a_cex_lists_are_traded(tmp_path, tiny_unlisted):
     """TOKENS.cex_listed false (synthetic: the shallowest tails at cex_listed_share 0.3): no CEX-DEX trade on a pool
     of that token, however far its pools sit from the token's DEX mark; null (not known, e.g. an ingested dataset
     written without the column) counts as listed, and then those pools are traded."""
@@ -144,12 +144,9 @@ def test_only_pools_whose_tokens_a_cex_lists_are_traded(tmp_path):
 
     import pyarrow.parquet as pq
 
-    from gpubt.data import synthetic
     from gpubt.data.store import Dataset
 
-    path = synthetic.generate(tmp_path / "listed", preset="tiny", seed=1, progress=False, cex_listed_share=0.3,
-                              n_blocks=100, partition_blocks=50)
-    ds = Dataset(path)
+    ds = Dataset(tiny_unlisted)
     unlisted = {k for k, v in zip(ds.tokens.column("token_id").to_pylist(),
                                   ds.tokens.column("cex_listed").to_pylist()) if not v}
     pools = ds.pools.to_pydict()
@@ -162,7 +159,7 @@ def test_only_pools_whose_tokens_a_cex_lists_are_traded(tmp_path):
     _, _, trades = run_strategy(CexDexStrategy, CFG, ds, "cpu", *span)
     assert trades and not [t for t in trades if touches_unlisted(t)]
     unknown = tmp_path / "unknown"
-    shutil.copytree(path, unknown)
+    shutil.copytree(tiny_unlisted, unknown)
     pq.write_table(ds.tokens.drop_columns(["cex_listed"]), unknown / "tokens.parquet")
     _, _, trades = run_strategy(CexDexStrategy, CFG, Dataset(unknown), "cpu", *span)
     assert [t for t in trades if touches_unlisted(t)]
