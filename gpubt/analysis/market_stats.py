@@ -138,7 +138,7 @@ CALIBRATED = ("arbitrage_per_block", "sandwich_per_block", "cexdex_per_block", "
               "sandwich_profit_usd", "cexdex_profit_usd", "arbitrage_gas_share", "arbitrage_2_3_pools",
               "arbitrage_profit_weth", "arbitrage_net_negative", "swaps_per_block", "swap_usd_median",
               "base_fee_step_max", "base_fee_eip1559_exact", "gas_used_ratio", "gas_limit", "jit_per_block",
-              "liquidation_per_block", "liquidation_profit_usd")
+              "liquidation_per_block", "liquidation_profit_usd", "sandwich_cost_share", "cexdex_builder_share")
 
 
 # ---------------------------------------------------------------------------------------------------------------

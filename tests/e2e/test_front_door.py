@@ -58,7 +58,7 @@ def test_a_strategy_with_nothing_to_do_says_why(tmp_path):
     """The hand market has V2 pools only and no pending swaps: JIT and sandwich show up with zeros and a reason."""
     data = write_market(tmp_path / "hand", hand_market())
     out = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false", "report.enabled=false",
-                        "strategy=[arbitrage,jit,sandwich]", f"out_dir={tmp_path / 'out'}").out_dir
+                        "strategy=[arbitrage,jit,sandwich]", "competition=none", f"out_dir={tmp_path / 'out'}").out_dir
     by = json.loads((out / "summary.json").read_text())["by_strategy"]
     assert sorted(by) == ["arbitrage", "jit", "sandwich"]
     assert by["jit"]["trades"] == 0 and by["jit"]["note"].startswith("no V3 pools in this dataset")

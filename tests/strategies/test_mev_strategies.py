@@ -107,7 +107,7 @@ def test_strategies_on_synthetic_tiny_with_v3_cpu_equals_cudasim(tiny_v3):
     # ten blocks where sandwiches pay, one around an exact-input and one around an exact-output victim (the
     # simulator takes ~0.5 s a victim); on tiny's small swaps a JIT position's fees do not pay its ~420k gas, so JIT
     # runs with its mint and burn gas at 1 to have trades to compare
-    first = ds.first_block + 150
+    first = ds.first_block + 130
     batch, tables = batch_of(ds, first, first + 9, paths)
     assert tables.victims.num_rows > 0
     jit_cfg = {"capital_eth": 100, "mint_gas": 1, "burn_gas": 1}

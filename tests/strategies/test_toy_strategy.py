@@ -124,6 +124,7 @@ def test_a_toy_strategy_runs_end_to_end_from_one_module_and_one_config_file(monk
     # replay: the toy prices from the events table (history), so every point must see history
     result = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false",
                            "report.enabled=false", "strategy=[arbitrage,toy]", "thresholds.min_profit_eth=0",
+                           "competition=none",
                            "execution=replay", searchpath, f"out_dir={tmp_path / 'out'}")
     summary = result.summary
     assert summary["run"]["strategies"] == ["arbitrage", "toy"]
@@ -154,6 +155,7 @@ def test_a_proposal_priced_on_a_state_our_trades_changed_is_not_sent(monkeypatch
     data = write_market(tmp_path / "hand", hand_market())
     result = run_inprocess("backend=cpu", "data=parquet", f"data.path={data}", "progress=false",
                            "report.enabled=false", "strategy=[arbitrage,toy]", "thresholds.min_profit_eth=0",
+                           "competition=none",
                            searchpath, f"out_dir={tmp_path / 'out'}")
     execution = result.summary["execution"]
     toy = result.summary["timing"]["by_strategy"]["toy"]
