@@ -587,7 +587,8 @@ def _number(value: float, unit: str) -> str:
 
 
 def _check(row: dict) -> str:
-    """'in range', or how far out: the factor to the nearer bound (percentage points for shares and ratios)."""
+    """'in range', or how far out: the factor to the nearer bound, a percentage within 10 % of it (percentage points
+    for shares and ratios)."""
     if row["value"] is None:
         return "n/a"
     if row["in_range"] is None:
@@ -603,7 +604,10 @@ def _check(row: dict) -> str:
         return "OUT: none"
     if bound == 0:
         return f"OUT: {side}"
-    return f"OUT: {value / bound if value > high else bound / value:.3g}x {side}"
+    factor = value / bound if value > high else bound / value
+    if factor < 1.1:   # "1x below" would hide how near it is
+        return f"OUT: {100 * abs(value - bound) / bound:.1f} % {side}"
+    return f"OUT: {factor:.3g}x {side}"
 
 
 def _cite(source: str) -> str:

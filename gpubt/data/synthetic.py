@@ -124,7 +124,7 @@ PRESETS: dict[str, dict] = {
                  v3_pools=8),
     "small": dict(_COMMON, n_blocks=2_000, n_tokens=60, n_pools=350, swaps_per_block=4.4, partition_blocks=500,
                   v3_pools=40, v3_hub_tvl_usd=12e6, base_fee_gwei=22.0),
-    "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=1_100, swaps_per_block=2.4,
+    "mainnet-month": dict(_COMMON, n_blocks=216_000, n_tokens=300, n_pools=1_100, swaps_per_block=2.42,
                           partition_blocks=7_200, v3_pools=65, price_interval=10,   # 65M rows a month at 1
                           cex_listed_share=0.37, v3_hub_tvl_usd=13e6, base_fee_gwei=29.0),
 }

@@ -229,6 +229,16 @@ def test_prices_carry_across_partitions_and_missing_data_is_na(tmp_path):
     assert "n/a (no arbitrage labels)" in table and "out of range" in table
 
 
+def test_how_far_out_a_row_is_reads_right():
+    """A row just outside says by how much in percent (4.98 swaps a block: 0.4 % below 5), one far out the factor,
+    a share the percentage points."""
+    from gpubt.analysis.market_stats import _row
+
+    table = format_market_stats([_row("swaps_per_block", 4.98), _row("bribe_per_tx_eth", 0.025),
+                                 _row("top5_searcher_share", 0.66)])
+    assert "OUT: 0.4 % below" in table and "OUT: 5x above" in table and "OUT: 1.0 pp above" in table
+
+
 def test_cli_prints_the_table_and_json(tiny, rows):
     done = gpubt("market-stats", tiny)
     assert done.returncode == 0, done.stderr

@@ -124,7 +124,7 @@ def test_a_run_with_the_bound_writes_what_one_without_it_writes(tiny_cache, tmp_
     """As a user types it: the default (bound on) against strategy.arbitrage.screen_bound=false; with every
     strategy, the ordered pass screens arbitrage again on pools the others' bundles forked."""
     common = ("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}", "progress=false",
-              "report.enabled=false", f"strategy={strategy}")
+              "report.enabled=false", f"strategy={strategy}", "competition.ours.bid_fraction=0.92")  # some land
     for name, extra in (("on", ()), ("off", ("strategy.arbitrage.screen_bound=false",))):
         proc = gpubt(*common, *extra, f"out_dir={tmp_path / name}")
         assert proc.returncode == 0, proc.stderr[-2000:]
