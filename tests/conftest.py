@@ -94,6 +94,9 @@ def hand_dataset(tmp_path) -> Path:
 
 
 TINY = "synthetic-tiny-seed0"  # the folder of the tiny market in tiny_cache (what data.preset=tiny data.seed=0 reads)
+# a bid the default population (86-93 % of the value, docs/strategies.md) does not always beat: at the default 90 %
+# almost none of tiny's arbitrages lands, at 92 % about half; for tests whose point needs some bundles to land
+LANDING_BID = 0.92
 
 
 def _files(root: Path) -> dict:

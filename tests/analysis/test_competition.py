@@ -11,6 +11,7 @@ from gpubt.analysis import competition
 from gpubt.analysis.metrics import summarize_trades
 
 from ..cli import compose
+from ..conftest import LANDING_BID
 
 E18 = 10**18
 
@@ -159,14 +160,13 @@ def test_a_cexdex_run_bids_on_the_decision_value(tiny_cache, tmp_path):
 def test_no_trade_lands_in_a_block_whose_builder_took_no_bundles():
     trades = trades_table(30)                          # blocks 18,000,000 .. 18,000,009, three trades each
     closed = np.array([18_000_002, 18_000_005])
-    # a bid the default population's top tier (86-93 % of the value) does not always beat: some trades land
-    auctions = competition.Auctions(_cfg(scenarios=50, ours={"bid_fraction": 0.92}), "cpu")
+    auctions = competition.Auctions(_cfg(scenarios=50, ours={"bid_fraction": LANDING_BID}), "cpu")  # some land
     out = auctions.add(trades, closed)
     shut = np.isin(out.column("block_number").to_numpy(), closed)
     won, p = out.column("won").to_numpy(zero_copy_only=False), out.column("win_probability").to_numpy()
     assert not won[shut].any() and (p[shut] == 0).all() and won[~shut].any()
     assert auctions.summary()["in_closed_blocks"] == 6
-    again = competition.Auctions(_cfg(scenarios=50, ours={"bid_fraction": 0.92}), "cpu").add(trades)  # as before
+    again = competition.Auctions(_cfg(scenarios=50, ours={"bid_fraction": LANDING_BID}), "cpu").add(trades)  # same
     assert (again.column("won").to_numpy(zero_copy_only=False)[~shut] == won[~shut]).all()
 
 

@@ -14,13 +14,11 @@ from gpubt.backend import BackendUnavailable, cuda_unavailable_reason
 from gpubt.schema import SchemaError
 
 from ..cli import GPUBT, compose, gpubt, run_inprocess
-from ..conftest import hand_market, write_market
+from ..conftest import LANDING_BID, hand_market, write_market
 
 # arbitrage: this file re-derives every trade as a cycle (the default, every strategy: test_front_door.py)
-# the default population bids 86-93 % of an arbitrage's value and sees most of them: at our default 90 % we land ~1 %
-# of them, none in tiny's 200 blocks; at 92 % about half (docs/market.md)
 TINY_RUN = ("backend=cpu", "data.preset=tiny", "progress=false", "thresholds.min_profit_eth=0.0001",
-            "strategy=arbitrage", "competition.ours.bid_fraction=0.92")
+            "strategy=arbitrage", f"competition.ours.bid_fraction={LANDING_BID}")
 
 
 def test_help():

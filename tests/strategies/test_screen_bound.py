@@ -20,7 +20,7 @@ from gpubt.strategies.base import screen_floor
 from tests.cli import gpubt
 from tests.strategies.test_liquidation import GAS, batches
 
-from ..conftest import TINY
+from ..conftest import LANDING_BID, TINY
 
 CPU = Backend("cpu")
 THRESHOLDS_WEI = (-10**17, 0, 10**15, 10**17)  # a negative one: even −gas can clear it
@@ -124,7 +124,7 @@ def test_a_run_with_the_bound_writes_what_one_without_it_writes(tiny_cache, tmp_
     """As a user types it: the default (bound on) against strategy.arbitrage.screen_bound=false; with every
     strategy, the ordered pass screens arbitrage again on pools the others' bundles forked."""
     common = ("run", "backend=cpu", "data.preset=tiny", f"data.cache_dir={tiny_cache}", "progress=false",
-              "report.enabled=false", f"strategy={strategy}", "competition.ours.bid_fraction=0.92")  # some land
+              "report.enabled=false", f"strategy={strategy}", f"competition.ours.bid_fraction={LANDING_BID}")
     for name, extra in (("on", ()), ("off", ("strategy.arbitrage.screen_bound=false",))):
         proc = gpubt(*common, *extra, f"out_dir={tmp_path / name}")
         assert proc.returncode == 0, proc.stderr[-2000:]
