@@ -35,22 +35,10 @@ from gpubt import schema
 from gpubt.data import lending
 from gpubt.data.store import read_parquet, write_table_atomic
 from gpubt.market.prices import price_matrix, prices_at
-from gpubt.market.searchers import draw_population
+from gpubt.market.searchers import bidders
 
 WETH = 0
 SCREEN_MARGIN = 1e-4   # float health factors below 1 + this are checked exactly (oracle rounding, float growth)
-
-
-def bidders(competition: dict):
-    """(population, see, share, sigma): the searchers and their bidding as synthetic._Simulator draws them."""
-    pop = draw_population(competition)
-    bidding = competition.get("bidding", {}) or {}
-    window = float(bidding.get("latency_window_ms", 100.0))
-    lo, hi = float(bidding.get("min_bid_share", 0.5)), float(bidding.get("max_bid_share", 0.99))
-    see = pop.focus * np.exp(-pop.latency_ms / window)[:, None]
-    share = lo + (hi - lo) * pop.skill
-    sigma = float(bidding.get("value_noise", 0.5)) * (1.0 - pop.skill)
-    return pop, see, share, sigma
 
 
 def auction(rng: np.random.Generator, value_wei: float, kind: int, see, share, sigma,

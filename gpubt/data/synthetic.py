@@ -66,7 +66,7 @@ from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import amm_v2, amm_v3
 from gpubt.kernels.compile import cached_njit
-from gpubt.market.searchers import default_config, draw_population
+from gpubt.market.searchers import bidders, default_config
 
 FIRST_BLOCK = 18_000_000
 FIRST_TIMESTAMP = 1_693_066_895   # mainnet block 18,000,000 (2023-08-26)
@@ -1334,13 +1334,8 @@ class _Simulator:
         self.base_fee = np.array([int(params["base_fee_gwei"] * 1e9)], dtype=np.int64)
         self.reserve0, self.reserve1 = list(m["reserve0"]), list(m["reserve1"])
         # the searchers who land the market's MEV: the population `competition=default` auctions our trades against
-        self.population = pop = draw_population(params["competition"])
-        bidding = params["competition"].get("bidding", {})
-        window = float(bidding.get("latency_window_ms", 100.0))
-        lo, hi = float(bidding.get("min_bid_share", 0.5)), float(bidding.get("max_bid_share", 0.99))
-        self.pop_see = np.ascontiguousarray(pop.focus * np.exp(-pop.latency_ms / window)[:, None])
-        self.pop_share = lo + (hi - lo) * pop.skill
-        self.pop_sigma = float(bidding.get("value_noise", 0.5)) * (1.0 - pop.skill)
+        pop, self.pop_see, self.pop_share, self.pop_sigma = bidders(params["competition"])
+        self.population = pop
         n_s = pop.size
         self.knobs = Knobs(
             dt_years=BLOCK_SECONDS / (365.0 * 86400.0), eth_vol=float(params["eth_vol"]),

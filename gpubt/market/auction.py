@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from gpubt.backend import cpu_backend
-from gpubt.market.searchers import draw_population, option, positive
+from gpubt.market.searchers import default_config, draw_population, option, positive
 from gpubt.schema import WEI_PER_ETH
 
 POLICIES = ("fixed", "shade")
@@ -25,22 +25,25 @@ def auction_params(cfg) -> np.ndarray:
     from gpubt.kernels import auction as ka
 
     bidding, ours = option(cfg, "bidding", {}), option(cfg, "ours", {})
+    fallback = default_config()["bidding"]   # a bidding key the config leaves out: configs/competition/default.yaml's
     policy = str(option(ours, "policy", "fixed"))
     if policy not in POLICIES:
         raise ValueError(f"competition.ours.policy = {policy!r} (fixed or shade)")
-    lo, hi = float(option(bidding, "min_bid_share", 0.5)), float(option(bidding, "max_bid_share", 0.99))
+    lo = float(option(bidding, "min_bid_share", fallback["min_bid_share"]))
+    hi = float(option(bidding, "max_bid_share", fallback["max_bid_share"]))
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"competition.bidding: min_bid_share = {lo}, max_bid_share = {hi}: need 0 <= min <= max <= 1")
     fraction = float(option(ours, "bid_fraction", 0.9))
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"competition.ours.bid_fraction = {fraction}: must be in [0, 1] (a share of the value)")
-    noise = float(option(bidding, "value_noise", 0.5))
+    noise = float(option(bidding, "value_noise", fallback["value_noise"]))
     failed = float(option(ours, "failed_cost_eth", 0.0))
     margin = float(option(ours, "shade_margin", 0.01))
     if noise < 0 or failed < 0 or margin < 0:
         raise ValueError("competition: bidding.value_noise, ours.failed_cost_eth and ours.shade_margin must be >= 0")
     params = np.zeros(ka.N_PARAMS)
-    params[ka.P_LATENCY_WINDOW_MS] = positive("bidding.latency_window_ms", option(bidding, "latency_window_ms", 100.0))
+    params[ka.P_LATENCY_WINDOW_MS] = positive("bidding.latency_window_ms",
+                                              option(bidding, "latency_window_ms", fallback["latency_window_ms"]))
     params[ka.P_VALUE_NOISE] = noise
     params[ka.P_MIN_BID_SHARE] = lo
     params[ka.P_MAX_BID_SHARE] = hi

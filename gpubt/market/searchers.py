@@ -70,6 +70,17 @@ def option(cfg, key, default=None):
     return default if value is None else value
 
 
+def bidders(competition) -> tuple:
+    """(population, see, share, sigma) of a `competition` config: its searchers and their bidding as the synthetic
+    market's auction draws them (kernels/auction.py's model: see[j, kind] = focus · exp(−latency / window), share_j
+    and σ_j from skill_j). A bidding key the config leaves out takes configs/competition/default.yaml's value."""
+    pop = draw_population(competition)
+    bidding = {**default_config()["bidding"], **dict(option(competition, "bidding", {}))}
+    lo, hi = float(bidding["min_bid_share"]), float(bidding["max_bid_share"])
+    see = np.ascontiguousarray(pop.focus * np.exp(-pop.latency_ms / float(bidding["latency_window_ms"]))[:, None])
+    return pop, see, lo + (hi - lo) * pop.skill, float(bidding["value_noise"]) * (1.0 - pop.skill)
+
+
 def positive(name: str, value) -> float:
     value = float(value)
     if not value > 0 or not math.isfinite(value):
