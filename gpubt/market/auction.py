@@ -67,6 +67,17 @@ def opportunity_ids(block_number, tx_index, path_id) -> np.ndarray:
     return x.view(np.int64)
 
 
+def opportunity_id(block_number: int, tx_index: int, path_id: int) -> int:
+    """`opportunity_ids` of one (block, tx, path) in Python ints (the same bits: tests/analysis/test_competition.py)."""
+    m = (1 << 64) - 1
+    x = (((block_number & m) * 0x9E3779B97F4A7C15) ^ (((tx_index + 1) & m) * 0xC2B2AE3D27D4EB4F)
+         ^ ((path_id & m) * 0x165667B19E3779F9)) & m
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & m
+    x ^= x >> 31
+    return x - (1 << 64) if x >> 63 else x
+
+
 def basis_of(net: int, detail: str | None) -> int:
     """A trade's exact net profit, except where its detail records a `decision_net_wei` (CEX-DEX: the hedge at the
     reference price when deciding, not at the markout), so a trade whose realized net falls below its bid loses."""
@@ -86,6 +97,7 @@ class BuilderAuction:
             self.population, self.params = draw_population(cfg), auction_params(cfg)
             self.seed, self.n_scenarios = int(option(cfg, "seed", 0)), int(option(cfg, "scenarios", 1000))
             self.ours = option(cfg, "ours", {})
+            self._kind_of: dict = {}   # strategy -> kind id, for `lands` (a bundle at a time: ~10^4 a run)
 
     def kind_ids(self, kinds=None, strategies=None, n: int = 0) -> np.ndarray:
         """The population's kind id of each trade, from explicit `kinds`, else the trades' `strategies`."""
@@ -117,9 +129,19 @@ class BuilderAuction:
         no bundle lands in one of `closed_blocks` (BLOCKS takes_bundles False); elsewhere its realized outcome."""
         if not self.enabled:
             return True
-        if int(trade["block_number"]) in closed_blocks:
+        block = int(trade["block_number"])
+        if block in closed_blocks:
             return False
-        ids = opportunity_ids([trade["block_number"]], [trade["tx_index"]], [trade["path_id"]])
-        value = [float(basis_of(int(trade["net_profit_wei"]), trade.get("detail")))]
-        kinds = self.kind_ids(strategies=[trade.get("strategy", "arbitrage")])
-        return bool(self.realized(value, kinds, ids)[1][0])
+        strategy = trade.get("strategy", "arbitrage")
+        kind = self._kind_of.get(strategy)
+        if kind is None:
+            kind = self._kind_of[strategy] = int(self.kind_ids(strategies=[strategy])[0])
+        value = float(basis_of(int(trade["net_profit_wei"]), trade.get("detail")))
+        bid, won = np.zeros(1), np.zeros(1, np.bool_)
+        # the device function itself, not the launch: one bundle at a time, the ordered pass's ~10^4 a run
+        cpu_backend().compiled("auction").realized_opportunity(
+            0, self.seed, self.n_scenarios, np.array([opportunity_id(block, int(trade["tx_index"]),
+                                                                     int(trade["path_id"]))], np.int64),
+            np.array([value]), np.array([kind], np.int32), self.population.skill, self.population.latency_ms,
+            self.population.capital_wei, self.population.focus, self.params, bid, won)
+        return bool(won[0])

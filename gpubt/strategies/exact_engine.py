@@ -17,7 +17,9 @@ from gpubt.exact import v3 as exact_v3
 from gpubt.exact.hops import refine_mixed_input, ticks_crossed, v2_hop, v3_hop, v3_quote_pool
 
 ENGINES = ("python", "device")
-DEVICE_MIN = 2              # on the CPU a call with fewer searches runs the oracle: packing costs more than one search
+DEVICE_MIN = 2              # on the CPU a call with fewer items runs the oracle: packing costs more than one item
+SEARCH_MIN = 1              # ... except the cycle searches: one V2 search the ordered pass prices costs ~118 µs in the
+                            # oracle, ~57 µs packed and run (a mixed input ~50 µs and ~41 µs: docs/performance.md)
 SERIAL_MAX = 4              # on the CPU, up to this many run one by one from here (waking numba's threads costs more)
 CHUNK = 2048                # paths per launch: bounds the scratch array (CHUNK × SEARCH_ROWS × limbs × 8 bytes)
 stats: Counter = Counter()  # device searches run / handed back to the oracle, for the run's log and the tests
@@ -61,12 +63,12 @@ def _from_limbs(limbs: np.ndarray, signed: bool = False) -> list[int]:
     return [int.from_bytes(raw[32 * i:32 * i + 32], "little", signed=signed) for i in range(len(limbs))]
 
 
-def _oracle_only(backend, n: int, engine: str) -> bool:
-    """Whether a call of n items runs the oracle alone: exact.engine=python, nothing to do, or on the CPU too few for
-    a launch. An unknown engine name is refused."""
+def _oracle_only(backend, n: int, engine: str, minimum: int = DEVICE_MIN) -> bool:
+    """Whether a call of n items runs the oracle alone: exact.engine=python, nothing to do, or on the CPU fewer than
+    `minimum` (too few for packing to pay). An unknown engine name is refused."""
     if engine not in ENGINES:
         raise ValueError(f"exact.engine={engine!r}: choose one of {', '.join(ENGINES)}")
-    return engine == "python" or n == 0 or (n < DEVICE_MIN and backend.name == "cpu")
+    return engine == "python" or n == 0 or (n < minimum and backend.name == "cpu")
 
 
 def _run_rows(backend, driver: str, row: str, m: int, args: tuple, module: str = "exact_search") -> tuple:
@@ -86,7 +88,7 @@ def v2_optimal_inputs(backend, x_float, reserves_in, reserves_out, fees_ppm, eng
                       window: int = 128) -> list[tuple[int, int, bool, int]]:
     """optimal_input_search of every cycle (lists of per-hop ints): [(amount_in, profit, proven, evaluations)]."""
     n = len(x_float)
-    if _oracle_only(backend, n, engine):
+    if _oracle_only(backend, n, engine, SEARCH_MIN):
         return [exact_v2.optimal_input_search(float(x_float[t]), reserves_in[t], reserves_out[t], fees_ppm[t],
                                               window) for t in range(n)]
     from gpubt.kernels.exact_search import SEARCH_FALLBACK, SEARCH_ROWS
@@ -165,7 +167,7 @@ def mixed_inputs(backend, x_float, cycles: list, engine: str = "device") -> list
     gross profit, V3 ticks crossed at that input)]."""
     n = len(cycles)
     cache: dict = {}
-    if _oracle_only(backend, n, engine):
+    if _oracle_only(backend, n, engine, SEARCH_MIN):
         return [_mixed_oracle(x_float[t], cycles[t], cache) for t in range(n)]
     from gpubt.kernels.exact_search import SEARCH_FALLBACK
 

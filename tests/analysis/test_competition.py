@@ -205,6 +205,27 @@ def test_opportunity_ids_are_stable_and_distinct():
     np.testing.assert_array_equal(ids[:5], competition.opportunity_ids(blocks[:5], tx[:5], tx[:5] % 5))
 
 
+def test_a_bundle_sent_alone_lands_as_the_batched_auction_realizes_it():
+    """BuilderAuction.lands (the ordered pass: one bundle, its id in Python ints, the device function called
+    directly) gives each trade the realized outcome the batched kernel gives it, for every kind; ids equal."""
+    from gpubt.market.auction import BuilderAuction, opportunity_id
+
+    blocks = np.array([0, 1, 18_000_000, 2**40 + 3])
+    tx = np.array([-1, 0, 17, 2**20])
+    path = np.array([0, 5, 2**31 - 1, 123_456])
+    assert [opportunity_id(b, t, q) for b, t, q in zip(blocks.tolist(), tx.tolist(), path.tolist())] == \
+        competition.opportunity_ids(blocks, tx, path).tolist()
+    trades = trades_table(n=90)
+    kinds = ["arbitrage", "sandwich", "cexdex"]
+    trades = trades.set_column(trades.schema.get_field_index("strategy"), "strategy",
+                               pa.array([kinds[i % 3] for i in range(90)]))
+    cfg = _cfg(scenarios=50, ours={"bid_fraction": LANDING_BID})
+    out, _ = competition.apply(trades, cfg, "cpu")
+    auction = BuilderAuction(cfg)
+    lands = [auction.lands(row) for row in trades.to_pylist()]
+    assert lands == out.column("won").to_pylist() and 0 < sum(lands) < 90
+
+
 def test_each_trade_meets_the_searchers_of_its_own_strategy():
     """A sandwich is auctioned against the sandwich specialists, not as an arbitrage (the `strategy` column)."""
     trades = trades_table(n=30)

@@ -249,12 +249,12 @@ def test_what_the_kernel_hands_back_the_oracle_prices():
 
 @pytest.mark.parametrize("n", [1, 3, 40])
 def test_engine_call_sizes(n):
-    """One search runs the oracle on the CPU (packing costs more), a few run one by one, more in one launch: the
-    same results every way, and the kernel ran for every search from two on."""
+    """A few searches run one by one on the CPU, more in one launch (fewer than SEARCH_MIN would run the oracle):
+    the same results every way, and the kernel ran for every search it was given."""
     cases = cycle_cases(random.Random(f"sizes:{n}"), n)
     engine.stats.clear()
     assert _search(cases, "cpu") == [v2.optimal_input_search(*c) for c in cases]
-    assert engine.stats["device"] == (n if n >= engine.DEVICE_MIN else 0) and engine.stats["fallback"] == 0
+    assert engine.stats["device"] == (n if n >= engine.SEARCH_MIN else 0) and engine.stats["fallback"] == 0
 
 
 def test_engine_rejects_an_unknown_name():

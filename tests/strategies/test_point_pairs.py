@@ -49,3 +49,34 @@ def test_point_pairs_equals_the_numpy_steps(seed):
         assert got[:5] == want[:5] and got[5].tolist() == want[5].tolist()
         assert got[6].dtype == want[6].dtype and got[6].tolist() == want[6].tolist()
         assert not seen.any()
+
+
+def select_reference(pair_key, pair_path, net_wei, paths):
+    """pricing.select's Python walk before it moved into numba."""
+    order = np.lexsort((-net_wei, pair_key))
+    chosen, current_key, used = [], None, set()
+    for i in order.tolist():
+        if pair_key[i] != current_key:
+            current_key, used = pair_key[i], set()
+        pools = paths.pools[pair_path[i], :paths.hops[pair_path[i]]].tolist()
+        if used.isdisjoint(pools):
+            used.update(pools)
+            chosen.append(i)
+    return np.asarray(chosen, np.int64)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_select_equals_the_python_walk(seed):
+    """Best first at each point, no two chosen sharing a pool; ties in net (rounded nets) keep the input order."""
+    from gpubt.strategies.arbitrage.pricing import select
+
+    rng = np.random.default_rng(seed)
+    paths = enumerate_cycles(market(rng), [0, 1], max_hops=3, min_hops=2)
+    for n, points in ((400, 30), (12, 1), (1, 1), (0, 1)):
+        key = np.sort(rng.integers(-1, points - 1, n) if points > 1 else np.full(n, 7)).astype(np.int64)
+        path = rng.integers(0, len(paths), n).astype(np.int32)
+        net = np.round(rng.normal(0, 1e16, n), -15)
+        got, want = select(key, path, net, paths), select_reference(key, path, net, paths)
+        np.testing.assert_array_equal(got, want)
+        if n > 100:
+            assert 0 < len(got) < n

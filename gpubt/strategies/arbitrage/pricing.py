@@ -14,6 +14,7 @@ import numpy as np
 
 from gpubt.strategies import exact_engine
 from gpubt.exact.gas import GasModel
+from gpubt.kernels.compile import cached_njit
 from gpubt.kernels.cycles import KEY_TX_BITS
 from gpubt.market.batch import WETH, Batch
 from gpubt.strategies.arbitrage.paths import Paths
@@ -23,17 +24,34 @@ from gpubt.strategies.base import DETAIL_JSON, trade_row
 def select(pair_key: np.ndarray, pair_path: np.ndarray, net_wei: np.ndarray, paths: Paths) -> np.ndarray:
     """Indices of the candidates a searcher sends: at each point, best first, skipping paths that share a pool
     with one already chosen at that point (taking one changes the others' reserves)."""
-    order = np.lexsort((-net_wei, pair_key))
-    chosen = []
-    current_key, used = None, set()
-    for i in order.tolist():
-        if pair_key[i] != current_key:
-            current_key, used = pair_key[i], set()
-        pools = paths.pools[pair_path[i], :paths.hops[pair_path[i]]].tolist()
-        if used.isdisjoint(pools):
-            used.update(pools)
-            chosen.append(i)
-    return np.asarray(chosen, np.int64)
+    order = np.lexsort((-np.asarray(net_wei), pair_key))
+    return _greedy(order, np.asarray(pair_key), np.asarray(pair_path), paths.pools, paths.hops,
+                   np.zeros(len(paths.pool_is_v3) + 1, np.int64))
+
+
+@cached_njit
+def _greedy(order, pair_key, pair_path, path_pools, hops, stamp):
+    """`select`'s walk in `order` (the ordered pass calls it at ~10^4 points a partition: in Python ~20 µs a
+    point). `stamp[pool]` is the number of the point that used the pool (points numbered from 1)."""
+    chosen = np.empty(len(order), np.int64)
+    n = 0
+    point = 0
+    for j in range(len(order)):
+        i = order[j]
+        if j == 0 or pair_key[i] != pair_key[order[j - 1]]:
+            point += 1
+        path = pair_path[i]
+        free = True
+        for h in range(hops[path]):
+            if stamp[path_pools[path, h]] == point:
+                free = False
+                break
+        if free:
+            for h in range(hops[path]):
+                stamp[path_pools[path, h]] = point
+            chosen[n] = i
+            n += 1
+    return chosen[:n]
 
 
 def reprice(batch: Batch, paths: Paths, path_ids: np.ndarray, keys: np.ndarray, x_float: np.ndarray,
