@@ -3,7 +3,8 @@
 N seeded cycles (2- and 3-hop from WETH, about half profitable) are evaluated by degenbot 0.3.0 on offline pools
 (`UnregisteredLiquidityPool` + `state_overrides`, stand-in tokens that read no chain) and by gpubt: the float64
 screen on the CPU backend (one path, one state-log entry per pool, one pair per cycle; kernel only, compile
-excluded), the exact verifier (`refine_optimal_input` at the float optimum), and CUDA where usable. Medians of
+excluded), the exact re-pricing a run does (the proven level search from the float optimum, on the exact
+engine's numba-CPU build and on its Python-int oracle, which must agree), and CUDA where usable. Medians of
 --repeats. Agreement (always reported; --check fails on any disagreement): the float screen must flag exactly the
 cycles degenbot finds profitable, and on each of them gpubt's exact profit must equal the exact integer maximum
 (`exact_maximum`: gpubt's level search run until its upper bound proves it, tested against brute force in
@@ -26,8 +27,9 @@ import numpy as np
 
 from common import kernel_args, machine, median_seconds  # bench/common.py (scripts run from bench/)
 
-from gpubt.backend import Backend, cuda_unavailable_reason
-from gpubt.exact.v2 import FEE_DENOMINATOR, get_amount_out, optimal_input_search, path_profit, refine_optimal_input
+from gpubt.backend import Backend, cpu_backend, cuda_unavailable_reason
+from gpubt.exact.v2 import FEE_DENOMINATOR, get_amount_out, optimal_input_search, path_profit
+from gpubt.strategies import exact_engine
 
 FEE_PPM = 3000
 GAMMA = (FEE_DENOMINATOR - FEE_PPM) / FEE_DENOMINATOR
@@ -134,13 +136,16 @@ def screen_args(market: Market):
             log_offsets, log_key, log_reserve0, log_reserve1, wei_per_raw, gas_price_wei)
 
 
-def exact_refine(market: Market, hop_reserves, amount_in_float: np.ndarray, flagged: np.ndarray):
-    """gpubt's verifier on the flagged cycles: {cycle: (amount_in, exact gross profit wei)}."""
-    out = {}
-    for c in np.flatnonzero(flagged).tolist():
-        r_in, r_out = hop_reserves[c]
-        out[c] = refine_optimal_input(float(amount_in_float[c]), r_in, r_out, [FEE_PPM] * len(r_in))
-    return out
+def exact_search(hop_reserves, amount_in_float: np.ndarray, flagged: np.ndarray, engine: str, backend=None):
+    """gpubt's exact re-pricing of the flagged cycles as a run prices a V2 cycle (gpubt.strategies.exact_engine: the
+    proven level search from the float optimum, in one call), on the exact engine `engine` ("device": its numba-CPU
+    build, both cores, or `backend`'s; "python": the Python-int oracle, one core): {cycle: (amount_in, exact gross
+    profit wei)}."""
+    cycles = np.flatnonzero(flagged).tolist()
+    found = exact_engine.v2_optimal_inputs(backend or cpu_backend(), amount_in_float[cycles],
+                                           [hop_reserves[c][0] for c in cycles], [hop_reserves[c][1] for c in cycles],
+                                           [[FEE_PPM] * len(hop_reserves[c][0]) for c in cycles], engine)
+    return {c: (x, profit) for c, (x, profit, _, _) in zip(cycles, found)}
 
 
 def unit_values_wei(r_in: list[int], r_out: list[int], x: int) -> list[float]:
@@ -324,14 +329,18 @@ def main(argv=None):
     amount_in_float, gross_float = outs[0].copy(), outs[1].copy()
     flagged = gross_float > 0.0
 
-    refined = [None]
-    t_exact = median_seconds(lambda: refined.__setitem__(0, exact_refine(market, hop_reserves, amount_in_float, flagged)),
-                    opts.repeats)
-    refined = refined[0]
-    rows.append({"workload": "gpubt exact refine (flagged cycles, 1 core)", "cycles": int(flagged.sum()),
-                 "seconds": t_exact})
-    rows.append({"workload": "gpubt screen + exact refine (all cycles)", "cycles": n, "seconds": t_screen + t_exact})
-
+    found = {}
+    for engine, label in (("python", "Python ints, 1 core"), ("device", f"numba CPU, {os.cpu_count()} cores")):
+        exact_search(hop_reserves, amount_in_float[:8], flagged[:8], engine)  # compile outside the timing
+        t = median_seconds(lambda: found.__setitem__(engine, exact_search(hop_reserves, amount_in_float, flagged,
+                                                                          engine)), opts.repeats)
+        rows.append({"workload": f"gpubt exact search, {label} (flagged cycles)", "cycles": int(flagged.sum()),
+                     "seconds": t})
+        rows.append({"workload": f"gpubt screen + exact search, {engine} (all cycles)", "cycles": n,
+                     "seconds": t_screen + t})
+    if found["device"] != found["python"]:
+        raise SystemExit("the exact engine's numba build differs from its Python-int oracle")
+    refined = found["device"]
     why_not = cuda_unavailable_reason()
     if why_not is None:
         gpu = Backend("cuda")
@@ -340,15 +349,25 @@ def main(argv=None):
         gpu.launch("cycles", "screen_pairs", n, (*dev_args, *dev_outs))
         t_gpu = median_seconds(lambda: gpu.launch("cycles", "screen_pairs", n, (*dev_args, *dev_outs)), opts.repeats)
         rows.append({"workload": "gpubt float screen, cuda (arrays resident)", "cycles": n, "seconds": t_gpu})
+        exact_search(hop_reserves, amount_in_float[:8], flagged[:8], "device", gpu)  # compile outside the timing
+        on_gpu = [None]
+        t_gpu_exact = median_seconds(lambda: on_gpu.__setitem__(0, exact_search(hop_reserves, amount_in_float, flagged,
+                                                                               "device", gpu)), opts.repeats)
+        if on_gpu[0] != refined:
+            raise SystemExit("the exact engine's CUDA build differs from its Python-int oracle")
+        rows.append({"workload": "gpubt exact search, cuda (flagged cycles, packing included)",
+                     "cycles": int(flagged.sum()), "seconds": t_gpu_exact})
+        rows.append({"workload": "gpubt screen + exact search, cuda (all cycles)", "cycles": n,
+                     "seconds": t_gpu + t_gpu_exact})
     else:
         print(f"(cuda not measured: {why_not})")
 
     base = n / t_degen
-    print(f"\n{'workload':48s} {'cycles':>8s} {'median s':>10s} {'cycles/s':>13s} {'vs degenbot':>12s}")
+    print(f"\n{'workload':60s} {'cycles':>8s} {'median s':>10s} {'cycles/s':>13s} {'vs degenbot':>12s}")
     for r in rows:
         r["cycles_per_second"] = r["cycles"] / r["seconds"] if r["seconds"] > 0 else float("inf")
         r["vs_degenbot"] = r["cycles_per_second"] / base
-        print(f"{r['workload']:48s} {r['cycles']:>8,} {r['seconds']:>10.4f} {r['cycles_per_second']:>13,.0f} "
+        print(f"{r['workload']:60s} {r['cycles']:>8,} {r['seconds']:>10.4f} {r['cycles_per_second']:>13,.0f} "
               f"{r['vs_degenbot']:>11.1f}x")
 
     agreement = compare(market, hop_reserves, flagged, refined, degen, amount_in_float)

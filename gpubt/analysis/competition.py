@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from gpubt.analysis.calibration import CalibrationTally
 from gpubt.backend import Backend, resolve_backend
 from gpubt.market.auction import (POLICIES, BuilderAuction, auction_params, basis_of, enabled,  # noqa: F401
-                                  opportunity_ids)
+                                  kernel_searchers, opportunity_ids)
 from gpubt.market.searchers import KINDS, SearcherPopulation, draw_population, option, positive  # noqa: F401
 from gpubt.schema import AMOUNT, WEI_PER_ETH, amounts_float
 
@@ -56,8 +56,8 @@ def run_auction(value_wei, kind, opp_id, population: SearcherPopulation, params:
              "mean_bidders", "realized_won", "realized_max_bid_wei", "scenario_won", "scenario_max_bid_wei")
     outs = [np.zeros(n) for _ in range(6)] + [np.zeros(n, np.bool_), np.zeros(n), np.zeros((n, record), np.bool_),
                                                np.zeros((n, record))]
-    args = [opp_id, value_wei, kind, population.skill, population.latency_ms, population.capital_wei,
-            population.focus, np.ascontiguousarray(params, np.float64)]
+    params = np.ascontiguousarray(params, np.float64)
+    args = [opp_id, value_wei, kind, *kernel_searchers(population, params), params]
     if n:
         be = backend if isinstance(backend, Backend) else resolve_backend(backend)
         dev_outs = [be.to_device(o) for o in outs]

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from gpubt.backend import cpu_backend
-from gpubt.market.searchers import default_config, draw_population, option, positive
+from gpubt.market.searchers import bidding_arrays, default_config, draw_population, option, positive
 from gpubt.schema import WEI_PER_ETH
 
 POLICIES = ("fixed", "shade")
@@ -67,6 +67,16 @@ def opportunity_ids(block_number, tx_index, path_id) -> np.ndarray:
     return x.view(np.int64)
 
 
+def kernel_searchers(population, params: np.ndarray) -> tuple:
+    """The auction kernel's searcher arguments (see, share, capital, sigma) of `population` bidding as `params`
+    (auction_params) says."""
+    from gpubt.kernels import auction as ka
+
+    see, share, sigma = bidding_arrays(population, params[ka.P_LATENCY_WINDOW_MS], params[ka.P_MIN_BID_SHARE],
+                                       params[ka.P_MAX_BID_SHARE], params[ka.P_VALUE_NOISE])
+    return see, share, np.ascontiguousarray(population.capital_wei, np.float64), sigma
+
+
 def opportunity_id(block_number: int, tx_index: int, path_id: int) -> int:
     """`opportunity_ids` of one (block, tx, path) in Python ints (the same bits: tests/analysis/test_competition.py)."""
     m = (1 << 64) - 1
@@ -98,6 +108,7 @@ class BuilderAuction:
             self.seed, self.n_scenarios = int(option(cfg, "seed", 0)), int(option(cfg, "scenarios", 1000))
             self.ours = option(cfg, "ours", {})
             self._kind_of: dict = {}   # strategy -> kind id, for `lands` (a bundle at a time: ~10^4 a run)
+            self.searchers = kernel_searchers(self.population, self.params)
 
     def kind_ids(self, kinds=None, strategies=None, n: int = 0) -> np.ndarray:
         """The population's kind id of each trade, from explicit `kinds`, else the trades' `strategies`."""
@@ -120,8 +131,7 @@ class BuilderAuction:
             cpu_backend().launch("auction", "realized", n, (
                 self.seed, self.n_scenarios, np.ascontiguousarray(ids, np.int64),
                 np.ascontiguousarray(value_wei, np.float64), np.ascontiguousarray(kinds, np.int32),
-                self.population.skill, self.population.latency_ms, self.population.capital_wei,
-                self.population.focus, np.ascontiguousarray(self.params, np.float64), bid, won))
+                *self.searchers, np.ascontiguousarray(self.params, np.float64), bid, won))
         return bid, won
 
     def lands(self, trade: dict, closed_blocks=frozenset()) -> bool:
@@ -142,6 +152,5 @@ class BuilderAuction:
         cpu_backend().compiled("auction").realized_opportunity(
             0, self.seed, self.n_scenarios, np.array([opportunity_id(block, int(trade["tx_index"]),
                                                                      int(trade["path_id"]))], np.int64),
-            np.array([value]), np.array([kind], np.int32), self.population.skill, self.population.latency_ms,
-            self.population.capital_wei, self.population.focus, self.params, bid, won)
+            np.array([value]), np.array([kind], np.int32), *self.searchers, self.params, bid, won)
         return bool(won[0])

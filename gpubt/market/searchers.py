@@ -76,9 +76,17 @@ def bidders(competition) -> tuple:
     and σ_j from skill_j). A bidding key the config leaves out takes configs/competition/default.yaml's value."""
     pop = draw_population(competition)
     bidding = {**default_config()["bidding"], **dict(option(competition, "bidding", {}))}
-    lo, hi = float(bidding["min_bid_share"]), float(bidding["max_bid_share"])
-    see = np.ascontiguousarray(pop.focus * np.exp(-pop.latency_ms / float(bidding["latency_window_ms"]))[:, None])
-    return pop, see, lo + (hi - lo) * pop.skill, float(bidding["value_noise"]) * (1.0 - pop.skill)
+    return (pop, *bidding_arrays(pop, float(bidding["latency_window_ms"]), float(bidding["min_bid_share"]),
+                                 float(bidding["max_bid_share"]), float(bidding["value_noise"])))
+
+
+def bidding_arrays(pop: SearcherPopulation, latency_window_ms: float, min_bid_share: float, max_bid_share: float,
+                   value_noise: float) -> tuple:
+    """(see (searchers × kinds), share, sigma) float64 arrays of kernels/auction.py's model: the probability that
+    searcher j sees an opportunity of a kind, its bid share and its value noise."""
+    see = np.ascontiguousarray(pop.focus * np.exp(-pop.latency_ms / latency_window_ms)[:, None], np.float64)
+    share = np.ascontiguousarray(min_bid_share + (max_bid_share - min_bid_share) * pop.skill, np.float64)
+    return see, share, np.ascontiguousarray(value_noise * (1.0 - pop.skill), np.float64)
 
 
 def positive(name: str, value) -> float:

@@ -12,6 +12,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "peer_degenbot.py"
 
 
 def load_bench():
+    if str(BENCH.parent) not in sys.path:  # its `from common import ...` (bench/common.py), as when run from bench/
+        sys.path.insert(0, str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("peer_degenbot", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
@@ -33,6 +35,8 @@ def test_peer_degenbot_agrees(tmp_path):
     assert agreement["disagreements"] == 0
     assert (tmp_path / "peer.json").exists()
     assert {r["workload"].split()[0] for r in rows} >= {"degenbot", "gpubt"}
+    # the exact search timed on both engines (main() refuses to go on when they differ)
+    assert sum(r["workload"].startswith("gpubt exact search") and "cuda" not in r["workload"] for r in rows) == 2
 
 
 def test_gpubt_never_imports_degenbot():

@@ -69,6 +69,7 @@ def _cexdex():
 def _auction():
     """12 opportunities × 6 scenarios × 16 searchers: the simulator runs every scenario thread in Python."""
     from gpubt.kernels.auction import POLICY_SHADE
+    from gpubt.market.auction import kernel_searchers
 
     from .test_auction import opportunities, params, population
 
@@ -76,8 +77,8 @@ def _auction():
     pop, n, record = population(16, seed=2), 12, 4
     outs = [np.zeros(n) for _ in range(6)] + [np.zeros(n, np.bool_), np.zeros(n), np.zeros((n, record), np.bool_),
                                               np.zeros((n, record))]
-    return n, (99, 6, ids, value, kind, pop.skill, pop.latency_ms, pop.capital_wei, pop.focus,
-               params(POLICY_SHADE, 0.9, 1e14), *outs)
+    p = params(POLICY_SHADE, 0.9, 1e14)
+    return n, (99, 6, ids, value, kind, *kernel_searchers(pop, p), p, *outs)
 
 
 def _auction_realized():

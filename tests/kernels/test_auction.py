@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gpubt.kernels import auction as ka
 
-from gpubt.analysis.competition import SearcherPopulation, run_auction
+from gpubt.analysis.competition import SearcherPopulation, kernel_searchers, run_auction
 from gpubt.kernels.compile import build_kernel
 
 from .registry_examples import BuildBackend
@@ -105,8 +105,8 @@ def test_the_realized_outcome_alone_equals_the_full_auctions(policy):
     pop, p = population(12, seed=12), params(policy)
     full = run_auction(value, kind, ids, pop, p, 7, 8, "cpu")
     bid, won = np.zeros(40), np.zeros(40, np.bool_)
-    cpu_backend().launch("auction", "realized", 40, (7, 8, ids, value, kind, pop.skill, pop.latency_ms,
-                                                      pop.capital_wei, pop.focus, p, bid, won))
+    cpu_backend().launch("auction", "realized", 40, (7, 8, ids, value, kind, *kernel_searchers(pop, p), p, bid,
+                                                      won))
     np.testing.assert_array_equal(bid, full["our_bid_wei"])
     np.testing.assert_array_equal(won, full["realized_won"])
     assert won.any() and not won.all()
