@@ -105,7 +105,9 @@ class BuilderAuction:
         self.enabled = enabled(cfg)
         if self.enabled:
             self.population, self.params = draw_population(cfg), auction_params(cfg)
-            self.seed, self.n_scenarios = int(option(cfg, "seed", 0)), int(option(cfg, "scenarios", 1000))
+            # a config that leaves `scenarios` out gets configs/competition/default.yaml's
+            self.seed = int(option(cfg, "seed", 0))
+            self.n_scenarios = int(option(cfg, "scenarios", default_config()["scenarios"]))
             self.ours = option(cfg, "ours", {})
             self._kind_of: dict = {}   # strategy -> kind id, for `lands` (a bundle at a time: ~10^4 a run)
             self.searchers = kernel_searchers(self.population, self.params)

@@ -226,6 +226,19 @@ def test_a_bundle_sent_alone_lands_as_the_batched_auction_realizes_it():
     assert lands == out.column("won").to_pylist() and 0 < sum(lands) < 90
 
 
+def test_a_competition_config_leaving_keys_out_gets_the_default_yamls():
+    """`scenarios` and the bidding keys a user's competition config leaves out take configs/competition/default.yaml's
+    values (not constants of their own that would drift from the calibrated file)."""
+    from gpubt.market.auction import BuilderAuction
+    from gpubt.market.searchers import default_config
+
+    full = _cfg()
+    sparse = OmegaConf.create({k: v for k, v in OmegaConf.to_container(full).items()
+                               if k not in ("scenarios", "bidding")})
+    assert BuilderAuction(sparse).n_scenarios == default_config()["scenarios"] == BuilderAuction(full).n_scenarios
+    np.testing.assert_array_equal(competition.auction_params(sparse), competition.auction_params(full))
+
+
 def test_each_trade_meets_the_searchers_of_its_own_strategy():
     """A sandwich is auctioned against the sandwich specialists, not as an arbitrage (the `strategy` column)."""
     trades = trades_table(n=30)
