@@ -35,7 +35,7 @@ from gpubt import schema
 from gpubt.data import lending
 from gpubt.data.store import read_parquet, write_table_atomic
 from gpubt.market.prices import price_matrix, prices_at
-from gpubt.market.searchers import bidders
+from gpubt.market.auction import bidders
 
 WETH = 0
 SCREEN_MARGIN = 1e-4   # float health factors below 1 + this are checked exactly (oracle rounding, float growth)

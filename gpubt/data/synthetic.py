@@ -66,7 +66,8 @@ from gpubt.exact import gas as exact_gas
 from gpubt.exact import v3 as exact_v3
 from gpubt.kernels import amm_v2, amm_v3
 from gpubt.kernels.compile import cached_njit
-from gpubt.market.searchers import bidders, default_config
+from gpubt.market.auction import bidders
+from gpubt.market.searchers import default_config
 
 FIRST_BLOCK = 18_000_000
 FIRST_TIMESTAMP = 1_693_066_895   # mainnet block 18,000,000 (2023-08-26)

@@ -54,16 +54,24 @@ def auction_params(cfg) -> np.ndarray:
     return params
 
 
+# splitmix64 of the packed (block, tx + 1, path): the three mixing constants, then (shift, multiplier) twice and
+# the last shift; `opportunity_ids` (arrays) and `opportunity_id` (one, in Python ints) share them
+_ID_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
+_ID_ROUNDS = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB))
+_ID_LAST_SHIFT = 31
+
+
 def opportunity_ids(block_number, tx_index, path_id) -> np.ndarray:
     """A stable int64 id per (block, tx, path): splitmix64 of the packed triple, so a trade draws the same
     scenarios whatever batch or row it is in."""
+    b, t, p = (np.uint64(c) for c in _ID_MIX)
     with np.errstate(over="ignore"):
-        x = (np.asarray(block_number, np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             ^ (np.asarray(tx_index, np.int64).astype(np.uint64) + np.uint64(1)) * np.uint64(0xC2B2AE3D27D4EB4F)
-             ^ np.asarray(path_id, np.int64).astype(np.uint64) * np.uint64(0x165667B19E3779F9))
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
+        x = (np.asarray(block_number, np.int64).astype(np.uint64) * b
+             ^ (np.asarray(tx_index, np.int64).astype(np.uint64) + np.uint64(1)) * t
+             ^ np.asarray(path_id, np.int64).astype(np.uint64) * p)
+        for shift, mul in _ID_ROUNDS:
+            x = (x ^ (x >> np.uint64(shift))) * np.uint64(mul)
+        x = x ^ (x >> np.uint64(_ID_LAST_SHIFT))
     return x.view(np.int64)
 
 
@@ -77,14 +85,23 @@ def kernel_searchers(population, params: np.ndarray) -> tuple:
     return see, share, np.ascontiguousarray(population.capital_wei, np.float64), sigma
 
 
+def bidders(competition) -> tuple:
+    """(population, see, share, sigma) of a `competition` config: its searchers and their bidding as the auction
+    kernel takes them and the synthetic market's auction draws them (a key the config leaves out: auction_params)."""
+    pop = draw_population(competition)
+    see, share, _, sigma = kernel_searchers(pop, auction_params(competition))
+    return pop, see, share, sigma
+
+
 def opportunity_id(block_number: int, tx_index: int, path_id: int) -> int:
-    """`opportunity_ids` of one (block, tx, path) in Python ints (the same bits: tests/analysis/test_competition.py)."""
+    """`opportunity_ids` of one (block, tx, path) in Python ints: the ordered pass asks one at a time, where NumPy's
+    set-up costs more than the hash (the same bits: tests/analysis/test_competition.py)."""
     m = (1 << 64) - 1
-    x = (((block_number & m) * 0x9E3779B97F4A7C15) ^ (((tx_index + 1) & m) * 0xC2B2AE3D27D4EB4F)
-         ^ ((path_id & m) * 0x165667B19E3779F9)) & m
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & m
-    x ^= x >> 31
+    b, t, p = _ID_MIX
+    x = (((block_number & m) * b) ^ (((tx_index + 1) & m) * t) ^ ((path_id & m) * p)) & m
+    for shift, mul in _ID_ROUNDS:
+        x = ((x ^ (x >> shift)) * mul) & m
+    x ^= x >> _ID_LAST_SHIFT
     return x - (1 << 64) if x >> 63 else x
 
 
@@ -149,10 +166,5 @@ class BuilderAuction:
         if kind is None:
             kind = self._kind_of[strategy] = int(self.kind_ids(strategies=[strategy])[0])
         value = float(basis_of(int(trade["net_profit_wei"]), trade.get("detail")))
-        bid, won = np.zeros(1), np.zeros(1, np.bool_)
-        # the device function itself, not the launch: one bundle at a time, the ordered pass's ~10^4 a run
-        cpu_backend().compiled("auction").realized_opportunity(
-            0, self.seed, self.n_scenarios, np.array([opportunity_id(block, int(trade["tx_index"]),
-                                                                     int(trade["path_id"]))], np.int64),
-            np.array([value]), np.array([kind], np.int32), *self.searchers, self.params, bid, won)
-        return bool(won[0])
+        ids = np.array([opportunity_id(block, int(trade["tx_index"]), int(trade["path_id"]))], np.int64)
+        return bool(self.realized(np.array([value]), np.array([kind], np.int32), ids)[1][0])

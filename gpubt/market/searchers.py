@@ -70,16 +70,6 @@ def option(cfg, key, default=None):
     return default if value is None else value
 
 
-def bidders(competition) -> tuple:
-    """(population, see, share, sigma) of a `competition` config: its searchers and their bidding as the synthetic
-    market's auction draws them (kernels/auction.py's model: see[j, kind] = focus · exp(−latency / window), share_j
-    and σ_j from skill_j). A bidding key the config leaves out takes configs/competition/default.yaml's value."""
-    pop = draw_population(competition)
-    bidding = {**default_config()["bidding"], **dict(option(competition, "bidding", {}))}
-    return (pop, *bidding_arrays(pop, float(bidding["latency_window_ms"]), float(bidding["min_bid_share"]),
-                                 float(bidding["max_bid_share"]), float(bidding["value_noise"])))
-
-
 def bidding_arrays(pop: SearcherPopulation, latency_window_ms: float, min_bid_share: float, max_bid_share: float,
                    value_noise: float) -> tuple:
     """(see (searchers × kinds), share, sigma) float64 arrays of kernels/auction.py's model: the probability that

@@ -206,8 +206,8 @@ def test_opportunity_ids_are_stable_and_distinct():
 
 
 def test_a_bundle_sent_alone_lands_as_the_batched_auction_realizes_it():
-    """BuilderAuction.lands (the ordered pass: one bundle, its id in Python ints, the device function called
-    directly) gives each trade the realized outcome the batched kernel gives it, for every kind; ids equal."""
+    """BuilderAuction.lands (the ordered pass: one bundle, its id in Python ints, its kind id cached) gives each
+    trade the realized outcome the batched kernel gives it, for every kind; ids equal."""
     from gpubt.market.auction import BuilderAuction, opportunity_id
 
     blocks = np.array([0, 1, 18_000_000, 2**40 + 3])
